@@ -1,0 +1,218 @@
+package hl7
+
+import (
+	"bytes"
+	"iter"
+)
+
+// Raw returns the bytes at p exactly as they stand in the message (escape
+// sequences not decoded) and whether p is present. It never allocates.
+// A path that names a segment alone (OBX[2]) returns the segment's bytes
+// without its terminator.
+func (m *Message) Raw(p Path) ([]byte, bool) {
+	a, b, ok := m.span(p)
+	if !ok {
+		return nil, false
+	}
+	return m.buf[a:b], true
+}
+
+// Value returns the value at p with \F\ \S\ \T\ \R\ \E\ decoded. It
+// allocates only when the value holds an escape sequence; otherwise it
+// returns the message's own bytes, which the caller must not modify.
+func (m *Message) Value(p Path) []byte {
+	raw, ok := m.Raw(p)
+	if !ok {
+		return nil
+	}
+	if p.Segment == "MSH" && (p.Field == 1 || p.Field == 2) {
+		return raw
+	}
+	return m.delims.Unescape(raw)
+}
+
+// String returns Value as a string: a copy, "" when absent.
+func (m *Message) String(p Path) string { return string(m.Value(p)) }
+
+// Get parses path and returns its decoded value. It is for tools and
+// tests; hot paths parse a Path once and call Value.
+func (m *Message) Get(path string) (string, error) {
+	p, err := ParsePath(path)
+	if err != nil {
+		return "", err
+	}
+	return m.String(p), nil
+}
+
+// Has reports whether p is present (an empty value counts as absent when
+// it has no place in the bytes).
+func (m *Message) Has(p Path) bool {
+	_, _, ok := m.span(p)
+	return ok
+}
+
+// span locates p in m.buf.
+func (m *Message) span(p Path) (int, int, bool) {
+	i, ok := m.findSegment(p.Segment, p.occurrence())
+	if !ok {
+		return 0, 0, false
+	}
+	if p.Field == 0 {
+		s := m.segs[i]
+		return int(s.start), int(s.end), true
+	}
+	a, b, ok := m.fieldSpan(i, p.Field)
+	if !ok {
+		return 0, 0, false
+	}
+	if p.wholeField() || (isHeaderName(m.name(i)) && p.Field <= 2) {
+		return a, b, true
+	}
+	return m.within(a, b, p)
+}
+
+// within narrows the field bytes [a,b) to p's repetition, component and
+// subcomponent.
+func (m *Message) within(a, b int, p Path) (int, int, bool) {
+	a, b, ok := nth(m.buf, a, b, m.delims.Repetition, p.rep())
+	if !ok || p.Component == 0 {
+		return a, b, ok
+	}
+	if a, b, ok = nth(m.buf, a, b, m.delims.Component, p.Component); !ok || p.Subcomponent == 0 {
+		return a, b, ok
+	}
+	return nth(m.buf, a, b, m.delims.Subcomponent, p.Subcomponent)
+}
+
+// nth returns the n-th (1-based) piece of buf[a:b] split by sep.
+func nth(buf []byte, a, b int, sep byte, n int) (int, int, bool) {
+	for k := 1; ; k++ {
+		i := bytes.IndexByte(buf[a:b], sep)
+		if k == n {
+			if i < 0 {
+				return a, b, true
+			}
+			return a, a + i, true
+		}
+		if i < 0 {
+			return 0, 0, false
+		}
+		a += i + 1
+	}
+}
+
+// findSegment returns the index of the occ-th segment named name.
+func (m *Message) findSegment(name string, occ int) (int, bool) {
+	if len(name) != 3 {
+		return 0, false
+	}
+	seen := 0
+	for i, s := range m.segs {
+		b := m.buf[s.start:]
+		if b[0] == name[0] && b[1] == name[1] && b[2] == name[2] && (s.end-s.start == 3 || b[3] == m.delims.Field) {
+			if seen++; seen == occ {
+				return i, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// Segment is a read-only view of one segment of a Message, valid until the
+// message is edited.
+type Segment struct {
+	m *Message
+	i int
+}
+
+// Index is the segment's 0-based position in the message.
+func (s Segment) Index() int { return s.i }
+
+// Name is the segment ID, such as "PID".
+func (s Segment) Name() string { return string(s.m.name(s.i)) }
+
+// Bytes are the segment's bytes without the terminator.
+func (s Segment) Bytes() []byte { seg := s.m.segs[s.i]; return s.m.buf[seg.start:seg.end] }
+
+// Field returns field n's raw bytes (HL7 numbering, so MSH-1 is the separator).
+func (s Segment) Field(n int) ([]byte, bool) {
+	a, b, ok := s.m.fieldSpan(s.i, n)
+	if !ok {
+		return nil, false
+	}
+	return s.m.buf[a:b], true
+}
+
+// FieldCount is the number of the last field present.
+func (s Segment) FieldCount() int { return s.m.fieldCount(s.i) }
+
+// Segments iterates over all segments in order.
+func (m *Message) Segments() iter.Seq[Segment] {
+	return func(yield func(Segment) bool) {
+		for i := range m.segs {
+			if !yield(Segment{m, i}) {
+				return
+			}
+		}
+	}
+}
+
+// SegmentsNamed iterates over the segments with the given ID, in order.
+func (m *Message) SegmentsNamed(name string) iter.Seq[Segment] {
+	return func(yield func(Segment) bool) {
+		for i := range m.segs {
+			if string(m.name(i)) == name && !yield(Segment{m, i}) {
+				return
+			}
+		}
+	}
+}
+
+// Count returns how many segments a segment path names (p.Field == 0),
+// or how many repetitions the field at p has (0 when absent).
+func (m *Message) Count(p Path) int {
+	if p.Field == 0 {
+		n := 0
+		for i := range m.segs {
+			if string(m.name(i)) == p.Segment {
+				n++
+			}
+		}
+		return n
+	}
+	whole := p
+	whole.Repetition, whole.Component, whole.Subcomponent = 0, 0, 0
+	raw, ok := m.Raw(whole)
+	if !ok {
+		return 0
+	}
+	if p.Segment == "MSH" && p.Field <= 2 {
+		return 1
+	}
+	return bytes.Count(raw, []byte{m.delims.Repetition}) + 1
+}
+
+// Repetitions iterates over the repetitions of the field at p (its
+// repetition, component and subcomponent are ignored), yielding each
+// 1-based number and raw bytes.
+func (m *Message) Repetitions(p Path) iter.Seq2[int, []byte] {
+	return func(yield func(int, []byte) bool) {
+		whole := p
+		whole.Repetition, whole.Component, whole.Subcomponent = 0, 0, 0
+		a, b, ok := m.span(whole)
+		if !ok {
+			return
+		}
+		for k := 1; ; k++ {
+			i := bytes.IndexByte(m.buf[a:b], m.delims.Repetition)
+			if i < 0 {
+				yield(k, m.buf[a:b])
+				return
+			}
+			if !yield(k, m.buf[a:a+i]) {
+				return
+			}
+			a += i + 1
+		}
+	}
+}

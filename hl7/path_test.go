@@ -1,0 +1,102 @@
+package hl7
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestParsePath(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Path
+	}{
+		{"PID", Path{Segment: "PID"}},
+		{"OBX[3]", Path{Segment: "OBX", Occurrence: 3}},
+		{"PID-5", Path{Segment: "PID", Field: 5}},
+		{"PID-5.1", Path{Segment: "PID", Field: 5, Component: 1}},
+		{"PID-3[2].1", Path{Segment: "PID", Field: 3, Repetition: 2, Component: 1}},
+		{"OBX[3]-5", Path{Segment: "OBX", Occurrence: 3, Field: 5}},
+		{"PID-3.4.2", Path{Segment: "PID", Field: 3, Component: 4, Subcomponent: 2}},
+		{"MSH-9.2", Path{Segment: "MSH", Field: 9, Component: 2}},
+		{"PID.5.1", Path{Segment: "PID", Field: 5, Component: 1}},
+		{"ZP1-12[10].3.4", Path{Segment: "ZP1", Field: 12, Repetition: 10, Component: 3, Subcomponent: 4}},
+	}
+	for _, tt := range tests {
+		got, err := ParsePath(tt.in)
+		if err != nil {
+			t.Errorf("ParsePath(%q): %v", tt.in, err)
+			continue
+		}
+		tt.want.text = tt.in
+		if got != tt.want {
+			t.Errorf("ParsePath(%q) = %+v, want %+v", tt.in, got, tt.want)
+		}
+		if got.String() != tt.in {
+			t.Errorf("String() = %q, want %q", got.String(), tt.in)
+		}
+	}
+	for _, bad := range []string{"", "PI", "pid-5", "PID-", "PID-0", "PID-5.", "PID-5.0", "PID[0]-1", "PID[2", "PID-3[x]", "PID-3[2]x",
+		"PID-5.1.2.3", "PID_5", "PID-1234567", "MSH-2.1", "MSH-1[2]", "PID-5 ", "P D-1"} {
+		_, err := ParsePath(bad)
+		var pe *PathError
+		if !errors.As(err, &pe) {
+			t.Errorf("ParsePath(%q) err = %v, want *PathError", bad, err)
+		}
+	}
+}
+
+func TestPathParsingAllocatesNothing(t *testing.T) {
+	allocs := testing.AllocsPerRun(100, func() { _, _ = ParsePath("OBX[3]-5[2].1.2") })
+	if allocs != 0 {
+		t.Errorf("ParsePath allocated %.0f times", allocs)
+	}
+}
+
+func TestSegmentsAndRepetitions(t *testing.T) {
+	m := mustParse(t, readTestdata(t, "oru_r01.hl7"))
+	var names []string
+	for s := range m.Segments() {
+		names = append(names, s.Name())
+	}
+	if len(names) != 14 || names[0] != "MSH" || names[13] != "SPM" {
+		t.Errorf("segments = %v", names)
+	}
+	n := 0
+	for s := range m.SegmentsNamed("OBX") {
+		n++
+		if f, _ := s.Field(1); string(f) != string(rune('0'+n)) {
+			t.Errorf("OBX #%d has OBX-1 %q", n, f)
+		}
+	}
+	if n != 7 || m.Count(MustParsePath("OBX")) != 7 {
+		t.Errorf("OBX count = %d / %d, want 7", n, m.Count(MustParsePath("OBX")))
+	}
+	a := mustParse(t, readTestdata(t, "adt_a01.hl7"))
+	p := MustParsePath("PID-3")
+	if got := a.Count(p); got != 3 {
+		t.Errorf("Count(PID-3) = %d, want 3", got)
+	}
+	var reps []string
+	for i, r := range a.Repetitions(p) {
+		if i != len(reps)+1 {
+			t.Errorf("repetition number %d out of order", i)
+		}
+		reps = append(reps, string(r))
+	}
+	if len(reps) != 3 || reps[1] != "987-65-4320^^^SSA^SS" {
+		t.Errorf("repetitions = %q", reps)
+	}
+	if got := a.Count(MustParsePath("PID-99")); got != 0 {
+		t.Errorf("Count of an absent field = %d", got)
+	}
+	if f, ok := a.Raw(MustParsePath("MSH-1")); !ok || string(f) != "|" {
+		t.Errorf("MSH-1 = %q, %v", f, ok)
+	}
+	msh := Segment{a, 0}
+	if msh.FieldCount() != 18 {
+		t.Errorf("MSH FieldCount = %d, want 18", msh.FieldCount())
+	}
+	if f, _ := msh.Field(2); string(f) != `^~\&` {
+		t.Errorf("MSH field 2 = %q", f)
+	}
+}
