@@ -31,8 +31,8 @@ func (m *Message) Value(p Path) []byte {
 	return m.delims.Unescape(raw)
 }
 
-// String returns Value as a string: a copy, "" when absent.
-func (m *Message) String(p Path) string { return string(m.Value(p)) }
+// ValueString returns Value as a string: a copy, "" when absent.
+func (m *Message) ValueString(p Path) string { return string(m.Value(p)) }
 
 // Get parses path and returns its decoded value. It is for tools and
 // tests; hot paths parse a Path once and call Value.
@@ -41,7 +41,7 @@ func (m *Message) Get(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return m.String(p), nil
+	return m.ValueString(p), nil
 }
 
 // Has reports whether p is present (an empty value counts as absent when

@@ -39,7 +39,7 @@ func ParseAck(data []byte) (*Ack, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Ack{Message: m, Code: AckCode(m.String(pathMSA1)), ControlID: m.String(pathMSA2), Text: m.String(pathMSA3)}
+	a := &Ack{Message: m, Code: AckCode(m.ValueString(pathMSA1)), ControlID: m.ValueString(pathMSA2), Text: m.ValueString(pathMSA3)}
 	switch a.Code {
 	case AA, AE, AR, CA, CE, CR:
 	default:
@@ -48,8 +48,8 @@ func ParseAck(data []byte) (*Ack, error) {
 		}
 		return nil, newError(ErrNotAck, CodeTableValueNotFound, Location{Segment: "MSA", Sequence: 1, Field: 1, Offset: -1}, "MSA-1 is not AA, AE, AR, CA, CE or CR")
 	}
-	if code := m.String(pathMSA61); code != "" {
-		a.Errors = append(a.Errors, AckError{Code: atoiCode(code), CodeText: m.String(pathMSA62)})
+	if code := m.ValueString(pathMSA61); code != "" {
+		a.Errors = append(a.Errors, AckError{Code: atoiCode(code), CodeText: m.ValueString(pathMSA62)})
 	}
 	occ := 0
 	for seg := range m.SegmentsNamed("ERR") {
@@ -61,7 +61,7 @@ func ParseAck(data []byte) (*Ack, error) {
 
 func readERR(m *Message, occ, fields int) []AckError {
 	at := func(field, rep, comp, sub int) string {
-		return m.String(Path{Segment: "ERR", Occurrence: occ, Field: field, Repetition: rep, Component: comp, Subcomponent: sub})
+		return m.ValueString(Path{Segment: "ERR", Occurrence: occ, Field: field, Repetition: rep, Component: comp, Subcomponent: sub})
 	}
 	if fields >= 3 { // v2.5 and later
 		e := AckError{Code: atoiCode(at(3, 1, 1, 0)), CodeText: at(3, 1, 2, 0), Text: at(8, 0, 0, 0)}

@@ -164,7 +164,7 @@ func (m *Message) replaceSegment(i int, content []byte) error {
 	m.buf, m.owned = buf, true
 
 	mark := len(m.seps)
-	seg, err := m.scanSegment(int(old.start), i == 0)
+	seg, err := m.scanSegment(int(old.start), i)
 	if err != nil {
 		m.buf, m.seps = prevBuf, m.seps[:mark]
 		return err
@@ -248,8 +248,8 @@ func (m *Message) checkNewSegment(segment []byte) error {
 		c := segment[k]
 		ok = c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 	}
-	if !ok || isHeaderName(segment[:3]) {
-		return &PathError{Path: "segment", Reason: "a segment must start with a three-character ID other than MSH, BHS or FHS, then the field separator"}
+	if !ok || isEnvelopeName(segment[:3]) {
+		return &PathError{Path: "segment", Reason: "a segment must start with a three-character ID other than MSH, FHS, BHS, BTS or FTS, then the field separator"}
 	}
 	return nil
 }

@@ -105,7 +105,7 @@ func FuzzEditEncode(f *testing.F) {
 			t.Fatal("reparse differs from the edited message")
 		}
 		if !strings.ContainsAny(value, "\r\n") {
-			if got := again.String(p); got != value {
+			if got := again.ValueString(p); got != value {
 				t.Fatalf("read back %q, want %q", got, value)
 			}
 		}

@@ -19,44 +19,44 @@ var (
 )
 
 // Type is MSH-9.1, the message type (ADT, ORU, ...).
-func (m *Message) Type() string { return m.String(PathMSH91) }
+func (m *Message) Type() string { return m.ValueString(PathMSH91) }
 
 // Trigger is MSH-9.2, the trigger event (A01, R01, ...).
-func (m *Message) Trigger() string { return m.String(PathMSH92) }
+func (m *Message) Trigger() string { return m.ValueString(PathMSH92) }
 
 // Structure is MSH-9.3, the message structure (ADT_A01, ...), often empty
 // before v2.3.1.
-func (m *Message) Structure() string { return m.String(PathMSH93) }
+func (m *Message) Structure() string { return m.ValueString(PathMSH93) }
 
 // ControlID is MSH-10, which an ACK echoes in MSA-2.
-func (m *Message) ControlID() string { return m.String(PathMSH10) }
+func (m *Message) ControlID() string { return m.ValueString(PathMSH10) }
 
 // ProcessingID is MSH-11.1 (P, T, D).
-func (m *Message) ProcessingID() string { return m.String(PathMSH11) }
+func (m *Message) ProcessingID() string { return m.ValueString(PathMSH11) }
 
 // Version is MSH-12.1 (2.3, 2.5.1, ...).
-func (m *Message) Version() string { return m.String(PathMSH12) }
+func (m *Message) Version() string { return m.ValueString(PathMSH12) }
 
 // SendingApplication is MSH-3, all components as written (decoded).
-func (m *Message) SendingApplication() string { return m.String(PathMSH3) }
+func (m *Message) SendingApplication() string { return m.ValueString(PathMSH3) }
 
 // SendingFacility is MSH-4.
-func (m *Message) SendingFacility() string { return m.String(PathMSH4) }
+func (m *Message) SendingFacility() string { return m.ValueString(PathMSH4) }
 
 // ReceivingApplication is MSH-5.
-func (m *Message) ReceivingApplication() string { return m.String(PathMSH5) }
+func (m *Message) ReceivingApplication() string { return m.ValueString(PathMSH5) }
 
 // ReceivingFacility is MSH-6.
-func (m *Message) ReceivingFacility() string { return m.String(PathMSH6) }
+func (m *Message) ReceivingFacility() string { return m.ValueString(PathMSH6) }
 
 // AcceptAckType is MSH-15 (AL, NE, ER, SU), empty in original mode.
-func (m *Message) AcceptAckType() string { return m.String(PathMSH15) }
+func (m *Message) AcceptAckType() string { return m.ValueString(PathMSH15) }
 
 // ApplicationAckType is MSH-16 (AL, NE, ER, SU), empty in original mode.
-func (m *Message) ApplicationAckType() string { return m.String(PathMSH16) }
+func (m *Message) ApplicationAckType() string { return m.ValueString(PathMSH16) }
 
 // CharacterSet is the first repetition of MSH-18 (8859/1, UNICODE UTF-8, ...).
-func (m *Message) CharacterSet() string { return m.String(PathMSH18) }
+func (m *Message) CharacterSet() string { return m.ValueString(PathMSH18) }
 
 // CheckHeader returns an *Error (ErrRequiredField, code 101) naming the
 // first of MSH-9.1 (message type), MSH-10 (control ID) and MSH-12

@@ -110,7 +110,7 @@ func (m *Message) index() error {
 		if len(m.segs) == m.limits.MaxSegments {
 			return newError(ErrTooLarge, CodeInternal, at(pos), "more than %d segments", m.limits.MaxSegments)
 		}
-		seg, err := m.scanSegment(pos, len(m.segs) == 0)
+		seg, err := m.scanSegment(pos, len(m.segs))
 		if err != nil {
 			return err
 		}
@@ -120,9 +120,11 @@ func (m *Message) index() error {
 	return nil
 }
 
-// scanSegment indexes the segment starting at pos and appends its field
-// separators to m.seps. isHeader marks MSH, whose MSH-2 is not split.
-func (m *Message) scanSegment(pos int, isHeader bool) (segment, error) {
+// scanSegment indexes segment number idx (0-based), which starts at pos,
+// and appends its field separators to m.seps. Segment 0 is MSH, whose
+// MSH-2 is not split.
+func (m *Message) scanSegment(pos, idx int) (segment, error) {
+	isHeader := idx == 0
 	buf := m.buf
 	n := len(buf)
 	fs, rep := m.delims.Field, m.delims.Repetition
@@ -141,13 +143,13 @@ func (m *Message) scanSegment(pos int, isHeader bool) (segment, error) {
 		c := buf[i]
 		if c == fs {
 			if int32(len(m.seps))-seg.sep0 >= maxSeps {
-				return seg, newError(ErrTooLarge, CodeInternal, at(i), "segment %d has more than %d fields", len(m.segs)+1, maxSeps)
+				return seg, newError(ErrTooLarge, CodeInternal, at(i), "segment %d has more than %d fields", idx+1, maxSeps)
 			}
 			m.seps = append(m.seps, int32(i-pos))
 			reps = 0
 		} else if c == rep {
 			if reps++; reps >= maxReps {
-				return seg, newError(ErrTooLarge, CodeInternal, at(i), "a field in segment %d has more than %d repetitions", len(m.segs)+1, maxReps)
+				return seg, newError(ErrTooLarge, CodeInternal, at(i), "a field in segment %d has more than %d repetitions", idx+1, maxReps)
 			}
 		} else if c == '\r' || c == '\n' {
 			break
@@ -159,7 +161,7 @@ func (m *Message) scanSegment(pos int, isHeader bool) (segment, error) {
 	}
 	seg.next = int32(i)
 	seg.sep1 = int32(len(m.seps))
-	if err := m.checkSegmentName(seg, len(m.segs)); err != nil {
+	if err := m.checkSegmentName(seg, idx); err != nil {
 		return seg, err
 	}
 	return seg, nil
@@ -181,6 +183,12 @@ func (m *Message) checkSegmentName(seg segment, idx int) error {
 	if !ok {
 		return newError(ErrBadSegment, CodeSegmentSequence, Location{Offset: int(seg.start)},
 			"segment %d does not start with a three-character segment ID (capital letters and digits) followed by the field separator", idx+1)
+	}
+	if idx > 0 && isEnvelopeName(name) {
+		// Two messages (or a batch) in one: accepting it would hide every
+		// message after the first inside the first.
+		return newError(ErrBadSegment, CodeSegmentSequence, Location{Segment: string(name), Offset: int(seg.start)},
+			"segment %d is a message or batch header or trailer: one message holds one MSH; split batches with SplitBatch", idx+1)
 	}
 	return nil
 }
@@ -210,6 +218,13 @@ func (m *Message) name(i int) []byte {
 func isHeaderName(name []byte) bool {
 	s := string(name) // compared without allocating
 	return s == "MSH" || s == "BHS" || s == "FHS"
+}
+
+// isEnvelopeName reports MSH and the batch segments FHS, BHS, BTS, FTS,
+// which may not stand inside a message.
+func isEnvelopeName(name []byte) bool {
+	s := string(name)
+	return isHeaderName(name) || s == "BTS" || s == "FTS"
 }
 
 // fieldSpan returns the byte range of field n (HL7 numbering) of segment

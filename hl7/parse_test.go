@@ -251,3 +251,14 @@ func TestParseIntoReusesMemory(t *testing.T) {
 		t.Errorf("ParseInto + Raw + Value allocated %.0f times per run, want 0", allocs)
 	}
 }
+
+func TestParseRefusesTwoMessagesInOne(t *testing.T) {
+	msg := "MSH|^~\\&|A|B|C|D|1||ADT^A01|X1|P|2.5\rPID|1\r"
+	for _, extra := range []string{"MSH|^~\\&|A|B|C|D|1||ADT^A01|X2|P|2.5\r", "BHS|^~\\&\r", "BTS|1\r", "FHS|^~\\&\r", "FTS|1\r"} {
+		_, err := Parse([]byte(msg + extra + "PID|2\r"))
+		var he *Error
+		if !errors.As(err, &he) || !errors.Is(err, ErrBadSegment) || he.Location.Segment != extra[:3] || he.Location.Offset != len(msg) {
+			t.Errorf("%s inside a message: err = %v", extra[:3], err)
+		}
+	}
+}
