@@ -1,0 +1,187 @@
+package mllp
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// MLLP framing bytes: a frame is StartBlock, the message, EndBlock, CR.
+const (
+	StartBlock byte = 0x0B
+	EndBlock   byte = 0x1C
+	CR         byte = 0x0D
+)
+
+// DefaultMaxFrameBytes bounds a frame when a Reader or Server sets none.
+const DefaultMaxFrameBytes = 1 << 20
+
+// FrameError is a frame the reader refused. The reader has already
+// resynchronised: the next ReadFrame starts at the next StartBlock.
+type FrameError struct {
+	Reason string
+	Size   int    // bytes of the refused frame seen so far
+	Prefix []byte // its first bytes (up to PrefixBytes), for a reply; never log them
+}
+
+func (e *FrameError) Error() string { return fmt.Sprintf("mllp: %s (%d bytes)", e.Reason, e.Size) }
+
+// ErrFrameTooLarge is matched with errors.Is by a FrameError for a frame
+// over the size limit.
+var ErrFrameTooLarge = errors.New("mllp: frame over the size limit")
+
+// Is lets errors.Is(err, ErrFrameTooLarge) match oversize frames.
+func (e *FrameError) Is(target error) bool {
+	return target == ErrFrameTooLarge && e.Reason == reasonTooLarge
+}
+
+const reasonTooLarge = "frame over the size limit"
+
+// PrefixBytes is how much of a refused frame a FrameError keeps, enough
+// for an HL7 MSH segment so a reject ACK can name the message.
+const PrefixBytes = 1024
+
+// Reader reads MLLP frames from a stream. A message split over many reads
+// and many messages in one read both work. Bytes before a StartBlock are
+// discarded and counted; a frame over MaxFrameBytes is discarded without
+// being buffered whole.
+type Reader struct {
+	br  *bufio.Reader
+	buf []byte
+
+	// MaxFrameBytes limits a frame's message; 0 means DefaultMaxFrameBytes.
+	MaxFrameBytes int
+	// AllowMissingCR accepts a frame ended by EndBlock alone, for senders
+	// that omit the final CR.
+	AllowMissingCR bool
+	// OnFrameStart, when set, is called as a frame's StartBlock is read
+	// (the server starts its per-frame read deadline there).
+	OnFrameStart func()
+
+	// JunkBytes counts bytes discarded outside frames (not counting CR or
+	// LF between frames, which senders often add).
+	JunkBytes int64
+}
+
+// NewReader returns a Reader over r.
+func NewReader(r io.Reader) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, 64<<10)}
+}
+
+// ReadFrame returns the next frame's message, without its framing bytes.
+// The slice is valid until the next call. It returns io.EOF when the
+// stream ends between frames, io.ErrUnexpectedEOF when it ends inside
+// one, a *FrameError for a refused frame (the reader is then ready for
+// the next one), and the stream's own errors.
+func (r *Reader) ReadFrame() ([]byte, error) {
+	limit := r.MaxFrameBytes
+	if limit <= 0 {
+		limit = DefaultMaxFrameBytes
+	}
+	if err := r.skipToStart(); err != nil {
+		return nil, err
+	}
+	if r.OnFrameStart != nil {
+		r.OnFrameStart()
+	}
+	r.buf = r.buf[:0]
+	total := 0 // bytes of this frame read so far, with the EndBlock once seen
+	for {
+		chunk, err := r.br.ReadSlice(EndBlock)
+		if i := bytes.IndexByte(chunk, StartBlock); i >= 0 {
+			// A new frame starts inside this one: the sender gave up on
+			// the frame so far. Drop it and begin again.
+			r.JunkBytes += int64(total + i + 1)
+			r.buf, total = r.buf[:0], 0
+			chunk = chunk[i+1:]
+		}
+		total += len(chunk)
+		if total <= limit+1 {
+			r.buf = append(r.buf, chunk...)
+		} else if len(r.buf) < PrefixBytes {
+			// Over the limit: keep only a prefix, drop the rest as it comes.
+			r.buf = append(r.buf, chunk[:min(len(chunk), PrefixBytes-len(r.buf))]...)
+		}
+		switch {
+		case err == bufio.ErrBufferFull:
+			continue
+		case err == io.EOF:
+			return nil, io.ErrUnexpectedEOF
+		case err != nil:
+			return nil, err
+		}
+		// The chunk ends with EndBlock.
+		size := total - 1
+		ok, err := r.endsFrame()
+		switch {
+		case err != nil:
+			return nil, err
+		case !ok:
+			return nil, r.frameError("end block not followed by CR", size)
+		case total > limit+1:
+			return nil, r.frameError(reasonTooLarge, size)
+		}
+		return r.buf[:size], nil
+	}
+}
+
+func (r *Reader) frameError(reason string, size int) *FrameError {
+	n := min(len(r.buf), PrefixBytes, size)
+	return &FrameError{Reason: reason, Size: size, Prefix: append([]byte(nil), r.buf[:n]...)}
+}
+
+// skipToStart discards bytes up to and including the next StartBlock.
+func (r *Reader) skipToStart() error {
+	for {
+		b, err := r.br.ReadByte()
+		if err != nil {
+			return err
+		}
+		switch b {
+		case StartBlock:
+			return nil
+		case '\r', '\n':
+		default:
+			r.JunkBytes++
+		}
+	}
+}
+
+// endsFrame reads the CR after an EndBlock. With AllowMissingCR, a frame
+// also ends when nothing more has arrived yet or the next byte is not CR
+// (it is left for the next frame).
+func (r *Reader) endsFrame() (bool, error) {
+	if r.AllowMissingCR && r.br.Buffered() == 0 {
+		return true, nil
+	}
+	next, err := r.br.Peek(1)
+	if err != nil {
+		if err == io.EOF && r.AllowMissingCR {
+			return true, nil
+		}
+		if err == io.EOF {
+			return false, io.ErrUnexpectedEOF
+		}
+		return false, err
+	}
+	if next[0] == CR {
+		_, _ = r.br.Discard(1)
+		return true, nil
+	}
+	return r.AllowMissingCR, nil
+}
+
+// AppendFrame appends msg framed for MLLP to dst.
+func AppendFrame(dst, msg []byte) []byte {
+	dst = append(dst, StartBlock)
+	dst = append(dst, msg...)
+	return append(dst, EndBlock, CR)
+}
+
+// WriteFrame writes msg as one frame in a single Write.
+func WriteFrame(w io.Writer, msg []byte) error {
+	_, err := w.Write(AppendFrame(make([]byte, 0, len(msg)+3), msg))
+	return err
+}

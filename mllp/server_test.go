@@ -1,0 +1,375 @@
+package mllp
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestServerAndClientRoundTrips(t *testing.T) {
+	noLeaks(t)
+	var seen []string
+	var mu sync.Mutex
+	srv := &Server{Name: "adt", Handler: HandlerFunc(func(_ context.Context, c *ConnInfo, frame []byte) []byte {
+		mu.Lock()
+		seen = append(seen, c.Listener+":"+string(frame))
+		mu.Unlock()
+		return append([]byte("ACK:"), frame...)
+	})}
+	c := &Client{Addr: serve(t, srv)}
+	defer c.Close()
+	for i := range 5 {
+		msg := fmt.Sprintf("MSH|%d", i)
+		reply, err := c.Send(context.Background(), []byte(msg))
+		require.NoError(t, err)
+		assert.Equal(t, "ACK:"+msg, string(reply))
+	}
+	assert.Equal(t, []string{"adt:MSH|0", "adt:MSH|1", "adt:MSH|2", "adt:MSH|3", "adt:MSH|4"}, seen, "in order, on one listener")
+	assert.EqualValues(t, 1, srv.Stats().Accepted, "one connection kept for every send")
+	assert.EqualValues(t, 5, srv.Stats().Frames)
+}
+
+func TestFiveHundredConcurrentConnections(t *testing.T) {
+	noLeaks(t)
+	var inFlight, maxInFlight atomic.Int64
+	srv := &Server{Handler: HandlerFunc(func(ctx context.Context, c *ConnInfo, frame []byte) []byte {
+		n := inFlight.Add(1)
+		for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
+		}
+		defer inFlight.Add(-1)
+		return append([]byte("ACK:"), frame...)
+	})}
+	addr := serve(t, srv)
+	const conns, perConn = 500, 4
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for i := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &Client{Addr: addr}
+			defer c.Close()
+			for j := range perConn {
+				msg := fmt.Sprintf("MSH|conn%d|msg%d", i, j)
+				reply, err := c.Send(context.Background(), []byte(msg))
+				if err != nil || string(reply) != "ACK:"+msg {
+					errs <- fmt.Errorf("conn %d msg %d: %q %v", i, j, reply, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	assert.EqualValues(t, conns*perConn, srv.Stats().Frames)
+	assert.Greater(t, maxInFlight.Load(), int64(1), "connections are served concurrently")
+	require.NoError(t, srv.Shutdown(context.Background()))
+}
+
+func TestConnectionLimit(t *testing.T) {
+	noLeaks(t)
+	srv := &Server{Handler: echo, MaxConns: 2}
+	addr := serve(t, srv)
+	var clients []*Client
+	for range 2 {
+		c := &Client{Addr: addr}
+		defer c.Close()
+		_, err := c.Send(context.Background(), []byte("hello"))
+		require.NoError(t, err)
+		clients = append(clients, c)
+	}
+	extra, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer extra.Close()
+	require.NoError(t, extra.SetReadDeadline(time.Now().Add(5*time.Second)))
+	_, err = extra.Read(make([]byte, 1))
+	assert.ErrorIs(t, err, io.EOF, "the connection over the limit is closed")
+	assert.EqualValues(t, 1, srv.Stats().Refused)
+	for _, c := range clients {
+		reply, err := c.Send(context.Background(), []byte("still here"))
+		require.NoError(t, err)
+		assert.Equal(t, "ACK:still here", string(reply))
+	}
+}
+
+func TestIdleAndSlowSenderTimeouts(t *testing.T) {
+	noLeaks(t)
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	srv := &Server{Handler: echo, IdleTimeout: 150 * time.Millisecond, ReadTimeout: 150 * time.Millisecond,
+		Logger: zerolog.New(zerolog.SyncWriter(&lockedWriter{&logMu, &logs}))}
+	addr := serve(t, srv)
+
+	idle, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer idle.Close()
+	slow, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer slow.Close()
+	_, err = slow.Write([]byte("\x0bMSH|^~\\&|trick")) // a frame begun and never finished
+	require.NoError(t, err)
+
+	for _, c := range []net.Conn{idle, slow} {
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+		_, err := c.Read(make([]byte, 1))
+		assert.ErrorIs(t, err, io.EOF, "the server closed it")
+	}
+	logMu.Lock()
+	out := logs.String()
+	logMu.Unlock()
+	assert.Contains(t, out, "idle connection closed")
+	assert.Contains(t, out, "slow sender")
+	assert.NotContains(t, out, "trick", "no frame content in logs")
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+type rejectingHandler struct {
+	Handler
+	rejected chan *FrameError
+}
+
+func (h rejectingHandler) RejectMLLP(_ context.Context, _ *ConnInfo, err *FrameError) []byte {
+	h.rejected <- err
+	return []byte("NAK:too large")
+}
+
+func TestBadInputKeepsTheConnection(t *testing.T) {
+	noLeaks(t)
+	h := rejectingHandler{Handler: echo, rejected: make(chan *FrameError, 1)}
+	srv := &Server{Handler: h, MaxFrameBytes: 64}
+	addr := serve(t, srv)
+	other := &Client{Addr: addr}
+	defer other.Close()
+
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer conn.Close()
+	big := "MSH|^~\\&|" + string(bytes.Repeat([]byte("x"), 200))
+	in := "junk!" + frame(big) + frame("") + frame("MSH|ok")
+	_, err = conn.Write([]byte(in))
+	require.NoError(t, err)
+	r := NewReader(conn)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(5*time.Second)))
+	reply, err := r.ReadFrame()
+	require.NoError(t, err)
+	assert.Equal(t, "NAK:too large", string(reply))
+	fe := <-h.rejected
+	assert.Equal(t, len(big), fe.Size)
+	assert.Equal(t, big[:64], string(fe.Prefix[:64]))
+	reply, err = r.ReadFrame() // the empty frame gets no reply; the next one does
+	require.NoError(t, err)
+	assert.Equal(t, "ACK:MSH|ok", string(reply))
+
+	reply, err = other.Send(context.Background(), []byte("other"))
+	require.NoError(t, err)
+	assert.Equal(t, "ACK:other", string(reply))
+	st := srv.Stats()
+	assert.EqualValues(t, 5, st.JunkBytes)
+	assert.EqualValues(t, 1, st.RefusedFrames)
+}
+
+func TestShutdownLetsInFlightFramesFinish(t *testing.T) {
+	noLeaks(t)
+	started, release := make(chan struct{}), make(chan struct{})
+	srv := &Server{Handler: HandlerFunc(func(_ context.Context, _ *ConnInfo, frame []byte) []byte {
+		if string(frame) == "slow" {
+			close(started)
+			<-release
+		}
+		return append([]byte("ACK:"), frame...)
+	})}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	addr := l.Addr().String()
+
+	idle := &Client{Addr: addr}
+	defer idle.Close()
+	_, err = idle.Send(context.Background(), []byte("hello"))
+	require.NoError(t, err)
+
+	busy := &Client{Addr: addr}
+	defer busy.Close()
+	replied := make(chan error, 1)
+	go func() {
+		reply, err := busy.Send(context.Background(), []byte("slow"))
+		if err == nil && string(reply) != "ACK:slow" {
+			err = fmt.Errorf("reply %q", reply)
+		}
+		replied <- err
+	}()
+	<-started
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- srv.Shutdown(context.Background()) }()
+
+	require.ErrorIs(t, <-served, ErrServerClosed, "Serve returns at once")
+	require.Eventually(t, func() bool { return srv.Stats().Active == 1 }, 5*time.Second, time.Millisecond, "the idle connection is closed, the busy one kept")
+	_, err = net.Dial("tcp", addr)
+	assert.Error(t, err, "no new connections")
+	close(release)
+	require.NoError(t, <-replied, "the in-flight frame got its reply")
+	require.NoError(t, <-shutdown)
+	_, err = idle.Send(context.Background(), []byte("again"))
+	assert.Error(t, err)
+}
+
+func TestShutdownDeadlineCancelsHandlers(t *testing.T) {
+	noLeaks(t)
+	started, cancelled := make(chan struct{}), make(chan struct{})
+	srv := &Server{Handler: HandlerFunc(func(ctx context.Context, _ *ConnInfo, _ []byte) []byte {
+		close(started)
+		<-ctx.Done()
+		close(cancelled)
+		return nil
+	})}
+	c := &Client{Addr: serve(t, srv)}
+	defer c.Close()
+	go func() { _, _ = c.Send(context.Background(), []byte("stuck")) }()
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, srv.Shutdown(ctx), context.DeadlineExceeded)
+	<-cancelled
+}
+
+func TestTLSAndMutualTLS(t *testing.T) {
+	noLeaks(t)
+	p := newPKI(t)
+	peer := make(chan string, 4)
+	handler := HandlerFunc(func(_ context.Context, c *ConnInfo, frame []byte) []byte {
+		name := "none"
+		if c.TLS != nil && len(c.TLS.PeerCertificates) > 0 {
+			name = c.TLS.PeerCertificates[0].Subject.CommonName
+		}
+		peer <- name
+		return append([]byte("ACK:"), frame...)
+	})
+
+	tlsCfg, err := ServerTLSConfig(p.serverCert, p.serverKey, "")
+	require.NoError(t, err)
+	plain := &Server{Handler: handler, TLSConfig: tlsCfg}
+	addr := serve(t, plain)
+	cliCfg, err := ClientTLSConfig(p.caFile, "", "", "")
+	require.NoError(t, err)
+	c := &Client{Addr: addr, TLSConfig: cliCfg}
+	defer c.Close()
+	reply, err := c.Send(context.Background(), []byte("over TLS"))
+	require.NoError(t, err)
+	assert.Equal(t, "ACK:over TLS", string(reply))
+	assert.Equal(t, "none", <-peer)
+
+	old := &Client{Addr: addr, TLSConfig: &tls.Config{RootCAs: cliCfg.RootCAs, MaxVersion: tls.VersionTLS11}}
+	defer old.Close()
+	_, err = old.Send(context.Background(), []byte("x"))
+	assert.Error(t, err, "TLS 1.1 is refused")
+
+	untrusted := &Client{Addr: addr, TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12}}
+	defer untrusted.Close()
+	_, err = untrusted.Send(context.Background(), []byte("x"))
+	assert.Error(t, err, "a client that does not trust the CA fails")
+
+	mtlsCfg, err := ServerTLSConfig(p.serverCert, p.serverKey, p.caFile)
+	require.NoError(t, err)
+	mtls := &Server{Handler: handler, TLSConfig: mtlsCfg}
+	maddr := serve(t, mtls)
+	withCert, err := ClientTLSConfig(p.caFile, p.clientCert, p.clientKey, "")
+	require.NoError(t, err)
+	good := &Client{Addr: maddr, TLSConfig: withCert}
+	defer good.Close()
+	reply, err = good.Send(context.Background(), []byte("mutual"))
+	require.NoError(t, err)
+	assert.Equal(t, "ACK:mutual", string(reply))
+	assert.Equal(t, "lab-sender", <-peer, "the handler sees the client certificate")
+
+	anon := &Client{Addr: maddr, TLSConfig: cliCfg}
+	defer anon.Close()
+	_, err = anon.Send(context.Background(), []byte("no cert"))
+	assert.Error(t, err, "mutual TLS refuses a client without a certificate")
+	assert.EqualValues(t, 1, mtls.Stats().Frames)
+}
+
+func TestClientReconnectsAfterServerRestart(t *testing.T) {
+	noLeaks(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	first := &Server{Handler: echo}
+	go func() { _ = first.Serve(l) }()
+	c := &Client{Addr: addr, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
+	defer c.Close()
+	_, err = c.Send(context.Background(), []byte("one"))
+	require.NoError(t, err)
+
+	require.NoError(t, first.Close())
+	_, err = c.Send(context.Background(), []byte("two"))
+	require.Error(t, err, "the server is gone")
+
+	l2, err := net.Listen("tcp", addr)
+	require.NoError(t, err)
+	second := &Server{Handler: echo}
+	go func() { _ = second.Serve(l2) }()
+	defer second.Close()
+	require.Eventually(t, func() bool {
+		reply, err := c.Send(context.Background(), []byte("three"))
+		return err == nil && string(reply) == "ACK:three"
+	}, 5*time.Second, 5*time.Millisecond)
+}
+
+func TestClientReplyTimeoutAndCancel(t *testing.T) {
+	noLeaks(t)
+	srv := &Server{Handler: HandlerFunc(func(_ context.Context, _ *ConnInfo, frame []byte) []byte {
+		if string(frame) == "silent" {
+			return nil
+		}
+		return append([]byte("ACK:"), frame...)
+	})}
+	addr := serve(t, srv)
+	c := &Client{Addr: addr, ReplyTimeout: 100 * time.Millisecond, MinBackoff: time.Millisecond}
+	defer c.Close()
+	_, err := c.Send(context.Background(), []byte("silent"))
+	var ne net.Error
+	require.True(t, errors.As(err, &ne) && ne.Timeout(), "err = %v, want a timeout", err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	c2 := &Client{Addr: addr}
+	defer c2.Close()
+	go func() {
+		require.Eventually(t, func() bool { return srv.Stats().Frames >= 2 }, 5*time.Second, time.Millisecond)
+		cancel()
+	}()
+	_, err = c2.Send(ctx, []byte("silent"))
+	assert.ErrorIs(t, err, context.Canceled)
+
+	reply, err := c.Send(context.Background(), []byte("after"))
+	require.NoError(t, err, "the client reconnects after a timeout")
+	assert.Equal(t, "ACK:after", string(reply))
+	require.NoError(t, c.Close())
+	_, err = c.Send(context.Background(), []byte("closed"))
+	assert.ErrorIs(t, err, ErrClientClosed)
+}
