@@ -90,7 +90,7 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 	total := 0 // bytes of this frame read so far, with the EndBlock once seen
 	for {
 		chunk, err := r.br.ReadSlice(EndBlock)
-		if i := bytes.IndexByte(chunk, StartBlock); i >= 0 {
+		if i := bytes.LastIndexByte(chunk, StartBlock); i >= 0 {
 			// A new frame starts inside this one: the sender gave up on
 			// the frame so far. Drop it and begin again.
 			r.JunkBytes += int64(total + i + 1)

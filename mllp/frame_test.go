@@ -56,6 +56,7 @@ func TestReadFrame(t *testing.T) {
 		{"missing CR allowed mid-stream", "\x0ba\x1c" + frame("b"), 0, true, []readResult{{msg: "a"}, {msg: "b"}}, 0},
 		{"missing CR allowed at end", "\x0ba\x1c", 0, true, []readResult{{msg: "a"}}, 0},
 		{"restart inside a frame", "\x0bpartial" + frame("whole"), 0, false, []readResult{{msg: "whole"}}, 8},
+		{"several start blocks", "\x0b\x0b\x0bx\x1c\r", 0, false, []readResult{{msg: "x"}}, 2},
 		{"EOF inside a frame", frame("a") + "\x0bhalf", 0, false, []readResult{{msg: "a"}, {err: "unexpected EOF"}}, 0},
 		{"EOF after end block", "\x0bhalf\x1c", 0, false, []readResult{{err: "unexpected EOF"}}, 0},
 		{"binary and UTF-8 content", frame("M\xc3\xbcller\x00|\n"), 0, false, []readResult{{msg: "M\xc3\xbcller\x00|\n"}}, 0},
