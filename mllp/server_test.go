@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/internal/testpki"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -260,7 +261,7 @@ func TestShutdownDeadlineCancelsHandlers(t *testing.T) {
 
 func TestTLSAndMutualTLS(t *testing.T) {
 	noLeaks(t)
-	p := newPKI(t)
+	p := testpki.New(t)
 	peer := make(chan string, 4)
 	handler := HandlerFunc(func(_ context.Context, c *ConnInfo, frame []byte) []byte {
 		name := "none"
@@ -271,11 +272,11 @@ func TestTLSAndMutualTLS(t *testing.T) {
 		return append([]byte("ACK:"), frame...)
 	})
 
-	tlsCfg, err := ServerTLSConfig(p.serverCert, p.serverKey, "")
+	tlsCfg, err := ServerTLSConfig(p.ServerCert, p.ServerKey, "")
 	require.NoError(t, err)
 	plain := &Server{Handler: handler, TLSConfig: tlsCfg}
 	addr := serve(t, plain)
-	cliCfg, err := ClientTLSConfig(p.caFile, "", "", "")
+	cliCfg, err := ClientTLSConfig(p.CAFile, "", "", "")
 	require.NoError(t, err)
 	c := &Client{Addr: addr, TLSConfig: cliCfg}
 	defer c.Close()
@@ -294,18 +295,18 @@ func TestTLSAndMutualTLS(t *testing.T) {
 	_, err = untrusted.Send(context.Background(), []byte("x"))
 	assert.Error(t, err, "a client that does not trust the CA fails")
 
-	mtlsCfg, err := ServerTLSConfig(p.serverCert, p.serverKey, p.caFile)
+	mtlsCfg, err := ServerTLSConfig(p.ServerCert, p.ServerKey, p.CAFile)
 	require.NoError(t, err)
 	mtls := &Server{Handler: handler, TLSConfig: mtlsCfg}
 	maddr := serve(t, mtls)
-	withCert, err := ClientTLSConfig(p.caFile, p.clientCert, p.clientKey, "")
+	withCert, err := ClientTLSConfig(p.CAFile, p.ClientCert, p.ClientKey, "")
 	require.NoError(t, err)
 	good := &Client{Addr: maddr, TLSConfig: withCert}
 	defer good.Close()
 	reply, err = good.Send(context.Background(), []byte("mutual"))
 	require.NoError(t, err)
 	assert.Equal(t, "ACK:mutual", string(reply))
-	assert.Equal(t, "lab-sender", <-peer, "the handler sees the client certificate")
+	assert.Equal(t, testpki.ClientName, <-peer, "the handler sees the client certificate")
 
 	anon := &Client{Addr: maddr, TLSConfig: cliCfg}
 	defer anon.Close()

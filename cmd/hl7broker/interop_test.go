@@ -1,0 +1,136 @@
+package main
+
+// Interop with real third-party software: Debian's python3-hl7 (0.4.5),
+// its mllp_send client and its asyncio MLLP server. .ci/run installs it;
+// without it these tests skip.
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/mllp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const (
+	debianPython = "/usr/bin/python3"
+	corpusDir    = "../../../shared/corpus"
+	pythonServer = "../../testdata/python/mllp_server.py"
+)
+
+// interopMessages are our testdata messages and, when the corpus is
+// beside the repository, every corpus message that parses.
+func interopMessages(t *testing.T) [][]byte {
+	t.Helper()
+	var files []string
+	ours, _ := filepath.Glob(filepath.Join(testdata, "*.hl7"))
+	files = append(files, ours...)
+	_ = filepath.WalkDir(corpusDir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && d.Name() != "SOURCES.md" {
+			files = append(files, path)
+		}
+		return nil
+	})
+	var msgs [][]byte
+	for _, f := range files {
+		data := readFile(t, f)
+		b, err := hl7.SplitBatch(data, hl7.Limits{})
+		if err != nil {
+			continue
+		}
+		for _, m := range b.Messages {
+			if _, err := hl7.Parse(m); err == nil {
+				msgs = append(msgs, m)
+			}
+		}
+	}
+	return msgs
+}
+
+func TestPythonMLLPSendToListen(t *testing.T) {
+	mllpSend, err := exec.LookPath("mllp_send")
+	if err != nil {
+		t.Skip("mllp_send not found: install Debian's python3-hl7 (.ci/run does)")
+	}
+	msgs := interopMessages(t)
+	require.NotEmpty(t, msgs)
+	out := t.TempDir()
+	addr := startListen(t, "--out", out)
+	host, port, _ := strings.Cut(addr, ":")
+
+	var framed []byte
+	for _, m := range msgs {
+		framed = mllp.AppendFrame(framed, m)
+	}
+	input := filepath.Join(t.TempDir(), "framed.hl7")
+	require.NoError(t, os.WriteFile(input, framed, 0o644))
+	cmd := exec.Command(mllpSend, "-p", port, "-f", input, host)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Run(), "mllp_send: %s", stderr.String())
+
+	// mllp_send prints each ACK frame it received.
+	r := mllp.NewReader(&stdout)
+	for i, m := range msgs {
+		ackBytes, err := r.ReadFrame()
+		require.NoError(t, err, "ACK %d", i+1)
+		ack, err := hl7.ParseAck(ackBytes)
+		require.NoError(t, err)
+		parsed, _ := hl7.Parse(m)
+		assert.True(t, ack.Positive(), "message %d got %s", i+1, ack.Code)
+		assert.Equal(t, parsed.ControlID(), ack.ControlID, "message %d: MSA-2", i+1)
+	}
+	// listen wrote each message exactly as mllp_send sent it: the bytes
+	// between the frame bytes, which mllp_send strips of leading and
+	// trailing 0x0B and CR.
+	_, contents := received(t, out)
+	require.Len(t, contents, len(msgs))
+	for i, m := range msgs {
+		want := bytes.Trim(m, "\x0b\r")
+		assert.True(t, bytes.Equal(want, contents[i]), "message %d was not written byte for byte", i+1)
+	}
+	t.Logf("mllp_send sent %d messages; every ACK positive, every message written byte for byte", len(msgs))
+}
+
+// startPythonServer runs testdata/python/mllp_server.py and returns its address.
+func startPythonServer(t testing.TB, mode string) string {
+	t.Helper()
+	if err := exec.Command(debianPython, "-c", "import hl7.mllp").Run(); err != nil {
+		t.Skip("python-hl7's asyncio MLLP server is not available: install Debian's python3-hl7 (.ci/run does)")
+	}
+	cmd := exec.Command(debianPython, pythonServer, mode)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(t, err, "python server: %s", stderr.String())
+	port, ok := strings.CutPrefix(strings.TrimSpace(line), "listening on ")
+	require.True(t, ok, "python server said %q", line)
+	return "127.0.0.1:" + port
+}
+
+func TestSendToPythonServer(t *testing.T) {
+	addr := startPythonServer(t, "ack")
+	files, _ := filepath.Glob(filepath.Join(testdata, "*.hl7"))
+	stdout, stderr, code := runCmd(t, append([]string{"send", "--addr", addr}, files...)...)
+	require.Equal(t, 0, code, "stdout %s\nstderr %s", stdout, stderr)
+	rows := lines(stdout)
+	assert.Len(t, rows, len(files)+2, "batch_file.hl7 holds three messages")
+	for _, r := range rows {
+		assert.Equal(t, "AA", r[3], "%v", r)
+		assert.NotEqual(t, "-", r[2])
+	}
+}

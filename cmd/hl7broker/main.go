@@ -1,0 +1,81 @@
+// Command hl7broker is the HL7 v2 MLLP broker and its tools.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+)
+
+// exitError carries a command's exit code without printing anything more.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run executes the command line and returns the exit code: 0 success, 1
+// a failure the command reports (a negative ACK, say), 2 a usage error.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	var ee exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.code
+	default:
+		fmt.Fprintln(stderr, "hl7broker:", err)
+		return 2
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	var level, format string
+	root := &cobra.Command{
+		Use:           "hl7broker",
+		Short:         "HL7 v2 MLLP message broker",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	root.PersistentFlags().StringVar(&format, "log-format", "console", "log format: console or json")
+	root.AddCommand(newSendCmd(), newListenCmd())
+	return root
+}
+
+// logger builds the logger the --log-* flags ask for, writing to the
+// command's stderr.
+func logger(cmd *cobra.Command) (zerolog.Logger, error) {
+	level, _ := cmd.Flags().GetString("log-level")
+	format, _ := cmd.Flags().GetString("log-format")
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		return zerolog.Logger{}, fmt.Errorf("--log-level: %w", err)
+	}
+	var w io.Writer = cmd.ErrOrStderr()
+	switch format {
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w, NoColor: true, TimeFormat: "15:04:05.000"}
+	case "json":
+	default:
+		return zerolog.Logger{}, fmt.Errorf("--log-format must be console or json")
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
