@@ -134,3 +134,40 @@ func TestSendToPythonServer(t *testing.T) {
 		assert.NotEqual(t, "-", r[2])
 	}
 }
+
+// TestSimpleHL7SendToListen: the npm package simple-hl7's TcpClient sends
+// our one-message testdata files to listen over one connection.
+func TestSimpleHL7SendToListen(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node not found")
+	}
+	if _, err := os.Stat("../../testdata/node/node_modules/simple-hl7"); err != nil {
+		t.Skip("simple-hl7 not installed: run npm ci in testdata/node (.ci/run does)")
+	}
+	files := []string{"adt_a01.hl7", "adt_a04_lf.hl7", "adt_a08_crlf.hl7", "oru_r01.hl7", "oru_r01_v27.hl7"}
+	var paths []string
+	for _, f := range files {
+		paths = append(paths, filepath.Join(testdata, f))
+	}
+	out := t.TempDir()
+	addr := startListen(t, "--out", out)
+	host, port, _ := strings.Cut(addr, ":")
+	cmd := exec.Command(node, append([]string{"../../testdata/node/simple_hl7_send.js", host, port}, paths...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Run(), "simple-hl7: %s", stderr.String())
+
+	rows := lines(stdout.String())
+	require.Len(t, rows, len(files))
+	_, contents := received(t, out)
+	require.Len(t, contents, len(files))
+	for i, p := range paths {
+		m, err := hl7.Parse(readFile(t, p))
+		require.NoError(t, err)
+		assert.Contains(t, []string{"AA", "CA"}, rows[i][0], "%s", files[i])
+		assert.Equal(t, m.ControlID(), rows[i][1], "%s: MSA-2 as simple-hl7 read it", files[i])
+		want := strings.NewReplacer("\r\n", "\r", "\n", "\r").Replace(string(readFile(t, p)))
+		assert.Equal(t, want, string(contents[i]), "%s written as simple-hl7 sent it", files[i])
+	}
+}
