@@ -5,7 +5,6 @@ package main
 // without it these tests skip.
 
 import (
-	"bufio"
 	"bytes"
 	"os"
 	"os/exec"
@@ -14,16 +13,13 @@ import (
 	"testing"
 
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/internal/interop"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-const (
-	debianPython = "/usr/bin/python3"
-	corpusDir    = "../../../shared/corpus"
-	pythonServer = "../../testdata/python/mllp_server.py"
-)
+const corpusDir = "../../../shared/corpus"
 
 // interopMessages are our testdata messages and, when the corpus is
 // beside the repository, every corpus message that parses.
@@ -99,31 +95,8 @@ func TestPythonMLLPSendToListen(t *testing.T) {
 	t.Logf("mllp_send sent %d messages; every ACK positive, every message written byte for byte", len(msgs))
 }
 
-// startPythonServer runs testdata/python/mllp_server.py and returns its address.
-func startPythonServer(t testing.TB, mode string) string {
-	t.Helper()
-	if err := exec.Command(debianPython, "-c", "import hl7.mllp").Run(); err != nil {
-		t.Skip("python-hl7's asyncio MLLP server is not available: install Debian's python3-hl7 (.ci/run does)")
-	}
-	cmd := exec.Command(debianPython, pythonServer, mode)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	require.NoError(t, err, "python server: %s", stderr.String())
-	port, ok := strings.CutPrefix(strings.TrimSpace(line), "listening on ")
-	require.True(t, ok, "python server said %q", line)
-	return "127.0.0.1:" + port
-}
-
 func TestSendToPythonServer(t *testing.T) {
-	addr := startPythonServer(t, "ack")
+	addr := interop.StartPythonServer(t, "ack")
 	files, _ := filepath.Glob(filepath.Join(testdata, "*.hl7"))
 	stdout, stderr, code := runCmd(t, append([]string{"send", "--addr", addr}, files...)...)
 	require.Equal(t, 0, code, "stdout %s\nstderr %s", stdout, stderr)
