@@ -69,7 +69,8 @@ func logger(cmd *cobra.Command) (zerolog.Logger, error) {
 	if err != nil {
 		return zerolog.Logger{}, fmt.Errorf("--log-level: %w", err)
 	}
-	var w io.Writer = cmd.ErrOrStderr()
+	// Connections log from their own goroutines: serialise the writes.
+	var w io.Writer = zerolog.SyncWriter(cmd.ErrOrStderr())
 	switch format {
 	case "console":
 		w = zerolog.ConsoleWriter{Out: w, NoColor: true, TimeFormat: "15:04:05.000"}
