@@ -109,7 +109,7 @@ func BuildAck(m *Message, o AckOptions) []byte {
 	h.sendApp, h.sendFac = raw(PathMSH3), raw(PathMSH4)
 	h.recvApp, h.recvFac = raw(PathMSH5), raw(PathMSH6)
 	h.trigger, h.controlID = raw(PathMSH92), raw(PathMSH10)
-	h.procID, h.version = raw(MustParsePath("MSH-11")), raw(MustParsePath("MSH-12"))
+	h.procID, h.version = raw(pathMSH11Whole), raw(pathMSH12Whole)
 	h.enhanced = ModeFor(m) == AckModeEnhanced
 	return writeAck(h, o)
 }

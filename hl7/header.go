@@ -16,6 +16,9 @@ var (
 	PathMSH15 = MustParsePath("MSH-15")
 	PathMSH16 = MustParsePath("MSH-16")
 	PathMSH18 = MustParsePath("MSH-18[1]")
+
+	pathMSH11Whole = MustParsePath("MSH-11")
+	pathMSH12Whole = MustParsePath("MSH-12")
 )
 
 // Type is MSH-9.1, the message type (ADT, ORU, ...).

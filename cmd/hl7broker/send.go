@@ -177,7 +177,8 @@ func prepare(raw []byte, o sendOptions) ([]byte, string, error) {
 		if o.keepTerminators {
 			return raw, "", nil
 		}
-		r := bytes.ReplaceAll(bytes.TrimPrefix(raw, []byte("\xEF\xBB\xBF")), []byte("\r\n"), []byte("\r"))
+		// SplitBatch has already removed any byte-order mark.
+		r := bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\r"))
 		return bytes.ReplaceAll(r, []byte("\n"), []byte("\r")), "", nil
 	}
 	if o.freshControlID {
