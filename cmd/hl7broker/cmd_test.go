@@ -208,3 +208,17 @@ func readFile(t *testing.T, name string) []byte {
 	require.NoError(t, err)
 	return b
 }
+
+func TestCheck(t *testing.T) {
+	stdout, _, code := runCmd(t, "check", "--config", "../../examples/hl7broker.yaml")
+	assert.Equal(t, 0, code, stdout)
+	assert.Contains(t, stdout, "valid (2 listeners, 2 routes, 2 destinations)")
+
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte("listeners: [{name: adt, addr: nowhere}]\nroutes: [{name: r, to: [emr]}]\n"), 0o644))
+	stdout, _, code = runCmd(t, "check", "--config", bad)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stdout, "2 problem(s)")
+	assert.Contains(t, stdout, `listeners[0].addr: "nowhere" is not HOST:PORT`)
+	assert.Contains(t, stdout, `routes[0].to[0]: no destination is named "emr"`)
+}

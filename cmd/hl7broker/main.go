@@ -56,7 +56,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&format, "log-format", "console", "log format: console or json")
-	root.AddCommand(newSendCmd(), newListenCmd())
+	root.AddCommand(newSendCmd(), newListenCmd(), newCheckCmd())
 	return root
 }
 

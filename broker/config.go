@@ -1,0 +1,236 @@
+package broker
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+)
+
+// Config is the whole broker configuration: one YAML file plus
+// HL7BROKER_* environment overrides (HL7BROKER_NATS_URL for nats.url).
+// docs/configuration.md documents every key.
+type Config struct {
+	DataDir      string              `mapstructure:"data_dir"`
+	NATS         NATSConfig          `mapstructure:"nats"`
+	Admin        AdminConfig         `mapstructure:"admin"`
+	Listeners    []ListenerConfig    `mapstructure:"listeners"`
+	Routes       []RouteConfig       `mapstructure:"routes"`
+	Unrouted     UnroutedConfig      `mapstructure:"unrouted"`
+	Destinations []DestinationConfig `mapstructure:"destinations"`
+}
+
+// NATSConfig chooses the embedded server (URL empty) or an external
+// cluster, and how messages are stored.
+type NATSConfig struct {
+	URL             string        `mapstructure:"url"`   // comma-separated server URLs; empty: embedded
+	Creds           string        `mapstructure:"creds"` // credentials file for an external cluster
+	TLS             TLSFiles      `mapstructure:"tls"`
+	Durability      string        `mapstructure:"durability"` // fsync | os
+	Replicas        int           `mapstructure:"replicas"`
+	History         time.Duration `mapstructure:"history"`
+	HistoryMaxBytes int64         `mapstructure:"history_max_bytes"` // 0: no limit besides age
+	DuplicateWindow time.Duration `mapstructure:"duplicate_window"`
+	StoreTimeout    time.Duration `mapstructure:"store_timeout"` // how long ingest waits for a PubAck
+}
+
+// TLSFiles name PEM files.
+type TLSFiles struct {
+	CAFile       string `mapstructure:"ca_file"`
+	CertFile     string `mapstructure:"cert_file"`
+	KeyFile      string `mapstructure:"key_file"`
+	ClientCAFile string `mapstructure:"client_ca_file"`
+}
+
+// AdminConfig is the admin HTTP server (/metrics, /healthz, /readyz).
+type AdminConfig struct {
+	Addr string `mapstructure:"addr"`
+}
+
+// ListenerConfig is one MLLP listener.
+type ListenerConfig struct {
+	Name            string        `mapstructure:"name"`
+	Addr            string        `mapstructure:"addr"`
+	AckMode         string        `mapstructure:"ack_mode"` // auto | original | enhanced
+	MaxMessageBytes int           `mapstructure:"max_message_bytes"`
+	AcceptTypes     []string      `mapstructure:"accept_types"` // empty: all
+	MaxConnections  int           `mapstructure:"max_connections"`
+	IdleTimeout     time.Duration `mapstructure:"idle_timeout"`
+	ReadTimeout     time.Duration `mapstructure:"read_timeout"`
+	TLS             TLSFiles      `mapstructure:"tls"`
+}
+
+// RouteConfig sends matching messages to destinations.
+type RouteConfig struct {
+	Name      string          `mapstructure:"name"`
+	From      []string        `mapstructure:"from"` // listener names; empty: all
+	When      WhenConfig      `mapstructure:"when"`
+	Transform []TransformStep `mapstructure:"transform"`
+	To        []string        `mapstructure:"to"`
+}
+
+// WhenConfig matches message type and trigger event.
+type WhenConfig struct {
+	Type  []string `mapstructure:"type"`
+	Event []string `mapstructure:"event"`
+}
+
+// TransformStep sets a field to a literal value.
+type TransformStep struct {
+	Set   string `mapstructure:"set"`
+	Value string `mapstructure:"value"`
+}
+
+// UnroutedConfig says what happens to a message no route matches; it is
+// counted and logged either way and stays in HL7_IN's history.
+type UnroutedConfig struct {
+	To string `mapstructure:"to"` // a destination name; empty: drop
+}
+
+// DestinationConfig is one downstream system.
+type DestinationConfig struct {
+	Name        string            `mapstructure:"name"`
+	Type        string            `mapstructure:"type"` // mllp | http | file
+	Addr        string            `mapstructure:"addr"` // mllp
+	URL         string            `mapstructure:"url"`  // http
+	Dir         string            `mapstructure:"dir"`  // file
+	Headers     map[string]string `mapstructure:"headers"`
+	ContentType string            `mapstructure:"content_type"`
+	Timeout     time.Duration     `mapstructure:"timeout"`
+	Ordering    string            `mapstructure:"ordering"` // fifo | parallel | key
+	Concurrency int               `mapstructure:"concurrency"`
+	PartitionBy string            `mapstructure:"partition_by"`
+	Partitions  int               `mapstructure:"partitions"`
+	Retry       RetryConfig       `mapstructure:"retry"`
+	OnReject    string            `mapstructure:"on_reject"` // dead_letter | retry
+	TLS         TLSFiles          `mapstructure:"tls"`
+}
+
+// RetryConfig is a destination's retry schedule; the last backoff repeats.
+type RetryConfig struct {
+	MaxAttempts int             `mapstructure:"max_attempts"`
+	Backoff     []time.Duration `mapstructure:"backoff"`
+}
+
+// defaults are the values of keys a file leaves out. Every scalar key
+// has one so that an HL7BROKER_* variable can override it.
+var defaults = map[string]any{
+	"data_dir":               "./data",
+	"nats.url":               "",
+	"nats.creds":             "",
+	"nats.durability":        "fsync",
+	"nats.replicas":          1,
+	"nats.history":           "168h",
+	"nats.history_max_bytes": 0,
+	"nats.duplicate_window":  "2m",
+	"nats.store_timeout":     "5s",
+	"admin.addr":             "127.0.0.1:8080",
+	"unrouted.to":            "",
+}
+
+// Listener, route and destination defaults, applied per entry.
+const (
+	DefaultMaxMessageBytes = 1 << 20
+	DefaultMaxAttempts     = 10
+)
+
+// DefaultBackoff is a destination's retry schedule when none is given.
+var DefaultBackoff = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute}
+
+// LoadConfig reads file, applies HL7BROKER_* environment overrides and
+// defaults, and validates the result as a whole. Unknown keys are errors.
+// On any problem it returns a *ConfigError listing every one.
+func LoadConfig(file string) (*Config, error) {
+	v := viper.New()
+	v.SetConfigFile(file)
+	v.SetConfigType("yaml")
+	v.SetEnvPrefix("HL7BROKER")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	for k, d := range defaults {
+		v.SetDefault(k, d)
+	}
+	if err := v.ReadInConfig(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", file, err)
+	}
+	var c Config
+	err := v.Unmarshal(&c, func(dc *mapstructure.DecoderConfig) {
+		dc.ErrorUnused = true
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
+	})
+	if err != nil {
+		return nil, &ConfigError{File: file, Problems: []Problem{{Key: "", Message: strings.ReplaceAll(err.Error(), "\n", " ")}}}
+	}
+	c.applyDefaults()
+	if problems := c.Validate(); len(problems) > 0 {
+		return nil, &ConfigError{File: file, Problems: problems}
+	}
+	return &c, nil
+}
+
+// applyDefaults fills per-entry defaults.
+func (c *Config) applyDefaults() {
+	for i := range c.Listeners {
+		l := &c.Listeners[i]
+		if l.AckMode == "" {
+			l.AckMode = "auto"
+		}
+		if l.MaxMessageBytes == 0 {
+			l.MaxMessageBytes = DefaultMaxMessageBytes
+		}
+	}
+	for i := range c.Destinations {
+		d := &c.Destinations[i]
+		if d.Ordering == "" {
+			d.Ordering = "fifo"
+		}
+		if d.OnReject == "" {
+			d.OnReject = "dead_letter"
+		}
+		if d.Retry.MaxAttempts == 0 {
+			d.Retry.MaxAttempts = DefaultMaxAttempts
+		}
+		if len(d.Retry.Backoff) == 0 {
+			d.Retry.Backoff = DefaultBackoff
+		}
+		if d.Type == "http" && d.ContentType == "" {
+			d.ContentType = "x-application/hl7-v2+er7"
+		}
+		if d.Timeout == 0 {
+			d.Timeout = 30 * time.Second
+		}
+	}
+}
+
+// Problem is one thing wrong with a config, at a key path such as
+// "routes[0].to[1]".
+type Problem struct {
+	Key     string
+	Message string
+}
+
+func (p Problem) String() string {
+	if p.Key == "" {
+		return p.Message
+	}
+	return p.Key + ": " + p.Message
+}
+
+// ConfigError lists every problem found in a config file.
+type ConfigError struct {
+	File     string
+	Problems []Problem
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "config %s: %d problem(s)", e.File, len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(p.String())
+	}
+	return b.String()
+}

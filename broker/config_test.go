@@ -1,0 +1,111 @@
+package broker
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func writeConfig(t *testing.T, yaml string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "hl7broker.yaml")
+	require.NoError(t, os.WriteFile(f, []byte(yaml), 0o644))
+	return f
+}
+
+func TestExampleConfigLoads(t *testing.T) {
+	c, err := LoadConfig("../examples/hl7broker.yaml")
+	require.NoError(t, err)
+	assert.Equal(t, "fsync", c.NATS.Durability)
+	assert.Equal(t, 168*time.Hour, c.NATS.History)
+	assert.Equal(t, 2*time.Minute, c.NATS.DuplicateWindow)
+	assert.Equal(t, 5*time.Second, c.NATS.StoreTimeout, "default")
+	require.Len(t, c.Listeners, 2)
+	assert.Equal(t, []string{"ADT"}, c.Listeners[0].AcceptTypes)
+	assert.Equal(t, DefaultMaxMessageBytes, c.Listeners[1].MaxMessageBytes, "default")
+	assert.Equal(t, "auto", c.Listeners[1].AckMode, "default")
+	assert.Equal(t, []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute}, c.Destinations[0].Retry.Backoff)
+	assert.Equal(t, []string{"emr", "archive"}, c.Routes[1].To)
+	assert.Equal(t, "MSH-5", c.Routes[1].Transform[0].Set)
+	assert.Equal(t, "fifo", c.Destinations[1].Ordering, "default")
+}
+
+func TestEnvironmentOverrides(t *testing.T) {
+	t.Setenv("HL7BROKER_NATS_URL", "nats://a:4222,nats://b:4222")
+	t.Setenv("HL7BROKER_NATS_REPLICAS", "3")
+	t.Setenv("HL7BROKER_NATS_DURABILITY", "os")
+	t.Setenv("HL7BROKER_DATA_DIR", "/var/lib/hl7broker")
+	c, err := LoadConfig("../examples/hl7broker.yaml")
+	require.NoError(t, err)
+	assert.Equal(t, "nats://a:4222,nats://b:4222", c.NATS.URL)
+	assert.Equal(t, 3, c.NATS.Replicas)
+	assert.Equal(t, "os", c.NATS.Durability)
+	assert.Equal(t, "/var/lib/hl7broker", c.DataDir)
+}
+
+func TestConfigProblemsAreAllReported(t *testing.T) {
+	f := writeConfig(t, `
+nats:
+  durability: sometimes
+  history: 1h
+  duplicate_window: 2h
+admin: {addr: "localhost"}
+listeners:
+  - {name: adt, addr: 127.0.0.1:2575, ack_mode: loud, accept_types: [adt]}
+  - {name: adt, addr: 127.0.0.1:2575}
+  - {name: "Lab Results", addr: "127.0.0.1:99999"}
+routes:
+  - name: r1
+    from: [adt, nowhere]
+    when: {type: [ADT], event: [A01]}
+    transform: [{set: "MSH-2", value: x}, {set: "pid-5", value: x}]
+    to: [emr, missing]
+  - {name: r2, to: []}
+unrouted: {to: ghost}
+destinations:
+  - {name: emr, type: mllp, addr: "no-port", retry: {backoff: [0s]}}
+  - {name: web, type: http, url: "ftp://x"}
+  - {name: keyed, type: file, dir: /tmp/x, ordering: key, partition_by: "", partitions: 1}
+  - {name: odd, type: carrier-pigeon, on_reject: ignore}
+`)
+	_, err := LoadConfig(f)
+	var ce *ConfigError
+	require.ErrorAs(t, err, &ce)
+	got := map[string]string{}
+	for _, p := range ce.Problems {
+		got[p.Key] = p.Message
+	}
+	for _, key := range []string{
+		"nats.durability", "nats.duplicate_window", "admin.addr",
+		"listeners[0].ack_mode", "listeners[0].accept_types[0]", "listeners[1].name", "listeners[1].addr",
+		"listeners[2].name", "listeners[2].addr",
+		"routes[0].from[1]", "routes[0].transform[0].set", "routes[0].transform[1].set", "routes[0].to[1]",
+		"routes[1].to", "unrouted.to",
+		"destinations[0].addr", "destinations[0].retry.backoff[0]", "destinations[1].url",
+		"destinations[2].partition_by", "destinations[2].partitions", "destinations[3].type", "destinations[3].on_reject",
+	} {
+		assert.Contains(t, got, key, "no problem reported at %s", key)
+	}
+	assert.Len(t, ce.Problems, 22, "one problem per mistake:\n%s", ce.Error())
+	assert.Contains(t, got["routes[0].to[1]"], `no destination is named "missing"`)
+	assert.Contains(t, got["listeners[1].name"], "used twice")
+}
+
+func TestUnknownKeysAndBadDurations(t *testing.T) {
+	for yaml, key := range map[string]string{
+		"listeners: [{name: a, addr: '127.0.0.1:1', colour: red}]":              "colour",
+		"nats: {histroy: 1h}\nlisteners: [{name: a, addr: '127.0.0.1:1'}]":      "histroy",
+		"nats: {history: forever}\nlisteners: [{name: a, addr: '127.0.0.1:1'}]": "nats.history",
+	} {
+		_, err := LoadConfig(writeConfig(t, yaml))
+		var ce *ConfigError
+		require.ErrorAs(t, err, &ce, yaml)
+		assert.Contains(t, ce.Error(), key)
+	}
+	_, err := LoadConfig(filepath.Join(t.TempDir(), "missing.yaml"))
+	assert.Error(t, err)
+}

@@ -1,0 +1,247 @@
+package broker
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/hl7broker/hl7broker/hl7"
+)
+
+// nameRE: listener and destination names go into NATS subjects and
+// consumer names, so they are lower-case letters, digits, - and _.
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+var codeRE = regexp.MustCompile(`^[A-Z0-9]{1,7}$`)
+
+// Validate checks the whole config and returns every problem found.
+func (c *Config) Validate() []Problem {
+	var v validator
+	c.validateNATS(&v)
+	if c.Admin.Addr != "" {
+		v.addr("admin.addr", c.Admin.Addr)
+	}
+	listeners := v.names("listeners", len(c.Listeners), func(i int) string { return c.Listeners[i].Name })
+	destinations := v.names("destinations", len(c.Destinations), func(i int) string { return c.Destinations[i].Name })
+	if len(c.Listeners) == 0 {
+		v.add("listeners", "at least one listener is needed")
+	}
+	addrs := map[string]string{}
+	for i, l := range c.Listeners {
+		key := fmt.Sprintf("listeners[%d]", i)
+		if v.addr(key+".addr", l.Addr) {
+			if other, dup := addrs[l.Addr]; dup {
+				v.add(key+".addr", "%q is also the address of %s", l.Addr, other)
+			}
+			addrs[l.Addr] = key
+		}
+		v.oneOf(key+".ack_mode", l.AckMode, "auto", "original", "enhanced")
+		if l.MaxMessageBytes < 1024 || l.MaxMessageBytes > 64<<20 {
+			v.add(key+".max_message_bytes", "%d is outside 1024 to 67108864", l.MaxMessageBytes)
+		}
+		for j, t := range l.AcceptTypes {
+			if !codeRE.MatchString(t) {
+				v.add(fmt.Sprintf("%s.accept_types[%d]", key, j), "%q is not a message type such as ADT", t)
+			}
+		}
+		if l.MaxConnections < 0 || l.IdleTimeout < 0 || l.ReadTimeout < 0 {
+			v.add(key, "max_connections, idle_timeout and read_timeout must not be negative")
+		}
+		v.serverTLS(key+".tls", l.TLS)
+	}
+	for i, r := range c.Routes {
+		key := fmt.Sprintf("routes[%d]", i)
+		if r.Name == "" {
+			v.add(key+".name", "a route needs a name")
+		}
+		for j, from := range r.From {
+			if !listeners[from] {
+				v.add(fmt.Sprintf("%s.from[%d]", key, j), "no listener is named %q", from)
+			}
+		}
+		for j, t := range r.When.Type {
+			if !codeRE.MatchString(t) {
+				v.add(fmt.Sprintf("%s.when.type[%d]", key, j), "%q is not a message type such as ADT", t)
+			}
+		}
+		for j, e := range r.When.Event {
+			if !codeRE.MatchString(e) {
+				v.add(fmt.Sprintf("%s.when.event[%d]", key, j), "%q is not a trigger event such as A01", e)
+			}
+		}
+		for j, s := range r.Transform {
+			sk := fmt.Sprintf("%s.transform[%d].set", key, j)
+			if p, err := hl7.ParsePath(s.Set); err != nil {
+				v.add(sk, "%v", err)
+			} else if p.Field == 0 || (p.Segment == "MSH" && p.Field <= 2) {
+				v.add(sk, "%q cannot be set: name a field other than MSH-1 and MSH-2", s.Set)
+			}
+		}
+		if len(r.To) == 0 {
+			v.add(key+".to", "a route needs at least one destination")
+		}
+		for j, to := range r.To {
+			if !destinations[to] {
+				v.add(fmt.Sprintf("%s.to[%d]", key, j), "no destination is named %q", to)
+			}
+		}
+	}
+	if c.Unrouted.To != "" && !destinations[c.Unrouted.To] {
+		v.add("unrouted.to", "no destination is named %q", c.Unrouted.To)
+	}
+	for i, d := range c.Destinations {
+		c.validateDestination(&v, fmt.Sprintf("destinations[%d]", i), d)
+	}
+	return v.problems
+}
+
+func (c *Config) validateNATS(v *validator) {
+	n := c.NATS
+	if n.URL == "" && c.DataDir == "" {
+		v.add("data_dir", "the embedded NATS server needs a data_dir")
+	}
+	for i, u := range strings.Split(n.URL, ",") {
+		if n.URL != "" && strings.TrimSpace(u) == "" {
+			v.add("nats.url", "server URL %d is empty", i+1)
+		}
+	}
+	if n.URL == "" && (n.Creds != "" || n.TLS != (TLSFiles{})) {
+		v.add("nats", "creds and tls are for an external cluster: set nats.url too")
+	}
+	v.oneOf("nats.durability", n.Durability, "fsync", "os")
+	if n.Replicas < 1 || n.Replicas > 5 {
+		v.add("nats.replicas", "%d is outside 1 to 5", n.Replicas)
+	}
+	if n.URL == "" && n.Replicas > 1 {
+		v.add("nats.replicas", "the embedded server is one node: replicas must be 1")
+	}
+	if n.History <= 0 {
+		v.add("nats.history", "must be a positive duration such as 168h")
+	}
+	if n.DuplicateWindow <= 0 || (n.History > 0 && n.DuplicateWindow > n.History) {
+		v.add("nats.duplicate_window", "must be a positive duration no longer than nats.history")
+	}
+	if n.StoreTimeout <= 0 {
+		v.add("nats.store_timeout", "must be a positive duration such as 5s")
+	}
+	if n.HistoryMaxBytes < 0 {
+		v.add("nats.history_max_bytes", "must not be negative")
+	}
+	v.fileExists("nats.creds", n.Creds)
+	v.fileExists("nats.tls.ca_file", n.TLS.CAFile)
+	v.fileExists("nats.tls.cert_file", n.TLS.CertFile)
+	v.fileExists("nats.tls.key_file", n.TLS.KeyFile)
+}
+
+func (c *Config) validateDestination(v *validator, key string, d DestinationConfig) {
+	switch d.Type {
+	case "mllp":
+		v.addr(key+".addr", d.Addr)
+	case "http":
+		if u, err := url.Parse(d.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.add(key+".url", "%q is not an http or https URL", d.URL)
+		}
+	case "file":
+		if d.Dir == "" {
+			v.add(key+".dir", "a file destination needs a dir")
+		}
+	default:
+		v.add(key+".type", "%q is not mllp, http or file", d.Type)
+	}
+	switch d.Ordering {
+	case "fifo":
+	case "parallel":
+		if d.Concurrency < 1 {
+			v.add(key+".concurrency", "parallel ordering needs a concurrency of at least 1")
+		}
+	case "key":
+		if p, err := hl7.ParsePath(d.PartitionBy); err != nil || p.Field == 0 {
+			v.add(key+".partition_by", "key ordering needs a field path such as PID-3.1")
+		}
+		if d.Partitions < 2 || d.Partitions > 256 {
+			v.add(key+".partitions", "key ordering needs 2 to 256 partitions, not %d", d.Partitions)
+		}
+	default:
+		v.add(key+".ordering", "%q is not fifo, parallel or key", d.Ordering)
+	}
+	if d.Retry.MaxAttempts < 1 {
+		v.add(key+".retry.max_attempts", "must be at least 1")
+	}
+	for j, b := range d.Retry.Backoff {
+		if b <= 0 {
+			v.add(fmt.Sprintf("%s.retry.backoff[%d]", key, j), "must be a positive duration")
+		}
+	}
+	v.oneOf(key+".on_reject", d.OnReject, "dead_letter", "retry")
+	if d.Timeout <= 0 {
+		v.add(key+".timeout", "must be a positive duration")
+	}
+	v.fileExists(key+".tls.ca_file", d.TLS.CAFile)
+	v.fileExists(key+".tls.cert_file", d.TLS.CertFile)
+	v.fileExists(key+".tls.key_file", d.TLS.KeyFile)
+}
+
+// validator collects problems.
+type validator struct{ problems []Problem }
+
+func (v *validator) add(key, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Key: key, Message: fmt.Sprintf(format, args...)})
+}
+
+// names checks the names of a list's entries and returns the valid ones.
+func (v *validator) names(list string, n int, name func(int) string) map[string]bool {
+	seen := map[string]bool{}
+	for i := range n {
+		nm, key := name(i), fmt.Sprintf("%s[%d].name", list, i)
+		switch {
+		case !nameRE.MatchString(nm):
+			v.add(key, "%q must be 1 to 64 lower-case letters, digits, - or _", nm)
+		case seen[nm]:
+			v.add(key, "%q is used twice", nm)
+		}
+		seen[nm] = true
+	}
+	return seen
+}
+
+func (v *validator) addr(key, addr string) bool {
+	host, port, err := net.SplitHostPort(addr)
+	n, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || n < 0 || n > 65535 || strings.ContainsAny(host, " /") {
+		v.add(key, "%q is not HOST:PORT", addr)
+		return false
+	}
+	return true
+}
+
+func (v *validator) oneOf(key, value string, allowed ...string) {
+	if !slices.Contains(allowed, value) {
+		v.add(key, "%q is not one of %s", value, strings.Join(allowed, ", "))
+	}
+}
+
+func (v *validator) fileExists(key, file string) {
+	if file == "" {
+		return
+	}
+	if _, err := os.Stat(file); err != nil {
+		v.add(key, "cannot read %s", file)
+	}
+}
+
+func (v *validator) serverTLS(key string, t TLSFiles) {
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		v.add(key, "cert_file and key_file go together")
+	}
+	if t.ClientCAFile != "" && t.CertFile == "" {
+		v.add(key+".client_ca_file", "mutual TLS needs cert_file and key_file too")
+	}
+	v.fileExists(key+".cert_file", t.CertFile)
+	v.fileExists(key+".key_file", t.KeyFile)
+	v.fileExists(key+".client_ca_file", t.ClientCAFile)
+}

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/hl7broker/hl7broker/broker"
+	"github.com/spf13/cobra"
+)
+
+func newCheckCmd() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "check --config FILE",
+		Short: "Validate a configuration file as a whole",
+		Long: `Check loads the configuration (with HL7BROKER_* environment overrides) and
+prints every problem with its key path, such as routes[0].to[1]. It exits 0
+when the configuration is valid and 1 when it is not.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := broker.LoadConfig(file)
+			var ce *broker.ConfigError
+			if errors.As(err, &ce) {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d problem(s)\n", file, len(ce.Problems))
+				for _, p := range ce.Problems {
+					fmt.Fprintf(cmd.OutOrStdout(), "  %s\n", p)
+				}
+				return exitError{1}
+			}
+			if err != nil {
+				fmt.Fprintln(cmd.OutOrStdout(), err)
+				return exitError{1}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid (%d listeners, %d routes, %d destinations)\n",
+				file, len(c.Listeners), len(c.Routes), len(c.Destinations))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&file, "config", "", "configuration file (required)")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}
