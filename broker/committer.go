@@ -1,0 +1,52 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Received is one message on its way into HL7_IN.
+type Received struct {
+	Subject string      // hl7.in.<listener>.<type>.<event>
+	Data    []byte      // the message's bytes as received
+	Header  nats.Header // HL7-* headers
+	MsgID   string      // Nats-Msg-Id: duplicate resends are stored once
+}
+
+// Stored says where a message was stored.
+type Stored struct {
+	Sequence  uint64 // HL7_IN sequence
+	Duplicate bool   // a resend inside the duplicate window: stored earlier
+}
+
+// Committer stores received messages. Commit returns only once the
+// message is stored (with durability fsync: on disk), or an error, in
+// which case nothing may be assumed stored and the sender must be told to
+// resend. It is the seam where group commit can replace per-message
+// publishes without touching listeners. Safe for concurrent use.
+type Committer interface {
+	Commit(ctx context.Context, r *Received) (Stored, error)
+}
+
+// PublishCommitter is the first Committer: one JetStream publish per
+// message, waiting for its PubAck up to Timeout.
+type PublishCommitter struct {
+	JetStream jetstream.JetStream
+	Timeout   time.Duration
+}
+
+// Commit publishes r and waits for the PubAck.
+func (c *PublishCommitter) Commit(ctx context.Context, r *Received) (Stored, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	msg := &nats.Msg{Subject: r.Subject, Data: r.Data, Header: r.Header}
+	ack, err := c.JetStream.PublishMsg(ctx, msg, jetstream.WithMsgID(r.MsgID), jetstream.WithExpectStream(StreamIn))
+	if err != nil {
+		return Stored{}, fmt.Errorf("store in %s: %w", StreamIn, err)
+	}
+	return Stored{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}

@@ -1,0 +1,173 @@
+package broker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/mllp"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+)
+
+// Headers ingest puts on every stored message.
+const (
+	HeaderControlID   = "HL7-Control-Id"
+	HeaderSendingApp  = "HL7-Sending-Application"
+	HeaderSendingFac  = "HL7-Sending-Facility"
+	HeaderType        = "HL7-Type"
+	HeaderEvent       = "HL7-Event"
+	HeaderVersion     = "HL7-Version"
+	HeaderListener    = "HL7-Listener"
+	HeaderRemoteAddr  = "HL7-Remote-Addr"
+	HeaderReceivedAt  = "HL7-Received"
+	textStoreFailed   = "temporarily unable to store the message; resend it unchanged"
+	textNotAccepted   = "message type not accepted by this listener"
+	textTooLargeFmt   = "message of %d bytes exceeds this listener's limit of %d bytes"
+	textUnparseable   = "message could not be parsed: %s"
+	textMissingHeader = "required header field missing: %s"
+)
+
+// Ingest is a listener's mllp.Handler: it parses each message, checks its
+// MSH, stores it through the Committer and only then answers AA (or CA).
+// Every other outcome gets the code docs/ack-policy.md gives, with an ERR
+// segment saying why; nothing is acknowledged positively unless stored.
+type Ingest struct {
+	listener  ListenerConfig
+	committer Committer
+	log       zerolog.Logger
+	limits    hl7.Limits
+	mode      hl7.AckMode
+	accept    map[string]bool // empty: all types
+}
+
+// NewIngest returns the handler for one listener.
+func NewIngest(l ListenerConfig, c Committer, log zerolog.Logger) *Ingest {
+	in := &Ingest{listener: l, committer: c, log: log.With().Str("listener", l.Name).Logger(),
+		limits: hl7.Limits{MaxMessageBytes: l.MaxMessageBytes}, mode: ackMode(l.AckMode)}
+	if len(l.AcceptTypes) > 0 {
+		in.accept = map[string]bool{}
+		for _, t := range l.AcceptTypes {
+			in.accept[t] = true
+		}
+	}
+	return in
+}
+
+func ackMode(s string) hl7.AckMode {
+	switch s {
+	case "original":
+		return hl7.AckModeOriginal
+	case "enhanced":
+		return hl7.AckModeEnhanced
+	}
+	return hl7.AckModeAuto
+}
+
+// ServeMLLP handles one received frame. See docs/ack-policy.md.
+func (in *Ingest) ServeMLLP(ctx context.Context, conn *mllp.ConnInfo, frame []byte) []byte {
+	received := time.Now()
+	var m hl7.Message
+	if err := m.ParseWith(frame, in.limits); err != nil {
+		var he *hl7.Error
+		if !errors.As(err, &he) {
+			he = &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Location: hl7.Location{Offset: -1}, Reason: "unknown parse error"}
+		}
+		in.log.Warn().Str("remote", conn.RemoteAddr.String()).Int("size", len(frame)).Int("code", int(he.Code)).
+			Str("reason", he.Reason).Msg("message rejected: not parseable")
+		return hl7.BuildRejectAck(frame, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Err: he, Text: fmt.Sprintf(textUnparseable, he.Reason)})
+	}
+	ev := func(e *zerolog.Event) *zerolog.Event {
+		return e.Str("remote", conn.RemoteAddr.String()).Str("control_id", m.ControlID()).Str("type", m.Type()+"^"+m.Trigger()).Int("size", len(frame))
+	}
+	if err := m.CheckHeader(); err != nil {
+		var he *hl7.Error
+		errors.As(err, &he)
+		ev(in.log.Warn()).Str("reason", he.Reason).Msg("message rejected: required field missing")
+		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Err: he, Text: fmt.Sprintf(textMissingHeader, he.Location)})
+	}
+	if in.accept != nil && !in.accept[m.Type()] {
+		ev(in.log.Warn()).Msg("message rejected: type not accepted")
+		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Text: textNotAccepted,
+			Err: &hl7.Error{Code: hl7.CodeUnsupportedType, Severity: hl7.SeverityError, Location: hl7.Location{Segment: "MSH", Sequence: 1, Field: 9, Component: 1, Offset: -1}}})
+	}
+	stored, err := in.committer.Commit(ctx, in.received(&m, frame, conn, received))
+	if err != nil {
+		ev(in.log.Error()).Str("reason", err.Error()).Dur("after", time.Since(received)).Msg("storing failed: sender told to resend")
+		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Errored, Mode: in.mode, Text: textStoreFailed,
+			Err: &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Location: hl7.Location{Offset: -1}}})
+	}
+	ev(in.log.Debug()).Uint64("seq", stored.Sequence).Bool("duplicate", stored.Duplicate).Dur("store", time.Since(received)).Msg("message stored")
+	return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Accepted, Mode: in.mode})
+}
+
+// RejectMLLP answers a frame over max_message_bytes.
+func (in *Ingest) RejectMLLP(_ context.Context, conn *mllp.ConnInfo, fe *mllp.FrameError) []byte {
+	in.log.Warn().Str("remote", conn.RemoteAddr.String()).Int("size", fe.Size).Str("reason", fe.Reason).Msg("message rejected: frame refused")
+	text := fmt.Sprintf(textTooLargeFmt, fe.Size, in.listener.MaxMessageBytes)
+	if !errors.Is(fe, mllp.ErrFrameTooLarge) {
+		text = "bad MLLP frame: " + fe.Reason
+	}
+	return hl7.BuildRejectAck(fe.Prefix, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Text: text,
+		Err: &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Location: hl7.Location{Offset: -1}}})
+}
+
+// received builds what is stored: subject, headers and dedupe ID.
+func (in *Ingest) received(m *hl7.Message, frame []byte, conn *mllp.ConnInfo, at time.Time) *Received {
+	h := nats.Header{}
+	set := func(k, v string) {
+		if v != "" {
+			h.Set(k, v)
+		}
+	}
+	set(HeaderControlID, m.ControlID())
+	set(HeaderSendingApp, m.SendingApplication())
+	set(HeaderSendingFac, m.SendingFacility())
+	set(HeaderType, m.Type())
+	set(HeaderEvent, m.Trigger())
+	set(HeaderVersion, m.Version())
+	set(HeaderListener, in.listener.Name)
+	set(HeaderRemoteAddr, conn.RemoteAddr.String())
+	set(HeaderReceivedAt, at.UTC().Format(time.RFC3339Nano))
+	return &Received{
+		Subject: strings.Join([]string{SubjectIn, in.listener.Name, subjectToken(m.Type()), subjectToken(m.Trigger())}, "."),
+		Data:    frame,
+		Header:  h,
+		MsgID:   dedupeID(in.listener.Name, m),
+	}
+}
+
+// dedupeID identifies a message for JetStream's duplicate window:
+// listener, MSH-3, MSH-4 and MSH-10, hashed so that no value can run into
+// the next one and nothing but the listener is readable in it.
+func dedupeID(listener string, m *hl7.Message) string {
+	h := sha256.New()
+	for _, p := range []hl7.Path{hl7.PathMSH3, hl7.PathMSH4, hl7.PathMSH10} {
+		raw, _ := m.Raw(p)
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(raw)))
+		h.Write(n[:])
+		h.Write(raw)
+	}
+	return listener + ":" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// subjectToken makes a value safe as one NATS subject token.
+func subjectToken(s string) string {
+	if s == "" {
+		return "_"
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,207 @@
+package broker
+
+import (
+	"context"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/mllp"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// testConfig is a valid config with an embedded server in a temp dir.
+func testConfig(t *testing.T) *Config {
+	t.Helper()
+	return &Config{DataDir: t.TempDir(), NATS: NATSConfig{Durability: "fsync", Replicas: 1, History: time.Hour,
+		DuplicateWindow: 2 * time.Minute, StoreTimeout: 2 * time.Second}}
+}
+
+// ingestServer runs an Ingest for listener l on 127.0.0.1:0 over a fresh
+// embedded JetStream, and returns a client to it and the NATS handle.
+func ingestServer(t *testing.T, l ListenerConfig, log zerolog.Logger) (*mllp.Client, *NATS) {
+	t.Helper()
+	c := testConfig(t)
+	n, err := OpenNATS(context.Background(), c)
+	require.NoError(t, err)
+	t.Cleanup(n.Close)
+	if l.MaxMessageBytes == 0 {
+		l.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	in := NewIngest(l, &PublishCommitter{JetStream: n.JetStream, Timeout: 500 * time.Millisecond}, log)
+	srv := &mllp.Server{Name: l.Name, Handler: in, MaxFrameBytes: l.MaxMessageBytes}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	client := &mllp.Client{Addr: ln.Addr().String(), ReplyTimeout: 10 * time.Second}
+	t.Cleanup(func() { _ = client.Close() })
+	return client, n
+}
+
+func send(t *testing.T, c *mllp.Client, msg string) *hl7.Ack {
+	t.Helper()
+	reply, err := c.Send(context.Background(), []byte(msg))
+	require.NoError(t, err)
+	ack, err := hl7.ParseAck(reply)
+	require.NoError(t, err)
+	return ack
+}
+
+func streamCount(t *testing.T, n *NATS) uint64 {
+	t.Helper()
+	s, err := n.JetStream.Stream(context.Background(), StreamIn)
+	require.NoError(t, err)
+	info, err := s.Info(context.Background())
+	require.NoError(t, err)
+	return info.State.Msgs
+}
+
+const adt = "MSH|^~\\&|REGADT|MCM|IFENG|SUNNYVALE|20260114081530||ADT^A01^ADT_A01|MSG00001|P|2.5.1\rPID|1||MRN1^^^MCM^MR||Müller^José\r"
+
+func TestIngestStoresThenAcks(t *testing.T) {
+	client, n := ingestServer(t, ListenerConfig{Name: "adt"}, zerolog.Nop())
+	ack := send(t, client, adt)
+	assert.Equal(t, hl7.AA, ack.Code)
+	assert.Equal(t, "MSG00001", ack.ControlID)
+
+	// The ACK came after the PubAck: the message is already there.
+	s, err := n.JetStream.Stream(context.Background(), StreamIn)
+	require.NoError(t, err)
+	msg, err := s.GetLastMsgForSubject(context.Background(), "hl7.in.adt.ADT.A01")
+	require.NoError(t, err)
+	assert.Equal(t, adt, string(msg.Data), "stored byte for byte")
+	for k, want := range map[string]string{
+		HeaderControlID: "MSG00001", HeaderSendingApp: "REGADT", HeaderSendingFac: "MCM", HeaderType: "ADT",
+		HeaderEvent: "A01", HeaderVersion: "2.5.1", HeaderListener: "adt",
+	} {
+		assert.Equal(t, want, msg.Header.Get(k), k)
+	}
+	assert.True(t, strings.HasPrefix(msg.Header.Get(HeaderRemoteAddr), "127.0.0.1:"))
+	_, err = time.Parse(time.RFC3339Nano, msg.Header.Get(HeaderReceivedAt))
+	assert.NoError(t, err)
+	assert.True(t, strings.HasPrefix(msg.Header.Get("Nats-Msg-Id"), "adt:"))
+}
+
+func TestIngestDuplicateResendStoredOnceAckedTwice(t *testing.T) {
+	client, n := ingestServer(t, ListenerConfig{Name: "adt"}, zerolog.Nop())
+	assert.Equal(t, hl7.AA, send(t, client, adt).Code)
+	assert.Equal(t, hl7.AA, send(t, client, adt).Code, "a resend is acknowledged again")
+	assert.EqualValues(t, 1, streamCount(t, n), "and stored once")
+	other := strings.Replace(adt, "MSG00001", "MSG00002", 1)
+	assert.Equal(t, hl7.AA, send(t, client, other).Code)
+	assert.EqualValues(t, 2, streamCount(t, n))
+}
+
+func TestIngestAckPolicy(t *testing.T) {
+	enhanced := withAckRequest(adt)
+	tests := []struct {
+		name     string
+		msg      string
+		original hl7.AckCode
+		errCode  hl7.ErrorCode
+		location string
+	}{
+		{"unparseable bytes", "this is not HL7\r", hl7.AR, hl7.CodeSegmentSequence, ""},
+		{"bad encoding characters", strings.Replace(adt, "^~\\&", "&&&&", 1), hl7.AR, hl7.CodeDataType, "MSH^1^2"},
+		{"missing MSH-9", strings.Replace(adt, "ADT^A01^ADT_A01", "", 1), hl7.AR, hl7.CodeRequiredFieldMissing, "MSH^1^9^^1"},
+		{"missing MSH-10", strings.Replace(adt, "MSG00001", "", 1), hl7.AR, hl7.CodeRequiredFieldMissing, "MSH^1^10"},
+		{"missing MSH-12", strings.Replace(adt, "|2.5.1\r", "|\r", 1), hl7.AR, hl7.CodeRequiredFieldMissing, "MSH^1^12^^1"},
+		{"type not accepted", strings.Replace(adt, "ADT^A01^ADT_A01", "ORU^R01^ORU_R01", 1), hl7.AR, hl7.CodeUnsupportedType, "MSH^1^9^^1"},
+		{"too large", "MSH|^~\\&|A|B|C|D|1||ADT^A01|BIG1|P|2.5\rNTE|1||" + strings.Repeat("x", 4096) + "\r", hl7.AR, hl7.CodeInternal, ""},
+	}
+	client, n := ingestServer(t, ListenerConfig{Name: "adt", AcceptTypes: []string{"ADT"}, MaxMessageBytes: 2048}, zerolog.Nop())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, mode := range []string{"original", "enhanced"} {
+				msg := tt.msg
+				want := tt.original
+				if mode == "enhanced" {
+					msg = withAckRequest(msg)
+					if tt.name != "unparseable bytes" && tt.name != "bad encoding characters" {
+						want = hl7.CR
+					}
+				}
+				ack := send(t, client, msg)
+				assert.Equal(t, want, ack.Code, mode)
+				require.NotEmpty(t, ack.Errors, mode)
+				assert.Equal(t, tt.errCode, ack.Errors[0].Code, mode)
+				if tt.location != "" {
+					assert.Equal(t, tt.location, ack.Errors[0].Location, mode)
+				}
+				assert.NotEmpty(t, ack.Text, mode)
+			}
+		})
+	}
+	assert.EqualValues(t, 0, streamCount(t, n), "nothing rejected was stored")
+	assert.Equal(t, hl7.CA, send(t, client, enhanced).Code, "enhanced mode accept")
+}
+
+// withAckRequest sets MSH-15 and MSH-16 (AL, NE) on a '|'-separated
+// message, asking for enhanced-mode acknowledgements.
+func withAckRequest(msg string) string {
+	header, rest, _ := strings.Cut(msg, "\r")
+	if strings.Count(header, "|") > 13 {
+		return msg
+	}
+	header += strings.Repeat("|", 13-strings.Count(header, "|")) + "|AL|NE"
+	return header + "\r" + rest
+}
+
+func TestIngestStoreFailureIsNeverAA(t *testing.T) {
+	client, n := ingestServer(t, ListenerConfig{Name: "adt"}, zerolog.Nop())
+	assert.Equal(t, hl7.AA, send(t, client, adt).Code)
+	n.server.Shutdown() // storage gone: the real failure, not a mock
+	n.server.WaitForShutdown()
+	for _, msg := range []string{strings.Replace(adt, "MSG00001", "MSG00003", 1), withAckRequest(strings.Replace(adt, "MSG00001", "MSG00004", 1))} {
+		ack := send(t, client, msg)
+		assert.Contains(t, []hl7.AckCode{hl7.AE, hl7.CE}, ack.Code, "the sender is told to resend")
+		require.NotEmpty(t, ack.Errors)
+		assert.Equal(t, hl7.CodeInternal, ack.Errors[0].Code)
+		assert.Contains(t, ack.Text, "resend")
+	}
+}
+
+func TestIngestLogsHoldNoPHI(t *testing.T) {
+	var logs syncBuf
+	client, n := ingestServer(t, ListenerConfig{Name: "adt", AcceptTypes: []string{"ADT"}}, zerolog.New(&logs).Level(zerolog.DebugLevel))
+	send(t, client, adt)
+	send(t, client, strings.Replace(adt, "ADT^A01", "ORU^R01", 1))
+	send(t, client, strings.Replace(adt, "^~\\&", "&&&&", 1))
+	n.server.Shutdown()
+	send(t, client, strings.Replace(adt, "MSG00001", "MSG00009", 1))
+	out := logs.String()
+	assert.Contains(t, out, "MSG00001", "control IDs are logged")
+	for _, phi := range []string{"Müller", "José", "MRN1"} {
+		assert.NotContains(t, out, phi)
+	}
+}
+
+func TestOpenNATSReopensTheStore(t *testing.T) {
+	c := testConfig(t)
+	n, err := OpenNATS(context.Background(), c)
+	require.NoError(t, err)
+	_, err = n.JetStream.Publish(context.Background(), "hl7.in.adt.ADT.A01", []byte(adt))
+	require.NoError(t, err)
+	n.Close()
+	n2, err := OpenNATS(context.Background(), c)
+	require.NoError(t, err)
+	defer n2.Close()
+	assert.EqualValues(t, 1, streamCount(t, n2), "what was stored survives a restart")
+	for _, name := range []string{StreamIn, StreamOut, StreamDLQ} {
+		s, err := n2.JetStream.Stream(context.Background(), name)
+		require.NoError(t, err, name)
+		info, _ := s.Info(context.Background())
+		if name == StreamOut {
+			assert.Equal(t, jetstream.WorkQueuePolicy, info.Config.Retention)
+		}
+	}
+	_, err = os.Stat(c.DataDir + "/jetstream")
+	assert.NoError(t, err, "the store is under data_dir")
+}

@@ -1,0 +1,155 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream names and subject prefixes (see ../shared/DESIGN.md).
+const (
+	StreamIn  = "HL7_IN"  // every received message, kept for history and replay
+	StreamOut = "HL7_OUT" // work queue: one subject per destination (and partition)
+	StreamDLQ = "HL7_DLQ" // what could not be delivered, with the reason
+
+	SubjectIn  = "hl7.in"
+	SubjectOut = "hl7.out"
+	SubjectDLQ = "hl7.dlq"
+)
+
+// embeddedServerName is stable so the embedded server keeps its identity
+// (and JetStream its store) across restarts.
+const embeddedServerName = "hl7broker"
+
+// NATS is the broker's connection to JetStream, through an embedded
+// server or an external cluster; code above this package cannot tell which.
+type NATS struct {
+	Conn      *nats.Conn
+	JetStream jetstream.JetStream
+	server    *server.Server // nil for an external cluster
+	closed    chan struct{}  // closed when Conn has closed
+}
+
+// OpenNATS starts the embedded server (nats.url empty) or connects to the
+// external cluster, then creates or updates the three streams.
+func OpenNATS(ctx context.Context, c *Config) (*NATS, error) {
+	n := &NATS{closed: make(chan struct{})}
+	var err error
+	if c.NATS.URL == "" {
+		err = n.startEmbedded(c)
+	} else {
+		err = n.connectExternal(c)
+	}
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	if n.JetStream, err = jetstream.New(n.Conn); err != nil {
+		n.Close()
+		return nil, fmt.Errorf("nats: %w", err)
+	}
+	if err := n.ensureStreams(ctx, c); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *NATS) startEmbedded(c *Config) error {
+	opts := &server.Options{
+		ServerName: embeddedServerName,
+		JetStream:  true,
+		StoreDir:   filepath.Join(c.DataDir, "jetstream"),
+		DontListen: true, // no network port: the broker connects in process
+		NoSigs:     true,
+		NoLog:      true,
+		SyncAlways: c.NATS.Durability == "fsync", // a PubAck then means on disk
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("embedded nats: %w", err)
+	}
+	n.server = ns
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		return errors.New("embedded nats: not ready after 10s")
+	}
+	n.Conn, err = nats.Connect("", nats.InProcessServer(ns), nats.Name("hl7broker"), n.onClosed())
+	if err != nil {
+		return fmt.Errorf("embedded nats: %w", err)
+	}
+	return nil
+}
+
+func (n *NATS) connectExternal(c *Config) error {
+	opts := []nats.Option{nats.Name("hl7broker"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond), n.onClosed()}
+	if c.NATS.Creds != "" {
+		opts = append(opts, nats.UserCredentials(c.NATS.Creds))
+	}
+	if t := c.NATS.TLS; t.CAFile != "" {
+		opts = append(opts, nats.RootCAs(t.CAFile))
+	}
+	if t := c.NATS.TLS; t.CertFile != "" {
+		opts = append(opts, nats.ClientCert(t.CertFile, t.KeyFile))
+	}
+	var err error
+	n.Conn, err = nats.Connect(strings.ReplaceAll(c.NATS.URL, " ", ""), opts...)
+	if err != nil {
+		return fmt.Errorf("nats %s: %w", c.NATS.URL, err)
+	}
+	return nil
+}
+
+// ensureStreams creates or updates HL7_IN (history, dedupe window),
+// HL7_OUT (work queue) and HL7_DLQ (kept until removed).
+func (n *NATS) ensureStreams(ctx context.Context, c *Config) error {
+	maxBytes := c.NATS.HistoryMaxBytes
+	if maxBytes == 0 {
+		maxBytes = -1
+	}
+	streams := []jetstream.StreamConfig{
+		{Name: StreamIn, Subjects: []string{SubjectIn + ".>"}, Retention: jetstream.LimitsPolicy, MaxAge: c.NATS.History,
+			MaxBytes: maxBytes, Duplicates: c.NATS.DuplicateWindow, Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
+		{Name: StreamOut, Subjects: []string{SubjectOut + ".>"}, Retention: jetstream.WorkQueuePolicy,
+			Duplicates: c.NATS.DuplicateWindow, Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
+		{Name: StreamDLQ, Subjects: []string{SubjectDLQ + ".>"}, Retention: jetstream.LimitsPolicy,
+			Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
+	}
+	for _, sc := range streams {
+		if _, err := n.JetStream.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("stream %s: %w", sc.Name, err)
+		}
+	}
+	return nil
+}
+
+func (n *NATS) onClosed() nats.Option {
+	return nats.ClosedHandler(func(*nats.Conn) { close(n.closed) })
+}
+
+// Close drains the connection (waiting up to 10 s) and stops the
+// embedded server, if any.
+func (n *NATS) Close() {
+	if n.Conn != nil && !n.Conn.IsClosed() {
+		if err := n.Conn.Drain(); err == nil {
+			select {
+			case <-n.closed:
+			case <-time.After(10 * time.Second):
+				n.Conn.Close()
+			}
+		} else {
+			n.Conn.Close()
+		}
+	}
+	if n.server != nil {
+		n.server.Shutdown()
+		n.server.WaitForShutdown()
+	}
+}
