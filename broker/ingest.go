@@ -12,19 +12,20 @@ import (
 
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
+	"github.com/hl7broker/hl7broker/routing"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 )
 
 // Headers ingest puts on every stored message.
 const (
-	HeaderControlID   = "HL7-Control-Id"
+	HeaderControlID   = routing.HeaderControlID
 	HeaderSendingApp  = "HL7-Sending-Application"
 	HeaderSendingFac  = "HL7-Sending-Facility"
-	HeaderType        = "HL7-Type"
-	HeaderEvent       = "HL7-Event"
+	HeaderType        = routing.HeaderType
+	HeaderEvent       = routing.HeaderEvent
 	HeaderVersion     = "HL7-Version"
-	HeaderListener    = "HL7-Listener"
+	HeaderListener    = routing.HeaderListener
 	HeaderRemoteAddr  = "HL7-Remote-Addr"
 	HeaderReceivedAt  = "HL7-Received"
 	textStoreFailed   = "temporarily unable to store the message; resend it unchanged"

@@ -8,16 +8,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hl7broker/hl7broker/routing"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Stream names and subject prefixes (see ../shared/DESIGN.md).
+// Streams (see ../shared/DESIGN.md): HL7_IN keeps every received message
+// for history and replay; HL7_OUT is the work queue, one subject per
+// destination (and partition); HL7_DLQ keeps what could not be delivered.
 const (
-	StreamIn  = "HL7_IN"  // every received message, kept for history and replay
-	StreamOut = "HL7_OUT" // work queue: one subject per destination (and partition)
-	StreamDLQ = "HL7_DLQ" // what could not be delivered, with the reason
+	StreamIn  = routing.StreamIn
+	StreamOut = routing.StreamOut
+	StreamDLQ = routing.StreamDLQ
 
 	SubjectIn  = "hl7.in"
 	SubjectOut = "hl7.out"

@@ -34,7 +34,7 @@ func (c *Config) Validate() []Problem {
 	addrs := map[string]string{}
 	for i, l := range c.Listeners {
 		key := fmt.Sprintf("listeners[%d]", i)
-		if v.addr(key+".addr", l.Addr) {
+		if v.addr(key+".addr", l.Addr) && !strings.HasSuffix(l.Addr, ":0") { // port 0: any free port
 			if other, dup := addrs[l.Addr]; dup {
 				v.add(key+".addr", "%q is also the address of %s", l.Addr, other)
 			}

@@ -1,0 +1,368 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/mllp"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// endpoint is a downstream MLLP system that records what it receives and
+// answers with codes from answer (AA when it returns "").
+type endpoint struct {
+	mu       sync.Mutex
+	received [][]byte
+	answer   func(n int, msg []byte) hl7.Outcome
+	srv      *mllp.Server
+	addr     string
+}
+
+func newEndpoint(t *testing.T, addr string, answer func(n int, msg []byte) hl7.Outcome) *endpoint {
+	t.Helper()
+	e := &endpoint{answer: answer}
+	e.srv = &mllp.Server{Handler: mllp.HandlerFunc(func(_ context.Context, _ *mllp.ConnInfo, frame []byte) []byte {
+		m, err := hl7.Parse(frame)
+		if err != nil {
+			return hl7.BuildRejectAck(frame, hl7.AckOptions{})
+		}
+		e.mu.Lock()
+		n := len(e.received)
+		outcome := hl7.Accepted
+		if e.answer != nil {
+			outcome = e.answer(n, frame)
+		}
+		if outcome == hl7.Accepted {
+			e.received = append(e.received, append([]byte(nil), frame...))
+		}
+		e.mu.Unlock()
+		return hl7.BuildAck(m, hl7.AckOptions{Outcome: outcome, Mode: hl7.AckModeOriginal})
+	})}
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	require.NoError(t, err)
+	e.addr = ln.Addr().String()
+	go func() { _ = e.srv.Serve(ln) }()
+	t.Cleanup(func() { _ = e.srv.Close() })
+	return e
+}
+
+func (e *endpoint) got() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for _, r := range e.received {
+		out = append(out, string(r))
+	}
+	return out
+}
+
+// freeAddr returns a loopback address nothing listens on (yet).
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// pipeline is a started broker with hooks counting outcomes.
+type pipeline struct {
+	*Broker
+	outcomes sync.Map // destination/outcome -> *atomic.Int64
+	dlq      chan nats.Header
+	logs     *syncBuf
+}
+
+func (p *pipeline) count(dest, outcome string) int64 {
+	v, _ := p.outcomes.LoadOrStore(dest+"/"+outcome, new(atomic.Int64))
+	return v.(*atomic.Int64).Load()
+}
+
+func startPipeline(t *testing.T, cfg *Config) *pipeline {
+	t.Helper()
+	p := &pipeline{dlq: make(chan nats.Header, 100), logs: &syncBuf{}}
+	cfg.applyDefaults()
+	require.Empty(t, cfg.Validate())
+	b, err := Start(context.Background(), cfg, zerolog.New(p.logs).Level(zerolog.DebugLevel), Hooks{
+		OnDone: func(dest, outcome string, h nats.Header) {
+			v, _ := p.outcomes.LoadOrStore(dest+"/"+outcome, new(atomic.Int64))
+			v.(*atomic.Int64).Add(1)
+			if outcome == "dead_lettered" {
+				p.dlq <- h
+			}
+		},
+	})
+	require.NoError(t, err)
+	p.Broker = b
+	t.Cleanup(func() { _ = b.Shutdown(context.Background()) })
+	return p
+}
+
+func (p *pipeline) send(t *testing.T, listener, msg string) hl7.AckCode {
+	t.Helper()
+	c := &mllp.Client{Addr: p.Addr(listener).String()}
+	defer c.Close()
+	reply, err := c.Send(context.Background(), []byte(msg))
+	require.NoError(t, err)
+	ack, err := hl7.ParseAck(reply)
+	require.NoError(t, err)
+	return ack.Code
+}
+
+func adtMsg(id, mrn, event string) string {
+	return fmt.Sprintf("MSH|^~\\&|REGADT|MCM|IFENG|SUNNYVALE|20260114081530||ADT^%s^ADT_A01|%s|P|2.5.1\rEVN|%s|20260114081500\rPID|1||%s^^^MCM^MR||Müller^José||19610615|M\r", event, id, event, mrn)
+}
+
+func oruMsg(id string) string {
+	return "MSH|^~\\&|LAB|LABFAC|EHR|HOSP|20260114120000||ORU^R01^ORU_R01|" + id + "|P|2.5.1\rPID|1||P7^^^LAB^MR||Jones^Mary||19700101|F\rOBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL|||||F\r"
+}
+
+func baseConfig(t *testing.T) *Config {
+	c := testConfig(t)
+	c.Listeners = []ListenerConfig{{Name: "adt", Addr: "127.0.0.1:0", AcceptTypes: []string{"ADT"}}, {Name: "lab", Addr: "127.0.0.1:0"}}
+	return c
+}
+
+var fast = RetryConfig{MaxAttempts: 3, Backoff: []time.Duration{10 * time.Millisecond}}
+
+func TestEndToEndRoutesAndDelivers(t *testing.T) {
+	emr := newEndpoint(t, "", nil)
+	archive := t.TempDir()
+	cfg := baseConfig(t)
+	cfg.Routes = []RouteConfig{
+		{Name: "adt", From: []string{"adt"}, When: WhenConfig{Type: []string{"ADT"}, Event: []string{"A01", "A08"}}, To: []string{"emr"}},
+		{Name: "results", From: []string{"lab"}, When: WhenConfig{Type: []string{"ORU"}}, To: []string{"emr", "archive"},
+			Transform: []TransformStep{{Set: "MSH-5", Value: "EMR"}}},
+	}
+	cfg.Destinations = []DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}, {Name: "archive", Type: "file", Dir: archive}}
+	p := startPipeline(t, cfg)
+
+	a1, a2, o1 := adtMsg("A-1", "M1", "A01"), adtMsg("A-2", "M1", "A08"), oruMsg("R-1")
+	assert.Equal(t, hl7.AA, p.send(t, "adt", a1))
+	assert.Equal(t, hl7.AA, p.send(t, "adt", a2))
+	assert.Equal(t, hl7.AA, p.send(t, "lab", o1))
+	assert.Equal(t, hl7.AA, p.send(t, "adt", adtMsg("A-3", "M1", "A40")), "stored, then unrouted")
+
+	require.Eventually(t, func() bool { return len(emr.got()) == 3 && p.count("archive", "delivered") == 1 }, 10*time.Second, 10*time.Millisecond)
+	got := emr.got()
+	assert.Equal(t, a1, got[0], "no transform: the bytes delivered are the bytes sent")
+	assert.Equal(t, a2, got[1], "in stored order")
+	assert.Equal(t, strings.Replace(o1, "|EHR|", "|EMR|", 1), got[2], "the transform changed MSH-5 only")
+	files, _ := filepath.Glob(filepath.Join(archive, "*.hl7"))
+	require.Len(t, files, 1)
+	b, _ := os.ReadFile(files[0])
+	assert.Equal(t, got[2], string(b))
+	assert.True(t, strings.HasSuffix(files[0], "-R-1.hl7"))
+	assert.Contains(t, p.logs.String(), "unrouted")
+
+	logs := p.logs.String()
+	for _, phi := range []string{"Müller", "José", "19610615", "Jones"} {
+		assert.NotContains(t, logs, phi, "no PID-5 or PID-7 value in logs")
+	}
+}
+
+func TestRetryThenDeliverAndRejectToDLQ(t *testing.T) {
+	var flakyCalls atomic.Int64
+	emr := newEndpoint(t, "", func(_ int, msg []byte) hl7.Outcome {
+		switch {
+		case strings.Contains(string(msg), "|BAD-1|"):
+			return hl7.Rejected
+		case strings.Contains(string(msg), "|FLAKY-1|") && flakyCalls.Add(1) == 1:
+			return hl7.Errored // AE once: retried
+		}
+		return hl7.Accepted
+	})
+	cfg := baseConfig(t)
+	cfg.Routes = []RouteConfig{{Name: "all", To: []string{"emr"}}}
+	cfg.Destinations = []DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}}
+	p := startPipeline(t, cfg)
+	p.send(t, "adt", adtMsg("FLAKY-1", "M1", "A01"))
+	require.Eventually(t, func() bool { return len(emr.got()) == 1 }, 10*time.Second, 10*time.Millisecond, "AE, then delivered")
+	assert.EqualValues(t, 2, flakyCalls.Load(), "one retry")
+	p.send(t, "adt", adtMsg("BAD-1", "M1", "A01"))
+	h := <-p.dlq
+	assert.Equal(t, "BAD-1", h.Get(HeaderControlID))
+	assert.Contains(t, h.Get("HL7-DLQ-Reason"), "rejected: AR")
+	assert.Equal(t, "1", h.Get("HL7-DLQ-Attempts"))
+	p.send(t, "adt", adtMsg("NEXT-1", "M1", "A01"))
+	require.Eventually(t, func() bool { return len(emr.got()) == 2 }, 10*time.Second, 10*time.Millisecond, "the queue moves on after a dead letter")
+
+	s, err := p.NATS().JetStream.Stream(context.Background(), StreamDLQ)
+	require.NoError(t, err)
+	m, err := s.GetLastMsgForSubject(context.Background(), "hl7.dlq.emr")
+	require.NoError(t, err)
+	assert.Equal(t, adtMsg("BAD-1", "M1", "A01"), string(m.Data), "the dead letter keeps the message")
+}
+
+func TestDestinationDownThenUpKeepsOrder(t *testing.T) {
+	addr := freeAddr(t)
+	cfg := baseConfig(t)
+	cfg.Routes = []RouteConfig{{Name: "all", To: []string{"emr"}}}
+	cfg.Destinations = []DestinationConfig{{Name: "emr", Type: "mllp", Addr: addr, Timeout: time.Second,
+		Retry: RetryConfig{MaxAttempts: 1000, Backoff: []time.Duration{20 * time.Millisecond}}}}
+	p := startPipeline(t, cfg)
+	var sent []string
+	for i := range 5 {
+		msg := adtMsg(fmt.Sprintf("DOWN-%d", i), "M1", "A08")
+		sent = append(sent, msg)
+		assert.Equal(t, hl7.AA, p.send(t, "adt", msg), "stored and acknowledged while the destination is down")
+	}
+	emr := newEndpoint(t, addr, nil)
+	require.Eventually(t, func() bool { return len(emr.got()) == 5 }, 15*time.Second, 10*time.Millisecond)
+	assert.Equal(t, sent, emr.got())
+}
+
+func TestHTTPDestination(t *testing.T) {
+	var calls atomic.Int64
+	var got sync.Map
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-HL7-Control-Id")
+		n := calls.Add(1)
+		switch {
+		case id == "H-503" && n == 1:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case id == "H-400":
+			w.WriteHeader(http.StatusBadRequest)
+		default:
+			assert.Equal(t, "x-application/hl7-v2+er7", r.Header.Get("Content-Type"))
+			assert.Equal(t, "yes", r.Header.Get("X-Test"))
+			got.Store(id, true)
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	defer srv.Close()
+	cfg := baseConfig(t)
+	cfg.Routes = []RouteConfig{{Name: "all", To: []string{"web"}}}
+	cfg.Destinations = []DestinationConfig{{Name: "web", Type: "http", URL: srv.URL, Headers: map[string]string{"X-Test": "yes"}, Retry: fast}}
+	p := startPipeline(t, cfg)
+	p.send(t, "adt", adtMsg("H-503", "M1", "A01"))
+	require.Eventually(t, func() bool { _, ok := got.Load("H-503"); return ok }, 10*time.Second, 10*time.Millisecond, "503, then delivered")
+	p.send(t, "adt", adtMsg("H-400", "M1", "A01"))
+	h := <-p.dlq
+	assert.Contains(t, h.Get("HL7-DLQ-Reason"), "400")
+}
+
+func TestKeyOrderingAcrossPartitions(t *testing.T) {
+	emr := newEndpoint(t, "", nil)
+	cfg := baseConfig(t)
+	cfg.Routes = []RouteConfig{{Name: "all", To: []string{"emr"}}}
+	cfg.Destinations = []DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Ordering: "key", PartitionBy: "PID-3.1", Partitions: 4, Retry: fast}}
+	p := startPipeline(t, cfg)
+	want := map[string][]string{}
+	for i := range 40 {
+		mrn := fmt.Sprintf("MRN%d", i%5)
+		id := fmt.Sprintf("K-%s-%02d", mrn, i)
+		want[mrn] = append(want[mrn], id)
+		p.send(t, "adt", adtMsg(id, mrn, "A08"))
+	}
+	require.Eventually(t, func() bool { return len(emr.got()) == 40 }, 15*time.Second, 10*time.Millisecond)
+	per := map[string][]string{}
+	for _, raw := range emr.got() {
+		m, err := hl7.Parse([]byte(raw))
+		require.NoError(t, err)
+		mrn, _ := m.Get("PID-3.1")
+		per[mrn] = append(per[mrn], m.ControlID())
+	}
+	assert.Equal(t, want, per, "each patient's messages arrive in order")
+}
+
+func TestRestartDeliversWhatWasQueued(t *testing.T) {
+	addr := freeAddr(t)
+	cfg := baseConfig(t)
+	cfg.Routes = []RouteConfig{{Name: "all", To: []string{"emr"}}}
+	cfg.Destinations = []DestinationConfig{{Name: "emr", Type: "mllp", Addr: addr, Timeout: time.Second,
+		Retry: RetryConfig{MaxAttempts: 1000, Backoff: []time.Duration{20 * time.Millisecond}}}}
+	cfg.applyDefaults()
+	logs := &syncBuf{}
+	b, err := Start(context.Background(), cfg, zerolog.New(logs).Level(zerolog.DebugLevel), Hooks{})
+	require.NoError(t, err)
+	c := &mllp.Client{Addr: b.Addr("adt").String()}
+	for i := range 3 {
+		_, err := c.Send(context.Background(), []byte(adtMsg(fmt.Sprintf("Q-%d", i), "M1", "A08")))
+		require.NoError(t, err)
+	}
+	c.Close()
+	require.NoError(t, b.Shutdown(context.Background()))
+
+	emr := newEndpoint(t, addr, nil)
+	cfg.Listeners[0].Addr, cfg.Listeners[1].Addr = "127.0.0.1:0", "127.0.0.1:0"
+	b2, err := Start(context.Background(), cfg, zerolog.New(logs).Level(zerolog.DebugLevel), Hooks{})
+	require.NoError(t, err)
+	defer b2.Shutdown(context.Background())
+	require.Eventually(t, func() bool { return len(emr.got()) == 3 }, 15*time.Second, 10*time.Millisecond, "logs:\n%s", logs)
+	assert.Contains(t, emr.got()[0], "|Q-0|")
+	assert.Contains(t, emr.got()[2], "|Q-2|")
+}
+
+func TestCorpusThroughThePipeline(t *testing.T) {
+	const corpus = "../../shared/corpus"
+	if _, err := os.Stat(corpus); err != nil {
+		t.Skip("corpus not available")
+	}
+	var msgs [][]byte
+	seen := map[string]bool{}
+	_ = filepath.WalkDir(corpus, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() == "SOURCES.md" {
+			return nil
+		}
+		data, _ := os.ReadFile(path)
+		if b, err := hl7.SplitBatch(data, hl7.Limits{}); err == nil {
+			for _, m := range b.Messages {
+				if pm, err := hl7.Parse(m); err == nil && pm.CheckHeader() == nil {
+					// Corpus files reuse control IDs; within the duplicate
+					// window the broker stores those once, so send each
+					// sender + control ID once.
+					key := pm.SendingApplication() + "|" + pm.SendingFacility() + "|" + pm.ControlID()
+					if !seen[key] {
+						seen[key] = true
+						msgs = append(msgs, m)
+					}
+				}
+			}
+		}
+		return nil
+	})
+	require.NotEmpty(t, msgs)
+	out := t.TempDir()
+	cfg := baseConfig(t)
+	cfg.Listeners = []ListenerConfig{{Name: "all", Addr: "127.0.0.1:0", MaxMessageBytes: 1 << 20}}
+	cfg.Routes = []RouteConfig{{Name: "all", To: []string{"archive"}}}
+	cfg.Destinations = []DestinationConfig{{Name: "archive", Type: "file", Dir: out}}
+	p := startPipeline(t, cfg)
+	c := &mllp.Client{Addr: p.Addr("all").String()}
+	defer c.Close()
+	want := map[string]bool{}
+	for _, m := range msgs {
+		reply, err := c.Send(context.Background(), m)
+		require.NoError(t, err)
+		ack, err := hl7.ParseAck(reply)
+		require.NoError(t, err)
+		require.True(t, ack.Positive(), "%s", ack.Text)
+		want[string(m)] = true
+	}
+	require.Eventually(t, func() bool { return p.count("archive", "delivered") == int64(len(msgs)) }, 30*time.Second, 20*time.Millisecond)
+	files, _ := filepath.Glob(filepath.Join(out, "*.hl7"))
+	assert.Len(t, files, len(msgs))
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		assert.True(t, want[string(b)], "%s is a message sent, byte for byte", filepath.Base(f))
+	}
+	t.Logf("%d corpus messages stored, routed and delivered byte for byte", len(msgs))
+}

@@ -1,0 +1,181 @@
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/mllp"
+	"github.com/hl7broker/hl7broker/routing"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+)
+
+// Broker is a running broker: NATS, listeners, router and delivery workers.
+type Broker struct {
+	cfg       *Config
+	log       zerolog.Logger
+	nats      *NATS
+	servers   map[string]*mllp.Server
+	addrs     map[string]net.Addr
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	listening sync.WaitGroup
+}
+
+// Hooks observe the pipeline, for metrics and tests. Nil fields are skipped.
+type Hooks struct {
+	OnRouted func(inSeq uint64, destinations []string)
+	OnDone   func(destination, outcome string, h nats.Header)
+}
+
+// Start opens NATS and its streams, binds every listener, and starts the
+// router and one delivery worker per destination. cfg must be valid.
+func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*Broker, error) {
+	n, err := OpenNATS(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{cfg: cfg, log: log, nats: n, servers: map[string]*mllp.Server{}, addrs: map[string]net.Addr{}}
+	committer := &PublishCommitter{JetStream: n.JetStream, Timeout: cfg.NATS.StoreTimeout}
+	for _, l := range cfg.Listeners {
+		if err := b.listen(l, committer); err != nil {
+			b.stopListeners(context.Background())
+			n.Close()
+			return nil, err
+		}
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	b.cancel = cancel
+	router := &routing.Router{JetStream: n.JetStream, Routes: routes(cfg), UnroutedTo: cfg.Unrouted.To,
+		Partitions: partitions(cfg), Log: log, OnRouted: hooks.OnRouted}
+	b.goRun("router", router.Run, runCtx)
+	for _, d := range cfg.Destinations {
+		w := &routing.Worker{JetStream: n.JetStream, Dest: destination(d), Log: log}
+		if hooks.OnDone != nil {
+			name := d.Name
+			w.OnDone = func(outcome string, h nats.Header) { hooks.OnDone(name, outcome, h) }
+		}
+		b.goRun("destination "+d.Name, w.Run, runCtx)
+	}
+	log.Info().Int("listeners", len(cfg.Listeners)).Int("routes", len(cfg.Routes)).Int("destinations", len(cfg.Destinations)).
+		Bool("embedded_nats", cfg.NATS.URL == "").Str("durability", cfg.NATS.Durability).Msg("broker started")
+	return b, nil
+}
+
+func (b *Broker) listen(l ListenerConfig, c Committer) error {
+	tc, err := serverTLS(l.TLS)
+	if err != nil {
+		return fmt.Errorf("listener %s: %w", l.Name, err)
+	}
+	srv := &mllp.Server{Name: l.Name, Handler: NewIngest(l, c, b.log), TLSConfig: tc, MaxConns: l.MaxConnections,
+		MaxFrameBytes: l.MaxMessageBytes, IdleTimeout: l.IdleTimeout, ReadTimeout: l.ReadTimeout, Logger: b.log}
+	ln, err := net.Listen("tcp", l.Addr)
+	if err != nil {
+		return fmt.Errorf("listener %s: %w", l.Name, err)
+	}
+	b.servers[l.Name], b.addrs[l.Name] = srv, ln.Addr()
+	b.listening.Add(1)
+	go func() {
+		defer b.listening.Done()
+		if err := srv.Serve(ln); !errors.Is(err, mllp.ErrServerClosed) {
+			b.log.Error().Str("listener", l.Name).Err(err).Msg("listener stopped")
+		}
+	}()
+	b.log.Info().Str("listener", l.Name).Str("addr", ln.Addr().String()).Msg("listening")
+	return nil
+}
+
+// serverTLS loads a listener's TLS files; nil without them.
+func serverTLS(t TLSFiles) (*tls.Config, error) {
+	if t.CertFile == "" {
+		return nil, nil
+	}
+	return mllp.ServerTLSConfig(t.CertFile, t.KeyFile, t.ClientCAFile)
+}
+
+func (b *Broker) goRun(what string, run func(context.Context) error, ctx context.Context) {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		if err := run(ctx); err != nil {
+			b.log.Error().Str("component", what).Err(err).Msg("stopped with an error")
+		}
+	}()
+}
+
+// Addr is the bound address of a listener (useful with port 0).
+func (b *Broker) Addr(listener string) net.Addr { return b.addrs[listener] }
+
+// NATS gives access to the streams, for tools and tests.
+func (b *Broker) NATS() *NATS { return b.nats }
+
+// Shutdown stops accepting, lets messages in flight be stored and
+// acknowledged, stops the router and workers (a message being retried
+// stays queued), and closes NATS.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	err := b.stopListeners(ctx)
+	b.cancel()
+	b.wg.Wait()
+	b.nats.Close()
+	b.log.Info().Msg("broker stopped")
+	return err
+}
+
+func (b *Broker) stopListeners(ctx context.Context) error {
+	var errs []error
+	for _, s := range b.servers {
+		errs = append(errs, s.Shutdown(ctx))
+	}
+	b.listening.Wait()
+	return errors.Join(errs...)
+}
+
+func routes(cfg *Config) []routing.Route {
+	var out []routing.Route
+	for _, r := range cfg.Routes {
+		rt := routing.Route{Name: r.Name, From: r.From, Types: r.When.Type, Events: r.When.Event, To: r.To}
+		for _, s := range r.Transform {
+			rt.Transform = append(rt.Transform, routing.SetStep{Path: hl7.MustParsePath(s.Set), Value: s.Value})
+		}
+		out = append(out, rt)
+	}
+	return out
+}
+
+func partitions(cfg *Config) map[string]routing.Partitioning {
+	p := map[string]routing.Partitioning{}
+	for _, d := range cfg.Destinations {
+		if d.Ordering == "key" {
+			p[d.Name] = routing.Partitioning{Path: hl7.MustParsePath(d.PartitionBy), Partitions: d.Partitions}
+		}
+	}
+	return p
+}
+
+func destination(d DestinationConfig) routing.Destination {
+	rd := routing.Destination{Name: d.Name, Ordering: d.Ordering, Concurrency: d.Concurrency, Partitions: d.Partitions,
+		MaxAttempts: d.Retry.MaxAttempts, Backoff: d.Retry.Backoff, OnReject: d.OnReject, Timeout: d.Timeout}
+	rd.NewDeliverer = func() (routing.Deliverer, error) {
+		var tc *tls.Config
+		if d.TLS.CAFile != "" || d.TLS.CertFile != "" {
+			var err error
+			if tc, err = mllp.ClientTLSConfig(d.TLS.CAFile, d.TLS.CertFile, d.TLS.KeyFile, ""); err != nil {
+				return nil, err
+			}
+		}
+		switch d.Type {
+		case "mllp":
+			return &routing.MLLPDeliverer{Client: &mllp.Client{Addr: d.Addr, TLSConfig: tc, ReplyTimeout: d.Timeout, MaxBackoff: d.Timeout}}, nil
+		case "http":
+			return routing.NewHTTPDeliverer(d.URL, d.ContentType, d.Headers, d.Timeout, tc), nil
+		default:
+			return &routing.FileDeliverer{Dir: d.Dir}, nil
+		}
+	}
+	return rd
+}

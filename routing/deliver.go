@@ -1,0 +1,173 @@
+package routing
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/mllp"
+	"github.com/nats-io/nats.go"
+)
+
+// Outcome of one delivery attempt.
+type Outcome int
+
+const (
+	Delivered Outcome = iota // the endpoint accepted it
+	Retry                    // a temporary failure: try again after the backoff
+	Rejected                 // the endpoint refused it for good (AR/CR, HTTP 4xx)
+)
+
+// Result is one attempt's outcome and, unless delivered, why, in words
+// with no message content (codes, statuses, error texts of transports).
+type Result struct {
+	Outcome Outcome
+	Reason  string
+}
+
+// Deliverer forwards one message to a downstream endpoint. Deliver is
+// called once per attempt, never concurrently for a fifo destination; it
+// returns what the endpoint said. The worker decides about retries.
+type Deliverer interface {
+	Deliver(ctx context.Context, data []byte, h nats.Header) Result
+	Close() error
+}
+
+// MLLPDeliverer sends over a kept MLLP connection and checks the ACK:
+// AA/CA delivered; AE/CE retry; AR/CR rejected; no ACK, a timeout, an
+// MSA-2 that is not the MSH-10 sent, or a connection error: retry.
+type MLLPDeliverer struct{ Client *mllp.Client }
+
+// Deliver sends data and reads its ACK.
+func (d *MLLPDeliverer) Deliver(ctx context.Context, data []byte, _ nats.Header) Result {
+	reply, err := d.Client.Send(ctx, data)
+	if err != nil {
+		return Result{Retry, err.Error()}
+	}
+	ack, err := hl7.ParseAck(reply)
+	if err != nil {
+		return Result{Retry, "reply is not an ACK: " + err.Error()}
+	}
+	if m, err := hl7.Parse(data); err == nil && ack.ControlID != m.ControlID() {
+		return Result{Retry, "ACK's MSA-2 is not the MSH-10 sent"}
+	}
+	reason := string(ack.Code)
+	for _, e := range ack.Errors {
+		reason += fmt.Sprintf(" [ERR %d %s]", e.Code, e.CodeText)
+	}
+	switch ack.Code {
+	case hl7.AA, hl7.CA:
+		return Result{Delivered, ""}
+	case hl7.AR, hl7.CR:
+		return Result{Rejected, reason}
+	}
+	return Result{Retry, reason}
+}
+
+// Close closes the connection.
+func (d *MLLPDeliverer) Close() error { return d.Client.Close() }
+
+// FileDeliverer writes each message to its own file in Dir, atomically
+// (a temporary file, then a rename): NNNNNNNNNN-<control ID>.hl7 by HL7_IN
+// sequence.
+type FileDeliverer struct{ Dir string }
+
+// Deliver writes data.
+func (d *FileDeliverer) Deliver(_ context.Context, data []byte, h nats.Header) Result {
+	seq, _ := strconv.ParseUint(h.Get(HeaderInSeq), 10, 64)
+	name := filepath.Join(d.Dir, fmt.Sprintf("%010d-%s.hl7", seq, fileSafe(h.Get(HeaderControlID))))
+	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
+		return Result{Retry, err.Error()}
+	}
+	if err := writeAtomic(name, data); err != nil {
+		return Result{Retry, err.Error()}
+	}
+	return Result{Delivered, ""}
+}
+
+// Close does nothing.
+func (d *FileDeliverer) Close() error { return nil }
+
+// HTTPDeliverer POSTs each message. 2xx delivered; 408, 429, 5xx and
+// transport errors or timeouts retry; any other status is rejected.
+type HTTPDeliverer struct {
+	URL         string
+	ContentType string
+	Headers     map[string]string
+	Client      *http.Client
+}
+
+// NewHTTPDeliverer returns an HTTPDeliverer with its own client.
+func NewHTTPDeliverer(url, contentType string, headers map[string]string, timeout time.Duration, tlsCfg *tls.Config) *HTTPDeliverer {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsCfg
+	return &HTTPDeliverer{URL: url, ContentType: contentType, Headers: headers, Client: &http.Client{Timeout: timeout, Transport: tr}}
+}
+
+// Deliver posts data.
+func (d *HTTPDeliverer) Deliver(ctx context.Context, data []byte, h nats.Header) Result {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(data))
+	if err != nil {
+		return Result{Rejected, err.Error()}
+	}
+	req.Header.Set("Content-Type", d.ContentType)
+	req.Header.Set("X-HL7-Control-Id", h.Get(HeaderControlID))
+	for k, v := range d.Headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := d.Client.Do(req)
+	if err != nil {
+		return Result{Retry, err.Error()}
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	switch s := resp.StatusCode; {
+	case s >= 200 && s < 300:
+		return Result{Delivered, ""}
+	case s == http.StatusRequestTimeout || s == http.StatusTooManyRequests || s >= 500:
+		return Result{Retry, "HTTP " + resp.Status}
+	default:
+		return Result{Rejected, "HTTP " + resp.Status}
+	}
+}
+
+// Close releases idle connections.
+func (d *HTTPDeliverer) Close() error { d.Client.CloseIdleConnections(); return nil }
+
+// fileSafe keeps letters, digits, '.', '-' and '_' of s for a file name.
+func fileSafe(s string) string {
+	if s == "" {
+		return "no-control-id"
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	return string(b[:min(len(b), 64)])
+}
+
+// writeAtomic writes data beside name and renames it into place.
+func writeAtomic(name string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(name), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, werr := tmp.Write(data)
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), name)
+}

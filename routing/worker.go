@@ -1,0 +1,218 @@
+package routing
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// DLQ headers, added to the message's own when it is dead-lettered.
+const (
+	HeaderDestination = "HL7-Destination"
+	HeaderDLQReason   = "HL7-DLQ-Reason"
+	HeaderDLQAttempts = "HL7-DLQ-Attempts"
+	HeaderDLQTime     = "HL7-DLQ-Time"
+)
+
+// Destination is one downstream system and how to deliver to it.
+type Destination struct {
+	Name string
+	// NewDeliverer makes a deliverer for one delivery slot: the fifo
+	// queue, one partition, or one of the parallel slots. Each has its own
+	// (an MLLP connection carries one message at a time).
+	NewDeliverer func() (Deliverer, error)
+	Ordering     string // fifo | parallel | key
+	Concurrency  int    // parallel
+	Partitions   int    // key
+	MaxAttempts  int
+	Backoff      []time.Duration // the last one repeats
+	OnReject     string          // dead_letter | retry
+	// Timeout bounds one attempt. The queue's ack wait is Timeout plus a
+	// margin: long enough for an attempt, short enough that a message left
+	// pending by a crash or restart is redelivered soon after.
+	Timeout time.Duration
+}
+
+// ackWait is how long JetStream waits before redelivering a message the
+// worker holds; between attempts the worker reports progress.
+func (d *Destination) ackWait() time.Duration { return max(d.Timeout, time.Second) + 5*time.Second }
+
+// Worker delivers one destination's queue from HL7_OUT. fifo: one message
+// at a time in stored order, a failing message retried in place (holding
+// the line, as an interface engine's queue does) until it is delivered or
+// parked in HL7_DLQ after MaxAttempts. key: the same per partition.
+// parallel: Concurrency messages at once, no order.
+type Worker struct {
+	JetStream jetstream.JetStream
+	Dest      Destination
+	Log       zerolog.Logger
+	// OnDone, if set, is called when a message leaves the queue:
+	// "delivered" or "dead_lettered". For metrics and tests.
+	OnDone func(outcome string, h nats.Header)
+}
+
+// Run delivers until ctx ends. A message being retried when ctx ends is
+// left in HL7_OUT (not acknowledged) and redelivered on the next start.
+func (w *Worker) Run(ctx context.Context) error {
+	type slot struct {
+		subject, durable string
+		pending          int
+	}
+	var slots []slot
+	base := OutSubject(w.Dest.Name)
+	switch w.Dest.Ordering {
+	case "key":
+		for p := range w.Dest.Partitions {
+			slots = append(slots, slot{fmt.Sprintf("%s.%d", base, p), fmt.Sprintf("deliver-%s-%d", w.Dest.Name, p), 1})
+		}
+	case "parallel":
+		slots = []slot{{base, "deliver-" + w.Dest.Name, max(1, w.Dest.Concurrency)}}
+	default:
+		slots = []slot{{base, "deliver-" + w.Dest.Name, 1}}
+	}
+	var wg sync.WaitGroup
+	var stops []func()
+	for _, s := range slots {
+		cons, err := w.JetStream.CreateOrUpdateConsumer(ctx, StreamOut, jetstream.ConsumerConfig{
+			Durable: s.durable, FilterSubject: s.subject, AckPolicy: jetstream.AckExplicitPolicy,
+			MaxAckPending: s.pending, AckWait: w.Dest.ackWait(), MaxDeliver: -1,
+		})
+		if err != nil {
+			return fmt.Errorf("destination %s: consumer: %w", w.Dest.Name, err)
+		}
+		// One deliverer per message in flight.
+		free := make(chan Deliverer, s.pending)
+		for range s.pending {
+			d, err := w.Dest.NewDeliverer()
+			if err != nil {
+				return fmt.Errorf("destination %s: %w", w.Dest.Name, err)
+			}
+			defer d.Close()
+			free <- d
+		}
+		cc, err := cons.Consume(func(msg jetstream.Msg) {
+			d := <-free
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { free <- d }()
+				w.deliver(ctx, d, msg)
+			}()
+		}, jetstream.PullMaxMessages(s.pending))
+		if err != nil {
+			return fmt.Errorf("destination %s: %w", w.Dest.Name, err)
+		}
+		stops = append(stops, func() { cc.Stop(); <-cc.Closed() })
+	}
+	<-ctx.Done()
+	for _, stop := range stops {
+		stop()
+	}
+	wg.Wait()
+	return nil
+}
+
+// deliver makes attempts until the message is delivered, rejected for
+// good, out of attempts, or ctx ends.
+func (w *Worker) deliver(ctx context.Context, d Deliverer, msg jetstream.Msg) {
+	h := msg.Headers()
+	log := w.Log.With().Str("destination", w.Dest.Name).Str("control_id", h.Get(HeaderControlID)).
+		Str("type", h.Get(HeaderType)+"^"+h.Get(HeaderEvent)).Int("size", len(msg.Data())).Logger()
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		res := d.Deliver(ctx, msg.Data(), h)
+		if ctx.Err() != nil {
+			requeue(msg)
+			return
+		}
+		switch {
+		case res.Outcome == Delivered:
+			if err := msg.Ack(); err != nil {
+				log.Warn().Err(err).Msg("delivered, but the queue ack failed: it may be delivered again")
+			}
+			log.Debug().Int("attempt", attempt).Dur("latency", time.Since(start)).Msg("delivered")
+			w.done("delivered", h)
+			return
+		case res.Outcome == Rejected && w.Dest.OnReject != "retry":
+			w.deadLetter(ctx, msg, log, "rejected: "+res.Reason, attempt)
+			return
+		case attempt >= w.Dest.MaxAttempts:
+			w.deadLetter(ctx, msg, log, fmt.Sprintf("gave up after %d attempts: %s", attempt, res.Reason), attempt)
+			return
+		}
+		wait := w.backoff(attempt)
+		log.Warn().Int("attempt", attempt).Str("reason", res.Reason).Dur("retry_in", wait).Msg("delivery failed; will retry")
+		if !waitInProgress(ctx, msg, wait, w.Dest.ackWait()) {
+			requeue(msg)
+			return
+		}
+	}
+}
+
+// requeue hands a message back when stopping, so that the next start
+// delivers it at once instead of after the ack wait.
+func requeue(msg jetstream.Msg) { _ = msg.Nak() }
+
+func (w *Worker) backoff(attempt int) time.Duration {
+	b := w.Dest.Backoff
+	if len(b) == 0 {
+		return time.Second
+	}
+	return b[min(attempt-1, len(b)-1)]
+}
+
+// waitInProgress waits d, telling JetStream the message is still being
+// worked on so it is not redelivered elsewhere; false if ctx ended.
+func waitInProgress(ctx context.Context, msg jetstream.Msg, d, ackWait time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	tick := time.NewTicker(ackWait / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		case <-tick.C:
+			_ = msg.InProgress()
+		}
+	}
+}
+
+// deadLetter stores the message in HL7_DLQ with why, then removes it from
+// the queue. If storing fails it stays queued and is retried.
+func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, log zerolog.Logger, reason string, attempts int) {
+	meta, _ := msg.Metadata()
+	out := &nats.Msg{Subject: "hl7.dlq." + w.Dest.Name, Data: msg.Data(), Header: copyHeaders(msg.Headers())}
+	out.Header.Set(HeaderDestination, w.Dest.Name)
+	out.Header.Set(HeaderDLQReason, reason)
+	out.Header.Set(HeaderDLQAttempts, strconv.Itoa(attempts))
+	out.Header.Set(HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
+	id := "dlq:" + w.Dest.Name + ":" + msg.Headers().Get(HeaderInSeq)
+	if meta != nil {
+		id = fmt.Sprintf("dlq:%s:%d", w.Dest.Name, meta.Sequence.Stream)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := w.JetStream.PublishMsg(pctx, out, jetstream.WithMsgID(id)); err != nil {
+		log.Error().Str("reason", err.Error()).Msg("dead-lettering failed; the message stays queued")
+		_ = msg.NakWithDelay(5 * time.Second)
+		return
+	}
+	_ = msg.Ack()
+	log.Error().Int("attempts", attempts).Str("reason", reason).Msg("message dead-lettered")
+	w.done("dead_lettered", out.Header)
+}
+
+func (w *Worker) done(outcome string, h nats.Header) {
+	if w.OnDone != nil {
+		w.OnDone(outcome, h)
+	}
+}
