@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/internal/fsutil"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/nats-io/nats.go"
 )
@@ -84,11 +84,11 @@ type FileDeliverer struct{ Dir string }
 // Deliver writes data.
 func (d *FileDeliverer) Deliver(_ context.Context, data []byte, h nats.Header) Result {
 	seq, _ := strconv.ParseUint(h.Get(HeaderInSeq), 10, 64)
-	name := filepath.Join(d.Dir, fmt.Sprintf("%010d-%s.hl7", seq, fileSafe(h.Get(HeaderControlID))))
+	name := filepath.Join(d.Dir, fmt.Sprintf("%010d-%s.hl7", seq, fsutil.SafeName(h.Get(HeaderControlID))))
 	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
 		return Result{Retry, err.Error()}
 	}
-	if err := writeAtomic(name, data); err != nil {
+	if err := fsutil.WriteAtomic(name, data); err != nil {
 		return Result{Retry, err.Error()}
 	}
 	return Result{Delivered, ""}
@@ -142,32 +142,3 @@ func (d *HTTPDeliverer) Deliver(ctx context.Context, data []byte, h nats.Header)
 
 // Close releases idle connections.
 func (d *HTTPDeliverer) Close() error { d.Client.CloseIdleConnections(); return nil }
-
-// fileSafe keeps letters, digits, '.', '-' and '_' of s for a file name.
-func fileSafe(s string) string {
-	if s == "" {
-		return "no-control-id"
-	}
-	b := []byte(s)
-	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
-			b[i] = '_'
-		}
-	}
-	return string(b[:min(len(b), 64)])
-}
-
-// writeAtomic writes data beside name and renames it into place.
-func writeAtomic(name string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(name), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(data)
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), name)
-}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/internal/fsutil"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -145,11 +146,11 @@ func (h *listenHandler) ServeMLLP(ctx context.Context, c *mllp.ConnInfo, frame [
 		ev = ev.Str("error", he.Reason)
 	} else {
 		ack = hl7.BuildAck(m, hl7.AckOptions{Outcome: h.outcome, Mode: h.mode})
-		name = fmt.Sprintf("%06d-%s.hl7", seq, fileSafe(m.ControlID()))
+		name = fmt.Sprintf("%06d-%s.hl7", seq, fsutil.SafeName(m.ControlID()))
 		ev = ev.Str("control_id", m.ControlID()).Str("type", m.Type()+"^"+m.Trigger())
 	}
 	if h.out != "" {
-		if err := writeAtomic(filepath.Join(h.out, name), frame); err != nil {
+		if err := fsutil.WriteAtomic(filepath.Join(h.out, name), frame); err != nil {
 			h.log.Error().Err(err).Int("seq", seq).Msg("could not write the message; answering AE")
 			ack = hl7.BuildRejectAck(frame, hl7.AckOptions{Outcome: hl7.Errored, Text: "receiver could not store the message"})
 		}
@@ -173,41 +174,4 @@ func (h *listenHandler) RejectMLLP(_ context.Context, _ *mllp.ConnInfo, fe *mllp
 	return hl7.BuildRejectAck(fe.Prefix, hl7.AckOptions{
 		Err:  &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Location: hl7.Location{Offset: -1}},
 		Text: fmt.Sprintf("message of %d bytes is over the limit", fe.Size)})
-}
-
-// fileSafe keeps letters, digits, dot, dash and underscore of a control
-// ID, so it can name a file.
-func fileSafe(id string) string {
-	if id == "" {
-		return "no-control-id"
-	}
-	b := []byte(id)
-	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
-			b[i] = '_'
-		}
-	}
-	if len(b) > 64 {
-		b = b[:64]
-	}
-	return string(b)
-}
-
-// writeAtomic writes data to a temporary file beside name and renames it,
-// so a reader never sees half a message.
-func writeAtomic(name string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(name), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), name)
 }
