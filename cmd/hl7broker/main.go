@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -55,8 +56,8 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
-	root.PersistentFlags().StringVar(&format, "log-format", "console", "log format: console or json")
-	root.AddCommand(newSendCmd(), newListenCmd(), newCheckCmd())
+	root.PersistentFlags().StringVar(&format, "log-format", "auto", "log format: console, json, or auto (json for serve, console for the tools)")
+	root.AddCommand(newServeCmd(), newSendCmd(), newListenCmd(), newCheckCmd())
 	return root
 }
 
@@ -71,12 +72,19 @@ func logger(cmd *cobra.Command) (zerolog.Logger, error) {
 	}
 	// Connections log from their own goroutines: serialise the writes.
 	var w io.Writer = zerolog.SyncWriter(cmd.ErrOrStderr())
+	if format == "auto" {
+		format = "console"
+		if cmd.Name() == "serve" {
+			format = "json"
+		}
+	}
 	switch format {
 	case "console":
 		w = zerolog.ConsoleWriter{Out: w, NoColor: true, TimeFormat: "15:04:05.000"}
 	case "json":
 	default:
-		return zerolog.Logger{}, fmt.Errorf("--log-format must be console or json")
+		return zerolog.Logger{}, fmt.Errorf("--log-format must be console, json or auto")
 	}
+	zerolog.TimeFieldFormat = time.RFC3339Nano
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }

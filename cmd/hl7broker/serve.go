@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hl7broker/hl7broker/broker"
+	"github.com/spf13/cobra"
+)
+
+func newServeCmd() *cobra.Command {
+	var file string
+	var grace time.Duration
+	cmd := &cobra.Command{
+		Use:   "serve --config FILE",
+		Short: "Run the broker",
+		Long: `Serve runs everything the configuration describes: NATS (embedded, or an
+external cluster), the MLLP listeners, the router and the delivery workers.
+On SIGINT or SIGTERM it stops accepting, lets messages in flight be stored
+and acknowledged, stops delivery (a message being retried stays queued),
+stops NATS and exits 0. Logs are JSON unless --log-format console.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logger(cmd)
+			if err != nil {
+				return err
+			}
+			cfg, err := broker.LoadConfig(file)
+			var ce *broker.ConfigError
+			if errors.As(err, &ce) {
+				fmt.Fprintln(cmd.ErrOrStderr(), ce.Error())
+				return exitError{1}
+			} else if err != nil {
+				return err
+			}
+			b, err := broker.Start(cmd.Context(), cfg, log, broker.Hooks{})
+			if err != nil {
+				log.Error().Err(err).Msg("broker did not start")
+				return exitError{1}
+			}
+			<-cmd.Context().Done()
+			log.Info().Dur("grace", grace).Msg("stopping: finishing messages in flight")
+			ctx, cancel := context.WithTimeout(context.Background(), grace)
+			defer cancel()
+			if err := b.Shutdown(ctx); err != nil {
+				log.Warn().Err(err).Msg("stopped before every message in flight finished; their senders will resend")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&file, "config", "", "configuration file (required)")
+	cmd.Flags().DurationVar(&grace, "shutdown-grace", 30*time.Second, "how long to wait for messages in flight when stopping")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}

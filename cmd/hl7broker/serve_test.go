@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestServeEndToEnd runs serve on a config like the example: send's
+// messages are stored, routed and delivered to listen, and serve stops
+// cleanly with exit code 0.
+func TestServeEndToEnd(t *testing.T) {
+	outDir := t.TempDir()
+	downstream := startListen(t, "--out", outDir)
+	adtAddr := freePort(t)
+	cfg := fmt.Sprintf(`
+data_dir: %s
+admin: {addr: ""}
+listeners:
+  - {name: adt, addr: "%s", accept_types: [ADT]}
+routes:
+  - {name: adt-to-emr, from: [adt], when: {type: [ADT]}, to: [emr]}
+destinations:
+  - {name: emr, type: mllp, addr: "%s", retry: {max_attempts: 5, backoff: [50ms]}}
+`, t.TempDir(), adtAddr, downstream)
+	file := filepath.Join(t.TempDir(), "hl7broker.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(cfg), 0o644))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--config", file}, strings.NewReader(""), &syncBuffer{}, &stderr)
+	}()
+	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), `"message":"broker started"`) }, 10*time.Second, 10*time.Millisecond, stderr.String())
+
+	stdout, _, code := runCmd(t, "send", "--addr", adtAddr, filepath.Join(testdata, "adt_a04_lf.hl7"), filepath.Join(testdata, "adt_a08_crlf.hl7"))
+	require.Equal(t, 0, code, stdout)
+	require.Eventually(t, func() bool { names, _ := received(t, outDir); return len(names) == 2 }, 10*time.Second, 10*time.Millisecond)
+	names, _ := received(t, outDir)
+	assert.Equal(t, []string{"000001-A04-778812.hl7", "000002-MSG00008.hl7"}, names, "delivered in order")
+
+	cancel()
+	assert.Equal(t, 0, <-done, "serve exits 0 on SIGINT/SIGTERM; stderr: %s", stderr.String())
+	assert.Contains(t, stderr.String(), "broker stopped")
+	for _, phi := range []string{"O'Brien", "Siobhán", "Müller"} {
+		assert.NotContains(t, stderr.String(), phi)
+	}
+
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte("listeners: []\n"), 0o644))
+	_, errOut, code := runCmd(t, "serve", "--config", bad)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "at least one listener")
+}
