@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -46,6 +47,7 @@ type Ingest struct {
 	limits    hl7.Limits
 	mode      hl7.AckMode
 	accept    map[string]bool // empty: all types
+	metrics   *metrics        // nil: not counted
 }
 
 // NewIngest returns the handler for one listener.
@@ -73,6 +75,30 @@ func ackMode(s string) hl7.AckMode {
 
 // ServeMLLP handles one received frame. See docs/ack-policy.md.
 func (in *Ingest) ServeMLLP(ctx context.Context, conn *mllp.ConnInfo, frame []byte) []byte {
+	ack := in.serve(ctx, conn, frame)
+	in.count(ack)
+	return ack
+}
+
+// count records a received message and its ACK's MSA-1.
+func (in *Ingest) count(ack []byte) {
+	if in.metrics == nil {
+		return
+	}
+	in.metrics.received.WithLabelValues(in.listener.Name).Inc()
+	in.metrics.acks.WithLabelValues(in.listener.Name, ackCode(ack)).Inc()
+}
+
+// ackCode reads MSA-1 from an ACK this package built.
+func ackCode(ack []byte) string {
+	i := bytes.Index(ack, []byte("\rMSA"))
+	if i < 0 || len(ack) < i+7 {
+		return "unknown"
+	}
+	return string(ack[i+5 : i+7])
+}
+
+func (in *Ingest) serve(ctx context.Context, conn *mllp.ConnInfo, frame []byte) []byte {
 	received := time.Now()
 	var m hl7.Message
 	if err := m.ParseWith(frame, in.limits); err != nil {
@@ -104,12 +130,21 @@ func (in *Ingest) ServeMLLP(ctx context.Context, conn *mllp.ConnInfo, frame []by
 		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Errored, Mode: in.mode, Text: textStoreFailed,
 			Err: &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Location: hl7.Location{Offset: -1}}})
 	}
+	if in.metrics != nil {
+		in.metrics.storeSeconds.WithLabelValues(in.listener.Name).Observe(time.Since(received).Seconds())
+	}
 	ev(in.log.Debug()).Uint64("seq", stored.Sequence).Bool("duplicate", stored.Duplicate).Dur("store", time.Since(received)).Msg("message stored")
 	return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Accepted, Mode: in.mode})
 }
 
 // RejectMLLP answers a frame over max_message_bytes.
-func (in *Ingest) RejectMLLP(_ context.Context, conn *mllp.ConnInfo, fe *mllp.FrameError) []byte {
+func (in *Ingest) RejectMLLP(ctx context.Context, conn *mllp.ConnInfo, fe *mllp.FrameError) []byte {
+	ack := in.reject(conn, fe)
+	in.count(ack)
+	return ack
+}
+
+func (in *Ingest) reject(conn *mllp.ConnInfo, fe *mllp.FrameError) []byte {
 	in.log.Warn().Str("remote", conn.RemoteAddr.String()).Int("size", fe.Size).Str("reason", fe.Reason).Msg("message rejected: frame refused")
 	text := fmt.Sprintf(textTooLargeFmt, fe.Size, in.listener.MaxMessageBytes)
 	if !errors.Is(fe, mllp.ErrFrameTooLarge) {

@@ -141,7 +141,9 @@ func (n *NATS) onClosed() nats.Option {
 // embedded server, if any.
 func (n *NATS) Close() {
 	if n.Conn != nil && !n.Conn.IsClosed() {
-		if err := n.Conn.Drain(); err == nil {
+		if n.Conn.Status() != nats.CONNECTED {
+			n.Conn.Close() // nothing to drain to
+		} else if err := n.Conn.Drain(); err == nil {
 			select {
 			case <-n.closed:
 			case <-time.After(10 * time.Second):

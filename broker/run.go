@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
@@ -17,6 +20,10 @@ import (
 
 // Broker is a running broker: NATS, listeners, router and delivery workers.
 type Broker struct {
+	metrics   *metrics
+	admin     *http.Server
+	adminAddr net.Addr
+	stopping  atomic.Bool
 	cfg       *Config
 	log       zerolog.Logger
 	nats      *NATS
@@ -40,7 +47,7 @@ func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, log: log, nats: n, servers: map[string]*mllp.Server{}, addrs: map[string]net.Addr{}}
+	b := &Broker{cfg: cfg, log: log, nats: n, servers: map[string]*mllp.Server{}, addrs: map[string]net.Addr{}, metrics: newMetrics()}
 	committer := &PublishCommitter{JetStream: n.JetStream, Timeout: cfg.NATS.StoreTimeout}
 	for _, l := range cfg.Listeners {
 		if err := b.listen(l, committer); err != nil {
@@ -49,17 +56,53 @@ func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*
 			return nil, err
 		}
 	}
+	var names []string
+	for _, d := range cfg.Destinations {
+		names = append(names, d.Name)
+	}
+	b.metrics.watch(b.servers, n.JetStream, names)
+	if cfg.Admin.Addr != "" {
+		if err := b.startAdmin(cfg.Admin.Addr); err != nil {
+			b.stopListeners(context.Background())
+			n.Close()
+			return nil, fmt.Errorf("admin: %w", err)
+		}
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
+	m := b.metrics
 	router := &routing.Router{JetStream: n.JetStream, Routes: routes(cfg), UnroutedTo: cfg.Unrouted.To,
-		Partitions: partitions(cfg), Log: log, OnRouted: hooks.OnRouted}
+		Partitions: partitions(cfg), Log: log, OnRouted: func(seq uint64, dests []string) {
+			if len(dests) == 0 {
+				m.unrouted.Inc()
+			}
+			for _, d := range dests {
+				m.routed.WithLabelValues(d).Inc()
+			}
+			if hooks.OnRouted != nil {
+				hooks.OnRouted(seq, dests)
+			}
+		}}
 	b.goRun("router", router.Run, runCtx)
 	for _, d := range cfg.Destinations {
-		w := &routing.Worker{JetStream: n.JetStream, Dest: destination(d), Log: log}
-		if hooks.OnDone != nil {
-			name := d.Name
-			w.OnDone = func(outcome string, h nats.Header) { hooks.OnDone(name, outcome, h) }
-		}
+		name := d.Name
+		w := &routing.Worker{JetStream: n.JetStream, Dest: destination(d), Log: log,
+			OnDone: func(outcome string, h nats.Header) {
+				if outcome == "delivered" {
+					m.delivered.WithLabelValues(name).Inc()
+				} else {
+					m.deadLettered.WithLabelValues(name).Inc()
+				}
+				if hooks.OnDone != nil {
+					hooks.OnDone(name, outcome, h)
+				}
+			},
+			OnAttempt: func(o routing.Outcome, took time.Duration) {
+				m.attemptSecs.WithLabelValues(name).Observe(took.Seconds())
+				if o != routing.Delivered {
+					m.retried.WithLabelValues(name).Inc()
+				}
+			}}
 		b.goRun("destination "+d.Name, w.Run, runCtx)
 	}
 	log.Info().Int("listeners", len(cfg.Listeners)).Int("routes", len(cfg.Routes)).Int("destinations", len(cfg.Destinations)).
@@ -72,7 +115,9 @@ func (b *Broker) listen(l ListenerConfig, c Committer) error {
 	if err != nil {
 		return fmt.Errorf("listener %s: %w", l.Name, err)
 	}
-	srv := &mllp.Server{Name: l.Name, Handler: NewIngest(l, c, b.log), TLSConfig: tc, MaxConns: l.MaxConnections,
+	in := NewIngest(l, c, b.log)
+	in.metrics = b.metrics
+	srv := &mllp.Server{Name: l.Name, Handler: in, TLSConfig: tc, MaxConns: l.MaxConnections,
 		MaxFrameBytes: l.MaxMessageBytes, IdleTimeout: l.IdleTimeout, ReadTimeout: l.ReadTimeout, Logger: b.log}
 	ln, err := net.Listen("tcp", l.Addr)
 	if err != nil {
@@ -118,9 +163,13 @@ func (b *Broker) NATS() *NATS { return b.nats }
 // acknowledged, stops the router and workers (a message being retried
 // stays queued), and closes NATS.
 func (b *Broker) Shutdown(ctx context.Context) error {
+	b.stopping.Store(true)
 	err := b.stopListeners(ctx)
 	b.cancel()
 	b.wg.Wait()
+	if b.admin != nil {
+		_ = b.admin.Shutdown(ctx)
+	}
 	b.nats.Close()
 	b.log.Info().Msg("broker stopped")
 	return err

@@ -74,8 +74,17 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	cc.Drain()
-	<-cc.Closed()
+	waitClosed(cc)
 	return nil
+}
+
+// waitClosed waits for a consumer to stop, at most 2 s: with the server
+// already gone, closing cannot be confirmed and must not hold up shutdown.
+func waitClosed(cc jetstream.ConsumeContext) {
+	select {
+	case <-cc.Closed():
+	case <-time.After(2 * time.Second):
+	}
 }
 
 func (r *Router) handle(ctx context.Context, msg jetstream.Msg) {

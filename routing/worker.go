@@ -55,6 +55,8 @@ type Worker struct {
 	// OnDone, if set, is called when a message leaves the queue:
 	// "delivered" or "dead_lettered". For metrics and tests.
 	OnDone func(outcome string, h nats.Header)
+	// OnAttempt, if set, is called after each delivery attempt.
+	OnAttempt func(outcome Outcome, took time.Duration)
 }
 
 // Run delivers until ctx ends. A message being retried when ctx ends is
@@ -108,7 +110,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("destination %s: %w", w.Dest.Name, err)
 		}
-		stops = append(stops, func() { cc.Stop(); <-cc.Closed() })
+		stops = append(stops, func() { cc.Stop(); waitClosed(cc) })
 	}
 	<-ctx.Done()
 	for _, stop := range stops {
@@ -127,6 +129,9 @@ func (w *Worker) deliver(ctx context.Context, d Deliverer, msg jetstream.Msg) {
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		res := d.Deliver(ctx, msg.Data(), h)
+		if w.OnAttempt != nil {
+			w.OnAttempt(res.Outcome, time.Since(start))
+		}
 		if ctx.Err() != nil {
 			requeue(msg)
 			return

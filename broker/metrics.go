@@ -1,0 +1,93 @@
+package broker
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/hl7broker/hl7broker/mllp"
+	"github.com/hl7broker/hl7broker/routing"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the broker's Prometheus series, all prefixed hl7broker_.
+// Labels are listener and destination names, ACK codes and outcomes:
+// never message content.
+type metrics struct {
+	reg          *prometheus.Registry
+	received     *prometheus.CounterVec   // listener
+	acks         *prometheus.CounterVec   // listener, code
+	storeSeconds *prometheus.HistogramVec // listener
+	routed       *prometheus.CounterVec   // destination
+	unrouted     prometheus.Counter
+	delivered    *prometheus.CounterVec   // destination
+	retried      *prometheus.CounterVec   // destination
+	deadLettered *prometheus.CounterVec   // destination
+	attemptSecs  *prometheus.HistogramVec // destination
+}
+
+func newMetrics() *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "hl7broker", Name: name, Help: help}, labels)
+		m.reg.MustRegister(c)
+		return c
+	}
+	histogram := func(name, help string, labels ...string) *prometheus.HistogramVec {
+		h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "hl7broker", Name: name, Help: help,
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14)}, labels)
+		m.reg.MustRegister(h)
+		return h
+	}
+	m.received = counter("received_total", "Messages received by a listener (frames handed to ingest).", "listener")
+	m.acks = counter("acks_total", "Acknowledgements sent, by MSA-1 code.", "listener", "code")
+	m.storeSeconds = histogram("store_seconds", "Time from receipt to the store's acknowledgement.", "listener")
+	m.routed = counter("routed_total", "Copies queued for a destination by the router.", "destination")
+	m.unrouted = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "hl7broker", Name: "unrouted_total", Help: "Messages no route matched."})
+	m.reg.MustRegister(m.unrouted)
+	m.delivered = counter("delivered_total", "Messages a destination accepted.", "destination")
+	m.retried = counter("retried_total", "Delivery attempts that failed and will be retried.", "destination")
+	m.deadLettered = counter("dead_lettered_total", "Messages moved to the dead-letter queue.", "destination")
+	m.attemptSecs = histogram("delivery_seconds", "Time of one delivery attempt.", "destination")
+	m.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// watch registers gauges read at scrape time: open connections per
+// listener and queued messages per destination.
+func (m *metrics) watch(servers map[string]*mllp.Server, js jetstream.JetStream, destinations []string) {
+	for name, s := range servers {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "hl7broker", Name: "connections_open",
+			Help: "Open MLLP connections.", ConstLabels: prometheus.Labels{"listener": name}},
+			func() float64 { return float64(s.Stats().Active) }))
+	}
+	for _, d := range destinations {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "hl7broker", Name: "queue_depth",
+			Help: "Messages waiting for a destination (HL7_OUT).", ConstLabels: prometheus.Labels{"destination": d}},
+			func() float64 { return queueDepth(js, d) }))
+	}
+}
+
+// queueDepth counts a destination's messages in HL7_OUT, over its
+// partitions too (hl7.out.<dest> and hl7.out.<dest>.<n>); -1 if unknown.
+func queueDepth(js jetstream.JetStream, dest string) float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, StreamOut)
+	if err != nil {
+		return -1
+	}
+	base := routing.OutSubject(dest)
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(SubjectOut+".>"))
+	if err != nil {
+		return -1
+	}
+	var n uint64
+	for subj, c := range info.State.Subjects {
+		if subj == base || strings.HasPrefix(subj, base+".") {
+			n += c
+		}
+	}
+	return float64(n)
+}
