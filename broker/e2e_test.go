@@ -366,3 +366,34 @@ func TestCorpusThroughThePipeline(t *testing.T) {
 	}
 	t.Logf("%d corpus messages stored, routed and delivered byte for byte", len(msgs))
 }
+
+func TestParallelDestinationDeliversEverything(t *testing.T) {
+	var inFlight, peak, done atomic.Int64
+	release := make(chan struct{})
+	srv := &mllp.Server{Handler: mllp.HandlerFunc(func(_ context.Context, _ *mllp.ConnInfo, f []byte) []byte {
+		n := inFlight.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		<-release
+		inFlight.Add(-1)
+		done.Add(1)
+		m, _ := hl7.Parse(f)
+		return hl7.BuildAck(m, hl7.AckOptions{})
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	cfg := baseConfig(t)
+	cfg.Routes = []RouteConfig{{Name: "all", To: []string{"emr"}}}
+	cfg.Destinations = []DestinationConfig{{Name: "emr", Type: "mllp", Addr: ln.Addr().String(), Ordering: "parallel", Concurrency: 4, Retry: fast}}
+	p := startPipeline(t, cfg)
+	for i := range 8 {
+		p.send(t, "adt", adtMsg(fmt.Sprintf("P-%d", i), "M1", "A08"))
+	}
+	require.Eventually(t, func() bool { return peak.Load() == 4 }, 10*time.Second, 5*time.Millisecond, "four deliveries at once")
+	close(release)
+	require.Eventually(t, func() bool { return done.Load() == 8 && p.count("emr", "delivered") == 8 }, 10*time.Second, 10*time.Millisecond)
+	assert.EqualValues(t, 4, peak.Load(), "never more than the concurrency")
+}
