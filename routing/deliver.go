@@ -60,9 +60,11 @@ func (d *MLLPDeliverer) Deliver(ctx context.Context, data []byte, _ nats.Header)
 	if m, err := hl7.Parse(data); err == nil && ack.ControlID != m.ControlID() {
 		return Result{Retry, "ACK's MSA-2 is not the MSH-10 sent"}
 	}
+	// Only codes: the receiver's ERR texts are free text and may quote
+	// the message, and this reason is logged and kept in the DLQ.
 	reason := string(ack.Code)
 	for _, e := range ack.Errors {
-		reason += fmt.Sprintf(" [ERR %d %s]", e.Code, e.CodeText)
+		reason += fmt.Sprintf(" [ERR %d]", e.Code)
 	}
 	switch ack.Code {
 	case hl7.AA, hl7.CA:
