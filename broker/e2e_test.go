@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/internal/syncbuf"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
@@ -87,7 +88,7 @@ type pipeline struct {
 	*Broker
 	outcomes sync.Map // destination/outcome -> *atomic.Int64
 	dlq      chan nats.Header
-	logs     *syncBuf
+	logs     *syncbuf.Buffer
 }
 
 func (p *pipeline) count(dest, outcome string) int64 {
@@ -97,7 +98,7 @@ func (p *pipeline) count(dest, outcome string) int64 {
 
 func startPipeline(t *testing.T, cfg *Config) *pipeline {
 	t.Helper()
-	p := &pipeline{dlq: make(chan nats.Header, 100), logs: &syncBuf{}}
+	p := &pipeline{dlq: make(chan nats.Header, 100), logs: &syncbuf.Buffer{}}
 	cfg.applyDefaults()
 	require.Empty(t, cfg.Validate())
 	b, err := Start(context.Background(), cfg, zerolog.New(p.logs).Level(zerolog.DebugLevel), Hooks{
@@ -290,7 +291,7 @@ func TestRestartDeliversWhatWasQueued(t *testing.T) {
 	cfg.Destinations = []DestinationConfig{{Name: "emr", Type: "mllp", Addr: addr, Timeout: time.Second,
 		Retry: RetryConfig{MaxAttempts: 1000, Backoff: []time.Duration{20 * time.Millisecond}}}}
 	cfg.applyDefaults()
-	logs := &syncBuf{}
+	logs := &syncbuf.Buffer{}
 	b, err := Start(context.Background(), cfg, zerolog.New(logs).Level(zerolog.DebugLevel), Hooks{})
 	require.NoError(t, err)
 	c := &mllp.Client{Addr: b.Addr("adt").String()}

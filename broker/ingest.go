@@ -111,6 +111,9 @@ func (in *Ingest) serve(ctx context.Context, conn *mllp.ConnInfo, frame []byte) 
 		return hl7.BuildRejectAck(frame, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Err: he, Text: fmt.Sprintf(textUnparseable, he.Reason)})
 	}
 	ev := func(e *zerolog.Event) *zerolog.Event {
+		if !e.Enabled() { // a level that is off: build no fields
+			return e
+		}
 		return e.Str("remote", conn.RemoteAddr.String()).Str("control_id", m.ControlID()).Str("type", m.Type()+"^"+m.Trigger()).Int("size", len(frame))
 	}
 	if err := m.CheckHeader(); err != nil {

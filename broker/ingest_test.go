@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/internal/syncbuf"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -169,7 +170,7 @@ func TestIngestStoreFailureIsNeverAA(t *testing.T) {
 }
 
 func TestIngestLogsHoldNoPHI(t *testing.T) {
-	var logs syncBuf
+	var logs syncbuf.Buffer
 	client, n := ingestServer(t, ListenerConfig{Name: "adt", AcceptTypes: []string{"ADT"}}, zerolog.New(&logs).Level(zerolog.DebugLevel))
 	send(t, client, adt)
 	send(t, client, strings.Replace(adt, "ADT^A01", "ORU^R01", 1))

@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/internal/syncbuf"
 	"github.com/hl7broker/hl7broker/internal/testpki"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -35,7 +35,7 @@ func startListen(t *testing.T, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	var stderr syncBuffer // listen logs from its connections' goroutines
+	var stderr syncbuf.Buffer // listen logs from its connections' goroutines
 	done := make(chan int, 1)
 	go func() {
 		code := run(ctx, append([]string{"listen", "--addr", "127.0.0.1:0"}, args...), strings.NewReader(""), pw, &stderr)
@@ -53,24 +53,6 @@ func startListen(t *testing.T, args ...string) string {
 		assert.NotContains(t, stderr.String(), "Müller", "no message content in listen's log")
 	})
 	return addr
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent Write and String.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // lines splits command output into its tab-separated report lines.

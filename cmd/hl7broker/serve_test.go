@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/internal/syncbuf"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -43,10 +44,10 @@ destinations:
 	require.NoError(t, os.WriteFile(file, []byte(cfg), 0o644))
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--config", file}, strings.NewReader(""), &syncBuffer{}, &stderr)
+		done <- run(ctx, []string{"serve", "--config", file}, strings.NewReader(""), &syncbuf.Buffer{}, &stderr)
 	}()
 	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), `"message":"broker started"`) }, 10*time.Second, 10*time.Millisecond, stderr.String())
 
