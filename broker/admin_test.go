@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +56,13 @@ func TestAdminMetricsHealthAndReadiness(t *testing.T) {
 		`hl7broker_connections_open{listener="adt"}`,
 	} {
 		assert.Contains(t, body, series)
+	}
+	if p.NATS().Syncer != nil {
+		flushes := regexp.MustCompile(`(?m)^hl7broker_store_flushes_total (\d+)`).FindStringSubmatch(body)
+		require.Len(t, flushes, 2, "flushes are counted")
+		n, _ := strconv.Atoi(flushes[1])
+		assert.GreaterOrEqual(t, n, 2, "each stored message waited for a flush")
+		assert.Contains(t, body, "hl7broker_store_flush_seconds_total ")
 	}
 	for _, phi := range []string{"Müller", "José", "M-1"} {
 		assert.NotContains(t, body, phi, "no message content or IDs in metric labels")

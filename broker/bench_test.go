@@ -21,10 +21,14 @@ import (
 // through a listener (parse, check, store, ACK) against the two ceilings
 // it sits between, in one run:
 //
-//	raw-mllp       an MLLP server answering a fixed ACK (no parse, no store)
-//	raw-jetstream  one synchronous JetStream publish per message, the
-//	               broker's durability, in process
-//	broker         Ingest over MLLP on loopback into embedded JetStream
+//	raw-mllp        an MLLP server answering a fixed ACK (no parse, no store)
+//	raw-jetstream   one synchronous JetStream publish per message, the
+//	                broker's durability, in process; with fsync the server
+//	                syncs every write (SyncAlways)
+//	broker          Ingest over MLLP on loopback into embedded JetStream,
+//	                with the committer serve uses (fsync: group commit)
+//	broker-per-write  (fsync only) the same with the server syncing every
+//	                write instead: what group commit replaced
 //
 // for 1 and 64 lock-step connections and durability fsync and os, with a
 // 1 KB ADT. The router is not running: this is the ingest path alone.
@@ -40,7 +44,7 @@ func BenchmarkIngest(b *testing.B) {
 	for _, durability := range []string{"fsync", "os"} {
 		for _, conns := range []int{1, 64} {
 			b.Run(fmt.Sprintf("%s/raw-jetstream/conns=%d", durability, conns), func(b *testing.B) {
-				n := benchNATS(b, durability)
+				n := benchNATS(b, durability, true)
 				var seq atomic.Int64
 				run(b, conns, func() error {
 					id := strconv.FormatInt(seq.Add(1), 10)
@@ -48,12 +52,23 @@ func BenchmarkIngest(b *testing.B) {
 					return err
 				})
 			})
-			b.Run(fmt.Sprintf("%s/broker/conns=%d", durability, conns), func(b *testing.B) {
-				n := benchNATS(b, durability)
-				l := ListenerConfig{Name: "bench", MaxMessageBytes: DefaultMaxMessageBytes}
-				srv := &mllp.Server{Name: "bench", Handler: NewIngest(l, &PublishCommitter{JetStream: n.JetStream, Timeout: 10 * time.Second}, zerolog.Nop())}
-				benchMLLP(b, serveBench(b, srv), conns)
-			})
+			variants := map[string]bool{"broker": false}
+			if durability == "fsync" {
+				variants["broker-per-write"] = true
+			}
+			for name, perWrite := range variants {
+				b.Run(fmt.Sprintf("%s/%s/conns=%d", durability, name, conns), func(b *testing.B) {
+					n := benchNATS(b, durability, perWrite)
+					l := ListenerConfig{Name: "bench", MaxMessageBytes: DefaultMaxMessageBytes}
+					srv := &mllp.Server{Name: "bench", Handler: NewIngest(l, n.Committer(10*time.Second), zerolog.Nop())}
+					benchMLLP(b, serveBench(b, srv), conns)
+					if n.Syncer != nil {
+						flushes, busy := n.Syncer.Flushes()
+						b.ReportMetric(float64(b.N)/float64(max(1, flushes)), "msg/flush")
+						b.ReportMetric(float64(busy.Microseconds())/float64(max(1, flushes)), "µs/flush")
+					}
+				})
+			}
 		}
 	}
 }
@@ -66,9 +81,11 @@ func benchMsg(id string) []byte {
 	return []byte(m + strings.Repeat("x", max(0, 1023-len(m))) + "\r")
 }
 
-func benchNATS(b *testing.B, durability string) *NATS {
+// benchNATS opens an embedded server; perWriteSync: fsync syncs every
+// write in the server rather than by group.
+func benchNATS(b *testing.B, durability string, perWriteSync bool) *NATS {
 	c := &Config{DataDir: b.TempDir(), NATS: NATSConfig{Durability: durability, Replicas: 1, History: time.Hour, DuplicateWindow: 2 * time.Minute}}
-	n, err := OpenNATS(context.Background(), c)
+	n, err := openNATS(context.Background(), c, perWriteSync)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -50,3 +50,29 @@ func (c *PublishCommitter) Commit(ctx context.Context, r *Received) (Stored, err
 	}
 	return Stored{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }
+
+// SyncedCommitter is the group committer: each message is published as
+// usual (the server writes it to the OS before its PubAck, without a disk
+// sync of its own), then Commit waits for the next flush of the store,
+// which every connection waiting at that moment shares. A lone sender
+// pays one publish and one flush; 64 senders pay one flush between them.
+// A duplicate waits too: its original may still be waiting for its flush.
+type SyncedCommitter struct {
+	Publisher Committer
+	Syncer    *Syncer
+	Timeout   time.Duration // for the publish and the flush together
+}
+
+// Commit publishes r, then waits until it is on disk.
+func (c *SyncedCommitter) Commit(ctx context.Context, r *Received) (Stored, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	stored, err := c.Publisher.Commit(ctx, r)
+	if err != nil {
+		return Stored{}, err
+	}
+	if err := c.Syncer.Sync(ctx); err != nil {
+		return Stored{}, fmt.Errorf("store in %s: %w", StreamIn, err)
+	}
+	return stored, nil
+}

@@ -35,7 +35,14 @@ func ingestServer(t *testing.T, l ListenerConfig, log zerolog.Logger) (*mllp.Cli
 	if l.MaxMessageBytes == 0 {
 		l.MaxMessageBytes = DefaultMaxMessageBytes
 	}
-	in := NewIngest(l, &PublishCommitter{JetStream: n.JetStream, Timeout: 500 * time.Millisecond}, log)
+	return serveIngest(t, l, n.Committer(500*time.Millisecond), log), n
+}
+
+// serveIngest runs an Ingest for l storing through c on 127.0.0.1:0 and
+// returns a client to it.
+func serveIngest(t *testing.T, l ListenerConfig, c Committer, log zerolog.Logger) *mllp.Client {
+	t.Helper()
+	in := NewIngest(l, c, log)
 	srv := &mllp.Server{Name: l.Name, Handler: in, MaxFrameBytes: l.MaxMessageBytes}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -43,7 +50,7 @@ func ingestServer(t *testing.T, l ListenerConfig, log zerolog.Logger) (*mllp.Cli
 	t.Cleanup(func() { _ = srv.Close() })
 	client := &mllp.Client{Addr: ln.Addr().String(), ReplyTimeout: 10 * time.Second}
 	t.Cleanup(func() { _ = client.Close() })
-	return client, n
+	return client
 }
 
 func send(t *testing.T, c *mllp.Client, msg string) *hl7.Ack {

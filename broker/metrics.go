@@ -56,7 +56,15 @@ func newMetrics() *metrics {
 
 // watch registers gauges read at scrape time: open connections per
 // listener and queued messages per destination.
-func (m *metrics) watch(servers map[string]*mllp.Server, js jetstream.JetStream, destinations []string) {
+func (m *metrics) watch(servers map[string]*mllp.Server, js jetstream.JetStream, destinations []string, syncer *Syncer) {
+	if syncer != nil {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "hl7broker", Name: "store_flushes_total",
+			Help: "Disk flushes of the store (durability fsync): one covers every message stored before it."},
+			func() float64 { n, _ := syncer.Flushes(); return float64(n) }))
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "hl7broker", Name: "store_flush_seconds_total",
+			Help: "Time spent flushing the store to disk."},
+			func() float64 { _, busy := syncer.Flushes(); return busy.Seconds() }))
+	}
 	for name, s := range servers {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "hl7broker", Name: "connections_open",
 			Help: "Open MLLP connections.", ConstLabels: prometheus.Labels{"listener": name}},

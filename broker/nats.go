@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -36,14 +37,49 @@ const embeddedServerName = "hl7broker"
 type NATS struct {
 	Conn      *nats.Conn
 	JetStream jetstream.JetStream
-	server    *server.Server // nil for an external cluster
-	closed    chan struct{}  // closed when Conn has closed
+	// Syncer, when set, makes stored messages durable: durability fsync
+	// on the embedded server, where one flush of the store's file system
+	// covers every message stored before it (group commit). Whoever
+	// promises that a message is stored (an ACK to a sender, the router's
+	// and the dead-letter queue's acks) waits on it first. Nil with
+	// durability os, an external cluster (its own sync settings and
+	// replicas decide), or where the server syncs every write itself.
+	Syncer *Syncer
+	server *server.Server // nil for an external cluster
+	closed chan struct{}  // closed when Conn has closed
+
+	perWriteSync bool
+}
+
+// Committer is how ingest stores messages on this connection: one
+// publish per message, then, with a Syncer, the group flush.
+func (n *NATS) Committer(timeout time.Duration) Committer {
+	c := &PublishCommitter{JetStream: n.JetStream, Timeout: timeout}
+	if n.Syncer == nil {
+		return c
+	}
+	return &SyncedCommitter{Publisher: c, Syncer: n.Syncer, Timeout: timeout}
+}
+
+// Sync waits for the Syncer, if any.
+func (n *NATS) Sync(ctx context.Context) error {
+	if n.Syncer == nil {
+		return nil
+	}
+	return n.Syncer.Sync(ctx)
 }
 
 // OpenNATS starts the embedded server (nats.url empty) or connects to the
 // external cluster, then creates or updates the three streams.
 func OpenNATS(ctx context.Context, c *Config) (*NATS, error) {
-	n := &NATS{closed: make(chan struct{})}
+	return openNATS(ctx, c, false)
+}
+
+// openNATS with perWriteSync makes durability fsync sync every write in
+// the server (SyncAlways) instead of by group: the baseline benchmarks
+// compare with.
+func openNATS(ctx context.Context, c *Config, perWriteSync bool) (*NATS, error) {
+	n := &NATS{closed: make(chan struct{}), perWriteSync: perWriteSync}
 	var err error
 	if c.NATS.URL == "" {
 		err = n.startEmbedded(c)
@@ -73,8 +109,19 @@ func (n *NATS) startEmbedded(c *Config) error {
 		DontListen: true, // no network port: the broker connects in process
 		NoSigs:     true,
 		NoLog:      true,
-		SyncAlways: c.NATS.Durability == "fsync", // a PubAck then means on disk
 	}
+	if c.NATS.Durability == "fsync" && !n.perWriteSync {
+		if err := os.MkdirAll(opts.StoreDir, 0o750); err != nil {
+			return fmt.Errorf("embedded nats: %w", err)
+		}
+		var err error
+		if n.Syncer, err = storeSyncer(opts.StoreDir); err != nil {
+			return fmt.Errorf("embedded nats: %w", err)
+		}
+	}
+	// Without a group syncer, the server syncs every write: a PubAck then
+	// means on disk, at one disk sync per message.
+	opts.SyncAlways = c.NATS.Durability == "fsync" && n.Syncer == nil
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return fmt.Errorf("embedded nats: %w", err)
@@ -156,5 +203,8 @@ func (n *NATS) Close() {
 	if n.server != nil {
 		n.server.Shutdown()
 		n.server.WaitForShutdown()
+	}
+	if n.Syncer != nil {
+		n.Syncer.Close()
 	}
 }

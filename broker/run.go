@@ -48,7 +48,7 @@ func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*
 		return nil, err
 	}
 	b := &Broker{cfg: cfg, log: log, nats: n, servers: map[string]*mllp.Server{}, addrs: map[string]net.Addr{}, metrics: newMetrics()}
-	committer := &PublishCommitter{JetStream: n.JetStream, Timeout: cfg.NATS.StoreTimeout}
+	committer := n.Committer(cfg.NATS.StoreTimeout)
 	for _, l := range cfg.Listeners {
 		if err := b.listen(l, committer); err != nil {
 			b.stopListeners(context.Background())
@@ -60,7 +60,7 @@ func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*
 	for _, d := range cfg.Destinations {
 		names = append(names, d.Name)
 	}
-	b.metrics.watch(b.servers, n.JetStream, names)
+	b.metrics.watch(b.servers, n.JetStream, names, n.Syncer)
 	if cfg.Admin.Addr != "" {
 		if err := b.startAdmin(cfg.Admin.Addr); err != nil {
 			b.stopListeners(context.Background())
@@ -72,7 +72,7 @@ func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*
 	b.cancel = cancel
 	m := b.metrics
 	router := &routing.Router{JetStream: n.JetStream, Routes: routes(cfg), UnroutedTo: cfg.Unrouted.To,
-		Partitions: partitions(cfg), Log: log, OnRouted: func(seq uint64, dests []string) {
+		Partitions: partitions(cfg), Log: log, Sync: n.Sync, OnRouted: func(seq uint64, dests []string) {
 			if len(dests) == 0 {
 				m.unrouted.Inc()
 			}
@@ -86,7 +86,7 @@ func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*
 	b.goRun("router", router.Run, runCtx)
 	for _, d := range cfg.Destinations {
 		name := d.Name
-		w := &routing.Worker{JetStream: n.JetStream, Dest: destination(d), Log: log,
+		w := &routing.Worker{JetStream: n.JetStream, Dest: destination(d), Log: log, Sync: n.Sync,
 			OnDone: func(outcome string, h nats.Header) {
 				if outcome == "delivered" {
 					m.delivered.WithLabelValues(name).Inc()

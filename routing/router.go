@@ -51,6 +51,10 @@ type Router struct {
 	UnroutedTo string
 	Partitions map[string]Partitioning // by destination; absent: one queue
 	Log        zerolog.Logger
+	// Sync, if set, returns once what was published so far is on disk;
+	// the router calls it before acking an input, so that an input is
+	// never marked done while its copies could still be lost.
+	Sync func(context.Context) error
 	// OnRouted, if set, is called after each input is acked, with the
 	// destinations it went to (none: unrouted). For metrics and tests.
 	OnRouted func(inSeq uint64, destinations []string)
@@ -136,6 +140,11 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg) {
 			sent = append(sent, r.UnroutedTo)
 		}
 	}
+	if err := r.sync(ctx); err != nil {
+		log.Error().Str("reason", err.Error()).Msg("router: copies not confirmed on disk; input retried in 1s")
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
 	if err := msg.Ack(); err != nil {
 		log.Warn().Err(err).Msg("router: ack failed; the input will be redelivered and deduplicated")
 		return
@@ -143,6 +152,15 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg) {
 	if r.OnRouted != nil {
 		r.OnRouted(meta.Sequence.Stream, sent)
 	}
+}
+
+func (r *Router) sync(ctx context.Context) error {
+	if r.Sync == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return r.Sync(ctx)
 }
 
 // publish stores one copy, with the input's headers plus extra, under

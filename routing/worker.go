@@ -52,6 +52,9 @@ type Worker struct {
 	JetStream jetstream.JetStream
 	Dest      Destination
 	Log       zerolog.Logger
+	// Sync, if set, returns once what was published so far is on disk;
+	// called before a dead-lettered message leaves the queue.
+	Sync func(context.Context) error
 	// OnDone, if set, is called when a message leaves the queue:
 	// "delivered" or "dead_lettered". For metrics and tests.
 	OnDone func(outcome string, h nats.Header)
@@ -206,7 +209,11 @@ func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, log zerolog.
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := w.JetStream.PublishMsg(pctx, out, jetstream.WithMsgID(id)); err != nil {
+	_, err := w.JetStream.PublishMsg(pctx, out, jetstream.WithMsgID(id))
+	if err == nil && w.Sync != nil {
+		err = w.Sync(pctx)
+	}
+	if err != nil {
 		log.Error().Str("reason", err.Error()).Msg("dead-lettering failed; the message stays queued")
 		_ = msg.NakWithDelay(5 * time.Second)
 		return

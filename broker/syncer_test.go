@@ -1,0 +1,161 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// gatedFlush is a flush that reports when it begins and waits to be let go.
+type gatedFlush struct {
+	began   chan struct{}
+	release chan error
+}
+
+func newGatedFlush() *gatedFlush {
+	return &gatedFlush{began: make(chan struct{}, 10), release: make(chan error)}
+}
+
+func (g *gatedFlush) flush() error {
+	g.began <- struct{}{}
+	return <-g.release
+}
+
+func syncAsync(s *Syncer) chan error {
+	done := make(chan error, 1)
+	go func() { done <- s.Sync(context.Background()) }()
+	return done
+}
+
+func TestSyncerCallersShareAFlushThatBeganAfterThem(t *testing.T) {
+	g := newGatedFlush()
+	s := NewSyncer(g.flush)
+	defer s.Close()
+
+	a := syncAsync(s)
+	<-g.began // flush 1 is running; it began before b and c called
+	b, c := syncAsync(s), syncAsync(s)
+	// Let b and c register before flush 1 ends: they must not ride on it.
+	require.Eventually(t, func() bool { return s.Waiting() == 3 }, 5*time.Second, time.Millisecond)
+	g.release <- nil
+	require.NoError(t, <-a)
+
+	<-g.began // flush 2 began: b and c are still waiting for it to end
+	select {
+	case <-b:
+		t.Fatal("b returned on a flush that began before it called")
+	case <-c:
+		t.Fatal("c returned on a flush that began before it called")
+	default:
+	}
+	g.release <- nil
+	require.NoError(t, <-b)
+	require.NoError(t, <-c)
+	n, _ := s.Flushes()
+	assert.EqualValues(t, 2, n, "b and c shared one flush")
+}
+
+func TestSyncerFailureReachesItsWaitersOnly(t *testing.T) {
+	g := newGatedFlush()
+	s := NewSyncer(g.flush)
+	defer s.Close()
+	a := syncAsync(s)
+	<-g.began
+	g.release <- syscall.EIO
+	err := <-a
+	require.ErrorIs(t, err, syscall.EIO, "a failed write-back fails the ACK it was for")
+
+	b := syncAsync(s)
+	<-g.began
+	g.release <- nil
+	assert.NoError(t, <-b, "a later good flush serves later callers")
+}
+
+func TestSyncerContextAndClose(t *testing.T) {
+	g := newGatedFlush()
+	s := NewSyncer(g.flush)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Sync(ctx) }()
+	<-g.began
+	cancel()
+	assert.ErrorIs(t, <-done, context.Canceled)
+
+	waiting := syncAsync(s) // queued behind the flush still running
+	closed := make(chan struct{})
+	go func() { s.Close(); close(closed) }()
+	g.release <- nil
+	for stopped := false; !stopped; { // Close may come before or after one more flush
+		select {
+		case <-closed:
+			stopped = true
+		case <-g.began:
+			g.release <- nil
+		}
+	}
+	err := <-waiting
+	if err != nil { // it may have been served by the flush that ended, or stopped
+		assert.ErrorIs(t, err, errSyncerClosed)
+	}
+	assert.ErrorIs(t, s.Sync(context.Background()), errSyncerClosed, "a closed syncer promises nothing")
+}
+
+func TestStoreSyncerFlushesTheFileSystem(t *testing.T) {
+	s, err := storeSyncer(t.TempDir())
+	require.NoError(t, err)
+	if s == nil {
+		require.NotEqual(t, "linux", runtime.GOOS, "syncfs is there on Linux")
+		t.Skip("no syncfs on " + runtime.GOOS + ": the server syncs every write instead")
+	}
+	defer s.Close()
+	require.NoError(t, s.Sync(context.Background()))
+	n, _ := s.Flushes()
+	assert.EqualValues(t, 1, n)
+}
+
+func TestOpenNATSChoosesHowToSync(t *testing.T) {
+	for _, tc := range []struct {
+		durability string
+		perWrite   bool
+		group      bool
+	}{{"fsync", false, runtime.GOOS == "linux"}, {"fsync", true, false}, {"os", false, false}} {
+		c := testConfig(t)
+		c.NATS.Durability = tc.durability
+		n, err := openNATS(context.Background(), c, tc.perWrite)
+		require.NoError(t, err)
+		assert.Equal(t, tc.group, n.Syncer != nil, "%+v", tc)
+		_, isSynced := n.Committer(time.Second).(*SyncedCommitter)
+		assert.Equal(t, tc.group, isSynced, "%+v", tc)
+		if tc.durability == "fsync" {
+			assert.Equal(t, !tc.group, n.server.JetStreamConfig().SyncAlways, "without group sync the server syncs every write")
+		}
+		n.Close()
+	}
+}
+
+func TestIngestFailedFlushIsNeverAA(t *testing.T) {
+	c := testConfig(t)
+	n, err := OpenNATS(context.Background(), c)
+	require.NoError(t, err)
+	defer n.Close()
+	failing := NewSyncer(func() error { return syscall.EIO }) // a disk that reports a write-back error
+	defer failing.Close()
+	committer := &SyncedCommitter{Publisher: &PublishCommitter{JetStream: n.JetStream, Timeout: time.Second}, Syncer: failing, Timeout: time.Second}
+	_, err = committer.Commit(context.Background(), &Received{Subject: "hl7.in.adt.ADT.A01", Data: []byte(adt), MsgID: "x"})
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, syscall.EIO))
+
+	client := serveIngest(t, ListenerConfig{Name: "adt", MaxMessageBytes: DefaultMaxMessageBytes}, committer, zerolog.Nop())
+	ack := send(t, client, adt)
+	assert.Equal(t, hl7.AE, ack.Code, "not on disk: the sender must resend")
+	require.NotEmpty(t, ack.Errors)
+	assert.Equal(t, hl7.CodeInternal, ack.Errors[0].Code)
+}
