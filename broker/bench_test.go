@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/mllp"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
@@ -25,6 +26,8 @@ import (
 //	raw-jetstream   one synchronous JetStream publish per message, the
 //	                broker's durability, in process; with fsync the server
 //	                syncs every write (SyncAlways)
+//	raw-jetstream-tcp  the same from a client over TCP loopback, as a
+//	                sending system would publish to JetStream directly
 //	broker          Ingest over MLLP on loopback into embedded JetStream,
 //	                with the committer serve uses (fsync: group commit)
 //	broker-per-write  (fsync only) the same with the server syncing every
@@ -43,22 +46,32 @@ func BenchmarkIngest(b *testing.B) {
 	}
 	for _, durability := range []string{"fsync", "os"} {
 		for _, conns := range []int{1, 64} {
-			b.Run(fmt.Sprintf("%s/raw-jetstream/conns=%d", durability, conns), func(b *testing.B) {
-				n := benchNATS(b, durability, true)
-				var seq atomic.Int64
-				run(b, conns, func() error {
-					id := strconv.FormatInt(seq.Add(1), 10)
-					_, err := n.JetStream.Publish(context.Background(), "hl7.in.bench.ADT.A08", benchMsg(id), jetstream.WithMsgID(id))
-					return err
+			for _, tcp := range []bool{false, true} {
+				name := "raw-jetstream"
+				if tcp {
+					name += "-tcp"
+				}
+				b.Run(fmt.Sprintf("%s/%s/conns=%d", durability, name, conns), func(b *testing.B) {
+					n := benchNATS(b, durability, embedOptions{perWriteSync: true, listenTCP: tcp})
+					js := n.JetStream
+					if tcp {
+						js = tcpJetStream(b, n.TCPURL())
+					}
+					var seq atomic.Int64
+					run(b, conns, func() error {
+						id := strconv.FormatInt(seq.Add(1), 10)
+						_, err := js.Publish(context.Background(), "hl7.in.bench.ADT.A08", benchMsg(id), jetstream.WithMsgID(id))
+						return err
+					})
 				})
-			})
+			}
 			variants := map[string]bool{"broker": false}
 			if durability == "fsync" {
 				variants["broker-per-write"] = true
 			}
 			for name, perWrite := range variants {
 				b.Run(fmt.Sprintf("%s/%s/conns=%d", durability, name, conns), func(b *testing.B) {
-					n := benchNATS(b, durability, perWrite)
+					n := benchNATS(b, durability, embedOptions{perWriteSync: perWrite})
 					l := ListenerConfig{Name: "bench", MaxMessageBytes: DefaultMaxMessageBytes}
 					srv := &mllp.Server{Name: "bench", Handler: NewIngest(l, n.Committer(10*time.Second), zerolog.Nop())}
 					benchMLLP(b, serveBench(b, srv), conns)
@@ -81,16 +94,29 @@ func benchMsg(id string) []byte {
 	return []byte(m + strings.Repeat("x", max(0, 1023-len(m))) + "\r")
 }
 
-// benchNATS opens an embedded server; perWriteSync: fsync syncs every
-// write in the server rather than by group.
-func benchNATS(b *testing.B, durability string, perWriteSync bool) *NATS {
+// benchNATS opens an embedded server.
+func benchNATS(b *testing.B, durability string, eo embedOptions) *NATS {
 	c := &Config{DataDir: b.TempDir(), NATS: NATSConfig{Durability: durability, Replicas: 1, History: time.Hour, DuplicateWindow: 2 * time.Minute}}
-	n, err := openNATS(context.Background(), c, perWriteSync)
+	n, err := openNATS(context.Background(), c, eo)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(n.Close)
 	return n
+}
+
+// tcpJetStream connects a separate client over TCP.
+func tcpJetStream(b *testing.B, url string) jetstream.JetStream {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return js
 }
 
 func serveBench(b *testing.B, srv *mllp.Server) string {

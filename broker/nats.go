@@ -48,8 +48,11 @@ type NATS struct {
 	server *server.Server // nil for an external cluster
 	closed chan struct{}  // closed when Conn has closed
 
-	perWriteSync bool
+	embed embedOptions
 }
+
+// TCPURL is the embedded server's loopback URL, with listenTCP.
+func (n *NATS) TCPURL() string { return n.server.ClientURL() }
 
 // Committer is how ingest stores messages on this connection: one
 // publish per message, then, with a Syncer, the group flush.
@@ -72,14 +75,17 @@ func (n *NATS) Sync(ctx context.Context) error {
 // OpenNATS starts the embedded server (nats.url empty) or connects to the
 // external cluster, then creates or updates the three streams.
 func OpenNATS(ctx context.Context, c *Config) (*NATS, error) {
-	return openNATS(ctx, c, false)
+	return openNATS(ctx, c, embedOptions{})
 }
 
-// openNATS with perWriteSync makes durability fsync sync every write in
-// the server (SyncAlways) instead of by group: the baseline benchmarks
-// compare with.
-func openNATS(ctx context.Context, c *Config, perWriteSync bool) (*NATS, error) {
-	n := &NATS{closed: make(chan struct{}), perWriteSync: perWriteSync}
+// embedOptions change the embedded server for benchmarks' baselines.
+type embedOptions struct {
+	perWriteSync bool // durability fsync syncs every write in the server (SyncAlways), not by group
+	listenTCP    bool // the server listens on a loopback port (TCPURL) besides the in-process connection
+}
+
+func openNATS(ctx context.Context, c *Config, eo embedOptions) (*NATS, error) {
+	n := &NATS{closed: make(chan struct{}), embed: eo}
 	var err error
 	if c.NATS.URL == "" {
 		err = n.startEmbedded(c)
@@ -110,7 +116,10 @@ func (n *NATS) startEmbedded(c *Config) error {
 		NoSigs:     true,
 		NoLog:      true,
 	}
-	if c.NATS.Durability == "fsync" && !n.perWriteSync {
+	if n.embed.listenTCP {
+		opts.DontListen, opts.Host, opts.Port = false, "127.0.0.1", -1
+	}
+	if c.NATS.Durability == "fsync" && !n.embed.perWriteSync {
 		if err := os.MkdirAll(opts.StoreDir, 0o750); err != nil {
 			return fmt.Errorf("embedded nats: %w", err)
 		}

@@ -129,7 +129,7 @@ func TestOpenNATSChoosesHowToSync(t *testing.T) {
 	}{{"fsync", false, runtime.GOOS == "linux"}, {"fsync", true, false}, {"os", false, false}} {
 		c := testConfig(t)
 		c.NATS.Durability = tc.durability
-		n, err := openNATS(context.Background(), c, tc.perWrite)
+		n, err := openNATS(context.Background(), c, embedOptions{perWriteSync: tc.perWrite})
 		require.NoError(t, err)
 		assert.Equal(t, tc.group, n.Syncer != nil, "%+v", tc)
 		_, isSynced := n.Committer(time.Second).(*SyncedCommitter)
