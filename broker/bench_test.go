@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/mllp"
+	"github.com/hl7broker/hl7broker/routing"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -181,5 +182,46 @@ func run(b *testing.B, conns int, op func() error) {
 		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msg/s")
 		b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	}
+}
+
+// BenchmarkRouter: inputs routed per second (HL7_IN to HL7_OUT, one route,
+// one destination, no transform), draining a stored backlog, with the
+// durability serve uses.
+//
+//	go test ./broker -run '^$' -bench Router -count 6
+func BenchmarkRouter(b *testing.B) {
+	for _, durability := range []string{"fsync", "os"} {
+		b.Run(durability, func(b *testing.B) {
+			n := benchNATS(b, durability, embedOptions{})
+			ctx := context.Background()
+			for i := range b.N {
+				_, err := n.JetStream.PublishMsg(ctx, &nats.Msg{Subject: "hl7.in.bench.ADT.A08", Data: benchMsg(strconv.Itoa(i)),
+					Header: nats.Header{HeaderListener: {"bench"}, HeaderType: {"ADT"}, HeaderEvent: {"A08"}}})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			done := make(chan struct{})
+			var routed atomic.Int64
+			r := &routing.Router{JetStream: n.JetStream, Sync: n.Sync, Log: zerolog.Nop(),
+				Routes: []routing.Route{{Name: "all", To: []string{"emr"}}},
+				OnRouted: func(uint64, []string) {
+					if routed.Add(1) == int64(b.N) {
+						close(done)
+					}
+				}}
+			rctx, cancel := context.WithCancel(ctx)
+			b.ResetTimer()
+			start := time.Now()
+			stopped := make(chan error, 1)
+			go func() { stopped <- r.Run(rctx) }()
+			<-done
+			elapsed := time.Since(start)
+			b.StopTimer()
+			cancel()
+			<-stopped
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msg/s")
+		})
 	}
 }

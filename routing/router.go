@@ -60,26 +60,56 @@ type Router struct {
 	OnRouted func(inSeq uint64, destinations []string)
 }
 
-// Run routes until ctx ends.
+// routerBatch is how many inputs the router holds at once. It routes
+// them in stored order, then waits for one flush and acks them together.
+const routerBatch = 256
+
+// retryWait is how long the router waits before storing a copy again.
+const retryWait = time.Second
+
+// Run routes until ctx ends. Inputs are taken in groups: whatever has
+// arrived (up to routerBatch), routed one by one in stored order, then one
+// Sync for the group, then one ack each. No timer: a lone input is routed
+// at once. A copy that cannot be stored is retried in place, holding the
+// line, so no later input overtakes it; inputs not acked when ctx ends are
+// redelivered on the next start and their copies deduplicated.
 func (r *Router) Run(ctx context.Context) error {
 	cons, err := r.JetStream.CreateOrUpdateConsumer(ctx, StreamIn, jetstream.ConsumerConfig{
 		Durable:       routerConsumer,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		MaxAckPending: 1, // one at a time keeps the stored order
+		MaxAckPending: routerBatch,
 		AckWait:       30 * time.Second,
 	})
 	if err != nil {
 		return fmt.Errorf("router consumer: %w", err)
 	}
-	cc, err := cons.Consume(func(msg jetstream.Msg) { r.handle(ctx, msg) })
+	// Never full: the server hands out at most MaxAckPending unacked inputs.
+	inbox := make(chan jetstream.Msg, routerBatch)
+	cc, err := cons.Consume(func(msg jetstream.Msg) { inbox <- msg }, jetstream.PullMaxMessages(routerBatch))
 	if err != nil {
 		return fmt.Errorf("router: %w", err)
 	}
-	<-ctx.Done()
-	cc.Drain()
-	waitClosed(cc)
-	return nil
+	defer func() { cc.Stop(); waitClosed(cc) }()
+	group := make([]jetstream.Msg, 0, routerBatch)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case first := <-inbox:
+			group = append(group[:0], first)
+		more:
+			for len(group) < routerBatch {
+				select {
+				case m := <-inbox:
+					group = append(group, m)
+				default:
+					break more
+				}
+			}
+			r.routeGroup(ctx, group)
+		}
+	}
 }
 
 // waitClosed waits for a consumer to stop, at most 2 s: with the server
@@ -91,17 +121,101 @@ func waitClosed(cc jetstream.ConsumeContext) {
 	}
 }
 
-func (r *Router) handle(ctx context.Context, msg jetstream.Msg) {
+// routed is one input of a group after its copies were stored.
+type routed struct {
+	msg  jetstream.Msg
+	seq  uint64
+	sent []string
+}
+
+// routeGroup routes each input in order, then makes the copies durable
+// and acks the inputs. It returns early only when ctx ends, leaving the
+// rest unacked.
+func (r *Router) routeGroup(ctx context.Context, group []jetstream.Msg) {
+	done := make([]routed, 0, len(group))
+	for _, msg := range group {
+		rt, ok := r.route(ctx, msg, group)
+		if !ok {
+			return
+		}
+		if rt.msg != nil {
+			done = append(done, rt)
+		}
+	}
+	for attempt := 1; ; attempt++ {
+		err := r.sync(ctx)
+		if err == nil {
+			break
+		}
+		r.Log.Error().Int("inputs", len(done)).Int("attempt", attempt).Str("reason", err.Error()).Msg("router: copies not confirmed on disk; retrying")
+		if !r.wait(ctx, group) {
+			return
+		}
+	}
+	for _, rt := range done {
+		if err := rt.msg.Ack(); err != nil {
+			r.Log.Warn().Uint64("in_seq", rt.seq).Err(err).Msg("router: ack failed; the input will be redelivered and deduplicated")
+			continue
+		}
+		if r.OnRouted != nil {
+			r.OnRouted(rt.seq, rt.sent)
+		}
+	}
+}
+
+// wait waits retryWait, telling JetStream the group's inputs are still
+// being worked on; false if ctx ended.
+func (r *Router) wait(ctx context.Context, group []jetstream.Msg) bool {
+	for _, m := range group {
+		_ = m.InProgress()
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(retryWait):
+		return true
+	}
+}
+
+// route stores one input's copies: one per destination of the routes it
+// matches, or for unrouted.to; a transform that fails sends the input to
+// the dead-letter queue. ok is false only when ctx ended first.
+func (r *Router) route(ctx context.Context, msg jetstream.Msg, group []jetstream.Msg) (rt routed, ok bool) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		r.Log.Error().Err(err).Msg("router: message without metadata; terminated")
 		_ = msg.Term()
-		return
+		return routed{}, true
 	}
 	h := msg.Headers()
 	listener, typ, event := h.Get(HeaderListener), h.Get(HeaderType), h.Get(HeaderEvent)
 	log := r.Log.With().Uint64("in_seq", meta.Sequence.Stream).Str("control_id", h.Get(HeaderControlID)).
 		Str("type", typ+"^"+event).Str("listener", listener).Logger()
+	store := func(extra nats.Header, dest, route string, data []byte, subject string) bool {
+		out := &nats.Msg{Subject: subject, Data: data, Header: copyHeaders(h)}
+		for k, v := range extra {
+			out.Header[k] = v
+		}
+		out.Header.Set(HeaderRoute, route)
+		out.Header.Set(HeaderInSeq, strconv.FormatUint(meta.Sequence.Stream, 10))
+		id := strconv.FormatUint(meta.Sequence.Stream, 10) + ":" + dest
+		for attempt := 1; ; attempt++ {
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err := r.JetStream.PublishMsg(pctx, out, jetstream.WithMsgID(id))
+			cancel()
+			if err == nil {
+				log.Debug().Str("destination", dest).Str("route", route).Msg("routed")
+				return true
+			}
+			if ctx.Err() != nil {
+				return false
+			}
+			log.Error().Str("destination", dest).Int("attempt", attempt).Str("reason", err.Error()).Msg("router: storing the copy failed; retrying")
+			if !r.wait(ctx, group) {
+				return false
+			}
+		}
+	}
 
 	var sent []string
 	seen := map[string]bool{}
@@ -115,8 +229,8 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg) {
 			log.Error().Str("route", route.Name).Str("reason", err.Error()).Msg("transform failed; message sent to the dead-letter queue")
 			why := nats.Header{HeaderDLQReason: {"transform of route " + route.Name + " failed: " + err.Error()},
 				HeaderDLQAttempts: {"0"}, HeaderDLQTime: {time.Now().UTC().Format(time.RFC3339Nano)}}
-			if !r.publish(ctx, msg, meta, h, why, "_transform:"+route.Name, route.Name, msg.Data(), "hl7.dlq._transform", log) {
-				return
+			if !store(why, "_transform:"+route.Name, route.Name, msg.Data(), "hl7.dlq._transform") {
+				return routed{}, false
 			}
 			continue
 		}
@@ -125,8 +239,8 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg) {
 				continue
 			}
 			seen[dest] = true
-			if !r.publish(ctx, msg, meta, h, nil, dest, route.Name, out, r.outSubject(dest, out), log) {
-				return
+			if !store(nil, dest, route.Name, out, r.outSubject(dest, out)) {
+				return routed{}, false
 			}
 			sent = append(sent, dest)
 		}
@@ -134,24 +248,13 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg) {
 	if len(sent) == 0 {
 		log.Warn().Str("unrouted_to", r.UnroutedTo).Msg("no route matched: unrouted")
 		if r.UnroutedTo != "" {
-			if !r.publish(ctx, msg, meta, h, nil, r.UnroutedTo, "_unrouted", msg.Data(), r.outSubject(r.UnroutedTo, msg.Data()), log) {
-				return
+			if !store(nil, r.UnroutedTo, "_unrouted", msg.Data(), r.outSubject(r.UnroutedTo, msg.Data())) {
+				return routed{}, false
 			}
 			sent = append(sent, r.UnroutedTo)
 		}
 	}
-	if err := r.sync(ctx); err != nil {
-		log.Error().Str("reason", err.Error()).Msg("router: copies not confirmed on disk; input retried in 1s")
-		_ = msg.NakWithDelay(time.Second)
-		return
-	}
-	if err := msg.Ack(); err != nil {
-		log.Warn().Err(err).Msg("router: ack failed; the input will be redelivered and deduplicated")
-		return
-	}
-	if r.OnRouted != nil {
-		r.OnRouted(meta.Sequence.Stream, sent)
-	}
+	return routed{msg: msg, seq: meta.Sequence.Stream, sent: sent}, true
 }
 
 func (r *Router) sync(ctx context.Context) error {
@@ -161,28 +264,6 @@ func (r *Router) sync(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return r.Sync(ctx)
-}
-
-// publish stores one copy, with the input's headers plus extra, under
-// Msg-Id <input sequence>:<dest>; on failure it naks the input for a
-// retry and returns false.
-func (r *Router) publish(ctx context.Context, in jetstream.Msg, meta *jetstream.MsgMetadata, h, extra nats.Header, dest, route string, data []byte, subject string, log zerolog.Logger) bool {
-	out := &nats.Msg{Subject: subject, Data: data, Header: copyHeaders(h)}
-	for k, v := range extra {
-		out.Header[k] = v
-	}
-	out.Header.Set(HeaderRoute, route)
-	out.Header.Set(HeaderInSeq, strconv.FormatUint(meta.Sequence.Stream, 10))
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	id := strconv.FormatUint(meta.Sequence.Stream, 10) + ":" + dest
-	if _, err := r.JetStream.PublishMsg(pctx, out, jetstream.WithMsgID(id)); err != nil {
-		log.Error().Str("destination", dest).Str("reason", err.Error()).Msg("router: storing the copy failed; input retried in 1s")
-		_ = in.NakWithDelay(time.Second)
-		return false
-	}
-	log.Debug().Str("destination", dest).Str("route", route).Msg("routed")
-	return true
 }
 
 // outSubject is hl7.out.<dest>, or hl7.out.<dest>.<partition> for a
