@@ -56,7 +56,7 @@ func BenchmarkIngest(b *testing.B) {
 					n := benchNATS(b, durability, embedOptions{perWriteSync: true, listenTCP: tcp})
 					js := n.JetStream
 					if tcp {
-						js = tcpJetStream(b, n.TCPURL())
+						js = tcpJetStream(b, n.tcpURL())
 					}
 					var seq atomic.Int64
 					run(b, conns, func() error {

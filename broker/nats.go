@@ -51,8 +51,8 @@ type NATS struct {
 	embed embedOptions
 }
 
-// TCPURL is the embedded server's loopback URL, with listenTCP.
-func (n *NATS) TCPURL() string { return n.server.ClientURL() }
+// tcpURL is the embedded server's loopback URL, with listenTCP.
+func (n *NATS) tcpURL() string { return n.server.ClientURL() }
 
 // Committer is how ingest stores messages on this connection: one
 // publish per message, then, with a Syncer, the group flush.
@@ -81,7 +81,7 @@ func OpenNATS(ctx context.Context, c *Config) (*NATS, error) {
 // embedOptions change the embedded server for benchmarks' baselines.
 type embedOptions struct {
 	perWriteSync bool // durability fsync syncs every write in the server (SyncAlways), not by group
-	listenTCP    bool // the server listens on a loopback port (TCPURL) besides the in-process connection
+	listenTCP    bool // the server listens on a loopback port (tcpURL) besides the in-process connection
 }
 
 func openNATS(ctx context.Context, c *Config, eo embedOptions) (*NATS, error) {
