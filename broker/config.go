@@ -2,11 +2,15 @@ package broker
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
+
+	"github.com/hl7broker/hl7broker/transforms"
 )
 
 // Config is the whole broker configuration: one YAML file plus
@@ -20,6 +24,8 @@ type Config struct {
 	Routes       []RouteConfig       `mapstructure:"routes"`
 	Unrouted     UnroutedConfig      `mapstructure:"unrouted"`
 	Destinations []DestinationConfig `mapstructure:"destinations"`
+
+	dir string // the config file's folder: files a config names are relative to it
 }
 
 // NATSConfig chooses the embedded server (URL empty) or an external
@@ -64,23 +70,17 @@ type ListenerConfig struct {
 
 // RouteConfig sends matching messages to destinations.
 type RouteConfig struct {
-	Name      string          `mapstructure:"name"`
-	From      []string        `mapstructure:"from"` // listener names; empty: all
-	When      WhenConfig      `mapstructure:"when"`
-	Transform []TransformStep `mapstructure:"transform"`
-	To        []string        `mapstructure:"to"`
+	Name      string            `mapstructure:"name"`
+	From      []string          `mapstructure:"from"` // listener names; empty: all
+	When      WhenConfig        `mapstructure:"when"`
+	Transform []transforms.Spec `mapstructure:"transform"` // docs/routing.md
+	To        []string          `mapstructure:"to"`
 }
 
 // WhenConfig matches message type and trigger event.
 type WhenConfig struct {
 	Type  []string `mapstructure:"type"`
 	Event []string `mapstructure:"event"`
-}
-
-// TransformStep sets a field to a literal value.
-type TransformStep struct {
-	Set   string `mapstructure:"set"`
-	Value string `mapstructure:"value"`
 }
 
 // UnroutedConfig says what happens to a message no route matches; it is
@@ -164,6 +164,7 @@ func LoadConfig(file string) (*Config, error) {
 	if err != nil {
 		return nil, &ConfigError{File: file, Problems: []Problem{{Key: "", Message: strings.ReplaceAll(err.Error(), "\n", " ")}}}
 	}
+	c.dir = filepath.Dir(file)
 	c.applyDefaults()
 	if problems := c.Validate(); len(problems) > 0 {
 		return nil, &ConfigError{File: file, Problems: problems}
@@ -233,4 +234,14 @@ func (e *ConfigError) Error() string {
 		b.WriteString(p.String())
 	}
 	return b.String()
+}
+
+// Pipeline compiles route i's transform steps.
+func (c *Config) Pipeline(i int) (transforms.Pipeline, []transforms.Problem) {
+	return transforms.Compile(c.Routes[i].Transform, transforms.Options{ReadFile: func(name string) ([]byte, error) {
+		if !filepath.IsAbs(name) {
+			name = filepath.Join(c.dir, name)
+		}
+		return os.ReadFile(name)
+	}})
 }

@@ -72,13 +72,7 @@ destinations:
   - {name: keyed, type: file, dir: /tmp/x, ordering: key, partition_by: "", partitions: 1}
   - {name: odd, type: carrier-pigeon, on_reject: ignore}
 `)
-	_, err := LoadConfig(f)
-	var ce *ConfigError
-	require.ErrorAs(t, err, &ce)
-	got := map[string]string{}
-	for _, p := range ce.Problems {
-		got[p.Key] = p.Message
-	}
+	ce, got := loadProblems(t, f)
 	for _, key := range []string{
 		"nats.durability", "nats.duplicate_window", "admin.addr",
 		"listeners[0].ack_mode", "listeners[0].accept_types[0]", "listeners[1].name", "listeners[1].addr",
@@ -95,6 +89,19 @@ destinations:
 	assert.Contains(t, got["listeners[1].name"], "used twice")
 }
 
+// loadProblems loads a config that must fail and returns its problems by key.
+func loadProblems(t *testing.T, file string) (*ConfigError, map[string]string) {
+	t.Helper()
+	_, err := LoadConfig(file)
+	var ce *ConfigError
+	require.ErrorAs(t, err, &ce)
+	got := map[string]string{}
+	for _, p := range ce.Problems {
+		got[p.Key] = p.Message
+	}
+	return ce, got
+}
+
 func TestUnknownKeysAndBadDurations(t *testing.T) {
 	for yaml, key := range map[string]string{
 		"listeners: [{name: a, addr: '127.0.0.1:1', colour: red}]":              "colour",
@@ -108,4 +115,26 @@ func TestUnknownKeysAndBadDurations(t *testing.T) {
 	}
 	_, err := LoadConfig(filepath.Join(t.TempDir(), "missing.yaml"))
 	assert.Error(t, err)
+}
+
+func TestTransformsInConfig(t *testing.T) {
+	f := writeConfig(t, `
+listeners: [{name: adt, addr: "127.0.0.1:0"}]
+destinations: [{name: emr, type: file, dir: /tmp/x}]
+routes:
+  - name: r1
+    to: [emr]
+    transform:
+      - {map: PV1-3.4, csv: facilities.csv}
+      - {clear: PID-13, pattern: x}
+      - {replace: PID-13, pattern: "(", with: ""}
+`)
+	require.NoError(t, os.WriteFile(filepath.Join(filepath.Dir(f), "facilities.csv"), []byte("MCM,MAIN\n"), 0o644))
+	ce, got := loadProblems(t, f)
+	assert.Len(t, got, 2, "the csv beside the config file is found:\n%s", ce.Error())
+	assert.Contains(t, got["routes[0].transform[1].pattern"], "clear does not take pattern")
+	assert.Contains(t, got["routes[0].transform[2].pattern"], "not a valid regular expression")
+
+	ce, _ = loadProblems(t, writeConfig(t, "listeners: [{name: a, addr: '127.0.0.1:1'}]\nroutes: [{name: r, to: [d], transform: [{sett: PID-5}]}]\ndestinations: [{name: d, type: file, dir: /tmp/x}]"))
+	assert.Contains(t, ce.Error(), "sett", "an unknown step key is named")
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/internal/syncbuf"
 	"github.com/hl7broker/hl7broker/mllp"
+	"github.com/hl7broker/hl7broker/transforms"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
@@ -141,6 +142,8 @@ func baseConfig(t *testing.T) *Config {
 	return c
 }
 
+var emrName = "EMR"
+
 var fast = RetryConfig{MaxAttempts: 3, Backoff: []time.Duration{10 * time.Millisecond}}
 
 func TestEndToEndRoutesAndDelivers(t *testing.T) {
@@ -150,7 +153,7 @@ func TestEndToEndRoutesAndDelivers(t *testing.T) {
 	cfg.Routes = []RouteConfig{
 		{Name: "adt", From: []string{"adt"}, When: WhenConfig{Type: []string{"ADT"}, Event: []string{"A01", "A08"}}, To: []string{"emr"}},
 		{Name: "results", From: []string{"lab"}, When: WhenConfig{Type: []string{"ORU"}}, To: []string{"emr", "archive"},
-			Transform: []TransformStep{{Set: "MSH-5", Value: "EMR"}}},
+			Transform: []transforms.Spec{{Set: "MSH-5", Value: &emrName}}},
 	}
 	cfg.Destinations = []DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}, {Name: "archive", Type: "file", Dir: archive}}
 	p := startPipeline(t, cfg)
@@ -397,4 +400,35 @@ func TestParallelDestinationDeliversEverything(t *testing.T) {
 	close(release)
 	require.Eventually(t, func() bool { return done.Load() == 8 && p.count("emr", "delivered") == 8 }, 10*time.Second, 10*time.Millisecond)
 	assert.EqualValues(t, 4, peak.Load(), "never more than the concurrency")
+}
+
+func TestTransformFailureDeadLettersThatMessageOnly(t *testing.T) {
+	emr := newEndpoint(t, "", nil)
+	cfg := baseConfig(t)
+	cfg.Routes = []RouteConfig{{Name: "adt", To: []string{"emr"}, Transform: []transforms.Spec{
+		{RemoveSegments: []string{"EVN"}},
+		{Map: "PID-3.4", Table: map[string]string{"MCM": "MAIN"}, OnMiss: "reject"},
+	}}}
+	cfg.Destinations = []DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}}
+	p := startPipeline(t, cfg)
+
+	unmapped := strings.Replace(adtMsg("T-1", "M1", "A01"), "^^^MCM^", "^^^ELSEWHERE^", 1)
+	assert.Equal(t, hl7.AA, p.send(t, "adt", unmapped), "stored: the transform runs after the ACK")
+	assert.Equal(t, hl7.AA, p.send(t, "adt", adtMsg("T-2", "M2", "A01")))
+	require.Eventually(t, func() bool { return len(emr.got()) == 1 }, 10*time.Second, 10*time.Millisecond)
+	got := emr.got()[0]
+	assert.Contains(t, got, "|T-2|")
+	assert.Contains(t, got, "M2^^^MAIN^MR", "mapped")
+	assert.NotContains(t, got, "\rEVN|", "removed")
+
+	s, err := p.NATS().JetStream.Stream(context.Background(), StreamDLQ)
+	require.NoError(t, err)
+	m, err := s.GetLastMsgForSubject(context.Background(), "hl7.dlq._transform")
+	require.NoError(t, err)
+	assert.Equal(t, unmapped, string(m.Data), "the dead letter keeps the message as received")
+	reason := m.Header.Get("HL7-DLQ-Reason")
+	assert.Contains(t, reason, "route adt")
+	assert.Contains(t, reason, "step 2 (map PID-3.4)")
+	assert.NotContains(t, reason, "ELSEWHERE", "no field value in the reason")
+	assert.NotContains(t, p.logs.String(), "ELSEWHERE", "nor in the logs")
 }

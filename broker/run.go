@@ -47,6 +47,11 @@ func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*
 	if err != nil {
 		return nil, err
 	}
+	rts, err := routes(cfg)
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
 	b := &Broker{cfg: cfg, log: log, nats: n, servers: map[string]*mllp.Server{}, addrs: map[string]net.Addr{}, metrics: newMetrics()}
 	committer := n.Committer(cfg.NATS.StoreTimeout)
 	for _, l := range cfg.Listeners {
@@ -71,7 +76,7 @@ func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*
 	runCtx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
 	m := b.metrics
-	router := &routing.Router{JetStream: n.JetStream, Routes: routes(cfg), UnroutedTo: cfg.Unrouted.To,
+	router := &routing.Router{JetStream: n.JetStream, Routes: rts, UnroutedTo: cfg.Unrouted.To,
 		Partitions: partitions(cfg), Log: log, Sync: n.Sync, OnRouted: func(seq uint64, dests []string) {
 			if len(dests) == 0 {
 				m.unrouted.Inc()
@@ -184,16 +189,18 @@ func (b *Broker) stopListeners(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func routes(cfg *Config) []routing.Route {
+// routes compiles the config's routes; cfg was validated, so a problem
+// here means a file it names changed since.
+func routes(cfg *Config) ([]routing.Route, error) {
 	var out []routing.Route
-	for _, r := range cfg.Routes {
-		rt := routing.Route{Name: r.Name, From: r.From, Types: r.When.Type, Events: r.When.Event, To: r.To}
-		for _, s := range r.Transform {
-			rt.Transform = append(rt.Transform, routing.SetStep{Path: hl7.MustParsePath(s.Set), Value: s.Value})
+	for i, r := range cfg.Routes {
+		p, problems := cfg.Pipeline(i)
+		if len(problems) > 0 {
+			return nil, fmt.Errorf("route %s: transform%s: %s", r.Name, problems[0].Key, problems[0].Message)
 		}
-		out = append(out, rt)
+		out = append(out, routing.Route{Name: r.Name, From: r.From, Types: r.When.Type, Events: r.When.Event, To: r.To, Transform: p})
 	}
-	return out
+	return out, nil
 }
 
 func partitions(cfg *Config) map[string]routing.Partitioning {

@@ -74,12 +74,9 @@ func (c *Config) Validate() []Problem {
 				v.add(fmt.Sprintf("%s.when.event[%d]", key, j), "%q is not a trigger event such as A01", e)
 			}
 		}
-		for j, s := range r.Transform {
-			sk := fmt.Sprintf("%s.transform[%d].set", key, j)
-			if p, err := hl7.ParsePath(s.Set); err != nil {
-				v.add(sk, "%v", err)
-			} else if p.Field == 0 || (p.Segment == "MSH" && p.Field <= 2) {
-				v.add(sk, "%q cannot be set: name a field other than MSH-1 and MSH-2", s.Set)
+		if _, problems := c.Pipeline(i); len(problems) > 0 {
+			for _, p := range problems {
+				v.add(strings.TrimSuffix(key+".transform"+p.Key, "."), "%s", p.Message)
 			}
 		}
 		if len(r.To) == 0 {

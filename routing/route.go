@@ -3,7 +3,7 @@ package routing
 import (
 	"slices"
 
-	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/transforms"
 )
 
 // Route sends the messages it matches to its destinations. Empty From,
@@ -13,14 +13,8 @@ type Route struct {
 	From      []string // listener names
 	Types     []string // MSH-9.1
 	Events    []string // MSH-9.2
-	Transform []SetStep
+	Transform transforms.Pipeline
 	To        []string // destination names
-}
-
-// SetStep sets the field at Path to Value (escaped as needed).
-type SetStep struct {
-	Path  hl7.Path
-	Value string
 }
 
 // matches reports whether the route takes a message from listener with
@@ -33,18 +27,4 @@ func (r *Route) matches(listener, typ, event string) bool {
 
 // apply returns the message after the route's transforms: the original
 // bytes, untouched, when there are none.
-func (r *Route) apply(data []byte) ([]byte, error) {
-	if len(r.Transform) == 0 {
-		return data, nil
-	}
-	m, err := hl7.Parse(data)
-	if err != nil {
-		return nil, err
-	}
-	for _, s := range r.Transform {
-		if err := m.Set(s.Path, s.Value); err != nil {
-			return nil, err
-		}
-	}
-	return m.Bytes(), nil
-}
+func (r *Route) apply(data []byte) ([]byte, error) { return r.Transform.Apply(data) }

@@ -1,0 +1,76 @@
+package transforms
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/hl7broker/hl7broker/hl7"
+)
+
+var errNotADate = errors.New("the value is not a date in the expected format")
+
+// dateStep rewrites a date/time from one format to another.
+type dateStep struct {
+	path     hl7.Path
+	from, to string // Go layouts; "" for HL7 date/time
+}
+
+func (s *dateStep) String() string { return "format_date " + s.path.String() }
+
+// hl7Layouts are HL7 DTM precisions, most precise first. Go accepts a
+// fraction of a second after the seconds without a layout for it.
+var hl7Layouts = []string{"20060102150405-0700", "200601021504-0700", "20060102150405", "200601021504",
+	"2006010215", "20060102", "200601", "2006"}
+
+func (s *dateStep) Apply(m *hl7.Message) error {
+	v := string(m.Value(s.path))
+	if v == "" {
+		return nil
+	}
+	layouts := hl7Layouts
+	if s.from != "" {
+		layouts = []string{s.from}
+	}
+	var t time.Time
+	err := errNotADate
+	for _, l := range layouts {
+		if t, err = time.Parse(l, v); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return errNotADate // the value itself is not said: it may be PHI
+	}
+	layout := s.to
+	if layout == "" {
+		layout = "20060102150405"
+	}
+	out := t.Format(layout)
+	if out == v {
+		return nil
+	}
+	return m.Set(s.path, out)
+}
+
+// layoutTokens translate the patterns analysts write (as in Mirth and
+// Java) into Go's reference layout.
+var layoutTokens = strings.NewReplacer("yyyy", "2006", "yy", "06", "MM", "01", "dd", "02", "HH", "15", "mm", "04", "ss", "05", "SSS", "000", "Z", "-0700")
+
+func (c *compiler) compileDate(s Spec) Step {
+	st := &dateStep{path: c.field("format_date", s.FormatDate, true)}
+	if s.ToFormat == "" {
+		c.add("to_format", "format_date needs a to_format such as yyyy-MM-dd, or hl7")
+	}
+	conv := func(key, f string) string {
+		if f == "" || strings.EqualFold(f, "hl7") {
+			return ""
+		}
+		if !strings.ContainsAny(f, "yMdHms") {
+			c.add(key, "%q has none of yyyy, MM, dd, HH, mm, ss", f)
+		}
+		return layoutTokens.Replace(f)
+	}
+	st.from, st.to = conv("from_format", s.FromFormat), conv("to_format", s.ToFormat)
+	return st
+}

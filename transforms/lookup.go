@@ -1,0 +1,101 @@
+package transforms
+
+import (
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"io"
+	"strings"
+
+	"github.com/hl7broker/hl7broker/hl7"
+)
+
+// mapStep replaces the value at path through a lookup table.
+type mapStep struct {
+	path   hl7.Path
+	table  map[string]string
+	onMiss string // keep | default | reject
+	def    string
+}
+
+func (s *mapStep) String() string { return "map " + s.path.String() }
+
+func (s *mapStep) Apply(m *hl7.Message) error {
+	v := m.Value(s.path)
+	to, ok := s.table[string(v)]
+	switch {
+	case ok:
+	case s.onMiss == "default":
+		to = s.def
+	case s.onMiss == "reject":
+		return errors.New("the value is not in the lookup table") // which value: not said, it may be PHI
+	default:
+		return nil
+	}
+	if to == string(v) {
+		return nil
+	}
+	return m.Set(s.path, to)
+}
+
+func (c *compiler) compileMap(s Spec, opt Options) Step {
+	st := &mapStep{path: c.field("map", s.Map, true), table: map[string]string{}, onMiss: s.OnMiss, def: s.Default}
+	switch s.OnMiss {
+	case "":
+		st.onMiss = "keep"
+	case "keep", "reject":
+	case "default":
+	default:
+		c.add("on_miss", "%q is not keep, default or reject", s.OnMiss)
+	}
+	if s.Default != "" && st.onMiss != "default" {
+		c.add("default", "default is used only with on_miss: default")
+	}
+	if s.Table == nil && s.CSV == "" {
+		c.add("map", "map needs a table or a csv file")
+	}
+	for k, v := range s.Table {
+		st.table[k] = v
+	}
+	if s.CSV != "" {
+		c.readCSV(s.CSV, opt, st.table)
+	}
+	return st
+}
+
+// readCSV adds the rows of a two-column CSV file (from,to) to table. Lines
+// starting with # are comments; a first row "from,to" is a header.
+func (c *compiler) readCSV(name string, opt Options, table map[string]string) {
+	if opt.ReadFile == nil {
+		c.add("csv", "cannot read %s here", name)
+		return
+	}
+	data, err := opt.ReadFile(name)
+	if err != nil {
+		c.add("csv", "cannot read %s: %v", name, err)
+		return
+	}
+	r := csv.NewReader(bytes.NewReader(data))
+	r.Comment = '#'
+	r.FieldsPerRecord = 2
+	r.TrimLeadingSpace = true
+	for row := 1; ; row++ {
+		rec, err := r.Read()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			c.add("csv", "%s: %v", name, err)
+			return
+		}
+		if row == 1 && strings.EqualFold(rec[0], "from") && strings.EqualFold(rec[1], "to") {
+			continue
+		}
+		if _, dup := table[rec[0]]; dup {
+			line, _ := r.FieldPos(0)
+			c.add("csv", "%s line %d: %q is mapped twice", name, line, rec[0])
+			continue
+		}
+		table[rec[0]] = rec[1]
+	}
+}

@@ -1,0 +1,222 @@
+package transforms
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"unicode/utf8"
+
+	"github.com/hl7broker/hl7broker/hl7"
+)
+
+// Step is one compiled edit. Apply changes m in place; its error says what
+// failed and why, naming paths and never field values (it is logged and
+// kept with the message in the dead-letter queue).
+type Step interface {
+	Apply(m *hl7.Message) error
+	// String describes the step for tools such as route test: "set PID-3.1".
+	String() string
+}
+
+// Pipeline is a route's steps, in order.
+type Pipeline []Step
+
+// StepError is a step that failed on one message.
+type StepError struct {
+	Step   int    // 0-based position in the pipeline
+	What   string // the step, such as "map PV1-3.4"
+	Reason string
+}
+
+func (e *StepError) Error() string {
+	return fmt.Sprintf("transform step %d (%s): %s", e.Step+1, e.What, e.Reason)
+}
+
+// Apply returns data after every step: data itself, untouched, when the
+// pipeline is empty, so that a message no step changes is forwarded byte
+// for byte.
+func (p Pipeline) Apply(data []byte) ([]byte, error) {
+	if len(p) == 0 {
+		return data, nil
+	}
+	m, err := hl7.Parse(data)
+	if err != nil {
+		return nil, &StepError{Step: 0, What: "parse", Reason: reason(err)}
+	}
+	if err := p.ApplyTo(m); err != nil {
+		return nil, err
+	}
+	return m.Bytes(), nil
+}
+
+// ApplyTo runs every step on m, stopping at the first that fails.
+func (p Pipeline) ApplyTo(m *hl7.Message) error {
+	for i, s := range p {
+		if err := s.Apply(m); err != nil {
+			return &StepError{Step: i, What: s.String(), Reason: reason(err)}
+		}
+	}
+	return nil
+}
+
+// reason is an error's text without the path quoting of hl7 errors, which
+// name paths only.
+func reason(err error) string {
+	if pe, ok := err.(*hl7.PathError); ok {
+		return pe.Reason
+	}
+	return err.Error()
+}
+
+type setStep struct {
+	path     hl7.Path
+	value    string
+	template *template
+}
+
+func (s *setStep) String() string { return "set " + s.path.String() }
+
+func (s *setStep) Apply(m *hl7.Message) error {
+	if s.template != nil {
+		return m.SetRaw(s.path, s.template.expand(m))
+	}
+	return m.Set(s.path, s.value)
+}
+
+type copyStep struct {
+	from, to hl7.Path
+	move     bool
+}
+
+func (s *copyStep) String() string {
+	if s.move {
+		return "move " + s.from.String() + " to " + s.to.String()
+	}
+	return "copy " + s.from.String() + " to " + s.to.String()
+}
+
+func (s *copyStep) Apply(m *hl7.Message) error {
+	raw, _ := m.Raw(s.from)
+	if err := m.SetRaw(s.to, slices.Clone(raw)); err != nil { // the edit re-slices m's buffer
+		return err
+	}
+	if s.move {
+		return m.Delete(s.from)
+	}
+	return nil
+}
+
+type clearStep struct{ path hl7.Path }
+
+func (s *clearStep) String() string             { return "clear " + s.path.String() }
+func (s *clearStep) Apply(m *hl7.Message) error { return m.Clear(s.path) }
+
+type deleteStep struct{ path hl7.Path }
+
+func (s *deleteStep) String() string             { return "delete " + s.path.String() }
+func (s *deleteStep) Apply(m *hl7.Message) error { return m.Delete(s.path) }
+
+type replaceStep struct {
+	path hl7.Path
+	re   *regexp.Regexp
+	with string
+}
+
+func (s *replaceStep) String() string { return "replace in " + s.path.String() }
+
+func (s *replaceStep) Apply(m *hl7.Message) error {
+	if !m.Has(s.path) {
+		return nil
+	}
+	v := m.Value(s.path)
+	out := s.re.ReplaceAll(v, []byte(s.with))
+	if string(out) == string(v) {
+		return nil // untouched bytes stay untouched
+	}
+	return m.Set(s.path, string(out))
+}
+
+type truncateStep struct {
+	path   hl7.Path
+	length int
+}
+
+func (s *truncateStep) String() string { return fmt.Sprintf("truncate %s to %d", s.path, s.length) }
+
+func (s *truncateStep) Apply(m *hl7.Message) error {
+	v := m.Value(s.path)
+	if utf8.RuneCount(v) <= s.length {
+		return nil
+	}
+	cut, n := 0, 0
+	for cut < len(v) && n < s.length {
+		_, size := utf8.DecodeRune(v[cut:])
+		cut += size
+		n++
+	}
+	return m.Set(s.path, string(v[:cut]))
+}
+
+// removeStep removes every segment with one of names (or any Z-segment).
+type removeStep struct {
+	names []string
+	allZ  bool
+}
+
+func (s *removeStep) String() string {
+	names := slices.Clone(s.names)
+	if s.allZ {
+		names = append(names, "Z*")
+	}
+	return fmt.Sprintf("remove_segments %v", names)
+}
+
+func (s *removeStep) Apply(m *hl7.Message) error {
+	for i := m.SegmentCount() - 1; i >= 1; i-- { // from the end: earlier indexes stay valid
+		name := segmentName(m, i)
+		if (s.allZ && name[0] == 'Z') || slices.Contains(s.names, name) {
+			if err := m.RemoveSegment(i); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// segmentName is the name of segment i.
+func segmentName(m *hl7.Message, i int) string {
+	for seg := range m.Segments() {
+		if seg.Index() == i {
+			return seg.Name()
+		}
+	}
+	return ""
+}
+
+// addStep inserts a segment after the last one named after, or at the end.
+type addStep struct {
+	segment *template
+	after   string
+}
+
+func (s *addStep) String() string {
+	name := s.segment.text[:min(3, len(s.segment.text))]
+	if s.after != "" {
+		return "add_segment " + name + " after " + s.after
+	}
+	return "add_segment " + name
+}
+
+func (s *addStep) Apply(m *hl7.Message) error {
+	at := m.SegmentCount()
+	if s.after != "" {
+		found := false
+		for seg := range m.SegmentsNamed(s.after) {
+			at, found = seg.Index()+1, true
+		}
+		if !found {
+			return fmt.Errorf("no %s segment to add after", s.after)
+		}
+	}
+	return m.InsertSegment(at, s.segment.expand(m))
+}

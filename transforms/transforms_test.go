@@ -1,0 +1,171 @@
+package transforms
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const adt = "MSH|^~\\&|REGADT|MCM|IFENG|SUNNYVALE|20260114081530||ADT^A01^ADT_A01|MSG00001|P|2.5.1\r" +
+	"EVN|A01|20260114081500\r" +
+	"PID|1||MRN1^^^MCM^MR||Müller^José||19610615|M|||1 Main St^^Springfield^IL||(555)555-1234\r" +
+	"ZPI|1|custom\r" +
+	"PV1|1|I|W2^201^B^MCM\r" +
+	"NTE|1||a note\r" +
+	"ZXT|x\r"
+
+func str(s string) *string { return &s }
+
+func compile(t *testing.T, specs ...Spec) Pipeline {
+	t.Helper()
+	p, problems := Compile(specs, Options{ReadFile: os.ReadFile})
+	require.Empty(t, problems)
+	return p
+}
+
+func apply(t *testing.T, p Pipeline, msg string) *hl7.Message {
+	t.Helper()
+	out, err := p.Apply([]byte(msg))
+	require.NoError(t, err)
+	m, err := hl7.Parse(out)
+	require.NoError(t, err)
+	return m
+}
+
+func get(t *testing.T, m *hl7.Message, path string) string {
+	t.Helper()
+	v, err := m.Get(path)
+	require.NoError(t, err)
+	return v
+}
+
+func TestEmptyPipelineKeepsTheBytes(t *testing.T) {
+	in := []byte(adt)
+	out, err := Pipeline(nil).Apply(in)
+	require.NoError(t, err)
+	assert.Same(t, &in[0], &out[0], "the very same bytes")
+	out, err = compile(t, Spec{Replace: "PID-13", Pattern: "[^0-9]", With: str("")}).Apply([]byte(strings.Replace(adt, "(555)555-1234", "5555551234", 1)))
+	require.NoError(t, err)
+	assert.Equal(t, strings.Replace(adt, "(555)555-1234", "5555551234", 1), string(out), "a step that changes nothing leaves every byte")
+}
+
+func TestSteps(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		specs []Spec
+		check func(t *testing.T, m *hl7.Message)
+	}{
+		{"set a literal, escaped", []Spec{{Set: "MSH-5", Value: str("EMR")}, {Set: "PID-5.1", Value: str("A^B")}}, func(t *testing.T, m *hl7.Message) {
+			assert.Equal(t, "EMR", get(t, m, "MSH-5"))
+			assert.Equal(t, "A^B", get(t, m, "PID-5.1"), "a literal's ^ is data, not structure")
+			assert.Equal(t, "José", get(t, m, "PID-5.2"))
+		}},
+		{"set a template", []Spec{{Set: "PID-2", Template: str("{{PID-3.1}}^{{ PID-3.4 }}")}}, func(t *testing.T, m *hl7.Message) {
+			assert.Equal(t, "MRN1", get(t, m, "PID-2.1"))
+			assert.Equal(t, "MCM", get(t, m, "PID-2.2"), "a template's ^ is structure")
+		}},
+		{"copy and move", []Spec{{Copy: "PID-3.1", To: "PID-2"}, {Move: "PV1-3.4", To: "PV1-39"}}, func(t *testing.T, m *hl7.Message) {
+			assert.Equal(t, "MRN1", get(t, m, "PID-2"))
+			assert.Equal(t, "MRN1", get(t, m, "PID-3.1"), "copy keeps the source")
+			assert.Equal(t, "MCM", get(t, m, "PV1-39"))
+			assert.Equal(t, "", get(t, m, "PV1-3.4"), "move empties the source")
+		}},
+		{"clear and delete", []Spec{{Clear: "PID-13"}, {Delete: "NTE"}}, func(t *testing.T, m *hl7.Message) {
+			assert.Equal(t, "", get(t, m, "PID-13"))
+			assert.False(t, m.Has(hl7.MustParsePath("NTE")))
+		}},
+		{"map inline, keep on a miss", []Spec{{Map: "PV1-3.4", Table: map[string]string{"MCM": "MAIN"}}, {Map: "MSH-4", Table: map[string]string{"X": "Y"}}}, func(t *testing.T, m *hl7.Message) {
+			assert.Equal(t, "MAIN", get(t, m, "PV1-3.4"))
+			assert.Equal(t, "MCM", get(t, m, "MSH-4"))
+		}},
+		{"map with a default", []Spec{{Map: "MSH-4", Table: map[string]string{"X": "Y"}, OnMiss: "default", Default: "OTHER"}}, func(t *testing.T, m *hl7.Message) {
+			assert.Equal(t, "OTHER", get(t, m, "MSH-4"))
+		}},
+		{"replace by regular expression", []Spec{{Replace: "PID-13", Pattern: `\((\d{3})\)(\d{3})-(\d{4})`, With: str("$1-$2-$3")}}, func(t *testing.T, m *hl7.Message) {
+			assert.Equal(t, "555-555-1234", get(t, m, "PID-13"))
+		}},
+		{"remove Z-segments and NTE", []Spec{{RemoveSegments: []string{"Z*", "NTE"}}}, func(t *testing.T, m *hl7.Message) {
+			var names []string
+			for s := range m.Segments() {
+				names = append(names, s.Name())
+			}
+			assert.Equal(t, []string{"MSH", "EVN", "PID", "PV1"}, names)
+		}},
+		{"add a segment after PID and at the end", []Spec{{AddSegment: "ZPD|{{PID-3.1}}", After: "PID"}, {AddSegment: "ZZZ|end"}}, func(t *testing.T, m *hl7.Message) {
+			var names []string
+			for s := range m.Segments() {
+				names = append(names, s.Name())
+			}
+			assert.Equal(t, []string{"MSH", "EVN", "PID", "ZPD", "ZPI", "PV1", "NTE", "ZXT", "ZZZ"}, names)
+			assert.Equal(t, "MRN1", get(t, m, "ZPD-1"))
+		}},
+		{"truncate by characters", []Spec{{Truncate: "PID-5.1", Length: 2}}, func(t *testing.T, m *hl7.Message) {
+			assert.Equal(t, "Mü", get(t, m, "PID-5.1"))
+		}},
+		{"format dates", []Spec{{FormatDate: "PID-7", ToFormat: "yyyy-MM-dd"}, {FormatDate: "MSH-7", ToFormat: "dd/MM/yyyy HH:mm"}}, func(t *testing.T, m *hl7.Message) {
+			assert.Equal(t, "1961-06-15", get(t, m, "PID-7"))
+			assert.Equal(t, "14/01/2026 08:15", get(t, m, "MSH-7"))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.check(t, apply(t, compile(t, tc.specs...), adt)) })
+	}
+}
+
+func TestMapFromCSV(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "fac.csv"), []byte("from,to\n# hospital codes\nMCM,MAIN\n\"SUN, West\",WEST\n"), 0o644))
+	p, problems := Compile([]Spec{{Map: "PV1-3.4", CSV: "fac.csv"}}, Options{ReadFile: func(n string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, n)) }})
+	require.Empty(t, problems)
+	assert.Equal(t, "MAIN", get(t, apply(t, p, adt), "PV1-3.4"))
+}
+
+func TestFailuresNameTheStepNotTheValue(t *testing.T) {
+	for _, spec := range []Spec{
+		{Map: "PV1-3.4", Table: map[string]string{"X": "Y"}, OnMiss: "reject"},
+		{FormatDate: "PID-5.1", ToFormat: "yyyy-MM-dd"},
+		{Set: "OBX-5", Value: str("x")},
+		{AddSegment: "ZPD|1", After: "OBX"},
+	} {
+		_, err := compile(t, Spec{Set: "MSH-5", Value: str("EMR")}, spec).Apply([]byte(adt))
+		var se *StepError
+		require.True(t, errors.As(err, &se), "%+v", spec)
+		assert.Equal(t, 1, se.Step)
+		for _, phi := range []string{"Müller", "MCM", "MRN1"} {
+			assert.NotContains(t, err.Error(), phi)
+		}
+	}
+}
+
+func TestCompileReportsEveryProblem(t *testing.T) {
+	_, problems := Compile([]Spec{
+		{},                              // no operation
+		{Set: "PID-5", Clear: "PID-6"},  // two
+		{Set: "PID-x", Value: str("a")}, // bad path
+		{Set: "MSH-2", Value: str("a")}, // delimiters
+		{Set: "PID-5"},                  // neither value nor template
+		{Replace: "PID-13", Pattern: "(", With: str("")}, // bad regexp
+		{Map: "PV1-3", OnMiss: "maybe"},                  // no table, bad on_miss
+		{Truncate: "PID-5"},                              // no length
+		{RemoveSegments: []string{"MSH", "nte"}},
+		{Copy: "PID-3"},                    // no to
+		{Clear: "PID-13", Pattern: "x"},    // option of another step
+		{FormatDate: "PID-7"},              // no to_format
+		{Map: "PV1-3", CSV: "missing.csv"}, // unreadable
+		{Set: "PID-2", Template: str("{{PID-3")},
+	}, Options{ReadFile: os.ReadFile})
+	keys := map[string]bool{}
+	for _, p := range problems {
+		keys[p.Key] = true
+		assert.NotEmpty(t, p.Message)
+	}
+	for _, k := range []string{"[0].", "[1].", "[2].set", "[3].set", "[4].set", "[5].pattern", "[6].map", "[6].on_miss",
+		"[7].length", "[8].remove_segments[0]", "[8].remove_segments[1]", "[9].to", "[10].pattern", "[11].to_format", "[12].csv", "[13].template"} {
+		assert.True(t, keys[k], "a problem at %s; got %v", k, problems)
+	}
+}
