@@ -10,6 +10,7 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 
+	"github.com/hl7broker/hl7broker/routing"
 	"github.com/hl7broker/hl7broker/transforms"
 )
 
@@ -77,11 +78,8 @@ type RouteConfig struct {
 	To        []string          `mapstructure:"to"`
 }
 
-// WhenConfig matches message type and trigger event.
-type WhenConfig struct {
-	Type  []string `mapstructure:"type"`
-	Event []string `mapstructure:"event"`
-}
+// WhenConfig is a route's condition (docs/routing.md).
+type WhenConfig = routing.When
 
 // UnroutedConfig says what happens to a message no route matches; it is
 // counted and logged either way and stays in HL7_IN's history.
@@ -162,7 +160,7 @@ func LoadConfig(file string) (*Config, error) {
 			mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
 	})
 	if err != nil {
-		return nil, &ConfigError{File: file, Problems: []Problem{{Key: "", Message: strings.ReplaceAll(err.Error(), "\n", " ")}}}
+		return nil, &ConfigError{File: file, Problems: decodeProblems(err)}
 	}
 	c.dir = filepath.Dir(file)
 	c.applyDefaults()
@@ -170,6 +168,31 @@ func LoadConfig(file string) (*Config, error) {
 		return nil, &ConfigError{File: file, Problems: problems}
 	}
 	return &c, nil
+}
+
+// decodeProblems splits a decoding error into one problem per key:
+// mapstructure lists them one a line, as "'routes[0].when.gt' cannot
+// parse ..." and "'listeners[0]' has invalid keys: colour, size".
+func decodeProblems(err error) []Problem {
+	var problems []Problem
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimSpace(line)
+		key, msg, ok := strings.Cut(strings.TrimPrefix(line, "'"), "' ")
+		if !strings.HasPrefix(line, "'") || !ok {
+			continue
+		}
+		if names, isUnknown := strings.CutPrefix(msg, "has invalid keys: "); isUnknown {
+			for _, n := range strings.Split(names, ", ") {
+				problems = append(problems, Problem{Key: strings.TrimPrefix(key+"."+n, "."), Message: "unknown key"})
+			}
+			continue
+		}
+		problems = append(problems, Problem{Key: key, Message: msg})
+	}
+	if len(problems) == 0 {
+		problems = []Problem{{Message: strings.ReplaceAll(err.Error(), "\n", " ")}}
+	}
+	return problems
 }
 
 // applyDefaults fills per-entry defaults.

@@ -138,3 +138,48 @@ routes:
 	ce, _ = loadProblems(t, writeConfig(t, "listeners: [{name: a, addr: '127.0.0.1:1'}]\nroutes: [{name: r, to: [d], transform: [{sett: PID-5}]}]\ndestinations: [{name: d, type: file, dir: /tmp/x}]"))
 	assert.Contains(t, ce.Error(), "sett", "an unknown step key is named")
 }
+
+func TestConditionsInConfig(t *testing.T) {
+	f := writeConfig(t, `
+listeners:
+  - {name: adt, addr: "127.0.0.1:0", accept_types: [ADT]}
+  - {name: lab, addr: "127.0.0.1:0"}
+destinations: [{name: d, type: file, dir: /tmp/x}]
+routes:
+  - name: finals
+    when:
+      type: ORU
+      all:
+        - {field: OBX-11, equals: F, over: all}
+        - not: {field: PID-3.4, in: [TEST]}
+      any:
+        - {sending_facility: LABFAC}
+        - {field: MSH-4, prefix: LAB}
+    to: [d]
+`)
+	c, err := LoadConfig(f)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"ORU"}, c.Routes[0].When.Type, "a single type may be written without a list")
+	require.Len(t, c.Routes[0].When.All, 2)
+	assert.Equal(t, "all", c.Routes[0].When.All[0].Over)
+	require.NotNil(t, c.Routes[0].When.All[1].Not)
+	assert.Equal(t, []string{"TEST"}, c.Routes[0].When.All[1].Not.In)
+
+	ce, got := loadProblems(t, writeConfig(t, `
+listeners: [{name: adt, addr: "127.0.0.1:0", accept_types: [ADT]}]
+destinations: [{name: d, type: file, dir: /tmp/x}]
+routes:
+  - {name: impossible, from: [adt], when: {type: ORU}, to: [d]}
+  - {name: bad, when: {listener: [lab], all: [{field: PID-5, equals: a, prefix: b}]}, to: [d]}
+`))
+	assert.Contains(t, got["routes[0]"], "can never match", ce.Error())
+	assert.Contains(t, got["routes[1].when.listener[0]"], `no listener is named "lab"`)
+	assert.Contains(t, got, "routes[1].when.all[0].field")
+
+	_, got = loadProblems(t, writeConfig(t, `
+listeners: [{name: adt, addr: "127.0.0.1:0", colour: red}]
+routes: [{name: r, to: [d], when: {any: [{field: PID-7, gt: x}]}}]
+`))
+	assert.Contains(t, got["routes[0].when.any[0].gt"], "cannot parse", "each decoding problem has its key")
+	assert.Equal(t, "unknown key", got["listeners[0].colour"])
+}

@@ -99,10 +99,17 @@ func (p *pipeline) count(dest, outcome string) int64 {
 
 func startPipeline(t *testing.T, cfg *Config) *pipeline {
 	t.Helper()
+	return startPipelineWithHooks(t, cfg, Hooks{})
+}
+
+// startPipelineWithHooks is startPipeline with the test's own OnRouted.
+func startPipelineWithHooks(t *testing.T, cfg *Config, hooks Hooks) *pipeline {
+	t.Helper()
 	p := &pipeline{dlq: make(chan nats.Header, 100), logs: &syncbuf.Buffer{}}
 	cfg.applyDefaults()
 	require.Empty(t, cfg.Validate())
 	b, err := Start(context.Background(), cfg, zerolog.New(p.logs).Level(zerolog.DebugLevel), Hooks{
+		OnRouted: hooks.OnRouted,
 		OnDone: func(dest, outcome string, h nats.Header) {
 			v, _ := p.outcomes.LoadOrStore(dest+"/"+outcome, new(atomic.Int64))
 			v.(*atomic.Int64).Add(1)
@@ -431,4 +438,24 @@ func TestTransformFailureDeadLettersThatMessageOnly(t *testing.T) {
 	assert.Contains(t, reason, "step 2 (map PID-3.4)")
 	assert.NotContains(t, reason, "ELSEWHERE", "no field value in the reason")
 	assert.NotContains(t, p.logs.String(), "ELSEWHERE", "nor in the logs")
+}
+
+func TestFieldConditionsRouteOnlyFinalResults(t *testing.T) {
+	emr := newEndpoint(t, "", nil)
+	cfg := baseConfig(t)
+	final := "F"
+	cfg.Routes = []RouteConfig{{Name: "finals", To: []string{"emr"},
+		When: WhenConfig{Type: []string{"ORU"}, All: []WhenConfig{{Field: "OBX-11", Equals: &final, Over: "all"}}}}}
+	cfg.Destinations = []DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}}
+	routed := make(chan []string, 10)
+	p := startPipelineWithHooks(t, cfg, Hooks{OnRouted: func(_ uint64, dests []string) { routed <- dests }})
+
+	pending := strings.Replace(oruMsg("R-P"), "|||||F\r", "|||||P\r", 1)
+	require.NotEqual(t, oruMsg("R-P"), pending)
+	assert.Equal(t, hl7.AA, p.send(t, "lab", pending))
+	assert.Empty(t, <-routed, "a preliminary result is unrouted")
+	assert.Equal(t, hl7.AA, p.send(t, "lab", oruMsg("R-F")))
+	assert.Equal(t, []string{"emr"}, <-routed)
+	require.Eventually(t, func() bool { return len(emr.got()) == 1 }, 10*time.Second, 10*time.Millisecond)
+	assert.Equal(t, oruMsg("R-F"), emr.got()[0], "untouched bytes stay untouched")
 }

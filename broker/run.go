@@ -198,7 +198,11 @@ func routes(cfg *Config) ([]routing.Route, error) {
 		if len(problems) > 0 {
 			return nil, fmt.Errorf("route %s: transform%s: %s", r.Name, problems[0].Key, problems[0].Message)
 		}
-		out = append(out, routing.Route{Name: r.Name, From: r.From, Types: r.When.Type, Events: r.When.Event, To: r.To, Transform: p})
+		when, wproblems := routing.CompileWhen(r.When)
+		if len(wproblems) > 0 {
+			return nil, fmt.Errorf("route %s: when.%s: %s", r.Name, wproblems[0].Key, wproblems[0].Message)
+		}
+		out = append(out, routing.Route{Name: r.Name, From: r.From, When: when, To: r.To, Transform: p})
 	}
 	return out, nil
 }

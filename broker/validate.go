@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/routing"
 )
 
 // nameRE: listener and destination names go into NATS subjects and
@@ -64,15 +65,18 @@ func (c *Config) Validate() []Problem {
 				v.add(fmt.Sprintf("%s.from[%d]", key, j), "no listener is named %q", from)
 			}
 		}
-		for j, t := range r.When.Type {
-			if !codeRE.MatchString(t) {
-				v.add(fmt.Sprintf("%s.when.type[%d]", key, j), "%q is not a message type such as ADT", t)
+		if _, problems := routing.CompileWhen(r.When); len(problems) > 0 {
+			for _, p := range problems {
+				v.add(key+".when."+p.Key, "%s", p.Message)
 			}
 		}
-		for j, e := range r.When.Event {
-			if !codeRE.MatchString(e) {
-				v.add(fmt.Sprintf("%s.when.event[%d]", key, j), "%q is not a trigger event such as A01", e)
+		for j, l := range r.When.Listener {
+			if !listeners[l] {
+				v.add(fmt.Sprintf("%s.when.listener[%d]", key, j), "no listener is named %q", l)
 			}
+		}
+		if why := c.neverMatches(r); why != "" {
+			v.add(key, "this route can never match: %s", why)
 		}
 		if _, problems := c.Pipeline(i); len(problems) > 0 {
 			for _, p := range problems {
@@ -241,4 +245,33 @@ func (v *validator) serverTLS(key string, t TLSFiles) {
 	v.fileExists(key+".cert_file", t.CertFile)
 	v.fileExists(key+".key_file", t.KeyFile)
 	v.fileExists(key+".client_ca_file", t.ClientCAFile)
+}
+
+// neverMatches says why route r cannot match any message its listeners
+// accept, or "": every listener it takes from accepts only types its
+// when.type excludes.
+func (c *Config) neverMatches(r RouteConfig) string {
+	if len(r.When.Type) == 0 {
+		return ""
+	}
+	from := r.From
+	if len(from) == 0 {
+		for _, l := range c.Listeners {
+			from = append(from, l.Name)
+		}
+	}
+	for _, l := range c.Listeners {
+		if !slices.Contains(from, l.Name) {
+			continue
+		}
+		if len(l.AcceptTypes) == 0 {
+			return ""
+		}
+		for _, t := range r.When.Type {
+			if slices.Contains(l.AcceptTypes, t) {
+				return ""
+			}
+		}
+	}
+	return fmt.Sprintf("its listeners accept none of the types %v", r.When.Type)
 }

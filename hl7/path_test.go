@@ -3,6 +3,7 @@ package hl7
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 func TestParsePath(t *testing.T) {
@@ -98,5 +99,25 @@ func TestSegmentsAndRepetitions(t *testing.T) {
 	}
 	if f, _ := msh.Field(2); string(f) != `^~\&` {
 		t.Errorf("MSH field 2 = %q", f)
+	}
+}
+
+func TestParseTime(t *testing.T) {
+	for v, want := range map[string]string{
+		"2026":                     "2026-01-01T00:00:00Z",
+		"20260114":                 "2026-01-14T00:00:00Z",
+		"202601140815":             "2026-01-14T08:15:00Z",
+		"20260114081530.1234-0500": "2026-01-14T08:15:30.1234-05:00",
+		"20260114081530":           "2026-01-14T08:15:30Z",
+	} {
+		got, err := ParseTime(v)
+		if err != nil || got.Format(time.RFC3339Nano) != want {
+			t.Errorf("ParseTime(%q) = %v, %v; want %s", v, got.Format(time.RFC3339Nano), err, want)
+		}
+	}
+	for _, bad := range []string{"", "2026-01-14", "20261340", "abc"} {
+		if _, err := ParseTime(bad); err == nil {
+			t.Errorf("ParseTime(%q) accepted", bad)
+		}
 	}
 }

@@ -1,28 +1,33 @@
 package routing
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/hl7broker/hl7broker/transforms"
 )
 
-// Route sends the messages it matches to its destinations. Empty From,
-// Types or Events match anything.
+// Route sends the messages it matches to its destinations. An empty From
+// and a zero When match anything.
 type Route struct {
 	Name      string
 	From      []string // listener names
-	Types     []string // MSH-9.1
-	Events    []string // MSH-9.2
+	When      Condition
 	Transform transforms.Pipeline
 	To        []string // destination names
 }
 
-// matches reports whether the route takes a message from listener with
-// the given type and event.
-func (r *Route) matches(listener, typ, event string) bool {
-	return (len(r.From) == 0 || slices.Contains(r.From, listener)) &&
-		(len(r.Types) == 0 || slices.Contains(r.Types, typ)) &&
-		(len(r.Events) == 0 || slices.Contains(r.Events, event))
+// Matches reports whether the route takes in.
+func (r *Route) Matches(in Input) bool {
+	return (len(r.From) == 0 || slices.Contains(r.From, in.Listener)) && r.When.Match(in)
+}
+
+// Explain is Matches with the reason, for tools such as route test.
+func (r *Route) Explain(in Input) (bool, string) {
+	if len(r.From) > 0 && !slices.Contains(r.From, in.Listener) {
+		return false, fmt.Sprintf("listener %q is not one of from %v", in.Listener, r.From)
+	}
+	return r.When.Explain(in)
 }
 
 // apply returns the message after the route's transforms: the original

@@ -58,7 +58,16 @@ type Router struct {
 	// OnRouted, if set, is called after each input is acked, with the
 	// destinations it went to (none: unrouted). For metrics and tests.
 	OnRouted func(inSeq uint64, destinations []string)
+
+	parsed hl7.Message // the input being routed, parsed once for every route's condition
 }
+
+// routerLimits admit whatever a listener can: its limit goes up to 64 MiB.
+var routerLimits = func() hl7.Limits {
+	l := hl7.DefaultLimits
+	l.MaxMessageBytes = 64 << 20
+	return l
+}()
 
 // routerBatch is how many inputs the router holds at once. It routes
 // them in stored order, then waits for one flush and acks them together.
@@ -188,9 +197,9 @@ func (r *Router) route(ctx context.Context, msg jetstream.Msg, group []jetstream
 		return routed{}, true
 	}
 	h := msg.Headers()
-	listener, typ, event := h.Get(HeaderListener), h.Get(HeaderType), h.Get(HeaderEvent)
+	listener := h.Get(HeaderListener)
 	log := r.Log.With().Uint64("in_seq", meta.Sequence.Stream).Str("control_id", h.Get(HeaderControlID)).
-		Str("type", typ+"^"+event).Str("listener", listener).Logger()
+		Str("type", h.Get(HeaderType)+"^"+h.Get(HeaderEvent)).Str("listener", listener).Logger()
 	store := func(extra nats.Header, dest, route string, data []byte, subject string) bool {
 		out := &nats.Msg{Subject: subject, Data: data, Header: copyHeaders(h)}
 		for k, v := range extra {
@@ -217,19 +226,31 @@ func (r *Router) route(ctx context.Context, msg jetstream.Msg, group []jetstream
 		}
 	}
 
+	deadLetter := func(route, reason string) bool {
+		log.Error().Str("route", route).Str("reason", reason).Msg("message sent to the dead-letter queue")
+		why := nats.Header{HeaderDLQReason: {reason}, HeaderDLQAttempts: {"0"}, HeaderDLQTime: {time.Now().UTC().Format(time.RFC3339Nano)}}
+		return store(why, "_transform:"+route, route, msg.Data(), "hl7.dlq._transform")
+	}
+	// Stored messages were parsed at ingest; this can fail only on a
+	// message stored by something else, or limits changed since.
+	if err := r.parsed.ParseWith(msg.Data(), routerLimits); err != nil {
+		if !deadLetter("_router", "the router could not parse the message: "+err.Error()) {
+			return routed{}, false
+		}
+		return routed{msg: msg, seq: meta.Sequence.Stream}, true
+	}
+	in := Input{Listener: listener, Message: &r.parsed}
+
 	var sent []string
 	seen := map[string]bool{}
 	for i := range r.Routes {
 		route := &r.Routes[i]
-		if !route.matches(listener, typ, event) {
+		if !route.Matches(in) {
 			continue
 		}
 		out, err := route.apply(msg.Data())
 		if err != nil {
-			log.Error().Str("route", route.Name).Str("reason", err.Error()).Msg("transform failed; message sent to the dead-letter queue")
-			why := nats.Header{HeaderDLQReason: {"transform of route " + route.Name + " failed: " + err.Error()},
-				HeaderDLQAttempts: {"0"}, HeaderDLQTime: {time.Now().UTC().Format(time.RFC3339Nano)}}
-			if !store(why, "_transform:"+route.Name, route.Name, msg.Data(), "hl7.dlq._transform") {
+			if !deadLetter(route.Name, "transform of route "+route.Name+" failed: "+err.Error()) {
 				return routed{}, false
 			}
 			continue

@@ -18,26 +18,17 @@ type dateStep struct {
 
 func (s *dateStep) String() string { return "format_date " + s.path.String() }
 
-// hl7Layouts are HL7 DTM precisions, most precise first. Go accepts a
-// fraction of a second after the seconds without a layout for it.
-var hl7Layouts = []string{"20060102150405-0700", "200601021504-0700", "20060102150405", "200601021504",
-	"2006010215", "20060102", "200601", "2006"}
-
 func (s *dateStep) Apply(m *hl7.Message) error {
 	v := string(m.Value(s.path))
 	if v == "" {
 		return nil
 	}
-	layouts := hl7Layouts
-	if s.from != "" {
-		layouts = []string{s.from}
-	}
 	var t time.Time
-	err := errNotADate
-	for _, l := range layouts {
-		if t, err = time.Parse(l, v); err == nil {
-			break
-		}
+	var err error
+	if s.from == "" {
+		t, err = hl7.ParseTime(v)
+	} else {
+		t, err = time.Parse(s.from, v)
 	}
 	if err != nil {
 		return errNotADate // the value itself is not said: it may be PHI

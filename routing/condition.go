@@ -1,0 +1,443 @@
+package routing
+
+import (
+	"bytes"
+
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hl7broker/hl7broker/hl7"
+)
+
+// When is the YAML form of a route's condition: every key set in one When
+// must hold. Header keys take one value or a list (one of). A field test
+// names a path and one operator. all, any and not combine Whens.
+// docs/routing.md describes each with an example.
+type When struct {
+	Listener             []string `mapstructure:"listener"`
+	Type                 []string `mapstructure:"type"`      // MSH-9.1
+	Event                []string `mapstructure:"event"`     // MSH-9.2
+	Structure            []string `mapstructure:"structure"` // MSH-9.3
+	Version              []string `mapstructure:"version"`   // MSH-12
+	SendingApplication   []string `mapstructure:"sending_application"`
+	SendingFacility      []string `mapstructure:"sending_facility"`
+	ReceivingApplication []string `mapstructure:"receiving_application"`
+	ReceivingFacility    []string `mapstructure:"receiving_facility"`
+
+	Field   string   `mapstructure:"field"` // a path such as OBX-11 or PID-3.4
+	Equals  *string  `mapstructure:"equals"`
+	In      []string `mapstructure:"in"`
+	Prefix  *string  `mapstructure:"prefix"`
+	Matches *string  `mapstructure:"matches"` // a regular expression (RE2)
+	Exists  *bool    `mapstructure:"exists"`  // present and not empty
+	Empty   *bool    `mapstructure:"empty"`   // absent or empty
+	GT      *float64 `mapstructure:"gt"`
+	GE      *float64 `mapstructure:"ge"`
+	LT      *float64 `mapstructure:"lt"`
+	LE      *float64 `mapstructure:"le"`
+	Before  *string  `mapstructure:"before"` // HL7 date/time, such as 20000101
+	After   *string  `mapstructure:"after"`
+	Over    string   `mapstructure:"over"` // any (default) | all: over every segment of that name and repetition
+
+	All []When `mapstructure:"all"`
+	Any []When `mapstructure:"any"`
+	Not *When  `mapstructure:"not"`
+}
+
+// Condition is a compiled When.
+type Condition struct{ root node }
+
+// Input is what a condition looks at: the listener a message came in on,
+// and the message.
+type Input struct {
+	Listener string
+	Message  *hl7.Message
+}
+
+// Match reports whether in satisfies the condition.
+func (c Condition) Match(in Input) bool { return c.root == nil || c.root.match(in) }
+
+// Explain is Match with the reason: the condition that decided.
+func (c Condition) Explain(in Input) (bool, string) {
+	if c.root == nil {
+		return true, "no condition"
+	}
+	return c.root.explain(in)
+}
+
+// node is one compiled test.
+type node interface {
+	match(Input) bool
+	explain(Input) (bool, string)
+}
+
+// CompileWhen compiles w, or returns every problem keyed relative to it
+// ("type[0]", "all[1].field").
+func CompileWhen(w When) (Condition, []Problem) {
+	var c whenCompiler
+	n := c.compile("", w)
+	if len(c.problems) > 0 {
+		return Condition{}, c.problems
+	}
+	return Condition{root: n}, nil
+}
+
+// Problem is one thing wrong with a condition, at a key relative to it.
+type Problem struct {
+	Key     string
+	Message string
+}
+
+type whenCompiler struct{ problems []Problem }
+
+func (c *whenCompiler) add(key, format string, args ...any) {
+	c.problems = append(c.problems, Problem{Key: strings.TrimPrefix(key, "."), Message: fmt.Sprintf(format, args...)})
+}
+
+var codeRE = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`)
+
+func (c *whenCompiler) compile(key string, w When) node {
+	var all []node
+	header := func(name string, values []string, value func(*hl7.Message) string) {
+		for i, v := range values {
+			if !codeRE.MatchString(v) {
+				c.add(fmt.Sprintf("%s.%s[%d]", key, name, i), "%q is not a code such as ADT, A01 or 2.5.1", v)
+			}
+		}
+		if len(values) > 0 {
+			all = append(all, &headerNode{name: name, values: values, value: value})
+		}
+	}
+	if len(w.Listener) > 0 {
+		all = append(all, &headerNode{name: "listener", values: w.Listener})
+	}
+	header("type", w.Type, (*hl7.Message).Type)
+	header("event", w.Event, (*hl7.Message).Trigger)
+	header("structure", w.Structure, (*hl7.Message).Structure)
+	header("version", w.Version, msh("MSH-12.1"))
+	header("sending_application", w.SendingApplication, msh("MSH-3.1"))
+	header("sending_facility", w.SendingFacility, msh("MSH-4.1"))
+	header("receiving_application", w.ReceivingApplication, msh("MSH-5.1"))
+	header("receiving_facility", w.ReceivingFacility, msh("MSH-6.1"))
+	if f := c.field(key, w); f != nil {
+		all = append(all, f)
+	}
+	for i, sub := range w.All {
+		all = append(all, c.compile(fmt.Sprintf("%s.all[%d]", key, i), sub))
+	}
+	if len(w.Any) > 0 {
+		anyOf := &anyNode{}
+		for i, sub := range w.Any {
+			anyOf.nodes = append(anyOf.nodes, c.compile(fmt.Sprintf("%s.any[%d]", key, i), sub))
+		}
+		all = append(all, anyOf)
+	}
+	if w.Not != nil {
+		all = append(all, &notNode{c.compile(key+".not", *w.Not)})
+	}
+	switch len(all) {
+	case 0:
+		return trueNode{}
+	case 1:
+		return all[0]
+	}
+	return &allNode{all}
+}
+
+func msh(path string) func(*hl7.Message) string {
+	p := hl7.MustParsePath(path)
+	return func(m *hl7.Message) string { return m.ValueString(p) }
+}
+
+// field compiles the field test of w, if it has one.
+func (c *whenCompiler) field(key string, w When) node {
+	ops := map[string]bool{"equals": w.Equals != nil, "in": w.In != nil, "prefix": w.Prefix != nil, "matches": w.Matches != nil,
+		"exists": w.Exists != nil, "empty": w.Empty != nil, "gt": w.GT != nil, "ge": w.GE != nil, "lt": w.LT != nil,
+		"le": w.LE != nil, "before": w.Before != nil, "after": w.After != nil}
+	var set []string
+	for op, ok := range ops {
+		if ok {
+			set = append(set, op)
+		}
+	}
+	slices.Sort(set)
+	if w.Field == "" {
+		switch {
+		case len(set) > 0:
+			c.add(key+"."+set[0], "a field test needs field: PATH")
+		case w.Over != "":
+			c.add(key+".over", "a field test needs field: PATH")
+		}
+		return nil
+	}
+	p, err := hl7.ParsePath(w.Field)
+	if err != nil || p.Field == 0 {
+		c.add(key+".field", "%q is not a field path such as OBX-11 or PID-3.1", w.Field)
+		return nil
+	}
+	if len(set) != 1 {
+		c.add(key+".field", "a field test takes one of equals, in, prefix, matches, exists, empty, gt, ge, lt, le, before, after; here %d", len(set))
+		return nil
+	}
+	f := &fieldNode{path: p, op: set[0], all: w.Over == "all"}
+	if w.Over != "" && w.Over != "any" && w.Over != "all" {
+		c.add(key+".over", "%q is not any or all", w.Over)
+	}
+	switch f.op {
+	case "equals":
+		f.values = []string{*w.Equals}
+	case "in":
+		f.values = w.In
+	case "prefix":
+		f.values = []string{*w.Prefix}
+	case "matches":
+		re, err := regexp.Compile(*w.Matches)
+		if err != nil {
+			c.add(key+".matches", "%q is not a valid regular expression: %v", *w.Matches, err)
+		}
+		f.re = re
+	case "exists":
+		f.want = *w.Exists
+	case "empty":
+		f.op, f.want = "exists", !*w.Empty
+	case "gt", "ge", "lt", "le":
+		f.number = *map[string]*float64{"gt": w.GT, "ge": w.GE, "lt": w.LT, "le": w.LE}[f.op]
+	case "before", "after":
+		v := ""
+		if f.op == "before" {
+			v = *w.Before
+		} else {
+			v = *w.After
+		}
+		t, err := hl7.ParseTime(v)
+		if err != nil {
+			c.add(key+"."+f.op, "%q is not an HL7 date such as 20000101 or 20260114081500", v)
+		}
+		f.time, f.timeText = t, v
+	}
+	return f
+}
+
+type trueNode struct{}
+
+func (trueNode) match(Input) bool             { return true }
+func (trueNode) explain(Input) (bool, string) { return true, "no condition" }
+
+type allNode struct{ nodes []node }
+
+func (a *allNode) match(in Input) bool {
+	for _, n := range a.nodes {
+		if !n.match(in) {
+			return false
+		}
+	}
+	return true
+}
+
+func (a *allNode) explain(in Input) (bool, string) {
+	var whys []string
+	for _, n := range a.nodes {
+		ok, why := n.explain(in)
+		if !ok {
+			return false, why
+		}
+		whys = append(whys, why)
+	}
+	return true, strings.Join(whys, " and ")
+}
+
+type anyNode struct{ nodes []node }
+
+func (a *anyNode) match(in Input) bool {
+	for _, n := range a.nodes {
+		if n.match(in) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *anyNode) explain(in Input) (bool, string) {
+	var whys []string
+	for _, n := range a.nodes {
+		ok, why := n.explain(in)
+		if ok {
+			return true, why
+		}
+		whys = append(whys, why)
+	}
+	return false, "none of (" + strings.Join(whys, "; ") + ")"
+}
+
+type notNode struct{ n node }
+
+func (n *notNode) match(in Input) bool { return !n.n.match(in) }
+
+func (n *notNode) explain(in Input) (bool, string) {
+	ok, why := n.n.explain(in)
+	return !ok, "not (" + why + ")"
+}
+
+// headerNode: a header value (or the listener) is one of values.
+type headerNode struct {
+	name   string
+	values []string
+	value  func(*hl7.Message) string // nil: the listener
+}
+
+func (h *headerNode) get(in Input) string {
+	if h.value == nil {
+		return in.Listener
+	}
+	return h.value(in.Message)
+}
+
+func (h *headerNode) match(in Input) bool { return slices.Contains(h.values, h.get(in)) }
+
+func (h *headerNode) explain(in Input) (bool, string) {
+	ok := h.match(in)
+	return ok, fmt.Sprintf("%s %s one of %v", h.name, isOrNot(ok), h.values)
+}
+
+func isOrNot(ok bool) string {
+	if ok {
+		return "is"
+	}
+	return "is not"
+}
+
+// fieldNode tests the values at a path: each occurrence of its segment
+// (unless the path names one) and each repetition (unless it names one).
+type fieldNode struct {
+	path     hl7.Path
+	op       string
+	all      bool // over: all
+	values   []string
+	re       *regexp.Regexp
+	want     bool // exists
+	number   float64
+	time     time.Time
+	timeText string
+}
+
+func (f *fieldNode) match(in Input) bool {
+	m := in.Message
+	if f.op == "exists" {
+		return f.exists(m) == f.want
+	}
+	seen := false
+	for v := range f.valuesIn(m) {
+		seen = true
+		ok := f.test(v)
+		if ok && !f.all {
+			return true
+		}
+		if !ok && f.all {
+			return false
+		}
+	}
+	return seen && f.all
+}
+
+func (f *fieldNode) explain(in Input) (bool, string) {
+	ok := f.match(in)
+	over := ""
+	if f.all {
+		over = " (every one)"
+	}
+	var what string
+	switch f.op {
+	case "exists":
+		what = map[bool]string{true: "exists", false: "is empty or absent"}[f.want]
+	case "equals", "prefix":
+		what = fmt.Sprintf("%s %q", f.op, f.values[0])
+	case "in":
+		what = fmt.Sprintf("is one of %q", f.values)
+	case "matches":
+		what = fmt.Sprintf("matches %q", f.re.String())
+	case "before", "after":
+		what = f.op + " " + f.timeText
+	default:
+		what = f.op + " " + strconv.FormatFloat(f.number, 'g', -1, 64)
+	}
+	return ok, fmt.Sprintf("%s%s %s: %v", f.path, over, what, ok)
+}
+
+func (f *fieldNode) exists(m *hl7.Message) bool {
+	for v := range f.valuesIn(m) {
+		if len(v) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// valuesIn yields the decoded values the path covers: each occurrence of
+// its segment unless the path names one (OBX[2]-5), and each repetition
+// unless it names one (PID-3[2].1).
+func (f *fieldNode) valuesIn(m *hl7.Message) func(func([]byte) bool) {
+	return func(yield func([]byte) bool) {
+		first, last := f.path.Occurrence, f.path.Occurrence
+		if first == 0 {
+			first, last = 1, m.Count(hl7.Path{Segment: f.path.Segment})
+		}
+		for occ := first; occ <= last; occ++ {
+			q := f.path
+			q.Occurrence = occ
+			if f.path.Repetition != 0 {
+				if m.Has(q) && !yield(m.Value(q)) {
+					return
+				}
+				continue
+			}
+			for rep := 1; rep <= m.Count(q); rep++ { // Count is 0 when the field is absent
+				q.Repetition = rep
+				if !yield(m.Value(q)) {
+					return
+				}
+			}
+		}
+	}
+}
+
+func (f *fieldNode) test(v []byte) bool {
+	switch f.op {
+	case "equals", "in":
+		for _, want := range f.values {
+			if string(v) == want {
+				return true
+			}
+		}
+		return false
+	case "prefix":
+		return bytes.HasPrefix(v, []byte(f.values[0]))
+	case "matches":
+		return f.re.Match(v)
+	case "before", "after":
+		t, err := hl7.ParseTime(string(v))
+		if err != nil {
+			return false
+		}
+		if f.op == "before" {
+			return t.Before(f.time)
+		}
+		return t.After(f.time)
+	}
+	n, err := strconv.ParseFloat(strings.TrimSpace(string(v)), 64)
+	if err != nil {
+		return false
+	}
+	switch f.op {
+	case "gt":
+		return n > f.number
+	case "ge":
+		return n >= f.number
+	case "lt":
+		return n < f.number
+	}
+	return n <= f.number
+}
