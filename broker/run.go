@@ -47,7 +47,7 @@ func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*
 	if err != nil {
 		return nil, err
 	}
-	rts, err := routes(cfg)
+	rts, err := CompileRoutes(cfg)
 	if err != nil {
 		n.Close()
 		return nil, err
@@ -189,9 +189,9 @@ func (b *Broker) stopListeners(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// routes compiles the config's routes; cfg was validated, so a problem
-// here means a file it names changed since.
-func routes(cfg *Config) ([]routing.Route, error) {
+// CompileRoutes compiles the config's routes, conditions and transforms;
+// cfg was validated, so a problem here means a file it names changed since.
+func CompileRoutes(cfg *Config) ([]routing.Route, error) {
 	var out []routing.Route
 	for i, r := range cfg.Routes {
 		p, problems := cfg.Pipeline(i)

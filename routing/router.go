@@ -239,41 +239,21 @@ func (r *Router) route(ctx context.Context, msg jetstream.Msg, group []jetstream
 		}
 		return routed{msg: msg, seq: meta.Sequence.Stream}, true
 	}
-	in := Input{Listener: listener, Message: &r.parsed}
-
-	var sent []string
-	seen := map[string]bool{}
-	for i := range r.Routes {
-		route := &r.Routes[i]
-		if !route.Matches(in) {
-			continue
-		}
-		out, err := route.apply(msg.Data())
-		if err != nil {
-			if !deadLetter(route.Name, "transform of route "+route.Name+" failed: "+err.Error()) {
-				return routed{}, false
-			}
-			continue
-		}
-		for _, dest := range route.To {
-			if seen[dest] {
-				continue
-			}
-			seen[dest] = true
-			if !store(nil, dest, route.Name, out, r.outSubject(dest, out)) {
-				return routed{}, false
-			}
-			sent = append(sent, dest)
+	o := Evaluate(r.Routes, r.UnroutedTo, Input{Listener: listener, Message: &r.parsed}, msg.Data(), false)
+	for _, d := range o.DeadLetters {
+		if !deadLetter(d.Route, d.Reason) {
+			return routed{}, false
 		}
 	}
-	if len(sent) == 0 {
-		log.Warn().Str("unrouted_to", r.UnroutedTo).Msg("no route matched: unrouted")
-		if r.UnroutedTo != "" {
-			if !store(nil, r.UnroutedTo, "_unrouted", msg.Data(), r.outSubject(r.UnroutedTo, msg.Data())) {
-				return routed{}, false
-			}
-			sent = append(sent, r.UnroutedTo)
+	var sent []string
+	for _, c := range o.Copies {
+		if !store(nil, c.Destination, c.Route, c.Data, r.outSubject(c.Destination, c.Data)) {
+			return routed{}, false
 		}
+		sent = append(sent, c.Destination)
+	}
+	if o.Unrouted {
+		log.Warn().Str("unrouted_to", r.UnroutedTo).Msg("no route matched: unrouted")
 	}
 	return routed{msg: msg, seq: meta.Sequence.Stream, sent: sent}, true
 }

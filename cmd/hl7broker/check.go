@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/hl7broker/hl7broker/broker"
@@ -18,16 +17,8 @@ prints every problem with its key path, such as routes[0].to[1]. It exits 0
 when the configuration is valid and 1 when it is not.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := broker.LoadConfig(file)
-			var ce *broker.ConfigError
-			if errors.As(err, &ce) {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d problem(s)\n", file, len(ce.Problems))
-				for _, p := range ce.Problems {
-					fmt.Fprintf(cmd.OutOrStdout(), "  %s\n", p)
-				}
-				return exitError{1}
-			}
 			if err != nil {
-				fmt.Fprintln(cmd.OutOrStdout(), err)
+				printConfigError(cmd.OutOrStdout(), file, err)
 				return exitError{1}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid (%d listeners, %d routes, %d destinations)\n",

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/hl7broker/hl7broker/broker"
+	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/routing"
+	"github.com/spf13/cobra"
+)
+
+func newRouteCmd() *cobra.Command {
+	route := &cobra.Command{Use: "route", Short: "Try routes without running the broker"}
+	route.AddCommand(newRouteTestCmd())
+	return route
+}
+
+type routeTestOptions struct {
+	config, listener, out string
+}
+
+func newRouteTestCmd() *cobra.Command {
+	var o routeTestOptions
+	cmd := &cobra.Command{
+		Use:   "test --config FILE MESSAGE_FILE...",
+		Short: "Show which routes match each message, why, and what each destination would receive",
+		Long: `Route test runs each message (a file may hold several, or a batch) through
+the configuration's routes as the broker would, and sends nothing: for each
+route whether it matches and the condition that decided, then each copy a
+destination would receive, its segments one a line. With --out DIR each
+copy is also written to DIR byte for byte. A message comes from --listener,
+or else from the first listener that accepts its type.`,
+		RunE: func(cmd *cobra.Command, args []string) error { return runRouteTest(cmd, args, o) },
+	}
+	cmd.Flags().StringVar(&o.config, "config", "", "configuration file (required)")
+	cmd.Flags().StringVar(&o.listener, "listener", "", "the listener the messages come from")
+	cmd.Flags().StringVar(&o.out, "out", "", "write each copy to this folder, exactly as it would be sent")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}
+
+func runRouteTest(cmd *cobra.Command, args []string, o routeTestOptions) error {
+	cfg, err := broker.LoadConfig(o.config)
+	if err != nil {
+		printConfigError(cmd.OutOrStdout(), o.config, err)
+		return exitError{1}
+	}
+	routes, err := broker.CompileRoutes(cfg)
+	if err != nil {
+		fmt.Fprintln(cmd.OutOrStdout(), err)
+		return exitError{1}
+	}
+	if o.listener != "" && !slices.ContainsFunc(cfg.Listeners, func(l broker.ListenerConfig) bool { return l.Name == o.listener }) {
+		fmt.Fprintf(cmd.OutOrStdout(), "no listener is named %q\n", o.listener)
+		return exitError{1}
+	}
+	msgs, failures := readOutgoing(cmd, args)
+	w := cmd.OutOrStdout()
+	for _, msg := range msgs {
+		fmt.Fprintf(w, "== %s #%d\n", msg.file, msg.index)
+		m, err := hl7.Parse(msg.raw)
+		if err != nil {
+			fmt.Fprintf(w, "not accepted: the listener would reject it (AR): %v\n\n", err)
+			continue
+		}
+		listener, why := pickListener(cfg, o.listener, m.Type())
+		if why != "" {
+			fmt.Fprintf(w, "%s^%s, control ID %s: not accepted: %s\n\n", m.Type(), m.Trigger(), m.ControlID(), why)
+			continue
+		}
+		fmt.Fprintf(w, "%s^%s, control ID %s, from listener %s\n", m.Type(), m.Trigger(), m.ControlID(), listener)
+		plan := routing.Evaluate(routes, cfg.Unrouted.To, routing.Input{Listener: listener, Message: m}, msg.raw, true)
+		for _, d := range plan.Decisions {
+			verdict := "no match"
+			if d.Matched {
+				verdict = "match"
+			}
+			fmt.Fprintf(w, "route %s: %s: %s\n", d.Route, verdict, d.Why)
+		}
+		for _, d := range plan.DeadLetters {
+			fmt.Fprintf(w, "dead letter: %s\n", d.Reason)
+		}
+		if plan.Unrouted {
+			fmt.Fprintf(w, "unrouted: no route matched%s\n", map[bool]string{true: "; sent to " + cfg.Unrouted.To, false: "; kept in history only"}[cfg.Unrouted.To != ""])
+		}
+		for _, c := range plan.Copies {
+			printCopy(w, c, msg.raw)
+			if o.out != "" {
+				name := filepath.Join(o.out, fmt.Sprintf("%s-%d-%s.hl7", strings.TrimSuffix(filepath.Base(msg.file), filepath.Ext(msg.file)), msg.index, c.Destination))
+				if err := os.MkdirAll(o.out, 0o755); err == nil {
+					err = os.WriteFile(name, c.Data, 0o644)
+				}
+				if err != nil {
+					fmt.Fprintf(w, "   could not write %s: %v\n", name, err)
+					failures++
+				}
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	if failures > 0 {
+		return exitError{1}
+	}
+	return nil
+}
+
+// pickListener names the listener a message comes from, or why none
+// would accept it.
+func pickListener(cfg *broker.Config, want, typ string) (string, string) {
+	for _, l := range cfg.Listeners {
+		if want != "" && l.Name != want {
+			continue
+		}
+		if len(l.AcceptTypes) == 0 || slices.Contains(l.AcceptTypes, typ) {
+			return l.Name, ""
+		}
+		if want != "" {
+			return "", fmt.Sprintf("listener %s accepts %v, not %s (AR)", l.Name, l.AcceptTypes, typ)
+		}
+	}
+	return "", fmt.Sprintf("no listener accepts %s (AR)", typ)
+}
+
+// printCopy prints one copy, its segments one a line.
+func printCopy(w io.Writer, c routing.Copy, original []byte) {
+	same := ""
+	if bytes.Equal(c.Data, original) {
+		same = ", unchanged"
+	}
+	fmt.Fprintf(w, "-> %s (route %s, %d bytes%s)\n", c.Destination, c.Route, len(c.Data), same)
+	for _, seg := range strings.FieldsFunc(string(c.Data), func(r rune) bool { return r == '\r' || r == '\n' }) {
+		fmt.Fprintf(w, "   %s\n", seg)
+	}
+}
+
+// printConfigError prints a config's problems as check does.
+func printConfigError(w io.Writer, file string, err error) {
+	var ce *broker.ConfigError
+	if !errors.As(err, &ce) {
+		fmt.Fprintln(w, err)
+		return
+	}
+	fmt.Fprintf(w, "%s: %d problem(s)\n", file, len(ce.Problems))
+	for _, p := range ce.Problems {
+		fmt.Fprintf(w, "  %s\n", p)
+	}
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+const routetest = "../../testdata/routetest"
+
+// TestRouteTestGolden: route test's whole report for the fixture config
+// and messages, against testdata/routetest/expected.txt (go test
+// ./cmd/hl7broker -run RouteTest -update rewrites it after a reviewed change).
+func TestRouteTestGolden(t *testing.T) {
+	out := t.TempDir()
+	stdout, stderr, code := runCmd(t, "route", "test", "--config", filepath.Join(routetest, "hl7broker.yaml"), "--out", out,
+		filepath.Join(routetest, "adt.hl7"), filepath.Join(routetest, "oru.hl7"), filepath.Join(routetest, "rde.hl7"))
+	require.Equal(t, 0, code, stderr)
+	golden := filepath.Join(routetest, "expected.txt")
+	if *update {
+		require.NoError(t, os.WriteFile(golden, []byte(stdout), 0o644))
+	}
+	want, err := os.ReadFile(golden)
+	require.NoError(t, err)
+	assert.Equal(t, string(want), stdout)
+
+	sent, err := os.ReadFile(filepath.Join(out, "adt-1-emr.hl7"))
+	require.NoError(t, err)
+	assert.Equal(t, "MSH|^~\\&|REGADT|MCM|EMR|HOSP|20260114081530||ADT^A01^ADT_A01|ADT0001|P|2.5.1\rEVN|A01|20260114081500\r"+
+		"PID|1||MRN100^^^MCM^MR||Doe^Jane||19800101|F\rPV1|1|I|W2^201^B^MAIN\r", string(sent), "--out writes the exact bytes")
+	unchanged, err := os.ReadFile(filepath.Join(out, "oru-2-archive.hl7"))
+	require.NoError(t, err)
+	original, _ := os.ReadFile(filepath.Join(routetest, "oru.hl7"))
+	assert.Contains(t, string(original), string(unchanged), "an untransformed copy is the received bytes")
+}
+
+func TestRouteTestErrors(t *testing.T) {
+	stdout, _, code := runCmd(t, "route", "test", "--config", filepath.Join(routetest, "hl7broker.yaml"), "--listener", "nope", filepath.Join(routetest, "adt.hl7"))
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stdout, `no listener is named "nope"`)
+	stdout, _, code = runCmd(t, "route", "test", "--config", filepath.Join(routetest, "hl7broker.yaml"), "--listener", "lab", filepath.Join(routetest, "adt.hl7"))
+	assert.Equal(t, 0, code)
+	assert.Contains(t, stdout, "listener lab accepts [ORU], not ADT (AR)")
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte("listeners: []\n"), 0o644))
+	stdout, _, code = runCmd(t, "route", "test", "--config", bad, filepath.Join(routetest, "adt.hl7"))
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stdout, "at least one listener")
+}

@@ -1,0 +1,82 @@
+package routing
+
+// Copy is one message a destination receives.
+type Copy struct {
+	Route       string // the route that sent it; "_unrouted" for unrouted.to
+	Destination string
+	Data        []byte
+}
+
+// DeadLetter is a route whose transform failed on the message.
+type DeadLetter struct {
+	Route  string
+	Reason string // names the route, step and path; never a value
+}
+
+// Decision is one route's verdict on a message, with the condition that
+// decided (only when explaining).
+type Decision struct {
+	Route   string
+	Matched bool
+	Why     string
+}
+
+// Plan is everything routing does with one message. The router stores
+// it; route test prints it.
+type Plan struct {
+	Decisions   []Decision // with explain only
+	Copies      []Copy     // in route order; one per destination, from the first route that names it
+	DeadLetters []DeadLetter
+	Unrouted    bool // no route matched (Copies then holds unrouted.to's, if set)
+}
+
+// Evaluate matches in against every route in order, applies the
+// transforms of those that match, and returns the copies and dead
+// letters. data is the message as stored; in.Message is data parsed.
+// With explain, each route's Decision says why; without, nothing is
+// formatted, for the router's hot path.
+func Evaluate(routes []Route, unroutedTo string, in Input, data []byte, explain bool) Plan {
+	var o Plan
+	matched := false
+	for i := range routes {
+		route := &routes[i]
+		var ok bool
+		if explain {
+			var why string
+			ok, why = route.Explain(in)
+			o.Decisions = append(o.Decisions, Decision{Route: route.Name, Matched: ok, Why: why})
+		} else {
+			ok = route.Matches(in)
+		}
+		if !ok {
+			continue
+		}
+		matched = true
+		out, err := route.apply(data)
+		if err != nil {
+			o.DeadLetters = append(o.DeadLetters, DeadLetter{Route: route.Name, Reason: "transform of route " + route.Name + " failed: " + err.Error()})
+			continue
+		}
+		for _, dest := range route.To {
+			if !o.sends(dest) {
+				o.Copies = append(o.Copies, Copy{Route: route.Name, Destination: dest, Data: out})
+			}
+		}
+	}
+	if !matched {
+		o.Unrouted = true
+		if unroutedTo != "" {
+			o.Copies = append(o.Copies, Copy{Route: "_unrouted", Destination: unroutedTo, Data: data})
+		}
+	}
+	return o
+}
+
+func (o *Plan) sends(dest string) bool {
+	for _, c := range o.Copies {
+		if c.Destination == dest {
+			return true
+		}
+	}
+	return false
+}
