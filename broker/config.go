@@ -160,12 +160,12 @@ func LoadConfig(file string) (*Config, error) {
 			mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
 	})
 	if err != nil {
-		return nil, &ConfigError{File: file, Problems: decodeProblems(err)}
+		return nil, newConfigError(file, decodeProblems(err))
 	}
 	c.dir = filepath.Dir(file)
 	c.applyDefaults()
 	if problems := c.Validate(); len(problems) > 0 {
-		return nil, &ConfigError{File: file, Problems: problems}
+		return nil, newConfigError(file, problems)
 	}
 	return &c, nil
 }
@@ -230,17 +230,33 @@ func (c *Config) applyDefaults() {
 }
 
 // Problem is one thing wrong with a config, at a key path such as
-// "routes[0].to[1]".
+// "routes[0].to[1]", and where that key stands in the file (0 when not
+// known: a key left to its default points at its parent).
 type Problem struct {
-	Key     string
-	Message string
+	Key          string
+	Message      string
+	Line, Column int
 }
 
 func (p Problem) String() string {
-	if p.Key == "" {
-		return p.Message
+	var b strings.Builder
+	if p.Line > 0 {
+		fmt.Fprintf(&b, "line %d:%d: ", p.Line, p.Column)
 	}
-	return p.Key + ": " + p.Message
+	if p.Key != "" {
+		b.WriteString(p.Key + ": ")
+	}
+	b.WriteString(p.Message)
+	return b.String()
+}
+
+// newConfigError places each problem in file.
+func newConfigError(file string, problems []Problem) *ConfigError {
+	pos := readPositions(file)
+	for i := range problems {
+		problems[i].Line, problems[i].Column = pos.find(problems[i].Key)
+	}
+	return &ConfigError{File: file, Problems: problems}
 }
 
 // ConfigError lists every problem found in a config file.

@@ -1,8 +1,10 @@
 package broker
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -182,4 +184,21 @@ routes: [{name: r, to: [d], when: {any: [{field: PID-7, gt: x}]}}]
 `))
 	assert.Contains(t, got["routes[0].when.any[0].gt"], "cannot parse", "each decoding problem has its key")
 	assert.Equal(t, "unknown key", got["listeners[0].colour"])
+}
+
+func TestProblemsSayLineAndColumn(t *testing.T) {
+	yaml := "listeners:\n  - name: adt\n    addr: 127.0.0.1:2575\n    ack_mode: loud\nroutes:\n  - name: r\n    to: [emr, missing]\n" +
+		"    transform:\n      - {clear: PID-13, pattern: x}\ndestinations:\n  - {name: emr, type: file, dir: /tmp/x, ordering: key}\n"
+	lines := strings.Split(yaml, "\n")
+	where := func(line int, word string) [2]int { return [2]int{line, strings.Index(lines[line-1], word) + 1} }
+	ce, _ := loadProblems(t, writeConfig(t, yaml))
+	at := map[string][2]int{}
+	for _, p := range ce.Problems {
+		at[p.Key] = [2]int{p.Line, p.Column}
+	}
+	assert.Equal(t, where(4, "ack_mode"), at["listeners[0].ack_mode"])
+	assert.Equal(t, where(7, "missing"), at["routes[0].to[1]"])
+	assert.Equal(t, where(9, "pattern"), at["routes[0].transform[0].pattern"])
+	assert.Equal(t, where(11, "{"), at["destinations[0].partition_by"], "a key not written points at its parent")
+	assert.Contains(t, ce.Error(), fmt.Sprintf("line 7:%d: routes[0].to[1]: ", where(7, "missing")[1]))
 }
