@@ -35,7 +35,7 @@ type NATSConfig struct {
 	URL             string        `mapstructure:"url"`   // comma-separated server URLs; empty: embedded
 	Creds           string        `mapstructure:"creds"` // credentials file for an external cluster
 	TLS             TLSFiles      `mapstructure:"tls"`
-	Durability      string        `mapstructure:"durability"` // fsync | os
+	Durability      string        `mapstructure:"durability" enum:"fsync,os"` // fsync | os
 	Replicas        int           `mapstructure:"replicas"`
 	History         time.Duration `mapstructure:"history"`
 	HistoryMaxBytes int64         `mapstructure:"history_max_bytes"` // 0: no limit besides age
@@ -60,7 +60,7 @@ type AdminConfig struct {
 type ListenerConfig struct {
 	Name            string        `mapstructure:"name"`
 	Addr            string        `mapstructure:"addr"`
-	AckMode         string        `mapstructure:"ack_mode"` // auto | original | enhanced
+	AckMode         string        `mapstructure:"ack_mode" enum:"auto,original,enhanced"` // auto | original | enhanced
 	MaxMessageBytes int           `mapstructure:"max_message_bytes"`
 	AcceptTypes     []string      `mapstructure:"accept_types"` // empty: all
 	MaxConnections  int           `mapstructure:"max_connections"`
@@ -90,19 +90,19 @@ type UnroutedConfig struct {
 // DestinationConfig is one downstream system.
 type DestinationConfig struct {
 	Name        string            `mapstructure:"name"`
-	Type        string            `mapstructure:"type"` // mllp | http | file
+	Type        string            `mapstructure:"type" enum:"mllp,http,file"`
 	Addr        string            `mapstructure:"addr"` // mllp
 	URL         string            `mapstructure:"url"`  // http
 	Dir         string            `mapstructure:"dir"`  // file
 	Headers     map[string]string `mapstructure:"headers"`
 	ContentType string            `mapstructure:"content_type"`
 	Timeout     time.Duration     `mapstructure:"timeout"`
-	Ordering    string            `mapstructure:"ordering"` // fifo | parallel | key
+	Ordering    string            `mapstructure:"ordering" enum:"fifo,parallel,key"` // fifo | parallel | key
 	Concurrency int               `mapstructure:"concurrency"`
 	PartitionBy string            `mapstructure:"partition_by"`
 	Partitions  int               `mapstructure:"partitions"`
 	Retry       RetryConfig       `mapstructure:"retry"`
-	OnReject    string            `mapstructure:"on_reject"` // dead_letter | retry
+	OnReject    string            `mapstructure:"on_reject" enum:"dead_letter,retry"` // dead_letter | retry
 	TLS         TLSFiles          `mapstructure:"tls"`
 }
 

@@ -41,7 +41,7 @@ type When struct {
 	LE      *float64 `mapstructure:"le"`
 	Before  *string  `mapstructure:"before"` // HL7 date/time, such as 20000101
 	After   *string  `mapstructure:"after"`
-	Over    string   `mapstructure:"over"` // any (default) | all: over every segment of that name and repetition
+	Over    string   `mapstructure:"over" enum:"any,all"` // any (default) | all: over every segment of that name and repetition
 
 	All []When `mapstructure:"all"`
 	Any []When `mapstructure:"any"`

@@ -26,9 +26,9 @@ type Spec struct {
 	Delete string `mapstructure:"delete"`
 
 	Map     string            `mapstructure:"map"`
-	Table   map[string]string `mapstructure:"table"`   // inline lookup table
-	CSV     string            `mapstructure:"csv"`     // or a two-column CSV file: from,to
-	OnMiss  string            `mapstructure:"on_miss"` // keep (default) | default | reject
+	Table   map[string]string `mapstructure:"table"`                              // inline lookup table
+	CSV     string            `mapstructure:"csv"`                                // or a two-column CSV file: from,to
+	OnMiss  string            `mapstructure:"on_miss" enum:"keep,default,reject"` // keep (default) | default | reject
 	Default string            `mapstructure:"default"`
 
 	Replace string  `mapstructure:"replace"`

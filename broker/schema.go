@@ -1,0 +1,84 @@
+package broker
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"time"
+)
+
+// Schema returns a JSON Schema (draft 2020-12) of the config file, made
+// from the Config types themselves: every key, its type, the allowed
+// values of enumerated keys, and no others (additionalProperties false),
+// so that editors complete and check hl7broker.yaml. docs/ keeps a copy.
+func Schema() []byte {
+	g := &schemaGen{defs: map[string]any{}}
+	root := g.object(reflect.TypeOf(Config{}))
+	root["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+	root["title"] = "hl7broker configuration"
+	root["description"] = "One YAML file: listeners, routes, transforms, destinations. See docs/configuration.md and docs/routing.md."
+	root["$defs"] = g.defs
+	out, _ := json.MarshalIndent(root, "", "  ")
+	return append(out, '\n')
+}
+
+type schemaGen struct{ defs map[string]any }
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+// durationSchema: Go durations as YAML writes them (90s, 2m, 168h).
+var durationSchema = map[string]any{"type": "string", "pattern": `^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`,
+	"description": "a duration such as 500ms, 30s, 2m or 168h"}
+
+func (g *schemaGen) schema(t reflect.Type, enum string) map[string]any {
+	if t == durationType {
+		return durationSchema
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return g.schema(t.Elem(), enum)
+	case reflect.String:
+		s := map[string]any{"type": "string"}
+		if enum != "" {
+			s["enum"] = strings.Split(enum, ",")
+		}
+		return s
+	case reflect.Bool:
+		return map[string]any{"type": "boolean"}
+	case reflect.Int, reflect.Int64:
+		return map[string]any{"type": "integer"}
+	case reflect.Float64:
+		return map[string]any{"type": "number"}
+	case reflect.Slice:
+		items := g.schema(t.Elem(), enum)
+		if t.Elem().Kind() == reflect.String {
+			// One value may stand for a list of one (type: ADT).
+			return map[string]any{"anyOf": []any{items, map[string]any{"type": "array", "items": items}}}
+		}
+		return map[string]any{"type": "array", "items": items}
+	case reflect.Map:
+		return map[string]any{"type": "object", "additionalProperties": g.schema(t.Elem(), "")}
+	case reflect.Struct:
+		name := t.Name()
+		if _, done := g.defs[name]; !done {
+			g.defs[name] = nil // a placeholder first: When refers to itself
+			g.defs[name] = g.object(t)
+		}
+		return map[string]any{"$ref": "#/$defs/" + name}
+	}
+	return map[string]any{}
+}
+
+// object describes a struct's mapstructure keys.
+func (g *schemaGen) object(t reflect.Type) map[string]any {
+	props := map[string]any{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key := f.Tag.Get("mapstructure")
+		if key == "" || key == "-" || !f.IsExported() {
+			continue
+		}
+		props[key] = g.schema(f.Type, f.Tag.Get("enum"))
+	}
+	return map[string]any{"type": "object", "properties": props, "additionalProperties": false}
+}
