@@ -198,3 +198,30 @@ func TestAppendTerminated(t *testing.T) {
 		t.Errorf("AppendTerminated = %q\nwant %q", got, want)
 	}
 }
+
+func TestCloneEditsLeaveTheOriginal(t *testing.T) {
+	orig := "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rPID|1||X^^^H||Doe^Jane\rZPI|1\r"
+	m, err := Parse([]byte(orig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.Clone()
+	if err := c.Set(MustParsePath("PID-5.1"), "Roe"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RemoveSegment(2); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(m.Bytes()); got != orig {
+		t.Errorf("original changed: %q", got)
+	}
+	if got := m.ValueString(MustParsePath("PID-5.1")); got != "Doe" {
+		t.Errorf("original reads %q", got)
+	}
+	if m.SegmentCount() != 3 || c.SegmentCount() != 2 {
+		t.Errorf("segments: original %d, clone %d", m.SegmentCount(), c.SegmentCount())
+	}
+	if got := string(c.Bytes()); got != "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rPID|1||X^^^H||Roe^Jane\r" {
+		t.Errorf("clone: %q", got)
+	}
+}

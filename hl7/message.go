@@ -263,3 +263,14 @@ func (m *Message) fieldCount(i int) int {
 	}
 	return n
 }
+
+// Clone returns a Message that can be edited without changing m. It
+// shares m's bytes, which no edit writes in place (an edit builds a new
+// buffer), and copies only the index: far cheaper than parsing again.
+func (m *Message) Clone() *Message {
+	c := *m
+	c.segs = append([]segment(nil), m.segs...)
+	c.seps = append([]int32(nil), m.seps...)
+	c.scratch, c.scratchBytes = nil, nil
+	return &c
+}

@@ -102,27 +102,27 @@ var codeRE = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`)
 
 func (c *whenCompiler) compile(key string, w When) node {
 	var all []node
-	header := func(name string, values []string, value func(*hl7.Message) string) {
+	header := func(name string, values []string, path hl7.Path) {
 		for i, v := range values {
 			if !codeRE.MatchString(v) {
 				c.add(fmt.Sprintf("%s.%s[%d]", key, name, i), "%q is not a code such as ADT, A01 or 2.5.1", v)
 			}
 		}
 		if len(values) > 0 {
-			all = append(all, &headerNode{name: name, values: values, value: value})
+			all = append(all, &headerNode{name: name, values: values, path: path, fromMessage: true})
 		}
 	}
 	if len(w.Listener) > 0 {
 		all = append(all, &headerNode{name: "listener", values: w.Listener})
 	}
-	header("type", w.Type, (*hl7.Message).Type)
-	header("event", w.Event, (*hl7.Message).Trigger)
-	header("structure", w.Structure, (*hl7.Message).Structure)
-	header("version", w.Version, msh("MSH-12.1"))
-	header("sending_application", w.SendingApplication, msh("MSH-3.1"))
-	header("sending_facility", w.SendingFacility, msh("MSH-4.1"))
-	header("receiving_application", w.ReceivingApplication, msh("MSH-5.1"))
-	header("receiving_facility", w.ReceivingFacility, msh("MSH-6.1"))
+	header("type", w.Type, hl7.PathMSH91)
+	header("event", w.Event, hl7.PathMSH92)
+	header("structure", w.Structure, hl7.PathMSH93)
+	header("version", w.Version, hl7.MustParsePath("MSH-12.1"))
+	header("sending_application", w.SendingApplication, hl7.MustParsePath("MSH-3.1"))
+	header("sending_facility", w.SendingFacility, hl7.MustParsePath("MSH-4.1"))
+	header("receiving_application", w.ReceivingApplication, hl7.MustParsePath("MSH-5.1"))
+	header("receiving_facility", w.ReceivingFacility, hl7.MustParsePath("MSH-6.1"))
 	if f := c.field(key, w); f != nil {
 		all = append(all, f)
 	}
@@ -146,11 +146,6 @@ func (c *whenCompiler) compile(key string, w When) node {
 		return all[0]
 	}
 	return &allNode{all}
-}
-
-func msh(path string) func(*hl7.Message) string {
-	p := hl7.MustParsePath(path)
-	return func(m *hl7.Message) string { return m.ValueString(p) }
 }
 
 // field compiles the field test of w, if it has one.
@@ -284,19 +279,25 @@ func (n *notNode) explain(in Input) (bool, string) {
 
 // headerNode: a header value (or the listener) is one of values.
 type headerNode struct {
-	name   string
-	values []string
-	value  func(*hl7.Message) string // nil: the listener
+	name        string
+	values      []string
+	path        hl7.Path
+	fromMessage bool // false: the listener
 }
 
-func (h *headerNode) get(in Input) string {
-	if h.value == nil {
-		return in.Listener
+// match compares bytes with strings: no allocation.
+func (h *headerNode) match(in Input) bool {
+	if !h.fromMessage {
+		return slices.Contains(h.values, in.Listener)
 	}
-	return h.value(in.Message)
+	v := in.Message.Value(h.path)
+	for _, want := range h.values {
+		if string(v) == want {
+			return true
+		}
+	}
+	return false
 }
-
-func (h *headerNode) match(in Input) bool { return slices.Contains(h.values, h.get(in)) }
 
 func (h *headerNode) explain(in Input) (bool, string) {
 	ok := h.match(in)

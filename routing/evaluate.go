@@ -52,7 +52,7 @@ func Evaluate(routes []Route, unroutedTo string, in Input, data []byte, explain 
 			continue
 		}
 		matched = true
-		out, err := route.apply(data)
+		out, err := route.apply(in.Message, data)
 		if err != nil {
 			o.DeadLetters = append(o.DeadLetters, DeadLetter{Route: route.Name, Reason: "transform of route " + route.Name + " failed: " + err.Error()})
 			continue

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/transforms"
 )
 
@@ -31,5 +32,7 @@ func (r *Route) Explain(in Input) (bool, string) {
 }
 
 // apply returns the message after the route's transforms: the original
-// bytes, untouched, when there are none.
-func (r *Route) apply(data []byte) ([]byte, error) { return r.Transform.Apply(data) }
+// bytes, untouched, when there are none. m is data parsed; it is not changed.
+func (r *Route) apply(m *hl7.Message, data []byte) ([]byte, error) {
+	return r.Transform.ApplyParsed(m, data)
+}

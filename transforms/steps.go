@@ -49,6 +49,19 @@ func (p Pipeline) Apply(data []byte) ([]byte, error) {
 	return m.Bytes(), nil
 }
 
+// ApplyParsed is Apply for a message already parsed (m is data parsed):
+// the steps edit a clone, so m is left as it was for other routes.
+func (p Pipeline) ApplyParsed(m *hl7.Message, data []byte) ([]byte, error) {
+	if len(p) == 0 {
+		return data, nil
+	}
+	c := m.Clone()
+	if err := p.ApplyTo(c); err != nil {
+		return nil, err
+	}
+	return c.Bytes(), nil
+}
+
 // ApplyTo runs every step on m, stopping at the first that fails.
 func (p Pipeline) ApplyTo(m *hl7.Message) error {
 	for i, s := range p {

@@ -1,0 +1,85 @@
+package routing
+
+import (
+	"os"
+	"testing"
+
+	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/transforms"
+)
+
+// BenchmarkEvaluate: what the router does per message besides storing:
+// parse the 1.5 KB ORU of hl7/testdata, evaluate 10 routes in order (the
+// conditions of nine do not hold: types, events, listeners, field tests;
+// the tenth matches), and apply the matching route's 5 transforms.
+// Issue 5's target: under 5 µs and a handful of allocations.
+//
+//	go test ./routing -run '^$' -bench Evaluate -benchmem -count 6
+func BenchmarkEvaluate(b *testing.B) {
+	data, err := os.ReadFile("../hl7/testdata/oru_r01.hl7")
+	if err != nil {
+		b.Fatal(err)
+	}
+	routes := benchRoutes(b)
+	for _, bc := range []struct {
+		name   string
+		routes []Route
+	}{{"10-routes-5-transforms", routes}, {"10-routes-no-transform", withoutTransforms(routes)}} {
+		b.Run(bc.name, func(b *testing.B) {
+			var m hl7.Message
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := m.ParseWith(data, routerLimits); err != nil {
+					b.Fatal(err)
+				}
+				p := Evaluate(bc.routes, "", Input{Listener: "lab", Message: &m}, data, false)
+				if len(p.Copies) != 1 || len(p.DeadLetters) != 0 {
+					b.Fatalf("copies %d, dead letters %d", len(p.Copies), len(p.DeadLetters))
+				}
+			}
+		})
+	}
+}
+
+func benchRoutes(b *testing.B) []Route {
+	s := func(v string) *string { return &v }
+	whens := []When{
+		{Type: []string{"ADT"}, Event: []string{"A01", "A04", "A08"}},
+		{Type: []string{"ORM"}},
+		{Listener: []string{"adt"}},
+		{Type: []string{"ORU"}, Event: []string{"R03"}},
+		{Type: []string{"ORU"}, Field: "MSH-4", Equals: s("OTHERLAB")},
+		{Type: []string{"ORU"}, All: []When{{Field: "OBX-11", Equals: s("X"), Over: "all"}}},
+		{Type: []string{"ORU"}, Field: "PID-3.4", In: []string{"TEST", "TRAIN"}},
+		{Not: &When{Type: []string{"ORU"}}},
+		{Type: []string{"ORU"}, Field: "OBX-5", Matches: s(`^POSITIVE`)},
+		{Type: []string{"ORU"}, Event: []string{"R01"}},
+	}
+	var routes []Route
+	for i, w := range whens {
+		c, problems := CompileWhen(w)
+		if len(problems) > 0 {
+			b.Fatal(problems)
+		}
+		routes = append(routes, Route{Name: "r" + string(rune('0'+i)), When: c, To: []string{"emr"}})
+	}
+	p, problems := transforms.Compile([]transforms.Spec{
+		{Set: "MSH-5", Value: s("EMR")},
+		{Set: "MSH-6", Value: s("MAIN")},
+		{Map: "MSH-4", Table: map[string]string{"LABFAC": "LAB1", "GHH LAB": "LAB2"}},
+		{Replace: "PID-5.1", Pattern: `[^A-Za-z]`, With: s("")},
+		{RemoveSegments: []string{"Z*", "NTE"}},
+	}, transforms.Options{})
+	if len(problems) > 0 {
+		b.Fatal(problems)
+	}
+	routes[9].Transform = p
+	return routes
+}
+
+func withoutTransforms(routes []Route) []Route {
+	out := append([]Route(nil), routes...)
+	out[9].Transform = nil
+	return out
+}
