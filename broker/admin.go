@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -41,7 +42,7 @@ type readiness struct {
 }
 
 func (b *Broker) readyz(w http.ResponseWriter, r *http.Request) {
-	res := readiness{Ready: true, Checks: map[string]string{"nats": "ok", "streams": "ok", "listeners": "ok"}}
+	res := readiness{Ready: true, Checks: map[string]string{"nats": "ok", "streams": "ok", "listeners": "ok", "config": "ok"}}
 	fail := func(check, why string) { res.Ready, res.Checks[check] = false, why }
 	if s := b.nats.Conn.Status(); s != nats.CONNECTED {
 		fail("nats", "not connected: "+s.String())
@@ -54,10 +55,18 @@ func (b *Broker) readyz(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	b.mu.Lock()
+	bound, want, reload := len(b.listeners), len(b.cfg.Listeners), b.lastReload
+	b.mu.Unlock()
 	if b.stopping.Load() {
 		fail("listeners", "shutting down")
-	} else if len(b.addrs) != len(b.cfg.Listeners) {
-		fail("listeners", "not all bound")
+	} else if bound != want {
+		fail("listeners", fmt.Sprintf("%d of %d bound", bound, want))
+	}
+	// A reload that failed leaves the previous config running: still
+	// ready, and the detail says what is wrong with the file.
+	if reload.err != "" {
+		res.Checks["config"] = reload.err
 	}
 	w.Header().Set("Content-Type", "application/json")
 	if !res.Ready {

@@ -102,7 +102,8 @@ func startPipeline(t *testing.T, cfg *Config) *pipeline {
 	return startPipelineWithHooks(t, cfg, Hooks{})
 }
 
-// startPipelineWithHooks is startPipeline with the test's own OnRouted.
+// startPipelineWithHooks is startPipeline with the test's own OnRouted
+// and OnReload.
 func startPipelineWithHooks(t *testing.T, cfg *Config, hooks Hooks) *pipeline {
 	t.Helper()
 	p := &pipeline{dlq: make(chan nats.Header, 100), logs: &syncbuf.Buffer{}}
@@ -110,6 +111,7 @@ func startPipelineWithHooks(t *testing.T, cfg *Config, hooks Hooks) *pipeline {
 	require.Empty(t, cfg.Validate())
 	b, err := Start(context.Background(), cfg, zerolog.New(p.logs).Level(zerolog.DebugLevel), Hooks{
 		OnRouted: hooks.OnRouted,
+		OnReload: hooks.OnReload,
 		OnDone: func(dest, outcome string, h nats.Header) {
 			v, _ := p.outcomes.LoadOrStore(dest+"/"+outcome, new(atomic.Int64))
 			v.(*atomic.Int64).Add(1)

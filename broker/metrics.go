@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/routing"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +24,7 @@ type metrics struct {
 	retried      *prometheus.CounterVec   // destination
 	deadLettered *prometheus.CounterVec   // destination
 	attemptSecs  *prometheus.HistogramVec // destination
+	reloads      *prometheus.CounterVec   // result: applied | partly_applied | invalid
 }
 
 func newMetrics() *metrics {
@@ -50,13 +50,16 @@ func newMetrics() *metrics {
 	m.retried = counter("retried_total", "Delivery attempts that failed and will be retried.", "destination")
 	m.deadLettered = counter("dead_lettered_total", "Messages moved to the dead-letter queue.", "destination")
 	m.attemptSecs = histogram("delivery_seconds", "Time of one delivery attempt.", "destination")
+	m.reloads = counter("config_reloads_total", "Config reloads: applied, partly_applied (a listener could not bind) or invalid (the running config stayed).", "result")
 	m.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
 
-// watch registers gauges read at scrape time: open connections per
-// listener and queued messages per destination.
-func (m *metrics) watch(servers map[string]*mllp.Server, js jetstream.JetStream, destinations []string, syncer *Syncer) {
+// watch registers what is read at scrape time: open connections per
+// listener and queued messages per destination, over whichever listeners
+// and destinations run now (a reload changes them), and the store's flushes.
+func (m *metrics) watch(b *Broker, syncer *Syncer) {
+	m.reg.MustRegister(liveCollector{b})
 	if syncer != nil {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "hl7broker", Name: "store_flushes_total",
 			Help: "Disk flushes of the store (durability fsync): one covers every message stored before it."},
@@ -65,15 +68,37 @@ func (m *metrics) watch(servers map[string]*mllp.Server, js jetstream.JetStream,
 			Help: "Time spent flushing the store to disk."},
 			func() float64 { _, busy := syncer.Flushes(); return busy.Seconds() }))
 	}
-	for name, s := range servers {
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "hl7broker", Name: "connections_open",
-			Help: "Open MLLP connections.", ConstLabels: prometheus.Labels{"listener": name}},
-			func() float64 { return float64(s.Stats().Active) }))
+}
+
+var (
+	connectionsDesc = prometheus.NewDesc("hl7broker_connections_open", "Open MLLP connections.", []string{"listener"}, nil)
+	queueDepthDesc  = prometheus.NewDesc("hl7broker_queue_depth", "Messages waiting for a destination (HL7_OUT).", []string{"destination"}, nil)
+)
+
+// liveCollector reports the listeners and destinations running at scrape time.
+type liveCollector struct{ b *Broker }
+
+func (c liveCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- connectionsDesc
+	ch <- queueDepthDesc
+}
+
+func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
+	c.b.mu.Lock()
+	conns := map[string]float64{}
+	for name, run := range c.b.listeners {
+		conns[name] = float64(run.srv.Stats().Active)
 	}
-	for _, d := range destinations {
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "hl7broker", Name: "queue_depth",
-			Help: "Messages waiting for a destination (HL7_OUT).", ConstLabels: prometheus.Labels{"destination": d}},
-			func() float64 { return queueDepth(js, d) }))
+	var dests []string
+	for name := range c.b.workers {
+		dests = append(dests, name)
+	}
+	c.b.mu.Unlock()
+	for name, n := range conns {
+		ch <- prometheus.MustNewConstMetric(connectionsDesc, prometheus.GaugeValue, n, name)
+	}
+	for _, d := range dests {
+		ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, queueDepth(c.b.nats.JetStream, d), d)
 	}
 }
 

@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,26 +20,49 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Broker is a running broker: NATS, listeners, router and delivery workers.
+// Broker is a running broker: NATS, listeners, router and delivery
+// workers. Reload changes listeners, routes and destinations while it runs.
 type Broker struct {
 	metrics   *metrics
 	admin     *http.Server
 	adminAddr net.Addr
 	stopping  atomic.Bool
-	cfg       *Config
 	log       zerolog.Logger
 	nats      *NATS
-	servers   map[string]*mllp.Server
-	addrs     map[string]net.Addr
+	hooks     Hooks
+	committer Committer
+	router    *routing.Router
+	runCtx    context.Context
 	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	listening sync.WaitGroup
+	wg        sync.WaitGroup // the router
+
+	mu         sync.Mutex // guards what follows; held for a whole reload
+	cfg        *Config
+	listeners  map[string]*listenerRun
+	workers    map[string]*workerRun
+	lastReload reloadStatus
+}
+
+// listenerRun is one bound listener.
+type listenerRun struct {
+	cfg  ListenerConfig
+	srv  *mllp.Server
+	addr net.Addr
+	done chan struct{} // closed when Serve has returned
+}
+
+// workerRun is one destination's running delivery worker.
+type workerRun struct {
+	cfg    DestinationConfig
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the worker has stopped
 }
 
 // Hooks observe the pipeline, for metrics and tests. Nil fields are skipped.
 type Hooks struct {
 	OnRouted func(inSeq uint64, destinations []string)
 	OnDone   func(destination, outcome string, h nats.Header)
+	OnReload func(err error) // after each reload: nil when applied
 }
 
 // Start opens NATS and its streams, binds every listener, and starts the
@@ -47,80 +72,115 @@ func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*
 	if err != nil {
 		return nil, err
 	}
-	rts, err := CompileRoutes(cfg)
+	table, err := routingTable(cfg)
 	if err != nil {
 		n.Close()
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, log: log, nats: n, servers: map[string]*mllp.Server{}, addrs: map[string]net.Addr{}, metrics: newMetrics()}
-	committer := n.Committer(cfg.NATS.StoreTimeout)
+	b := &Broker{cfg: cfg, log: log, nats: n, hooks: hooks, metrics: newMetrics(),
+		listeners: map[string]*listenerRun{}, workers: map[string]*workerRun{}}
+	b.committer = n.Committer(cfg.NATS.StoreTimeout)
 	for _, l := range cfg.Listeners {
-		if err := b.listen(l, committer); err != nil {
-			b.stopListeners(context.Background())
+		if err := b.listen(l); err != nil {
+			b.stopAllListeners(context.Background())
 			n.Close()
 			return nil, err
 		}
 	}
-	var names []string
-	for _, d := range cfg.Destinations {
-		names = append(names, d.Name)
-	}
-	b.metrics.watch(b.servers, n.JetStream, names, n.Syncer)
+	b.metrics.watch(b, n.Syncer)
 	if cfg.Admin.Addr != "" {
 		if err := b.startAdmin(cfg.Admin.Addr); err != nil {
-			b.stopListeners(context.Background())
+			b.stopAllListeners(context.Background())
 			n.Close()
 			return nil, fmt.Errorf("admin: %w", err)
 		}
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	b.cancel = cancel
+	b.runCtx, b.cancel = context.WithCancel(context.Background())
 	m := b.metrics
-	router := &routing.Router{JetStream: n.JetStream, Routes: rts, UnroutedTo: cfg.Unrouted.To,
-		Partitions: partitions(cfg), Log: log, Sync: n.Sync, OnRouted: func(seq uint64, dests []string) {
-			if len(dests) == 0 {
-				m.unrouted.Inc()
-			}
-			for _, d := range dests {
-				m.routed.WithLabelValues(d).Inc()
-			}
-			if hooks.OnRouted != nil {
-				hooks.OnRouted(seq, dests)
-			}
-		}}
-	b.goRun("router", router.Run, runCtx)
+	b.router = &routing.Router{JetStream: n.JetStream, Log: log, Sync: n.Sync, OnRouted: func(seq uint64, dests []string) {
+		if len(dests) == 0 {
+			m.unrouted.Inc()
+		}
+		for _, d := range dests {
+			m.routed.WithLabelValues(d).Inc()
+		}
+		if hooks.OnRouted != nil {
+			hooks.OnRouted(seq, dests)
+		}
+	}}
+	b.router.SetTable(table)
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		if err := b.router.Run(b.runCtx); err != nil {
+			log.Error().Str("component", "router").Err(err).Msg("stopped with an error")
+		}
+	}()
 	for _, d := range cfg.Destinations {
-		name := d.Name
-		w := &routing.Worker{JetStream: n.JetStream, Dest: destination(d), Log: log, Sync: n.Sync,
-			OnDone: func(outcome string, h nats.Header) {
-				if outcome == "delivered" {
-					m.delivered.WithLabelValues(name).Inc()
-				} else {
-					m.deadLettered.WithLabelValues(name).Inc()
-				}
-				if hooks.OnDone != nil {
-					hooks.OnDone(name, outcome, h)
-				}
-			},
-			OnAttempt: func(o routing.Outcome, took time.Duration) {
-				m.attemptSecs.WithLabelValues(name).Observe(took.Seconds())
-				if o != routing.Delivered {
-					m.retried.WithLabelValues(name).Inc()
-				}
-			}}
-		b.goRun("destination "+d.Name, w.Run, runCtx)
+		b.startWorker(d)
 	}
 	log.Info().Int("listeners", len(cfg.Listeners)).Int("routes", len(cfg.Routes)).Int("destinations", len(cfg.Destinations)).
 		Bool("embedded_nats", cfg.NATS.URL == "").Str("durability", cfg.NATS.Durability).Msg("broker started")
 	return b, nil
 }
 
-func (b *Broker) listen(l ListenerConfig, c Committer) error {
+// routingTable compiles what the router routes by.
+func routingTable(cfg *Config) (*routing.Table, error) {
+	rts, err := CompileRoutes(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &routing.Table{Routes: rts, UnroutedTo: cfg.Unrouted.To, Partitions: partitions(cfg)}, nil
+}
+
+// startWorker starts destination d's delivery worker. b.mu is held or
+// the broker is starting.
+func (b *Broker) startWorker(d DestinationConfig) {
+	name, m, hooks := d.Name, b.metrics, b.hooks
+	w := &routing.Worker{JetStream: b.nats.JetStream, Dest: destination(d), Log: b.log, Sync: b.nats.Sync,
+		OnDone: func(outcome string, h nats.Header) {
+			if outcome == "delivered" {
+				m.delivered.WithLabelValues(name).Inc()
+			} else {
+				m.deadLettered.WithLabelValues(name).Inc()
+			}
+			if hooks.OnDone != nil {
+				hooks.OnDone(name, outcome, h)
+			}
+		},
+		OnAttempt: func(o routing.Outcome, took time.Duration) {
+			m.attemptSecs.WithLabelValues(name).Observe(took.Seconds())
+			if o != routing.Delivered {
+				m.retried.WithLabelValues(name).Inc()
+			}
+		}}
+	ctx, cancel := context.WithCancel(b.runCtx)
+	run := &workerRun{cfg: d, cancel: cancel, done: make(chan struct{})}
+	b.workers[name] = run
+	go func() {
+		defer close(run.done)
+		if err := w.Run(ctx); err != nil {
+			b.log.Error().Str("destination", name).Err(err).Msg("delivery worker stopped with an error")
+		}
+	}()
+}
+
+// stopWorker stops a destination's worker; a message being delivered is
+// left queued. b.mu is held.
+func (b *Broker) stopWorker(name string) {
+	if run, ok := b.workers[name]; ok {
+		run.cancel()
+		<-run.done
+		delete(b.workers, name)
+	}
+}
+
+func (b *Broker) listen(l ListenerConfig) error {
 	tc, err := serverTLS(l.TLS)
 	if err != nil {
 		return fmt.Errorf("listener %s: %w", l.Name, err)
 	}
-	in := NewIngest(l, c, b.log)
+	in := NewIngest(l, b.committer, b.log)
 	in.metrics = b.metrics
 	srv := &mllp.Server{Name: l.Name, Handler: in, TLSConfig: tc, MaxConns: l.MaxConnections,
 		MaxFrameBytes: l.MaxMessageBytes, IdleTimeout: l.IdleTimeout, ReadTimeout: l.ReadTimeout, Logger: b.log}
@@ -128,10 +188,10 @@ func (b *Broker) listen(l ListenerConfig, c Committer) error {
 	if err != nil {
 		return fmt.Errorf("listener %s: %w", l.Name, err)
 	}
-	b.servers[l.Name], b.addrs[l.Name] = srv, ln.Addr()
-	b.listening.Add(1)
+	run := &listenerRun{cfg: l, srv: srv, addr: ln.Addr(), done: make(chan struct{})}
+	b.listeners[l.Name] = run
 	go func() {
-		defer b.listening.Done()
+		defer close(run.done)
 		if err := srv.Serve(ln); !errors.Is(err, mllp.ErrServerClosed) {
 			b.log.Error().Str("listener", l.Name).Err(err).Msg("listener stopped")
 		}
@@ -148,18 +208,16 @@ func serverTLS(t TLSFiles) (*tls.Config, error) {
 	return mllp.ServerTLSConfig(t.CertFile, t.KeyFile, t.ClientCAFile)
 }
 
-func (b *Broker) goRun(what string, run func(context.Context) error, ctx context.Context) {
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		if err := run(ctx); err != nil {
-			b.log.Error().Str("component", what).Err(err).Msg("stopped with an error")
-		}
-	}()
+// Addr is the bound address of a listener (useful with port 0); nil if
+// there is none by that name.
+func (b *Broker) Addr(listener string) net.Addr {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if run, ok := b.listeners[listener]; ok {
+		return run.addr
+	}
+	return nil
 }
-
-// Addr is the bound address of a listener (useful with port 0).
-func (b *Broker) Addr(listener string) net.Addr { return b.addrs[listener] }
 
 // NATS gives access to the streams, for tools and tests.
 func (b *Broker) NATS() *NATS { return b.nats }
@@ -169,8 +227,13 @@ func (b *Broker) NATS() *NATS { return b.nats }
 // stays queued), and closes NATS.
 func (b *Broker) Shutdown(ctx context.Context) error {
 	b.stopping.Store(true)
-	err := b.stopListeners(ctx)
+	b.mu.Lock()
+	err := b.stopAllListeners(ctx)
 	b.cancel()
+	for name := range b.workers {
+		b.stopWorker(name)
+	}
+	b.mu.Unlock()
 	b.wg.Wait()
 	if b.admin != nil {
 		_ = b.admin.Shutdown(ctx)
@@ -180,13 +243,23 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	return err
 }
 
-func (b *Broker) stopListeners(ctx context.Context) error {
+// stopListeners shuts down the named listeners, letting messages in
+// flight finish. b.mu is held or the broker is starting.
+func (b *Broker) stopListeners(ctx context.Context, names []string) error {
 	var errs []error
-	for _, s := range b.servers {
-		errs = append(errs, s.Shutdown(ctx))
+	for _, name := range names {
+		if run, ok := b.listeners[name]; ok {
+			errs = append(errs, run.srv.Shutdown(ctx))
+			<-run.done
+			delete(b.listeners, name)
+		}
 	}
-	b.listening.Wait()
 	return errors.Join(errs...)
+}
+
+// stopAllListeners shuts down every listener.
+func (b *Broker) stopAllListeners(ctx context.Context) error {
+	return b.stopListeners(ctx, slices.Collect(maps.Keys(b.listeners)))
 }
 
 // CompileRoutes compiles the config's routes, conditions and transforms;

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hl7broker/hl7broker/hl7"
@@ -38,6 +39,27 @@ type Partitioning struct {
 	Partitions int
 }
 
+// Table is what the router routes by. A reload replaces it whole.
+type Table struct {
+	Routes     []Route
+	UnroutedTo string
+	Partitions map[string]Partitioning // by destination; absent: one queue
+}
+
+// Table is the table in force: Routes, UnroutedTo and Partitions until
+// SetTable replaces them.
+func (r *Router) Table() *Table {
+	if t := r.table.Load(); t != nil {
+		return t
+	}
+	r.table.CompareAndSwap(nil, &Table{Routes: r.Routes, UnroutedTo: r.UnroutedTo, Partitions: r.Partitions})
+	return r.table.Load()
+}
+
+// SetTable replaces the routes, unrouted.to and partitions at once; the
+// next message is routed by t, the one being routed finishes by the old.
+func (r *Router) SetTable(t *Table) { r.table.Store(t) }
+
 // Router reads HL7_IN in stored order through a durable consumer, matches
 // each message against every route, and publishes one copy per
 // destination to HL7_OUT (hl7.out.<destination>[.<partition>]) with
@@ -60,6 +82,7 @@ type Router struct {
 	OnRouted func(inSeq uint64, destinations []string)
 
 	parsed hl7.Message // the input being routed, parsed once for every route's condition
+	table  atomic.Pointer[Table]
 }
 
 // routerLimits admit whatever a listener can: its limit goes up to 64 MiB.
@@ -239,7 +262,8 @@ func (r *Router) route(ctx context.Context, msg jetstream.Msg, group []jetstream
 		}
 		return routed{msg: msg, seq: meta.Sequence.Stream}, true
 	}
-	o := Evaluate(r.Routes, r.UnroutedTo, Input{Listener: listener, Message: &r.parsed}, msg.Data(), false)
+	t := r.Table() // one table for the whole message: a reload never half-applies
+	o := Evaluate(t.Routes, t.UnroutedTo, Input{Listener: listener, Message: &r.parsed}, msg.Data(), false)
 	for _, d := range o.DeadLetters {
 		if !deadLetter(d.Route, d.Reason) {
 			return routed{}, false
@@ -247,13 +271,13 @@ func (r *Router) route(ctx context.Context, msg jetstream.Msg, group []jetstream
 	}
 	var sent []string
 	for _, c := range o.Copies {
-		if !store(nil, c.Destination, c.Route, c.Data, r.outSubject(c.Destination, c.Data)) {
+		if !store(nil, c.Destination, c.Route, c.Data, t.outSubject(c.Destination, c.Data)) {
 			return routed{}, false
 		}
 		sent = append(sent, c.Destination)
 	}
 	if o.Unrouted {
-		log.Warn().Str("unrouted_to", r.UnroutedTo).Msg("no route matched: unrouted")
+		log.Warn().Str("unrouted_to", t.UnroutedTo).Msg("no route matched: unrouted")
 	}
 	return routed{msg: msg, seq: meta.Sequence.Stream, sent: sent}, true
 }
@@ -269,8 +293,8 @@ func (r *Router) sync(ctx context.Context) error {
 
 // outSubject is hl7.out.<dest>, or hl7.out.<dest>.<partition> for a
 // key-ordered destination: the partition is a hash of the key field.
-func (r *Router) outSubject(dest string, data []byte) string {
-	p, ok := r.Partitions[dest]
+func (t *Table) outSubject(dest string, data []byte) string {
+	p, ok := t.Partitions[dest]
 	if !ok || p.Partitions < 2 {
 		return OutSubject(dest)
 	}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/hl7broker/hl7broker/broker"
@@ -13,6 +16,7 @@ import (
 func newServeCmd() *cobra.Command {
 	var file string
 	var grace time.Duration
+	var watch bool
 	cmd := &cobra.Command{
 		Use:   "serve --config FILE",
 		Short: "Run the broker",
@@ -20,7 +24,12 @@ func newServeCmd() *cobra.Command {
 external cluster), the MLLP listeners, the router and the delivery workers.
 On SIGINT or SIGTERM it stops accepting, lets messages in flight be stored
 and acknowledged, stops delivery (a message being retried stays queued),
-stops NATS and exits 0. Logs are JSON unless --log-format console.`,
+stops NATS and exits 0. On SIGHUP, and when the file changes (unless
+--watch=false), it validates the whole file again and applies it without a
+restart: routes, transforms and destinations swap between two messages,
+listeners are added or removed without touching the others. An invalid file
+leaves the running configuration in place. Logs are JSON unless
+--log-format console.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := logger(cmd)
 			if err != nil {
@@ -39,7 +48,24 @@ stops NATS and exits 0. Logs are JSON unless --log-format console.`,
 				log.Error().Err(err).Msg("broker did not start")
 				return exitError{1}
 			}
-			<-cmd.Context().Done()
+			if watch {
+				if err := b.WatchFile(file, 300*time.Millisecond); err != nil {
+					log.Warn().Err(err).Msg("not watching the config file; SIGHUP still reloads it")
+				}
+			}
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+		wait:
+			for {
+				select {
+				case <-cmd.Context().Done():
+					break wait
+				case <-hup:
+					log.Info().Msg("SIGHUP: reloading the config file")
+					_ = b.ReloadFile(file)
+				}
+			}
 			log.Info().Dur("grace", grace).Msg("stopping: finishing messages in flight")
 			ctx, cancel := context.WithTimeout(context.Background(), grace)
 			defer cancel()
@@ -51,6 +77,7 @@ stops NATS and exits 0. Logs are JSON unless --log-format console.`,
 	}
 	cmd.Flags().StringVar(&file, "config", "", "configuration file (required)")
 	cmd.Flags().DurationVar(&grace, "shutdown-grace", 30*time.Second, "how long to wait for messages in flight when stopping")
+	cmd.Flags().BoolVar(&watch, "watch", true, "reload the config file when it changes (SIGHUP reloads it either way)")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }

@@ -1,0 +1,209 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/hl7broker/hl7broker/routing"
+)
+
+// reloadStatus is the last reload's outcome, for /readyz.
+type reloadStatus struct {
+	at  time.Time
+	err string // "": applied (or none yet)
+}
+
+// ReloadFile loads file and, if it is valid as a whole, applies it with
+// Reload. If it is not, the running config stays, each problem is
+// logged, counted in hl7broker_config_reloads_total{result="invalid"} and
+// shown in /readyz's detail.
+func (b *Broker) ReloadFile(file string) error {
+	cfg, err := LoadConfig(file)
+	if err == nil {
+		err = b.Reload(cfg)
+	} else {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			for _, p := range ce.Problems {
+				b.log.Error().Str("problem", p.String()).Msg("config reload refused: the running config stays")
+			}
+		}
+		b.reloaded(err, "invalid")
+	}
+	return err
+}
+
+// Reload applies cfg (valid as a whole) to the running broker: new and
+// changed destinations' workers start first, then the router takes the
+// new routes, transforms and unrouted.to at once, between two messages,
+// then removed and changed destinations' workers stop; listeners that
+// were removed or changed stop (letting messages in flight finish), new
+// and changed ones start, and the others are not touched. data_dir, nats
+// and admin need a restart: a change to them is logged and left.
+func (b *Broker) Reload(cfg *Config) error {
+	if b.stopping.Load() {
+		return errors.New("reload: the broker is stopping")
+	}
+	table, err := routingTable(cfg)
+	if err != nil {
+		b.reloaded(err, "invalid")
+		return err
+	}
+	b.mu.Lock()
+	err = b.apply(cfg, table)
+	b.mu.Unlock()
+	b.notifyReload(err)
+	return err
+}
+
+// apply is Reload's work; b.mu is held.
+func (b *Broker) apply(cfg *Config, table *routing.Table) error {
+	old := b.cfg
+	if old.DataDir != cfg.DataDir || !reflect.DeepEqual(old.NATS, cfg.NATS) || old.Admin != cfg.Admin {
+		b.log.Warn().Msg("config reload: data_dir, nats and admin change only on restart; those keys keep their running values")
+	}
+	next := *cfg
+	next.DataDir, next.NATS, next.Admin = old.DataDir, old.NATS, old.Admin
+
+	oldDests := byName(old.Destinations, func(d DestinationConfig) string { return d.Name })
+	newDests := byName(next.Destinations, func(d DestinationConfig) string { return d.Name })
+	var stopDests []string
+	for name, d := range newDests {
+		if o, ok := oldDests[name]; ok && reflect.DeepEqual(o, d) {
+			continue
+		} else if ok {
+			b.stopWorker(name) // changed: the new settings take over its queue
+		}
+		b.startWorker(d)
+	}
+	b.router.SetTable(table)
+	for name := range oldDests {
+		if _, ok := newDests[name]; !ok {
+			stopDests = append(stopDests, name)
+			b.stopWorker(name)
+		}
+	}
+	if len(stopDests) > 0 {
+		b.log.Warn().Strs("destinations", stopDests).Msg("config reload: destinations removed; anything still queued for them stays in HL7_OUT")
+	}
+
+	oldLs := byName(old.Listeners, func(l ListenerConfig) string { return l.Name })
+	newLs := byName(next.Listeners, func(l ListenerConfig) string { return l.Name })
+	var stop []string
+	for name, o := range oldLs {
+		if n, ok := newLs[name]; !ok || !reflect.DeepEqual(o, n) {
+			stop = append(stop, name)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var errs []error
+	if err := b.stopListeners(ctx, stop); err != nil {
+		errs = append(errs, err)
+	}
+	for _, name := range slices.Sorted(maps.Keys(newLs)) {
+		if _, running := b.listeners[name]; !running {
+			if err := b.listen(newLs[name]); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	b.cfg = &next
+	err := errors.Join(errs...)
+	b.reloadedLocked(err, "applied")
+	if err == nil {
+		b.log.Info().Int("listeners", len(next.Listeners)).Int("routes", len(next.Routes)).
+			Int("destinations", len(next.Destinations)).Msg("config reloaded")
+	}
+	return err
+}
+
+func byName[T any](items []T, name func(T) string) map[string]T {
+	m := make(map[string]T, len(items))
+	for _, it := range items {
+		m[name(it)] = it
+	}
+	return m
+}
+
+func (b *Broker) reloaded(err error, result string) {
+	b.mu.Lock()
+	b.reloadedLocked(err, result)
+	b.mu.Unlock()
+	b.notifyReload(err)
+}
+
+// reloadedLocked records a reload's outcome; b.mu is held.
+func (b *Broker) reloadedLocked(err error, result string) {
+	b.lastReload = reloadStatus{at: time.Now()}
+	if err != nil {
+		if result == "applied" {
+			result = "partly_applied" // a listener could not bind: see the log
+		}
+		b.lastReload.err = fmt.Sprintf("reload at %s failed, previous config running: %s",
+			b.lastReload.at.UTC().Format(time.RFC3339), strings.ReplaceAll(err.Error(), "\n", "; "))
+		b.log.Error().Str("reason", err.Error()).Str("result", result).Msg("config reload failed")
+	}
+	b.metrics.reloads.WithLabelValues(result).Inc()
+}
+
+// notifyReload calls the OnReload hook; b.mu is not held.
+func (b *Broker) notifyReload(err error) {
+	if b.hooks.OnReload != nil {
+		b.hooks.OnReload(err)
+	}
+}
+
+// WatchFile reloads file when it changes on disk: any write, create or
+// rename of it, settled for settle (editors write in several steps), then
+// ReloadFile. It watches the folder, so a file replaced by a rename (how
+// many editors and deploy tools save) is seen too. It stops at Shutdown.
+func (b *Broker) WatchFile(file string, settle time.Duration) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", file, err)
+	}
+	abs, err := filepath.Abs(file)
+	if err == nil {
+		err = w.Add(filepath.Dir(abs))
+	}
+	if err != nil {
+		w.Close()
+		return fmt.Errorf("watch %s: %w", file, err)
+	}
+	go func() {
+		defer w.Close()
+		var timer <-chan time.Time
+		for {
+			select {
+			case <-b.runCtx.Done():
+				return
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if p, _ := filepath.Abs(ev.Name); p == abs && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
+					timer = time.After(settle)
+				}
+			case err, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				b.log.Warn().Err(err).Msg("watching the config file")
+			case <-timer:
+				timer = nil
+				b.log.Info().Str("file", file).Msg("config file changed: reloading")
+				_ = b.ReloadFile(file)
+			}
+		}
+	}()
+	return nil
+}
