@@ -42,6 +42,8 @@ type Spec struct {
 	Truncate string `mapstructure:"truncate"`
 	Length   int    `mapstructure:"length"` // characters kept
 
+	Redact *RedactSpec `mapstructure:"redact"` // de-identify: see RedactSpec
+
 	FormatDate string `mapstructure:"format_date"`
 	FromFormat string `mapstructure:"from_format"` // default: HL7 date/time (YYYYMMDDHHMMSS, any precision)
 	ToFormat   string `mapstructure:"to_format"`   // yyyy, MM, dd, HH, mm, ss; "hl7" for HL7 date/time
@@ -114,7 +116,7 @@ func compileOne(s Spec, opt Options) (Step, []Problem) {
 	ops := s.ops()
 	if len(ops) != 1 {
 		if len(ops) == 0 {
-			c.add("", "a step needs one operation: set, copy, move, clear, delete, map, replace, remove_segments, add_segment, truncate or format_date")
+			c.add("", "a step needs one operation: set, copy, move, clear, delete, map, replace, remove_segments, add_segment, truncate, format_date or redact")
 		} else {
 			c.add("", "a step has one operation, not %s", strings.Join(ops, " and "))
 		}
@@ -158,6 +160,8 @@ func compileOne(s Spec, opt Options) (Step, []Problem) {
 		step = &truncateStep{path: c.field("truncate", s.Truncate, true), length: s.Length}
 	case "format_date":
 		step = c.compileDate(s)
+	case "redact":
+		step = c.compileRedact(*s.Redact)
 	}
 	c.unused(s, ops[0])
 	return step, c.problems
@@ -173,7 +177,7 @@ func (s Spec) ops() []string {
 		{"set", s.Set != ""}, {"copy", s.Copy != ""}, {"move", s.Move != ""}, {"clear", s.Clear != ""},
 		{"delete", s.Delete != ""}, {"map", s.Map != ""}, {"replace", s.Replace != ""},
 		{"remove_segments", len(s.RemoveSegments) > 0}, {"add_segment", s.AddSegment != ""},
-		{"truncate", s.Truncate != ""}, {"format_date", s.FormatDate != ""},
+		{"truncate", s.Truncate != ""}, {"format_date", s.FormatDate != ""}, {"redact", s.Redact != nil},
 	} {
 		if o.set {
 			ops = append(ops, o.name)
