@@ -96,6 +96,8 @@ type DestinationConfig struct {
 	Dir         string            `mapstructure:"dir"`  // file
 	Headers     map[string]string `mapstructure:"headers"`
 	ContentType string            `mapstructure:"content_type"`
+	Encoding    string            `mapstructure:"encoding" enum:"er7,json"`             // http, file: what is sent; default er7
+	Terminator  string            `mapstructure:"segment_terminator" enum:"cr,lf,crlf"` // er7: default as received
 	Timeout     time.Duration     `mapstructure:"timeout"`
 	Ordering    string            `mapstructure:"ordering" enum:"fifo,parallel,key"` // fifo | parallel | key
 	Concurrency int               `mapstructure:"concurrency"`
@@ -220,8 +222,11 @@ func (c *Config) applyDefaults() {
 		if len(d.Retry.Backoff) == 0 {
 			d.Retry.Backoff = DefaultBackoff
 		}
+		if d.Encoding == "" {
+			d.Encoding = "er7"
+		}
 		if d.Type == "http" && d.ContentType == "" {
-			d.ContentType = "x-application/hl7-v2+er7"
+			d.ContentType = map[string]string{"er7": "x-application/hl7-v2+er7", "json": "application/json"}[d.Encoding]
 		}
 		if d.Timeout == 0 {
 			d.Timeout = 30 * time.Second

@@ -2,7 +2,9 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -460,4 +462,53 @@ func TestFieldConditionsRouteOnlyFinalResults(t *testing.T) {
 	assert.Equal(t, []string{"emr"}, <-routed)
 	require.Eventually(t, func() bool { return len(emr.got()) == 1 }, 10*time.Second, 10*time.Millisecond)
 	assert.Equal(t, oruMsg("R-F"), emr.got()[0], "untouched bytes stay untouched")
+}
+
+func TestDestinationEncodings(t *testing.T) {
+	bodies := make(chan []byte, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
+		b, _ := io.ReadAll(r.Body)
+		bodies <- b
+	}))
+	defer srv.Close()
+	jsonDir, crlfDir := t.TempDir(), t.TempDir()
+	cfg := baseConfig(t)
+	cfg.Routes = []RouteConfig{{Name: "all", To: []string{"web", "jsonfiles", "crlf"}}}
+	cfg.Destinations = []DestinationConfig{
+		{Name: "web", Type: "http", URL: srv.URL, Encoding: "json", Retry: fast},
+		{Name: "jsonfiles", Type: "file", Dir: jsonDir, Encoding: "json"},
+		{Name: "crlf", Type: "file", Dir: crlfDir, Terminator: "crlf"},
+	}
+	p := startPipeline(t, cfg)
+	msg := adtMsg("E-1", "M1", "A01")
+	assert.Equal(t, hl7.AA, p.send(t, "adt", msg))
+
+	var doc struct {
+		Segments []map[string]json.RawMessage `json:"segments"`
+	}
+	require.NoError(t, json.Unmarshal(<-bodies, &doc))
+	require.Len(t, doc.Segments, 3)
+	assert.JSONEq(t, `[{"PID.5.1":"Müller","PID.5.2":"José"}]`, string(doc.Segments[2]["PID.5"]))
+
+	require.Eventually(t, func() bool {
+		j, _ := filepath.Glob(filepath.Join(jsonDir, "*-E-1.json"))
+		c, _ := filepath.Glob(filepath.Join(crlfDir, "*-E-1.hl7"))
+		return len(j) == 1 && len(c) == 1
+	}, 10*time.Second, 10*time.Millisecond)
+	c, _ := filepath.Glob(filepath.Join(crlfDir, "*-E-1.hl7"))
+	crlf, err := os.ReadFile(c[0])
+	require.NoError(t, err)
+	assert.Equal(t, strings.ReplaceAll(msg, "\r", "\r\n"), string(crlf))
+
+	bad := baseConfig(t)
+	bad.Destinations = []DestinationConfig{{Name: "emr", Type: "mllp", Addr: "127.0.0.1:1", Encoding: "json"},
+		{Name: "web", Type: "http", URL: srv.URL, Encoding: "json", Terminator: "lf"}}
+	bad.applyDefaults()
+	keys := map[string]bool{}
+	for _, pr := range bad.Validate() {
+		keys[pr.Key] = true
+	}
+	assert.True(t, keys["destinations[0].encoding"], "json is not for mllp")
+	assert.True(t, keys["destinations[1].segment_terminator"], "a terminator is for er7")
 }

@@ -21,7 +21,7 @@ import (
 func testConfig(t *testing.T) *Config {
 	t.Helper()
 	return &Config{DataDir: t.TempDir(), NATS: NATSConfig{Durability: "fsync", Replicas: 1, History: time.Hour,
-		DuplicateWindow: 2 * time.Minute, StoreTimeout: 2 * time.Second}}
+		DuplicateWindow: 2 * time.Minute, StoreTimeout: 15 * time.Second}} // generous: a loaded CI disk can take long to flush
 }
 
 // ingestServer runs an Ingest for listener l on 127.0.0.1:0 over a fresh
@@ -35,7 +35,7 @@ func ingestServer(t *testing.T, l ListenerConfig, log zerolog.Logger) (*mllp.Cli
 	if l.MaxMessageBytes == 0 {
 		l.MaxMessageBytes = DefaultMaxMessageBytes
 	}
-	return serveIngest(t, l, n.Committer(500*time.Millisecond), log), n
+	return serveIngest(t, l, n.Committer(2*time.Second), log), n // short: a stopped store must fail within the client's reply wait
 }
 
 // serveIngest runs an Ingest for l storing through c on 127.0.0.1:0 and

@@ -104,7 +104,7 @@ func TestReloadUnderLoadSwitchesRoutesBetweenMessages(t *testing.T) {
 	for end := sent + 50; sent < end; sent++ {
 		send(sent)
 	}
-	require.Eventually(t, func() bool { return len(delivered(f.a))+len(delivered(f.b)) >= sent }, 20*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return len(delivered(f.a))+len(delivered(f.b)) >= sent }, 60*time.Second, 20*time.Millisecond)
 	inA, inB := delivered(f.a), delivered(f.b)
 	assert.Len(t, append(inA, inB...), sent, "each message delivered once")
 	require.NotEmpty(t, inA)

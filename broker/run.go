@@ -301,13 +301,18 @@ func destination(d DestinationConfig) routing.Destination {
 				return nil, err
 			}
 		}
+		enc, err := routing.NewEncoding(d.Encoding, d.Terminator)
+		if err != nil {
+			return nil, err
+		}
 		switch d.Type {
 		case "mllp":
-			return &routing.MLLPDeliverer{Client: &mllp.Client{Addr: d.Addr, TLSConfig: tc, ReplyTimeout: d.Timeout, MaxBackoff: d.Timeout}}, nil
+			return routing.Encoded(&routing.MLLPDeliverer{Client: &mllp.Client{Addr: d.Addr, TLSConfig: tc, ReplyTimeout: d.Timeout, MaxBackoff: d.Timeout}}, enc), nil
 		case "http":
-			return routing.NewHTTPDeliverer(d.URL, d.ContentType, d.Headers, d.Timeout, tc), nil
+			return routing.Encoded(routing.NewHTTPDeliverer(d.URL, d.ContentType, d.Headers, d.Timeout, tc), enc), nil
 		default:
-			return &routing.FileDeliverer{Dir: d.Dir}, nil
+			ext := map[string]string{"json": "json"}[d.Encoding]
+			return routing.Encoded(&routing.FileDeliverer{Dir: d.Dir, Ext: ext}, enc), nil
 		}
 	}
 	return rd

@@ -179,6 +179,16 @@ func (c *Config) validateDestination(v *validator, key string, d DestinationConf
 		}
 	}
 	v.oneOf(key+".on_reject", d.OnReject, "dead_letter", "retry")
+	v.oneOf(key+".encoding", d.Encoding, "er7", "json")
+	if d.Terminator != "" {
+		v.oneOf(key+".segment_terminator", d.Terminator, "cr", "lf", "crlf")
+	}
+	switch {
+	case d.Encoding == "json" && d.Type == "mllp":
+		v.add(key+".encoding", "an MLLP destination receives HL7 (er7); json is for http and file")
+	case d.Encoding == "json" && d.Terminator != "":
+		v.add(key+".segment_terminator", "applies to er7, not json")
+	}
 	if d.Timeout <= 0 {
 		v.add(key+".timeout", "must be a positive duration")
 	}

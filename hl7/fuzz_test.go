@@ -2,6 +2,7 @@ package hl7
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -41,6 +42,9 @@ func FuzzParse(f *testing.F) {
 		}
 		if !bytes.Equal(m.Bytes(), bytes.TrimPrefix(data, utf8BOM)) {
 			t.Fatal("Bytes() is not the input")
+		}
+		if j, err := EncodeJSON(m); err != nil || !json.Valid(j) {
+			t.Fatalf("EncodeJSON: %v, valid %v", err, json.Valid(j))
 		}
 		for _, p := range paths {
 			raw, ok := m.Raw(p)

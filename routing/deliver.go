@@ -79,14 +79,18 @@ func (d *MLLPDeliverer) Deliver(ctx context.Context, data []byte, _ nats.Header)
 func (d *MLLPDeliverer) Close() error { return d.Client.Close() }
 
 // FileDeliverer writes each message to its own file in Dir, atomically
-// (a temporary file, then a rename): NNNNNNNNNN-<control ID>.hl7 by HL7_IN
-// sequence.
-type FileDeliverer struct{ Dir string }
+// (a temporary file, then a rename): NNNNNNNNNN-<control ID>.<Ext> by
+// HL7_IN sequence; Ext is hl7 when empty.
+type FileDeliverer struct{ Dir, Ext string }
 
 // Deliver writes data.
 func (d *FileDeliverer) Deliver(_ context.Context, data []byte, h nats.Header) Result {
 	seq, _ := strconv.ParseUint(h.Get(HeaderInSeq), 10, 64)
-	name := filepath.Join(d.Dir, fmt.Sprintf("%010d-%s.hl7", seq, fsutil.SafeName(h.Get(HeaderControlID))))
+	ext := d.Ext
+	if ext == "" {
+		ext = "hl7"
+	}
+	name := filepath.Join(d.Dir, fmt.Sprintf("%010d-%s.%s", seq, fsutil.SafeName(h.Get(HeaderControlID)), ext))
 	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
 		return Result{Retry, err.Error()}
 	}

@@ -1,0 +1,67 @@
+package routing
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/nats-io/nats.go"
+)
+
+// Encoding turns a message as stored (ER7) into what a destination
+// receives. nil: the stored bytes as they are.
+type Encoding func(data []byte) ([]byte, error)
+
+// NewEncoding returns the encoding a destination asks for: "json" (the
+// mapping of hl7.EncodeJSON), or ER7 with its segments ended by "cr",
+// "lf" or "crlf"; nil for ER7 as received.
+func NewEncoding(encoding, terminator string) (Encoding, error) {
+	if encoding == "json" {
+		return func(data []byte) ([]byte, error) {
+			m, err := hl7.Parse(data)
+			if err != nil {
+				return nil, err
+			}
+			return hl7.EncodeJSON(m)
+		}, nil
+	}
+	term, ok := map[string]string{"": "", "cr": "\r", "lf": "\n", "crlf": "\r\n"}[terminator]
+	switch {
+	case encoding != "" && encoding != "er7":
+		return nil, fmt.Errorf("encoding %q is not er7 or json", encoding)
+	case !ok:
+		return nil, fmt.Errorf("segment_terminator %q is not cr, lf or crlf", terminator)
+	case term == "":
+		return nil, nil
+	}
+	return func(data []byte) ([]byte, error) {
+		m, err := hl7.Parse(data)
+		if err != nil {
+			return nil, err
+		}
+		return m.AppendTerminated(nil, term), nil
+	}, nil
+}
+
+// Encoded wraps d so that each message is encoded before it is
+// delivered. A message that cannot be encoded is rejected: it would not
+// encode on a retry either.
+func Encoded(d Deliverer, enc Encoding) Deliverer {
+	if enc == nil {
+		return d
+	}
+	return &encodedDeliverer{Deliverer: d, encode: enc}
+}
+
+type encodedDeliverer struct {
+	Deliverer
+	encode Encoding
+}
+
+func (e *encodedDeliverer) Deliver(ctx context.Context, data []byte, h nats.Header) Result {
+	out, err := e.encode(data)
+	if err != nil {
+		return Result{Rejected, "cannot encode the message for this destination: " + err.Error()}
+	}
+	return e.Deliverer.Deliver(ctx, out, h)
+}
