@@ -10,7 +10,7 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 
-	"github.com/hl7broker/hl7broker/routing"
+	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/transforms"
 )
 
@@ -79,7 +79,7 @@ type RouteConfig struct {
 }
 
 // WhenConfig is a route's condition (docs/routing.md).
-type WhenConfig = routing.When
+type WhenConfig = condition.When
 
 // UnroutedConfig says what happens to a message no route matches; it is
 // counted and logged either way and stays in HL7_IN's history.

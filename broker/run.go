@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/routing"
@@ -271,7 +272,7 @@ func CompileRoutes(cfg *Config) ([]routing.Route, error) {
 		if len(problems) > 0 {
 			return nil, fmt.Errorf("route %s: transform%s: %s", r.Name, problems[0].Key, problems[0].Message)
 		}
-		when, wproblems := routing.CompileWhen(r.When)
+		when, wproblems := condition.Compile(r.When)
 		if len(wproblems) > 0 {
 			return nil, fmt.Errorf("route %s: when.%s: %s", r.Name, wproblems[0].Key, wproblems[0].Message)
 		}

@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/hl7"
-	"github.com/hl7broker/hl7broker/routing"
 )
 
 // nameRE: listener and destination names go into NATS subjects and
@@ -65,7 +65,7 @@ func (c *Config) Validate() []Problem {
 				v.add(fmt.Sprintf("%s.from[%d]", key, j), "no listener is named %q", from)
 			}
 		}
-		if _, problems := routing.CompileWhen(r.When); len(problems) > 0 {
+		if _, problems := condition.Compile(r.When); len(problems) > 0 {
 			for _, p := range problems {
 				v.add(key+".when."+p.Key, "%s", p.Message)
 			}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/transforms"
 )
@@ -33,7 +34,7 @@ func BenchmarkEvaluate(b *testing.B) {
 				if err := m.ParseWith(data, routerLimits); err != nil {
 					b.Fatal(err)
 				}
-				p := Evaluate(bc.routes, "", Input{Listener: "lab", Message: &m}, data, false)
+				p := Evaluate(bc.routes, "", condition.Input{Listener: "lab", Message: &m}, data, false)
 				if len(p.Copies) != 1 || len(p.DeadLetters) != 0 {
 					b.Fatalf("copies %d, dead letters %d", len(p.Copies), len(p.DeadLetters))
 				}
@@ -44,21 +45,21 @@ func BenchmarkEvaluate(b *testing.B) {
 
 func benchRoutes(b *testing.B) []Route {
 	s := func(v string) *string { return &v }
-	whens := []When{
+	whens := []condition.When{
 		{Type: []string{"ADT"}, Event: []string{"A01", "A04", "A08"}},
 		{Type: []string{"ORM"}},
 		{Listener: []string{"adt"}},
 		{Type: []string{"ORU"}, Event: []string{"R03"}},
 		{Type: []string{"ORU"}, Field: "MSH-4", Equals: s("OTHERLAB")},
-		{Type: []string{"ORU"}, All: []When{{Field: "OBX-11", Equals: s("X"), Over: "all"}}},
+		{Type: []string{"ORU"}, All: []condition.When{{Field: "OBX-11", Equals: s("X"), Over: "all"}}},
 		{Type: []string{"ORU"}, Field: "PID-3.4", In: []string{"TEST", "TRAIN"}},
-		{Not: &When{Type: []string{"ORU"}}},
+		{Not: &condition.When{Type: []string{"ORU"}}},
 		{Type: []string{"ORU"}, Field: "OBX-5", Matches: s(`^POSITIVE`)},
 		{Type: []string{"ORU"}, Event: []string{"R01"}},
 	}
 	var routes []Route
 	for i, w := range whens {
-		c, problems := CompileWhen(w)
+		c, problems := condition.Compile(w)
 		if len(problems) > 0 {
 			b.Fatal(problems)
 		}

@@ -1,5 +1,7 @@
 package routing
 
+import "github.com/hl7broker/hl7broker/condition"
+
 // Copy is one message a destination receives.
 type Copy struct {
 	Route       string // the route that sent it; "_unrouted" for unrouted.to
@@ -35,7 +37,7 @@ type Plan struct {
 // letters. data is the message as stored; in.Message is data parsed.
 // With explain, each route's Decision says why; without, nothing is
 // formatted, for the router's hot path.
-func Evaluate(routes []Route, unroutedTo string, in Input, data []byte, explain bool) Plan {
+func Evaluate(routes []Route, unroutedTo string, in condition.Input, data []byte, explain bool) Plan {
 	var o Plan
 	matched := false
 	for i := range routes {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/transforms"
 )
@@ -13,18 +14,18 @@ import (
 type Route struct {
 	Name      string
 	From      []string // listener names
-	When      Condition
+	When      condition.Condition
 	Transform transforms.Pipeline
 	To        []string // destination names
 }
 
 // Matches reports whether the route takes in.
-func (r *Route) Matches(in Input) bool {
+func (r *Route) Matches(in condition.Input) bool {
 	return (len(r.From) == 0 || slices.Contains(r.From, in.Listener)) && r.When.Match(in)
 }
 
 // Explain is Matches with the reason, for tools such as route test.
-func (r *Route) Explain(in Input) (bool, string) {
+func (r *Route) Explain(in condition.Input) (bool, string) {
 	if len(r.From) > 0 && !slices.Contains(r.From, in.Listener) {
 		return false, fmt.Sprintf("listener %q is not one of from %v", in.Listener, r.From)
 	}

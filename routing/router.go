@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -263,7 +264,7 @@ func (r *Router) route(ctx context.Context, msg jetstream.Msg, group []jetstream
 		return routed{msg: msg, seq: meta.Sequence.Stream}, true
 	}
 	t := r.Table() // one table for the whole message: a reload never half-applies
-	o := Evaluate(t.Routes, t.UnroutedTo, Input{Listener: listener, Message: &r.parsed}, msg.Data(), false)
+	o := Evaluate(t.Routes, t.UnroutedTo, condition.Input{Listener: listener, Message: &r.parsed}, msg.Data(), false)
 	for _, d := range o.DeadLetters {
 		if !deadLetter(d.Route, d.Reason) {
 			return routed{}, false

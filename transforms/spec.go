@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/hl7"
 )
 
@@ -35,9 +36,10 @@ type Spec struct {
 	Pattern string  `mapstructure:"pattern"` // a regular expression (Go RE2 syntax)
 	With    *string `mapstructure:"with"`    // the replacement; $1 names a group
 
-	RemoveSegments []string `mapstructure:"remove_segments"` // names; Z* means every Z-segment
-	AddSegment     string   `mapstructure:"add_segment"`     // a literal segment such as ZPI|1|x
-	After          string   `mapstructure:"after"`           // add_segment: after the last segment of this name
+	RemoveSegments []string        `mapstructure:"remove_segments"` // names; Z* means every Z-segment
+	Where          *condition.When `mapstructure:"where"`           // remove_segments: only segments for which this holds
+	AddSegment     string          `mapstructure:"add_segment"`     // a literal segment such as ZPI|1|x
+	After          string          `mapstructure:"after"`           // add_segment: after the last segment of this name
 
 	Truncate string `mapstructure:"truncate"`
 	Length   int    `mapstructure:"length"` // characters kept
@@ -191,7 +193,7 @@ func (s Spec) ops() []string {
 func (c *compiler) unused(s Spec, op string) {
 	belongs := map[string][]string{
 		"set": {"value", "template"}, "copy": {"to"}, "move": {"to"},
-		"map": {"table", "csv", "on_miss", "default"}, "replace": {"pattern", "with"},
+		"map": {"table", "csv", "on_miss", "default"}, "replace": {"pattern", "with"}, "remove_segments": {"where"},
 		"add_segment": {"template", "after"}, "truncate": {"length"}, "format_date": {"from_format", "to_format"},
 	}
 	for _, o := range []struct {
@@ -201,7 +203,7 @@ func (c *compiler) unused(s Spec, op string) {
 		{"value", s.Value != nil}, {"template", s.Template != nil}, {"to", s.To != ""},
 		{"table", s.Table != nil}, {"csv", s.CSV != ""}, {"on_miss", s.OnMiss != ""}, {"default", s.Default != ""},
 		{"pattern", s.Pattern != ""}, {"with", s.With != nil}, {"after", s.After != ""}, {"length", s.Length != 0},
-		{"from_format", s.FromFormat != ""}, {"to_format", s.ToFormat != ""},
+		{"from_format", s.FromFormat != ""}, {"to_format", s.ToFormat != ""}, {"where", s.Where != nil},
 	} {
 		if o.set && !contains(belongs[op], o.key) {
 			c.add(o.key, "%s does not take %s", op, o.key)
@@ -266,6 +268,13 @@ func (c *compiler) compileRemove(s Spec) Step {
 		default:
 			st.names = append(st.names, n)
 		}
+	}
+	if s.Where != nil {
+		cond, problems := condition.Compile(*s.Where)
+		for _, p := range problems {
+			c.add("where."+p.Key, "%s", p.Message)
+		}
+		st.where = &cond
 	}
 	return st
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"unicode/utf8"
 
+	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/hl7"
 )
 
@@ -170,10 +171,12 @@ func (s *truncateStep) Apply(m *hl7.Message) error {
 	return m.Set(s.path, string(v[:cut]))
 }
 
-// removeStep removes every segment with one of names (or any Z-segment).
+// removeStep removes every segment with one of names (or any Z-segment),
+// or with where, those for which where holds, evaluated on each segment.
 type removeStep struct {
 	names []string
 	allZ  bool
+	where *condition.Condition
 }
 
 func (s *removeStep) String() string {
@@ -181,29 +184,34 @@ func (s *removeStep) String() string {
 	if s.allZ {
 		names = append(names, "Z*")
 	}
+	if s.where != nil {
+		return fmt.Sprintf("remove_segments %v where", names)
+	}
 	return fmt.Sprintf("remove_segments %v", names)
 }
 
 func (s *removeStep) Apply(m *hl7.Message) error {
-	for i := m.SegmentCount() - 1; i >= 1; i-- { // from the end: earlier indexes stay valid
-		name := segmentName(m, i)
-		if (s.allZ && name[0] == 'Z') || slices.Contains(s.names, name) {
-			if err := m.RemoveSegment(i); err != nil {
-				return err
-			}
+	// Decide first, on the message as it is, then remove from the end so
+	// that earlier indexes stay valid.
+	var remove []int
+	seen := map[string]int{} // occurrences so far, by name
+	for seg := range m.Segments() {
+		name := seg.Name()
+		seen[name]++
+		if seg.Index() == 0 || !((s.allZ && name[0] == 'Z') || slices.Contains(s.names, name)) {
+			continue
+		}
+		if s.where != nil && !s.where.Match(condition.Input{Message: m, Scope: condition.Scope{Segment: name, Occurrence: seen[name]}}) {
+			continue
+		}
+		remove = append(remove, seg.Index())
+	}
+	for _, i := range slices.Backward(remove) {
+		if err := m.RemoveSegment(i); err != nil {
+			return err
 		}
 	}
 	return nil
-}
-
-// segmentName is the name of segment i.
-func segmentName(m *hl7.Message, i int) string {
-	for seg := range m.Segments() {
-		if seg.Index() == i {
-			return seg.Name()
-		}
-	}
-	return ""
 }
 
 // addStep inserts a segment after the last one named after, or at the end.

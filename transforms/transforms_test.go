@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -168,4 +169,34 @@ func TestCompileReportsEveryProblem(t *testing.T) {
 		"[7].length", "[8].remove_segments[0]", "[8].remove_segments[1]", "[9].to", "[10].pattern", "[11].to_format", "[12].csv", "[13].template"} {
 		assert.True(t, keys[k], "a problem at %s; got %v", k, problems)
 	}
+}
+
+func TestRemoveSegmentsWhere(t *testing.T) {
+	oru := "MSH|^~\\&|LAB|LABFAC|EHR|HOSP|20260114120000||ORU^R01|C1|P|2.5.1\r" +
+		"PID|1||P7^^^LAB^MR||Jones^Mary||19700101|F\r" +
+		"OBX|1|NM|718-7||13.2|g/dL|||||F\r" +
+		"OBX|2|NM|4544-3||39.5|%|||||D\r" +
+		"NTE|1||about OBX 2\r" +
+		"OBX|3|NM|777-3||250|10*3/uL|||||F\r"
+	d := "D"
+	m := apply(t, compile(t, Spec{RemoveSegments: []string{"OBX"}, Where: &condition.When{Field: "OBX-11", Equals: &d}}), oru)
+	var ids []string
+	for seg := range m.SegmentsNamed("OBX") {
+		f, _ := seg.Field(3)
+		ids = append(ids, string(f))
+	}
+	assert.Equal(t, []string{"718-7", "777-3"}, ids, "only the deleted result is dropped")
+	assert.Equal(t, 1, m.Count(hl7.MustParsePath("NTE")))
+
+	female := "F"
+	m = apply(t, compile(t, Spec{RemoveSegments: []string{"NTE"}, Where: &condition.When{Field: "PID-8", Equals: &female}}), oru)
+	assert.Equal(t, 0, m.Count(hl7.MustParsePath("NTE")), "a where on another segment reads the message")
+
+	_, problems := Compile([]Spec{{RemoveSegments: []string{"OBX"}, Where: &condition.When{Field: "OBX-x", Equals: &d}}, {Clear: "PID-5", Where: &condition.When{}}}, Options{})
+	keys := map[string]bool{}
+	for _, p := range problems {
+		keys[p.Key] = true
+	}
+	assert.True(t, keys["[0].where.field"], "%v", problems)
+	assert.True(t, keys["[1].where"], "where belongs to remove_segments")
 }

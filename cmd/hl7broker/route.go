@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/hl7broker/hl7broker/broker"
+	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/routing"
 	"github.com/spf13/cobra"
@@ -76,7 +77,7 @@ func runRouteTest(cmd *cobra.Command, args []string, o routeTestOptions) error {
 			continue
 		}
 		fmt.Fprintf(w, "%s^%s, control ID %s, from listener %s\n", m.Type(), m.Trigger(), m.ControlID(), listener)
-		plan := routing.Evaluate(routes, cfg.Unrouted.To, routing.Input{Listener: listener, Message: m}, msg.raw, true)
+		plan := routing.Evaluate(routes, cfg.Unrouted.To, condition.Input{Listener: listener, Message: m}, msg.raw, true)
 		for _, d := range plan.Decisions {
 			verdict := "no match"
 			if d.Matched {

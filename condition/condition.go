@@ -1,4 +1,4 @@
-package routing
+package condition
 
 import (
 	"bytes"
@@ -52,10 +52,19 @@ type When struct {
 type Condition struct{ root node }
 
 // Input is what a condition looks at: the listener a message came in on,
-// and the message.
+// and the message. With a Scope, a field path on that segment's name
+// (OBX-11) means that one segment: a step's where, such as "remove the OBX
+// whose OBX-11 is D", is evaluated once per segment.
 type Input struct {
 	Listener string
 	Message  *hl7.Message
+	Scope    Scope
+}
+
+// Scope is one segment: the Occurrence-th (1-based) segment named Segment.
+type Scope struct {
+	Segment    string
+	Occurrence int
 }
 
 // Match reports whether in satisfies the condition.
@@ -75,9 +84,9 @@ type node interface {
 	explain(Input) (bool, string)
 }
 
-// CompileWhen compiles w, or returns every problem keyed relative to it
+// Compile compiles w, or returns every problem keyed relative to it
 // ("type[0]", "all[1].field").
-func CompileWhen(w When) (Condition, []Problem) {
+func Compile(w When) (Condition, []Problem) {
 	var c whenCompiler
 	n := c.compile("", w)
 	if len(c.problems) > 0 {
@@ -326,12 +335,11 @@ type fieldNode struct {
 }
 
 func (f *fieldNode) match(in Input) bool {
-	m := in.Message
 	if f.op == "exists" {
-		return f.exists(m) == f.want
+		return f.exists(in) == f.want
 	}
 	seen := false
-	for v := range f.valuesIn(m) {
+	for v := range f.valuesIn(in.Message, in.Scope) {
 		seen = true
 		ok := f.test(v)
 		if ok && !f.all {
@@ -368,8 +376,8 @@ func (f *fieldNode) explain(in Input) (bool, string) {
 	return ok, fmt.Sprintf("%s%s %s: %v", f.path, over, what, ok)
 }
 
-func (f *fieldNode) exists(m *hl7.Message) bool {
-	for v := range f.valuesIn(m) {
+func (f *fieldNode) exists(in Input) bool {
+	for v := range f.valuesIn(in.Message, in.Scope) {
 		if len(v) > 0 {
 			return true
 		}
@@ -380,10 +388,14 @@ func (f *fieldNode) exists(m *hl7.Message) bool {
 // valuesIn yields the decoded values the path covers: each occurrence of
 // its segment unless the path names one (OBX[2]-5), and each repetition
 // unless it names one (PID-3[2].1).
-func (f *fieldNode) valuesIn(m *hl7.Message) func(func([]byte) bool) {
+func (f *fieldNode) valuesIn(m *hl7.Message, scope Scope) func(func([]byte) bool) {
 	return func(yield func([]byte) bool) {
 		first, last := f.path.Occurrence, f.path.Occurrence
-		if first == 0 {
+		switch {
+		case first != 0:
+		case scope.Segment == f.path.Segment:
+			first, last = scope.Occurrence, scope.Occurrence
+		default:
 			first, last = 1, m.Count(hl7.Path{Segment: f.path.Segment})
 		}
 		for occ := first; occ <= last; occ++ {

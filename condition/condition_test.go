@@ -1,4 +1,4 @@
-package routing
+package condition
 
 import (
 	"testing"
@@ -54,7 +54,7 @@ func TestConditions(t *testing.T) {
 		{"keys of one node all hold", When{Type: []string{"ORU"}, Field: "PID-8", Equals: s("M")}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, problems := CompileWhen(tc.when)
+			c, problems := Compile(tc.when)
 			require.Empty(t, problems)
 			assert.Equal(t, tc.want, c.Match(in))
 			ok, why := c.Explain(in)
@@ -67,19 +67,15 @@ func TestConditions(t *testing.T) {
 func TestExplainNamesTheDecidingCondition(t *testing.T) {
 	m, err := hl7.Parse([]byte(oru))
 	require.NoError(t, err)
-	c, problems := CompileWhen(When{Type: []string{"ORU"}, Field: "OBX-11", Equals: s("F"), Over: "all"})
+	c, problems := Compile(When{Type: []string{"ORU"}, Field: "OBX-11", Equals: s("F"), Over: "all"})
 	require.Empty(t, problems)
 	ok, why := c.Explain(Input{Message: m})
 	assert.False(t, ok)
 	assert.Equal(t, `OBX-11 (every one) equals "F": false`, why)
-	r := Route{From: []string{"adt"}}
-	ok, why = r.Explain(Input{Listener: "lab", Message: m})
-	assert.False(t, ok)
-	assert.Contains(t, why, `listener "lab" is not one of from [adt]`)
 }
 
-func TestCompileWhenReportsEveryProblem(t *testing.T) {
-	_, problems := CompileWhen(When{
+func TestCompileReportsEveryProblem(t *testing.T) {
+	_, problems := Compile(When{
 		Type:   []string{"AD T"},
 		Equals: s("x"), // no field
 		All: []When{
@@ -98,4 +94,16 @@ func TestCompileWhenReportsEveryProblem(t *testing.T) {
 	for _, k := range []string{"type[0]", "equals", "all[0].field", "all[1].field", "all[2].matches", "all[3].before", "all[4].over", "not.event[0]"} {
 		assert.True(t, keys[k], "a problem at %s; got %v", k, problems)
 	}
+}
+
+func TestScopeNarrowsAFieldToOneSegment(t *testing.T) {
+	m, err := hl7.Parse([]byte(oru))
+	require.NoError(t, err)
+	c, problems := Compile(When{Field: "OBX-11", Equals: s("P")})
+	require.Empty(t, problems)
+	assert.True(t, c.Match(Input{Message: m}), "unscoped: any OBX")
+	assert.False(t, c.Match(Input{Message: m, Scope: Scope{Segment: "OBX", Occurrence: 1}}), "the first OBX is final")
+	assert.True(t, c.Match(Input{Message: m, Scope: Scope{Segment: "OBX", Occurrence: 3}}))
+	pid, _ := Compile(When{Field: "PID-8", Equals: s("F")})
+	assert.True(t, pid.Match(Input{Message: m, Scope: Scope{Segment: "OBX", Occurrence: 1}}), "other segments are read as usual")
 }
