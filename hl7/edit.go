@@ -231,12 +231,25 @@ func (m *Message) AppendSegment(segment []byte) error {
 }
 
 // RemoveSegment removes segment i (0-based; not MSH) and its terminator.
+// The index is updated in place (no rescan): later segments shift.
 func (m *Message) RemoveSegment(i int) error {
 	if i < 1 || i >= len(m.segs) {
 		return &PathError{Path: "segment", Reason: "segment position out of range (MSH cannot be removed)"}
 	}
 	s := m.segs[i]
-	return m.splice(int(s.start), int(s.next), nil)
+	buf := make([]byte, 0, len(m.buf)-int(s.next-s.start))
+	buf = append(buf, m.buf[:s.start]...)
+	buf = append(buf, m.buf[s.next:]...)
+	m.buf, m.owned = buf, true
+	cut, nseps := s.next-s.start, s.sep1-s.sep0
+	m.seps = slices.Delete(m.seps, int(s.sep0), int(s.sep1))
+	m.segs = slices.Delete(m.segs, i, i+1)
+	for j := i; j < len(m.segs); j++ {
+		t := &m.segs[j]
+		t.start, t.end, t.next = t.start-cut, t.end-cut, t.next-cut
+		t.sep0, t.sep1 = t.sep0-nseps, t.sep1-nseps
+	}
+	return nil
 }
 
 func (m *Message) checkNewSegment(segment []byte) error {

@@ -3,6 +3,9 @@ package hl7
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -223,5 +226,34 @@ func TestCloneEditsLeaveTheOriginal(t *testing.T) {
 	}
 	if got := string(c.Bytes()); got != "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rPID|1||X^^^H||Roe^Jane\r" {
 		t.Errorf("clone: %q", got)
+	}
+}
+
+// RemoveSegment updates the index in place: it must equal a fresh parse
+// of the bytes it leaves, for every segment of every test message.
+func TestRemoveSegmentIndexMatchesAFreshParse(t *testing.T) {
+	entries, err := os.ReadDir("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		data, _ := os.ReadFile(filepath.Join("testdata", e.Name()))
+		first, err := Parse(data)
+		if err != nil {
+			continue // batches and the like
+		}
+		for i := 1; i < first.SegmentCount(); i++ {
+			m, _ := Parse(data)
+			if err := m.RemoveSegment(i); err != nil {
+				t.Fatalf("%s: remove %d: %v", e.Name(), i, err)
+			}
+			fresh, err := Parse(slices.Clone(m.Bytes()))
+			if err != nil {
+				t.Fatalf("%s: remove %d leaves bytes that do not parse: %v", e.Name(), i, err)
+			}
+			if !slices.Equal(m.segs, fresh.segs) || !slices.Equal(m.seps, fresh.seps) {
+				t.Fatalf("%s: remove %d: index differs from a fresh parse", e.Name(), i)
+			}
+		}
 	}
 }
