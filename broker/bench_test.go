@@ -205,12 +205,12 @@ func BenchmarkRouter(b *testing.B) {
 			done := make(chan struct{})
 			var routed atomic.Int64
 			r := &routing.Router{JetStream: n.JetStream, Sync: n.Sync, Log: zerolog.Nop(),
-				Routes: []routing.Route{{Name: "all", To: []string{"emr"}}},
 				OnRouted: func(uint64, []string) {
 					if routed.Add(1) == int64(b.N) {
 						close(done)
 					}
 				}}
+			r.SetTable(&routing.Table{Routes: []routing.Route{{Name: "all", To: []string{"emr"}}}})
 			rctx, cancel := context.WithCancel(ctx)
 			b.ResetTimer()
 			start := time.Now()

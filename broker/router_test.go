@@ -28,8 +28,8 @@ func TestRouterHoldsTheLineWhileCopiesCannotBeStored(t *testing.T) {
 	var logs syncbuf.Buffer
 	routedCount := make(chan uint64, 100)
 	r := &routing.Router{JetStream: n.JetStream, Sync: n.Sync, Log: zerolog.New(&logs),
-		Routes:   []routing.Route{{Name: "all", To: []string{"emr"}}},
 		OnRouted: func(seq uint64, _ []string) { routedCount <- seq }}
+	r.SetTable(&routing.Table{Routes: []routing.Route{{Name: "all", To: []string{"emr"}}}})
 	rctx, cancel := context.WithCancel(ctx)
 	stopped := make(chan error, 1)
 	go func() { stopped <- r.Run(rctx) }()

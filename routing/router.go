@@ -47,18 +47,18 @@ type Table struct {
 	Partitions map[string]Partitioning // by destination; absent: one queue
 }
 
-// Table is the table in force: Routes, UnroutedTo and Partitions until
-// SetTable replaces them.
+// Table is the table in force; an empty one (everything unrouted) until
+// SetTable.
 func (r *Router) Table() *Table {
 	if t := r.table.Load(); t != nil {
 		return t
 	}
-	r.table.CompareAndSwap(nil, &Table{Routes: r.Routes, UnroutedTo: r.UnroutedTo, Partitions: r.Partitions})
-	return r.table.Load()
+	return &Table{}
 }
 
-// SetTable replaces the routes, unrouted.to and partitions at once; the
-// next message is routed by t, the one being routed finishes by the old.
+// SetTable sets the routes, unrouted.to and partitions at once: before
+// Run, and again at each reload. The next message is routed by t; the one
+// being routed finishes by the old.
 func (r *Router) SetTable(t *Table) { r.table.Store(t) }
 
 // Router reads HL7_IN in stored order through a durable consumer, matches
@@ -66,14 +66,11 @@ func (r *Router) SetTable(t *Table) { r.table.Store(t) }
 // destination to HL7_OUT (hl7.out.<destination>[.<partition>]) with
 // Nats-Msg-Id = input sequence + destination, so a redelivered input adds
 // no duplicates. It acks the input only after every copy is stored. A
-// message no route matches is logged as unrouted and, with UnroutedTo,
-// sent there; it stays in HL7_IN's history either way.
+// message no route matches is logged as unrouted and, with the table's
+// UnroutedTo, sent there; it stays in HL7_IN's history either way.
 type Router struct {
-	JetStream  jetstream.JetStream
-	Routes     []Route
-	UnroutedTo string
-	Partitions map[string]Partitioning // by destination; absent: one queue
-	Log        zerolog.Logger
+	JetStream jetstream.JetStream
+	Log       zerolog.Logger
 	// Sync, if set, returns once what was published so far is on disk;
 	// the router calls it before acking an input, so that an input is
 	// never marked done while its copies could still be lost.
@@ -119,7 +116,12 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	// Never full: the server hands out at most MaxAckPending unacked inputs.
 	inbox := make(chan jetstream.Msg, routerBatch)
-	cc, err := cons.Consume(func(msg jetstream.Msg) { inbox <- msg }, jetstream.PullMaxMessages(routerBatch))
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		select {
+		case inbox <- msg:
+		case <-ctx.Done(): // stopping: unacked, it is redelivered on the next start
+		}
+	}, jetstream.PullMaxMessages(routerBatch))
 	if err != nil {
 		return fmt.Errorf("router: %w", err)
 	}
