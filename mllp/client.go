@@ -108,8 +108,11 @@ func (c *Client) dial(ctx context.Context) error {
 }
 
 func (c *Client) roundTrip(ctx context.Context, msg []byte) ([]byte, error) {
-	// A cancelled ctx interrupts a blocked write or read.
-	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
+	// A cancelled ctx interrupts a blocked write or read. The callback runs
+	// in its own goroutine, possibly after this call has failed and fail()
+	// has dropped c.conn: it must use the conn of this round trip.
+	conn := c.conn
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	timeout := orDefault(c.ReplyTimeout, DefaultReplyTimeout)
 	deadline := time.Time{}
