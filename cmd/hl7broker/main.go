@@ -57,7 +57,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&format, "log-format", "auto", "log format: console, json, or auto (json for serve, console for the tools)")
-	root.AddCommand(newServeCmd(), newSendCmd(), newListenCmd(), newCheckCmd(), newRouteCmd(), newSchemaCmd())
+	root.AddCommand(newServeCmd(), newSendCmd(), newListenCmd(), newCheckCmd(), newRouteCmd(), newSchemaCmd(), newBenchCmd())
 	return root
 }
 

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/mllp"
+	"github.com/spf13/cobra"
+)
+
+type benchOptions struct {
+	addr        string
+	tls         clientTLSFlags
+	connections int
+	messages    int
+	duration    time.Duration
+	rate        float64
+	template    string
+	patients    int
+	timeout     time.Duration
+	progress    time.Duration
+	json        bool
+}
+
+func newBenchCmd() *cobra.Command {
+	var o benchOptions
+	cmd := &cobra.Command{
+		Use:   "bench --addr HOST:PORT [flags] [FILE...]",
+		Short: "Load an MLLP receiver and measure ACK rate and latency",
+		Long: `Bench opens --connections MLLP connections, each lock-step as real senders
+are (the next message only after the ACK), and sends --messages messages or
+for --duration, as fast as ACKs come back or at --rate messages per second
+over all connections. Messages come from the FILEs given, or from a built-in
+ADT^A08 or ORU^R01 (--template) of about 1 KB; each gets a unique control ID
+(MSH-10), and a template's patient ID (PID-3.1) is spread over --patients
+values. While it runs it prints a progress line each --progress to stderr;
+then throughput, ACK latency (p50, p90, p99, max), ACK codes and errors, or
+with --json the same as one JSON object. It exits 1 if any message got no
+ACK or a negative one.`,
+		RunE: func(cmd *cobra.Command, args []string) error { return runBench(cmd, args, o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.addr, "addr", "", "receiver's HOST:PORT (required)")
+	o.tls.register(f)
+	f.IntVar(&o.connections, "connections", 1, "connections, each sending lock-step")
+	f.IntVar(&o.messages, "messages", 0, "messages to send in all (0: until --duration)")
+	f.DurationVar(&o.duration, "duration", 0, "how long to send (0: until --messages)")
+	f.Float64Var(&o.rate, "rate", 0, "messages per second over all connections at most (0: as fast as ACKs come back)")
+	f.StringVar(&o.template, "template", "adt", "built-in message when no FILE is given: adt or oru")
+	f.IntVar(&o.patients, "patients", 1000, "distinct patient IDs in built-in messages")
+	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long to wait for each ACK")
+	f.DurationVar(&o.progress, "progress", time.Second, "how often to print a progress line (0: never)")
+	f.BoolVar(&o.json, "json", false, "print the result as JSON")
+	_ = cmd.MarkFlagRequired("addr")
+	return cmd
+}
+
+// benchResult is what bench prints at the end (--json: as is).
+type benchResult struct {
+	Connections int            `json:"connections"`
+	Messages    int64          `json:"messages"`
+	Seconds     float64        `json:"seconds"`
+	PerSecond   float64        `json:"per_second"`
+	LatencyMS   latencies      `json:"latency_ms"`
+	Acks        map[string]int `json:"acks"`
+	Errors      int64          `json:"errors"` // no ACK: connection errors, timeouts, replies that are not ACKs
+}
+
+type latencies struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+func runBench(cmd *cobra.Command, args []string, o benchOptions) error {
+	if o.connections < 1 || (o.messages <= 0 && o.duration <= 0) || o.patients < 1 {
+		return errors.New("bench needs --connections of at least 1, --messages or --duration, and --patients of at least 1")
+	}
+	tlsCfg, err := o.tls.config()
+	if err != nil {
+		return err
+	}
+	next, err := messageSource(cmd, args, o)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	if o.duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.duration)
+		defer cancel()
+	}
+	var tokens <-chan time.Time
+	if o.rate > 0 {
+		t := time.NewTicker(time.Duration(float64(time.Second) / o.rate))
+		defer t.Stop()
+		tokens = t.C
+	}
+
+	var (
+		seq, sent, errs atomic.Int64
+		mu              sync.Mutex
+		lat             []time.Duration
+		acks            = map[string]int{}
+		wg              sync.WaitGroup
+	)
+	start := time.Now()
+	stopProgress := startProgress(cmd.ErrOrStderr(), o.progress, start, &sent, &errs)
+	for range o.connections {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &mllp.Client{Addr: o.addr, TLSConfig: tlsCfg, ReplyTimeout: o.timeout, MaxBackoff: time.Second}
+			defer c.Close()
+			var mine []time.Duration
+			codes := map[string]int{}
+			for ctx.Err() == nil {
+				n := seq.Add(1)
+				if o.messages > 0 && n > int64(o.messages) {
+					break
+				}
+				if tokens != nil {
+					select {
+					case <-tokens:
+					case <-ctx.Done():
+						continue
+					}
+				}
+				t := time.Now()
+				reply, err := c.Send(ctx, next(n))
+				if err != nil && (ctx.Err() != nil || (o.duration > 0 && !time.Now().Before(start.Add(o.duration)))) {
+					break // the run ended while waiting (the socket may see the deadline first): not counted
+				}
+				sent.Add(1)
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				mine = append(mine, time.Since(t))
+				if ack, err := hl7.ParseAck(reply); err != nil {
+					errs.Add(1)
+				} else {
+					codes[string(ack.Code)]++
+				}
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			for k, v := range codes {
+				acks[k] += v
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	stopProgress()
+
+	res := benchResult{Connections: o.connections, Messages: sent.Load(), Seconds: elapsed.Seconds(),
+		PerSecond: float64(sent.Load()) / elapsed.Seconds(), LatencyMS: percentiles(lat), Acks: acks, Errors: errs.Load()}
+	printBench(cmd.OutOrStdout(), res, o.json)
+	if res.Errors > 0 || res.Acks["AE"]+res.Acks["AR"]+res.Acks["CE"]+res.Acks["CR"] > 0 {
+		return exitError{1}
+	}
+	return nil
+}
+
+// messageSource returns message n (1-based): from the files, in turn, or
+// the template; each with its own control ID.
+func messageSource(cmd *cobra.Command, args []string, o benchOptions) (func(n int64) []byte, error) {
+	runID := strconv.FormatInt(time.Now().UnixNano()%1e9, 36) // resends of an earlier run are not deduplicated
+	if len(args) > 0 {
+		msgs, failures := readOutgoing(cmd, args)
+		if failures > 0 || len(msgs) == 0 {
+			return nil, errors.New("no messages to send from the files given")
+		}
+		var parsed []*hl7.Message
+		for _, m := range msgs {
+			pm, err := hl7.Parse(m.raw)
+			if err != nil {
+				return nil, fmt.Errorf("%s #%d: %w", m.file, m.index, err)
+			}
+			parsed = append(parsed, pm)
+		}
+		var mu sync.Mutex // a Message is not safe for concurrent edits
+		return func(n int64) []byte {
+			mu.Lock()
+			defer mu.Unlock()
+			m := parsed[int(n-1)%len(parsed)].Clone()
+			_ = m.Set(hl7.PathMSH10, runID+"-"+strconv.FormatInt(n, 10))
+			return m.AppendTerminated(nil, "\r")
+		}, nil
+	}
+	tmpl, ok := benchTemplates[o.template]
+	if !ok {
+		return nil, fmt.Errorf("--template %q is not adt or oru", o.template)
+	}
+	return func(n int64) []byte {
+		patient := fmt.Sprintf("P%06d", n%int64(o.patients))
+		return []byte(fmt.Sprintf(tmpl, time.Now().UTC().Format("20060102150405"), runID+"-"+strconv.FormatInt(n, 10), patient))
+	}, nil
+}
+
+// benchTemplates are synthetic messages of about 1 KB: timestamp, control
+// ID and patient ID are filled in. No real person's data.
+var benchTemplates = map[string]string{
+	"adt": "MSH|^~\\&|BENCH|HOSP|HL7BROKER|HOSP|%s||ADT^A08^ADT_A01|%s|P|2.5.1\r" +
+		"EVN|A08|20260101000000\r" +
+		"PID|1||%s^^^HOSP^MR||Testpatient^Bench^Q||19800101|F|||1 Test Street^^Springfield^IL^62701||(555)555-0100\r" +
+		"PV1|1|I|W2^201^B^HOSP||||1234^Doctor^Test|||MED||||ADM|A0\r" +
+		"NTE|1|L|" + strings.Repeat("load test note ", 40) + "\r",
+	"oru": "MSH|^~\\&|BENCH|LAB|HL7BROKER|HOSP|%s||ORU^R01^ORU_R01|%s|P|2.5.1\r" +
+		"PID|1||%s^^^LAB^MR||Testpatient^Bench||19800101|F\r" +
+		"OBR|1|||CBC^Complete blood count^L\r" +
+		"OBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL|12.0-16.0|N|||F\r" +
+		"OBX|2|NM|4544-3^Hematocrit^LN||39.5|%%|36-46|N|||F\r" +
+		"OBX|3|NM|6690-2^WBC^LN||7.1|10*3/uL|4.5-11.0|N|||F\r" +
+		"OBX|4|NM|777-3^Platelets^LN||250|10*3/uL|150-400|N|||F\r" +
+		"NTE|1|L|" + strings.Repeat("load test note ", 35) + "\r",
+}
+
+// startProgress prints a line to w every interval; the returned func stops it.
+func startProgress(w io.Writer, interval time.Duration, start time.Time, sent, errs *atomic.Int64) func() {
+	if interval <= 0 {
+		return func() {}
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		last, lastAt := int64(0), start
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-t.C:
+				n := sent.Load()
+				fmt.Fprintf(w, "%6.1fs  sent %d  errors %d  %.0f msg/s\n", now.Sub(start).Seconds(), n, errs.Load(),
+					float64(n-last)/now.Sub(lastAt).Seconds())
+				last, lastAt = n, now
+			}
+		}
+	}()
+	return func() { close(stop); <-done }
+}
+
+func percentiles(lat []time.Duration) latencies {
+	if len(lat) == 0 {
+		return latencies{}
+	}
+	slices.Sort(lat)
+	at := func(q float64) float64 {
+		return float64(lat[min(len(lat)-1, int(q*float64(len(lat))))].Microseconds()) / 1000
+	}
+	return latencies{P50: at(0.50), P90: at(0.90), P99: at(0.99), Max: float64(lat[len(lat)-1].Microseconds()) / 1000}
+}
+
+func printBench(w io.Writer, r benchResult, asJSON bool) {
+	if asJSON {
+		_ = json.NewEncoder(w).Encode(r)
+		return
+	}
+	fmt.Fprintf(w, "connections %d, messages %d in %.2fs: %.0f msg/s\n", r.Connections, r.Messages, r.Seconds, r.PerSecond)
+	fmt.Fprintf(w, "ack latency: p50 %.2fms  p90 %.2fms  p99 %.2fms  max %.2fms\n", r.LatencyMS.P50, r.LatencyMS.P90, r.LatencyMS.P99, r.LatencyMS.Max)
+	var codes []string
+	for _, k := range slices.Sorted(maps.Keys(r.Acks)) {
+		codes = append(codes, fmt.Sprintf("%s %d", k, r.Acks[k]))
+	}
+	fmt.Fprintf(w, "acks: %s\nerrors (no ACK): %d\n", strings.Join(codes, ", "), r.Errors)
+}
