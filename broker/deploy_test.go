@@ -1,0 +1,28 @@
+package broker
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The files docker-compose.yml runs: the NATS nodes' configs parse with
+// the nats-server go.mod pins, and the broker's config is valid for R3.
+func TestDeployConfigs(t *testing.T) {
+	for i := 1; i <= 3; i++ {
+		opts, err := server.ProcessConfigFile(fmt.Sprintf("../deploy/nats/nats-%d.conf", i))
+		require.NoError(t, err)
+		assert.Equal(t, fmt.Sprintf("nats-%d", i), opts.ServerName)
+		assert.True(t, opts.JetStream)
+		assert.True(t, opts.SyncAlways, "durability: every write synced on every node")
+		assert.Len(t, opts.Routes, 3)
+		assert.Equal(t, "hl7broker", opts.Cluster.Name)
+	}
+	c, err := LoadConfig("../deploy/hl7broker/hl7broker.yaml")
+	require.NoError(t, err)
+	assert.Equal(t, 3, c.NATS.Replicas)
+	assert.Contains(t, c.NATS.URL, "nats-3:4222")
+}
