@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -54,19 +55,92 @@ func TestRouterHoldsTheLineWhileCopiesCannotBeStored(t *testing.T) {
 			t.Fatalf("only %d of %d inputs routed", len(acked), inputs)
 		}
 	}
-	s, err := n.JetStream.Stream(ctx, StreamOut)
-	require.NoError(t, err)
-	info, err := s.Info(ctx)
-	require.NoError(t, err)
-	var order []string
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		require.NoError(t, err)
-		order = append(order, m.Header.Get(HeaderControlID))
-	}
+	order := outControlIDs(t, n)
 	want := make([]string, inputs)
 	for i := range want {
 		want[i] = "C" + strconv.Itoa(i)
 	}
 	assert.Equal(t, want, order, "each copy once, in stored order")
+}
+
+// Two routers on one HL7_IN, as two broker instances on one cluster run:
+// one routes everything, in stored order; when it stops, the other takes
+// over after the pinned TTL and nothing is lost or reordered.
+func TestTwoRoutersOneActiveAndFailover(t *testing.T) {
+	n, err := OpenNATS(context.Background(), testConfig(t))
+	require.NoError(t, err)
+	defer n.Close()
+	ctx := context.Background()
+	routed := make(chan string, 200)
+	start := func(name string) (stop func()) {
+		r := &routing.Router{JetStream: n.JetStream, Sync: n.Sync, Log: zerolog.Nop(), PinnedTTL: time.Second,
+			OnRouted: func(uint64, []string) { routed <- name }}
+		r.SetTable(&routing.Table{Routes: []routing.Route{{Name: "all", To: []string{"emr"}}}})
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { _ = r.Run(rctx); close(done) }()
+		return func() { cancel(); <-done }
+	}
+	publish := func(from, to int) {
+		for i := from; i < to; i++ {
+			_, err := n.JetStream.PublishMsg(ctx, &nats.Msg{Subject: "hl7.in.adt.ADT.A01", Data: []byte(adt),
+				Header: nats.Header{HeaderListener: {"adt"}, HeaderType: {"ADT"}, HeaderEvent: {"A01"}, HeaderControlID: {fmt.Sprintf("C%03d", i)}}})
+			require.NoError(t, err)
+		}
+	}
+	collect := func(n int) map[string]int {
+		by := map[string]int{}
+		for range n {
+			select {
+			case who := <-routed:
+				by[who]++
+			case <-time.After(20 * time.Second):
+				t.Fatalf("only %v of %d routed", by, n)
+			}
+		}
+		return by
+	}
+	stops := map[string]func(){"a": start("a"), "b": start("b")}
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}()
+	publish(0, 50)
+	first := collect(50)
+	require.Len(t, first, 1, "one router routes while the other waits: %v", first)
+	var active, standby string
+	for who := range first {
+		active = who
+	}
+	standby = map[string]string{"a": "b", "b": "a"}[active]
+
+	stops[active]()
+	delete(stops, active)
+	publish(50, 80)
+	assert.Equal(t, map[string]int{standby: 30}, collect(30), "the standby takes over")
+
+	order := outControlIDs(t, n)
+	want := make([]string, 80)
+	for i := range want {
+		want[i] = fmt.Sprintf("C%03d", i)
+	}
+	assert.Equal(t, want, order, "every input routed once, in stored order, across the failover")
+}
+
+// outControlIDs lists the control IDs in HL7_OUT, in stored order.
+func outControlIDs(t *testing.T, n *NATS) []string {
+	t.Helper()
+	ctx := context.Background()
+	s, err := n.JetStream.Stream(ctx, StreamOut)
+	require.NoError(t, err)
+	info, err := s.Info(ctx)
+	require.NoError(t, err)
+	var ids []string
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		require.NoError(t, err)
+		ids = append(ids, m.Header.Get(HeaderControlID))
+	}
+	return ids
 }

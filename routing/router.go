@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"hash/fnv"
@@ -78,6 +79,12 @@ type Router struct {
 	// OnRouted, if set, is called after each input is acked, with the
 	// destinations it went to (none: unrouted). For metrics and tests.
 	OnRouted func(inSeq uint64, destinations []string)
+	// PinnedTTL is how long a router that stopped asking for inputs stays
+	// the one routing (0: DefaultPinnedTTL). Routers of several broker
+	// instances share one consumer in a pinned priority group: one routes,
+	// in stored order; the others wait and take over this long after it
+	// stops.
+	PinnedTTL time.Duration
 
 	parsed hl7.Message // the input being routed, parsed once for every route's condition
 	table  atomic.Pointer[Table]
@@ -97,6 +104,13 @@ const routerBatch = 256
 // retryWait is how long the router waits before storing a copy again.
 const retryWait = time.Second
 
+// DefaultPinnedTTL: a standby router takes over 10 s after the active one
+// stops asking for inputs.
+const DefaultPinnedTTL = 10 * time.Second
+
+// routerGroup is the priority group every router joins.
+const routerGroup = "router"
+
 // Run routes until ctx ends. Inputs are taken in groups: whatever has
 // arrived (up to routerBatch), routed one by one in stored order, then one
 // Sync for the group, then one ack each. No timer: a lone input is routed
@@ -110,6 +124,10 @@ func (r *Router) Run(ctx context.Context) error {
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		MaxAckPending: routerBatch,
 		AckWait:       30 * time.Second,
+		// One active router across broker instances keeps the stored order.
+		PriorityPolicy: jetstream.PriorityPolicyPinned,
+		PriorityGroups: []string{routerGroup},
+		PinnedTTL:      cmp.Or(r.PinnedTTL, DefaultPinnedTTL),
 	})
 	if err != nil {
 		return fmt.Errorf("router consumer: %w", err)
@@ -121,7 +139,7 @@ func (r *Router) Run(ctx context.Context) error {
 		case inbox <- msg:
 		case <-ctx.Done(): // stopping: unacked, it is redelivered on the next start
 		}
-	}, jetstream.PullMaxMessages(routerBatch))
+	}, jetstream.PullMaxMessages(routerBatch), jetstream.PullPriorityGroup(routerGroup))
 	if err != nil {
 		return fmt.Errorf("router: %w", err)
 	}
