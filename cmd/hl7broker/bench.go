@@ -31,6 +31,8 @@ type benchOptions struct {
 	timeout     time.Duration
 	progress    time.Duration
 	json        bool
+	sink        string
+	sinkWait    time.Duration
 }
 
 func newBenchCmd() *cobra.Command {
@@ -47,7 +49,15 @@ ADT^A08 or ORU^R01 (--template) of about 1 KB; each gets a unique control ID
 values. While it runs it prints a progress line each --progress to stderr;
 then throughput, ACK latency (p50, p90, p99, max), ACK codes and errors, or
 with --json the same as one JSON object. It exits 1 if any message got no
-ACK or a negative one.`,
+ACK or a negative one.
+
+With --sink HOST:PORT it also runs an MLLP endpoint there (point the
+broker's destination at it) that answers AA and records what arrives. After
+sending it waits up to --sink-wait for every acknowledged message, then
+reports how many were delivered, lost, duplicated (delivered again: allowed
+by at-least-once, reported), out of order (per patient: a message acked
+before another was sent must arrive first) and unknown. It exits 1 if any
+was lost or out of order.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runBench(cmd, args, o) },
 	}
 	f := cmd.Flags()
@@ -62,6 +72,8 @@ ACK or a negative one.`,
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long to wait for each ACK")
 	f.DurationVar(&o.progress, "progress", time.Second, "how often to print a progress line (0: never)")
 	f.BoolVar(&o.json, "json", false, "print the result as JSON")
+	f.StringVar(&o.sink, "sink", "", "run an MLLP endpoint on HOST:PORT for the broker's deliveries and check them")
+	f.DurationVar(&o.sinkWait, "sink-wait", time.Minute, "how long to wait, after sending, for every acked message to be delivered")
 	_ = cmd.MarkFlagRequired("addr")
 	return cmd
 }
@@ -75,6 +87,7 @@ type benchResult struct {
 	LatencyMS   latencies      `json:"latency_ms"`
 	Acks        map[string]int `json:"acks"`
 	Errors      int64          `json:"errors"` // no ACK: connection errors, timeouts, replies that are not ACKs
+	Sink        *sinkReport    `json:"sink,omitempty"`
 }
 
 type latencies struct {
@@ -96,6 +109,14 @@ func runBench(cmd *cobra.Command, args []string, o benchOptions) error {
 	if err != nil {
 		return err
 	}
+	var sk *sink
+	if o.sink != "" {
+		if sk, err = startSink(o.sink); err != nil {
+			return fmt.Errorf("--sink: %w", err)
+		}
+		defer sk.close()
+	}
+	acked := map[string]ackedMsg{} // by control ID, for the sink
 	ctx := cmd.Context()
 	if o.duration > 0 {
 		var cancel context.CancelFunc
@@ -138,8 +159,9 @@ func runBench(cmd *cobra.Command, args []string, o benchOptions) error {
 						continue
 					}
 				}
+				msg := next(n)
 				t := time.Now()
-				reply, err := c.Send(ctx, next(n))
+				reply, err := c.Send(ctx, msg.data)
 				if err != nil && (ctx.Err() != nil || (o.duration > 0 && !time.Now().Before(start.Add(o.duration)))) {
 					break // the run ended while waiting (the socket may see the deadline first): not counted
 				}
@@ -148,11 +170,17 @@ func runBench(cmd *cobra.Command, args []string, o benchOptions) error {
 					errs.Add(1)
 					continue
 				}
-				mine = append(mine, time.Since(t))
+				ackedAt := time.Now()
+				mine = append(mine, ackedAt.Sub(t))
 				if ack, err := hl7.ParseAck(reply); err != nil {
 					errs.Add(1)
 				} else {
 					codes[string(ack.Code)]++
+					if sk != nil && ack.Positive() {
+						mu.Lock()
+						acked[msg.controlID] = ackedMsg{patient: msg.patient, sentAt: t, ackedAt: ackedAt}
+						mu.Unlock()
+					}
 				}
 			}
 			mu.Lock()
@@ -169,16 +197,28 @@ func runBench(cmd *cobra.Command, args []string, o benchOptions) error {
 
 	res := benchResult{Connections: o.connections, Messages: sent.Load(), Seconds: elapsed.Seconds(),
 		PerSecond: float64(sent.Load()) / elapsed.Seconds(), LatencyMS: percentiles(lat), Acks: acks, Errors: errs.Load()}
+	if sk != nil {
+		sk.wait(acked, time.Now().Add(o.sinkWait))
+		rep := sk.report(acked)
+		res.Sink = &rep
+	}
 	printBench(cmd.OutOrStdout(), res, o.json)
-	if res.Errors > 0 || res.Acks["AE"]+res.Acks["AR"]+res.Acks["CE"]+res.Acks["CR"] > 0 {
+	if res.Errors > 0 || res.Acks["AE"]+res.Acks["AR"]+res.Acks["CE"]+res.Acks["CR"] > 0 ||
+		(res.Sink != nil && res.Sink.Lost+res.Sink.OutOfOrder > 0) {
 		return exitError{1}
 	}
 	return nil
 }
 
+// benchMessage is one message to send, with what the sink checks by.
+type benchMessage struct {
+	data               []byte
+	controlID, patient string
+}
+
 // messageSource returns message n (1-based): from the files, in turn, or
 // the template; each with its own control ID.
-func messageSource(cmd *cobra.Command, args []string, o benchOptions) (func(n int64) []byte, error) {
+func messageSource(cmd *cobra.Command, args []string, o benchOptions) (func(n int64) benchMessage, error) {
 	runID := strconv.FormatInt(time.Now().UnixNano()%1e9, 36) // resends of an earlier run are not deduplicated
 	if len(args) > 0 {
 		msgs, failures := readOutgoing(cmd, args)
@@ -194,21 +234,24 @@ func messageSource(cmd *cobra.Command, args []string, o benchOptions) (func(n in
 			parsed = append(parsed, pm)
 		}
 		var mu sync.Mutex // a Message is not safe for concurrent edits
-		return func(n int64) []byte {
+		patientPath := hl7.MustParsePath("PID-3.1")
+		return func(n int64) benchMessage {
 			mu.Lock()
 			defer mu.Unlock()
 			m := parsed[int(n-1)%len(parsed)].Clone()
-			_ = m.Set(hl7.PathMSH10, runID+"-"+strconv.FormatInt(n, 10))
-			return m.AppendTerminated(nil, "\r")
+			id := runID + "-" + strconv.FormatInt(n, 10)
+			_ = m.Set(hl7.PathMSH10, id)
+			return benchMessage{data: m.AppendTerminated(nil, "\r"), controlID: id, patient: m.ValueString(patientPath)}
 		}, nil
 	}
 	tmpl, ok := benchTemplates[o.template]
 	if !ok {
 		return nil, fmt.Errorf("--template %q is not adt or oru", o.template)
 	}
-	return func(n int64) []byte {
+	return func(n int64) benchMessage {
 		patient := fmt.Sprintf("P%06d", n%int64(o.patients))
-		return []byte(fmt.Sprintf(tmpl, time.Now().UTC().Format("20060102150405"), runID+"-"+strconv.FormatInt(n, 10), patient))
+		id := runID + "-" + strconv.FormatInt(n, 10)
+		return benchMessage{data: []byte(fmt.Sprintf(tmpl, time.Now().UTC().Format("20060102150405"), id, patient)), controlID: id, patient: patient}
 	}, nil
 }
 
@@ -279,4 +322,8 @@ func printBench(w io.Writer, r benchResult, asJSON bool) {
 		codes = append(codes, fmt.Sprintf("%s %d", k, r.Acks[k]))
 	}
 	fmt.Fprintf(w, "acks: %s\nerrors (no ACK): %d\n", strings.Join(codes, ", "), r.Errors)
+	if s := r.Sink; s != nil {
+		fmt.Fprintf(w, "sink: delivered %d, lost %d, duplicated %d, out of order %d, unknown %d\n",
+			s.Delivered, s.Lost, s.Duplicates, s.OutOfOrder, s.Unknown)
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,4 +55,43 @@ func TestBenchFilesRateAndNegativeAcks(t *testing.T) {
 
 	_, _, code = runCmd(t, "bench", "--addr", addr)
 	assert.NotEqual(t, 0, code, "neither --messages nor --duration")
+}
+
+func TestSinkReport(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	acked := map[string]ackedMsg{
+		"a1": {patient: "A", sentAt: at(0), ackedAt: at(1)},
+		"a2": {patient: "A", sentAt: at(2), ackedAt: at(3)}, // sent after a1 was acked: must arrive after it
+		"a3": {patient: "A", sentAt: at(2), ackedAt: at(4)}, // in flight with a2: either order is fine
+		"b1": {patient: "B", sentAt: at(0), ackedAt: at(1)},
+		"b2": {patient: "B", sentAt: at(5), ackedAt: at(6)}, // never arrives
+	}
+	s := &sink{arrived: map[string][]int{
+		"a2": {1}, // before a1: out of order
+		"a1": {2},
+		"a3": {3, 4}, // twice
+		"b1": {5},
+		"zz": {6}, // not sent by this run
+	}}
+	assert.Equal(t, sinkReport{Delivered: 4, Lost: 1, Duplicates: 1, OutOfOrder: 1, Unknown: 1}, s.report(acked))
+}
+
+// bench --sink through a real broker: serve in process, its destination
+// pointed at the sink; every acked message is delivered once, in order.
+func TestBenchThroughTheBrokerWithSink(t *testing.T) {
+	in, sinkAddr := freePort(t), freePort(t)
+	cfg := fmt.Sprintf(`
+data_dir: %s
+admin: {addr: ""}
+listeners: [{name: adt, addr: "%s"}]
+routes: [{name: all, to: [emr]}]
+destinations: [{name: emr, type: mllp, addr: "%s", ordering: key, partition_by: PID-3.1, partitions: 4, retry: {backoff: [50ms]}}]
+`, t.TempDir(), in, sinkAddr)
+	startServe(t, cfg)
+
+	r, code, errOut := benchJSON(t, "--addr", in, "--sink", sinkAddr, "--sink-wait", "30s", "--connections", "4", "--messages", "300", "--patients", "20")
+	require.Equal(t, 0, code, errOut)
+	require.NotNil(t, r.Sink)
+	assert.Equal(t, sinkReport{Delivered: 300}, *r.Sink, "every acked message delivered once, in order per patient")
 }

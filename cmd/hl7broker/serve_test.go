@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,26 @@ func freePort(t *testing.T) string {
 	require.NoError(t, err)
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// startServe runs "hl7broker serve" in-process on config (YAML) until the
+// broker has started. stop ends it as SIGINT would and returns its exit code.
+func startServe(t *testing.T, config string) (stop func() int, stderr *syncbuf.Buffer) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "hl7broker.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(config), 0o644))
+	ctx, cancel := context.WithCancel(context.Background())
+	stderr = &syncbuf.Buffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--config", file}, strings.NewReader(""), &syncbuf.Buffer{}, stderr)
+	}()
+	var once sync.Once
+	code := 0
+	stop = func() int { once.Do(func() { cancel(); code = <-done }); return code }
+	t.Cleanup(func() { stop() })
+	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), `"message":"broker started"`) }, 10*time.Second, 10*time.Millisecond, stderr.String())
+	return stop, stderr
 }
 
 // TestServeEndToEnd runs serve on a config like the example: send's
@@ -40,16 +61,7 @@ routes:
 destinations:
   - {name: emr, type: mllp, addr: "%s", retry: {max_attempts: 5, backoff: [50ms]}}
 `, t.TempDir(), adtAddr, downstream)
-	file := filepath.Join(t.TempDir(), "hl7broker.yaml")
-	require.NoError(t, os.WriteFile(file, []byte(cfg), 0o644))
-
-	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncbuf.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--config", file}, strings.NewReader(""), &syncbuf.Buffer{}, &stderr)
-	}()
-	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), `"message":"broker started"`) }, 10*time.Second, 10*time.Millisecond, stderr.String())
+	stop, stderr := startServe(t, cfg)
 
 	stdout, _, code := runCmd(t, "send", "--addr", adtAddr, filepath.Join(testdata, "adt_a04_lf.hl7"), filepath.Join(testdata, "adt_a08_crlf.hl7"))
 	require.Equal(t, 0, code, stdout)
@@ -57,8 +69,7 @@ destinations:
 	names, _ := received(t, outDir)
 	assert.Equal(t, []string{"000001-A04-778812.hl7", "000002-MSG00008.hl7"}, names, "delivered in order")
 
-	cancel()
-	assert.Equal(t, 0, <-done, "serve exits 0 on SIGINT/SIGTERM; stderr: %s", stderr.String())
+	assert.Equal(t, 0, stop(), "serve exits 0 on SIGINT/SIGTERM; stderr: %s", stderr.String())
 	assert.Contains(t, stderr.String(), "broker stopped")
 	for _, phi := range []string{"O'Brien", "Siobhán", "Müller"} {
 		assert.NotContains(t, stderr.String(), phi)

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/mllp"
+)
+
+// sinkReport is what bench --sink found about the broker's deliveries.
+type sinkReport struct {
+	Delivered  int64 `json:"delivered"`    // acked messages that arrived
+	Lost       int64 `json:"lost"`         // acked, never arrived before the wait ended
+	Duplicates int64 `json:"duplicates"`   // arrivals beyond the first
+	OutOfOrder int64 `json:"out_of_order"` // arrived before a message of the same patient acked before it was sent
+	Unknown    int64 `json:"unknown"`      // arrivals this run did not send (or not acked)
+}
+
+// ackedMsg is one message bench sent and the broker acknowledged.
+type ackedMsg struct {
+	patient         string
+	sentAt, ackedAt time.Time
+}
+
+// sink is an MLLP endpoint that answers AA and records arrivals.
+type sink struct {
+	srv     *mllp.Server
+	mu      sync.Mutex
+	arrived map[string][]int // control ID -> arrival positions
+	n       int
+	changed chan struct{} // closed and replaced on each arrival
+}
+
+func startSink(addr string) (*sink, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &sink{arrived: map[string][]int{}, changed: make(chan struct{})}
+	s.srv = &mllp.Server{Name: "bench-sink", Handler: mllp.HandlerFunc(func(_ context.Context, _ *mllp.ConnInfo, frame []byte) []byte {
+		m, err := hl7.Parse(frame)
+		if err != nil {
+			return hl7.BuildRejectAck(frame, hl7.AckOptions{Outcome: hl7.Rejected})
+		}
+		s.mu.Lock()
+		s.n++
+		s.arrived[m.ControlID()] = append(s.arrived[m.ControlID()], s.n)
+		close(s.changed)
+		s.changed = make(chan struct{})
+		s.mu.Unlock()
+		return hl7.BuildAck(m, hl7.AckOptions{Outcome: hl7.Accepted})
+	})}
+	go func() { _ = s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// wait returns when every control ID in want has arrived, or at deadline.
+func (s *sink) wait(want map[string]ackedMsg, deadline time.Time) {
+	for {
+		s.mu.Lock()
+		missing := 0
+		for id := range want {
+			if len(s.arrived[id]) == 0 {
+				missing++
+			}
+		}
+		changed := s.changed
+		s.mu.Unlock()
+		if missing == 0 {
+			return
+		}
+		select {
+		case <-changed:
+		case <-time.After(time.Until(deadline)):
+			return
+		}
+	}
+}
+
+func (s *sink) close() { _ = s.srv.Close() }
+
+// report compares arrivals with what was acked. Order: per patient, a
+// message acked before another was sent must arrive first (messages in
+// flight at the same time may be stored in either order).
+func (s *sink) report(acked map[string]ackedMsg) sinkReport {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var r sinkReport
+	type arrival struct {
+		ackedMsg
+		pos int
+	}
+	byPatient := map[string][]arrival{}
+	for id, at := range s.arrived {
+		st, ok := acked[id]
+		if !ok {
+			r.Unknown += int64(len(at))
+			continue
+		}
+		r.Delivered++
+		r.Duplicates += int64(len(at) - 1)
+		byPatient[st.patient] = append(byPatient[st.patient], arrival{st, at[0]})
+	}
+	r.Lost = int64(len(acked)) - r.Delivered
+	for _, msgs := range byPatient {
+		// Sorted by ack time, with the latest arrival among those acked so
+		// far: B is out of order if some A acked before B was sent arrived
+		// after B.
+		byAck := slices.Clone(msgs)
+		slices.SortFunc(byAck, func(a, b arrival) int { return a.ackedAt.Compare(b.ackedAt) })
+		latest := make([]int, len(byAck))
+		for i, a := range byAck {
+			latest[i] = a.pos
+			if i > 0 {
+				latest[i] = max(latest[i], latest[i-1])
+			}
+		}
+		for _, b := range msgs {
+			i, _ := slices.BinarySearchFunc(byAck, b.sentAt, func(a arrival, t time.Time) int { return a.ackedAt.Compare(t) })
+			if i > 0 && latest[i-1] > b.pos {
+				r.OutOfOrder++
+			}
+		}
+	}
+	return r
+}
