@@ -3,6 +3,7 @@ package routing
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"strconv"
@@ -104,9 +105,9 @@ const routerBatch = 256
 // retryWait is how long the router waits before storing a copy again.
 const retryWait = time.Second
 
-// DefaultPinnedTTL: a standby router takes over 10 s after the active one
-// stops asking for inputs.
-const DefaultPinnedTTL = 10 * time.Second
+// DefaultPinnedTTL: a standby router (or this one, restarted after a
+// crash) takes over 5 s after the active one stops asking for inputs.
+const DefaultPinnedTTL = 5 * time.Second
 
 // routerGroup is the priority group every router joins.
 const routerGroup = "router"
@@ -131,6 +132,9 @@ func (r *Router) Run(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("router consumer: %w", err)
+	}
+	if err := r.recover(ctx, cons); err != nil {
+		return fmt.Errorf("router: %w", err)
 	}
 	// Never full: the server hands out at most MaxAckPending unacked inputs.
 	inbox := make(chan jetstream.Msg, routerBatch)
@@ -172,6 +176,56 @@ func waitClosed(cc jetstream.ConsumeContext) {
 	case <-cc.Closed():
 	case <-time.After(2 * time.Second):
 	}
+}
+
+// recover routes again, in stored order, every input an earlier run was
+// given but did not ack (between the consumer's ack floor and its last
+// delivery), before any newer input. Without it, those inputs would come
+// back only when their ack wait ran out, after newer ones were routed: out
+// of order. Copies already stored are deduplicated by their Msg-Id; when
+// the inputs are redelivered later they are routed (deduplicated) and
+// acked as usual. Another router active meanwhile is harmless: each
+// routes in order and the first copy stored wins.
+func (r *Router) recover(ctx context.Context, cons jetstream.Consumer) error {
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("consumer info: %w", err)
+	}
+	floor, last := info.AckFloor.Stream, info.Delivered.Stream
+	if last <= floor {
+		return nil
+	}
+	stream, err := r.JetStream.Stream(ctx, StreamIn)
+	if err != nil {
+		return err
+	}
+	wait := func() bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(retryWait):
+			return true
+		}
+	}
+	n := 0
+	for seq := floor + 1; seq <= last; seq++ {
+		m, err := stream.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // removed by retention
+		} else if err != nil {
+			return fmt.Errorf("read input %d: %w", seq, err)
+		}
+		if _, ok := r.routeInput(ctx, seq, m.Header, m.Data, wait); !ok {
+			return nil // stopping
+		}
+		n++
+	}
+	if err := r.sync(ctx); err != nil {
+		return err
+	}
+	r.Log.Info().Uint64("from_seq", floor+1).Uint64("to_seq", last).Int("inputs", n).
+		Msg("router: routed again, in order, the inputs an earlier run left unacknowledged")
+	return nil
 }
 
 // routed is one input of a group after its copies were stored.
@@ -230,9 +284,7 @@ func (r *Router) wait(ctx context.Context, group []jetstream.Msg) bool {
 	}
 }
 
-// route stores one input's copies: one per destination of the routes it
-// matches, or for unrouted.to; a transform that fails sends the input to
-// the dead-letter queue. ok is false only when ctx ended first.
+// route routes one delivered input of a group.
 func (r *Router) route(ctx context.Context, msg jetstream.Msg, group []jetstream.Msg) (rt routed, ok bool) {
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -240,9 +292,20 @@ func (r *Router) route(ctx context.Context, msg jetstream.Msg, group []jetstream
 		_ = msg.Term()
 		return routed{}, true
 	}
-	h := msg.Headers()
+	sent, ok := r.routeInput(ctx, meta.Sequence.Stream, msg.Headers(), msg.Data(), func() bool { return r.wait(ctx, group) })
+	if !ok {
+		return routed{}, false
+	}
+	return routed{msg: msg, seq: meta.Sequence.Stream, sent: sent}, true
+}
+
+// routeInput stores input seq's copies: one per destination of the routes
+// it matches, or for unrouted.to; a transform that fails sends it to the
+// dead-letter queue. A copy that cannot be stored is retried after wait
+// (which returns false when ctx ended). ok is false only when ctx ended.
+func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data []byte, wait func() bool) (sent []string, ok bool) {
 	listener := h.Get(HeaderListener)
-	log := r.Log.With().Uint64("in_seq", meta.Sequence.Stream).Str("control_id", h.Get(HeaderControlID)).
+	log := r.Log.With().Uint64("in_seq", seq).Str("control_id", h.Get(HeaderControlID)).
 		Str("type", h.Get(HeaderType)+"^"+h.Get(HeaderEvent)).Str("listener", listener).Logger()
 	store := func(extra nats.Header, dest, route string, data []byte, subject string) bool {
 		out := &nats.Msg{Subject: subject, Data: data, Header: copyHeaders(h)}
@@ -250,8 +313,8 @@ func (r *Router) route(ctx context.Context, msg jetstream.Msg, group []jetstream
 			out.Header[k] = v
 		}
 		out.Header.Set(HeaderRoute, route)
-		out.Header.Set(HeaderInSeq, strconv.FormatUint(meta.Sequence.Stream, 10))
-		id := strconv.FormatUint(meta.Sequence.Stream, 10) + ":" + dest
+		out.Header.Set(HeaderInSeq, strconv.FormatUint(seq, 10))
+		id := strconv.FormatUint(seq, 10) + ":" + dest
 		for attempt := 1; ; attempt++ {
 			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			_, err := r.JetStream.PublishMsg(pctx, out, jetstream.WithMsgID(id))
@@ -264,7 +327,7 @@ func (r *Router) route(ctx context.Context, msg jetstream.Msg, group []jetstream
 				return false
 			}
 			log.Error().Str("destination", dest).Int("attempt", attempt).Str("reason", err.Error()).Msg("router: storing the copy failed; retrying")
-			if !r.wait(ctx, group) {
+			if !wait() {
 				return false
 			}
 		}
@@ -273,34 +336,33 @@ func (r *Router) route(ctx context.Context, msg jetstream.Msg, group []jetstream
 	deadLetter := func(route, reason string) bool {
 		log.Error().Str("route", route).Str("reason", reason).Msg("message sent to the dead-letter queue")
 		why := nats.Header{HeaderDLQReason: {reason}, HeaderDLQAttempts: {"0"}, HeaderDLQTime: {time.Now().UTC().Format(time.RFC3339Nano)}}
-		return store(why, "_transform:"+route, route, msg.Data(), "hl7.dlq._transform")
+		return store(why, "_transform:"+route, route, data, "hl7.dlq._transform")
 	}
 	// Stored messages were parsed at ingest; this can fail only on a
 	// message stored by something else, or limits changed since.
-	if err := r.parsed.ParseWith(msg.Data(), routerLimits); err != nil {
+	if err := r.parsed.ParseWith(data, routerLimits); err != nil {
 		if !deadLetter("_router", "the router could not parse the message: "+err.Error()) {
-			return routed{}, false
+			return nil, false
 		}
-		return routed{msg: msg, seq: meta.Sequence.Stream}, true
+		return nil, true
 	}
 	t := r.Table() // one table for the whole message: a reload never half-applies
-	o := Evaluate(t.Routes, t.UnroutedTo, condition.Input{Listener: listener, Message: &r.parsed}, msg.Data(), false)
+	o := Evaluate(t.Routes, t.UnroutedTo, condition.Input{Listener: listener, Message: &r.parsed}, data, false)
 	for _, d := range o.DeadLetters {
 		if !deadLetter(d.Route, d.Reason) {
-			return routed{}, false
+			return nil, false
 		}
 	}
-	var sent []string
 	for _, c := range o.Copies {
 		if !store(nil, c.Destination, c.Route, c.Data, t.outSubject(c.Destination, c.Data)) {
-			return routed{}, false
+			return nil, false
 		}
 		sent = append(sent, c.Destination)
 	}
 	if o.Unrouted {
 		log.Warn().Str("unrouted_to", t.UnroutedTo).Msg("no route matched: unrouted")
 	}
-	return routed{msg: msg, seq: meta.Sequence.Stream, sent: sent}, true
+	return sent, true
 }
 
 func (r *Router) sync(ctx context.Context) error {
