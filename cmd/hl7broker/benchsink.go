@@ -33,7 +33,9 @@ type sink struct {
 	mu      sync.Mutex
 	arrived map[string][]int // control ID -> arrival positions
 	n       int
-	changed chan struct{} // closed and replaced on each arrival
+	changed chan struct{} // closed and replaced when missing reaches 0
+	want    map[string]ackedMsg
+	missing int // of want, not arrived yet (once wait has set want)
 }
 
 func startSink(addr string) (*sink, error) {
@@ -47,11 +49,15 @@ func startSink(addr string) (*sink, error) {
 		if err != nil {
 			return hl7.BuildRejectAck(frame, hl7.AckOptions{Outcome: hl7.Rejected})
 		}
+		id := m.ControlID()
 		s.mu.Lock()
 		s.n++
-		s.arrived[m.ControlID()] = append(s.arrived[m.ControlID()], s.n)
-		close(s.changed)
-		s.changed = make(chan struct{})
+		s.arrived[id] = append(s.arrived[id], s.n)
+		if _, wanted := s.want[id]; wanted && len(s.arrived[id]) == 1 {
+			if s.missing--; s.missing == 0 {
+				close(s.changed)
+			}
+		}
 		s.mu.Unlock()
 		return hl7.BuildAck(m, hl7.AckOptions{Outcome: hl7.Accepted})
 	})}
@@ -59,26 +65,25 @@ func startSink(addr string) (*sink, error) {
 	return s, nil
 }
 
-// wait returns when every control ID in want has arrived, or at deadline.
+// wait returns when every control ID in want has arrived, or at
+// deadline. Arrivals are counted as they come (no rescans).
 func (s *sink) wait(want map[string]ackedMsg, deadline time.Time) {
-	for {
-		s.mu.Lock()
-		missing := 0
-		for id := range want {
-			if len(s.arrived[id]) == 0 {
-				missing++
-			}
+	s.mu.Lock()
+	s.want, s.missing = want, 0
+	for id := range want {
+		if len(s.arrived[id]) == 0 {
+			s.missing++
 		}
-		changed := s.changed
-		s.mu.Unlock()
-		if missing == 0 {
-			return
-		}
-		select {
-		case <-changed:
-		case <-time.After(time.Until(deadline)):
-			return
-		}
+	}
+	done := s.missing == 0
+	changed := s.changed
+	s.mu.Unlock()
+	if done {
+		return
+	}
+	select {
+	case <-changed:
+	case <-time.After(time.Until(deadline)):
 	}
 }
 

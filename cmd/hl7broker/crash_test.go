@@ -1,0 +1,134 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hl7broker/hl7broker/internal/syncbuf"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The test binary doubles as hl7broker: with HL7BROKER_TEST_MAIN set it
+// runs the command line its arguments give, so fault tests can run serve
+// as a real process and kill it.
+func TestMain(m *testing.M) {
+	if os.Getenv("HL7BROKER_TEST_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// serveProcess is serve running as a child process.
+type serveProcess struct {
+	cmd    *exec.Cmd
+	stderr *syncbuf.Buffer
+}
+
+func startServeProcess(t *testing.T, config string) *serveProcess {
+	t.Helper()
+	p := &serveProcess{stderr: &syncbuf.Buffer{}}
+	p.cmd = exec.Command(os.Args[0], "serve", "--config", config)
+	p.cmd.Env = append(os.Environ(), "HL7BROKER_TEST_MAIN=1")
+	p.cmd.Stderr = p.stderr
+	require.NoError(t, p.cmd.Start())
+	require.Eventually(t, func() bool { return strings.Contains(p.stderr.String(), `"message":"broker started"`) },
+		20*time.Second, 10*time.Millisecond, "serve did not start: %s", p.stderr.String())
+	return p
+}
+
+func (p *serveProcess) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	_ = p.cmd.Wait()
+}
+
+// Crash: serve under load from bench is killed with SIGKILL three times
+// and restarted; every message that got a positive ACK is delivered, in
+// order per patient. Duplicates (a delivery whose ACK the crash cut off)
+// are allowed and reported.
+func TestCrashLosesNothingAcked(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault test: runs serve as a process for 10 to 60 s")
+	}
+	in, sinkAddr, admin := freePort(t), freePort(t), freePort(t)
+	config := fmt.Sprintf(`
+data_dir: %s
+admin: {addr: "%s"}
+nats: {durability: fsync}
+listeners: [{name: adt, addr: "%s"}]
+routes: [{name: all, to: [emr]}]
+destinations: [{name: emr, type: mllp, addr: "%s", timeout: 2s, ordering: key, partition_by: PID-3.1, partitions: 4, retry: {max_attempts: 1000, backoff: [100ms]}}]
+`, t.TempDir(), admin, in, sinkAddr)
+	file := t.TempDir() + "/hl7broker.yaml"
+	require.NoError(t, os.WriteFile(file, []byte(config), 0o644))
+
+	serve := startServeProcess(t, file)
+	var mu sync.Mutex
+	defer func() { mu.Lock(); serve.kill(); mu.Unlock() }()
+
+	benchDone := make(chan string, 1)
+	go func() {
+		// Bounded load (at most 12,000 messages) so that delivery finishes
+		// well inside the wait on a slow disk too.
+		stdout, _, _ := runCmd(t, "bench", "--json", "--progress", "0", "--addr", in, "--sink", sinkAddr, "--sink-wait", "120s",
+			"--connections", "4", "--duration", "8s", "--rate", "1500", "--patients", "50", "--timeout", "3s")
+		benchDone <- stdout
+	}()
+	for range 3 {
+		// Crash mid-stream: once this process has acknowledged 1,000 messages.
+		require.Eventually(t, func() bool { return ackedAA(admin) >= 1000 }, 60*time.Second, 20*time.Millisecond)
+		mu.Lock()
+		serve.kill()
+		serve = startServeProcess(t, file)
+		mu.Unlock()
+	}
+	var r benchResult
+	select {
+	case out := <-benchDone:
+		require.NoError(t, json.Unmarshal([]byte(out), &r), out)
+	case <-time.After(3 * time.Minute):
+		t.Fatal("bench did not finish")
+	}
+	require.NotNil(t, r.Sink)
+	if os.Getenv("CRASH_DEBUG") != "" {
+		mu.Lock()
+		t.Logf("last serve's log:\n%s", serve.stderr.String())
+		mu.Unlock()
+	}
+	t.Logf("sent %d, acks %v, errors %d (while serve was down), sink %+v", r.Messages, r.Acks, r.Errors, *r.Sink)
+	require.Positive(t, r.Acks["AA"])
+	assert.Zero(t, r.Sink.Lost, "every message acked AA was delivered")
+	assert.Zero(t, r.Sink.OutOfOrder, "in order per patient")
+	assert.EqualValues(t, r.Acks["AA"], r.Sink.Delivered)
+}
+
+// ackedAA reads hl7broker_acks_total{code="AA"} from serve's /metrics
+// (0 when it cannot).
+func ackedAA(admin string) float64 {
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var total float64
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "hl7broker_acks_total{") && strings.Contains(line, `code="AA"`) {
+			var v float64
+			if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err == nil {
+				total += v
+			}
+		}
+	}
+	return total
+}
