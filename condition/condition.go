@@ -385,33 +385,17 @@ func (f *fieldNode) exists(in Input) bool {
 	return false
 }
 
-// valuesIn yields the decoded values the path covers: each occurrence of
-// its segment unless the path names one (OBX[2]-5), and each repetition
-// unless it names one (PID-3[2].1).
+// valuesIn yields the decoded values the path covers (hl7's Values);
+// with a scope on the path's segment, only that segment's.
 func (f *fieldNode) valuesIn(m *hl7.Message, scope Scope) func(func([]byte) bool) {
+	p := f.path
+	if p.Occurrence == 0 && scope.Segment == p.Segment {
+		p.Occurrence = scope.Occurrence
+	}
 	return func(yield func([]byte) bool) {
-		first, last := f.path.Occurrence, f.path.Occurrence
-		switch {
-		case first != 0:
-		case scope.Segment == f.path.Segment:
-			first, last = scope.Occurrence, scope.Occurrence
-		default:
-			first, last = 1, m.Count(hl7.Path{Segment: f.path.Segment})
-		}
-		for occ := first; occ <= last; occ++ {
-			q := f.path
-			q.Occurrence = occ
-			if f.path.Repetition != 0 {
-				if m.Has(q) && !yield(m.Value(q)) {
-					return
-				}
-				continue
-			}
-			for rep := 1; rep <= m.Count(q); rep++ { // Count is 0 when the field is absent
-				q.Repetition = rep
-				if !yield(m.Value(q)) {
-					return
-				}
+		for _, v := range m.Values(p) {
+			if !yield(v) {
+				return
 			}
 		}
 	}

@@ -216,3 +216,33 @@ func (m *Message) Repetitions(p Path) iter.Seq2[int, []byte] {
 		}
 	}
 }
+
+// Values iterates over every value p covers: each segment of p's name
+// unless p names one (OBX[2]-5), and each repetition of the field unless
+// p names one (PID-3[2].1). It yields the path of each (with occurrence
+// and repetition filled in) and its decoded value, which may be empty;
+// what is absent is skipped.
+func (m *Message) Values(p Path) iter.Seq2[Path, []byte] {
+	return func(yield func(Path, []byte) bool) {
+		first, last := p.Occurrence, p.Occurrence
+		if first == 0 {
+			first, last = 1, m.Count(Path{Segment: p.Segment})
+		}
+		for occ := first; occ <= last; occ++ {
+			q := p
+			q.Occurrence = occ
+			if p.Repetition != 0 {
+				if m.Has(q) && !yield(q, m.Value(q)) {
+					return
+				}
+				continue
+			}
+			for rep, n := 1, m.Count(q); rep <= n; rep++ { // Count is 0 when the field is absent
+				q.Repetition = rep
+				if !yield(q, m.Value(q)) {
+					return
+				}
+			}
+		}
+	}
+}

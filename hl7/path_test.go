@@ -2,6 +2,8 @@ package hl7
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -118,6 +120,31 @@ func TestParseTime(t *testing.T) {
 	for _, bad := range []string{"", "2026-01-14", "20261340", "abc"} {
 		if _, err := ParseTime(bad); err == nil {
 			t.Errorf("ParseTime(%q) accepted", bad)
+		}
+	}
+}
+
+func TestValuesWalksOccurrencesAndRepetitions(t *testing.T) {
+	m, err := Parse([]byte("MSH|^~\\&|A|B|||20260101||ORU^R01|1|P|2.5\rPID|1||X1^^^H~X2^^^O\rOBX|1||||a\rOBX|2||||b\\S\\c\rOBX|3\r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	collect := func(path string) []string {
+		var out []string
+		for q, v := range m.Values(MustParsePath(path)) {
+			out = append(out, fmt.Sprintf("%d/%d=%s", q.Occurrence, q.Repetition, v))
+		}
+		return out
+	}
+	for path, want := range map[string][]string{
+		"OBX-5":      {"1/1=a", "2/1=b^c"}, // the third OBX has no field 5: skipped
+		"OBX[2]-5":   {"2/1=b^c"},
+		"PID-3.4":    {"1/1=H", "1/2=O"},
+		"PID-3[2].1": {"1/2=X2"},
+		"ZZZ-1":      nil,
+	} {
+		if got := collect(path); !slices.Equal(got, want) {
+			t.Errorf("Values(%s) = %q, want %q", path, got, want)
 		}
 	}
 }

@@ -163,18 +163,20 @@ func (s *redactStep) redactBirthDate(m *hl7.Message) error {
 // eachValue calls fn for every present, non-empty value p covers: each
 // segment of that name and each repetition.
 func eachValue(m *hl7.Message, p hl7.Path, fn func(hl7.Path, []byte) error) error {
-	n := m.Count(hl7.Path{Segment: p.Segment})
-	for occ := 1; occ <= n; occ++ {
-		q := p
-		q.Occurrence = occ
-		reps := m.Count(q)
-		for rep := 1; rep <= reps; rep++ {
-			q.Repetition = rep
-			if v := m.Value(q); len(v) > 0 {
-				if err := fn(q, v); err != nil {
-					return err
-				}
-			}
+	// Collect first: fn edits m, and the walk must not see its own edits.
+	type hit struct {
+		path  hl7.Path
+		value []byte
+	}
+	var hits []hit
+	for q, v := range m.Values(p) {
+		if len(v) > 0 {
+			hits = append(hits, hit{q, v})
+		}
+	}
+	for _, h := range hits {
+		if err := fn(h.path, h.value); err != nil {
+			return err
 		}
 	}
 	return nil
