@@ -59,6 +59,47 @@ type Input struct {
 	Listener string
 	Message  *hl7.Message
 	Scope    Scope
+	Header   *Header // optional: the message's header values, read once for every condition; nil reads them each time
+}
+
+// Header keeps the header values conditions compare (type, event, ...)
+// once read from one message, so that ten routes testing MSH-9 read it
+// once. The zero value is empty; use a new one for each message.
+type Header struct {
+	values [headerSlots][]byte
+	read   uint16
+}
+
+// The header values a Header keeps, and where each is.
+const (
+	slotType = iota
+	slotEvent
+	slotStructure
+	slotVersion
+	slotSendingApplication
+	slotSendingFacility
+	slotReceivingApplication
+	slotReceivingFacility
+	headerSlots
+)
+
+var headerPaths = [headerSlots]hl7.Path{
+	hl7.PathMSH91, hl7.PathMSH92, hl7.PathMSH93, hl7.MustParsePath("MSH-12.1"),
+	hl7.MustParsePath("MSH-3.1"), hl7.MustParsePath("MSH-4.1"), hl7.MustParsePath("MSH-5.1"), hl7.MustParsePath("MSH-6.1"),
+}
+
+// header returns header value slot of the message, through in.Header
+// when there is one.
+func (in Input) header(slot int) []byte {
+	h := in.Header
+	if h == nil {
+		return in.Message.Value(headerPaths[slot])
+	}
+	if h.read&(1<<slot) == 0 {
+		h.values[slot] = in.Message.Value(headerPaths[slot])
+		h.read |= 1 << slot
+	}
+	return h.values[slot]
 }
 
 // Scope is one segment: the Occurrence-th (1-based) segment named Segment.
@@ -111,27 +152,27 @@ var codeRE = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`)
 
 func (c *whenCompiler) compile(key string, w When) node {
 	var all []node
-	header := func(name string, values []string, path hl7.Path) {
+	header := func(name string, values []string, slot int) {
 		for i, v := range values {
 			if !codeRE.MatchString(v) {
 				c.add(fmt.Sprintf("%s.%s[%d]", key, name, i), "%q is not a code such as ADT, A01 or 2.5.1", v)
 			}
 		}
 		if len(values) > 0 {
-			all = append(all, &headerNode{name: name, values: values, path: path, fromMessage: true})
+			all = append(all, &headerNode{name: name, values: values, slot: slot, fromMessage: true})
 		}
 	}
 	if len(w.Listener) > 0 {
 		all = append(all, &headerNode{name: "listener", values: w.Listener})
 	}
-	header("type", w.Type, hl7.PathMSH91)
-	header("event", w.Event, hl7.PathMSH92)
-	header("structure", w.Structure, hl7.PathMSH93)
-	header("version", w.Version, hl7.MustParsePath("MSH-12.1"))
-	header("sending_application", w.SendingApplication, hl7.MustParsePath("MSH-3.1"))
-	header("sending_facility", w.SendingFacility, hl7.MustParsePath("MSH-4.1"))
-	header("receiving_application", w.ReceivingApplication, hl7.MustParsePath("MSH-5.1"))
-	header("receiving_facility", w.ReceivingFacility, hl7.MustParsePath("MSH-6.1"))
+	header("type", w.Type, slotType)
+	header("event", w.Event, slotEvent)
+	header("structure", w.Structure, slotStructure)
+	header("version", w.Version, slotVersion)
+	header("sending_application", w.SendingApplication, slotSendingApplication)
+	header("sending_facility", w.SendingFacility, slotSendingFacility)
+	header("receiving_application", w.ReceivingApplication, slotReceivingApplication)
+	header("receiving_facility", w.ReceivingFacility, slotReceivingFacility)
 	if f := c.field(key, w); f != nil {
 		all = append(all, f)
 	}
@@ -290,7 +331,7 @@ func (n *notNode) explain(in Input) (bool, string) {
 type headerNode struct {
 	name        string
 	values      []string
-	path        hl7.Path
+	slot        int  // which header value
 	fromMessage bool // false: the listener
 }
 
@@ -299,7 +340,7 @@ func (h *headerNode) match(in Input) bool {
 	if !h.fromMessage {
 		return slices.Contains(h.values, in.Listener)
 	}
-	v := in.Message.Value(h.path)
+	v := in.header(h.slot)
 	for _, want := range h.values {
 		if string(v) == want {
 			return true

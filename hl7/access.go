@@ -57,6 +57,11 @@ func (m *Message) span(p Path) (int, int, bool) {
 	if !ok {
 		return 0, 0, false
 	}
+	return m.spanIn(i, p)
+}
+
+// spanIn locates p's field, repetition and component in segment i.
+func (m *Message) spanIn(i int, p Path) (int, int, bool) {
 	if p.Field == 0 {
 		s := m.segs[i]
 		return int(s.start), int(s.end), true
@@ -65,7 +70,7 @@ func (m *Message) span(p Path) (int, int, bool) {
 	if !ok {
 		return 0, 0, false
 	}
-	if p.wholeField() || (isHeaderName(m.name(i)) && p.Field <= 2) {
+	if p.wholeField() || (p.Field <= 2 && isHeaderName(m.name(i))) {
 		return a, b, true
 	}
 	return m.within(a, b, p)
@@ -130,6 +135,9 @@ func (s Segment) Index() int { return s.i }
 
 // Name is the segment ID, such as "PID".
 func (s Segment) Name() string { return string(s.m.name(s.i)) }
+
+// NameIs reports whether the segment ID is name, without allocating.
+func (s Segment) NameIs(name string) bool { return string(s.m.name(s.i)) == name }
 
 // Bytes are the segment's bytes without the terminator.
 func (s Segment) Bytes() []byte { seg := s.m.segs[s.i]; return s.m.buf[seg.start:seg.end] }
@@ -221,28 +229,76 @@ func (m *Message) Repetitions(p Path) iter.Seq2[int, []byte] {
 // unless p names one (OBX[2]-5), and each repetition of the field unless
 // p names one (PID-3[2].1). It yields the path of each (with occurrence
 // and repetition filled in) and its decoded value, which may be empty;
-// what is absent is skipped.
+// what is absent is skipped. It walks the message once.
 func (m *Message) Values(p Path) iter.Seq2[Path, []byte] {
 	return func(yield func(Path, []byte) bool) {
-		first, last := p.Occurrence, p.Occurrence
-		if first == 0 {
-			first, last = 1, m.Count(Path{Segment: p.Segment})
+		if len(p.Segment) != 3 || p.Field == 0 {
+			return
 		}
-		for occ := first; occ <= last; occ++ {
-			q := p
-			q.Occurrence = occ
-			if p.Repetition != 0 {
-				if m.Has(q) && !yield(q, m.Value(q)) {
-					return
-				}
+		raw := p.Segment == "MSH" && p.Field <= 2 // the delimiters: not unescaped
+		occ := 0
+		for i, s := range m.segs {
+			b := m.buf[s.start:]
+			if b[0] != p.Segment[0] || b[1] != p.Segment[1] || b[2] != p.Segment[2] || (s.end-s.start > 3 && b[3] != m.delims.Field) {
 				continue
 			}
-			for rep, n := 1, m.Count(q); rep <= n; rep++ { // Count is 0 when the field is absent
-				q.Repetition = rep
-				if !yield(q, m.Value(q)) {
-					return
-				}
+			occ++
+			if p.Occurrence != 0 && occ != p.Occurrence {
+				continue
+			}
+			q := p
+			q.Occurrence = occ
+			if !m.yieldValues(i, q, raw, yield) || p.Occurrence != 0 || i == 0 {
+				return // MSH, first, is the only one of its name
 			}
 		}
+	}
+}
+
+// yieldValues yields q's values in segment i: the one repetition q names,
+// or each; it returns false when yield asked to stop.
+func (m *Message) yieldValues(i int, q Path, raw bool, yield func(Path, []byte) bool) bool {
+	value := func(a, b int) []byte {
+		if raw {
+			return m.buf[a:b]
+		}
+		return m.delims.Unescape(m.buf[a:b])
+	}
+	if q.Repetition != 0 {
+		a, b, ok := m.spanIn(i, q)
+		return !ok || yield(q, value(a, b))
+	}
+	fa, fb, ok := m.fieldSpan(i, q.Field)
+	if !ok {
+		return true
+	}
+	if q.Field <= 2 && isHeaderName(m.name(i)) {
+		q.Repetition = 1
+		return yield(q, value(fa, fb))
+	}
+	for rep := 1; ; rep++ {
+		cut := bytes.IndexByte(m.buf[fa:fb], m.delims.Repetition)
+		ra, rb := fa, fb
+		if cut >= 0 {
+			rb = fa + cut
+		}
+		q.Repetition = rep
+		var v []byte
+		a, b, ok := ra, rb, true
+		if q.Component != 0 {
+			if a, b, ok = nth(m.buf, ra, rb, m.delims.Component, q.Component); ok && q.Subcomponent != 0 {
+				a, b, ok = nth(m.buf, a, b, m.delims.Subcomponent, q.Subcomponent)
+			}
+		}
+		if ok {
+			v = value(a, b)
+		}
+		if !yield(q, v) {
+			return false
+		}
+		if cut < 0 {
+			return true
+		}
+		fa = rb + 1
 	}
 }

@@ -31,7 +31,8 @@ func (m *Message) SetRaw(p Path, raw []byte) error {
 	}
 	seg := m.segmentCopy(i)
 	seg, a, b := m.locateForWrite(seg, i, p)
-	seg = slices.Replace(seg, a, b, raw...)
+	seg = slices.Replace(seg, a, b, raw...) // raw is read here, before m.buf changes
+	m.segBytes = seg
 	return m.replaceSegment(i, seg)
 }
 
@@ -95,6 +96,7 @@ func (m *Message) Delete(p Path) error {
 		a--
 	}
 	seg = slices.Delete(seg, a, b)
+	m.segBytes = seg
 	return m.replaceSegment(i, seg)
 }
 
@@ -109,10 +111,28 @@ func (m *Message) checkEditable(p Path) error {
 	return nil
 }
 
-// segmentCopy returns a fresh copy of segment i's bytes.
+// segmentCopy returns a copy of segment i's bytes in m's segment
+// scratch buffer, for an edit to build the segment's new bytes in.
 func (m *Message) segmentCopy(i int) []byte {
 	s := m.segs[i]
-	return append([]byte(nil), m.buf[s.start:s.end]...)
+	m.segBytes = append(m.segBytes[:0], m.buf[s.start:s.end]...)
+	return m.segBytes
+}
+
+// editSlack is the room an edit's copy of the message leaves for
+// growth, so that a route's later edits rarely move it again.
+const editSlack = 256
+
+// own makes m.buf a buffer m may write in place: the first edit copies
+// the bytes m was parsed from (or shares with a clone), later ones reuse
+// that copy.
+func (m *Message) own(grow int) {
+	if m.owned {
+		return
+	}
+	buf := make([]byte, len(m.buf), len(m.buf)+max(grow, 0)+editSlack)
+	copy(buf, m.buf)
+	m.buf, m.owned = buf, true
 }
 
 // locateForWrite returns seg, padded with separators as needed, and the
@@ -150,28 +170,26 @@ func ensurePiece(seg []byte, a, b int, sep byte, n int) ([]byte, int, int) {
 	return seg, x, y
 }
 
-// replaceSegment puts content in place of segment i's bytes in a new
-// buffer (so slices returned earlier stay valid), re-indexes that segment
-// alone and shifts the ones after it.
+// replaceSegment puts content (segment i's new bytes, which must not lie
+// in m.buf) in place of segment i's bytes: it indexes content first, so
+// that a segment the limits refuse leaves m as it was, then writes it
+// into m's own buffer and shifts the segments after it.
 func (m *Message) replaceSegment(i int, content []byte) error {
 	old := m.segs[i]
-	delta := len(content) - int(old.end-old.start)
-	buf := make([]byte, 0, len(m.buf)+delta)
-	buf = append(buf, m.buf[:old.start]...)
-	buf = append(buf, content...)
-	buf = append(buf, m.buf[old.end:]...)
-	prevBuf := m.buf
-	m.buf, m.owned = buf, true
-
 	mark := len(m.seps)
-	seg, err := m.scanSegment(int(old.start), i)
+	seg, err := m.scanSegment(content, 0, len(content), i)
 	if err != nil {
-		m.buf, m.seps = prevBuf, m.seps[:mark]
+		m.seps = m.seps[:mark]
 		return err
 	}
+	delta := len(content) - int(old.end-old.start)
+	m.own(delta)
+	m.buf = slices.Replace(m.buf, int(old.start), int(old.end), content...)
+
 	m.scratch = append(m.scratch[:0], m.seps[mark:]...)
 	m.seps = slices.Replace(m.seps[:mark], int(old.sep0), int(old.sep1), m.scratch...)
 	sepDelta := int32(len(m.scratch)) - (old.sep1 - old.sep0)
+	seg.start, seg.end, seg.next = old.start, old.start+int32(len(content)), old.next+int32(delta)
 	seg.sep0, seg.sep1 = old.sep0, old.sep0+int32(len(m.scratch))
 	m.segs[i] = seg
 	for j := i + 1; j < len(m.segs); j++ {
@@ -237,10 +255,8 @@ func (m *Message) RemoveSegment(i int) error {
 		return &PathError{Path: "segment", Reason: "segment position out of range (MSH cannot be removed)"}
 	}
 	s := m.segs[i]
-	buf := make([]byte, 0, len(m.buf)-int(s.next-s.start))
-	buf = append(buf, m.buf[:s.start]...)
-	buf = append(buf, m.buf[s.next:]...)
-	m.buf, m.owned = buf, true
+	m.own(0)
+	m.buf = slices.Delete(m.buf, int(s.start), int(s.next))
 	cut, nseps := s.next-s.start, s.sep1-s.sep0
 	m.seps = slices.Delete(m.seps, int(s.sep0), int(s.sep1))
 	m.segs = slices.Delete(m.segs, i, i+1)

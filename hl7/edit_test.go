@@ -61,14 +61,72 @@ func TestSet(t *testing.T) {
 	}
 }
 
-func TestEditKeepsEarlierSlicesValid(t *testing.T) {
-	m := mustParse(t, []byte(editBase))
+// The first edit copies the bytes a message was parsed from (the
+// caller's, never written); later edits write that copy in place, without
+// allocating; a clone and its original never write each other's bytes.
+func TestEditsCopyOnceThenWriteInPlace(t *testing.T) {
+	data := []byte(editBase)
+	m := mustParse(t, data)
 	name, _ := m.Raw(MustParsePath("PID-5.1"))
 	if err := m.Set(MustParsePath("PID-5.1"), "Someone Else"); err != nil {
 		t.Fatal(err)
 	}
-	if string(name) != "Doe" {
-		t.Errorf("a slice returned before the edit changed to %q", name)
+	if string(name) != "Doe" || string(data) != editBase {
+		t.Errorf("the first edit wrote the caller's bytes: %q", name)
+	}
+	p5, p6 := MustParsePath("MSH-5"), MustParsePath("MSH-6")
+	if allocs := testing.AllocsPerRun(50, func() {
+		_ = m.Set(p5, "EMR")
+		_ = m.Set(p6, "MAIN")
+	}); allocs != 0 {
+		t.Errorf("edits of an owned message allocate %.1f times", allocs)
+	}
+
+	c := m.Clone()
+	before := string(m.Bytes())
+	if err := c.Set(MustParsePath("PID-5.1"), "Roe"); err != nil {
+		t.Fatal(err)
+	}
+	cloneBytes := c.Bytes()
+	cloneBefore := string(cloneBytes)
+	if err := m.Set(MustParsePath("PID-5.1"), "Poe"); err != nil {
+		t.Fatal(err)
+	}
+	if string(cloneBytes) != cloneBefore || c.ValueString(MustParsePath("PID-5.1")) != "Roe" {
+		t.Errorf("an edit of the original wrote its clone: %q", cloneBytes)
+	}
+	if m.ValueString(MustParsePath("PID-5.1")) != "Poe" || before == string(m.Bytes()) {
+		t.Errorf("original: %q", m.Bytes())
+	}
+
+	// CloneInto reuses c: what c returned before stays as it was.
+	m.CloneInto(c)
+	if err := c.Set(MustParsePath("PID-5.1"), "Zoe"); err != nil {
+		t.Fatal(err)
+	}
+	if string(cloneBytes) != cloneBefore {
+		t.Errorf("CloneInto and an edit wrote bytes the clone returned before: %q", cloneBytes)
+	}
+	if c.ValueString(MustParsePath("PID-5.1")) != "Zoe" || m.ValueString(MustParsePath("PID-5.1")) != "Poe" {
+		t.Errorf("after CloneInto: clone %q, original %q", c.Bytes(), m.Bytes())
+	}
+}
+
+// Every edit leaves the index a fresh parse of its bytes would build.
+func TestEditIndexMatchesAFreshParse(t *testing.T) {
+	m := mustParse(t, readTestdata(t, "oru_r01.hl7"))
+	edits := []struct{ path, value string }{
+		{"MSH-5", "EMR"}, {"PID-5.1", "A much longer family name than before"}, {"OBX[2]-5", "x"},
+		{"PID-3[3].4", "NEW"}, {"OBX-11", ""}, {"PV1-7.2.1", "sub"}, {"MSH-6", "A^B"},
+	}
+	for _, e := range edits {
+		if err := m.Set(MustParsePath(e.path), e.value); err != nil {
+			t.Fatalf("set %s: %v", e.path, err)
+		}
+		fresh := mustParse(t, slices.Clone(m.Bytes()))
+		if !slices.Equal(m.segs, fresh.segs) || !slices.Equal(m.seps, fresh.seps) {
+			t.Fatalf("after set %s: index differs from a fresh parse", e.path)
+		}
 	}
 }
 

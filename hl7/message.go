@@ -4,11 +4,14 @@ import "bytes"
 
 // Message is an HL7 v2 message: its bytes and an index of segment and
 // field offsets into them. Parse does not copy the input; the first edit
-// copies it, so the caller's bytes are never written. A Message is not safe
-// for concurrent use; reuse one with ParseInto to parse without allocating.
+// copies it, so the caller's bytes are never written, and later edits
+// write that copy in place: bytes and values returned before an edit may
+// change with it, so copy what must outlive the next edit. A Message is
+// not safe for concurrent use; reuse one with ParseInto to parse without
+// allocating.
 type Message struct {
 	buf          []byte
-	owned        bool // buf was allocated by an edit, not passed in
+	owned        bool // buf was allocated by an edit and is not shared: edits write it in place
 	delims       Delimiters
 	encLen       int // length of MSH-2 as written in the bytes
 	repaired     bool
@@ -17,7 +20,8 @@ type Message struct {
 	seps         []int32 // field separator offsets, relative to their segment's start
 	prefix       int     // leading CR/LF bytes before MSH, kept for byte-exact encoding
 	scratch      []int32
-	scratchBytes []byte
+	scratchBytes []byte // an escaped value on its way in
+	segBytes     []byte // a segment's bytes while an edit builds them
 }
 
 // segment is one segment's place in Message.buf: content buf[start:end],
@@ -79,6 +83,10 @@ func (m *Message) ParseWith(data []byte, lim Limits) error {
 // ParseInto is ParseWith under DefaultLimits.
 func (m *Message) ParseInto(data []byte) error { return m.ParseWith(data, DefaultLimits) }
 
+// Reset empties m and keeps its index memory for the next ParseWith or
+// CloneInto. Bytes m returned before are left as they were.
+func (m *Message) Reset() { m.reset() }
+
 func (m *Message) reset() {
 	m.buf, m.owned, m.delims, m.encLen, m.repaired, m.prefix = nil, false, Delimiters{}, 0, false, 0
 	m.segs, m.seps = m.segs[:0], m.seps[:0]
@@ -101,16 +109,25 @@ func (m *Message) reserve() {
 }
 
 // index scans m.buf from m.prefix and records every segment and field
-// separator. It is the hot loop of the package: one pass, no copies.
+// separator. It is the hot loop of the package: one pass, no copies. The
+// next CR and the next LF are each searched for once and reused until
+// passed, so that a file of either kind is scanned in linear time.
 func (m *Message) index() error {
 	buf := m.buf
 	n := len(buf)
 	pos := m.prefix
+	cr, lf := -1, -1
 	for pos < n {
 		if len(m.segs) == m.limits.MaxSegments {
 			return newError(ErrTooLarge, CodeInternal, at(pos), "more than %d segments", m.limits.MaxSegments)
 		}
-		seg, err := m.scanSegment(pos, len(m.segs))
+		if cr < pos {
+			cr = indexFrom(buf, pos, '\r')
+		}
+		if lf < pos {
+			lf = indexFrom(buf, pos, '\n')
+		}
+		seg, err := m.scanSegment(buf, pos, min(cr, lf), len(m.segs))
 		if err != nil {
 			return err
 		}
@@ -120,48 +137,62 @@ func (m *Message) index() error {
 	return nil
 }
 
-// scanSegment indexes segment number idx (0-based), which starts at pos,
-// and appends its field separators to m.seps. Segment 0 is MSH, whose
-// MSH-2 is not split.
-func (m *Message) scanSegment(pos, idx int) (segment, error) {
-	isHeader := idx == 0
-	buf := m.buf
-	n := len(buf)
-	fs, rep := m.delims.Field, m.delims.Repetition
-	maxReps := m.limits.MaxRepetitions
+// indexFrom is the offset of the first c in buf at or after pos, or
+// len(buf).
+func indexFrom(buf []byte, pos int, c byte) int {
+	if i := bytes.IndexByte(buf[pos:], c); i >= 0 {
+		return pos + i
+	}
+	return len(buf)
+}
+
+// scanSegment indexes segment number idx (0-based), whose content is
+// buf[pos:end] (m.buf, or a segment's new bytes before an edit puts them
+// in place), and appends its field separators to m.seps. Segment 0 is
+// MSH, whose MSH-2 is not split.
+func (m *Message) scanSegment(buf []byte, pos, end, idx int) (segment, error) {
+	fs := m.delims.Field
 	maxSeps := int32(m.limits.MaxFieldsPerSegment)
-	seg := segment{start: int32(pos), sep0: int32(len(m.seps))}
+	seg := segment{start: int32(pos), end: int32(end), sep0: int32(len(m.seps))}
 	i := pos
-	if isHeader {
+	if idx == 0 {
 		// MSH-1 is the separator itself and MSH-2 holds the repetition
 		// character as data: index both without counting repetitions.
 		m.seps = append(m.seps, 3)
-		i = pos + 4 + m.encLen
+		i = min(pos+4+m.encLen, end)
 	}
-	reps := 0
-	for ; i < n; i++ {
-		c := buf[i]
-		if c == fs {
-			if int32(len(m.seps))-seg.sep0 >= maxSeps {
-				return seg, newError(ErrTooLarge, CodeInternal, at(i), "segment %d has more than %d fields", idx+1, maxSeps)
+	fields := i
+	for ; i < end; i++ {
+		if buf[i] != fs {
+			continue
+		}
+		if int32(len(m.seps))-seg.sep0 >= maxSeps {
+			return seg, newError(ErrTooLarge, CodeInternal, at(i), "segment %d has more than %d fields", idx+1, maxSeps)
+		}
+		m.seps = append(m.seps, int32(i-pos))
+	}
+	// Repetitions are limited per field; a segment with fewer in all its
+	// fields together, which is nearly every one, needs no closer look.
+	if rep := m.delims.Repetition; bytes.Count(buf[fields:end], []byte{rep}) >= m.limits.MaxRepetitions {
+		reps := 0
+		for k := fields; k < end; k++ {
+			switch buf[k] {
+			case fs:
+				reps = 0
+			case rep:
+				if reps++; reps >= m.limits.MaxRepetitions {
+					return seg, newError(ErrTooLarge, CodeInternal, at(k), "a field in segment %d has more than %d repetitions", idx+1, m.limits.MaxRepetitions)
+				}
 			}
-			m.seps = append(m.seps, int32(i-pos))
-			reps = 0
-		} else if c == rep {
-			if reps++; reps >= maxReps {
-				return seg, newError(ErrTooLarge, CodeInternal, at(i), "a field in segment %d has more than %d repetitions", idx+1, maxReps)
-			}
-		} else if c == '\r' || c == '\n' {
-			break
 		}
 	}
-	seg.end = int32(i)
-	for i < n && (buf[i] == '\r' || buf[i] == '\n') {
+	i = end
+	for i < len(buf) && (buf[i] == '\r' || buf[i] == '\n') {
 		i++
 	}
 	seg.next = int32(i)
 	seg.sep1 = int32(len(m.seps))
-	if err := m.checkSegmentName(seg, idx); err != nil {
+	if err := m.checkSegmentName(buf, seg, idx); err != nil {
 		return seg, err
 	}
 	return seg, nil
@@ -169,8 +200,8 @@ func (m *Message) scanSegment(pos, idx int) (segment, error) {
 
 // checkSegmentName requires a three-character segment ID of capital
 // letters and digits, followed by a field separator or the segment's end.
-func (m *Message) checkSegmentName(seg segment, idx int) error {
-	name := m.buf[seg.start:seg.end]
+func (m *Message) checkSegmentName(buf []byte, seg segment, idx int) error {
+	name := buf[seg.start:seg.end]
 	if seg.sep1 > seg.sep0 {
 		name = name[:m.seps[seg.sep0]]
 	}
@@ -265,12 +296,22 @@ func (m *Message) fieldCount(i int) int {
 }
 
 // Clone returns a Message that can be edited without changing m. It
-// shares m's bytes, which no edit writes in place (an edit builds a new
-// buffer), and copies only the index: far cheaper than parsing again.
+// shares m's bytes and copies only the index: far cheaper than parsing
+// again. The next edit of either copies the bytes first.
 func (m *Message) Clone() *Message {
-	c := *m
-	c.segs = append([]segment(nil), m.segs...)
-	c.seps = append([]int32(nil), m.seps...)
-	c.scratch, c.scratchBytes = nil, nil
-	return &c
+	c := &Message{}
+	m.CloneInto(c)
+	return c
+}
+
+// CloneInto makes c a clone of m (see Clone), reusing c's memory for the
+// index. Bytes that c returned before stay as they were: c stops
+// referring to them rather than writing them.
+func (m *Message) CloneInto(c *Message) {
+	m.owned = false // m's bytes are shared now
+	segs, seps := append(c.segs[:0], m.segs...), append(c.seps[:0], m.seps...)
+	scratch, scratchBytes, segBytes := c.scratch, c.scratchBytes, c.segBytes
+	*c = *m
+	c.segs, c.seps = segs, seps
+	c.scratch, c.scratchBytes, c.segBytes = scratch[:0], scratchBytes[:0], segBytes[:0]
 }

@@ -3,6 +3,8 @@ package hl7
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -145,6 +147,56 @@ func TestValuesWalksOccurrencesAndRepetitions(t *testing.T) {
 	} {
 		if got := collect(path); !slices.Equal(got, want) {
 			t.Errorf("Values(%s) = %q, want %q", path, got, want)
+		}
+	}
+}
+
+// TestValuesAgreesWithValue: the one-walk Values yields exactly what
+// addressing each occurrence and repetition with Count and Value gives,
+// over every testdata message and paths of every depth.
+func TestValuesAgreesWithValue(t *testing.T) {
+	paths := []string{"MSH-1", "MSH-2", "MSH-9", "MSH-9.2", "PID-3", "PID-3.1", "PID-3.4.1", "PID-5.1", "PID-11.3",
+		"PID-3[2].1", "OBX-5", "OBX-3.1", "OBX[2]-5", "OBX-11", "NTE-3", "EVN-2", "ZZZ-1", "PV1-7.2.1"}
+	files, err := filepath.Glob("testdata/*.hl7")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata: %v", err)
+	}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Parse(data)
+		if err != nil {
+			continue // batch files and the like: not one message
+		}
+		for _, path := range paths {
+			p := MustParsePath(path)
+			var got, want []string
+			for q, v := range m.Values(p) {
+				got = append(got, fmt.Sprintf("%d/%d=%q", q.Occurrence, q.Repetition, v))
+			}
+			first, last := p.Occurrence, p.Occurrence
+			if first == 0 {
+				first, last = 1, m.Count(Path{Segment: p.Segment})
+			}
+			for occ := first; occ <= last; occ++ {
+				q := p
+				q.Occurrence = occ
+				if p.Repetition != 0 {
+					if m.Has(q) {
+						want = append(want, fmt.Sprintf("%d/%d=%q", occ, q.Repetition, m.Value(q)))
+					}
+					continue
+				}
+				for rep, n := 1, m.Count(q); rep <= n; rep++ {
+					q.Repetition = rep
+					want = append(want, fmt.Sprintf("%d/%d=%q", occ, rep, m.Value(q)))
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: Values(%s) = %q, want %q", file, path, got, want)
+			}
 		}
 	}
 }

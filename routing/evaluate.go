@@ -39,6 +39,9 @@ type Plan struct {
 // formatted, for the router's hot path.
 func Evaluate(routes []Route, unroutedTo string, in condition.Input, data []byte, explain bool) Plan {
 	var o Plan
+	if in.Header == nil {
+		in.Header = new(condition.Header) // every route reads MSH-9 and the like once
+	}
 	matched := false
 	for i := range routes {
 		route := &routes[i]

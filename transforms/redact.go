@@ -1,6 +1,7 @@
 package transforms
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
@@ -164,6 +165,7 @@ func (s *redactStep) redactBirthDate(m *hl7.Message) error {
 // segment of that name and each repetition.
 func eachValue(m *hl7.Message, p hl7.Path, fn func(hl7.Path, []byte) error) error {
 	// Collect first: fn edits m, and the walk must not see its own edits.
+	// The values are copied: an edit writes m's bytes in place.
 	type hit struct {
 		path  hl7.Path
 		value []byte
@@ -171,7 +173,7 @@ func eachValue(m *hl7.Message, p hl7.Path, fn func(hl7.Path, []byte) error) erro
 	var hits []hit
 	for q, v := range m.Values(p) {
 		if len(v) > 0 {
-			hits = append(hits, hit{q, v})
+			hits = append(hits, hit{q, bytes.Clone(v)})
 		}
 	}
 	for _, h := range hits {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/hl7broker/hl7broker/condition"
@@ -51,17 +52,23 @@ func (p Pipeline) Apply(data []byte) ([]byte, error) {
 }
 
 // ApplyParsed is Apply for a message already parsed (m is data parsed):
-// the steps edit a clone, so m is left as it was for other routes.
+// the steps edit a clone, so m is left as it was for other routes. The
+// clone's index and scratch memory come from a pool; the bytes returned
+// are the caller's to keep.
 func (p Pipeline) ApplyParsed(m *hl7.Message, data []byte) ([]byte, error) {
 	if len(p) == 0 {
 		return data, nil
 	}
-	c := m.Clone()
+	c := clones.Get().(*hl7.Message)
+	defer func() { c.Reset(); clones.Put(c) }() // Reset drops c's bytes, never writes them
+	m.CloneInto(c)
 	if err := p.ApplyTo(c); err != nil {
 		return nil, err
 	}
 	return c.Bytes(), nil
 }
+
+var clones = sync.Pool{New: func() any { return new(hl7.Message) }}
 
 // ApplyTo runs every step on m, stopping at the first that fails.
 func (p Pipeline) ApplyTo(m *hl7.Message) error {
@@ -111,7 +118,7 @@ func (s *copyStep) String() string {
 
 func (s *copyStep) Apply(m *hl7.Message) error {
 	raw, _ := m.Raw(s.from)
-	if err := m.SetRaw(s.to, slices.Clone(raw)); err != nil { // the edit re-slices m's buffer
+	if err := m.SetRaw(s.to, raw); err != nil { // SetRaw reads raw before it writes m's bytes
 		return err
 	}
 	if s.move {
@@ -143,6 +150,9 @@ func (s *replaceStep) Apply(m *hl7.Message) error {
 		return nil
 	}
 	v := m.Value(s.path)
+	if !s.re.Match(v) {
+		return nil // no copy made when nothing would change
+	}
 	out := s.re.ReplaceAll(v, []byte(s.with))
 	if string(out) == string(v) {
 		return nil // untouched bytes stay untouched
@@ -193,16 +203,22 @@ func (s *removeStep) String() string {
 func (s *removeStep) Apply(m *hl7.Message) error {
 	// Decide first, on the message as it is, then remove from the end so
 	// that earlier indexes stay valid.
-	var remove []int
-	seen := map[string]int{} // occurrences so far, by name
+	var small [16]int
+	remove := small[:0]
+	var seen map[string]int // occurrences so far, by name: for where only
 	for seg := range m.Segments() {
-		name := seg.Name()
-		seen[name]++
-		if seg.Index() == 0 || !((s.allZ && name[0] == 'Z') || slices.Contains(s.names, name)) {
+		name, ok := s.selects(seg)
+		if seg.Index() == 0 || !ok {
 			continue
 		}
-		if s.where != nil && !s.where.Match(condition.Input{Message: m, Scope: condition.Scope{Segment: name, Occurrence: seen[name]}}) {
-			continue
+		if s.where != nil {
+			if seen == nil {
+				seen = map[string]int{}
+			}
+			seen[name]++
+			if !s.where.Match(condition.Input{Message: m, Scope: condition.Scope{Segment: name, Occurrence: seen[name]}}) {
+				continue
+			}
 		}
 		remove = append(remove, seg.Index())
 	}
@@ -212,6 +228,23 @@ func (s *removeStep) Apply(m *hl7.Message) error {
 		}
 	}
 	return nil
+}
+
+// selects reports whether seg is one the step removes, and its name
+// (allocated only for a Z-segment under a where).
+func (s *removeStep) selects(seg hl7.Segment) (string, bool) {
+	for _, name := range s.names {
+		if seg.NameIs(name) {
+			return name, true
+		}
+	}
+	if s.allZ && seg.Bytes()[0] == 'Z' {
+		if s.where == nil {
+			return "", true
+		}
+		return seg.Name(), true
+	}
+	return "", false
 }
 
 // addStep inserts a segment after the last one named after, or at the end.
