@@ -38,7 +38,7 @@ type benchOptions struct {
 func newBenchCmd() *cobra.Command {
 	var o benchOptions
 	cmd := &cobra.Command{
-		Use:   "bench --addr HOST:PORT [flags] [FILE...]",
+		Use:   "bench --addr HOST:PORT[,HOST:PORT...] [flags] [FILE...]",
 		Short: "Load an MLLP receiver and measure ACK rate and latency",
 		Long: `Bench opens --connections MLLP connections, each lock-step as real senders
 are (the next message only after the ACK), and sends --messages messages or
@@ -51,6 +51,10 @@ then throughput, ACK latency (p50, p90, p99, max), ACK codes and errors, or
 with --json the same as one JSON object. It exits 1 if any message got no
 ACK or a negative one.
 
+--addr may list several receivers (two brokers, say): connections are
+spread over them, and a connection whose message gets no ACK moves to the
+next receiver for its next message, as a sender with a failover list does.
+
 With --sink HOST:PORT it also runs an MLLP endpoint there (point the
 broker's destination at it) that answers AA and records what arrives. After
 sending it waits up to --sink-wait for every acknowledged message, then
@@ -61,7 +65,7 @@ was lost or out of order.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runBench(cmd, args, o) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.addr, "addr", "", "receiver's HOST:PORT (required)")
+	f.StringVar(&o.addr, "addr", "", "receiver's HOST:PORT, or a comma-separated list to spread over and fail over to (required)")
 	o.tls.register(f)
 	f.IntVar(&o.connections, "connections", 1, "connections, each sending lock-step")
 	f.IntVar(&o.messages, "messages", 0, "messages to send in all (0: until --duration)")
@@ -139,12 +143,14 @@ func runBench(cmd *cobra.Command, args []string, o benchOptions) error {
 	)
 	start := time.Now()
 	stopProgress := startProgress(cmd.ErrOrStderr(), o.progress, start, &sent, &errs)
-	for range o.connections {
+	addrs := strings.Split(strings.ReplaceAll(o.addr, " ", ""), ",")
+	for k := range o.connections {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := &mllp.Client{Addr: o.addr, TLSConfig: tlsCfg, ReplyTimeout: o.timeout, MaxBackoff: time.Second}
-			defer c.Close()
+			at := k
+			c := &mllp.Client{Addr: addrs[at%len(addrs)], TLSConfig: tlsCfg, ReplyTimeout: o.timeout, MaxBackoff: time.Second}
+			defer func() { c.Close() }()
 			var mine []time.Duration
 			codes := map[string]int{}
 			for ctx.Err() == nil {
@@ -168,6 +174,11 @@ func runBench(cmd *cobra.Command, args []string, o benchOptions) error {
 				sent.Add(1)
 				if err != nil {
 					errs.Add(1)
+					if len(addrs) > 1 { // fail over: the next receiver for the next message
+						c.Close()
+						at++
+						c = &mllp.Client{Addr: addrs[at%len(addrs)], TLSConfig: tlsCfg, ReplyTimeout: o.timeout, MaxBackoff: time.Second}
+					}
 					continue
 				}
 				ackedAt := time.Now()

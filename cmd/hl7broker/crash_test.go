@@ -3,8 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -14,7 +12,6 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/internal/syncbuf"
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -109,30 +106,9 @@ destinations: [{name: emr, type: mllp, addr: "%s", timeout: 2s, ordering: key, p
 		t.Logf("last serve's log:\n%s", serve.stderr.String())
 		mu.Unlock()
 	}
-	t.Logf("sent %d, acks %v, errors %d (while serve was down), sink %+v", r.Messages, r.Acks, r.Errors, *r.Sink)
-	require.Positive(t, r.Acks["AA"])
-	assert.Zero(t, r.Sink.Lost, "every message acked AA was delivered")
-	assert.Zero(t, r.Sink.OutOfOrder, "in order per patient")
-	assert.EqualValues(t, r.Acks["AA"], r.Sink.Delivered)
+	assertNothingLost(t, r)
 }
 
 // ackedAA reads hl7broker_acks_total{code="AA"} from serve's /metrics
 // (0 when it cannot).
-func ackedAA(admin string) float64 {
-	resp, err := http.Get("http://" + admin + "/metrics")
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	var total float64
-	for _, line := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(line, "hl7broker_acks_total{") && strings.Contains(line, `code="AA"`) {
-			var v float64
-			if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err == nil {
-				total += v
-			}
-		}
-	}
-	return total
-}
+func ackedAA(admin string) float64 { return metric(admin, "hl7broker_acks_total", `code="AA"`) }

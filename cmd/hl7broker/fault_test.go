@@ -1,0 +1,317 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hl7broker/hl7broker/internal/syncbuf"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// skipUnlessFaultTests skips a fault test under -short and -race: each
+// runs serve as a process for tens of seconds (.ci/run's go test ./...
+// runs them).
+func skipUnlessFaultTests(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("fault test: runs serve as a process for 20 to 90 s")
+	}
+	if raceEnabled {
+		t.Skip("fault test: a system test, run without -race (.ci/run's go test ./... runs it)")
+	}
+}
+
+// metric sums the samples of a counter from serve's /metrics whose labels
+// contain every one of labels (0 when it cannot read them).
+func metric(admin, name string, labels ...string) float64 {
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var total float64
+lines:
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		for _, l := range labels {
+			if !strings.Contains(line, l) {
+				continue lines
+			}
+		}
+		var v float64
+		if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err == nil {
+			total += v
+		}
+	}
+	return total
+}
+
+// startBench runs bench in-process with --json; the channel yields its
+// result when it ends.
+func startBench(t *testing.T, args ...string) <-chan benchResult {
+	t.Helper()
+	done := make(chan benchResult, 1)
+	go func() {
+		stdout, stderr, _ := runCmd(t, append([]string{"bench", "--json", "--progress", "0"}, args...)...)
+		var r benchResult
+		if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+			t.Errorf("bench printed no result: %v\n%s\n%s", err, stdout, stderr)
+		}
+		done <- r
+	}()
+	return done
+}
+
+func waitBench(t *testing.T, done <-chan benchResult, limit time.Duration) benchResult {
+	t.Helper()
+	select {
+	case r := <-done:
+		require.NotNil(t, r.Sink, "bench ran without its sink")
+		return r
+	case <-time.After(limit):
+		t.Fatal("bench did not finish")
+	}
+	return benchResult{}
+}
+
+// assertNothingLost logs bench's result and checks its sink: every message
+// acked AA delivered, in order per patient.
+func assertNothingLost(t *testing.T, r benchResult) {
+	t.Helper()
+	t.Logf("sent %d, acks %v, errors %d, sink %+v", r.Messages, r.Acks, r.Errors, *r.Sink)
+	require.Positive(t, r.Acks["AA"])
+	assert.Zero(t, r.Sink.Lost, "every message acked AA was delivered")
+	assert.Zero(t, r.Sink.OutOfOrder, "in order per patient")
+	assert.EqualValues(t, r.Acks["AA"], r.Sink.Delivered)
+}
+
+// proxy forwards TCP connections from its address to target; down closes
+// its listener and every connection through it, up listens again on the
+// same address. It stands for a destination that goes away.
+type proxy struct {
+	addr, target string
+	mu           sync.Mutex
+	ln           net.Listener
+	conns        map[net.Conn]struct{}
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	p := &proxy{addr: freePort(t), target: target, conns: map[net.Conn]struct{}{}}
+	p.up(t)
+	t.Cleanup(p.down)
+	return p
+}
+
+func (p *proxy) up(t *testing.T) {
+	ln, err := net.Listen("tcp", p.addr)
+	require.NoError(t, err)
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", p.target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			p.mu.Lock()
+			if p.ln != ln { // went down meanwhile
+				p.mu.Unlock()
+				in.Close()
+				out.Close()
+				return
+			}
+			p.conns[in], p.conns[out] = struct{}{}, struct{}{}
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(out, in); out.Close() }()
+			go func() { _, _ = io.Copy(in, out); in.Close() }()
+		}
+	}()
+}
+
+func (p *proxy) down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+		delete(p.conns, c)
+	}
+}
+
+// Downstream outage: the destination goes away for 30 s under load, then
+// comes back. Messages keep being acknowledged (they are stored), wait in
+// the destination's queue, and are all delivered afterwards, in order per
+// patient.
+func TestDownstreamOutageLosesNothing(t *testing.T) {
+	skipUnlessFaultTests(t)
+	in, sinkAddr, admin := freePort(t), freePort(t), freePort(t)
+	dest := startProxy(t, sinkAddr)
+	config := fmt.Sprintf(`
+data_dir: %s
+admin: {addr: "%s"}
+nats: {durability: fsync}
+listeners: [{name: adt, addr: "%s"}]
+routes: [{name: all, to: [emr]}]
+destinations: [{name: emr, type: mllp, addr: "%s", timeout: 2s, ordering: key, partition_by: PID-3.1, partitions: 4, retry: {max_attempts: 10000, backoff: [100ms, 500ms, 1s]}}]
+`, t.TempDir(), admin, in, dest.addr)
+	file := filepath.Join(t.TempDir(), "hl7broker.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(config), 0o644))
+	serve := startServeProcess(t, file)
+	defer serve.kill()
+
+	// 4,000 messages at 100 a second: the load runs through the outage.
+	done := startBench(t, "--addr", in, "--sink", sinkAddr, "--sink-wait", "120s",
+		"--connections", "4", "--messages", "4000", "--rate", "100", "--patients", "50", "--timeout", "5s")
+	require.Eventually(t, func() bool { return metric(admin, "hl7broker_delivered_total") >= 200 }, 60*time.Second, 20*time.Millisecond)
+	dest.down()
+	downAt := metric(admin, "hl7broker_delivered_total")
+	aaAtDown := ackedAA(admin)
+	<-time.After(30 * time.Second) // the outage itself, not a synchronisation
+	assert.Greater(t, ackedAA(admin), aaAtDown+1000, "senders kept getting AA while the destination was down")
+	assert.Positive(t, metric(admin, "hl7broker_retried_total"), "deliveries failed and were retried")
+	assert.InDelta(t, downAt, metric(admin, "hl7broker_delivered_total"), 8, "nothing delivered while down (but what was in flight)")
+	dest.up(t)
+	require.Eventually(t, func() bool { return metric(admin, "hl7broker_delivered_total") > downAt+100 }, 60*time.Second, 50*time.Millisecond,
+		"deliveries resume by themselves")
+
+	r := waitBench(t, done, 4*time.Minute)
+	assertNothingLost(t, r)
+	assert.EqualValues(t, 4000, r.Acks["AA"], "every message acknowledged")
+}
+
+// natsServerPath builds nats-server from the module version go.mod pins,
+// once per test binary run, or skips when it cannot (no go command).
+var natsServerPath = sync.OnceValues(func() (string, error) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("the go command is not on PATH: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "hl7broker-nats-")
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "nats-server")
+	cmd := exec.Command(goTool, "build", "-o", path, "github.com/nats-io/nats-server/v2")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build nats-server: %v\n%s", err, out)
+	}
+	return path, nil
+})
+
+// natsProcess is a nats-server child process with JetStream.
+type natsProcess struct {
+	t      *testing.T
+	conf   string
+	client string // its client address
+	http   string // its monitoring address
+	cmd    *exec.Cmd
+	stderr *syncbuf.Buffer
+}
+
+// startNATS writes a nats-server config (client and monitoring on the
+// given addresses, JetStream in storeDir, extra appended) and starts it.
+func startNATS(t *testing.T, name, client, monitor, storeDir, extra string) *natsProcess {
+	t.Helper()
+	if _, err := natsServerPath(); err != nil {
+		t.Skipf("nats-server: %v", err)
+	}
+	conf := filepath.Join(t.TempDir(), name+".conf")
+	text := fmt.Sprintf("server_name: %s\nlisten: %s\nhttp: %s\njetstream {\n  store_dir: %q\n  sync_interval: always\n}\n%s",
+		name, client, monitor, storeDir, extra)
+	require.NoError(t, os.WriteFile(conf, []byte(text), 0o644))
+	p := &natsProcess{t: t, conf: conf, client: client, http: monitor}
+	p.start()
+	t.Cleanup(p.kill)
+	return p
+}
+
+func (p *natsProcess) start() {
+	path, _ := natsServerPath()
+	p.stderr = &syncbuf.Buffer{}
+	p.cmd = exec.Command(path, "-c", p.conf)
+	p.cmd.Stderr = p.stderr
+	require.NoError(p.t, p.cmd.Start())
+}
+
+func (p *natsProcess) kill() {
+	if p.cmd != nil && p.cmd.ProcessState == nil {
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		_ = p.cmd.Wait()
+	}
+}
+
+// healthy reports /healthz of the node: 200 once JetStream is ready.
+func (p *natsProcess) healthy() bool {
+	resp, err := http.Get("http://" + p.http + "/healthz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// Storage outage: the external NATS server serve stores in is killed under
+// load. While it is down no sender gets AA (negative ACKs or no ACK
+// instead); when it is back, flow resumes by itself, and every message
+// that did get AA is delivered.
+func TestStorageOutageIsNeverAA(t *testing.T) {
+	skipUnlessFaultTests(t)
+	natsAddr, natsHTTP := freePort(t), freePort(t)
+	ns := startNATS(t, "store", natsAddr, natsHTTP, t.TempDir(), "")
+	require.Eventually(t, ns.healthy, 20*time.Second, 20*time.Millisecond, "nats-server did not start: %s", ns.stderr)
+
+	in, sinkAddr, admin := freePort(t), freePort(t), freePort(t)
+	config := fmt.Sprintf(`
+data_dir: %s
+admin: {addr: "%s"}
+nats: {url: "nats://%s", durability: fsync, store_timeout: 2s}
+listeners: [{name: adt, addr: "%s"}]
+routes: [{name: all, to: [emr]}]
+destinations: [{name: emr, type: mllp, addr: "%s", timeout: 2s, ordering: key, partition_by: PID-3.1, partitions: 4, retry: {max_attempts: 10000, backoff: [100ms, 500ms]}}]
+`, t.TempDir(), admin, natsAddr, in, sinkAddr)
+	file := filepath.Join(t.TempDir(), "hl7broker.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(config), 0o644))
+	serve := startServeProcess(t, file)
+	defer serve.kill()
+
+	done := startBench(t, "--addr", in, "--sink", sinkAddr, "--sink-wait", "120s",
+		"--connections", "4", "--messages", "2500", "--rate", "150", "--patients", "50", "--timeout", "3s")
+	require.Eventually(t, func() bool { return ackedAA(admin) >= 300 }, 60*time.Second, 20*time.Millisecond)
+	ns.kill()
+	<-time.After(time.Second) // let what was in flight at the kill finish
+	aaDown, negDown := ackedAA(admin), metric(admin, "hl7broker_acks_total", `code="AE"`)
+	<-time.After(5 * time.Second) // the outage itself
+	assert.Equal(t, aaDown, ackedAA(admin), "an AA while the store was down")
+	assert.Greater(t, metric(admin, "hl7broker_acks_total", `code="AE"`), negDown, "senders got AE while the store was down")
+	ns.start()
+	require.Eventually(t, func() bool { return ackedAA(admin) > aaDown+100 }, 60*time.Second, 50*time.Millisecond,
+		"flow resumes by itself when the store is back")
+
+	r := waitBench(t, done, 4*time.Minute)
+	assertNothingLost(t, r)
+	assert.Positive(t, r.Acks["AE"]+int(r.Errors), "the outage was felt by senders")
+}
