@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -126,6 +127,91 @@ func TestTwoRoutersOneActiveAndFailover(t *testing.T) {
 		want[i] = fmt.Sprintf("C%03d", i)
 	}
 	assert.Equal(t, want, order, "every input routed once, in stored order, across the failover")
+}
+
+// The active router dies holding inputs it was given but did not route
+// (as a crash leaves them: unacked, redelivered only after the ack wait).
+// The standby that takes over routes those first, then newer inputs.
+func TestTakeoverRoutesWhatTheDeadRouterHeldFirst(t *testing.T) {
+	n, err := OpenNATS(context.Background(), testConfig(t))
+	require.NoError(t, err)
+	defer n.Close()
+	ctx := context.Background()
+	var stall sync.Map // router name -> true: its Sync blocks until it stops
+	routed := make(chan string, 200)
+	start := func(name string) (stop func()) {
+		sync := func(ctx context.Context) error {
+			if _, ok := stall.Load(name); ok {
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			return n.Sync(ctx)
+		}
+		r := &routing.Router{JetStream: n.JetStream, Sync: sync, Log: zerolog.Nop(), PinnedTTL: time.Second,
+			OnRouted: func(uint64, []string) { routed <- name }}
+		r.SetTable(&routing.Table{Routes: []routing.Route{{Name: "all", To: []string{"emr"}}}})
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { _ = r.Run(rctx); close(done) }()
+		return func() { cancel(); <-done }
+	}
+	publish := func(from, to int) {
+		for i := from; i < to; i++ {
+			_, err := n.JetStream.PublishMsg(ctx, &nats.Msg{Subject: "hl7.in.adt.ADT.A01", Data: []byte(adt),
+				Header: nats.Header{HeaderListener: {"adt"}, HeaderType: {"ADT"}, HeaderEvent: {"A01"}, HeaderControlID: {fmt.Sprintf("C%03d", i)}}})
+			require.NoError(t, err)
+		}
+	}
+	stops := map[string]func(){"a": start("a"), "b": start("b")}
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}()
+	publish(0, 20)
+	var active string
+	for range 20 {
+		select {
+		case active = <-routed:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the first inputs were not routed")
+		}
+	}
+	// The active router now stalls after routing: it holds its group and
+	// everything delivered to it meanwhile, unacked.
+	stall.Store(active, true)
+	publish(20, 40)
+	cons, err := n.JetStream.Consumer(ctx, StreamIn, "router")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.NumAckPending == 20
+	}, 20*time.Second, 10*time.Millisecond, "the active router holds the 20 new inputs")
+	stops[active]() // dies holding them
+	delete(stops, active)
+	publish(40, 60)
+
+	want := make([]string, 60)
+	for i := range want {
+		want[i] = fmt.Sprintf("C%03d", i)
+	}
+	// Well before the held inputs' ack wait (30 s) runs out.
+	require.Eventually(t, func() bool { return len(distinct(outControlIDs(t, n))) == 60 }, 15*time.Second, 20*time.Millisecond,
+		"every input routed: %v", outControlIDs(t, n))
+	assert.Equal(t, want, distinct(outControlIDs(t, n)), "in stored order across the takeover")
+}
+
+// distinct keeps the first of each string, in order.
+func distinct(ids []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // outControlIDs lists the control IDs in HL7_OUT, in stored order.

@@ -133,7 +133,8 @@ func (r *Router) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("router consumer: %w", err)
 	}
-	if err := r.recover(ctx, cons); err != nil {
+	next, err := r.recover(ctx, cons)
+	if err != nil {
 		return fmt.Errorf("router: %w", err)
 	}
 	// Never full: the server hands out at most MaxAckPending unacked inputs.
@@ -149,6 +150,7 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	defer func() { cc.Stop(); waitClosed(cc) }()
 	group := make([]jetstream.Msg, 0, routerBatch)
+	var ok bool
 	for {
 		select {
 		case <-ctx.Done():
@@ -164,9 +166,45 @@ func (r *Router) Run(ctx context.Context) error {
 					break more
 				}
 			}
+			if seq := streamSeq(group[0]); seq > next {
+				// Inputs before this one were given to another router (or
+				// to this one before a reconnect) and are not all acked: a
+				// router that died holding them. Route them first, in
+				// order; their redelivery after the ack wait is deduplicated.
+				if next, ok = r.takeOver(ctx, cons); !ok {
+					return nil
+				}
+			}
 			r.routeGroup(ctx, group)
+			next = max(next, streamSeq(group[len(group)-1])+1)
 		}
 	}
+}
+
+// takeOver runs recover until it succeeds (false when ctx ends), holding
+// the line: no newer input is routed before the held ones.
+func (r *Router) takeOver(ctx context.Context, cons jetstream.Consumer) (uint64, bool) {
+	for {
+		next, err := r.recover(ctx, cons)
+		if err == nil {
+			return next, true
+		}
+		r.Log.Error().Str("reason", err.Error()).Msg("router: taking over from another router failed; retrying")
+		select {
+		case <-ctx.Done():
+			return 0, false
+		case <-time.After(retryWait):
+		}
+	}
+}
+
+// streamSeq is an input's HL7_IN sequence number (0 if unknown).
+func streamSeq(m jetstream.Msg) uint64 {
+	meta, err := m.Metadata()
+	if err != nil {
+		return 0
+	}
+	return meta.Sequence.Stream
 }
 
 // waitClosed waits for a consumer to stop, at most 2 s: with the server
@@ -186,18 +224,18 @@ func waitClosed(cc jetstream.ConsumeContext) {
 // the inputs are redelivered later they are routed (deduplicated) and
 // acked as usual. Another router active meanwhile is harmless: each
 // routes in order and the first copy stored wins.
-func (r *Router) recover(ctx context.Context, cons jetstream.Consumer) error {
+func (r *Router) recover(ctx context.Context, cons jetstream.Consumer) (next uint64, err error) {
 	info, err := cons.Info(ctx)
 	if err != nil {
-		return fmt.Errorf("consumer info: %w", err)
+		return 0, fmt.Errorf("consumer info: %w", err)
 	}
 	floor, last := info.AckFloor.Stream, info.Delivered.Stream
 	if last <= floor {
-		return nil
+		return last + 1, nil
 	}
 	stream, err := r.JetStream.Stream(ctx, StreamIn)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	wait := func() bool {
 		select {
@@ -213,19 +251,19 @@ func (r *Router) recover(ctx context.Context, cons jetstream.Consumer) error {
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue // removed by retention
 		} else if err != nil {
-			return fmt.Errorf("read input %d: %w", seq, err)
+			return 0, fmt.Errorf("read input %d: %w", seq, err)
 		}
 		if _, ok := r.routeInput(ctx, seq, m.Header, m.Data, wait); !ok {
-			return nil // stopping
+			return 0, ctx.Err() // stopping
 		}
 		n++
 	}
 	if err := r.sync(ctx); err != nil {
-		return err
+		return 0, err
 	}
 	r.Log.Info().Uint64("from_seq", floor+1).Uint64("to_seq", last).Int("inputs", n).
-		Msg("router: routed again, in order, the inputs an earlier run left unacknowledged")
-	return nil
+		Msg("router: routed again, in order, the inputs an earlier run or another router left unacknowledged")
+	return last + 1, nil
 }
 
 // routed is one input of a group after its copies were stored.
