@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,6 +34,11 @@ type benchOptions struct {
 	json        bool
 	sink        string
 	sinkWait    time.Duration
+	compare     bool
+	config      string
+	durability  string
+	nats        string
+	replicas    int
 }
 
 func newBenchCmd() *cobra.Command {
@@ -61,7 +67,23 @@ sending it waits up to --sink-wait for every acknowledged message, then
 reports how many were delivered, lost, duplicated (delivered again: allowed
 by at-least-once, reported), out of order (per patient: a message acked
 before another was sent must arrive first) and unknown. It exits 1 if any
-was lost or out of order.`,
+was lost or out of order.
+
+--compare needs no --addr: it starts its own broker and measures, in one
+run and with the same connections and messages, three stages:
+  raw-mllp       an MLLP server in bench answering a fixed ACK (no parse,
+                 no store): the ceiling of MLLP on this machine
+  raw-jetstream  one synchronous JetStream publish per message, over TCP
+                 loopback, at the broker's durability: on an embedded
+                 server in a temporary directory that syncs every write
+                 under fsync, or on the --nats cluster with --replicas
+  broker         serve in a process of its own, loaded over MLLP
+It prints each rate and latency, the broker's ratio to each ceiling, and
+the broker's CPU time and peak RSS. The built-in config has one listener
+and one route to bench's own sink (per-patient order over 8 partitions),
+so every delivery is checked as with --sink; with --config FILE the
+broker's data_dir and admin address are replaced by temporary ones, bench
+sends to its first listener and deliveries go where the config says.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runBench(cmd, args, o) },
 	}
 	f := cmd.Flags()
@@ -78,7 +100,11 @@ was lost or out of order.`,
 	f.BoolVar(&o.json, "json", false, "print the result as JSON")
 	f.StringVar(&o.sink, "sink", "", "run an MLLP endpoint on HOST:PORT for the broker's deliveries and check them")
 	f.DurationVar(&o.sinkWait, "sink-wait", time.Minute, "how long to wait, after sending, for every acked message to be delivered")
-	_ = cmd.MarkFlagRequired("addr")
+	f.BoolVar(&o.compare, "compare", false, "start a broker and measure it against the raw-MLLP and raw-JetStream ceilings (see above)")
+	f.StringVar(&o.config, "config", "", "with --compare: the broker's config (default: a built-in one, see above)")
+	f.StringVar(&o.durability, "durability", "fsync", "with --compare and the built-in config: fsync or os")
+	f.StringVar(&o.nats, "nats", "", "with --compare and the built-in config: external NATS URLs (default: embedded)")
+	f.IntVar(&o.replicas, "replicas", 1, "with --compare, --nats and the built-in config: stream replicas")
 	return cmd
 }
 
@@ -105,6 +131,12 @@ func runBench(cmd *cobra.Command, args []string, o benchOptions) error {
 	if o.connections < 1 || (o.messages <= 0 && o.duration <= 0) || o.patients < 1 {
 		return errors.New("bench needs --connections of at least 1, --messages or --duration, and --patients of at least 1")
 	}
+	if o.compare {
+		return runCompare(cmd, args, o)
+	}
+	if o.addr == "" {
+		return errors.New("bench needs --addr (or --compare, which starts its own broker)")
+	}
 	tlsCfg, err := o.tls.config()
 	if err != nil {
 		return err
@@ -120,8 +152,64 @@ func runBench(cmd *cobra.Command, args []string, o benchOptions) error {
 		}
 		defer sk.close()
 	}
+	res := load(cmd.Context(), o, cmd.ErrOrStderr(), mllpConns(o.addr, tlsCfg, o.timeout), next, sk)
+	printBench(cmd.OutOrStdout(), res, o.json)
+	if !res.ok() {
+		return exitError{1}
+	}
+	return nil
+}
+
+// ok: every message got a positive ACK and the sink, if any, found
+// nothing lost or out of order.
+func (r benchResult) ok() bool {
+	return r.Errors == 0 && r.Acks["AE"]+r.Acks["AR"]+r.Acks["CE"]+r.Acks["CR"] == 0 &&
+		(r.Sink == nil || r.Sink.Lost+r.Sink.OutOfOrder == 0)
+}
+
+// benchConn is one lock-step connection: send returns the ACK code.
+type benchConn struct {
+	send  func(ctx context.Context, m benchMessage) (code string, err error)
+	close func()
+}
+
+// mllpConns dials MLLP connections spread over addr's comma-separated
+// receivers; a connection whose message gets no ACK moves to the next.
+func mllpConns(addr string, tlsCfg *tls.Config, timeout time.Duration) func(k int) benchConn {
+	addrs := strings.Split(strings.ReplaceAll(addr, " ", ""), ",")
+	return func(k int) benchConn {
+		at := k
+		dial := func() *mllp.Client {
+			return &mllp.Client{Addr: addrs[at%len(addrs)], TLSConfig: tlsCfg, ReplyTimeout: timeout, MaxBackoff: time.Second}
+		}
+		c := dial()
+		return benchConn{
+			send: func(ctx context.Context, m benchMessage) (string, error) {
+				reply, err := c.Send(ctx, m.data)
+				if err != nil {
+					if len(addrs) > 1 { // fail over: the next receiver for the next message
+						c.Close()
+						at++
+						c = dial()
+					}
+					return "", err
+				}
+				ack, err := hl7.ParseAck(reply)
+				if err != nil {
+					return "", err
+				}
+				return string(ack.Code), nil
+			},
+			close: func() { c.Close() },
+		}
+	}
+}
+
+// load sends from o.connections lock-step connections and measures. With
+// a sink, positively acknowledged messages are recorded for it and the
+// result waits for their delivery.
+func load(ctx context.Context, o benchOptions, progress io.Writer, dial func(k int) benchConn, next func(int64) benchMessage, sk *sink) benchResult {
 	acked := map[string]ackedMsg{} // by control ID, for the sink
-	ctx := cmd.Context()
 	if o.duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.duration)
@@ -142,15 +230,13 @@ func runBench(cmd *cobra.Command, args []string, o benchOptions) error {
 		wg              sync.WaitGroup
 	)
 	start := time.Now()
-	stopProgress := startProgress(cmd.ErrOrStderr(), o.progress, start, &sent, &errs)
-	addrs := strings.Split(strings.ReplaceAll(o.addr, " ", ""), ",")
+	stopProgress := startProgress(progress, o.progress, start, &sent, &errs)
 	for k := range o.connections {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			at := k
-			c := &mllp.Client{Addr: addrs[at%len(addrs)], TLSConfig: tlsCfg, ReplyTimeout: o.timeout, MaxBackoff: time.Second}
-			defer func() { c.Close() }()
+			c := dial(k)
+			defer c.close()
 			var mine []time.Duration
 			codes := map[string]int{}
 			for ctx.Err() == nil {
@@ -167,31 +253,22 @@ func runBench(cmd *cobra.Command, args []string, o benchOptions) error {
 				}
 				msg := next(n)
 				t := time.Now()
-				reply, err := c.Send(ctx, msg.data)
+				code, err := c.send(ctx, msg)
 				if err != nil && (ctx.Err() != nil || (o.duration > 0 && !time.Now().Before(start.Add(o.duration)))) {
 					break // the run ended while waiting (the socket may see the deadline first): not counted
 				}
 				sent.Add(1)
 				if err != nil {
 					errs.Add(1)
-					if len(addrs) > 1 { // fail over: the next receiver for the next message
-						c.Close()
-						at++
-						c = &mllp.Client{Addr: addrs[at%len(addrs)], TLSConfig: tlsCfg, ReplyTimeout: o.timeout, MaxBackoff: time.Second}
-					}
 					continue
 				}
 				ackedAt := time.Now()
 				mine = append(mine, ackedAt.Sub(t))
-				if ack, err := hl7.ParseAck(reply); err != nil {
-					errs.Add(1)
-				} else {
-					codes[string(ack.Code)]++
-					if sk != nil && ack.Positive() {
-						mu.Lock()
-						acked[msg.controlID] = ackedMsg{patient: msg.patient, sentAt: t, ackedAt: ackedAt}
-						mu.Unlock()
-					}
+				codes[code]++
+				if sk != nil && (code == "AA" || code == "CA") {
+					mu.Lock()
+					acked[msg.controlID] = ackedMsg{patient: msg.patient, sentAt: t, ackedAt: ackedAt}
+					mu.Unlock()
 				}
 			}
 			mu.Lock()
@@ -213,12 +290,7 @@ func runBench(cmd *cobra.Command, args []string, o benchOptions) error {
 		rep := sk.report(acked)
 		res.Sink = &rep
 	}
-	printBench(cmd.OutOrStdout(), res, o.json)
-	if res.Errors > 0 || res.Acks["AE"]+res.Acks["AR"]+res.Acks["CE"]+res.Acks["CR"] > 0 ||
-		(res.Sink != nil && res.Sink.Lost+res.Sink.OutOfOrder > 0) {
-		return exitError{1}
-	}
-	return nil
+	return res
 }
 
 // benchMessage is one message to send, with what the sink checks by.

@@ -95,3 +95,37 @@ destinations: [{name: emr, type: mllp, addr: "%s", ordering: key, partition_by: 
 	require.NotNil(t, r.Sink)
 	assert.Equal(t, sinkReport{Delivered: 300}, *r.Sink, "every acked message delivered once, in order per patient")
 }
+
+// bench --compare runs its three stages in one run: serve as a child
+// process (this test binary, as TestMain arranges) on the built-in config,
+// every delivery checked by the sink.
+func TestBenchCompare(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts serve as a process")
+	}
+	t.Setenv("HL7BROKER_TEST_MAIN", "1") // children of this process run main
+	for _, durability := range []string{"fsync", "os"} {
+		stdout, stderr, code := runCmd(t, "bench", "--compare", "--json", "--progress", "0", "--durability", durability,
+			"--connections", "4", "--messages", "300", "--patients", "20")
+		require.Equal(t, 0, code, "stdout %s\nstderr %s", stdout, stderr)
+		var r compareResult
+		require.NoError(t, json.Unmarshal([]byte(stdout), &r), stdout)
+		assert.Equal(t, durability, r.Durability)
+		assert.Equal(t, "embedded", r.Store)
+		for name, s := range map[string]benchResult{"raw-mllp": r.RawMLLP, "raw-jetstream": r.RawJetStream, "broker": r.Broker} {
+			assert.EqualValues(t, 300, s.Messages, name)
+			assert.Equal(t, map[string]int{"AA": 300}, s.Acks, name)
+			assert.Positive(t, s.PerSecond, name)
+		}
+		require.NotNil(t, r.Broker.Sink)
+		assert.EqualValues(t, 300, r.Broker.Sink.Delivered)
+		assert.Zero(t, r.Broker.Sink.Lost+r.Broker.Sink.OutOfOrder)
+		assert.InDelta(t, r.Broker.PerSecond/r.RawMLLP.PerSecond, r.RatioToRawMLLP, 1e-9)
+		assert.InDelta(t, r.Broker.PerSecond/r.RawJetStream.PerSecond, r.RatioToRawJetStream, 1e-9)
+		assert.Positive(t, r.BrokerCPUSeconds)
+		assert.Positive(t, r.BrokerPeakRSSMB, "peak RSS of the serve process")
+	}
+	_, stderr, code := runCmd(t, "bench", "--compare", "--messages", "10", "--durability", "sometimes")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr, `--durability "sometimes" is not fsync or os`)
+}

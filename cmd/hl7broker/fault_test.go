@@ -315,3 +315,64 @@ destinations: [{name: emr, type: mllp, addr: "%s", timeout: 2s, ordering: key, p
 	assertNothingLost(t, r)
 	assert.Positive(t, r.Acks["AE"]+int(r.Errors), "the outage was felt by senders")
 }
+
+// Cluster: three nats-server processes on 127.0.0.1 with R3 streams and
+// two serve instances, loaded through both by bench (its connections fail
+// over). One NATS node is killed under load, then one broker: flow goes on
+// through the other, and every message acked AA is delivered.
+func TestClusterNodeAndBrokerKilled(t *testing.T) {
+	skipUnlessFaultTests(t)
+	var nodes []*natsProcess
+	var clients, routes []string
+	for range 3 {
+		clients = append(clients, freePort(t))
+		routes = append(routes, "nats://"+freePort(t))
+	}
+	for i := range 3 {
+		cluster := fmt.Sprintf("cluster {\n  name: hl7broker\n  listen: %s\n  routes: [%s]\n}\n",
+			strings.TrimPrefix(routes[i], "nats://"), strings.Join(routes, ", "))
+		nodes = append(nodes, startNATS(t, fmt.Sprintf("nats-%d", i+1), clients[i], freePort(t), t.TempDir(), cluster))
+	}
+	for _, n := range nodes {
+		require.Eventually(t, n.healthy, 30*time.Second, 50*time.Millisecond, "node not ready: %s", n.stderr)
+	}
+
+	sinkAddr := freePort(t)
+	type broker struct {
+		in, admin string
+		serve     *serveProcess
+	}
+	var brokers []*broker
+	for range 2 {
+		b := &broker{in: freePort(t), admin: freePort(t)}
+		config := fmt.Sprintf(`
+data_dir: %s
+admin: {addr: "%s"}
+nats: {url: "nats://%s", durability: fsync, replicas: 3, store_timeout: 3s}
+listeners: [{name: adt, addr: "%s"}]
+routes: [{name: all, to: [emr]}]
+destinations: [{name: emr, type: mllp, addr: "%s", timeout: 2s, ordering: key, partition_by: PID-3.1, partitions: 4, retry: {max_attempts: 10000, backoff: [100ms, 500ms]}}]
+`, t.TempDir(), b.admin, strings.Join(clients, ",nats://"), b.in, sinkAddr)
+		file := filepath.Join(t.TempDir(), "hl7broker.yaml")
+		require.NoError(t, os.WriteFile(file, []byte(config), 0o644))
+		b.serve = startServeProcess(t, file)
+		defer b.serve.kill()
+		brokers = append(brokers, b)
+	}
+	aa := func() float64 { return ackedAA(brokers[0].admin) + ackedAA(brokers[1].admin) }
+
+	done := startBench(t, "--addr", brokers[0].in+","+brokers[1].in, "--sink", sinkAddr, "--sink-wait", "180s",
+		"--connections", "4", "--messages", "3000", "--rate", "120", "--patients", "50", "--timeout", "5s")
+	require.Eventually(t, func() bool { return aa() >= 300 }, 60*time.Second, 20*time.Millisecond)
+	nodes[1].kill()
+	mark := aa()
+	require.Eventually(t, func() bool { return aa() >= mark+300 }, 60*time.Second, 20*time.Millisecond,
+		"flow goes on with one NATS node down")
+	brokers[1].serve.kill()
+	mark = ackedAA(brokers[0].admin)
+	require.Eventually(t, func() bool { return ackedAA(brokers[0].admin) >= mark+300 }, 60*time.Second, 20*time.Millisecond,
+		"flow goes on through the other broker")
+
+	r := waitBench(t, done, 5*time.Minute)
+	assertNothingLost(t, r)
+}

@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/hl7broker/hl7broker/broker"
+	"github.com/hl7broker/hl7broker/internal/syncbuf"
+	"github.com/hl7broker/hl7broker/mllp"
+	"github.com/spf13/cobra"
+)
+
+// compareResult is what bench --compare prints (--json: as is).
+type compareResult struct {
+	Durability   string      `json:"durability"`
+	Store        string      `json:"store"` // "embedded", or the external NATS URLs
+	Replicas     int         `json:"replicas"`
+	RawMLLP      benchResult `json:"raw_mllp"`
+	RawJetStream benchResult `json:"raw_jetstream"`
+	Broker       benchResult `json:"broker"`
+	// The broker's rate over each ceiling's.
+	RatioToRawMLLP      float64 `json:"ratio_to_raw_mllp"`
+	RatioToRawJetStream float64 `json:"ratio_to_raw_jetstream"`
+	// serve's process, from start to exit: CPU time (user + system) and
+	// peak resident memory (0 where the OS does not report it).
+	BrokerCPUSeconds float64 `json:"broker_cpu_seconds"`
+	BrokerPeakRSSMB  float64 `json:"broker_peak_rss_mb"`
+}
+
+func runCompare(cmd *cobra.Command, args []string, o benchOptions) error {
+	ctx := cmd.Context()
+	next, err := messageSource(cmd, args, o)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "hl7broker-compare-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	logw := cmd.ErrOrStderr()
+	say := func(format string, a ...any) { fmt.Fprintf(logw, "compare: "+format+"\n", a...) }
+
+	file, sinkAddr, err := compareConfig(o, tmp)
+	if err != nil {
+		return err
+	}
+	cfg, err := broker.LoadConfig(file)
+	if err != nil {
+		return err
+	}
+	var r compareResult
+	r.Durability, r.Replicas, r.Store = cfg.NATS.Durability, cfg.NATS.Replicas, orDefault(cfg.NATS.URL, "embedded")
+
+	say("stage 1 of 3: raw MLLP (an in-process server answering a fixed ACK)")
+	if r.RawMLLP, err = compareRawMLLP(ctx, o, logw, next); err != nil {
+		return err
+	}
+	say("stage 2 of 3: raw JetStream publish (durability %s, %s, replicas %d)", r.Durability, r.Store, r.Replicas)
+	raw := *cfg
+	raw.DataDir = filepath.Join(tmp, "raw")
+	if r.RawJetStream, err = compareRawJetStream(ctx, o, logw, &raw, next); err != nil {
+		return err
+	}
+	say("stage 3 of 3: the broker (serve in its own process)")
+	if err := compareBroker(ctx, o, logw, file, cfg, tmp, sinkAddr, next, &r); err != nil {
+		return err
+	}
+	if r.RawMLLP.PerSecond > 0 {
+		r.RatioToRawMLLP = r.Broker.PerSecond / r.RawMLLP.PerSecond
+	}
+	if r.RawJetStream.PerSecond > 0 {
+		r.RatioToRawJetStream = r.Broker.PerSecond / r.RawJetStream.PerSecond
+	}
+	printCompare(cmd.OutOrStdout(), r, o.json)
+	if !r.Broker.ok() || r.RawJetStream.Errors > 0 {
+		return exitError{1}
+	}
+	return nil
+}
+
+func orDefault(s, empty string) string {
+	if s == "" {
+		return empty
+	}
+	return s
+}
+
+// compareConfig returns the config file the broker stage runs: the one
+// given, or a built-in one written to dir with a sink address for bench.
+func compareConfig(o benchOptions, dir string) (file, sinkAddr string, err error) {
+	if o.config != "" {
+		return o.config, "", nil
+	}
+	if o.durability != "fsync" && o.durability != "os" {
+		return "", "", fmt.Errorf("--durability %q is not fsync or os", o.durability)
+	}
+	in, err := freeAddr()
+	if err != nil {
+		return "", "", err
+	}
+	if sinkAddr, err = freeAddr(); err != nil {
+		return "", "", err
+	}
+	nats := fmt.Sprintf("{durability: %s}", o.durability)
+	if o.nats != "" {
+		nats = fmt.Sprintf("{url: %q, durability: %s, replicas: %d}", o.nats, o.durability, o.replicas)
+	}
+	text := fmt.Sprintf(`# bench --compare's built-in config
+data_dir: %q
+nats: %s
+listeners: [{name: bench, addr: %q}]
+routes: [{name: all, to: [sink]}]
+destinations: [{name: sink, type: mllp, addr: %q, timeout: 5s, ordering: key, partition_by: PID-3.1, partitions: 8}]
+`, filepath.Join(dir, "broker"), nats, in, sinkAddr)
+	file = filepath.Join(dir, "hl7broker.yaml")
+	return file, sinkAddr, os.WriteFile(file, []byte(text), 0o600)
+}
+
+// freeAddr is a free loopback address.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func compareRawMLLP(ctx context.Context, o benchOptions, logw io.Writer, next func(int64) benchMessage) (benchResult, error) {
+	srv := &mllp.Server{Name: "bench-ceiling", Handler: mllp.HandlerFunc(func(_ context.Context, _ *mllp.ConnInfo, frame []byte) []byte {
+		return fixedAck
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return benchResult{}, err
+	}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	return load(ctx, o, logw, mllpConns(ln.Addr().String(), nil, o.timeout), next, nil), nil
+}
+
+// fixedAck is what the raw-MLLP stage answers: an AA, not built per message.
+var fixedAck = []byte("MSH|^~\\&|BENCH|BENCH|||20260101000000||ACK^A08^ACK|1|P|2.5\rMSA|AA|1\r")
+
+func compareRawJetStream(ctx context.Context, o benchOptions, logw io.Writer, c *broker.Config, next func(int64) benchMessage) (benchResult, error) {
+	bl, err := broker.OpenBaseline(ctx, c)
+	if err != nil {
+		return benchResult{}, fmt.Errorf("raw JetStream: %w", err)
+	}
+	defer bl.Close()
+	conn := func(int) benchConn {
+		return benchConn{
+			send: func(ctx context.Context, m benchMessage) (string, error) {
+				ctx, cancel := context.WithTimeout(ctx, o.timeout)
+				defer cancel()
+				if err := bl.Publish(ctx, m.controlID, m.data); err != nil {
+					return "", err
+				}
+				return "AA", nil // stored, as the broker's AA says
+			},
+			close: func() {},
+		}
+	}
+	return load(ctx, o, logw, conn, next, nil), nil
+}
+
+// compareBroker runs serve on file as a child process (data_dir and admin
+// address replaced), loads its first listener and stops it.
+func compareBroker(ctx context.Context, o benchOptions, logw io.Writer, file string, cfg *broker.Config, tmp, sinkAddr string,
+	next func(int64) benchMessage, r *compareResult) error {
+	if len(cfg.Listeners) == 0 {
+		return errors.New("the config has no listener to send to")
+	}
+	admin, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	var stderr syncbuf.Buffer
+	serve := exec.Command(exe, "serve", "--config", file)
+	serve.Env = append(os.Environ(), "HL7BROKER_DATA_DIR="+filepath.Join(tmp, "broker"), "HL7BROKER_ADMIN_ADDR="+admin)
+	serve.Stderr = &stderr
+	if err := serve.Start(); err != nil {
+		return fmt.Errorf("start serve: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- serve.Wait() }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = serve.Process.Kill()
+			<-exited
+		}
+	}()
+	if err := waitReady(ctx, admin, exited); err != nil {
+		stopped = true
+		return fmt.Errorf("serve did not become ready: %w\n%s", err, tail(stderr.String(), 2000))
+	}
+	var sk *sink
+	if sinkAddr != "" {
+		if sk, err = startSink(sinkAddr); err != nil {
+			return fmt.Errorf("sink: %w", err)
+		}
+		defer sk.close()
+	}
+	r.Broker = load(ctx, o, logw, mllpConns(cfg.Listeners[0].Addr, nil, o.timeout), next, sk)
+
+	// Stop as SIGINT would, and read what the process used.
+	_ = serve.Process.Signal(os.Interrupt)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		_ = serve.Process.Kill()
+		<-exited
+	}
+	stopped = true
+	ps := serve.ProcessState
+	r.BrokerCPUSeconds = (ps.UserTime() + ps.SystemTime()).Seconds()
+	r.BrokerPeakRSSMB = float64(peakRSSBytes(ps)) / (1 << 20)
+	return nil
+}
+
+// waitReady polls serve's /readyz until it answers 200.
+func waitReady(ctx context.Context, admin string, exited <-chan error) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("serve exited: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return errors.New("not ready after 60 s")
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+func printCompare(w io.Writer, r compareResult, asJSON bool) {
+	if asJSON {
+		_ = json.NewEncoder(w).Encode(r)
+		return
+	}
+	fmt.Fprintf(w, "durability %s, store %s, replicas %d, %d connections\n", r.Durability, r.Store, r.Replicas, r.Broker.Connections)
+	row := func(name string, b benchResult) {
+		fmt.Fprintf(w, "  %-14s %9.0f msg/s  p50 %6.2fms  p99 %6.2fms  max %7.2fms  (%d messages, %d errors)\n",
+			name, b.PerSecond, b.LatencyMS.P50, b.LatencyMS.P99, b.LatencyMS.Max, b.Messages, b.Errors)
+	}
+	row("raw-mllp", r.RawMLLP)
+	row("raw-jetstream", r.RawJetStream)
+	row("broker", r.Broker)
+	fmt.Fprintf(w, "broker / raw-mllp %.2f, broker / raw-jetstream %.2f\n", r.RatioToRawMLLP, r.RatioToRawJetStream)
+	perMsg := 0.0
+	if r.Broker.Messages > 0 {
+		perMsg = r.BrokerCPUSeconds * 1000 / float64(r.Broker.Messages)
+	}
+	fmt.Fprintf(w, "broker process: CPU %.2f s (%.3f ms a message), peak RSS %.0f MB\n", r.BrokerCPUSeconds, perMsg, r.BrokerPeakRSSMB)
+	if s := r.Broker.Sink; s != nil {
+		fmt.Fprintf(w, "sink: delivered %d, lost %d, duplicated %d, out of order %d, unknown %d\n",
+			s.Delivered, s.Lost, s.Duplicates, s.OutOfOrder, s.Unknown)
+	}
+}
