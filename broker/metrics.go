@@ -102,8 +102,10 @@ func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// queueDepth counts a destination's messages in HL7_OUT, over its
-// partitions too (hl7.out.<dest> and hl7.out.<dest>.<n>); -1 if unknown.
+// queueDepth counts a destination's messages in HL7_OUT not yet delivered
+// (pending or in delivery), over its partitions too (the consumers of
+// hl7.out.<dest> and hl7.out.<dest>.<n>); -1 if unknown. Delivered copies
+// the janitor has not purged yet are not counted.
 func queueDepth(js jetstream.JetStream, dest string) float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -112,15 +114,15 @@ func queueDepth(js jetstream.JetStream, dest string) float64 {
 		return -1
 	}
 	base := routing.OutSubject(dest)
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(SubjectOut+".>"))
-	if err != nil {
-		return -1
-	}
 	var n uint64
-	for subj, c := range info.State.Subjects {
-		if subj == base || strings.HasPrefix(subj, base+".") {
-			n += c
+	list := s.ListConsumers(ctx)
+	for info := range list.Info() {
+		if f := info.Config.FilterSubject; f == base || strings.HasPrefix(f, base+".") {
+			n += info.NumPending + uint64(info.NumAckPending)
 		}
+	}
+	if list.Err() != nil {
+		return -1
 	}
 	return float64(n)
 }

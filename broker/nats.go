@@ -167,7 +167,7 @@ func (n *NATS) connectExternal(c *Config) error {
 }
 
 // ensureStreams creates or updates HL7_IN (history, dedupe window),
-// HL7_OUT (work queue) and HL7_DLQ (kept until removed).
+// HL7_OUT (delivered copies purged by the janitor) and HL7_DLQ (kept until removed).
 func (n *NATS) ensureStreams(ctx context.Context, c *Config) error {
 	maxBytes := c.NATS.HistoryMaxBytes
 	if maxBytes == 0 {
@@ -176,12 +176,22 @@ func (n *NATS) ensureStreams(ctx context.Context, c *Config) error {
 	streams := []jetstream.StreamConfig{
 		{Name: StreamIn, Subjects: []string{SubjectIn + ".>"}, Retention: jetstream.LimitsPolicy, MaxAge: c.NATS.History,
 			MaxBytes: maxBytes, Duplicates: c.NATS.DuplicateWindow, Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
-		{Name: StreamOut, Subjects: []string{SubjectOut + ".>"}, Retention: jetstream.WorkQueuePolicy,
+		// Limits, not a work queue: delivered copies are purged by the
+		// janitor (janitor.go says why). No age limit: an undelivered copy
+		// waits as long as its destination is down.
+		{Name: StreamOut, Subjects: []string{SubjectOut + ".>"}, Retention: jetstream.LimitsPolicy,
 			Duplicates: c.NATS.DuplicateWindow, Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
 		{Name: StreamDLQ, Subjects: []string{SubjectDLQ + ".>"}, Retention: jetstream.LimitsPolicy,
 			Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
 	}
 	for _, sc := range streams {
+		if sc.Name == StreamOut {
+			// A stream's retention cannot change: an HL7_OUT made by an
+			// earlier version stays a work queue, and works as before.
+			if s, err := n.JetStream.Stream(ctx, StreamOut); err == nil && s.CachedInfo().Config.Retention == jetstream.WorkQueuePolicy {
+				sc.Retention = jetstream.WorkQueuePolicy
+			}
+		}
 		if _, err := n.JetStream.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("stream %s: %w", sc.Name, err)
 		}

@@ -35,7 +35,7 @@ type Broker struct {
 	router    *routing.Router
 	runCtx    context.Context
 	cancel    context.CancelFunc
-	wg        sync.WaitGroup // the router
+	wg        sync.WaitGroup // the router and the janitor
 
 	mu         sync.Mutex // guards what follows; held for a whole reload
 	cfg        *Config
@@ -116,6 +116,12 @@ func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*
 		if err := b.router.Run(b.runCtx); err != nil {
 			log.Error().Str("component", "router").Err(err).Msg("stopped with an error")
 		}
+	}()
+	janitor := newOutJanitor(n.JetStream, cfg.NATS.DuplicateWindow, log)
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		janitor.run(b.runCtx)
 	}()
 	for _, d := range cfg.Destinations {
 		b.startWorker(d)
