@@ -44,7 +44,7 @@ type benchOptions struct {
 func newBenchCmd() *cobra.Command {
 	var o benchOptions
 	cmd := &cobra.Command{
-		Use:   "bench --addr HOST:PORT[,HOST:PORT...] [flags] [FILE...]",
+		Use:   "bench (--addr HOST:PORT[,HOST:PORT...] | --compare) [flags] [FILE...]",
 		Short: "Load an MLLP receiver and measure ACK rate and latency",
 		Long: `Bench opens --connections MLLP connections, each lock-step as real senders
 are (the next message only after the ACK), and sends --messages messages or
@@ -87,7 +87,7 @@ sends to its first listener and deliveries go where the config says.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runBench(cmd, args, o) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.addr, "addr", "", "receiver's HOST:PORT, or a comma-separated list to spread over and fail over to (required)")
+	f.StringVar(&o.addr, "addr", "", "receiver's HOST:PORT, or a comma-separated list to spread over and fail over to (required without --compare)")
 	o.tls.register(f)
 	f.IntVar(&o.connections, "connections", 1, "connections, each sending lock-step")
 	f.IntVar(&o.messages, "messages", 0, "messages to send in all (0: until --duration)")
