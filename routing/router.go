@@ -392,7 +392,11 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 		}
 	}
 	for _, c := range o.Copies {
-		if !store(nil, c.Destination, c.Route, c.Data, t.outSubject(c.Destination, c.Data)) {
+		parsed := &r.parsed // the input, already parsed: the copy is it unless a transform changed it
+		if !sameBytes(c.Data, data) {
+			parsed = nil
+		}
+		if !store(nil, c.Destination, c.Route, c.Data, t.outSubject(c.Destination, c.Data, parsed)) {
 			return nil, false
 		}
 		sent = append(sent, c.Destination)
@@ -413,19 +417,28 @@ func (r *Router) sync(ctx context.Context) error {
 }
 
 // outSubject is hl7.out.<dest>, or hl7.out.<dest>.<partition> for a
-// key-ordered destination: the partition is a hash of the key field.
-func (t *Table) outSubject(dest string, data []byte) string {
+// key-ordered destination: the partition is a hash of the key field,
+// read from parsed (data parsed) when given, else from parsing data.
+func (t *Table) outSubject(dest string, data []byte, parsed *hl7.Message) string {
 	p, ok := t.Partitions[dest]
 	if !ok || p.Partitions < 2 {
 		return OutSubject(dest)
 	}
+	if parsed == nil {
+		parsed, _ = hl7.Parse(data)
+	}
 	var key []byte
-	if m, err := hl7.Parse(data); err == nil {
-		key, _ = m.Raw(p.Path)
+	if parsed != nil {
+		key, _ = parsed.Raw(p.Path)
 	}
 	h := fnv.New32a()
 	h.Write(key)
 	return fmt.Sprintf("%s.%d", OutSubject(dest), h.Sum32()%uint32(p.Partitions))
+}
+
+// sameBytes reports whether a and b are the same slice of memory.
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // copyHeaders copies a message's own headers, leaving out NATS's control
