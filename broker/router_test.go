@@ -71,24 +71,9 @@ func TestTwoRoutersOneActiveAndFailover(t *testing.T) {
 	n, err := OpenNATS(context.Background(), testConfig(t))
 	require.NoError(t, err)
 	defer n.Close()
-	ctx := context.Background()
 	routed := make(chan string, 200)
-	start := func(name string) (stop func()) {
-		r := &routing.Router{JetStream: n.JetStream, Sync: n.Sync, Log: zerolog.Nop(), PinnedTTL: time.Second,
-			OnRouted: func(uint64, []string) { routed <- name }}
-		r.SetTable(&routing.Table{Routes: []routing.Route{{Name: "all", To: []string{"emr"}}}})
-		rctx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { _ = r.Run(rctx); close(done) }()
-		return func() { cancel(); <-done }
-	}
-	publish := func(from, to int) {
-		for i := from; i < to; i++ {
-			_, err := n.JetStream.PublishMsg(ctx, &nats.Msg{Subject: "hl7.in.adt.ADT.A01", Data: []byte(adt),
-				Header: nats.Header{HeaderListener: {"adt"}, HeaderType: {"ADT"}, HeaderEvent: {"A01"}, HeaderControlID: {fmt.Sprintf("C%03d", i)}}})
-			require.NoError(t, err)
-		}
-	}
+	start := func(name string) (stop func()) { return startTestRouter(n, name, n.Sync, routed) }
+	publish := func(from, to int) { publishADTs(t, n, from, to) }
 	collect := func(n int) map[string]int {
 		by := map[string]int{}
 		for range n {
@@ -147,21 +132,9 @@ func TestTakeoverRoutesWhatTheDeadRouterHeldFirst(t *testing.T) {
 			}
 			return n.Sync(ctx)
 		}
-		r := &routing.Router{JetStream: n.JetStream, Sync: sync, Log: zerolog.Nop(), PinnedTTL: time.Second,
-			OnRouted: func(uint64, []string) { routed <- name }}
-		r.SetTable(&routing.Table{Routes: []routing.Route{{Name: "all", To: []string{"emr"}}}})
-		rctx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { _ = r.Run(rctx); close(done) }()
-		return func() { cancel(); <-done }
+		return startTestRouter(n, name, sync, routed)
 	}
-	publish := func(from, to int) {
-		for i := from; i < to; i++ {
-			_, err := n.JetStream.PublishMsg(ctx, &nats.Msg{Subject: "hl7.in.adt.ADT.A01", Data: []byte(adt),
-				Header: nats.Header{HeaderListener: {"adt"}, HeaderType: {"ADT"}, HeaderEvent: {"A01"}, HeaderControlID: {fmt.Sprintf("C%03d", i)}}})
-			require.NoError(t, err)
-		}
-	}
+	publish := func(from, to int) { publishADTs(t, n, from, to) }
 	stops := map[string]func(){"a": start("a"), "b": start("b")}
 	defer func() {
 		for _, stop := range stops {
@@ -199,6 +172,28 @@ func TestTakeoverRoutesWhatTheDeadRouterHeldFirst(t *testing.T) {
 	require.Eventually(t, func() bool { return len(distinct(outControlIDs(t, n))) == 60 }, 15*time.Second, 20*time.Millisecond,
 		"every input routed: %v", outControlIDs(t, n))
 	assert.Equal(t, want, distinct(outControlIDs(t, n)), "in stored order across the takeover")
+}
+
+// startTestRouter runs a router (one route, all to emr, pinned TTL 1 s)
+// that sends its name to routed for each input it acks.
+func startTestRouter(n *NATS, name string, sync func(context.Context) error, routed chan<- string) (stop func()) {
+	r := &routing.Router{JetStream: n.JetStream, Sync: sync, Log: zerolog.Nop(), PinnedTTL: time.Second,
+		OnRouted: func(uint64, []string) { routed <- name }}
+	r.SetTable(&routing.Table{Routes: []routing.Route{{Name: "all", To: []string{"emr"}}}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = r.Run(ctx); close(done) }()
+	return func() { cancel(); <-done }
+}
+
+// publishADTs stores inputs with control IDs C<from> to C<to-1> in HL7_IN.
+func publishADTs(t *testing.T, n *NATS, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		_, err := n.JetStream.PublishMsg(context.Background(), &nats.Msg{Subject: "hl7.in.adt.ADT.A01", Data: []byte(adt),
+			Header: nats.Header{HeaderListener: {"adt"}, HeaderType: {"ADT"}, HeaderEvent: {"A01"}, HeaderControlID: {fmt.Sprintf("C%03d", i)}}})
+		require.NoError(t, err)
+	}
 }
 
 // distinct keeps the first of each string, in order.

@@ -69,8 +69,7 @@ listeners: [{name: adt, addr: "%s"}]
 routes: [{name: all, to: [emr]}]
 destinations: [{name: emr, type: mllp, addr: "%s", timeout: 2s, ordering: key, partition_by: PID-3.1, partitions: 4, retry: {max_attempts: 1000, backoff: [100ms]}}]
 `, t.TempDir(), admin, in, sinkAddr)
-	file := t.TempDir() + "/hl7broker.yaml"
-	require.NoError(t, os.WriteFile(file, []byte(config), 0o644))
+	file := writeConfig(t, config)
 
 	serve := startServeProcess(t, file)
 	var mu sync.Mutex

@@ -100,6 +100,14 @@ func assertNothingLost(t *testing.T, r benchResult) {
 	assert.EqualValues(t, r.Acks["AA"], r.Sink.Delivered)
 }
 
+// writeConfig writes a config file in a temporary directory.
+func writeConfig(t *testing.T, config string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "hl7broker.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(config), 0o644))
+	return file
+}
+
 // proxy forwards TCP connections from its address to target; down closes
 // its listener and every connection through it, up listens again on the
 // same address. It stands for a destination that goes away.
@@ -178,8 +186,7 @@ listeners: [{name: adt, addr: "%s"}]
 routes: [{name: all, to: [emr]}]
 destinations: [{name: emr, type: mllp, addr: "%s", timeout: 2s, ordering: key, partition_by: PID-3.1, partitions: 4, retry: {max_attempts: 10000, backoff: [100ms, 500ms, 1s]}}]
 `, t.TempDir(), admin, in, dest.addr)
-	file := filepath.Join(t.TempDir(), "hl7broker.yaml")
-	require.NoError(t, os.WriteFile(file, []byte(config), 0o644))
+	file := writeConfig(t, config)
 	serve := startServeProcess(t, file)
 	defer serve.kill()
 
@@ -293,8 +300,7 @@ listeners: [{name: adt, addr: "%s"}]
 routes: [{name: all, to: [emr]}]
 destinations: [{name: emr, type: mllp, addr: "%s", timeout: 2s, ordering: key, partition_by: PID-3.1, partitions: 4, retry: {max_attempts: 10000, backoff: [100ms, 500ms]}}]
 `, t.TempDir(), admin, natsAddr, in, sinkAddr)
-	file := filepath.Join(t.TempDir(), "hl7broker.yaml")
-	require.NoError(t, os.WriteFile(file, []byte(config), 0o644))
+	file := writeConfig(t, config)
 	serve := startServeProcess(t, file)
 	defer serve.kill()
 
@@ -353,9 +359,7 @@ listeners: [{name: adt, addr: "%s"}]
 routes: [{name: all, to: [emr]}]
 destinations: [{name: emr, type: mllp, addr: "%s", timeout: 2s, ordering: key, partition_by: PID-3.1, partitions: 4, retry: {max_attempts: 10000, backoff: [100ms, 500ms]}}]
 `, t.TempDir(), b.admin, strings.Join(clients, ",nats://"), b.in, sinkAddr)
-		file := filepath.Join(t.TempDir(), "hl7broker.yaml")
-		require.NoError(t, os.WriteFile(file, []byte(config), 0o644))
-		b.serve = startServeProcess(t, file)
+		b.serve = startServeProcess(t, writeConfig(t, config))
 		defer b.serve.kill()
 		brokers = append(brokers, b)
 	}
