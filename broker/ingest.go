@@ -48,6 +48,7 @@ type Ingest struct {
 	mode      hl7.AckMode
 	accept    map[string]bool // empty: all types
 	metrics   *metrics        // nil: not counted
+	reuse     *reuseTracker   // nil: control-ID reuse not tracked
 }
 
 // NewIngest returns the handler for one listener.
@@ -127,7 +128,8 @@ func (in *Ingest) serve(ctx context.Context, conn *mllp.ConnInfo, frame []byte) 
 		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Text: textNotAccepted,
 			Err: &hl7.Error{Code: hl7.CodeUnsupportedType, Severity: hl7.SeverityError, Location: hl7.Location{Segment: "MSH", Sequence: 1, Field: 9, Component: 1, Offset: -1}}})
 	}
-	stored, err := in.committer.Commit(ctx, in.received(&m, frame, conn, received))
+	id := identify(in.listener.Name, &m, frame)
+	stored, err := in.committer.Commit(ctx, in.received(&m, frame, conn, received, id))
 	if err != nil {
 		ev(in.log.Error()).Str("reason", err.Error()).Dur("after", time.Since(received)).Msg("storing failed: sender told to resend")
 		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Errored, Mode: in.mode, Text: textStoreFailed,
@@ -135,6 +137,13 @@ func (in *Ingest) serve(ctx context.Context, conn *mllp.ConnInfo, frame []byte) 
 	}
 	if in.metrics != nil {
 		in.metrics.storeSeconds.WithLabelValues(in.listener.Name).Observe(time.Since(received).Seconds())
+	}
+	if in.reuse != nil && !stored.Duplicate && in.reuse.observe(id.key, id.digest, received) {
+		if in.metrics != nil {
+			in.metrics.reusedIDs.WithLabelValues(in.listener.Name).Inc()
+		}
+		ev(in.log.Warn()).Uint64("seq", stored.Sequence).
+			Msg("control ID reused for a different message within the duplicate window: stored and delivered as a new message")
 	}
 	ev(in.log.Debug()).Uint64("seq", stored.Sequence).Bool("duplicate", stored.Duplicate).Dur("store", time.Since(received)).Msg("message stored")
 	return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Accepted, Mode: in.mode})
@@ -158,7 +167,7 @@ func (in *Ingest) reject(conn *mllp.ConnInfo, fe *mllp.FrameError) []byte {
 }
 
 // received builds what is stored: subject, headers and dedupe ID.
-func (in *Ingest) received(m *hl7.Message, frame []byte, conn *mllp.ConnInfo, at time.Time) *Received {
+func (in *Ingest) received(m *hl7.Message, frame []byte, conn *mllp.ConnInfo, at time.Time, id messageID) *Received {
 	h := nats.Header{}
 	set := func(k, v string) {
 		if v != "" {
@@ -178,24 +187,48 @@ func (in *Ingest) received(m *hl7.Message, frame []byte, conn *mllp.ConnInfo, at
 		Subject: strings.Join([]string{SubjectIn, in.listener.Name, subjectToken(m.Type()), subjectToken(m.Trigger())}, "."),
 		Data:    frame,
 		Header:  h,
-		MsgID:   dedupeID(in.listener.Name, m),
+		MsgID:   id.msgID(in.listener.Name),
 	}
 }
 
-// dedupeID identifies a message for JetStream's duplicate window:
-// listener, MSH-3, MSH-4 and MSH-10, hashed so that no value can run into
-// the next one and nothing but the listener is readable in it.
-func dedupeID(listener string, m *hl7.Message) string {
+// messageID is what identifies a received message for JetStream's
+// duplicate window. key hashes listener, MSH-3, MSH-4 and MSH-10 (the
+// sender's identity of the message); digest hashes the message's bytes as
+// received (framing and a BOM removed). Only a true resend, the same key
+// and the same bytes, is a duplicate: a different message that reuses a
+// control ID is stored as a new one. Hashed so that no value can run into
+// the next one and nothing but the listener is readable in the Msg-Id.
+type messageID struct {
+	key, digest [16]byte
+}
+
+func identify(listener string, m *hl7.Message, frame []byte) messageID {
+	var id messageID
 	h := sha256.New()
+	var n [4]byte
+	put := func(b []byte) {
+		binary.BigEndian.PutUint32(n[:], uint32(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	put([]byte(listener))
 	for _, p := range []hl7.Path{hl7.PathMSH3, hl7.PathMSH4, hl7.PathMSH10} {
 		raw, _ := m.Raw(p)
-		var n [4]byte
-		binary.BigEndian.PutUint32(n[:], uint32(len(raw)))
-		h.Write(n[:])
-		h.Write(raw)
+		put(raw)
 	}
-	return listener + ":" + hex.EncodeToString(h.Sum(nil)[:16])
+	copy(id.key[:], h.Sum(nil))
+	d := sha256.Sum256(bytes.TrimPrefix(frame, utf8BOM))
+	copy(id.digest[:], d[:])
+	return id
 }
+
+// msgID is the Nats-Msg-Id: listener, then key and digest.
+func (id messageID) msgID(listener string) string {
+	return listener + ":" + hex.EncodeToString(id.key[:]) + hex.EncodeToString(id.digest[:])
+}
+
+// utf8BOM is left out of a message's digest, as the parser leaves it out.
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
 // subjectToken makes a value safe as one NATS subject token.
 func subjectToken(s string) string {

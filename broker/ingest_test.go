@@ -12,6 +12,7 @@ import (
 	"github.com/hl7broker/hl7broker/internal/syncbuf"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -105,6 +106,39 @@ func TestIngestDuplicateResendStoredOnceAckedTwice(t *testing.T) {
 	other := strings.Replace(adt, "MSG00001", "MSG00002", 1)
 	assert.Equal(t, hl7.AA, send(t, client, other).Code)
 	assert.EqualValues(t, 2, streamCount(t, n))
+}
+
+// A different message that reuses a sender's control ID inside the
+// duplicate window is a new message: stored, acknowledged, counted as a
+// reuse and logged without content. Only the same bytes again are a resend.
+func TestIngestControlIDReuseIsStoredNotDropped(t *testing.T) {
+	c := testConfig(t)
+	n, err := OpenNATS(context.Background(), c)
+	require.NoError(t, err)
+	t.Cleanup(n.Close)
+	logs := &syncbuf.Buffer{}
+	l := ListenerConfig{Name: "adt", MaxMessageBytes: DefaultMaxMessageBytes}
+	in := NewIngest(l, n.Committer(5*time.Second), zerolog.New(logs))
+	in.metrics, in.reuse = newMetrics(), newReuseTracker(c.NATS.DuplicateWindow)
+	srv := &mllp.Server{Name: l.Name, Handler: in}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	client := &mllp.Client{Addr: ln.Addr().String()}
+	t.Cleanup(func() { _ = client.Close() })
+
+	fixed := strings.Replace(adt, "Müller^José", "Mueller^Jose", 1) // a corrected message, same MSH-10
+	retimed := strings.Replace(adt, "20260114081530", "20260114081531", 1)
+	assert.Equal(t, hl7.AA, send(t, client, adt).Code)
+	assert.Equal(t, hl7.AA, send(t, client, fixed).Code)
+	assert.Equal(t, hl7.AA, send(t, client, adt).Code, "a true resend")
+	assert.Equal(t, hl7.AA, send(t, client, retimed).Code, "only MSH-7 differs")
+	assert.EqualValues(t, 3, streamCount(t, n), "the original, the corrected message and the retimed resend are stored; the true resend once")
+	assert.Equal(t, 2.0, testutil.ToFloat64(in.metrics.reusedIDs.WithLabelValues("adt")), "two reuses: the corrected and the retimed message")
+	assert.Contains(t, logs.String(), "control ID reused")
+	assert.Contains(t, logs.String(), `"control_id":"MSG00001"`)
+	assert.NotContains(t, logs.String(), "Mueller", "no content in the log")
 }
 
 func TestIngestAckPolicy(t *testing.T) {

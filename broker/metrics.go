@@ -25,6 +25,7 @@ type metrics struct {
 	deadLettered *prometheus.CounterVec   // destination
 	attemptSecs  *prometheus.HistogramVec // destination
 	reloads      *prometheus.CounterVec   // result: applied | partly_applied | invalid
+	reusedIDs    *prometheus.CounterVec   // listener
 }
 
 func newMetrics() *metrics {
@@ -51,6 +52,7 @@ func newMetrics() *metrics {
 	m.deadLettered = counter("dead_lettered_total", "Messages moved to the dead-letter queue.", "destination")
 	m.attemptSecs = histogram("delivery_seconds", "Time of one delivery attempt.", "destination")
 	m.reloads = counter("config_reloads_total", "Config reloads: applied, partly_applied (a listener could not bind) or invalid (the running config stayed).", "result")
+	m.reusedIDs = counter("control_ids_reused_total", "Messages stored whose listener, MSH-3, MSH-4 and MSH-10 equal those of a different message stored within the duplicate window.", "listener")
 	m.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

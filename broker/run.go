@@ -32,6 +32,7 @@ type Broker struct {
 	nats      *NATS
 	hooks     Hooks
 	committer Committer
+	reuse     *reuseTracker
 	router    *routing.Router
 	runCtx    context.Context
 	cancel    context.CancelFunc
@@ -81,6 +82,7 @@ func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*
 	b := &Broker{cfg: cfg, log: log, nats: n, hooks: hooks, metrics: newMetrics(),
 		listeners: map[string]*listenerRun{}, workers: map[string]*workerRun{}}
 	b.committer = n.Committer(cfg.NATS.StoreTimeout)
+	b.reuse = newReuseTracker(cfg.NATS.DuplicateWindow)
 	for _, l := range cfg.Listeners {
 		if err := b.listen(l); err != nil {
 			b.stopAllListeners(context.Background())
@@ -188,7 +190,7 @@ func (b *Broker) listen(l ListenerConfig) error {
 		return fmt.Errorf("listener %s: %w", l.Name, err)
 	}
 	in := NewIngest(l, b.committer, b.log)
-	in.metrics = b.metrics
+	in.metrics, in.reuse = b.metrics, b.reuse
 	srv := &mllp.Server{Name: l.Name, Handler: in, TLSConfig: tc, MaxConns: l.MaxConnections,
 		MaxFrameBytes: l.MaxMessageBytes, IdleTimeout: l.IdleTimeout, ReadTimeout: l.ReadTimeout, Logger: b.log}
 	ln, err := net.Listen("tcp", l.Addr)
