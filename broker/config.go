@@ -26,7 +26,8 @@ type Config struct {
 	Unrouted     UnroutedConfig      `mapstructure:"unrouted"`
 	Destinations []DestinationConfig `mapstructure:"destinations"`
 
-	dir string // the config file's folder: files a config names are relative to it
+	file string // the config file, for problems' positions
+	dir  string // the config file's folder: files a config names are relative to it
 }
 
 // NATSConfig chooses the embedded server (URL empty) or an external
@@ -67,6 +68,8 @@ type ListenerConfig struct {
 	IdleTimeout     time.Duration `mapstructure:"idle_timeout"`
 	ReadTimeout     time.Duration `mapstructure:"read_timeout"`
 	TLS             TLSFiles      `mapstructure:"tls"`
+
+	maxBytesDefaulted bool // max_message_bytes left out: it may shrink to fit NATS's max_payload
 }
 
 // RouteConfig sends matching messages to destinations.
@@ -164,7 +167,7 @@ func LoadConfig(file string) (*Config, error) {
 	if err != nil {
 		return nil, newConfigError(file, decodeProblems(err))
 	}
-	c.dir = filepath.Dir(file)
+	c.file, c.dir = file, filepath.Dir(file)
 	c.applyDefaults()
 	if problems := c.Validate(); len(problems) > 0 {
 		return nil, newConfigError(file, problems)
@@ -205,7 +208,7 @@ func (c *Config) applyDefaults() {
 			l.AckMode = "auto"
 		}
 		if l.MaxMessageBytes == 0 {
-			l.MaxMessageBytes = DefaultMaxMessageBytes
+			l.MaxMessageBytes, l.maxBytesDefaulted = DefaultMaxMessageBytes, true
 		}
 	}
 	for i := range c.Destinations {

@@ -20,20 +20,21 @@ import (
 
 // Headers ingest puts on every stored message.
 const (
-	HeaderControlID   = routing.HeaderControlID
-	HeaderSendingApp  = "HL7-Sending-Application"
-	HeaderSendingFac  = "HL7-Sending-Facility"
-	HeaderType        = routing.HeaderType
-	HeaderEvent       = routing.HeaderEvent
-	HeaderVersion     = "HL7-Version"
-	HeaderListener    = routing.HeaderListener
-	HeaderRemoteAddr  = "HL7-Remote-Addr"
-	HeaderReceivedAt  = "HL7-Received"
-	textStoreFailed   = "temporarily unable to store the message; resend it unchanged"
-	textNotAccepted   = "message type not accepted by this listener"
-	textTooLargeFmt   = "message of %d bytes exceeds this listener's limit of %d bytes"
-	textUnparseable   = "message could not be parsed: %s"
-	textMissingHeader = "required header field missing: %s"
+	HeaderControlID     = routing.HeaderControlID
+	HeaderSendingApp    = "HL7-Sending-Application"
+	HeaderSendingFac    = "HL7-Sending-Facility"
+	HeaderType          = routing.HeaderType
+	HeaderEvent         = routing.HeaderEvent
+	HeaderVersion       = "HL7-Version"
+	HeaderListener      = routing.HeaderListener
+	HeaderRemoteAddr    = "HL7-Remote-Addr"
+	HeaderReceivedAt    = "HL7-Received"
+	textStoreFailed     = "temporarily unable to store the message; resend it unchanged"
+	textNotAccepted     = "message type not accepted by this listener"
+	textTooLargeFmt     = "message of %d bytes exceeds this listener's limit of %d bytes"
+	textTooLargeToStore = "message of %d bytes with its headers exceeds the store's max_payload: it cannot be stored as it is"
+	textUnparseable     = "message could not be parsed: %s"
+	textMissingHeader   = "required header field missing: %s"
 )
 
 // Ingest is a listener's mllp.Handler: it parses each message, checks its
@@ -130,6 +131,11 @@ func (in *Ingest) serve(ctx context.Context, conn *mllp.ConnInfo, frame []byte) 
 	}
 	id := identify(in.listener.Name, &m, frame)
 	stored, err := in.committer.Commit(ctx, in.received(&m, frame, conn, received, id))
+	if err != nil && routing.IsTooLarge(err) {
+		ev(in.log.Warn()).Str("reason", err.Error()).Msg("message rejected: too large for the store")
+		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Text: fmt.Sprintf(textTooLargeToStore, len(frame)),
+			Err: &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Location: hl7.Location{Offset: -1}}})
+	}
 	if err != nil {
 		ev(in.log.Error()).Str("reason", err.Error()).Dur("after", time.Since(received)).Msg("storing failed: sender told to resend")
 		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Errored, Mode: in.mode, Text: textStoreFailed,

@@ -100,6 +100,10 @@ func openNATS(ctx context.Context, c *Config, eo embedOptions) (*NATS, error) {
 		n.Close()
 		return nil, fmt.Errorf("nats: %w", err)
 	}
+	if problems := c.fitPayload(n.MaxPayload(), c.NATS.URL == ""); len(problems) > 0 {
+		n.Close()
+		return nil, newConfigError(c.file, problems)
+	}
 	if err := n.ensureStreams(ctx, c); err != nil {
 		n.Close()
 		return nil, err
@@ -115,7 +119,9 @@ func (n *NATS) startEmbedded(c *Config) error {
 		DontListen: true, // no network port: the broker connects in process
 		NoSigs:     true,
 		NoLog:      true,
+		MaxPayload: embeddedMaxPayload(c),
 	}
+	opts.MaxPending = max(64<<20, 2*int64(opts.MaxPayload)) // a client's outbound buffer holds two of the largest
 	if n.embed.listenTCP {
 		opts.DontListen, opts.Host, opts.Port = false, "127.0.0.1", -1
 	}
@@ -147,7 +153,8 @@ func (n *NATS) startEmbedded(c *Config) error {
 	return nil
 }
 
-func (n *NATS) connectExternal(c *Config) error {
+// connectExternal connects to nats.url; extra options come last and win.
+func (n *NATS) connectExternal(c *Config, extra ...nats.Option) error {
 	opts := []nats.Option{nats.Name("hl7broker"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond), n.onClosed()}
 	if c.NATS.Creds != "" {
 		opts = append(opts, nats.UserCredentials(c.NATS.Creds))
@@ -158,6 +165,7 @@ func (n *NATS) connectExternal(c *Config) error {
 	if t := c.NATS.TLS; t.CertFile != "" {
 		opts = append(opts, nats.ClientCert(t.CertFile, t.KeyFile))
 	}
+	opts = append(opts, extra...)
 	var err error
 	n.Conn, err = nats.Connect(strings.ReplaceAll(c.NATS.URL, " ", ""), opts...)
 	if err != nil {

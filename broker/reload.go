@@ -52,6 +52,11 @@ func (b *Broker) Reload(cfg *Config) error {
 	if b.stopping.Load() {
 		return errors.New("reload: the broker is stopping")
 	}
+	if problems := cfg.fitPayload(b.nats.MaxPayload(), b.nats.server != nil); len(problems) > 0 {
+		err := newConfigError(cfg.file, problems)
+		b.reloaded(err, "invalid")
+		return err
+	}
 	table, err := routingTable(cfg)
 	if err != nil {
 		b.reloaded(err, "invalid")

@@ -111,6 +111,7 @@ func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*
 			hooks.OnRouted(seq, dests)
 		}
 	}}
+	b.router.OnDeadLettered = func(string) { m.deadLettered.WithLabelValues(routerDLQ).Inc() }
 	b.router.SetTable(table)
 	b.wg.Add(1)
 	go func() {
@@ -132,6 +133,10 @@ func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*
 		Bool("embedded_nats", cfg.NATS.URL == "").Str("durability", cfg.NATS.Durability).Msg("broker started")
 	return b, nil
 }
+
+// routerDLQ is the destination label of what the router itself
+// dead-letters (a transform failed): its HL7_DLQ subject is hl7.dlq._transform.
+const routerDLQ = "_transform"
 
 // routingTable compiles what the router routes by.
 func routingTable(cfg *Config) (*routing.Table, error) {

@@ -80,6 +80,10 @@ type Router struct {
 	// OnRouted, if set, is called after each input is acked, with the
 	// destinations it went to (none: unrouted). For metrics and tests.
 	OnRouted func(inSeq uint64, destinations []string)
+	// OnDeadLettered, if set, is called when the router itself sends a
+	// message to the dead-letter queue (a transform failed or panicked, a
+	// copy too large), with the route or "_router". For metrics.
+	OnDeadLettered func(route string)
 	// PinnedTTL is how long a router that stopped asking for inputs stays
 	// the one routing (0: DefaultPinnedTTL). Routers of several broker
 	// instances share one consumer in a pinned priority group: one routes,
@@ -345,7 +349,9 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 	listener := h.Get(HeaderListener)
 	log := r.Log.With().Uint64("in_seq", seq).Str("control_id", h.Get(HeaderControlID)).
 		Str("type", h.Get(HeaderType)+"^"+h.Get(HeaderEvent)).Str("listener", listener).Logger()
-	store := func(extra nats.Header, dest, route string, data []byte, subject string) bool {
+	// store publishes one copy, retrying until it is stored; it returns
+	// stopped when ctx ended, tooBig when the copy can never be stored.
+	store := func(extra nats.Header, dest, route string, data []byte, subject string) (stopped, tooBig bool) {
 		out := &nats.Msg{Subject: subject, Data: data, Header: copyHeaders(h)}
 		for k, v := range extra {
 			out.Header[k] = v
@@ -359,14 +365,17 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 			cancel()
 			if err == nil {
 				log.Debug().Str("destination", dest).Str("route", route).Msg("routed")
-				return true
+				return false, false
 			}
 			if ctx.Err() != nil {
-				return false
+				return true, false
+			}
+			if IsTooLarge(err) {
+				return false, true
 			}
 			log.Error().Str("destination", dest).Int("attempt", attempt).Str("reason", err.Error()).Msg("router: storing the copy failed; retrying")
 			if !wait() {
-				return false
+				return true, false
 			}
 		}
 	}
@@ -374,7 +383,14 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 	deadLetter := func(route, reason string) bool {
 		log.Error().Str("route", route).Str("reason", reason).Msg("message sent to the dead-letter queue")
 		why := nats.Header{HeaderDLQReason: {reason}, HeaderDLQAttempts: {"0"}, HeaderDLQTime: {time.Now().UTC().Format(time.RFC3339Nano)}}
-		return store(why, "_transform:"+route, route, data, "hl7.dlq._transform")
+		stopped, tooBig := store(why, "_transform:"+route, route, data, DLQSubject("_transform"))
+		if tooBig { // the input itself fit in HL7_IN; only the DLQ headers can tip it over
+			log.Error().Str("route", route).Msg("the dead-letter copy is too large to store; the message stays in HL7_IN's history only")
+		}
+		if r.OnDeadLettered != nil && !stopped {
+			r.OnDeadLettered(route)
+		}
+		return !stopped
 	}
 	// Stored messages were parsed at ingest; this can fail only on a
 	// message stored by something else, or limits changed since.
@@ -396,8 +412,15 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 		if !sameBytes(c.Data, data) {
 			parsed = nil
 		}
-		if !store(nil, c.Destination, c.Route, c.Data, t.outSubject(c.Destination, c.Data, parsed)) {
+		stopped, tooBig := store(nil, c.Destination, c.Route, c.Data, t.outSubject(c.Destination, c.Data, parsed))
+		if stopped {
 			return nil, false
+		}
+		if tooBig {
+			if !deadLetter(c.Route, fmt.Sprintf("the copy for destination %s (%d bytes) exceeds the store's max_payload", c.Destination, len(c.Data))) {
+				return nil, false
+			}
+			continue
 		}
 		sent = append(sent, c.Destination)
 	}
@@ -453,6 +476,17 @@ func copyHeaders(h nats.Header) nats.Header {
 	}
 	return out
 }
+
+// IsTooLarge reports whether a publish failed because the message exceeds
+// the store's size limits: it can never be stored as it is, so retrying
+// is pointless.
+func IsTooLarge(err error) bool {
+	return errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum)
+}
+
+// DLQSubject is the HL7_DLQ subject of a destination ("_transform" for
+// what the router dead-letters).
+func DLQSubject(dest string) string { return "hl7.dlq." + dest }
 
 // OutSubject is the HL7_OUT subject of a destination.
 func OutSubject(dest string) string { return "hl7.out." + dest }

@@ -198,7 +198,7 @@ func waitInProgress(ctx context.Context, msg jetstream.Msg, d, ackWait time.Dura
 // the queue. If storing fails it stays queued and is retried.
 func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, log zerolog.Logger, reason string, attempts int) {
 	meta, _ := msg.Metadata()
-	out := &nats.Msg{Subject: "hl7.dlq." + w.Dest.Name, Data: msg.Data(), Header: copyHeaders(msg.Headers())}
+	out := &nats.Msg{Subject: DLQSubject(w.Dest.Name), Data: msg.Data(), Header: copyHeaders(msg.Headers())}
 	out.Header.Set(HeaderDestination, w.Dest.Name)
 	out.Header.Set(HeaderDLQReason, reason)
 	out.Header.Set(HeaderDLQAttempts, strconv.Itoa(attempts))

@@ -13,10 +13,15 @@ func newCheckCmd() *cobra.Command {
 		Use:   "check --config FILE",
 		Short: "Validate a configuration file as a whole",
 		Long: `Check loads the configuration (with HL7BROKER_* environment overrides) and
-prints every problem with its key path, such as routes[0].to[1]. It exits 0
+prints every problem with its key path, such as routes[0].to[1]. With an
+external NATS cluster (nats.url) it also connects and checks that every
+listener's max_message_bytes fits the servers' max_payload. It exits 0
 when the configuration is valid and 1 when it is not.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := broker.LoadConfig(file)
+			if err == nil {
+				err = broker.CheckNATS(file, c) // an external cluster's max_payload
+			}
 			if err != nil {
 				printConfigError(cmd.OutOrStdout(), file, err)
 				return exitError{1}

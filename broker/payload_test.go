@@ -1,0 +1,139 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/mllp"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// bigMessage is an ORU of exactly size bytes: one OBX whose value pads it.
+func bigMessage(t *testing.T, id string, size int) []byte {
+	t.Helper()
+	head := "MSH|^~\\&|LAB|LABFAC|EHR|HOSP|20260114120000||ORU^R01^ORU_R01|" + id + "|P|2.5.1\rPID|1||P7^^^LAB^MR||Jones^Mary\rOBX|1|ED|PDF^Report||^application^pdf^Base64^"
+	pad := size - len(head) - 1
+	require.Positive(t, pad)
+	msg := []byte(head + strings.Repeat("A", pad) + "\r")
+	require.Len(t, msg, size)
+	return msg
+}
+
+// Messages up to a listener's max_message_bytes are stored and delivered
+// byte for byte: the embedded server's max_payload covers the largest
+// listener plus room for headers. Before, anything near 1 MB got AE on
+// every resend.
+func TestLargeMessagesAreStoredAndDelivered(t *testing.T) {
+	out := t.TempDir()
+	cfg := baseConfig(t)
+	cfg.Listeners = []ListenerConfig{{Name: "big", Addr: "127.0.0.1:0", MaxMessageBytes: 4 << 20}, {Name: "small", Addr: "127.0.0.1:0"}}
+	cfg.Routes = []RouteConfig{{Name: "all", To: []string{"archive"}}}
+	cfg.Destinations = []DestinationConfig{{Name: "archive", Type: "file", Dir: out}}
+	p := startPipeline(t, cfg)
+	c := &mllp.Client{Addr: p.Addr("big").String(), ReplyTimeout: 30 * time.Second}
+	defer c.Close()
+	sizes := []int{1 << 20, 2_000_000, 3_900_000}
+	sent := map[string][]byte{}
+	for i, size := range sizes {
+		id := fmt.Sprintf("BIG%d", i)
+		msg := bigMessage(t, id, size)
+		reply, err := c.Send(context.Background(), msg)
+		require.NoError(t, err)
+		ack, err := hl7.ParseAck(reply)
+		require.NoError(t, err)
+		require.Equal(t, hl7.AA, ack.Code, "%d bytes: %s", size, ack.Text)
+		sent[id] = msg
+	}
+	// The default listener takes up to 1 MiB: exactly that is stored too.
+	small := &mllp.Client{Addr: p.Addr("small").String(), ReplyTimeout: 30 * time.Second}
+	defer small.Close()
+	msg := bigMessage(t, "SMALL", DefaultMaxMessageBytes)
+	reply, err := small.Send(context.Background(), msg)
+	require.NoError(t, err)
+	ack, err := hl7.ParseAck(reply)
+	require.NoError(t, err)
+	require.Equal(t, hl7.AA, ack.Code, ack.Text)
+	sent["SMALL"] = msg
+
+	waitFor(t, 60*time.Second, func() error {
+		if n := p.count("archive", "delivered"); n != int64(len(sent)) {
+			return fmt.Errorf("%d of %d large messages delivered", n, len(sent))
+		}
+		return nil
+	})
+	for id, want := range sent {
+		files, _ := filepath.Glob(filepath.Join(out, "*-"+id+".hl7"))
+		require.Len(t, files, 1, id)
+		got, err := os.ReadFile(files[0])
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(want, got), "%s delivered byte for byte (%d bytes sent, %d delivered)", id, len(want), len(got))
+	}
+}
+
+// externalNATS starts a NATS server with JetStream on a loopback port
+// with NATS's default max_payload (1 MB), as a cluster left at defaults.
+func externalNATS(t *testing.T) string {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	require.NoError(t, err)
+	go ns.Start()
+	require.True(t, ns.ReadyForConnections(10*time.Second), "external NATS ready")
+	t.Cleanup(ns.Shutdown)
+	return ns.ClientURL()
+}
+
+// Against a cluster whose max_payload cannot hold a listener's largest
+// message, serve refuses to start and names the key; a listener that left
+// max_message_bytes out gets the largest limit that fits instead.
+func TestExternalMaxPayloadChecked(t *testing.T) {
+	url := externalNATS(t)
+	cfg := baseConfig(t)
+	cfg.NATS.URL = url
+	cfg.Listeners = []ListenerConfig{{Name: "ok", Addr: "127.0.0.1:0"}, {Name: "big", Addr: "127.0.0.1:0", MaxMessageBytes: 4 << 20}}
+	cfg.applyDefaults()
+	_, err := Start(context.Background(), cfg, zerolog.Nop(), Hooks{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "listeners[1].max_message_bytes")
+	assert.Contains(t, err.Error(), "max_payload of 1048576")
+	assert.NotContains(t, err.Error(), "listeners[0]", "a defaulted limit is lowered to fit, not refused")
+
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("nats:\n  url: "+url+"\nlisteners:\n  - name: big\n    addr: 127.0.0.1:0\n    max_message_bytes: 4194304\n"), 0o600))
+	c, err := LoadConfig(file)
+	require.NoError(t, err)
+	err = CheckNATS(file, c)
+	require.Error(t, err, "check connects and sees the same")
+	assert.Contains(t, err.Error(), "line 6:")
+
+	cfg.Listeners = cfg.Listeners[:1]
+	p := startPipeline(t, cfg)
+	assert.Equal(t, 1<<20-HeaderRoom, p.cfg.Listeners[0].MaxMessageBytes, "the default shrinks to what the cluster stores")
+}
+
+// A message the store can never hold gets AR with a reason, never AE
+// (which would have the sender resend it forever).
+func TestIngestRejectsWhatCannotBeStored(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.NATS.URL = externalNATS(t)
+	n, err := OpenNATS(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(n.Close)
+	l := ListenerConfig{Name: "big", MaxMessageBytes: 4 << 20} // as if the cluster had shrunk since start
+	client := serveIngest(t, l, n.Committer(5*time.Second), zerolog.Nop())
+	reply, err := client.Send(context.Background(), bigMessage(t, "HUGE", 2_000_000))
+	require.NoError(t, err)
+	ack, err := hl7.ParseAck(reply)
+	require.NoError(t, err)
+	assert.Equal(t, hl7.AR, ack.Code)
+	assert.Contains(t, ack.Text, "max_payload")
+}
