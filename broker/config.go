@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/hl7broker/hl7broker/condition"
+	"github.com/hl7broker/hl7broker/internal/secret"
 	"github.com/hl7broker/hl7broker/transforms"
 )
 
@@ -168,6 +169,9 @@ func LoadConfig(file string) (*Config, error) {
 		return nil, newConfigError(file, decodeProblems(err))
 	}
 	c.file, c.dir = file, filepath.Dir(file)
+	if problems := c.expandSecrets(); len(problems) > 0 {
+		return nil, newConfigError(file, problems)
+	}
 	c.applyDefaults()
 	if problems := c.Validate(); len(problems) > 0 {
 		return nil, newConfigError(file, problems)
@@ -196,6 +200,32 @@ func decodeProblems(err error) []Problem {
 	}
 	if len(problems) == 0 {
 		problems = []Problem{{Message: strings.ReplaceAll(err.Error(), "\n", " ")}}
+	}
+	return problems
+}
+
+// expandSecrets replaces ${env:NAME} and ${file:PATH} references in the
+// keys that may hold secrets: nats.url, and destinations' url and header
+// values. A missing variable or file is a problem naming the key.
+func (c *Config) expandSecrets() []Problem {
+	var problems []Problem
+	expand := func(key string, v *string) {
+		out, err := secret.Expand(*v, c.dir)
+		if err != nil {
+			problems = append(problems, Problem{Key: key, Message: err.Error()})
+			return
+		}
+		*v = out
+	}
+	expand("nats.url", &c.NATS.URL)
+	for i := range c.Destinations {
+		d := &c.Destinations[i]
+		key := fmt.Sprintf("destinations[%d]", i)
+		expand(key+".url", &d.URL)
+		for h, v := range d.Headers {
+			expand(key+".headers."+h, &v)
+			d.Headers[h] = v
+		}
 	}
 	return problems
 }
@@ -285,7 +315,7 @@ func (e *ConfigError) Error() string {
 
 // Pipeline compiles route i's transform steps.
 func (c *Config) Pipeline(i int) (transforms.Pipeline, []transforms.Problem) {
-	return transforms.Compile(c.Routes[i].Transform, transforms.Options{ReadFile: func(name string) ([]byte, error) {
+	return transforms.Compile(c.Routes[i].Transform, transforms.Options{Dir: c.dir, ReadFile: func(name string) ([]byte, error) {
 		if !filepath.IsAbs(name) {
 			name = filepath.Join(c.dir, name)
 		}

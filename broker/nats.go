@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hl7broker/hl7broker/internal/secret"
 	"github.com/hl7broker/hl7broker/routing"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -169,7 +170,7 @@ func (n *NATS) connectExternal(c *Config, extra ...nats.Option) error {
 	var err error
 	n.Conn, err = nats.Connect(strings.ReplaceAll(c.NATS.URL, " ", ""), opts...)
 	if err != nil {
-		return fmt.Errorf("nats %s: %w", c.NATS.URL, err)
+		return fmt.Errorf("nats %s: %w", secret.URL(c.NATS.URL), err)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/internal/secret"
 )
 
 // nameRE: listener and destination names go into NATS subjects and
@@ -107,8 +108,14 @@ func (c *Config) validateNATS(v *validator) {
 		v.add("data_dir", "the embedded NATS server needs a data_dir")
 	}
 	for i, u := range strings.Split(n.URL, ",") {
-		if n.URL != "" && strings.TrimSpace(u) == "" {
+		u = strings.TrimSpace(u)
+		if n.URL == "" {
+			break
+		}
+		if u == "" {
 			v.add("nats.url", "server URL %d is empty", i+1)
+		} else if p, err := url.Parse(u); err != nil || p.Host == "" || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, p.Scheme) {
+			v.add("nats.url", "server URL %d, %s, is not a nats://, tls://, ws:// or wss:// URL with a host", i+1, secret.URL(u))
 		}
 	}
 	if n.URL == "" && (n.Creds != "" || n.TLS != (TLSFiles{})) {
@@ -145,7 +152,7 @@ func (c *Config) validateDestination(v *validator, key string, d DestinationConf
 		v.addr(key+".addr", d.Addr)
 	case "http":
 		if u, err := url.Parse(d.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			v.add(key+".url", "%q is not an http or https URL", d.URL)
+			v.add(key+".url", "%s is not an http or https URL", secret.URL(d.URL))
 		}
 	case "file":
 		if d.Dir == "" {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/internal/fsutil"
+	"github.com/hl7broker/hl7broker/internal/secret"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/nats-io/nats.go"
 )
@@ -123,7 +124,7 @@ func NewHTTPDeliverer(url, contentType string, headers map[string]string, timeou
 func (d *HTTPDeliverer) Deliver(ctx context.Context, data []byte, h nats.Header) Result {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(data))
 	if err != nil {
-		return Result{Rejected, err.Error()}
+		return Result{Rejected, "bad request to " + secret.URL(d.URL)}
 	}
 	req.Header.Set("Content-Type", d.ContentType)
 	req.Header.Set("X-HL7-Control-Id", h.Get(HeaderControlID))
@@ -131,8 +132,8 @@ func (d *HTTPDeliverer) Deliver(ctx context.Context, data []byte, h nats.Header)
 		req.Header.Set(k, v)
 	}
 	resp, err := d.Client.Do(req)
-	if err != nil {
-		return Result{Retry, err.Error()}
+	if err != nil { // its text holds the URL: a token in the query must not reach logs or the DLQ
+		return Result{Retry, secret.Error(err).Error()}
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()

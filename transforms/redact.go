@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"github.com/hl7broker/hl7broker/internal/secret"
 	"os"
 	"slices"
 
@@ -21,7 +22,8 @@ import (
 // kept. Free text (NTE, OBX-5 of type TX/FT) is not touched: drop or clear
 // it in other steps.
 type RedactSpec struct {
-	KeyEnv    string   `mapstructure:"key_env"`                           // environment variable holding the hash key
+	Key       string   `mapstructure:"key"`                               // the hash key as a reference: ${env:NAME} or ${file:PATH}
+	KeyEnv    string   `mapstructure:"key_env"`                           // environment variable holding the hash key (older form of key: ${env:NAME})
 	BirthDate string   `mapstructure:"birth_date" enum:"year,shift,keep"` // default year
 	ShiftDays int      `mapstructure:"shift_days"`                        // shift: at most this many days either way (default 180)
 	Keep      []string `mapstructure:"keep"`                              // categories left as they are: names, addresses, phones, identifiers
@@ -51,7 +53,7 @@ type redactStep struct {
 
 func (s *redactStep) String() string { return "redact" }
 
-func (c *compiler) compileRedact(r RedactSpec) Step {
+func (c *compiler) compileRedact(r RedactSpec, dir string) Step {
 	st := &redactStep{birthDate: r.BirthDate, shiftDays: r.ShiftDays,
 		birthPath: hl7.MustParsePath("PID-7"), patientKey: hl7.MustParsePath("PID-3.1")}
 	if st.birthDate == "" {
@@ -97,10 +99,24 @@ func (c *compiler) compileRedact(r RedactSpec) Step {
 		st.clear = append(st.clear, paths(redactCleared)...)
 	}
 	if len(st.hash) > 0 || st.birthDate == "shift" {
-		if r.KeyEnv == "" {
-			c.add("redact.key_env", "redact needs key_env: the environment variable holding the key for hashing identifiers")
-		} else if st.key = []byte(os.Getenv(r.KeyEnv)); len(st.key) < 16 {
-			c.add("redact.key_env", "$%s must hold a key of at least 16 characters", r.KeyEnv)
+		switch {
+		case r.Key != "" && r.KeyEnv != "":
+			c.add("redact.key", "give key or key_env, not both")
+		case r.Key != "" && !secret.IsRef(r.Key):
+			c.add("redact.key", "must be a reference, ${env:NAME} or ${file:PATH}, never the key itself")
+		case r.Key != "":
+			k, err := secret.Expand(r.Key, dir)
+			if err != nil {
+				c.add("redact.key", "%s", err)
+			} else if st.key = []byte(k); len(st.key) < 16 {
+				c.add("redact.key", "the key must be at least 16 characters")
+			}
+		case r.KeyEnv == "":
+			c.add("redact.key", "redact needs key: ${env:NAME} or ${file:PATH} holding the key for hashing identifiers")
+		default:
+			if st.key = []byte(os.Getenv(r.KeyEnv)); len(st.key) < 16 {
+				c.add("redact.key_env", "$%s must hold a key of at least 16 characters", r.KeyEnv)
+			}
 		}
 	}
 	return st

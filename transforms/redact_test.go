@@ -1,6 +1,8 @@
 package transforms
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -65,20 +67,29 @@ func TestRedactBirthDateShiftAndKeep(t *testing.T) {
 
 func TestRedactProblems(t *testing.T) {
 	t.Setenv("SHORT_KEY", "short")
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "redact.key"), []byte("0123456789abcdef-from-a-file\n"), 0o600))
 	_, problems := Compile([]Spec{
 		{Redact: &RedactSpec{}},
 		{Redact: &RedactSpec{KeyEnv: "SHORT_KEY"}},
 		{Redact: &RedactSpec{Keep: []string{"identifiers"}, BirthDate: "blur"}},
 		{Redact: &RedactSpec{Keep: []string{"identifiers", "eyes"}}},
-	}, Options{})
+		{Redact: &RedactSpec{Key: "a-literal-key-written-in-yaml"}},
+		{Redact: &RedactSpec{Key: "${env:HL7B_NO_SUCH_VARIABLE}"}},
+		{Redact: &RedactSpec{Key: "${file:redact.key}"}},
+	}, Options{Dir: dir})
 	keys := map[string]string{}
 	for _, p := range problems {
 		keys[p.Key] = p.Message
 	}
-	assert.Contains(t, keys["[0].redact.key_env"], "needs key_env")
+	assert.Contains(t, keys["[0].redact.key"], "needs key")
 	assert.Contains(t, keys["[1].redact.key_env"], "at least 16")
 	assert.NotContains(t, keys["[1].redact.key_env"], "short", "the key itself is never shown")
 	assert.Contains(t, keys["[2].redact.birth_date"], "blur")
 	assert.Contains(t, keys["[3].redact.keep"], "eyes")
 	assert.NotContains(t, keys, "[2].redact.key_env", "no key needed when nothing is hashed")
+	assert.Contains(t, keys["[4].redact.key"], "never the key itself")
+	assert.NotContains(t, keys["[4].redact.key"], "a-literal-key", "the key itself is never shown")
+	assert.Equal(t, "environment variable HL7B_NO_SUCH_VARIABLE is not set", keys["[5].redact.key"])
+	assert.NotContains(t, keys, "[6].redact.key", "a key read from a file relative to the config")
 }

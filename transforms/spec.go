@@ -63,6 +63,9 @@ type Options struct {
 	// ReadFile reads a file a step names (a map's csv), relative to the
 	// config file; nil: such steps are a problem.
 	ReadFile func(name string) ([]byte, error)
+	// Dir is the config file's folder: a ${file:PATH} secret reference
+	// (redact's key) is relative to it.
+	Dir string
 }
 
 // Compile turns specs into a Pipeline, or returns every problem of every
@@ -163,7 +166,7 @@ func compileOne(s Spec, opt Options) (Step, []Problem) {
 	case "format_date":
 		step = c.compileDate(s)
 	case "redact":
-		step = c.compileRedact(*s.Redact)
+		step = c.compileRedact(*s.Redact, opt.Dir)
 	}
 	c.unused(s, ops[0])
 	return step, c.problems

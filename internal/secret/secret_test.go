@@ -1,0 +1,54 @@
+package secret
+
+import (
+	"errors"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestURLRedactsUserinfoAndQueryValues(t *testing.T) {
+	cases := map[string]string{
+		"https://ehr.example/in?token=abc123&v=2":    "https://ehr.example/in?token=REDACTED&v=REDACTED",
+		"nats://alice:pa55w0rd@10.0.0.1:4222":        "nats://REDACTED@10.0.0.1:4222",
+		"nats://s3cr3tt0ken@n1:4222, nats://n2:4222": "nats://REDACTED@n1:4222,nats://n2:4222",
+		"http://h/p#frag-secret":                     "http://h/p",
+		"http://plain.example:8080/x":                "http://plain.example:8080/x",
+		"nats://u:p@ho st:42":                        "nats://(a URL that does not parse)",
+		"::not a url with sekret":                    "(a URL that does not parse)",
+	}
+	for in, want := range cases {
+		assert.Equal(t, want, URL(in), in)
+	}
+}
+
+func TestErrorRedactsURLError(t *testing.T) {
+	err := &url.Error{Op: "Post", URL: "http://h/in?token=abc123", Err: errors.New("connection refused")}
+	got := Error(err).Error()
+	assert.NotContains(t, got, "abc123")
+	assert.Contains(t, got, "connection refused")
+	assert.Nil(t, Error(nil))
+}
+
+func TestExpand(t *testing.T) {
+	t.Setenv("HL7B_TEST_TOKEN", "tok-1")
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "pw"), []byte("file-secret\n"), 0o600))
+	got, err := Expand("Bearer ${env:HL7B_TEST_TOKEN}/${file:pw}/$literal", dir)
+	require.NoError(t, err)
+	assert.Equal(t, "Bearer tok-1/file-secret/$literal", got)
+
+	_, err = Expand("${env:HL7B_TEST_MISSING}", dir)
+	require.Error(t, err)
+	assert.Equal(t, "environment variable HL7B_TEST_MISSING is not set", err.Error())
+	_, err = Expand("${file:nope}", dir)
+	require.Error(t, err)
+	assert.True(t, strings.Contains(err.Error(), "cannot be read"))
+	assert.True(t, IsRef("${env:X}"))
+	assert.False(t, IsRef("x${env:X}"))
+}
