@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,7 +15,8 @@ import (
 )
 
 // startAdmin serves /metrics (Prometheus), /healthz (the process is
-// alive) and /readyz (NATS connected, streams present, listeners bound).
+// alive) and /readyz (NATS connected, streams present, listeners bound,
+// every supervised part running).
 func (b *Broker) startAdmin(addr string) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(b.metrics.reg, promhttp.HandlerOpts{}))
@@ -42,7 +44,7 @@ type readiness struct {
 }
 
 func (b *Broker) readyz(w http.ResponseWriter, r *http.Request) {
-	res := readiness{Ready: true, Checks: map[string]string{"nats": "ok", "streams": "ok", "listeners": "ok", "config": "ok"}}
+	res := readiness{Ready: true, Checks: map[string]string{"nats": "ok", "streams": "ok", "listeners": "ok", "config": "ok", "components": "ok"}}
 	fail := func(check, why string) { res.Ready, res.Checks[check] = false, why }
 	if s := b.nats.Conn.Status(); s != nats.CONNECTED {
 		fail("nats", "not connected: "+s.String())
@@ -62,6 +64,9 @@ func (b *Broker) readyz(w http.ResponseWriter, r *http.Request) {
 		fail("listeners", "shutting down")
 	} else if bound != want {
 		fail("listeners", fmt.Sprintf("%d of %d bound", bound, want))
+	}
+	if bad := b.sup.unhealthy(); len(bad) > 0 {
+		fail("components", strings.Join(bad, "; "))
 	}
 	// A reload that failed leaves the previous config running: still
 	// ready, and the detail says what is wrong with the file.

@@ -26,6 +26,7 @@ type metrics struct {
 	attemptSecs  *prometheus.HistogramVec // destination
 	reloads      *prometheus.CounterVec   // result: applied | partly_applied | invalid
 	reusedIDs    *prometheus.CounterVec   // listener
+	restarts     *prometheus.CounterVec   // component
 }
 
 func newMetrics() *metrics {
@@ -53,6 +54,7 @@ func newMetrics() *metrics {
 	m.attemptSecs = histogram("delivery_seconds", "Time of one delivery attempt.", "destination")
 	m.reloads = counter("config_reloads_total", "Config reloads: applied, partly_applied (a listener could not bind) or invalid (the running config stayed).", "result")
 	m.reusedIDs = counter("control_ids_reused_total", "Messages stored whose listener, MSH-3, MSH-4 and MSH-10 equal those of a different message stored within the duplicate window.", "listener")
+	m.restarts = counter("component_restarts_total", "Times a supervised part (router, janitor, destination:NAME, listener:NAME) stopped or panicked and was restarted.", "component")
 	m.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -34,6 +34,7 @@ type Broker struct {
 	committer Committer
 	reuse     *reuseTracker
 	router    *routing.Router
+	sup       *supervisor
 	runCtx    context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup // the router and the janitor
@@ -47,10 +48,11 @@ type Broker struct {
 
 // listenerRun is one bound listener.
 type listenerRun struct {
-	cfg  ListenerConfig
-	srv  *mllp.Server
-	addr net.Addr
-	done chan struct{} // closed when Serve has returned
+	cfg    ListenerConfig
+	srv    *mllp.Server
+	addr   net.Addr
+	cancel context.CancelFunc // ends its supervision; Shutdown then ends Serve
+	done   chan struct{}      // closed when Serve has returned for good
 }
 
 // workerRun is one destination's running delivery worker.
@@ -81,6 +83,8 @@ func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*
 	}
 	b := &Broker{cfg: cfg, log: log, nats: n, hooks: hooks, metrics: newMetrics(),
 		listeners: map[string]*listenerRun{}, workers: map[string]*workerRun{}}
+	b.sup = newSupervisor(log, b.metrics)
+	b.runCtx, b.cancel = context.WithCancel(context.Background())
 	b.committer = n.Committer(cfg.NATS.StoreTimeout)
 	b.reuse = newReuseTracker(cfg.NATS.DuplicateWindow)
 	for _, l := range cfg.Listeners {
@@ -98,7 +102,6 @@ func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*
 			return nil, fmt.Errorf("admin: %w", err)
 		}
 	}
-	b.runCtx, b.cancel = context.WithCancel(context.Background())
 	m := b.metrics
 	b.router = &routing.Router{JetStream: n.JetStream, Log: log, Sync: n.Sync, OnRouted: func(seq uint64, dests []string) {
 		if len(dests) == 0 {
@@ -113,18 +116,15 @@ func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*
 	}}
 	b.router.OnDeadLettered = func(string) { m.deadLettered.WithLabelValues(routerDLQ).Inc() }
 	b.router.SetTable(table)
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		if err := b.router.Run(b.runCtx); err != nil {
-			log.Error().Str("component", "router").Err(err).Msg("stopped with an error")
-		}
-	}()
 	janitor := newOutJanitor(n.JetStream, cfg.NATS.DuplicateWindow, log)
-	b.wg.Add(1)
+	b.wg.Add(2)
 	go func() {
 		defer b.wg.Done()
-		janitor.run(b.runCtx)
+		b.sup.run(b.runCtx, "router", b.router.Run)
+	}()
+	go func() {
+		defer b.wg.Done()
+		b.sup.run(b.runCtx, "janitor", func(ctx context.Context) error { janitor.run(ctx); return nil })
 	}()
 	for _, d := range cfg.Destinations {
 		b.startWorker(d)
@@ -173,9 +173,7 @@ func (b *Broker) startWorker(d DestinationConfig) {
 	b.workers[name] = run
 	go func() {
 		defer close(run.done)
-		if err := w.Run(ctx); err != nil {
-			b.log.Error().Str("destination", name).Err(err).Msg("delivery worker stopped with an error")
-		}
+		b.sup.run(ctx, "destination:"+name, w.Run)
 	}()
 }
 
@@ -202,13 +200,25 @@ func (b *Broker) listen(l ListenerConfig) error {
 	if err != nil {
 		return fmt.Errorf("listener %s: %w", l.Name, err)
 	}
-	run := &listenerRun{cfg: l, srv: srv, addr: ln.Addr(), done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(b.runCtx)
+	run := &listenerRun{cfg: l, srv: srv, addr: ln.Addr(), cancel: cancel, done: make(chan struct{})}
 	b.listeners[l.Name] = run
 	go func() {
 		defer close(run.done)
-		if err := srv.Serve(ln); !errors.Is(err, mllp.ErrServerClosed) {
-			b.log.Error().Str("listener", l.Name).Err(err).Msg("listener stopped")
-		}
+		b.sup.run(ctx, "listener:"+l.Name, func(ctx context.Context) error {
+			if ln == nil { // a restart: bind again where it was bound
+				var err error
+				if ln, err = net.Listen("tcp", run.addr.String()); err != nil {
+					return err
+				}
+			}
+			err := srv.Serve(ln)
+			ln = nil
+			if errors.Is(err, mllp.ErrServerClosed) && ctx.Err() == nil {
+				return errors.New("closed without a shutdown")
+			}
+			return err
+		})
 	}()
 	b.log.Info().Str("listener", l.Name).Str("addr", ln.Addr().String()).Msg("listening")
 	return nil
@@ -263,6 +273,7 @@ func (b *Broker) stopListeners(ctx context.Context, names []string) error {
 	var errs []error
 	for _, name := range names {
 		if run, ok := b.listeners[name]; ok {
+			run.cancel()
 			errs = append(errs, run.srv.Shutdown(ctx))
 			<-run.done
 			delete(b.listeners, name)
@@ -305,7 +316,7 @@ func partitions(cfg *Config) map[string]routing.Partitioning {
 }
 
 func destination(d DestinationConfig) routing.Destination {
-	rd := routing.Destination{Name: d.Name, Ordering: d.Ordering, Concurrency: d.Concurrency, Partitions: d.Partitions,
+	rd := routing.Destination{Name: d.Name, Type: d.Type, Ordering: d.Ordering, Concurrency: d.Concurrency, Partitions: d.Partitions,
 		MaxAttempts: d.Retry.MaxAttempts, Backoff: d.Retry.Backoff, OnReject: d.OnReject, Timeout: d.Timeout}
 	rd.NewDeliverer = func() (routing.Deliverer, error) {
 		var tc *tls.Config

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -87,8 +89,8 @@ func (c *serverConn) serve() {
 				s.stats.refusedFrames.Add(1)
 				c.log(zerolog.WarnLevel).Str("reason", fe.Reason).Int("size", fe.Size).Int("max", r.MaxFrameBytes).Msg("frame refused; reading on from the next start block")
 				if rh, ok := s.Handler.(RejectHandler); ok && c.begin() {
-					reply := rh.RejectMLLP(ctx, &c.info, fe)
-					if !c.reply(reply, writeTimeout) || !c.end() {
+					reply, ok := c.call(func() []byte { return rh.RejectMLLP(ctx, &c.info, fe) })
+					if !ok || !c.reply(reply, writeTimeout) || !c.end() {
 						return
 					}
 				}
@@ -105,11 +107,26 @@ func (c *serverConn) serve() {
 			return // shutting down: the sender gets no reply and resends
 		}
 		s.stats.frames.Add(1)
-		reply := s.Handler.ServeMLLP(ctx, &c.info, frame)
-		if !c.reply(reply, writeTimeout) || !c.end() {
+		reply, ok := c.call(func() []byte { return s.Handler.ServeMLLP(ctx, &c.info, frame) })
+		if !ok || !c.reply(reply, writeTimeout) || !c.end() {
 			return
 		}
 	}
+}
+
+// call runs a handler, recovering a panic as net/http does: the panic and
+// its stack are logged (never the frame), the connection is closed without
+// a reply, so the sender resends, and every other connection goes on.
+func (c *serverConn) call(handle func() []byte) (reply []byte, ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.srv.stats.panics.Add(1)
+			c.log(zerolog.ErrorLevel).Str("panic", fmt.Sprintf("%T", p)).Bytes("stack", debug.Stack()).
+				Msg("handler panicked; connection closed without a reply")
+			reply, ok = nil, false
+		}
+	}()
+	return handle(), true
 }
 
 // begin marks the connection as handling a frame; false if it was closed.

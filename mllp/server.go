@@ -97,16 +97,17 @@ type Stats struct {
 	Frames        int64 // frames handed to the Handler
 	RefusedFrames int64 // frames the reader refused
 	JunkBytes     int64 // bytes discarded outside frames
+	Panics        int64 // handler panics recovered (each closed its connection)
 }
 
 type counters struct {
-	accepted, refused, active, frames, refusedFrames, junk atomic.Int64
+	accepted, refused, active, frames, refusedFrames, junk, panics atomic.Int64
 }
 
 // Stats returns the current counts.
 func (s *Server) Stats() Stats {
 	return Stats{s.stats.accepted.Load(), s.stats.refused.Load(), s.stats.active.Load(),
-		s.stats.frames.Load(), s.stats.refusedFrames.Load(), s.stats.junk.Load()}
+		s.stats.frames.Load(), s.stats.refusedFrames.Load(), s.stats.junk.Load(), s.stats.panics.Load()}
 }
 
 // ListenAndServe listens on s.Addr and serves.

@@ -374,3 +374,48 @@ func TestClientReplyTimeoutAndCancel(t *testing.T) {
 	_, err = c.Send(context.Background(), []byte("closed"))
 	assert.ErrorIs(t, err, ErrClientClosed)
 }
+
+// A handler that panics on one frame closes that connection without a
+// reply (the sender resends); the server and other connections go on,
+// and the log has the panic but not the frame.
+func TestHandlerPanicClosesOnlyThatConnection(t *testing.T) {
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	srv := &Server{Name: "adt", Logger: zerolog.New(&syncWriter{w: &logs, mu: &mu}), Handler: HandlerFunc(func(_ context.Context, _ *ConnInfo, frame []byte) []byte {
+		if bytes.Contains(frame, []byte("POISON")) {
+			var m map[string]int
+			m["x"]++ // a nil map write: a real bug, not a panic(string)
+		}
+		return []byte("ACK")
+	})}
+	addr := serve(t, srv)
+	good := &Client{Addr: addr}
+	defer good.Close()
+	_, err := good.Send(context.Background(), []byte("MSH|1"))
+	require.NoError(t, err)
+
+	bad := &Client{Addr: addr, ReplyTimeout: 5 * time.Second}
+	defer bad.Close()
+	_, err = bad.Send(context.Background(), []byte("MSH|POISON-SECRET"))
+	require.Error(t, err, "no reply: the connection is closed")
+
+	reply, err := good.Send(context.Background(), []byte("MSH|2"))
+	require.NoError(t, err, "the other connection goes on")
+	assert.Equal(t, "ACK", string(reply))
+	assert.EqualValues(t, 1, srv.Stats().Panics)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Contains(t, logs.String(), "handler panicked")
+	assert.NotContains(t, logs.String(), "POISON-SECRET")
+}
+
+type syncWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}

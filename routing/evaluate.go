@@ -45,13 +45,14 @@ func Evaluate(routes []Route, unroutedTo string, in condition.Input, data []byte
 	matched := false
 	for i := range routes {
 		route := &routes[i]
-		var ok bool
+		ok, why, panicked := route.match(in, explain)
 		if explain {
-			var why string
-			ok, why = route.Explain(in)
 			o.Decisions = append(o.Decisions, Decision{Route: route.Name, Matched: ok, Why: why})
-		} else {
-			ok = route.Matches(in)
+		}
+		if panicked {
+			matched = true // not unrouted: the message goes to the dead-letter queue
+			o.DeadLetters = append(o.DeadLetters, DeadLetter{Route: route.Name, Reason: "the condition of route " + route.Name + " panicked (a bug in hl7broker: please report it)"})
+			continue
 		}
 		if !ok {
 			continue
@@ -84,4 +85,18 @@ func (o *Plan) sends(dest string) bool {
 		}
 	}
 	return false
+}
+
+// match is Matches (or Explain), with a panic in a condition recovered.
+func (r *Route) match(in condition.Input, explain bool) (ok bool, why string, panicked bool) {
+	defer func() {
+		if recover() != nil {
+			ok, why, panicked = false, "the condition panicked", true
+		}
+	}()
+	if explain {
+		ok, why = r.Explain(in)
+		return ok, why, false
+	}
+	return r.Matches(in), "", false
 }

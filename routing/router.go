@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -148,7 +149,7 @@ func (r *Router) Run(ctx context.Context) error {
 		case inbox <- msg:
 		case <-ctx.Done(): // stopping: unacked, it is redelivered on the next start
 		}
-	}, jetstream.PullMaxMessages(routerBatch), jetstream.PullPriorityGroup(routerGroup))
+	}, slices.Concat(pullOptions, []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(routerBatch), jetstream.PullPriorityGroup(routerGroup)})...)
 	if err != nil {
 		return fmt.Errorf("router: %w", err)
 	}
@@ -210,6 +211,17 @@ func streamSeq(m jetstream.Msg) uint64 {
 	}
 	return meta.Sequence.Stream
 }
+
+// pullOptions bound how long a consumer can sit without a pull request
+// open on the server. nats.go's Consume (v1.55) skips the next pull when
+// a message arrives while its previous pull request is still being sent
+// (fetchInProgress), which on the in-process connection happens under
+// load; nothing then asks for more until two idle heartbeats are missed.
+// With the default 15 s heartbeat a destination stalled 27-30 s at a time
+// behind a healthy downstream. A 500 ms heartbeat makes such a gap last
+// about a second; the heartbeats cost one small message per consumer and
+// half second.
+var pullOptions = []jetstream.PullConsumeOpt{jetstream.PullExpiry(5 * time.Second), jetstream.PullHeartbeat(500 * time.Millisecond)}
 
 // waitClosed waits for a consumer to stop, at most 2 s: with the server
 // already gone, closing cannot be confirmed and must not hold up shutdown.
@@ -401,7 +413,13 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 		return nil, true
 	}
 	t := r.Table() // one table for the whole message: a reload never half-applies
-	o := Evaluate(t.Routes, t.UnroutedTo, condition.Input{Listener: listener, Message: &r.parsed}, data, false)
+	o, panicked := evaluateSafely(t, condition.Input{Listener: listener, Message: &r.parsed}, data)
+	if panicked {
+		if !deadLetter("_router", "the router panicked while routing this message (a bug in hl7broker: please report it)") {
+			return nil, false
+		}
+		return nil, true
+	}
 	for _, d := range o.DeadLetters {
 		if !deadLetter(d.Route, d.Reason) {
 			return nil, false
@@ -428,6 +446,19 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 		log.Warn().Str("unrouted_to", t.UnroutedTo).Msg("no route matched: unrouted")
 	}
 	return sent, true
+}
+
+// evaluateSafely is Evaluate with a panic recovered: one poison message
+// must not crash the router, which would route it again, and crash
+// again, on every restart. Conditions and steps recover their own panics
+// (naming themselves); this catches the rest.
+func evaluateSafely(t *Table, in condition.Input, data []byte) (o Plan, panicked bool) {
+	defer func() {
+		if recover() != nil {
+			o, panicked = Plan{}, true
+		}
+	}()
+	return Evaluate(t.Routes, t.UnroutedTo, in, data, false), false
 }
 
 func (r *Router) sync(ctx context.Context) error {

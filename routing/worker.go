@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -23,6 +24,7 @@ const (
 // Destination is one downstream system and how to deliver to it.
 type Destination struct {
 	Name string
+	Type string // mllp, http, file...: names the delivery step in reasons
 	// NewDeliverer makes a deliverer for one delivery slot: the fifo
 	// queue, one partition, or one of the parallel slots. Each has its own
 	// (an MLLP connection carries one message at a time).
@@ -81,14 +83,27 @@ func (w *Worker) Run(ctx context.Context) error {
 	default:
 		slots = []slot{{base, "deliver-" + w.Dest.Name, 1}}
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	var stops []func()
+	// stopAll stops every slot started so far and waits for their
+	// deliveries (each left queued): a setup that fails partway leaves
+	// nothing consuming, with closed deliverers, behind it.
+	stopAll := func() {
+		cancel()
+		for _, stop := range stops {
+			stop()
+		}
+		wg.Wait()
+	}
 	for _, s := range slots {
 		cons, err := w.JetStream.CreateOrUpdateConsumer(ctx, StreamOut, jetstream.ConsumerConfig{
 			Durable: s.durable, FilterSubject: s.subject, AckPolicy: jetstream.AckExplicitPolicy,
 			MaxAckPending: s.pending, AckWait: w.Dest.ackWait(), MaxDeliver: -1,
 		})
 		if err != nil {
+			stopAll()
 			return fmt.Errorf("destination %s: consumer: %w", w.Dest.Name, err)
 		}
 		// One deliverer per message in flight.
@@ -96,6 +111,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		for range s.pending {
 			d, err := w.Dest.NewDeliverer()
 			if err != nil {
+				stopAll()
 				return fmt.Errorf("destination %s: %w", w.Dest.Name, err)
 			}
 			defer d.Close()
@@ -109,17 +125,15 @@ func (w *Worker) Run(ctx context.Context) error {
 				defer func() { free <- d }()
 				w.deliver(ctx, d, msg)
 			}()
-		}, jetstream.PullMaxMessages(s.pending))
+		}, slices.Concat(pullOptions, []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(s.pending)})...)
 		if err != nil {
+			stopAll()
 			return fmt.Errorf("destination %s: %w", w.Dest.Name, err)
 		}
 		stops = append(stops, func() { cc.Stop(); waitClosed(cc) })
 	}
 	<-ctx.Done()
-	for _, stop := range stops {
-		stop()
-	}
-	wg.Wait()
+	stopAll()
 	return nil
 }
 
@@ -131,7 +145,12 @@ func (w *Worker) deliver(ctx context.Context, d Deliverer, msg jetstream.Msg) {
 		Str("type", h.Get(HeaderType)+"^"+h.Get(HeaderEvent)).Int("size", len(msg.Data())).Logger()
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		res := d.Deliver(ctx, msg.Data(), h)
+		res, panicked := deliverSafely(ctx, d, msg.Data(), h)
+		if panicked {
+			log.Error().Int("attempt", attempt).Str("step", w.Dest.Type+" delivery").Msg("delivery panicked; the message goes to the dead-letter queue")
+			w.deadLetter(ctx, msg, log, fmt.Sprintf("the %s delivery step panicked (a bug in hl7broker: please report it)", w.Dest.Type), attempt)
+			return
+		}
 		if w.OnAttempt != nil {
 			w.OnAttempt(res.Outcome, time.Since(start))
 		}
@@ -161,6 +180,17 @@ func (w *Worker) deliver(ctx context.Context, d Deliverer, msg jetstream.Msg) {
 			return
 		}
 	}
+}
+
+// deliverSafely is one attempt with a panic recovered: a deliverer's bug
+// on one message must not take the broker down, nor block the queue.
+func deliverSafely(ctx context.Context, d Deliverer, data []byte, h nats.Header) (res Result, panicked bool) {
+	defer func() {
+		if recover() != nil {
+			res, panicked = Result{}, true
+		}
+	}()
+	return d.Deliver(ctx, data, h), false
 }
 
 // requeue hands a message back when stopping, so that the next start

@@ -1,6 +1,7 @@
 package transforms
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -70,14 +71,28 @@ func (p Pipeline) ApplyParsed(m *hl7.Message, data []byte) ([]byte, error) {
 
 var clones = sync.Pool{New: func() any { return new(hl7.Message) }}
 
-// ApplyTo runs every step on m, stopping at the first that fails.
+// ApplyTo runs every step on m, stopping at the first that fails. A step
+// that panics fails like any other, with a reason saying so: the message
+// is dead-lettered and the rest flow on.
 func (p Pipeline) ApplyTo(m *hl7.Message) error {
 	for i, s := range p {
-		if err := s.Apply(m); err != nil {
+		if err := applyStep(s, m); err != nil {
 			return &StepError{Step: i, What: s.String(), Reason: reason(err)}
 		}
 	}
 	return nil
+}
+
+// ErrStepPanicked is the reason of a step that panicked.
+var ErrStepPanicked = errors.New("the step panicked (a bug in hl7broker: please report it)")
+
+func applyStep(s Step, m *hl7.Message) (err error) {
+	defer func() {
+		if recover() != nil {
+			err = ErrStepPanicked
+		}
+	}()
+	return s.Apply(m)
 }
 
 // reason is an error's text without the path quoting of hl7 errors, which
