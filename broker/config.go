@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/internal/secret"
@@ -169,6 +170,7 @@ func LoadConfig(file string) (*Config, error) {
 		return nil, newConfigError(file, decodeProblems(err))
 	}
 	c.file, c.dir = file, filepath.Dir(file)
+	c.restoreMapKeys(readPositions(file))
 	if problems := c.expandSecrets(); len(problems) > 0 {
 		return nil, newConfigError(file, problems)
 	}
@@ -202,6 +204,37 @@ func decodeProblems(err error) []Problem {
 		problems = []Problem{{Message: strings.ReplaceAll(err.Error(), "\n", " ")}}
 	}
 	return problems
+}
+
+// restoreMapKeys puts back the keys of maps whose keys are data, as the
+// file wrote them: viper lowercases every key it reads, so an inline map
+// table {M: male} would never match M. Affected: transform steps' table
+// and destinations' headers.
+func (c *Config) restoreMapKeys(pos *positions) {
+	if pos == nil {
+		return
+	}
+	restore := func(key string, m map[string]string) map[string]string {
+		n := pos.node(key)
+		if m == nil || n == nil || n.Kind != yaml.MappingNode {
+			return m
+		}
+		var exact map[string]string
+		if n.Decode(&exact) != nil || len(exact) != len(m) {
+			return m
+		}
+		return exact
+	}
+	for i := range c.Routes {
+		for j := range c.Routes[i].Transform {
+			st := &c.Routes[i].Transform[j]
+			st.Table = restore(fmt.Sprintf("routes[%d].transform[%d].table", i, j), st.Table)
+		}
+	}
+	for i := range c.Destinations {
+		d := &c.Destinations[i]
+		d.Headers = restore(fmt.Sprintf("destinations[%d].headers", i), d.Headers)
+	}
 }
 
 // expandSecrets replaces ${env:NAME} and ${file:PATH} references in the

@@ -202,3 +202,27 @@ func TestProblemsSayLineAndColumn(t *testing.T) {
 	assert.Equal(t, where(11, "{"), at["destinations[0].partition_by"], "a key not written points at its parent")
 	assert.Contains(t, ce.Error(), fmt.Sprintf("line 7:%d: routes[0].to[1]: ", where(7, "missing")[1]))
 }
+
+// Inline map tables keep their keys as written: viper lowercases every
+// key it reads, so {M: male} never matched M and, with on_miss: reject,
+// every message was dead-lettered.
+func TestInlineMapTableKeepsKeyCase(t *testing.T) {
+	f := writeConfig(t, `listeners: [{name: adt, addr: "127.0.0.1:0"}]
+routes:
+  - name: sex
+    transform:
+      - {map: PID-8, table: {M: male, F: female, Unk: unknown}, on_miss: reject}
+    to: [emr]
+destinations:
+  - {name: emr, type: file, dir: out, headers: {X-Api-Key: k}}
+`)
+	c, err := LoadConfig(f)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"M": "male", "F": "female", "Unk": "unknown"}, c.Routes[0].Transform[0].Table)
+	assert.Equal(t, map[string]string{"X-Api-Key": "k"}, c.Destinations[0].Headers)
+	p, problems := c.Pipeline(0)
+	require.Empty(t, problems)
+	out, err := p.Apply([]byte("MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rPID|1||X||Doe^J||19700101|M\r"))
+	require.NoError(t, err, "M is in the table")
+	assert.Contains(t, string(out), "|male")
+}

@@ -46,6 +46,17 @@ func (p *positions) find(key string) (line, col int) {
 	return line, col
 }
 
+// node returns the node at key exactly, or nil.
+func (p *positions) node(key string) *yaml.Node {
+	n := p.root
+	for _, part := range splitKey(key) {
+		if n, _ = child(n, part); n == nil {
+			return nil
+		}
+	}
+	return n
+}
+
 // splitKey turns routes[1].when.all[0] into routes, [1], when, all, [0].
 func splitKey(key string) []string {
 	var parts []string

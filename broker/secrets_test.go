@@ -54,7 +54,7 @@ destinations:
 	cfg, err := LoadConfig(file)
 	require.NoError(t, err)
 	assert.Equal(t, "http://"+down+"/in?token="+queryToken, cfg.Destinations[0].URL, "expanded at load")
-	assert.Equal(t, authToken, cfg.Destinations[0].Headers["authorization"])
+	assert.Equal(t, authToken, cfg.Destinations[0].Headers["Authorization"])
 
 	p := startPipeline(t, cfg)
 	require.Equal(t, hl7.AA, p.send(t, "lab", oruMsg("SEC1")))
