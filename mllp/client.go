@@ -156,6 +156,18 @@ func (c *Client) fail() {
 	c.retryAt = time.Now().Add(b)
 }
 
+// Reset drops the connection, if any, without closing the Client: the
+// next Send dials a new one at once. For a caller that finds the
+// connection's replies out of step, such as an ACK for another message.
+func (c *Client) Reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil {
+		c.conn.Close()
+		c.conn, c.reader = nil, nil
+	}
+}
+
 // Close closes the connection; later Sends fail with ErrClientClosed.
 func (c *Client) Close() error {
 	c.mu.Lock()

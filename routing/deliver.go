@@ -59,7 +59,11 @@ func (d *MLLPDeliverer) Deliver(ctx context.Context, data []byte, _ nats.Header)
 		return Result{Retry, "reply is not an ACK: " + err.Error()}
 	}
 	if m, err := hl7.Parse(data); err == nil && ack.ControlID != m.ControlID() {
-		return Result{Retry, "ACK's MSA-2 is not the MSH-10 sent"}
+		// The connection's replies are out of step (a stale ACK, a
+		// receiver that answers the previous message): a new connection
+		// makes the retry's ACK its own.
+		d.Client.Reset()
+		return Result{Retry, "ACK's MSA-2 is not the MSH-10 sent; reconnecting"}
 	}
 	// Only codes: the receiver's ERR texts are free text and may quote
 	// the message, and this reason is logged and kept in the DLQ.
