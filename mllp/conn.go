@@ -62,15 +62,21 @@ func (c *serverConn) serve() {
 
 	r := NewReader(c.rwc)
 	r.MaxFrameBytes, r.AllowMissingCR = s.MaxFrameBytes, s.AllowMissingCR
-	inFrame := false
+	inFrame, inJunk := false, false
 	r.OnFrameStart = func() {
-		inFrame = true
+		inFrame, inJunk = true, false
+		if readTimeout > 0 {
+			_ = c.rwc.SetReadDeadline(time.Now().Add(readTimeout))
+		}
+	}
+	r.OnJunk = func() { // bytes that are no frame get the read timeout too
+		inJunk = true
 		if readTimeout > 0 {
 			_ = c.rwc.SetReadDeadline(time.Now().Add(readTimeout))
 		}
 	}
 	for {
-		inFrame = false
+		inFrame, inJunk = false, false
 		var idleDeadline time.Time
 		if s.IdleTimeout > 0 {
 			idleDeadline = time.Now().Add(s.IdleTimeout)
@@ -81,6 +87,11 @@ func (c *serverConn) serve() {
 		frame, err := r.ReadFrame()
 		if n := r.JunkBytes - junk; n > 0 {
 			s.stats.junk.Add(n)
+			if err != nil && inJunk && errors.Is(err, os.ErrDeadlineExceeded) {
+				c.log(zerolog.WarnLevel).Int64("bytes", n).Dur("read_timeout", readTimeout).
+					Msg("bytes without a start block for the read timeout; connection closed")
+				return
+			}
 			c.log(zerolog.WarnLevel).Int64("bytes", n).Msg("discarded bytes outside a frame")
 		}
 		if err != nil {

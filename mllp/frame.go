@@ -59,6 +59,11 @@ type Reader struct {
 	// OnFrameStart, when set, is called as a frame's StartBlock is read
 	// (the server starts its per-frame read deadline there).
 	OnFrameStart func()
+	// OnJunk, when set, is called at the first byte outside a frame (not
+	// CR or LF) while waiting for a StartBlock: the server starts its read
+	// deadline there, so bytes that never become a frame cannot hold a
+	// connection open.
+	OnJunk func()
 
 	// JunkBytes counts bytes discarded outside frames (not counting CR or
 	// LF between frames, which senders often add).
@@ -134,6 +139,7 @@ func (r *Reader) frameError(reason string, size int) *FrameError {
 
 // skipToStart discards bytes up to and including the next StartBlock.
 func (r *Reader) skipToStart() error {
+	junk := false
 	for {
 		b, err := r.br.ReadByte()
 		if err != nil {
@@ -145,6 +151,10 @@ func (r *Reader) skipToStart() error {
 		case '\r', '\n':
 		default:
 			r.JunkBytes++
+			if !junk && r.OnJunk != nil {
+				r.OnJunk()
+			}
+			junk = true
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -381,7 +382,7 @@ func TestClientReplyTimeoutAndCancel(t *testing.T) {
 func TestHandlerPanicClosesOnlyThatConnection(t *testing.T) {
 	var logs bytes.Buffer
 	var mu sync.Mutex
-	srv := &Server{Name: "adt", Logger: zerolog.New(&syncWriter{w: &logs, mu: &mu}), Handler: HandlerFunc(func(_ context.Context, _ *ConnInfo, frame []byte) []byte {
+	srv := &Server{Name: "adt", Logger: zerolog.New(&lockedWriter{&mu, &logs}), Handler: HandlerFunc(func(_ context.Context, _ *ConnInfo, frame []byte) []byte {
 		if bytes.Contains(frame, []byte("POISON")) {
 			var m map[string]int
 			m["x"]++ // a nil map write: a real bug, not a panic(string)
@@ -409,13 +410,25 @@ func TestHandlerPanicClosesOnlyThatConnection(t *testing.T) {
 	assert.NotContains(t, logs.String(), "POISON-SECRET")
 }
 
-type syncWriter struct {
-	w  io.Writer
-	mu *sync.Mutex
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
+// A connection that sends bytes but never a start block is closed after
+// the read timeout, even with no idle timeout, with one log line; before,
+// it held its slot forever without a word.
+func TestBytesWithoutStartBlockGetTheReadTimeout(t *testing.T) {
+	noLeaks(t)
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	srv := &Server{Handler: echo, ReadTimeout: 150 * time.Millisecond, Logger: zerolog.New(&lockedWriter{&mu, &logs}).Level(zerolog.InfoLevel)}
+	addr := serve(t, srv)
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")) // a port scanner, or the wrong protocol
+	require.NoError(t, err)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+	_, err = c.Read(make([]byte, 1))
+	assert.ErrorIs(t, err, io.EOF, "the server closed it")
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, 1, strings.Count(logs.String(), "\n"), "one log line: %s", logs.String())
+	assert.Contains(t, logs.String(), "bytes without a start block")
 }
