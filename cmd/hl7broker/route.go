@@ -67,6 +67,9 @@ func runRouteTest(cmd *cobra.Command, args []string, o routeTestOptions) error {
 	for _, msg := range msgs {
 		fmt.Fprintf(w, "== %s #%d\n", msg.file, msg.index)
 		m, err := hl7.Parse(msg.raw)
+		if err == nil {
+			err = m.CheckHeader() // as the listener checks it: an empty MSH-10 is AR
+		}
 		if err != nil {
 			fmt.Fprintf(w, "not accepted: the listener would reject it (AR): %v\n\n", err)
 			continue
@@ -92,11 +95,17 @@ func runRouteTest(cmd *cobra.Command, args []string, o routeTestOptions) error {
 			fmt.Fprintf(w, "unrouted: no route matched%s\n", map[bool]string{true: "; sent to " + cfg.Unrouted.To, false: "; kept in history only"}[cfg.Unrouted.To != ""])
 		}
 		for _, c := range plan.Copies {
-			printCopy(w, c, msg.raw)
+			sent, ext, err := asSent(cfg, c)
+			if err != nil {
+				fmt.Fprintf(w, "-> %s (route %s): cannot be encoded for it: %v\n", c.Destination, c.Route, err)
+				failures++
+				continue
+			}
+			printCopy(w, c, sent, ext, msg.raw)
 			if o.out != "" {
-				name := filepath.Join(o.out, fmt.Sprintf("%s-%d-%s.hl7", strings.TrimSuffix(filepath.Base(msg.file), filepath.Ext(msg.file)), msg.index, c.Destination))
+				name := filepath.Join(o.out, fmt.Sprintf("%s-%d-%s.%s", strings.TrimSuffix(filepath.Base(msg.file), filepath.Ext(msg.file)), msg.index, c.Destination, ext))
 				if err := os.MkdirAll(o.out, 0o755); err == nil {
-					err = os.WriteFile(name, c.Data, 0o644)
+					err = os.WriteFile(name, sent, 0o644)
 				}
 				if err != nil {
 					fmt.Fprintf(w, "   could not write %s: %v\n", name, err)
@@ -129,14 +138,40 @@ func pickListener(cfg *broker.Config, want, typ string) (string, string) {
 	return "", fmt.Sprintf("no listener accepts %s (AR)", typ)
 }
 
-// printCopy prints one copy, its segments one a line.
-func printCopy(w io.Writer, c routing.Copy, original []byte) {
+// asSent is a copy exactly as its destination receives it: encoded as
+// JSON, or ER7 with the destination's segment terminator; ext names the
+// file it is written to.
+func asSent(cfg *broker.Config, c routing.Copy) (sent []byte, ext string, err error) {
+	i := slices.IndexFunc(cfg.Destinations, func(d broker.DestinationConfig) bool { return d.Name == c.Destination })
+	if i < 0 {
+		return c.Data, "hl7", nil
+	}
+	d := cfg.Destinations[i]
+	enc, err := routing.NewEncoding(d.Encoding, d.Terminator)
+	if err != nil || enc == nil {
+		return c.Data, "hl7", err
+	}
+	if sent, err = enc(c.Data); err != nil {
+		return nil, "", err
+	}
+	if d.Encoding == "json" {
+		return sent, "json", nil
+	}
+	return sent, "hl7", nil
+}
+
+// printCopy prints one copy as sent: JSON as it is, ER7 one segment a line.
+func printCopy(w io.Writer, c routing.Copy, sent []byte, ext string, original []byte) {
 	same := ""
-	if bytes.Equal(c.Data, original) {
+	if bytes.Equal(sent, original) {
 		same = ", unchanged"
 	}
-	fmt.Fprintf(w, "-> %s (route %s, %d bytes%s)\n", c.Destination, c.Route, len(c.Data), same)
-	for _, seg := range strings.FieldsFunc(string(c.Data), func(r rune) bool { return r == '\r' || r == '\n' }) {
+	fmt.Fprintf(w, "-> %s (route %s, %d bytes%s)\n", c.Destination, c.Route, len(sent), same)
+	if ext == "json" {
+		fmt.Fprintf(w, "   %s\n", sent)
+		return
+	}
+	for _, seg := range strings.FieldsFunc(string(sent), func(r rune) bool { return r == '\r' || r == '\n' }) {
 		fmt.Fprintf(w, "   %s\n", seg)
 	}
 }

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -52,4 +54,32 @@ func TestRouteTestErrors(t *testing.T) {
 	stdout, _, code = runCmd(t, "route", "test", "--config", bad, filepath.Join(routetest, "adt.hl7"))
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stdout, "at least one listener")
+}
+
+// route test answers as serve would: a message serve rejects for an
+// empty MSH-10 is shown rejected, and each copy is written exactly as its
+// destination receives it (JSON, or ER7 with its segment terminator).
+func TestRouteTestAsServeWould(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "hl7broker.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(`listeners: [{name: lab, addr: "127.0.0.1:0"}]
+routes: [{name: all, to: [api, crlf]}]
+destinations:
+  - {name: api, type: http, url: "http://127.0.0.1:9/in", encoding: json}
+  - {name: crlf, type: file, dir: out, segment_terminator: crlf}
+`), 0o600))
+	msgFile := filepath.Join(dir, "msgs.hl7")
+	require.NoError(t, os.WriteFile(msgFile, []byte("MSH|^~\\&|LAB|F|EHR|H|20260101||ORU^R01|C1|P|2.5\rPID|1||P1\r\r"+
+		"MSH|^~\\&|LAB|F|EHR|H|20260101||ORU^R01||P|2.5\rPID|1||P2\r"), 0o600))
+	out := t.TempDir()
+	stdout, stderr, code := runCmd(t, "route", "test", "--config", cfg, "--out", out, msgFile)
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "not accepted: the listener would reject it (AR)", "the empty MSH-10")
+	assert.Equal(t, 1, strings.Count(stdout, "-> api"), "only the first message is routed")
+	js, err := os.ReadFile(filepath.Join(out, "msgs-1-api.json"))
+	require.NoError(t, err)
+	assert.True(t, json.Valid(js), "the http destination receives JSON: %s", js)
+	er7, err := os.ReadFile(filepath.Join(out, "msgs-1-crlf.hl7"))
+	require.NoError(t, err)
+	assert.Equal(t, "MSH|^~\\&|LAB|F|EHR|H|20260101||ORU^R01|C1|P|2.5\r\nPID|1||P1\r\n", string(er7))
 }
