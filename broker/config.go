@@ -157,6 +157,9 @@ func LoadConfig(file string) (*Config, error) {
 	for k, d := range defaults {
 		v.SetDefault(k, d)
 	}
+	if p := yamlProblem(file); p != nil {
+		return nil, &ConfigError{File: file, Problems: []Problem{*p}}
+	}
 	if err := v.ReadInConfig(); err != nil {
 		return nil, fmt.Errorf("config %s: %w", file, err)
 	}
@@ -166,19 +169,75 @@ func LoadConfig(file string) (*Config, error) {
 		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
 			mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
 	})
+	// A key that cannot be decoded does not hide the rest: what decoded
+	// is validated too, and every problem is reported in one run.
+	var problems []Problem
 	if err != nil {
-		return nil, newConfigError(file, decodeProblems(err))
+		problems = decodeProblems(err)
 	}
 	c.file, c.dir = file, filepath.Dir(file)
 	c.restoreMapKeys(readPositions(file))
-	if problems := c.expandSecrets(); len(problems) > 0 {
-		return nil, newConfigError(file, problems)
-	}
+	problems = append(problems, c.expandSecrets()...)
 	c.applyDefaults()
-	if problems := c.Validate(); len(problems) > 0 {
+	problems = mergeProblems(problems, c.Validate())
+	if len(problems) > 0 {
 		return nil, newConfigError(file, problems)
 	}
 	return &c, nil
+}
+
+// mergeProblems adds validation problems to decoding ones, leaving out
+// those about a key that did not decode (its zero value would only add
+// noise: "must be positive" after "cannot parse").
+func mergeProblems(decoded, validated []Problem) []Problem {
+	out := decoded
+	for _, v := range validated {
+		dup := false
+		for _, d := range decoded {
+			if d.Key != "" && (v.Key == d.Key || strings.HasPrefix(v.Key, d.Key+".") || strings.HasPrefix(v.Key, d.Key+"[")) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// yamlProblem reports a file that is not valid YAML, at the line where
+// it stops being valid. The YAML parser names the line where the block
+// around the problem starts (line 1 for a bad indentation on line 3), so
+// the line is found by parsing ever longer beginnings of the file: the
+// first line whose addition breaks it.
+func yamlProblem(file string) *Problem {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil // viper reports it
+	}
+	var n yaml.Node
+	err = yaml.Unmarshal(data, &n)
+	if err == nil {
+		return nil
+	}
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if _, rest, ok := strings.Cut(msg, ": "); ok && strings.HasPrefix(msg, "line ") {
+		msg = rest
+	}
+	p := &Problem{Message: "not valid YAML: " + msg}
+	lines := strings.SplitAfter(string(data), "\n")
+	if len(lines) > 5000 {
+		return p
+	}
+	for i := 1; i <= len(lines); i++ {
+		var m yaml.Node
+		if yaml.Unmarshal([]byte(strings.Join(lines[:i], "")), &m) != nil {
+			p.Line, p.Column = i, 1
+			break
+		}
+	}
+	return p
 }
 
 // decodeProblems splits a decoding error into one problem per key:

@@ -226,3 +226,29 @@ destinations:
 	require.NoError(t, err, "M is in the table")
 	assert.Contains(t, string(out), "|male")
 }
+
+// check reports every problem in one run: a value that cannot be decoded
+// no longer hides a route to an unknown destination, and a bad
+// indentation is reported on its own line, not where its block starts.
+func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
+	f := writeConfig(t, `listeners:
+  - {name: adt, addr: "127.0.0.1:0", max_connections: lots}
+routes:
+  - {name: r, to: [nowhere]}
+`)
+	_, err := LoadConfig(f)
+	var ce *ConfigError
+	require.ErrorAs(t, err, &ce)
+	var keys []string
+	for _, p := range ce.Problems {
+		keys = append(keys, p.Key)
+	}
+	assert.ElementsMatch(t, []string{"listeners[0].max_connections", "routes[0].to[0]"}, keys)
+
+	f = writeConfig(t, "listeners:\n  - name: adt\n   addr: \"127.0.0.1:2575\"\nroutes: []\n")
+	_, err = LoadConfig(f)
+	require.ErrorAs(t, err, &ce)
+	require.Len(t, ce.Problems, 1)
+	assert.Equal(t, 3, ce.Problems[0].Line, "the line with the bad indentation: %s", ce.Problems[0])
+	assert.Contains(t, ce.Problems[0].Message, "not valid YAML")
+}
