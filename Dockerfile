@@ -6,7 +6,7 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/hl7broker ./cmd/hl7broker \
+RUN CGO_ENABLED=0 go build -trimpath -buildvcs=auto -ldflags="-s -w" -o /out/hl7broker ./cmd/hl7broker \
  && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/nats-server \
       github.com/nats-io/nats-server/v2
 

@@ -204,3 +204,15 @@ func TestCheck(t *testing.T) {
 	assert.Contains(t, stdout, `listeners[0].addr: "nowhere" is not HOST:PORT`)
 	assert.Contains(t, stdout, `routes[0].to[0]: no destination is named "emr"`)
 }
+
+func TestVersion(t *testing.T) {
+	stdout, _, code := runCmd(t, "version")
+	require.Equal(t, 0, code)
+	assert.Regexp(t, `^hl7broker \S+ \(commit ([0-9a-f]+|unknown).*, go1\.\d+`, stdout)
+	flag, _, code := runCmd(t, "--version")
+	require.Equal(t, 0, code)
+	assert.Equal(t, stdout, flag, "version and --version print the same")
+	version = "v9.9.9"
+	defer func() { version = "" }()
+	assert.Contains(t, versionString(), "v9.9.9 (commit ", "a release build's -X main.version wins")
+}

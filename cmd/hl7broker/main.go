@@ -54,10 +54,12 @@ func newRootCmd() *cobra.Command {
 		Short:         "HL7 v2 MLLP message broker",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionString(),
 	}
+	root.SetVersionTemplate("hl7broker {{.Version}}\n")
 	root.PersistentFlags().StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&format, "log-format", "auto", "log format: console, json, or auto (json for serve, console for the tools)")
-	root.AddCommand(newServeCmd(), newSendCmd(), newListenCmd(), newCheckCmd(), newRouteCmd(), newSchemaCmd(), newBenchCmd())
+	root.AddCommand(newServeCmd(), newSendCmd(), newListenCmd(), newCheckCmd(), newRouteCmd(), newSchemaCmd(), newBenchCmd(), newVersionCmd())
 	return root
 }
 
