@@ -116,7 +116,7 @@ type benchResult struct {
 	PerSecond   float64        `json:"per_second"`
 	LatencyMS   latencies      `json:"latency_ms"`
 	Acks        map[string]int `json:"acks"`
-	Errors      int64          `json:"errors"` // no ACK: connection errors, timeouts, replies that are not ACKs
+	Errors      int64          `json:"errors"` // no ACK: connection errors, timeouts, replies that are not ACKs or whose MSA-2 is not the control ID sent
 	Sink        *sinkReport    `json:"sink,omitempty"`
 }
 
@@ -173,6 +173,9 @@ type benchConn struct {
 	close func()
 }
 
+// errStaleAck is an ACK whose MSA-2 is not the control ID just sent.
+var errStaleAck = errors.New("ACK's MSA-2 is not the control ID sent")
+
 // mllpConns dials MLLP connections spread over addr's comma-separated
 // receivers; a connection whose message gets no ACK moves to the next.
 func mllpConns(addr string, tlsCfg *tls.Config, timeout time.Duration) func(k int) benchConn {
@@ -197,6 +200,11 @@ func mllpConns(addr string, tlsCfg *tls.Config, timeout time.Duration) func(k in
 				ack, err := hl7.ParseAck(reply)
 				if err != nil {
 					return "", err
+				}
+				if ack.ControlID != m.controlID {
+					// A stale ACK (a receiver out of step) acknowledges
+					// another message: this one got no ACK of its own.
+					return "", errStaleAck
 				}
 				return string(ack.Code), nil
 			},
@@ -404,7 +412,7 @@ func printBench(w io.Writer, r benchResult, asJSON bool) {
 	for _, k := range slices.Sorted(maps.Keys(r.Acks)) {
 		codes = append(codes, fmt.Sprintf("%s %d", k, r.Acks[k]))
 	}
-	fmt.Fprintf(w, "acks: %s\nerrors (no ACK): %d\n", strings.Join(codes, ", "), r.Errors)
+	fmt.Fprintf(w, "acks: %s\nerrors (no ACK, or an ACK for another message): %d\n", strings.Join(codes, ", "), r.Errors)
 	if s := r.Sink; s != nil {
 		fmt.Fprintf(w, "sink: delivered %d, lost %d, duplicated %d, out of order %d, unknown %d\n",
 			s.Delivered, s.Lost, s.Duplicates, s.OutOfOrder, s.Unknown)

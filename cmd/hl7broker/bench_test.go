@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/mllp"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -128,4 +134,34 @@ func TestBenchCompare(t *testing.T) {
 	_, stderr, code := runCmd(t, "bench", "--compare", "--messages", "10", "--durability", "sometimes")
 	assert.Equal(t, 2, code)
 	assert.Contains(t, stderr, `--durability "sometimes" is not fsync or os`)
+}
+
+// A receiver whose ACKs are out of step (each acknowledges the message
+// before) no longer looks healthy: bench counts each as an error and
+// exits 1.
+func TestBenchCountsStaleAcksAsErrors(t *testing.T) {
+	var prev []byte
+	var mu sync.Mutex
+	srv := &mllp.Server{Handler: mllp.HandlerFunc(func(_ context.Context, _ *mllp.ConnInfo, frame []byte) []byte {
+		mu.Lock()
+		defer mu.Unlock()
+		answer := prev
+		if answer == nil {
+			answer = frame
+		}
+		prev = append([]byte(nil), frame...)
+		m, err := hl7.Parse(answer)
+		if err != nil {
+			return nil
+		}
+		return hl7.BuildAck(m, hl7.AckOptions{Outcome: hl7.Accepted, Mode: hl7.AckModeOriginal})
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	r, code, _ := benchJSON(t, "--addr", ln.Addr().String(), "--messages", "10")
+	assert.Equal(t, 1, code, "stale ACKs fail the run")
+	assert.EqualValues(t, 9, r.Errors, "every ACK after the first is for the message before")
+	assert.Equal(t, map[string]int{"AA": 1}, r.Acks)
 }
