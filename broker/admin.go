@@ -44,7 +44,7 @@ type readiness struct {
 }
 
 func (b *Broker) readyz(w http.ResponseWriter, r *http.Request) {
-	res := readiness{Ready: true, Checks: map[string]string{"nats": "ok", "streams": "ok", "listeners": "ok", "config": "ok", "components": "ok"}}
+	res := readiness{Ready: true, Checks: map[string]string{"nats": "ok", "streams": "ok", "listeners": "ok", "config": "ok", "components": "ok", "storage": "ok"}}
 	fail := func(check, why string) { res.Ready, res.Checks[check] = false, why }
 	if s := b.nats.Conn.Status(); s != nats.CONNECTED {
 		fail("nats", "not connected: "+s.String())
@@ -64,6 +64,9 @@ func (b *Broker) readyz(w http.ResponseWriter, r *http.Request) {
 		fail("listeners", "shutting down")
 	} else if bound != want {
 		fail("listeners", fmt.Sprintf("%d of %d bound", bound, want))
+	}
+	if why := b.store.problem(); why != "" {
+		fail("storage", why)
 	}
 	if bad := b.sup.unhealthy(); len(bad) > 0 {
 		fail("components", strings.Join(bad, "; "))

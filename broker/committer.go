@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hl7broker/hl7broker/routing"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -75,4 +76,18 @@ func (c *SyncedCommitter) Commit(ctx context.Context, r *Received) (Stored, erro
 		return Stored{}, fmt.Errorf("store in %s: %w", StreamIn, err)
 	}
 	return stored, nil
+}
+
+// healthCommitter reports each commit's outcome to the store's health.
+type healthCommitter struct {
+	Committer
+	health *storeHealth
+}
+
+func (c healthCommitter) Commit(ctx context.Context, r *Received) (Stored, error) {
+	st, err := c.Committer.Commit(ctx, r)
+	if !routing.IsTooLarge(err) { // that message's fault, not the store's
+		c.health.committed(err)
+	}
+	return st, err
 }

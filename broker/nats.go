@@ -45,9 +45,10 @@ type NATS struct {
 	// and the dead-letter queue's acks) waits on it first. Nil with
 	// durability os, an external cluster (its own sync settings and
 	// replicas decide), or where the server syncs every write itself.
-	Syncer *Syncer
-	server *server.Server // nil for an external cluster
-	closed chan struct{}  // closed when Conn has closed
+	Syncer   *Syncer
+	server   *server.Server // nil for an external cluster
+	storeDir string         // the embedded server's StoreDir
+	closed   chan struct{}  // closed when Conn has closed
 
 	embed embedOptions
 }
@@ -142,7 +143,7 @@ func (n *NATS) startEmbedded(c *Config) error {
 	if err != nil {
 		return fmt.Errorf("embedded nats: %w", err)
 	}
-	n.server = ns
+	n.server, n.storeDir = ns, opts.StoreDir
 	go ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
 		return errors.New("embedded nats: not ready after 10s")

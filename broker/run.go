@@ -35,6 +35,7 @@ type Broker struct {
 	reuse     *reuseTracker
 	router    *routing.Router
 	sup       *supervisor
+	store     *storeHealth
 	runCtx    context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup // the router and the janitor
@@ -84,8 +85,10 @@ func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*
 	b := &Broker{cfg: cfg, log: log, nats: n, hooks: hooks, metrics: newMetrics(),
 		listeners: map[string]*listenerRun{}, workers: map[string]*workerRun{}}
 	b.sup = newSupervisor(log, b.metrics)
+	b.store = &storeHealth{}
+	b.store.register(b.metrics.reg)
+	b.committer = healthCommitter{n.Committer(cfg.NATS.StoreTimeout), b.store}
 	b.runCtx, b.cancel = context.WithCancel(context.Background())
-	b.committer = n.Committer(cfg.NATS.StoreTimeout)
 	b.reuse = newReuseTracker(cfg.NATS.DuplicateWindow)
 	for _, l := range cfg.Listeners {
 		if err := b.listen(l); err != nil {
@@ -117,6 +120,14 @@ func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*
 	b.router.OnDeadLettered = func(string) { m.deadLettered.WithLabelValues(routerDLQ).Inc() }
 	b.router.SetTable(table)
 	janitor := newOutJanitor(n.JetStream, cfg.NATS.DuplicateWindow, log)
+	if n.server != nil {
+		keeper := &storeKeeper{n: n, cfg: cfg, health: b.store, log: log}
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			b.sup.run(b.runCtx, "store", keeper.run)
+		}()
+	}
 	b.wg.Add(2)
 	go func() {
 		defer b.wg.Done()

@@ -160,6 +160,11 @@ func (r *Router) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-cc.Closed():
+			// The subscription ended by itself (its consumer vanished, as
+			// when the server's JetStream restarts): return, to be
+			// started again by whoever supervises the router.
+			return errors.New("router: the consumer's subscription ended")
 		case first := <-inbox:
 			group = append(group[:0], first)
 		more:

@@ -87,6 +87,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	var stops []func()
+	var ended []<-chan struct{}
 	// stopAll stops every slot started so far and waits for their
 	// deliveries (each left queued): a setup that fails partway leaves
 	// nothing consuming, with closed deliverers, behind it.
@@ -131,10 +132,33 @@ func (w *Worker) Run(ctx context.Context) error {
 			return fmt.Errorf("destination %s: %w", w.Dest.Name, err)
 		}
 		stops = append(stops, func() { cc.Stop(); waitClosed(cc) })
+		ended = append(ended, cc.Closed())
 	}
-	<-ctx.Done()
-	stopAll()
-	return nil
+	// Run until ctx ends, or until a slot's subscription ends by itself
+	// (its consumer vanished, as when the server's JetStream restarts):
+	// then stop the rest and return, to be started again by whoever
+	// supervises the worker.
+	closed := make(chan struct{})
+	for _, e := range ended {
+		go func() {
+			select {
+			case <-e:
+				select {
+				case closed <- struct{}{}:
+				case <-ctx.Done():
+				}
+			case <-ctx.Done():
+			}
+		}()
+	}
+	select {
+	case <-ctx.Done():
+		stopAll()
+		return nil
+	case <-closed:
+		stopAll()
+		return fmt.Errorf("destination %s: a consumer's subscription ended", w.Dest.Name)
+	}
 }
 
 // deliver makes attempts until the message is delivered, rejected for
