@@ -223,9 +223,10 @@ func streamSeq(m jetstream.Msg) uint64 {
 // (fetchInProgress), which on the in-process connection happens under
 // load; nothing then asks for more until two idle heartbeats are missed.
 // With the default 15 s heartbeat a destination stalled 27-30 s at a time
-// behind a healthy downstream. A 500 ms heartbeat makes such a gap last
+// behind a healthy downstream. A 500 ms heartbeat bounds such a gap to
 // about a second; the heartbeats cost one small message per consumer and
-// half second.
+// half second. (A worker also asks for one message more than it may hold,
+// so the race rarely happens at all: see Worker.Run.)
 var pullOptions = []jetstream.PullConsumeOpt{jetstream.PullExpiry(5 * time.Second), jetstream.PullHeartbeat(500 * time.Millisecond)}
 
 // waitClosed waits for a consumer to stop, at most 2 s: with the server

@@ -118,6 +118,12 @@ func (w *Worker) Run(ctx context.Context) error {
 			defer d.Close()
 			free <- d
 		}
+		// Pull one more than MaxAckPending: a pull request then stays open
+		// on the server while the last message is delivered, and the next
+		// is handed out on it as soon as that one is acked. With exactly
+		// MaxAckPending, each message ended its request and the next pull
+		// raced nats.go's bookkeeping (see pullOptions): a fifo queue
+		// stalled for a second or more at a time under load.
 		cc, err := cons.Consume(func(msg jetstream.Msg) {
 			d := <-free
 			wg.Add(1)
@@ -126,7 +132,7 @@ func (w *Worker) Run(ctx context.Context) error {
 				defer func() { free <- d }()
 				w.deliver(ctx, d, msg)
 			}()
-		}, slices.Concat(pullOptions, []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(s.pending)})...)
+		}, slices.Concat(pullOptions, []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(s.pending + 1)})...)
 		if err != nil {
 			stopAll()
 			return fmt.Errorf("destination %s: %w", w.Dest.Name, err)
