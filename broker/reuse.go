@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/binary"
 	"sync"
 	"time"
 )
@@ -16,43 +17,47 @@ type reuseTracker struct {
 	limit  int // entries kept at most; past it, expired ones are swept, then all
 
 	mu   sync.Mutex
-	seen map[[16]byte]reuseEntry
+	seen map[uint64]reuseEntry // by the first 8 bytes of the key
 }
 
+// reuseEntry is 16 bytes: 8 of the content digest (a collision only
+// misses one warning) and the time stored.
 type reuseEntry struct {
-	digest [16]byte
-	at     time.Time
+	digest uint64
+	at     int64 // unix nanoseconds
 }
 
-// reuseLimit bounds the tracker's memory (about 64 bytes an entry): far
-// more distinct control IDs than a broker receives in one window.
-const reuseLimit = 1 << 20
+// reuseLimit bounds the tracker's memory to about 10 MB: 2,000 distinct
+// control IDs a second over the default 2-minute window. Past it the
+// tracker forgets, and may miss a reuse; messages are not affected.
+const reuseLimit = 1 << 18
 
 func newReuseTracker(window time.Duration) *reuseTracker {
-	return &reuseTracker{window: window, limit: reuseLimit, seen: map[[16]byte]reuseEntry{}}
+	return &reuseTracker{window: window, limit: reuseLimit, seen: map[uint64]reuseEntry{}}
 }
 
 // observe records that the message identified by key (listener, MSH-3,
 // MSH-4, MSH-10) with content digest was stored, and reports whether a
 // different message with the same key was stored within the window.
 func (t *reuseTracker) observe(key, digest [16]byte, now time.Time) (reused bool) {
+	k, d, at := binary.BigEndian.Uint64(key[:]), binary.BigEndian.Uint64(digest[:]), now.UnixNano()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if e, ok := t.seen[key]; ok && now.Sub(e.at) < t.window {
-		reused = e.digest != digest
+	if e, ok := t.seen[k]; ok && at-e.at < int64(t.window) {
+		reused = e.digest != d
 	}
 	if len(t.seen) >= t.limit {
-		t.sweep(now)
+		t.sweep(at)
 	}
-	t.seen[key] = reuseEntry{digest: digest, at: now}
+	t.seen[k] = reuseEntry{digest: d, at: at}
 	return reused
 }
 
 // sweep drops entries older than the window, or all of them if that is
 // not enough: the tracker then misses a reuse, but no message is affected.
-func (t *reuseTracker) sweep(now time.Time) {
+func (t *reuseTracker) sweep(now int64) {
 	for k, e := range t.seen {
-		if now.Sub(e.at) >= t.window {
+		if now-e.at >= int64(t.window) {
 			delete(t.seen, k)
 		}
 	}
