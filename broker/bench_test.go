@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/routing"
 	"github.com/nats-io/nats.go"
@@ -223,5 +224,24 @@ func BenchmarkRouter(b *testing.B) {
 			<-stopped
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msg/s")
 		})
+	}
+}
+
+// BenchmarkIdentify is what a message's identity (the Msg-Id with its
+// content digest, and the reuse check) adds to ingest per message.
+func BenchmarkIdentify(b *testing.B) {
+	data := bigMessage(b, "ID1", 1500)
+	m, err := hl7.Parse(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr := newReuseTracker(2 * time.Minute)
+	now := time.Now()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		id := identify("lab", m, data)
+		_ = id.msgID("lab")
+		tr.observe(id.key, id.digest, now)
 	}
 }

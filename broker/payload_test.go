@@ -19,7 +19,7 @@ import (
 )
 
 // bigMessage is an ORU of exactly size bytes: one OBX whose value pads it.
-func bigMessage(t *testing.T, id string, size int) []byte {
+func bigMessage(t testing.TB, id string, size int) []byte {
 	t.Helper()
 	head := "MSH|^~\\&|LAB|LABFAC|EHR|HOSP|20260114120000||ORU^R01^ORU_R01|" + id + "|P|2.5.1\rPID|1||P7^^^LAB^MR||Jones^Mary\rOBX|1|ED|PDF^Report||^application^pdf^Base64^"
 	pad := size - len(head) - 1
