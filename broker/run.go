@@ -38,7 +38,7 @@ type Broker struct {
 	store     *storeHealth
 	runCtx    context.Context
 	cancel    context.CancelFunc
-	wg        sync.WaitGroup // the router and the janitor
+	wg        sync.WaitGroup // the router, the janitor and the store keeper
 
 	mu         sync.Mutex // guards what follows; held for a whole reload
 	cfg        *Config
@@ -93,6 +93,7 @@ func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*
 	for _, l := range cfg.Listeners {
 		if err := b.listen(l); err != nil {
 			b.stopAllListeners(context.Background())
+			b.cancel()
 			n.Close()
 			return nil, err
 		}
@@ -101,6 +102,7 @@ func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*
 	if cfg.Admin.Addr != "" {
 		if err := b.startAdmin(cfg.Admin.Addr); err != nil {
 			b.stopAllListeners(context.Background())
+			b.cancel()
 			n.Close()
 			return nil, fmt.Errorf("admin: %w", err)
 		}
@@ -231,7 +233,7 @@ func (b *Broker) listen(l ListenerConfig) error {
 			return err
 		})
 	}()
-	b.log.Info().Str("listener", l.Name).Str("addr", ln.Addr().String()).Msg("listening")
+	b.log.Info().Str("listener", l.Name).Str("addr", run.addr.String()).Msg("listening")
 	return nil
 }
 
