@@ -240,7 +240,7 @@ func BenchmarkIdentify(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		id := identify("lab", m, data)
+		id := identify("lab", m)
 		_ = id.msgID("lab")
 		tr.observe(id.key, id.digest, now)
 	}

@@ -129,7 +129,7 @@ func (in *Ingest) serve(ctx context.Context, conn *mllp.ConnInfo, frame []byte) 
 		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Text: textNotAccepted,
 			Err: &hl7.Error{Code: hl7.CodeUnsupportedType, Severity: hl7.SeverityError, Location: hl7.Location{Segment: "MSH", Sequence: 1, Field: 9, Component: 1, Offset: -1}}})
 	}
-	id := identify(in.listener.Name, &m, frame)
+	id := identify(in.listener.Name, &m)
 	stored, err := in.committer.Commit(ctx, in.received(&m, frame, conn, received, id))
 	if err != nil && routing.IsTooLarge(err) {
 		ev(in.log.Warn()).Str("reason", err.Error()).Msg("message rejected: too large for the store")
@@ -208,7 +208,7 @@ type messageID struct {
 	key, digest [16]byte
 }
 
-func identify(listener string, m *hl7.Message, frame []byte) messageID {
+func identify(listener string, m *hl7.Message) messageID {
 	var id messageID
 	h := sha256.New()
 	var n [4]byte
@@ -223,7 +223,7 @@ func identify(listener string, m *hl7.Message, frame []byte) messageID {
 		put(raw)
 	}
 	copy(id.key[:], h.Sum(nil))
-	d := sha256.Sum256(bytes.TrimPrefix(frame, utf8BOM))
+	d := sha256.Sum256(m.Bytes()) // the bytes as received, less a BOM: m is unedited
 	copy(id.digest[:], d[:])
 	return id
 }
@@ -232,9 +232,6 @@ func identify(listener string, m *hl7.Message, frame []byte) messageID {
 func (id messageID) msgID(listener string) string {
 	return listener + ":" + hex.EncodeToString(id.key[:]) + hex.EncodeToString(id.digest[:])
 }
-
-// utf8BOM is left out of a message's digest, as the parser leaves it out.
-var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
 // subjectToken makes a value safe as one NATS subject token.
 func subjectToken(s string) string {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,12 +126,10 @@ func (s *supervisor) unhealthy() []string {
 	return out
 }
 
+// firstLine is an error's text without a panic's stack.
 func firstLine(s string) string {
-	for i, c := range s {
-		if c == '\n' || c == ';' {
-			return s[:i]
-		}
-	}
+	s, _, _ = strings.Cut(s, "; stack:")
+	s, _, _ = strings.Cut(s, "\n")
 	return s
 }
 
