@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -51,7 +52,7 @@ func (b *Broker) readyz(w http.ResponseWriter, r *http.Request) {
 	} else {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		for _, name := range []string{StreamIn, StreamOut, StreamDLQ} {
+		for _, name := range []string{wire.StreamIn, wire.StreamOut, wire.StreamDLQ} {
 			if _, err := b.nats.JetStream.Stream(ctx, name); err != nil {
 				fail("streams", name+": "+err.Error())
 			}

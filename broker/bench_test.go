@@ -15,6 +15,7 @@ import (
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/routing"
+	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -198,7 +199,7 @@ func BenchmarkRouter(b *testing.B) {
 			ctx := context.Background()
 			for i := range b.N {
 				_, err := n.JetStream.PublishMsg(ctx, &nats.Msg{Subject: "hl7.in.bench.ADT.A08", Data: benchMsg(strconv.Itoa(i)),
-					Header: nats.Header{HeaderListener: {"bench"}, HeaderType: {"ADT"}, HeaderEvent: {"A08"}}})
+					Header: nats.Header{wire.HeaderListener: {"bench"}, wire.HeaderType: {"ADT"}, wire.HeaderEvent: {"A08"}}})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -241,7 +242,7 @@ func BenchmarkIdentify(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		id := identify("lab", m)
-		_ = id.msgID("lab")
+		_ = wire.IngestID("lab", id.key, id.digest)
 		tr.observe(id.key, id.digest, now)
 	}
 }

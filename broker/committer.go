@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/routing"
+	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -45,9 +46,9 @@ func (c *PublishCommitter) Commit(ctx context.Context, r *Received) (Stored, err
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	msg := &nats.Msg{Subject: r.Subject, Data: r.Data, Header: r.Header}
-	ack, err := c.JetStream.PublishMsg(ctx, msg, jetstream.WithMsgID(r.MsgID), jetstream.WithExpectStream(StreamIn))
+	ack, err := c.JetStream.PublishMsg(ctx, msg, jetstream.WithMsgID(r.MsgID), jetstream.WithExpectStream(wire.StreamIn))
 	if err != nil {
-		return Stored{}, fmt.Errorf("store in %s: %w", StreamIn, err)
+		return Stored{}, fmt.Errorf("store in %s: %w", wire.StreamIn, err)
 	}
 	return Stored{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }
@@ -73,7 +74,7 @@ func (c *SyncedCommitter) Commit(ctx context.Context, r *Received) (Stored, erro
 		return Stored{}, err
 	}
 	if err := c.Syncer.Sync(ctx); err != nil {
-		return Stored{}, fmt.Errorf("store in %s: %w", StreamIn, err)
+		return Stored{}, fmt.Errorf("store in %s: %w", wire.StreamIn, err)
 	}
 	return stored, nil
 }

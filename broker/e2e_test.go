@@ -20,6 +20,7 @@ import (
 	"github.com/hl7broker/hl7broker/internal/syncbuf"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/transforms"
+	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
@@ -214,13 +215,13 @@ func TestRetryThenDeliverAndRejectToDLQ(t *testing.T) {
 	assert.EqualValues(t, 2, flakyCalls.Load(), "one retry")
 	p.send(t, "adt", adtMsg("BAD-1", "M1", "A01"))
 	h := <-p.dlq
-	assert.Equal(t, "BAD-1", h.Get(HeaderControlID))
+	assert.Equal(t, "BAD-1", h.Get(wire.HeaderControlID))
 	assert.Contains(t, h.Get("HL7-DLQ-Reason"), "rejected: AR")
 	assert.Equal(t, "1", h.Get("HL7-DLQ-Attempts"))
 	p.send(t, "adt", adtMsg("NEXT-1", "M1", "A01"))
 	require.Eventually(t, func() bool { return len(emr.got()) == 2 }, 10*time.Second, 10*time.Millisecond, "the queue moves on after a dead letter")
 
-	s, err := p.NATS().JetStream.Stream(context.Background(), StreamDLQ)
+	s, err := p.NATS().JetStream.Stream(context.Background(), wire.StreamDLQ)
 	require.NoError(t, err)
 	m, err := s.GetLastMsgForSubject(context.Background(), "hl7.dlq.emr")
 	require.NoError(t, err)
@@ -436,7 +437,7 @@ func TestTransformFailureDeadLettersThatMessageOnly(t *testing.T) {
 	assert.Contains(t, got, "M2^^^MAIN^MR", "mapped")
 	assert.NotContains(t, got, "\rEVN|", "removed")
 
-	s, err := p.NATS().JetStream.Stream(context.Background(), StreamDLQ)
+	s, err := p.NATS().JetStream.Stream(context.Background(), wire.StreamDLQ)
 	require.NoError(t, err)
 	m, err := s.GetLastMsgForSubject(context.Background(), "hl7.dlq._transform")
 	require.NoError(t, err)

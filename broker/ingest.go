@@ -5,30 +5,20 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/routing"
+	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 )
 
-// Headers ingest puts on every stored message.
+// Texts of negative ACKs (MSA-3).
 const (
-	HeaderControlID     = routing.HeaderControlID
-	HeaderSendingApp    = "HL7-Sending-Application"
-	HeaderSendingFac    = "HL7-Sending-Facility"
-	HeaderType          = routing.HeaderType
-	HeaderEvent         = routing.HeaderEvent
-	HeaderVersion       = "HL7-Version"
-	HeaderListener      = routing.HeaderListener
-	HeaderRemoteAddr    = "HL7-Remote-Addr"
-	HeaderReceivedAt    = "HL7-Received"
 	textStoreFailed     = "temporarily unable to store the message; resend it unchanged"
 	textNotAccepted     = "message type not accepted by this listener"
 	textTooLargeFmt     = "message of %d bytes exceeds this listener's limit of %d bytes"
@@ -180,30 +170,28 @@ func (in *Ingest) received(m *hl7.Message, frame []byte, conn *mllp.ConnInfo, at
 			h.Set(k, v)
 		}
 	}
-	set(HeaderControlID, m.ControlID())
-	set(HeaderSendingApp, m.SendingApplication())
-	set(HeaderSendingFac, m.SendingFacility())
-	set(HeaderType, m.Type())
-	set(HeaderEvent, m.Trigger())
-	set(HeaderVersion, m.Version())
-	set(HeaderListener, in.listener.Name)
-	set(HeaderRemoteAddr, conn.RemoteAddr.String())
-	set(HeaderReceivedAt, at.UTC().Format(time.RFC3339Nano))
+	set(wire.HeaderControlID, m.ControlID())
+	set(wire.HeaderSendingApp, m.SendingApplication())
+	set(wire.HeaderSendingFac, m.SendingFacility())
+	set(wire.HeaderType, m.Type())
+	set(wire.HeaderEvent, m.Trigger())
+	set(wire.HeaderVersion, m.Version())
+	set(wire.HeaderListener, in.listener.Name)
+	set(wire.HeaderRemoteAddr, conn.RemoteAddr.String())
+	set(wire.HeaderReceivedAt, at.UTC().Format(time.RFC3339Nano))
 	return &Received{
-		Subject: strings.Join([]string{SubjectIn, in.listener.Name, subjectToken(m.Type()), subjectToken(m.Trigger())}, "."),
+		Subject: wire.InSubject(in.listener.Name, m.Type(), m.Trigger()),
 		Data:    frame,
 		Header:  h,
-		MsgID:   id.msgID(in.listener.Name),
+		MsgID:   wire.IngestID(in.listener.Name, id.key, id.digest),
 	}
 }
 
-// messageID is what identifies a received message for JetStream's
-// duplicate window. key hashes listener, MSH-3, MSH-4 and MSH-10 (the
-// sender's identity of the message); digest hashes the message's bytes as
-// received (framing and a BOM removed). Only a true resend, the same key
-// and the same bytes, is a duplicate: a different message that reuses a
-// control ID is stored as a new one. Hashed so that no value can run into
-// the next one and nothing but the listener is readable in the Msg-Id.
+// messageID is what identifies a received message (wire.IngestID). key
+// hashes listener, MSH-3, MSH-4 and MSH-10 (the sender's identity of the
+// message); digest hashes the message's bytes as received (framing and a
+// BOM removed). Hashed so that no value can run into the next one and
+// nothing but the listener is readable in the Msg-Id.
 type messageID struct {
 	key, digest [16]byte
 }
@@ -226,23 +214,4 @@ func identify(listener string, m *hl7.Message) messageID {
 	d := sha256.Sum256(m.Bytes()) // the bytes as received, less a BOM: m is unedited
 	copy(id.digest[:], d[:])
 	return id
-}
-
-// msgID is the Nats-Msg-Id: listener, then key and digest.
-func (id messageID) msgID(listener string) string {
-	return listener + ":" + hex.EncodeToString(id.key[:]) + hex.EncodeToString(id.digest[:])
-}
-
-// subjectToken makes a value safe as one NATS subject token.
-func subjectToken(s string) string {
-	if s == "" {
-		return "_"
-	}
-	b := []byte(s)
-	for i, c := range b {
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			b[i] = '_'
-		}
-	}
-	return string(b)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/internal/syncbuf"
 	"github.com/hl7broker/hl7broker/mllp"
+	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
@@ -65,7 +66,7 @@ func send(t *testing.T, c *mllp.Client, msg string) *hl7.Ack {
 
 func streamCount(t *testing.T, n *NATS) uint64 {
 	t.Helper()
-	s, err := n.JetStream.Stream(context.Background(), StreamIn)
+	s, err := n.JetStream.Stream(context.Background(), wire.StreamIn)
 	require.NoError(t, err)
 	info, err := s.Info(context.Background())
 	require.NoError(t, err)
@@ -81,19 +82,19 @@ func TestIngestStoresThenAcks(t *testing.T) {
 	assert.Equal(t, "MSG00001", ack.ControlID)
 
 	// The ACK came after the PubAck: the message is already there.
-	s, err := n.JetStream.Stream(context.Background(), StreamIn)
+	s, err := n.JetStream.Stream(context.Background(), wire.StreamIn)
 	require.NoError(t, err)
 	msg, err := s.GetLastMsgForSubject(context.Background(), "hl7.in.adt.ADT.A01")
 	require.NoError(t, err)
 	assert.Equal(t, adt, string(msg.Data), "stored byte for byte")
 	for k, want := range map[string]string{
-		HeaderControlID: "MSG00001", HeaderSendingApp: "REGADT", HeaderSendingFac: "MCM", HeaderType: "ADT",
-		HeaderEvent: "A01", HeaderVersion: "2.5.1", HeaderListener: "adt",
+		wire.HeaderControlID: "MSG00001", wire.HeaderSendingApp: "REGADT", wire.HeaderSendingFac: "MCM", wire.HeaderType: "ADT",
+		wire.HeaderEvent: "A01", wire.HeaderVersion: "2.5.1", wire.HeaderListener: "adt",
 	} {
 		assert.Equal(t, want, msg.Header.Get(k), k)
 	}
-	assert.True(t, strings.HasPrefix(msg.Header.Get(HeaderRemoteAddr), "127.0.0.1:"))
-	_, err = time.Parse(time.RFC3339Nano, msg.Header.Get(HeaderReceivedAt))
+	assert.True(t, strings.HasPrefix(msg.Header.Get(wire.HeaderRemoteAddr), "127.0.0.1:"))
+	_, err = time.Parse(time.RFC3339Nano, msg.Header.Get(wire.HeaderReceivedAt))
 	assert.NoError(t, err)
 	assert.True(t, strings.HasPrefix(msg.Header.Get("Nats-Msg-Id"), "adt:"))
 }
@@ -236,11 +237,11 @@ func TestOpenNATSReopensTheStore(t *testing.T) {
 	require.NoError(t, err)
 	defer n2.Close()
 	assert.EqualValues(t, 1, streamCount(t, n2), "what was stored survives a restart")
-	for _, name := range []string{StreamIn, StreamOut, StreamDLQ} {
+	for _, name := range []string{wire.StreamIn, wire.StreamOut, wire.StreamDLQ} {
 		s, err := n2.JetStream.Stream(context.Background(), name)
 		require.NoError(t, err, name)
 		info, _ := s.Info(context.Background())
-		if name == StreamOut {
+		if name == wire.StreamOut {
 			assert.Equal(t, jetstream.LimitsPolicy, info.Config.Retention, "delivered copies are purged by the janitor")
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
@@ -70,7 +71,7 @@ func (j *outJanitor) run(ctx context.Context) {
 func (j *outJanitor) tick(ctx context.Context, now time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	s, err := j.js.Stream(ctx, StreamOut)
+	s, err := j.js.Stream(ctx, wire.StreamOut)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
@@ -26,10 +27,10 @@ func TestJanitorPurgesWhatWasDeliveredAWindowAgo(t *testing.T) {
 	}
 	_, err = n.JetStream.Publish(ctx, "hl7.out.lab", []byte("another destination's copy"))
 	require.NoError(t, err)
-	cons, err := n.JetStream.CreateOrUpdateConsumer(ctx, StreamOut, jetstream.ConsumerConfig{
+	cons, err := n.JetStream.CreateOrUpdateConsumer(ctx, wire.StreamOut, jetstream.ConsumerConfig{
 		Durable: "deliver-emr", FilterSubject: "hl7.out.emr", AckPolicy: jetstream.AckExplicitPolicy})
 	require.NoError(t, err)
-	_, err = n.JetStream.CreateOrUpdateConsumer(ctx, StreamOut, jetstream.ConsumerConfig{
+	_, err = n.JetStream.CreateOrUpdateConsumer(ctx, wire.StreamOut, jetstream.ConsumerConfig{
 		Durable: "deliver-lab", FilterSubject: "hl7.out.lab", AckPolicy: jetstream.AckExplicitPolicy})
 	require.NoError(t, err)
 	ack := func(k int) {
@@ -43,7 +44,7 @@ func TestJanitorPurgesWhatWasDeliveredAWindowAgo(t *testing.T) {
 		require.Equal(t, k, got)
 	}
 	left := func() uint64 {
-		s, err := n.JetStream.Stream(ctx, StreamOut)
+		s, err := n.JetStream.Stream(ctx, wire.StreamOut)
 		require.NoError(t, err)
 		info, err := s.Info(ctx)
 		require.NoError(t, err)
@@ -76,15 +77,15 @@ func TestOldWorkQueueOutStreamIsKept(t *testing.T) {
 	n, err := OpenNATS(context.Background(), c)
 	require.NoError(t, err)
 	ctx := context.Background()
-	require.NoError(t, n.JetStream.DeleteStream(ctx, StreamOut))
-	_, err = n.JetStream.CreateStream(ctx, jetstream.StreamConfig{Name: StreamOut, Subjects: []string{SubjectOut + ".>"},
+	require.NoError(t, n.JetStream.DeleteStream(ctx, wire.StreamOut))
+	_, err = n.JetStream.CreateStream(ctx, jetstream.StreamConfig{Name: wire.StreamOut, Subjects: []string{wire.SubjectOut + ".>"},
 		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage})
 	require.NoError(t, err)
 	n.Close()
 	n2, err := OpenNATS(ctx, c)
 	require.NoError(t, err, "opening over an old work-queue HL7_OUT")
 	defer n2.Close()
-	s, err := n2.JetStream.Stream(ctx, StreamOut)
+	s, err := n2.JetStream.Stream(ctx, wire.StreamOut)
 	require.NoError(t, err)
 	assert.Equal(t, jetstream.WorkQueuePolicy, s.CachedInfo().Config.Retention)
 	assert.Equal(t, c.NATS.DuplicateWindow, s.CachedInfo().Config.Duplicates, "the rest of the config is applied")

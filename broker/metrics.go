@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hl7broker/hl7broker/routing"
+	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -113,11 +113,11 @@ func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
 func queueDepth(js jetstream.JetStream, dest string) float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, StreamOut)
+	s, err := js.Stream(ctx, wire.StreamOut)
 	if err != nil {
 		return -1
 	}
-	base := routing.OutSubject(dest)
+	base := wire.OutSubject(dest)
 	var n uint64
 	list := s.ListConsumers(ctx)
 	for info := range list.Info() {

@@ -10,23 +10,10 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/internal/secret"
-	"github.com/hl7broker/hl7broker/routing"
+	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-)
-
-// Streams (see ../shared/DESIGN.md): HL7_IN keeps every received message
-// for history and replay; HL7_OUT is the work queue, one subject per
-// destination (and partition); HL7_DLQ keeps what could not be delivered.
-const (
-	StreamIn  = routing.StreamIn
-	StreamOut = routing.StreamOut
-	StreamDLQ = routing.StreamDLQ
-
-	SubjectIn  = "hl7.in"
-	SubjectOut = "hl7.out"
-	SubjectDLQ = "hl7.dlq"
 )
 
 // embeddedServerName is stable so the embedded server keeps its identity
@@ -184,21 +171,21 @@ func (n *NATS) ensureStreams(ctx context.Context, c *Config) error {
 		maxBytes = -1
 	}
 	streams := []jetstream.StreamConfig{
-		{Name: StreamIn, Subjects: []string{SubjectIn + ".>"}, Retention: jetstream.LimitsPolicy, MaxAge: c.NATS.History,
+		{Name: wire.StreamIn, Subjects: []string{wire.SubjectIn + ".>"}, Retention: jetstream.LimitsPolicy, MaxAge: c.NATS.History,
 			MaxBytes: maxBytes, Duplicates: c.NATS.DuplicateWindow, Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
 		// Limits, not a work queue: delivered copies are purged by the
 		// janitor (janitor.go says why). No age limit: an undelivered copy
 		// waits as long as its destination is down.
-		{Name: StreamOut, Subjects: []string{SubjectOut + ".>"}, Retention: jetstream.LimitsPolicy,
+		{Name: wire.StreamOut, Subjects: []string{wire.SubjectOut + ".>"}, Retention: jetstream.LimitsPolicy,
 			Duplicates: c.NATS.DuplicateWindow, Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
-		{Name: StreamDLQ, Subjects: []string{SubjectDLQ + ".>"}, Retention: jetstream.LimitsPolicy,
+		{Name: wire.StreamDLQ, Subjects: []string{wire.SubjectDLQ + ".>"}, Retention: jetstream.LimitsPolicy,
 			Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
 	}
 	for _, sc := range streams {
-		if sc.Name == StreamOut {
+		if sc.Name == wire.StreamOut {
 			// A stream's retention cannot change: an HL7_OUT made by an
 			// earlier version stays a work queue, and works as before.
-			if s, err := n.JetStream.Stream(ctx, StreamOut); err == nil && s.CachedInfo().Config.Retention == jetstream.WorkQueuePolicy {
+			if s, err := n.JetStream.Stream(ctx, wire.StreamOut); err == nil && s.CachedInfo().Config.Retention == jetstream.WorkQueuePolicy {
 				sc.Retention = jetstream.WorkQueuePolicy
 			}
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hl7broker/hl7broker/internal/syncbuf"
 	"github.com/hl7broker/hl7broker/routing"
+	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
@@ -25,7 +26,7 @@ func TestRouterHoldsTheLineWhileCopiesCannotBeStored(t *testing.T) {
 	require.NoError(t, err)
 	defer n.Close()
 	ctx := context.Background()
-	require.NoError(t, n.JetStream.DeleteStream(ctx, StreamOut)) // the real failure: no stream answers
+	require.NoError(t, n.JetStream.DeleteStream(ctx, wire.StreamOut)) // the real failure: no stream answers
 
 	var logs syncbuf.Buffer
 	routedCount := make(chan uint64, 100)
@@ -40,7 +41,7 @@ func TestRouterHoldsTheLineWhileCopiesCannotBeStored(t *testing.T) {
 	const inputs = 20
 	for i := range inputs {
 		_, err := n.JetStream.PublishMsg(ctx, &nats.Msg{Subject: "hl7.in.adt.ADT.A01", Data: []byte(adt),
-			Header: nats.Header{HeaderListener: {"adt"}, HeaderType: {"ADT"}, HeaderEvent: {"A01"}, HeaderControlID: {"C" + strconv.Itoa(i)}}})
+			Header: nats.Header{wire.HeaderListener: {"adt"}, wire.HeaderType: {"ADT"}, wire.HeaderEvent: {"A01"}, wire.HeaderControlID: {"C" + strconv.Itoa(i)}}})
 		require.NoError(t, err)
 	}
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "storing the copy failed; retrying") }, 10*time.Second, 10*time.Millisecond)
@@ -154,7 +155,7 @@ func TestTakeoverRoutesWhatTheDeadRouterHeldFirst(t *testing.T) {
 	// everything delivered to it meanwhile, unacked.
 	stall.Store(active, true)
 	publish(20, 40)
-	cons, err := n.JetStream.Consumer(ctx, StreamIn, "router")
+	cons, err := n.JetStream.Consumer(ctx, wire.StreamIn, "router")
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		info, err := cons.Info(ctx)
@@ -191,7 +192,7 @@ func publishADTs(t *testing.T, n *NATS, from, to int) {
 	t.Helper()
 	for i := from; i < to; i++ {
 		_, err := n.JetStream.PublishMsg(context.Background(), &nats.Msg{Subject: "hl7.in.adt.ADT.A01", Data: []byte(adt),
-			Header: nats.Header{HeaderListener: {"adt"}, HeaderType: {"ADT"}, HeaderEvent: {"A01"}, HeaderControlID: {fmt.Sprintf("C%03d", i)}}})
+			Header: nats.Header{wire.HeaderListener: {"adt"}, wire.HeaderType: {"ADT"}, wire.HeaderEvent: {"A01"}, wire.HeaderControlID: {fmt.Sprintf("C%03d", i)}}})
 		require.NoError(t, err)
 	}
 }
@@ -213,7 +214,7 @@ func distinct(ids []string) []string {
 func outControlIDs(t *testing.T, n *NATS) []string {
 	t.Helper()
 	ctx := context.Background()
-	s, err := n.JetStream.Stream(ctx, StreamOut)
+	s, err := n.JetStream.Stream(ctx, wire.StreamOut)
 	require.NoError(t, err)
 	info, err := s.Info(ctx)
 	require.NoError(t, err)
@@ -221,7 +222,7 @@ func outControlIDs(t *testing.T, n *NATS) []string {
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
 		m, err := s.GetMsg(ctx, seq)
 		require.NoError(t, err)
-		ids = append(ids, m.Header.Get(HeaderControlID))
+		ids = append(ids, m.Header.Get(wire.HeaderControlID))
 	}
 	return ids
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/routing"
+	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 )
@@ -119,7 +120,7 @@ func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*
 			hooks.OnRouted(seq, dests)
 		}
 	}}
-	b.router.OnDeadLettered = func(string) { m.deadLettered.WithLabelValues(routerDLQ).Inc() }
+	b.router.OnDeadLettered = func(string) { m.deadLettered.WithLabelValues(wire.TransformDLQ).Inc() }
 	b.router.SetTable(table)
 	janitor := newOutJanitor(n.JetStream, cfg.NATS.DuplicateWindow, log)
 	if n.server != nil {
@@ -146,10 +147,6 @@ func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*
 		Bool("embedded_nats", cfg.NATS.URL == "").Str("durability", cfg.NATS.Durability).Msg("broker started")
 	return b, nil
 }
-
-// routerDLQ is the destination label of what the router itself
-// dead-letters (a transform failed): its HL7_DLQ subject is hl7.dlq._transform.
-const routerDLQ = "_transform"
 
 // routingTable compiles what the router routes by.
 func routingTable(cfg *Config) (*routing.Table, error) {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/hl7"
-	"github.com/hl7broker/hl7broker/routing"
+	"github.com/hl7broker/hl7broker/wire"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -64,7 +64,7 @@ destinations:
 		for k, v := range h {
 			dlq = append(dlq, k+": "+strings.Join(v, ","))
 		}
-		assert.Contains(t, h.Get(routing.HeaderDLQReason), "REDACTED", "the reason shows where it failed, redacted")
+		assert.Contains(t, h.Get(wire.HeaderDLQReason), "REDACTED", "the reason shows where it failed, redacted")
 	case <-time.After(30 * time.Second):
 		t.Fatal("the message was not dead-lettered after its 2 attempts")
 	}

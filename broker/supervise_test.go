@@ -14,6 +14,7 @@ import (
 	"github.com/hl7broker/hl7broker/internal/testpki"
 	"github.com/hl7broker/hl7broker/routing"
 	"github.com/hl7broker/hl7broker/transforms"
+	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
@@ -56,24 +57,24 @@ func TestPanickingTransformStepDeadLettersOnlyThatMessage(t *testing.T) {
 		}
 		return nil
 	})
-	s, err := p.NATS().JetStream.Stream(context.Background(), StreamDLQ)
+	s, err := p.NATS().JetStream.Stream(context.Background(), wire.StreamDLQ)
 	require.NoError(t, err)
 	m, err := s.GetLastMsgForSubject(context.Background(), "hl7.dlq._transform")
 	require.NoError(t, err)
-	assert.Equal(t, "POISON-1", m.Header.Get(routing.HeaderControlID))
-	assert.Contains(t, m.Header.Get(routing.HeaderDLQReason), "step 1 (buggy PID-3)")
-	assert.Contains(t, m.Header.Get(routing.HeaderDLQReason), "panicked")
-	assert.Equal(t, 1.0, testutil.ToFloat64(p.metrics.deadLettered.WithLabelValues(routerDLQ)), "router dead letters are counted")
+	assert.Equal(t, "POISON-1", m.Header.Get(wire.HeaderControlID))
+	assert.Contains(t, m.Header.Get(wire.HeaderDLQReason), "step 1 (buggy PID-3)")
+	assert.Contains(t, m.Header.Get(wire.HeaderDLQReason), "panicked")
+	assert.Equal(t, 1.0, testutil.ToFloat64(p.metrics.deadLettered.WithLabelValues(wire.TransformDLQ)), "router dead letters are counted")
 }
 
 // panicDeliverer panics on POISON messages and records the others.
 type panicDeliverer struct{ got chan string }
 
 func (d *panicDeliverer) Deliver(_ context.Context, data []byte, h nats.Header) routing.Result {
-	if strings.HasPrefix(h.Get(routing.HeaderControlID), "POISON") {
+	if strings.HasPrefix(h.Get(wire.HeaderControlID), "POISON") {
 		panic(errors.New("deliverer bug"))
 	}
-	d.got <- h.Get(routing.HeaderControlID)
+	d.got <- h.Get(wire.HeaderControlID)
 	return routing.Result{Outcome: routing.Delivered}
 }
 
@@ -108,8 +109,8 @@ func TestPanickingDelivererDeadLettersOnlyThatMessage(t *testing.T) {
 	assert.Equal(t, hl7.AA, p.send(t, "adt", adtMsg("OK-3", "M2", "A01")))
 	select {
 	case h := <-dlq:
-		assert.Equal(t, "POISON-2", h.Get(routing.HeaderControlID))
-		assert.Contains(t, h.Get(routing.HeaderDLQReason), "the buggy delivery step panicked")
+		assert.Equal(t, "POISON-2", h.Get(wire.HeaderControlID))
+		assert.Contains(t, h.Get(wire.HeaderDLQReason), "the buggy delivery step panicked")
 	case <-time.After(10 * time.Second):
 		t.Fatal("the poison message was not dead-lettered")
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/hl7broker/hl7broker/internal/fsutil"
 	"github.com/hl7broker/hl7broker/internal/secret"
 	"github.com/hl7broker/hl7broker/mllp"
+	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
 )
 
@@ -90,12 +91,12 @@ type FileDeliverer struct{ Dir, Ext string }
 
 // Deliver writes data.
 func (d *FileDeliverer) Deliver(_ context.Context, data []byte, h nats.Header) Result {
-	seq, _ := strconv.ParseUint(h.Get(HeaderInSeq), 10, 64)
+	seq, _ := strconv.ParseUint(h.Get(wire.HeaderInSeq), 10, 64)
 	ext := d.Ext
 	if ext == "" {
 		ext = "hl7"
 	}
-	name := filepath.Join(d.Dir, fmt.Sprintf("%010d-%s.%s", seq, fsutil.SafeName(h.Get(HeaderControlID)), ext))
+	name := filepath.Join(d.Dir, fmt.Sprintf("%010d-%s.%s", seq, fsutil.SafeName(h.Get(wire.HeaderControlID)), ext))
 	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
 		return Result{Retry, err.Error()}
 	}
@@ -131,7 +132,7 @@ func (d *HTTPDeliverer) Deliver(ctx context.Context, data []byte, h nats.Header)
 		return Result{Rejected, "bad request to " + secret.URL(d.URL)}
 	}
 	req.Header.Set("Content-Type", d.ContentType)
-	req.Header.Set("X-HL7-Control-Id", h.Get(HeaderControlID))
+	req.Header.Set("X-HL7-Control-Id", h.Get(wire.HeaderControlID))
 	for k, v := range d.Headers {
 		req.Header.Set(k, v)
 	}

@@ -14,26 +14,10 @@ import (
 
 	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-)
-
-// Stream names and headers shared with package broker, which creates the
-// streams and stores messages with these headers.
-const (
-	StreamIn  = "HL7_IN"
-	StreamOut = "HL7_OUT"
-	StreamDLQ = "HL7_DLQ"
-
-	HeaderControlID = "HL7-Control-Id"
-	HeaderType      = "HL7-Type"
-	HeaderEvent     = "HL7-Event"
-	HeaderListener  = "HL7-Listener"
-	HeaderRoute     = "HL7-Route"
-	HeaderInSeq     = "HL7-In-Sequence"
-
-	routerConsumer = "router"
 )
 
 // Partitioning tells the router how a key-ordered destination splits its
@@ -114,9 +98,6 @@ const retryWait = time.Second
 // crash) takes over 5 s after the active one stops asking for inputs.
 const DefaultPinnedTTL = 5 * time.Second
 
-// routerGroup is the priority group every router joins.
-const routerGroup = "router"
-
 // Run routes until ctx ends. Inputs are taken in groups: whatever has
 // arrived (up to routerBatch), routed one by one in stored order, then one
 // Sync for the group, then one ack each. No timer: a lone input is routed
@@ -124,15 +105,15 @@ const routerGroup = "router"
 // line, so no later input overtakes it; inputs not acked when ctx ends are
 // redelivered on the next start and their copies deduplicated.
 func (r *Router) Run(ctx context.Context) error {
-	cons, err := r.JetStream.CreateOrUpdateConsumer(ctx, StreamIn, jetstream.ConsumerConfig{
-		Durable:       routerConsumer,
+	cons, err := r.JetStream.CreateOrUpdateConsumer(ctx, wire.StreamIn, jetstream.ConsumerConfig{
+		Durable:       wire.RouterConsumer,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		MaxAckPending: routerBatch,
 		AckWait:       30 * time.Second,
 		// One active router across broker instances keeps the stored order.
 		PriorityPolicy: jetstream.PriorityPolicyPinned,
-		PriorityGroups: []string{routerGroup},
+		PriorityGroups: []string{wire.RouterGroup},
 		PinnedTTL:      cmp.Or(r.PinnedTTL, DefaultPinnedTTL),
 	})
 	if err != nil {
@@ -149,7 +130,7 @@ func (r *Router) Run(ctx context.Context) error {
 		case inbox <- msg:
 		case <-ctx.Done(): // stopping: unacked, it is redelivered on the next start
 		}
-	}, slices.Concat(pullOptions, []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(routerBatch), jetstream.PullPriorityGroup(routerGroup)})...)
+	}, slices.Concat(pullOptions, []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(routerBatch), jetstream.PullPriorityGroup(wire.RouterGroup)})...)
 	if err != nil {
 		return fmt.Errorf("router: %w", err)
 	}
@@ -255,7 +236,7 @@ func (r *Router) recover(ctx context.Context, cons jetstream.Consumer) (next uin
 	if last <= floor {
 		return last + 1, nil
 	}
-	stream, err := r.JetStream.Stream(ctx, StreamIn)
+	stream, err := r.JetStream.Stream(ctx, wire.StreamIn)
 	if err != nil {
 		return 0, err
 	}
@@ -364,9 +345,9 @@ func (r *Router) route(ctx context.Context, msg jetstream.Msg, group []jetstream
 // dead-letter queue. A copy that cannot be stored is retried after wait
 // (which returns false when ctx ended). ok is false only when ctx ended.
 func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data []byte, wait func() bool) (sent []string, ok bool) {
-	listener := h.Get(HeaderListener)
-	log := r.Log.With().Uint64("in_seq", seq).Str("control_id", h.Get(HeaderControlID)).
-		Str("type", h.Get(HeaderType)+"^"+h.Get(HeaderEvent)).Str("listener", listener).Logger()
+	listener := h.Get(wire.HeaderListener)
+	log := r.Log.With().Uint64("in_seq", seq).Str("control_id", h.Get(wire.HeaderControlID)).
+		Str("type", h.Get(wire.HeaderType)+"^"+h.Get(wire.HeaderEvent)).Str("listener", listener).Logger()
 	// store publishes one copy, retrying until it is stored; it returns
 	// stopped when ctx ended, tooBig when the copy can never be stored.
 	store := func(extra nats.Header, dest, route string, data []byte, subject string) (stopped, tooBig bool) {
@@ -374,9 +355,9 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 		for k, v := range extra {
 			out.Header[k] = v
 		}
-		out.Header.Set(HeaderRoute, route)
-		out.Header.Set(HeaderInSeq, strconv.FormatUint(seq, 10))
-		id := strconv.FormatUint(seq, 10) + ":" + dest
+		out.Header.Set(wire.HeaderRoute, route)
+		out.Header.Set(wire.HeaderInSeq, strconv.FormatUint(seq, 10))
+		id := wire.CopyID(seq, dest)
 		for attempt := 1; ; attempt++ {
 			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			_, err := r.JetStream.PublishMsg(pctx, out, jetstream.WithMsgID(id))
@@ -400,8 +381,8 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 
 	deadLetter := func(route, reason string) bool {
 		log.Error().Str("route", route).Str("reason", reason).Msg("message sent to the dead-letter queue")
-		why := nats.Header{HeaderDLQReason: {reason}, HeaderDLQAttempts: {"0"}, HeaderDLQTime: {time.Now().UTC().Format(time.RFC3339Nano)}}
-		stopped, tooBig := store(why, "_transform:"+route, route, data, DLQSubject("_transform"))
+		why := nats.Header{wire.HeaderDLQReason: {reason}, wire.HeaderDLQAttempts: {"0"}, wire.HeaderDLQTime: {time.Now().UTC().Format(time.RFC3339Nano)}}
+		stopped, tooBig := store(why, wire.TransformDLQ+":"+route, route, data, wire.DLQSubject(wire.TransformDLQ))
 		if tooBig { // the input itself fit in HL7_IN; only the DLQ headers can tip it over
 			log.Error().Str("route", route).Msg("the dead-letter copy is too large to store; the message stays in HL7_IN's history only")
 		}
@@ -482,7 +463,7 @@ func (r *Router) sync(ctx context.Context) error {
 func (t *Table) outSubject(dest string, data []byte, parsed *hl7.Message) string {
 	p, ok := t.Partitions[dest]
 	if !ok || p.Partitions < 2 {
-		return OutSubject(dest)
+		return wire.OutSubject(dest)
 	}
 	if parsed == nil {
 		parsed, _ = hl7.Parse(data)
@@ -493,7 +474,7 @@ func (t *Table) outSubject(dest string, data []byte, parsed *hl7.Message) string
 	}
 	h := fnv.New32a()
 	h.Write(key)
-	return fmt.Sprintf("%s.%d", OutSubject(dest), h.Sum32()%uint32(p.Partitions))
+	return wire.PartitionSubject(dest, int(h.Sum32()%uint32(p.Partitions)))
 }
 
 // sameBytes reports whether a and b are the same slice of memory.
@@ -520,10 +501,3 @@ func copyHeaders(h nats.Header) nats.Header {
 func IsTooLarge(err error) bool {
 	return errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum)
 }
-
-// DLQSubject is the HL7_DLQ subject of a destination ("_transform" for
-// what the router dead-letters).
-func DLQSubject(dest string) string { return "hl7.dlq." + dest }
-
-// OutSubject is the HL7_OUT subject of a destination.
-func OutSubject(dest string) string { return "hl7.out." + dest }

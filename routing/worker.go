@@ -8,17 +8,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-)
-
-// DLQ headers, added to the message's own when it is dead-lettered.
-const (
-	HeaderDestination = "HL7-Destination"
-	HeaderDLQReason   = "HL7-DLQ-Reason"
-	HeaderDLQAttempts = "HL7-DLQ-Attempts"
-	HeaderDLQTime     = "HL7-DLQ-Time"
 )
 
 // Destination is one downstream system and how to deliver to it.
@@ -72,16 +65,16 @@ func (w *Worker) Run(ctx context.Context) error {
 		pending          int
 	}
 	var slots []slot
-	base := OutSubject(w.Dest.Name)
+	base := wire.OutSubject(w.Dest.Name)
 	switch w.Dest.Ordering {
 	case "key":
 		for p := range w.Dest.Partitions {
-			slots = append(slots, slot{fmt.Sprintf("%s.%d", base, p), fmt.Sprintf("deliver-%s-%d", w.Dest.Name, p), 1})
+			slots = append(slots, slot{wire.PartitionSubject(w.Dest.Name, p), wire.PartitionConsumer(w.Dest.Name, p), 1})
 		}
 	case "parallel":
-		slots = []slot{{base, "deliver-" + w.Dest.Name, max(1, w.Dest.Concurrency)}}
+		slots = []slot{{base, wire.DeliveryConsumer(w.Dest.Name), max(1, w.Dest.Concurrency)}}
 	default:
-		slots = []slot{{base, "deliver-" + w.Dest.Name, 1}}
+		slots = []slot{{base, wire.DeliveryConsumer(w.Dest.Name), 1}}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -99,7 +92,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		wg.Wait()
 	}
 	for _, s := range slots {
-		cons, err := w.JetStream.CreateOrUpdateConsumer(ctx, StreamOut, jetstream.ConsumerConfig{
+		cons, err := w.JetStream.CreateOrUpdateConsumer(ctx, wire.StreamOut, jetstream.ConsumerConfig{
 			Durable: s.durable, FilterSubject: s.subject, AckPolicy: jetstream.AckExplicitPolicy,
 			MaxAckPending: s.pending, AckWait: w.Dest.ackWait(), MaxDeliver: -1,
 		})
@@ -171,8 +164,8 @@ func (w *Worker) Run(ctx context.Context) error {
 // good, out of attempts, or ctx ends.
 func (w *Worker) deliver(ctx context.Context, d Deliverer, msg jetstream.Msg) {
 	h := msg.Headers()
-	log := w.Log.With().Str("destination", w.Dest.Name).Str("control_id", h.Get(HeaderControlID)).
-		Str("type", h.Get(HeaderType)+"^"+h.Get(HeaderEvent)).Int("size", len(msg.Data())).Logger()
+	log := w.Log.With().Str("destination", w.Dest.Name).Str("control_id", h.Get(wire.HeaderControlID)).
+		Str("type", h.Get(wire.HeaderType)+"^"+h.Get(wire.HeaderEvent)).Int("size", len(msg.Data())).Logger()
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		res, panicked := deliverSafely(ctx, d, msg.Data(), h)
@@ -258,15 +251,16 @@ func waitInProgress(ctx context.Context, msg jetstream.Msg, d, ackWait time.Dura
 // the queue. If storing fails it stays queued and is retried.
 func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, log zerolog.Logger, reason string, attempts int) {
 	meta, _ := msg.Metadata()
-	out := &nats.Msg{Subject: DLQSubject(w.Dest.Name), Data: msg.Data(), Header: copyHeaders(msg.Headers())}
-	out.Header.Set(HeaderDestination, w.Dest.Name)
-	out.Header.Set(HeaderDLQReason, reason)
-	out.Header.Set(HeaderDLQAttempts, strconv.Itoa(attempts))
-	out.Header.Set(HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
-	id := "dlq:" + w.Dest.Name + ":" + msg.Headers().Get(HeaderInSeq)
+	out := &nats.Msg{Subject: wire.DLQSubject(w.Dest.Name), Data: msg.Data(), Header: copyHeaders(msg.Headers())}
+	out.Header.Set(wire.HeaderDestination, w.Dest.Name)
+	out.Header.Set(wire.HeaderDLQReason, reason)
+	out.Header.Set(wire.HeaderDLQAttempts, strconv.Itoa(attempts))
+	out.Header.Set(wire.HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
+	seq, _ := strconv.ParseUint(msg.Headers().Get(wire.HeaderInSeq), 10, 64)
 	if meta != nil {
-		id = fmt.Sprintf("dlq:%s:%d", w.Dest.Name, meta.Sequence.Stream)
+		seq = meta.Sequence.Stream
 	}
+	id := wire.DeadLetterID(w.Dest.Name, seq)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	_, err := w.JetStream.PublishMsg(pctx, out, jetstream.WithMsgID(id))
