@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -29,8 +30,8 @@ func TestAdminMetricsHealthAndReadiness(t *testing.T) {
 	emr := newEndpoint(t, "", nil)
 	cfg := baseConfig(t)
 	cfg.Admin.Addr = "127.0.0.1:0"
-	cfg.Routes = []RouteConfig{{Name: "a01", When: WhenConfig{Event: []string{"A01"}}, To: []string{"emr"}}}
-	cfg.Destinations = []DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}}
+	cfg.Routes = []config.RouteConfig{{Name: "a01", When: config.WhenConfig{Event: []string{"A01"}}, To: []string{"emr"}}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}}
 	p := startPipeline(t, cfg)
 	base := "http://" + p.AdminAddr().String()
 

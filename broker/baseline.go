@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -26,7 +27,7 @@ type Baseline struct {
 }
 
 // OpenBaseline opens the store c names and creates the baseline's stream.
-func OpenBaseline(ctx context.Context, c *Config) (*Baseline, error) {
+func OpenBaseline(ctx context.Context, c *config.Config) (*Baseline, error) {
 	n, err := openNATS(ctx, c, embedOptions{perWriteSync: true, listenTCP: true})
 	if err != nil {
 		return nil, err

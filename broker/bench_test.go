@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/routing"
@@ -75,7 +76,7 @@ func BenchmarkIngest(b *testing.B) {
 			for name, perWrite := range variants {
 				b.Run(fmt.Sprintf("%s/%s/conns=%d", durability, name, conns), func(b *testing.B) {
 					n := benchNATS(b, durability, embedOptions{perWriteSync: perWrite})
-					l := ListenerConfig{Name: "bench", MaxMessageBytes: DefaultMaxMessageBytes}
+					l := config.ListenerConfig{Name: "bench", MaxMessageBytes: config.DefaultMaxMessageBytes}
 					srv := &mllp.Server{Name: "bench", Handler: NewIngest(l, n.Committer(10*time.Second), zerolog.Nop())}
 					benchMLLP(b, serveBench(b, srv), conns)
 					if n.Syncer != nil {
@@ -99,7 +100,7 @@ func benchMsg(id string) []byte {
 
 // benchNATS opens an embedded server.
 func benchNATS(b *testing.B, durability string, eo embedOptions) *NATS {
-	c := &Config{DataDir: b.TempDir(), NATS: NATSConfig{Durability: durability, Replicas: 1, History: time.Hour, DuplicateWindow: 2 * time.Minute}}
+	c := &config.Config{DataDir: b.TempDir(), NATS: config.NATSConfig{Durability: durability, Replicas: 1, History: time.Hour, DuplicateWindow: 2 * time.Minute}}
 	n, err := openNATS(context.Background(), c, eo)
 	if err != nil {
 		b.Fatal(err)

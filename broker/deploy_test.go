@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -21,7 +22,7 @@ func TestDeployConfigs(t *testing.T) {
 		assert.Len(t, opts.Routes, 3)
 		assert.Equal(t, "hl7broker", opts.Cluster.Name)
 	}
-	c, err := LoadConfig("../deploy/hl7broker/hl7broker.yaml")
+	c, err := config.Load("../deploy/hl7broker/hl7broker.yaml")
 	require.NoError(t, err)
 	assert.Equal(t, 3, c.NATS.Replicas)
 	assert.Contains(t, c.NATS.URL, "nats-3:4222")

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/internal/syncbuf"
 	"github.com/hl7broker/hl7broker/mllp"
@@ -100,17 +101,17 @@ func (p *pipeline) count(dest, outcome string) int64 {
 	return v.(*atomic.Int64).Load()
 }
 
-func startPipeline(t *testing.T, cfg *Config) *pipeline {
+func startPipeline(t *testing.T, cfg *config.Config) *pipeline {
 	t.Helper()
 	return startPipelineWithHooks(t, cfg, Hooks{})
 }
 
 // startPipelineWithHooks is startPipeline with the test's own OnRouted
 // and OnReload.
-func startPipelineWithHooks(t *testing.T, cfg *Config, hooks Hooks) *pipeline {
+func startPipelineWithHooks(t *testing.T, cfg *config.Config, hooks Hooks) *pipeline {
 	t.Helper()
 	p := &pipeline{dlq: make(chan nats.Header, 100), logs: &syncbuf.Buffer{}}
-	cfg.applyDefaults()
+	cfg.ApplyDefaults()
 	require.Empty(t, cfg.Validate())
 	b, err := Start(context.Background(), cfg, zerolog.New(p.logs).Level(zerolog.DebugLevel), Hooks{
 		OnRouted: hooks.OnRouted,
@@ -148,26 +149,26 @@ func oruMsg(id string) string {
 	return "MSH|^~\\&|LAB|LABFAC|EHR|HOSP|20260114120000||ORU^R01^ORU_R01|" + id + "|P|2.5.1\rPID|1||P7^^^LAB^MR||Jones^Mary||19700101|F\rOBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL|||||F\r"
 }
 
-func baseConfig(t *testing.T) *Config {
+func baseConfig(t *testing.T) *config.Config {
 	c := testConfig(t)
-	c.Listeners = []ListenerConfig{{Name: "adt", Addr: "127.0.0.1:0", AcceptTypes: []string{"ADT"}}, {Name: "lab", Addr: "127.0.0.1:0"}}
+	c.Listeners = []config.ListenerConfig{{Name: "adt", Addr: "127.0.0.1:0", AcceptTypes: []string{"ADT"}}, {Name: "lab", Addr: "127.0.0.1:0"}}
 	return c
 }
 
 var emrName = "EMR"
 
-var fast = RetryConfig{MaxAttempts: 3, Backoff: []time.Duration{10 * time.Millisecond}}
+var fast = config.RetryConfig{MaxAttempts: 3, Backoff: []time.Duration{10 * time.Millisecond}}
 
 func TestEndToEndRoutesAndDelivers(t *testing.T) {
 	emr := newEndpoint(t, "", nil)
 	archive := t.TempDir()
 	cfg := baseConfig(t)
-	cfg.Routes = []RouteConfig{
-		{Name: "adt", From: []string{"adt"}, When: WhenConfig{Type: []string{"ADT"}, Event: []string{"A01", "A08"}}, To: []string{"emr"}},
-		{Name: "results", From: []string{"lab"}, When: WhenConfig{Type: []string{"ORU"}}, To: []string{"emr", "archive"},
+	cfg.Routes = []config.RouteConfig{
+		{Name: "adt", From: []string{"adt"}, When: config.WhenConfig{Type: []string{"ADT"}, Event: []string{"A01", "A08"}}, To: []string{"emr"}},
+		{Name: "results", From: []string{"lab"}, When: config.WhenConfig{Type: []string{"ORU"}}, To: []string{"emr", "archive"},
 			Transform: []transforms.Spec{{Set: "MSH-5", Value: &emrName}}},
 	}
-	cfg.Destinations = []DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}, {Name: "archive", Type: "file", Dir: archive}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}, {Name: "archive", Type: "file", Dir: archive}}
 	p := startPipeline(t, cfg)
 
 	a1, a2, o1 := adtMsg("A-1", "M1", "A01"), adtMsg("A-2", "M1", "A08"), oruMsg("R-1")
@@ -207,8 +208,8 @@ func TestRetryThenDeliverAndRejectToDLQ(t *testing.T) {
 		return hl7.Accepted
 	})
 	cfg := baseConfig(t)
-	cfg.Routes = []RouteConfig{{Name: "all", To: []string{"emr"}}}
-	cfg.Destinations = []DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}}
+	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"emr"}}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}}
 	p := startPipeline(t, cfg)
 	p.send(t, "adt", adtMsg("FLAKY-1", "M1", "A01"))
 	require.Eventually(t, func() bool { return len(emr.got()) == 1 }, 10*time.Second, 10*time.Millisecond, "AE, then delivered")
@@ -231,9 +232,9 @@ func TestRetryThenDeliverAndRejectToDLQ(t *testing.T) {
 func TestDestinationDownThenUpKeepsOrder(t *testing.T) {
 	addr := freeAddr(t)
 	cfg := baseConfig(t)
-	cfg.Routes = []RouteConfig{{Name: "all", To: []string{"emr"}}}
-	cfg.Destinations = []DestinationConfig{{Name: "emr", Type: "mllp", Addr: addr, Timeout: time.Second,
-		Retry: RetryConfig{MaxAttempts: 1000, Backoff: []time.Duration{20 * time.Millisecond}}}}
+	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"emr"}}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: addr, Timeout: time.Second,
+		Retry: config.RetryConfig{MaxAttempts: 1000, Backoff: []time.Duration{20 * time.Millisecond}}}}
 	p := startPipeline(t, cfg)
 	var sent []string
 	for i := range 5 {
@@ -266,8 +267,8 @@ func TestHTTPDestination(t *testing.T) {
 	}))
 	defer srv.Close()
 	cfg := baseConfig(t)
-	cfg.Routes = []RouteConfig{{Name: "all", To: []string{"web"}}}
-	cfg.Destinations = []DestinationConfig{{Name: "web", Type: "http", URL: srv.URL, Headers: map[string]string{"X-Test": "yes"}, Retry: fast}}
+	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"web"}}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "web", Type: "http", URL: srv.URL, Headers: map[string]string{"X-Test": "yes"}, Retry: fast}}
 	p := startPipeline(t, cfg)
 	p.send(t, "adt", adtMsg("H-503", "M1", "A01"))
 	require.Eventually(t, func() bool { _, ok := got.Load("H-503"); return ok }, 10*time.Second, 10*time.Millisecond, "503, then delivered")
@@ -279,8 +280,8 @@ func TestHTTPDestination(t *testing.T) {
 func TestKeyOrderingAcrossPartitions(t *testing.T) {
 	emr := newEndpoint(t, "", nil)
 	cfg := baseConfig(t)
-	cfg.Routes = []RouteConfig{{Name: "all", To: []string{"emr"}}}
-	cfg.Destinations = []DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Ordering: "key", PartitionBy: "PID-3.1", Partitions: 4, Retry: fast}}
+	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"emr"}}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Ordering: "key", PartitionBy: "PID-3.1", Partitions: 4, Retry: fast}}
 	p := startPipeline(t, cfg)
 	want := map[string][]string{}
 	for i := range 40 {
@@ -303,10 +304,10 @@ func TestKeyOrderingAcrossPartitions(t *testing.T) {
 func TestRestartDeliversWhatWasQueued(t *testing.T) {
 	addr := freeAddr(t)
 	cfg := baseConfig(t)
-	cfg.Routes = []RouteConfig{{Name: "all", To: []string{"emr"}}}
-	cfg.Destinations = []DestinationConfig{{Name: "emr", Type: "mllp", Addr: addr, Timeout: time.Second,
-		Retry: RetryConfig{MaxAttempts: 1000, Backoff: []time.Duration{20 * time.Millisecond}}}}
-	cfg.applyDefaults()
+	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"emr"}}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: addr, Timeout: time.Second,
+		Retry: config.RetryConfig{MaxAttempts: 1000, Backoff: []time.Duration{20 * time.Millisecond}}}}
+	cfg.ApplyDefaults()
 	logs := &syncbuf.Buffer{}
 	b, err := Start(context.Background(), cfg, zerolog.New(logs).Level(zerolog.DebugLevel), Hooks{})
 	require.NoError(t, err)
@@ -354,9 +355,9 @@ func TestCorpusThroughThePipeline(t *testing.T) {
 	require.NotEmpty(t, msgs)
 	out := t.TempDir()
 	cfg := baseConfig(t)
-	cfg.Listeners = []ListenerConfig{{Name: "all", Addr: "127.0.0.1:0", MaxMessageBytes: 1 << 20}}
-	cfg.Routes = []RouteConfig{{Name: "all", To: []string{"archive"}}}
-	cfg.Destinations = []DestinationConfig{{Name: "archive", Type: "file", Dir: out}}
+	cfg.Listeners = []config.ListenerConfig{{Name: "all", Addr: "127.0.0.1:0", MaxMessageBytes: 1 << 20}}
+	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"archive"}}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "archive", Type: "file", Dir: out}}
 	p := startPipeline(t, cfg)
 	c := &mllp.Client{Addr: p.Addr("all").String()}
 	defer c.Close()
@@ -406,8 +407,8 @@ func TestParallelDestinationDeliversEverything(t *testing.T) {
 	t.Cleanup(func() { _ = srv.Close() })
 
 	cfg := baseConfig(t)
-	cfg.Routes = []RouteConfig{{Name: "all", To: []string{"emr"}}}
-	cfg.Destinations = []DestinationConfig{{Name: "emr", Type: "mllp", Addr: ln.Addr().String(), Ordering: "parallel", Concurrency: 4, Retry: fast}}
+	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"emr"}}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: ln.Addr().String(), Ordering: "parallel", Concurrency: 4, Retry: fast}}
 	p := startPipeline(t, cfg)
 	for i := range 8 {
 		p.send(t, "adt", adtMsg(fmt.Sprintf("P-%d", i), "M1", "A08"))
@@ -421,11 +422,11 @@ func TestParallelDestinationDeliversEverything(t *testing.T) {
 func TestTransformFailureDeadLettersThatMessageOnly(t *testing.T) {
 	emr := newEndpoint(t, "", nil)
 	cfg := baseConfig(t)
-	cfg.Routes = []RouteConfig{{Name: "adt", To: []string{"emr"}, Transform: []transforms.Spec{
+	cfg.Routes = []config.RouteConfig{{Name: "adt", To: []string{"emr"}, Transform: []transforms.Spec{
 		{RemoveSegments: []string{"EVN"}},
 		{Map: "PID-3.4", Table: map[string]string{"MCM": "MAIN"}, OnMiss: "reject"},
 	}}}
-	cfg.Destinations = []DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}}
 	p := startPipeline(t, cfg)
 
 	unmapped := strings.Replace(adtMsg("T-1", "M1", "A01"), "^^^MCM^", "^^^ELSEWHERE^", 1)
@@ -453,9 +454,9 @@ func TestFieldConditionsRouteOnlyFinalResults(t *testing.T) {
 	emr := newEndpoint(t, "", nil)
 	cfg := baseConfig(t)
 	final := "F"
-	cfg.Routes = []RouteConfig{{Name: "finals", To: []string{"emr"},
-		When: WhenConfig{Type: []string{"ORU"}, All: []WhenConfig{{Field: "OBX-11", Equals: &final, Over: "all"}}}}}
-	cfg.Destinations = []DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}}
+	cfg.Routes = []config.RouteConfig{{Name: "finals", To: []string{"emr"},
+		When: config.WhenConfig{Type: []string{"ORU"}, All: []config.WhenConfig{{Field: "OBX-11", Equals: &final, Over: "all"}}}}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}}
 	routed := make(chan []string, 10)
 	p := startPipelineWithHooks(t, cfg, Hooks{OnRouted: func(_ uint64, dests []string) { routed <- dests }})
 
@@ -479,8 +480,8 @@ func TestDestinationEncodings(t *testing.T) {
 	defer srv.Close()
 	jsonDir, crlfDir := t.TempDir(), t.TempDir()
 	cfg := baseConfig(t)
-	cfg.Routes = []RouteConfig{{Name: "all", To: []string{"web", "jsonfiles", "crlf"}}}
-	cfg.Destinations = []DestinationConfig{
+	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"web", "jsonfiles", "crlf"}}}
+	cfg.Destinations = []config.DestinationConfig{
 		{Name: "web", Type: "http", URL: srv.URL, Encoding: "json", Retry: fast},
 		{Name: "jsonfiles", Type: "file", Dir: jsonDir, Encoding: "json"},
 		{Name: "crlf", Type: "file", Dir: crlfDir, Terminator: "crlf"},
@@ -507,9 +508,9 @@ func TestDestinationEncodings(t *testing.T) {
 	assert.Equal(t, strings.ReplaceAll(msg, "\r", "\r\n"), string(crlf))
 
 	bad := baseConfig(t)
-	bad.Destinations = []DestinationConfig{{Name: "emr", Type: "mllp", Addr: "127.0.0.1:1", Encoding: "json"},
+	bad.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: "127.0.0.1:1", Encoding: "json"},
 		{Name: "web", Type: "http", URL: srv.URL, Encoding: "json", Terminator: "lf"}}
-	bad.applyDefaults()
+	bad.ApplyDefaults()
 	keys := map[string]bool{}
 	for _, pr := range bad.Validate() {
 		keys[pr.Key] = true

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/routing"
@@ -32,7 +33,7 @@ const (
 // Every other outcome gets the code docs/ack-policy.md gives, with an ERR
 // segment saying why; nothing is acknowledged positively unless stored.
 type Ingest struct {
-	listener  ListenerConfig
+	listener  config.ListenerConfig
 	committer Committer
 	log       zerolog.Logger
 	limits    hl7.Limits
@@ -43,7 +44,7 @@ type Ingest struct {
 }
 
 // NewIngest returns the handler for one listener.
-func NewIngest(l ListenerConfig, c Committer, log zerolog.Logger) *Ingest {
+func NewIngest(l config.ListenerConfig, c Committer, log zerolog.Logger) *Ingest {
 	in := &Ingest{listener: l, committer: c, log: log.With().Str("listener", l.Name).Logger(),
 		limits: hl7.Limits{MaxMessageBytes: l.MaxMessageBytes}, mode: ackMode(l.AckMode)}
 	if len(l.AcceptTypes) > 0 {

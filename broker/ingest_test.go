@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/internal/syncbuf"
 	"github.com/hl7broker/hl7broker/mllp"
@@ -20,29 +21,29 @@ import (
 )
 
 // testConfig is a valid config with an embedded server in a temp dir.
-func testConfig(t *testing.T) *Config {
+func testConfig(t *testing.T) *config.Config {
 	t.Helper()
-	return &Config{DataDir: t.TempDir(), NATS: NATSConfig{Durability: "fsync", Replicas: 1, History: time.Hour,
+	return &config.Config{DataDir: t.TempDir(), NATS: config.NATSConfig{Durability: "fsync", Replicas: 1, History: time.Hour,
 		DuplicateWindow: 2 * time.Minute, StoreTimeout: 15 * time.Second}} // generous: a loaded CI disk can take long to flush
 }
 
 // ingestServer runs an Ingest for listener l on 127.0.0.1:0 over a fresh
 // embedded JetStream, and returns a client to it and the NATS handle.
-func ingestServer(t *testing.T, l ListenerConfig, log zerolog.Logger) (*mllp.Client, *NATS) {
+func ingestServer(t *testing.T, l config.ListenerConfig, log zerolog.Logger) (*mllp.Client, *NATS) {
 	t.Helper()
 	c := testConfig(t)
 	n, err := OpenNATS(context.Background(), c)
 	require.NoError(t, err)
 	t.Cleanup(n.Close)
 	if l.MaxMessageBytes == 0 {
-		l.MaxMessageBytes = DefaultMaxMessageBytes
+		l.MaxMessageBytes = config.DefaultMaxMessageBytes
 	}
 	return serveIngest(t, l, n.Committer(2*time.Second), log), n // short: a stopped store must fail within the client's reply wait
 }
 
 // serveIngest runs an Ingest for l storing through c on 127.0.0.1:0 and
 // returns a client to it.
-func serveIngest(t *testing.T, l ListenerConfig, c Committer, log zerolog.Logger) *mllp.Client {
+func serveIngest(t *testing.T, l config.ListenerConfig, c Committer, log zerolog.Logger) *mllp.Client {
 	t.Helper()
 	in := NewIngest(l, c, log)
 	srv := &mllp.Server{Name: l.Name, Handler: in, MaxFrameBytes: l.MaxMessageBytes}
@@ -76,7 +77,7 @@ func streamCount(t *testing.T, n *NATS) uint64 {
 const adt = "MSH|^~\\&|REGADT|MCM|IFENG|SUNNYVALE|20260114081530||ADT^A01^ADT_A01|MSG00001|P|2.5.1\rPID|1||MRN1^^^MCM^MR||Müller^José\r"
 
 func TestIngestStoresThenAcks(t *testing.T) {
-	client, n := ingestServer(t, ListenerConfig{Name: "adt"}, zerolog.Nop())
+	client, n := ingestServer(t, config.ListenerConfig{Name: "adt"}, zerolog.Nop())
 	ack := send(t, client, adt)
 	assert.Equal(t, hl7.AA, ack.Code)
 	assert.Equal(t, "MSG00001", ack.ControlID)
@@ -100,7 +101,7 @@ func TestIngestStoresThenAcks(t *testing.T) {
 }
 
 func TestIngestDuplicateResendStoredOnceAckedTwice(t *testing.T) {
-	client, n := ingestServer(t, ListenerConfig{Name: "adt"}, zerolog.Nop())
+	client, n := ingestServer(t, config.ListenerConfig{Name: "adt"}, zerolog.Nop())
 	assert.Equal(t, hl7.AA, send(t, client, adt).Code)
 	assert.Equal(t, hl7.AA, send(t, client, adt).Code, "a resend is acknowledged again")
 	assert.EqualValues(t, 1, streamCount(t, n), "and stored once")
@@ -118,7 +119,7 @@ func TestIngestControlIDReuseIsStoredNotDropped(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(n.Close)
 	logs := &syncbuf.Buffer{}
-	l := ListenerConfig{Name: "adt", MaxMessageBytes: DefaultMaxMessageBytes}
+	l := config.ListenerConfig{Name: "adt", MaxMessageBytes: config.DefaultMaxMessageBytes}
 	in := NewIngest(l, n.Committer(5*time.Second), zerolog.New(logs))
 	in.metrics, in.reuse = newMetrics(), newReuseTracker(c.NATS.DuplicateWindow)
 	srv := &mllp.Server{Name: l.Name, Handler: in}
@@ -159,7 +160,7 @@ func TestIngestAckPolicy(t *testing.T) {
 		{"type not accepted", strings.Replace(adt, "ADT^A01^ADT_A01", "ORU^R01^ORU_R01", 1), hl7.AR, hl7.CodeUnsupportedType, "MSH^1^9^^1"},
 		{"too large", "MSH|^~\\&|A|B|C|D|1||ADT^A01|BIG1|P|2.5\rNTE|1||" + strings.Repeat("x", 4096) + "\r", hl7.AR, hl7.CodeInternal, ""},
 	}
-	client, n := ingestServer(t, ListenerConfig{Name: "adt", AcceptTypes: []string{"ADT"}, MaxMessageBytes: 2048}, zerolog.Nop())
+	client, n := ingestServer(t, config.ListenerConfig{Name: "adt", AcceptTypes: []string{"ADT"}, MaxMessageBytes: 2048}, zerolog.Nop())
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, mode := range []string{"original", "enhanced"} {
@@ -198,7 +199,7 @@ func withAckRequest(msg string) string {
 }
 
 func TestIngestStoreFailureIsNeverAA(t *testing.T) {
-	client, n := ingestServer(t, ListenerConfig{Name: "adt"}, zerolog.Nop())
+	client, n := ingestServer(t, config.ListenerConfig{Name: "adt"}, zerolog.Nop())
 	assert.Equal(t, hl7.AA, send(t, client, adt).Code)
 	n.server.Shutdown() // storage gone: the real failure, not a mock
 	n.server.WaitForShutdown()
@@ -213,7 +214,7 @@ func TestIngestStoreFailureIsNeverAA(t *testing.T) {
 
 func TestIngestLogsHoldNoPHI(t *testing.T) {
 	var logs syncbuf.Buffer
-	client, n := ingestServer(t, ListenerConfig{Name: "adt", AcceptTypes: []string{"ADT"}}, zerolog.New(&logs).Level(zerolog.DebugLevel))
+	client, n := ingestServer(t, config.ListenerConfig{Name: "adt", AcceptTypes: []string{"ADT"}}, zerolog.New(&logs).Level(zerolog.DebugLevel))
 	send(t, client, adt)
 	send(t, client, strings.Replace(adt, "ADT^A01", "ORU^R01", 1))
 	send(t, client, strings.Replace(adt, "^~\\&", "&&&&", 1))

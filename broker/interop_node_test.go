@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -56,9 +57,9 @@ func nodeHL7Server(t *testing.T) string {
 func TestNodeHL7ServerDestination(t *testing.T) {
 	addr := nodeHL7Server(t)
 	cfg := baseConfig(t)
-	cfg.Routes = []RouteConfig{{Name: "all", To: []string{"node"}}}
-	cfg.Destinations = []DestinationConfig{{Name: "node", Type: "mllp", Addr: addr, Timeout: 5 * time.Second,
-		Retry: RetryConfig{MaxAttempts: 3, Backoff: []time.Duration{10 * time.Millisecond}}}}
+	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"node"}}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "node", Type: "mllp", Addr: addr, Timeout: 5 * time.Second,
+		Retry: config.RetryConfig{MaxAttempts: 3, Backoff: []time.Duration{10 * time.Millisecond}}}}
 	p := startPipeline(t, cfg)
 	const n = 5
 	for i := range n {

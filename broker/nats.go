@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/internal/secret"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats-server/v2/server"
@@ -63,7 +64,7 @@ func (n *NATS) Sync(ctx context.Context) error {
 
 // OpenNATS starts the embedded server (nats.url empty) or connects to the
 // external cluster, then creates or updates the three streams.
-func OpenNATS(ctx context.Context, c *Config) (*NATS, error) {
+func OpenNATS(ctx context.Context, c *config.Config) (*NATS, error) {
 	return openNATS(ctx, c, embedOptions{})
 }
 
@@ -73,7 +74,7 @@ type embedOptions struct {
 	listenTCP    bool // the server listens on a loopback port (tcpURL) besides the in-process connection
 }
 
-func openNATS(ctx context.Context, c *Config, eo embedOptions) (*NATS, error) {
+func openNATS(ctx context.Context, c *config.Config, eo embedOptions) (*NATS, error) {
 	n := &NATS{closed: make(chan struct{}), embed: eo}
 	var err error
 	if c.NATS.URL == "" {
@@ -89,9 +90,9 @@ func openNATS(ctx context.Context, c *Config, eo embedOptions) (*NATS, error) {
 		n.Close()
 		return nil, fmt.Errorf("nats: %w", err)
 	}
-	if problems := c.fitPayload(n.MaxPayload(), c.NATS.URL == ""); len(problems) > 0 {
+	if problems := c.FitPayload(n.MaxPayload(), c.NATS.URL == ""); len(problems) > 0 {
 		n.Close()
-		return nil, newConfigError(c.file, problems)
+		return nil, config.NewError(c.File(), problems)
 	}
 	if err := n.ensureStreams(ctx, c); err != nil {
 		n.Close()
@@ -100,7 +101,7 @@ func openNATS(ctx context.Context, c *Config, eo embedOptions) (*NATS, error) {
 	return n, nil
 }
 
-func (n *NATS) startEmbedded(c *Config) error {
+func (n *NATS) startEmbedded(c *config.Config) error {
 	opts := &server.Options{
 		ServerName: embeddedServerName,
 		JetStream:  true,
@@ -143,7 +144,7 @@ func (n *NATS) startEmbedded(c *Config) error {
 }
 
 // connectExternal connects to nats.url; extra options come last and win.
-func (n *NATS) connectExternal(c *Config, extra ...nats.Option) error {
+func (n *NATS) connectExternal(c *config.Config, extra ...nats.Option) error {
 	opts := []nats.Option{nats.Name("hl7broker"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond), n.onClosed()}
 	if c.NATS.Creds != "" {
 		opts = append(opts, nats.UserCredentials(c.NATS.Creds))
@@ -165,7 +166,7 @@ func (n *NATS) connectExternal(c *Config, extra ...nats.Option) error {
 
 // ensureStreams creates or updates HL7_IN (history, dedupe window),
 // HL7_OUT (delivered copies purged by the janitor) and HL7_DLQ (kept until removed).
-func (n *NATS) ensureStreams(ctx context.Context, c *Config) error {
+func (n *NATS) ensureStreams(ctx context.Context, c *config.Config) error {
 	maxBytes := c.NATS.HistoryMaxBytes
 	if maxBytes == 0 {
 		maxBytes = -1

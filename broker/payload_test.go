@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
+	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
@@ -36,9 +38,9 @@ func bigMessage(t testing.TB, id string, size int) []byte {
 func TestLargeMessagesAreStoredAndDelivered(t *testing.T) {
 	out := t.TempDir()
 	cfg := baseConfig(t)
-	cfg.Listeners = []ListenerConfig{{Name: "big", Addr: "127.0.0.1:0", MaxMessageBytes: 4 << 20}, {Name: "small", Addr: "127.0.0.1:0"}}
-	cfg.Routes = []RouteConfig{{Name: "all", To: []string{"archive"}}}
-	cfg.Destinations = []DestinationConfig{{Name: "archive", Type: "file", Dir: out}}
+	cfg.Listeners = []config.ListenerConfig{{Name: "big", Addr: "127.0.0.1:0", MaxMessageBytes: 4 << 20}, {Name: "small", Addr: "127.0.0.1:0"}}
+	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"archive"}}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "archive", Type: "file", Dir: out}}
 	p := startPipeline(t, cfg)
 	c := &mllp.Client{Addr: p.Addr("big").String(), ReplyTimeout: 30 * time.Second}
 	defer c.Close()
@@ -57,7 +59,7 @@ func TestLargeMessagesAreStoredAndDelivered(t *testing.T) {
 	// The default listener takes up to 1 MiB: exactly that is stored too.
 	small := &mllp.Client{Addr: p.Addr("small").String(), ReplyTimeout: 30 * time.Second}
 	defer small.Close()
-	msg := bigMessage(t, "SMALL", DefaultMaxMessageBytes)
+	msg := bigMessage(t, "SMALL", config.DefaultMaxMessageBytes)
 	reply, err := small.Send(context.Background(), msg)
 	require.NoError(t, err)
 	ack, err := hl7.ParseAck(reply)
@@ -99,8 +101,8 @@ func TestExternalMaxPayloadChecked(t *testing.T) {
 	url := externalNATS(t)
 	cfg := baseConfig(t)
 	cfg.NATS.URL = url
-	cfg.Listeners = []ListenerConfig{{Name: "ok", Addr: "127.0.0.1:0"}, {Name: "big", Addr: "127.0.0.1:0", MaxMessageBytes: 4 << 20}}
-	cfg.applyDefaults()
+	cfg.Listeners = []config.ListenerConfig{{Name: "ok", Addr: "127.0.0.1:0"}, {Name: "big", Addr: "127.0.0.1:0", MaxMessageBytes: 4 << 20}}
+	cfg.ApplyDefaults()
 	_, err := Start(context.Background(), cfg, zerolog.Nop(), Hooks{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "listeners[1].max_message_bytes")
@@ -109,7 +111,7 @@ func TestExternalMaxPayloadChecked(t *testing.T) {
 
 	file := filepath.Join(t.TempDir(), "c.yaml")
 	require.NoError(t, os.WriteFile(file, []byte("nats:\n  url: "+url+"\nlisteners:\n  - name: big\n    addr: 127.0.0.1:0\n    max_message_bytes: 4194304\n"), 0o600))
-	c, err := LoadConfig(file)
+	c, err := config.Load(file)
 	require.NoError(t, err)
 	err = CheckNATS(file, c)
 	require.Error(t, err, "check connects and sees the same")
@@ -117,7 +119,7 @@ func TestExternalMaxPayloadChecked(t *testing.T) {
 
 	cfg.Listeners = cfg.Listeners[:1]
 	p := startPipeline(t, cfg)
-	assert.Equal(t, 1<<20-HeaderRoom, p.cfg.Listeners[0].MaxMessageBytes, "the default shrinks to what the cluster stores")
+	assert.Equal(t, 1<<20-wire.HeaderRoom, p.cfg.Listeners[0].MaxMessageBytes, "the default shrinks to what the cluster stores")
 }
 
 // A message the store can never hold gets AR with a reason, never AE
@@ -128,7 +130,7 @@ func TestIngestRejectsWhatCannotBeStored(t *testing.T) {
 	n, err := OpenNATS(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(n.Close)
-	l := ListenerConfig{Name: "big", MaxMessageBytes: 4 << 20} // as if the cluster had shrunk since start
+	l := config.ListenerConfig{Name: "big", MaxMessageBytes: 4 << 20} // as if the cluster had shrunk since start
 	client := serveIngest(t, l, n.Committer(5*time.Second), zerolog.Nop())
 	reply, err := client.Send(context.Background(), bigMessage(t, "HUGE", 2_000_000))
 	require.NoError(t, err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/routing"
 )
 
@@ -26,11 +27,11 @@ type reloadStatus struct {
 // logged, counted in hl7broker_config_reloads_total{result="invalid"} and
 // shown in /readyz's detail.
 func (b *Broker) ReloadFile(file string) error {
-	cfg, err := LoadConfig(file)
+	cfg, err := config.Load(file)
 	if err == nil {
 		err = b.Reload(cfg)
 	} else {
-		var ce *ConfigError
+		var ce *config.Error
 		if errors.As(err, &ce) {
 			for _, p := range ce.Problems {
 				b.log.Error().Str("problem", p.String()).Msg("config reload refused: the running config stays")
@@ -48,12 +49,12 @@ func (b *Broker) ReloadFile(file string) error {
 // were removed or changed stop (letting messages in flight finish), new
 // and changed ones start, and the others are not touched. data_dir, nats
 // and admin need a restart: a change to them is logged and left.
-func (b *Broker) Reload(cfg *Config) error {
+func (b *Broker) Reload(cfg *config.Config) error {
 	if b.stopping.Load() {
 		return errors.New("reload: the broker is stopping")
 	}
-	if problems := cfg.fitPayload(b.nats.MaxPayload(), b.nats.server != nil); len(problems) > 0 {
-		err := newConfigError(cfg.file, problems)
+	if problems := cfg.FitPayload(b.nats.MaxPayload(), b.nats.server != nil); len(problems) > 0 {
+		err := config.NewError(cfg.File(), problems)
 		b.reloaded(err, "invalid")
 		return err
 	}
@@ -70,7 +71,7 @@ func (b *Broker) Reload(cfg *Config) error {
 }
 
 // apply is Reload's work; b.mu is held.
-func (b *Broker) apply(cfg *Config, table *routing.Table) error {
+func (b *Broker) apply(cfg *config.Config, table *routing.Table) error {
 	old := b.cfg
 	if old.DataDir != cfg.DataDir || !reflect.DeepEqual(old.NATS, cfg.NATS) || old.Admin != cfg.Admin {
 		b.log.Warn().Msg("config reload: data_dir, nats and admin change only on restart; those keys keep their running values")
@@ -78,8 +79,8 @@ func (b *Broker) apply(cfg *Config, table *routing.Table) error {
 	next := *cfg
 	next.DataDir, next.NATS, next.Admin = old.DataDir, old.NATS, old.Admin
 
-	oldDests := byName(old.Destinations, func(d DestinationConfig) string { return d.Name })
-	newDests := byName(next.Destinations, func(d DestinationConfig) string { return d.Name })
+	oldDests := byName(old.Destinations, func(d config.DestinationConfig) string { return d.Name })
+	newDests := byName(next.Destinations, func(d config.DestinationConfig) string { return d.Name })
 	var stopDests []string
 	for name, d := range newDests {
 		if o, ok := oldDests[name]; ok && reflect.DeepEqual(o, d) {
@@ -100,8 +101,8 @@ func (b *Broker) apply(cfg *Config, table *routing.Table) error {
 		b.log.Warn().Strs("destinations", stopDests).Msg("config reload: destinations removed; anything still queued for them stays in HL7_OUT")
 	}
 
-	oldLs := byName(old.Listeners, func(l ListenerConfig) string { return l.Name })
-	newLs := byName(next.Listeners, func(l ListenerConfig) string { return l.Name })
+	oldLs := byName(old.Listeners, func(l config.ListenerConfig) string { return l.Name })
+	newLs := byName(next.Listeners, func(l config.ListenerConfig) string { return l.Name })
 	var stop []string
 	for name, o := range oldLs {
 		if n, ok := newLs[name]; !ok || !reflect.DeepEqual(o, n) {

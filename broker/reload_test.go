@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/stretchr/testify/assert"
@@ -62,7 +63,7 @@ func delivered(dir string) []string {
 
 func startFromFile(t *testing.T, file string, reloads chan error) *pipeline {
 	t.Helper()
-	cfg, err := LoadConfig(file)
+	cfg, err := config.Load(file)
 	require.NoError(t, err)
 	return startPipelineWithHooks(t, cfg, Hooks{OnReload: func(err error) { reloads <- err }})
 }

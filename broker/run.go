@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hl7broker/hl7broker/condition"
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/routing"
@@ -42,7 +42,7 @@ type Broker struct {
 	wg        sync.WaitGroup // the router, the janitor and the store keeper
 
 	mu         sync.Mutex // guards what follows; held for a whole reload
-	cfg        *Config
+	cfg        *config.Config
 	listeners  map[string]*listenerRun
 	workers    map[string]*workerRun
 	lastReload reloadStatus
@@ -50,7 +50,7 @@ type Broker struct {
 
 // listenerRun is one bound listener.
 type listenerRun struct {
-	cfg    ListenerConfig
+	cfg    config.ListenerConfig
 	srv    *mllp.Server
 	addr   net.Addr
 	cancel context.CancelFunc // ends its supervision; Shutdown then ends Serve
@@ -59,7 +59,7 @@ type listenerRun struct {
 
 // workerRun is one destination's running delivery worker.
 type workerRun struct {
-	cfg    DestinationConfig
+	cfg    config.DestinationConfig
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the worker has stopped
 }
@@ -73,7 +73,7 @@ type Hooks struct {
 
 // Start opens NATS and its streams, binds every listener, and starts the
 // router and one delivery worker per destination. cfg must be valid.
-func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*Broker, error) {
+func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Hooks) (*Broker, error) {
 	n, err := OpenNATS(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -149,7 +149,7 @@ func Start(ctx context.Context, cfg *Config, log zerolog.Logger, hooks Hooks) (*
 }
 
 // routingTable compiles what the router routes by.
-func routingTable(cfg *Config) (*routing.Table, error) {
+func routingTable(cfg *config.Config) (*routing.Table, error) {
 	rts, err := CompileRoutes(cfg)
 	if err != nil {
 		return nil, err
@@ -159,7 +159,7 @@ func routingTable(cfg *Config) (*routing.Table, error) {
 
 // startWorker starts destination d's delivery worker. b.mu is held or
 // the broker is starting.
-func (b *Broker) startWorker(d DestinationConfig) {
+func (b *Broker) startWorker(d config.DestinationConfig) {
 	name, m, hooks := d.Name, b.metrics, b.hooks
 	w := &routing.Worker{JetStream: b.nats.JetStream, Dest: destination(d), Log: b.log, Sync: b.nats.Sync,
 		OnDone: func(outcome string, h nats.Header) {
@@ -197,7 +197,7 @@ func (b *Broker) stopWorker(name string) {
 	}
 }
 
-func (b *Broker) listen(l ListenerConfig) error {
+func (b *Broker) listen(l config.ListenerConfig) error {
 	tc, err := serverTLS(l.TLS)
 	if err != nil {
 		return fmt.Errorf("listener %s: %w", l.Name, err)
@@ -235,7 +235,7 @@ func (b *Broker) listen(l ListenerConfig) error {
 }
 
 // serverTLS loads a listener's TLS files; nil without them.
-func serverTLS(t TLSFiles) (*tls.Config, error) {
+func serverTLS(t config.TLSFiles) (*tls.Config, error) {
 	if t.CertFile == "" {
 		return nil, nil
 	}
@@ -297,25 +297,21 @@ func (b *Broker) stopAllListeners(ctx context.Context) error {
 	return b.stopListeners(ctx, slices.Collect(maps.Keys(b.listeners)))
 }
 
-// CompileRoutes compiles the config's routes, conditions and transforms;
-// cfg was validated, so a problem here means a file it names changed since.
-func CompileRoutes(cfg *Config) ([]routing.Route, error) {
-	var out []routing.Route
-	for i, r := range cfg.Routes {
-		p, problems := cfg.Pipeline(i)
-		if len(problems) > 0 {
-			return nil, fmt.Errorf("route %s: transform%s: %s", r.Name, problems[0].Key, problems[0].Message)
-		}
-		when, wproblems := condition.Compile(r.When)
-		if len(wproblems) > 0 {
-			return nil, fmt.Errorf("route %s: when.%s: %s", r.Name, wproblems[0].Key, wproblems[0].Message)
-		}
-		out = append(out, routing.Route{Name: r.Name, From: r.From, When: when, To: r.To, Transform: p})
+// CompileRoutes is cfg's routes as config compiled them, in the router's
+// type.
+func CompileRoutes(cfg *config.Config) ([]routing.Route, error) {
+	compiled, err := cfg.CompiledRoutes()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]routing.Route, 0, len(compiled))
+	for _, cr := range compiled {
+		out = append(out, routing.Route(cr))
 	}
 	return out, nil
 }
 
-func partitions(cfg *Config) map[string]routing.Partitioning {
+func partitions(cfg *config.Config) map[string]routing.Partitioning {
 	p := map[string]routing.Partitioning{}
 	for _, d := range cfg.Destinations {
 		if d.Ordering == "key" {
@@ -325,7 +321,7 @@ func partitions(cfg *Config) map[string]routing.Partitioning {
 	return p
 }
 
-func destination(d DestinationConfig) routing.Destination {
+func destination(d config.DestinationConfig) routing.Destination {
 	rd := routing.Destination{Name: d.Name, Type: d.Type, Ordering: d.Ordering, Concurrency: d.Concurrency, Partitions: d.Partitions,
 		MaxAttempts: d.Retry.MaxAttempts, Backoff: d.Retry.Backoff, OnReject: d.OnReject, Timeout: d.Timeout}
 	rd.NewDeliverer = func() (routing.Deliverer, error) {

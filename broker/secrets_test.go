@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/stretchr/testify/assert"
@@ -51,7 +52,7 @@ destinations:
 `, filepath.Join(dir, "data"), admin, down)
 	file := filepath.Join(dir, "hl7broker.yaml")
 	require.NoError(t, os.WriteFile(file, []byte(yaml), 0o600))
-	cfg, err := LoadConfig(file)
+	cfg, err := config.Load(file)
 	require.NoError(t, err)
 	assert.Equal(t, "http://"+down+"/in?token="+queryToken, cfg.Destinations[0].URL, "expanded at load")
 	assert.Equal(t, authToken, cfg.Destinations[0].Headers["Authorization"])
@@ -81,7 +82,7 @@ destinations:
 
 	// check's output and serve's startup error for an unreachable cluster
 	// with a password.
-	_, checkErr := LoadConfig(file)
+	_, checkErr := config.Load(file)
 	require.Error(t, checkErr)
 	unreachable := testConfig(t)
 	unreachable.NATS.URL = "nats://user:" + natsPass + "@" + freeAddr(t)

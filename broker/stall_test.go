@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/stretchr/testify/assert"
@@ -37,8 +38,8 @@ func TestNoDeliveryStallUnderSustainedIngest(t *testing.T) {
 		}
 	}
 	cfg := baseConfig(t)
-	cfg.Routes = []RouteConfig{{Name: "all", To: []string{"fifo", "keyed"}}}
-	cfg.Destinations = []DestinationConfig{
+	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"fifo", "keyed"}}}
+	cfg.Destinations = []config.DestinationConfig{
 		{Name: "fifo", Type: "mllp", Addr: fifo.addr},
 		{Name: "keyed", Type: "mllp", Addr: keyed.addr, Ordering: "key", PartitionBy: "PID-3.1", Partitions: 4},
 	}

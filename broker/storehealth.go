@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -100,7 +101,7 @@ const minFreeToRestart = 8 << 20
 // was not stored.
 type storeKeeper struct {
 	n      *NATS
-	cfg    *Config
+	cfg    *config.Config
 	health *storeHealth
 	log    zerolog.Logger
 

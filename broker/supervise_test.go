@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/internal/testpki"
 	"github.com/hl7broker/hl7broker/routing"
@@ -41,8 +42,8 @@ func (panicStep) Apply(m *hl7.Message) error {
 func TestPanickingTransformStepDeadLettersOnlyThatMessage(t *testing.T) {
 	emr := newEndpoint(t, "", nil)
 	cfg := baseConfig(t)
-	cfg.Routes = []RouteConfig{{Name: "adt", To: []string{"emr"}}}
-	cfg.Destinations = []DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}}
+	cfg.Routes = []config.RouteConfig{{Name: "adt", To: []string{"emr"}}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}}
 	p := startPipeline(t, cfg)
 	table := p.router.Table()
 	table.Routes[0].Transform = transforms.Pipeline{panicStep{}}
@@ -84,8 +85,8 @@ func (d *panicDeliverer) Close() error { return nil }
 // a reason naming the delivery step, and delivers the next.
 func TestPanickingDelivererDeadLettersOnlyThatMessage(t *testing.T) {
 	cfg := baseConfig(t)
-	cfg.Routes = []RouteConfig{{Name: "adt", To: []string{"emr"}}}
-	cfg.Destinations = []DestinationConfig{{Name: "emr", Type: "file", Dir: t.TempDir(), Retry: fast}}
+	cfg.Routes = []config.RouteConfig{{Name: "adt", To: []string{"emr"}}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "file", Dir: t.TempDir(), Retry: fast}}
 	p := startPipeline(t, cfg)
 	p.mu.Lock()
 	p.stopWorker("emr") // its queue is taken over by a worker with a buggy deliverer
@@ -134,8 +135,8 @@ func TestFailedWorkerIsRestartedAndReported(t *testing.T) {
 	out := t.TempDir()
 	cfg := baseConfig(t)
 	cfg.Admin.Addr = "127.0.0.1:0"
-	cfg.Routes = []RouteConfig{{Name: "adt", To: []string{"emr"}}}
-	cfg.Destinations = []DestinationConfig{{Name: "emr", Type: "file", Dir: out, TLS: TLSFiles{CAFile: ca}}}
+	cfg.Routes = []config.RouteConfig{{Name: "adt", To: []string{"emr"}}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "file", Dir: out, TLS: config.TLSFiles{CAFile: ca}}}
 	p := startPipeline(t, cfg)
 	base := "http://" + p.AdminAddr().String()
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
@@ -153,7 +154,7 @@ func TestIngestFailedFlushIsNeverAA(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, syscall.EIO))
 
-	client := serveIngest(t, ListenerConfig{Name: "adt", MaxMessageBytes: DefaultMaxMessageBytes}, committer, zerolog.Nop())
+	client := serveIngest(t, config.ListenerConfig{Name: "adt", MaxMessageBytes: config.DefaultMaxMessageBytes}, committer, zerolog.Nop())
 	ack := send(t, client, adt)
 	assert.Equal(t, hl7.AE, ack.Code, "not on disk: the sender must resend")
 	require.NotEmpty(t, ack.Errors)

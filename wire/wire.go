@@ -98,6 +98,13 @@ const (
 	HeaderDLQTime     = "HL7-DLQ-Time"
 )
 
+// HeaderRoom is what a stored message may need beside its bytes for its
+// headers (ingest's, the router's, the dead-letter queue's). A listener's
+// max_message_bytes plus this must fit NATS's max_payload, or a message
+// the listener accepts could never be stored: the sender would be told to
+// resend it forever.
+const HeaderRoom = 64 << 10
+
 // The message-ID recipes (Nats-Msg-Id), one per hop:
 
 // IngestID identifies a received message: the listener, then a hash of

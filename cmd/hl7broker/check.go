@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/hl7broker/hl7broker/broker"
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/spf13/cobra"
 )
 
@@ -18,7 +19,7 @@ external NATS cluster (nats.url) it also connects and checks that every
 listener's max_message_bytes fits the servers' max_payload. It exits 0
 when the configuration is valid and 1 when it is not.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := broker.LoadConfig(file)
+			c, err := config.Load(file)
 			if err == nil {
 				err = broker.CheckNATS(file, c) // an external cluster's max_payload
 			}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/broker"
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/internal/syncbuf"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/spf13/cobra"
@@ -55,7 +56,7 @@ func runCompare(cmd *cobra.Command, args []string, o benchOptions) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := broker.LoadConfig(file)
+	cfg, err := config.Load(file)
 	if err != nil {
 		return err
 	}
@@ -166,7 +167,7 @@ func echoAck(frame []byte) []byte {
 	return append(append(append(ack, head...), id...), '\r')
 }
 
-func compareRawJetStream(ctx context.Context, o benchOptions, logw io.Writer, c *broker.Config, next func(int64) benchMessage) (benchResult, error) {
+func compareRawJetStream(ctx context.Context, o benchOptions, logw io.Writer, c *config.Config, next func(int64) benchMessage) (benchResult, error) {
 	bl, err := broker.OpenBaseline(ctx, c)
 	if err != nil {
 		return benchResult{}, fmt.Errorf("raw JetStream: %w", err)
@@ -190,7 +191,7 @@ func compareRawJetStream(ctx context.Context, o benchOptions, logw io.Writer, c 
 
 // compareBroker runs serve on file as a child process (data_dir and admin
 // address replaced), loads its first listener and stops it.
-func compareBroker(ctx context.Context, o benchOptions, logw io.Writer, file string, cfg *broker.Config, tmp, sinkAddr string,
+func compareBroker(ctx context.Context, o benchOptions, logw io.Writer, file string, cfg *config.Config, tmp, sinkAddr string,
 	next func(int64) benchMessage, r *compareResult) error {
 	if len(cfg.Listeners) == 0 {
 		return errors.New("the config has no listener to send to")

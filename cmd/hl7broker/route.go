@@ -12,6 +12,7 @@ import (
 
 	"github.com/hl7broker/hl7broker/broker"
 	"github.com/hl7broker/hl7broker/condition"
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/routing"
 	"github.com/spf13/cobra"
@@ -48,7 +49,7 @@ or else from the first listener that accepts its type.`,
 }
 
 func runRouteTest(cmd *cobra.Command, args []string, o routeTestOptions) error {
-	cfg, err := broker.LoadConfig(o.config)
+	cfg, err := config.Load(o.config)
 	if err != nil {
 		printConfigError(cmd.OutOrStdout(), o.config, err)
 		return exitError{1}
@@ -58,7 +59,7 @@ func runRouteTest(cmd *cobra.Command, args []string, o routeTestOptions) error {
 		fmt.Fprintln(cmd.OutOrStdout(), err)
 		return exitError{1}
 	}
-	if o.listener != "" && !slices.ContainsFunc(cfg.Listeners, func(l broker.ListenerConfig) bool { return l.Name == o.listener }) {
+	if o.listener != "" && !slices.ContainsFunc(cfg.Listeners, func(l config.ListenerConfig) bool { return l.Name == o.listener }) {
 		fmt.Fprintf(cmd.OutOrStdout(), "no listener is named %q\n", o.listener)
 		return exitError{1}
 	}
@@ -123,7 +124,7 @@ func runRouteTest(cmd *cobra.Command, args []string, o routeTestOptions) error {
 
 // pickListener names the listener a message comes from, or why none
 // would accept it.
-func pickListener(cfg *broker.Config, want, typ string) (string, string) {
+func pickListener(cfg *config.Config, want, typ string) (string, string) {
 	for _, l := range cfg.Listeners {
 		if want != "" && l.Name != want {
 			continue
@@ -141,8 +142,8 @@ func pickListener(cfg *broker.Config, want, typ string) (string, string) {
 // asSent is a copy exactly as its destination receives it: encoded as
 // JSON, or ER7 with the destination's segment terminator; ext names the
 // file it is written to.
-func asSent(cfg *broker.Config, c routing.Copy) (sent []byte, ext string, err error) {
-	i := slices.IndexFunc(cfg.Destinations, func(d broker.DestinationConfig) bool { return d.Name == c.Destination })
+func asSent(cfg *config.Config, c routing.Copy) (sent []byte, ext string, err error) {
+	i := slices.IndexFunc(cfg.Destinations, func(d config.DestinationConfig) bool { return d.Name == c.Destination })
 	if i < 0 {
 		return c.Data, "hl7", nil
 	}
@@ -178,7 +179,7 @@ func printCopy(w io.Writer, c routing.Copy, sent []byte, ext string, original []
 
 // printConfigError prints a config's problems as check does.
 func printConfigError(w io.Writer, file string, err error) {
-	var ce *broker.ConfigError
+	var ce *config.Error
 	if !errors.As(err, &ce) {
 		fmt.Fprintln(w, err)
 		return

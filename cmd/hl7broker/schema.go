@@ -1,7 +1,7 @@
 package main
 
 import (
-	"github.com/hl7broker/hl7broker/broker"
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/spf13/cobra"
 )
 
@@ -16,7 +16,7 @@ complete and check the configuration as you type. docs/hl7broker.schema.json
 is the same schema.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := cmd.OutOrStdout().Write(broker.Schema())
+			_, err := cmd.OutOrStdout().Write(config.Schema())
 			return err
 		},
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/broker"
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/spf13/cobra"
 )
 
@@ -35,8 +36,8 @@ leaves the running configuration in place. Logs are JSON unless
 			if err != nil {
 				return err
 			}
-			cfg, err := broker.LoadConfig(file)
-			var ce *broker.ConfigError
+			cfg, err := config.Load(file)
+			var ce *config.Error
 			if errors.As(err, &ce) {
 				fmt.Fprintln(cmd.ErrOrStderr(), ce.Error())
 				return exitError{1}

@@ -1,4 +1,4 @@
-package broker
+package config
 
 import (
 	"fmt"
@@ -20,7 +20,7 @@ func writeConfig(t *testing.T, yaml string) string {
 }
 
 func TestExampleConfigLoads(t *testing.T) {
-	c, err := LoadConfig("../examples/hl7broker.yaml")
+	c, err := Load("../examples/hl7broker.yaml")
 	require.NoError(t, err)
 	assert.Equal(t, "fsync", c.NATS.Durability)
 	assert.Equal(t, 168*time.Hour, c.NATS.History)
@@ -41,7 +41,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 	t.Setenv("HL7BROKER_NATS_REPLICAS", "3")
 	t.Setenv("HL7BROKER_NATS_DURABILITY", "os")
 	t.Setenv("HL7BROKER_DATA_DIR", "/var/lib/hl7broker")
-	c, err := LoadConfig("../examples/hl7broker.yaml")
+	c, err := Load("../examples/hl7broker.yaml")
 	require.NoError(t, err)
 	assert.Equal(t, "nats://a:4222,nats://b:4222", c.NATS.URL)
 	assert.Equal(t, 3, c.NATS.Replicas)
@@ -92,10 +92,10 @@ destinations:
 }
 
 // loadProblems loads a config that must fail and returns its problems by key.
-func loadProblems(t *testing.T, file string) (*ConfigError, map[string]string) {
+func loadProblems(t *testing.T, file string) (*Error, map[string]string) {
 	t.Helper()
-	_, err := LoadConfig(file)
-	var ce *ConfigError
+	_, err := Load(file)
+	var ce *Error
 	require.ErrorAs(t, err, &ce)
 	got := map[string]string{}
 	for _, p := range ce.Problems {
@@ -110,12 +110,12 @@ func TestUnknownKeysAndBadDurations(t *testing.T) {
 		"nats: {histroy: 1h}\nlisteners: [{name: a, addr: '127.0.0.1:1'}]":      "histroy",
 		"nats: {history: forever}\nlisteners: [{name: a, addr: '127.0.0.1:1'}]": "nats.history",
 	} {
-		_, err := LoadConfig(writeConfig(t, yaml))
-		var ce *ConfigError
+		_, err := Load(writeConfig(t, yaml))
+		var ce *Error
 		require.ErrorAs(t, err, &ce, yaml)
 		assert.Contains(t, ce.Error(), key)
 	}
-	_, err := LoadConfig(filepath.Join(t.TempDir(), "missing.yaml"))
+	_, err := Load(filepath.Join(t.TempDir(), "missing.yaml"))
 	assert.Error(t, err)
 }
 
@@ -159,7 +159,7 @@ routes:
         - {field: MSH-4, prefix: LAB}
     to: [d]
 `)
-	c, err := LoadConfig(f)
+	c, err := Load(f)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"ORU"}, c.Routes[0].When.Type, "a single type may be written without a list")
 	require.Len(t, c.Routes[0].When.All, 2)
@@ -216,7 +216,7 @@ routes:
 destinations:
   - {name: emr, type: file, dir: out, headers: {X-Api-Key: k}}
 `)
-	c, err := LoadConfig(f)
+	c, err := Load(f)
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{"M": "male", "F": "female", "Unk": "unknown"}, c.Routes[0].Transform[0].Table)
 	assert.Equal(t, map[string]string{"X-Api-Key": "k"}, c.Destinations[0].Headers)
@@ -236,8 +236,8 @@ func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
 routes:
   - {name: r, to: [nowhere]}
 `)
-	_, err := LoadConfig(f)
-	var ce *ConfigError
+	_, err := Load(f)
+	var ce *Error
 	require.ErrorAs(t, err, &ce)
 	var keys []string
 	for _, p := range ce.Problems {
@@ -246,7 +246,7 @@ routes:
 	assert.ElementsMatch(t, []string{"listeners[0].max_connections", "routes[0].to[0]"}, keys)
 
 	f = writeConfig(t, "listeners:\n  - name: adt\n   addr: \"127.0.0.1:2575\"\nroutes: []\n")
-	_, err = LoadConfig(f)
+	_, err = Load(f)
 	require.ErrorAs(t, err, &ce)
 	require.Len(t, ce.Problems, 1)
 	assert.Equal(t, 3, ce.Problems[0].Line, "the line with the bad indentation: %s", ce.Problems[0])

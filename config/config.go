@@ -1,4 +1,4 @@
-package broker
+package config
 
 import (
 	"fmt"
@@ -28,8 +28,9 @@ type Config struct {
 	Unrouted     UnroutedConfig      `mapstructure:"unrouted"`
 	Destinations []DestinationConfig `mapstructure:"destinations"`
 
-	file string // the config file, for problems' positions
-	dir  string // the config file's folder: files a config names are relative to it
+	file     string           // the config file, for problems' positions
+	dir      string           // the config file's folder: files a config names are relative to it
+	compiled []*CompiledRoute // by Validate: each route whose condition and steps compiled
 }
 
 // NATSConfig chooses the embedded server (URL empty) or an external
@@ -144,10 +145,10 @@ const (
 // DefaultBackoff is a destination's retry schedule when none is given.
 var DefaultBackoff = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute}
 
-// LoadConfig reads file, applies HL7BROKER_* environment overrides and
+// Load reads file, applies HL7BROKER_* environment overrides and
 // defaults, and validates the result as a whole. Unknown keys are errors.
-// On any problem it returns a *ConfigError listing every one.
-func LoadConfig(file string) (*Config, error) {
+// On any problem it returns a *Error listing every one.
+func Load(file string) (*Config, error) {
 	v := viper.New()
 	v.SetConfigFile(file)
 	v.SetConfigType("yaml")
@@ -158,7 +159,7 @@ func LoadConfig(file string) (*Config, error) {
 		v.SetDefault(k, d)
 	}
 	if p := yamlProblem(file); p != nil {
-		return nil, &ConfigError{File: file, Problems: []Problem{*p}}
+		return nil, &Error{File: file, Problems: []Problem{*p}}
 	}
 	if err := v.ReadInConfig(); err != nil {
 		return nil, fmt.Errorf("config %s: %w", file, err)
@@ -178,10 +179,10 @@ func LoadConfig(file string) (*Config, error) {
 	c.file, c.dir = file, filepath.Dir(file)
 	c.restoreMapKeys(readPositions(file))
 	problems = append(problems, c.expandSecrets()...)
-	c.applyDefaults()
+	c.ApplyDefaults()
 	problems = mergeProblems(problems, c.Validate())
 	if len(problems) > 0 {
-		return nil, newConfigError(file, problems)
+		return nil, NewError(file, problems)
 	}
 	return &c, nil
 }
@@ -322,8 +323,9 @@ func (c *Config) expandSecrets() []Problem {
 	return problems
 }
 
-// applyDefaults fills per-entry defaults.
-func (c *Config) applyDefaults() {
+// ApplyDefaults fills per-entry defaults (Load does; a Config built in
+// code calls it before Validate).
+func (c *Config) ApplyDefaults() {
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
 		if l.AckMode == "" {
@@ -380,22 +382,22 @@ func (p Problem) String() string {
 	return b.String()
 }
 
-// newConfigError places each problem in file.
-func newConfigError(file string, problems []Problem) *ConfigError {
+// NewError places each problem in file (its line and column).
+func NewError(file string, problems []Problem) *Error {
 	pos := readPositions(file)
 	for i := range problems {
 		problems[i].Line, problems[i].Column = pos.find(problems[i].Key)
 	}
-	return &ConfigError{File: file, Problems: problems}
+	return &Error{File: file, Problems: problems}
 }
 
-// ConfigError lists every problem found in a config file.
-type ConfigError struct {
+// Error lists every problem found in a config file.
+type Error struct {
 	File     string
 	Problems []Problem
 }
 
-func (e *ConfigError) Error() string {
+func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "config %s: %d problem(s)", e.File, len(e.Problems))
 	for _, p := range e.Problems {
@@ -413,4 +415,34 @@ func (c *Config) Pipeline(i int) (transforms.Pipeline, []transforms.Problem) {
 		}
 		return os.ReadFile(name)
 	}})
+}
+
+// File is the file the config was loaded from ("" when built in code).
+func (c *Config) File() string { return c.file }
+
+// CompiledRoute is a route with its condition and transform steps
+// compiled: what the router routes by.
+type CompiledRoute struct {
+	Name      string
+	From      []string
+	When      condition.Condition
+	Transform transforms.Pipeline
+	To        []string
+}
+
+// CompiledRoutes are the routes as Validate compiled them, once (Load
+// validates). A config not validated since its routes changed is compiled
+// now; an error then means a file a route names changed since validation.
+func (c *Config) CompiledRoutes() ([]CompiledRoute, error) {
+	out := make([]CompiledRoute, 0, len(c.Routes))
+	if len(c.compiled) != len(c.Routes) {
+		c.Validate()
+	}
+	for i, cr := range c.compiled {
+		if cr == nil {
+			return nil, fmt.Errorf("route %s: does not compile: run check", c.Routes[i].Name)
+		}
+		out = append(out, *cr)
+	}
+	return out, nil
 }

@@ -1,4 +1,4 @@
-package broker
+package config
 
 import (
 	"fmt"
@@ -21,7 +21,9 @@ var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
 var codeRE = regexp.MustCompile(`^[A-Z0-9]{1,7}$`)
 
-// Validate checks the whole config and returns every problem found.
+// Validate checks the whole config and returns every problem found. It
+// compiles each route's condition and transform steps on the way and keeps
+// them for CompiledRoutes, so routes are compiled once.
 func (c *Config) Validate() []Problem {
 	var v validator
 	c.validateNATS(&v)
@@ -56,6 +58,7 @@ func (c *Config) Validate() []Problem {
 		}
 		v.serverTLS(key+".tls", l.TLS)
 	}
+	compiled := make([]*CompiledRoute, len(c.Routes))
 	for i, r := range c.Routes {
 		key := fmt.Sprintf("routes[%d]", i)
 		if r.Name == "" {
@@ -66,10 +69,9 @@ func (c *Config) Validate() []Problem {
 				v.add(fmt.Sprintf("%s.from[%d]", key, j), "no listener is named %q", from)
 			}
 		}
-		if _, problems := condition.Compile(r.When); len(problems) > 0 {
-			for _, p := range problems {
-				v.add(key+".when."+p.Key, "%s", p.Message)
-			}
+		when, wproblems := condition.Compile(r.When)
+		for _, p := range wproblems {
+			v.add(key+".when."+p.Key, "%s", p.Message)
 		}
 		for j, l := range r.When.Listener {
 			if !listeners[l] {
@@ -79,10 +81,12 @@ func (c *Config) Validate() []Problem {
 		if why := c.neverMatches(r); why != "" {
 			v.add(key, "this route can never match: %s", why)
 		}
-		if _, problems := c.Pipeline(i); len(problems) > 0 {
-			for _, p := range problems {
-				v.add(strings.TrimSuffix(key+".transform"+p.Key, "."), "%s", p.Message)
-			}
+		pipeline, tproblems := c.Pipeline(i)
+		for _, p := range tproblems {
+			v.add(strings.TrimSuffix(key+".transform"+p.Key, "."), "%s", p.Message)
+		}
+		if len(wproblems) == 0 && len(tproblems) == 0 {
+			compiled[i] = &CompiledRoute{Name: r.Name, From: r.From, When: when, Transform: pipeline, To: r.To}
 		}
 		if len(r.To) == 0 {
 			v.add(key+".to", "a route needs at least one destination")
@@ -99,6 +103,7 @@ func (c *Config) Validate() []Problem {
 	for i, d := range c.Destinations {
 		c.validateDestination(&v, fmt.Sprintf("destinations[%d]", i), d)
 	}
+	c.compiled = compiled
 	return v.problems
 }
 
