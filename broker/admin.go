@@ -66,7 +66,7 @@ func (b *Broker) readyz(w http.ResponseWriter, r *http.Request) {
 	} else if bound != want {
 		fail("listeners", fmt.Sprintf("%d of %d bound", bound, want))
 	}
-	if why := b.store.problem(); why != "" {
+	if why := b.store.Problem(); why != "" {
 		fail("storage", why)
 	}
 	if bad := b.sup.unhealthy(); len(bad) > 0 {

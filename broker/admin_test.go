@@ -78,7 +78,7 @@ func TestAdminMetricsHealthAndReadiness(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(body), &r))
 	assert.True(t, r.Ready)
 
-	p.NATS().server.Shutdown() // storage gone
+	p.NATS().Server().Shutdown() // storage gone
 	require.Eventually(t, func() bool { c, _ := get(t, base+"/readyz"); return c == http.StatusServiceUnavailable }, 10*time.Second, 10*time.Millisecond)
 	_, body = get(t, base+"/readyz")
 	require.NoError(t, json.Unmarshal([]byte(body), &r))

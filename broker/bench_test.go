@@ -16,6 +16,7 @@ import (
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/routing"
+	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -56,10 +57,10 @@ func BenchmarkIngest(b *testing.B) {
 					name += "-tcp"
 				}
 				b.Run(fmt.Sprintf("%s/%s/conns=%d", durability, name, conns), func(b *testing.B) {
-					n := benchNATS(b, durability, embedOptions{perWriteSync: true, listenTCP: tcp})
+					n := benchNATS(b, durability, store.EmbedOptions{PerWriteSync: true, ListenTCP: tcp})
 					js := n.JetStream
 					if tcp {
-						js = tcpJetStream(b, n.tcpURL())
+						js = tcpJetStream(b, n.TCPURL())
 					}
 					var seq atomic.Int64
 					run(b, conns, func() error {
@@ -75,7 +76,7 @@ func BenchmarkIngest(b *testing.B) {
 			}
 			for name, perWrite := range variants {
 				b.Run(fmt.Sprintf("%s/%s/conns=%d", durability, name, conns), func(b *testing.B) {
-					n := benchNATS(b, durability, embedOptions{perWriteSync: perWrite})
+					n := benchNATS(b, durability, store.EmbedOptions{PerWriteSync: perWrite})
 					l := config.ListenerConfig{Name: "bench", MaxMessageBytes: config.DefaultMaxMessageBytes}
 					srv := &mllp.Server{Name: "bench", Handler: NewIngest(l, n.Committer(10*time.Second), zerolog.Nop())}
 					benchMLLP(b, serveBench(b, srv), conns)
@@ -99,9 +100,9 @@ func benchMsg(id string) []byte {
 }
 
 // benchNATS opens an embedded server.
-func benchNATS(b *testing.B, durability string, eo embedOptions) *NATS {
+func benchNATS(b *testing.B, durability string, eo store.EmbedOptions) *store.NATS {
 	c := &config.Config{DataDir: b.TempDir(), NATS: config.NATSConfig{Durability: durability, Replicas: 1, History: time.Hour, DuplicateWindow: 2 * time.Minute}}
-	n, err := openNATS(context.Background(), c, eo)
+	n, err := store.OpenWith(context.Background(), c, eo)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -196,7 +197,7 @@ func run(b *testing.B, conns int, op func() error) {
 func BenchmarkRouter(b *testing.B) {
 	for _, durability := range []string{"fsync", "os"} {
 		b.Run(durability, func(b *testing.B) {
-			n := benchNATS(b, durability, embedOptions{})
+			n := benchNATS(b, durability, store.EmbedOptions{})
 			ctx := context.Background()
 			for i := range b.N {
 				_, err := n.JetStream.PublishMsg(ctx, &nats.Msg{Subject: "hl7.in.bench.ADT.A08", Data: benchMsg(strconv.Itoa(i)),

@@ -13,6 +13,7 @@ import (
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/routing"
+	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
@@ -34,7 +35,7 @@ const (
 // segment saying why; nothing is acknowledged positively unless stored.
 type Ingest struct {
 	listener  config.ListenerConfig
-	committer Committer
+	committer store.Committer
 	log       zerolog.Logger
 	limits    hl7.Limits
 	mode      hl7.AckMode
@@ -44,7 +45,7 @@ type Ingest struct {
 }
 
 // NewIngest returns the handler for one listener.
-func NewIngest(l config.ListenerConfig, c Committer, log zerolog.Logger) *Ingest {
+func NewIngest(l config.ListenerConfig, c store.Committer, log zerolog.Logger) *Ingest {
 	in := &Ingest{listener: l, committer: c, log: log.With().Str("listener", l.Name).Logger(),
 		limits: hl7.Limits{MaxMessageBytes: l.MaxMessageBytes}, mode: ackMode(l.AckMode)}
 	if len(l.AcceptTypes) > 0 {
@@ -164,7 +165,7 @@ func (in *Ingest) reject(conn *mllp.ConnInfo, fe *mllp.FrameError) []byte {
 }
 
 // received builds what is stored: subject, headers and dedupe ID.
-func (in *Ingest) received(m *hl7.Message, frame []byte, conn *mllp.ConnInfo, at time.Time, id messageID) *Received {
+func (in *Ingest) received(m *hl7.Message, frame []byte, conn *mllp.ConnInfo, at time.Time, id messageID) *store.Received {
 	h := nats.Header{}
 	set := func(k, v string) {
 		if v != "" {
@@ -180,7 +181,7 @@ func (in *Ingest) received(m *hl7.Message, frame []byte, conn *mllp.ConnInfo, at
 	set(wire.HeaderListener, in.listener.Name)
 	set(wire.HeaderRemoteAddr, conn.RemoteAddr.String())
 	set(wire.HeaderReceivedAt, at.UTC().Format(time.RFC3339Nano))
-	return &Received{
+	return &store.Received{
 		Subject: wire.InSubject(in.listener.Name, m.Type(), m.Trigger()),
 		Data:    frame,
 		Header:  h,

@@ -2,9 +2,11 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/internal/syncbuf"
 	"github.com/hl7broker/hl7broker/mllp"
+	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -29,10 +32,10 @@ func testConfig(t *testing.T) *config.Config {
 
 // ingestServer runs an Ingest for listener l on 127.0.0.1:0 over a fresh
 // embedded JetStream, and returns a client to it and the NATS handle.
-func ingestServer(t *testing.T, l config.ListenerConfig, log zerolog.Logger) (*mllp.Client, *NATS) {
+func ingestServer(t *testing.T, l config.ListenerConfig, log zerolog.Logger) (*mllp.Client, *store.NATS) {
 	t.Helper()
 	c := testConfig(t)
-	n, err := OpenNATS(context.Background(), c)
+	n, err := store.Open(context.Background(), c)
 	require.NoError(t, err)
 	t.Cleanup(n.Close)
 	if l.MaxMessageBytes == 0 {
@@ -43,7 +46,7 @@ func ingestServer(t *testing.T, l config.ListenerConfig, log zerolog.Logger) (*m
 
 // serveIngest runs an Ingest for l storing through c on 127.0.0.1:0 and
 // returns a client to it.
-func serveIngest(t *testing.T, l config.ListenerConfig, c Committer, log zerolog.Logger) *mllp.Client {
+func serveIngest(t *testing.T, l config.ListenerConfig, c store.Committer, log zerolog.Logger) *mllp.Client {
 	t.Helper()
 	in := NewIngest(l, c, log)
 	srv := &mllp.Server{Name: l.Name, Handler: in, MaxFrameBytes: l.MaxMessageBytes}
@@ -65,7 +68,7 @@ func send(t *testing.T, c *mllp.Client, msg string) *hl7.Ack {
 	return ack
 }
 
-func streamCount(t *testing.T, n *NATS) uint64 {
+func streamCount(t *testing.T, n *store.NATS) uint64 {
 	t.Helper()
 	s, err := n.JetStream.Stream(context.Background(), wire.StreamIn)
 	require.NoError(t, err)
@@ -115,7 +118,7 @@ func TestIngestDuplicateResendStoredOnceAckedTwice(t *testing.T) {
 // reuse and logged without content. Only the same bytes again are a resend.
 func TestIngestControlIDReuseIsStoredNotDropped(t *testing.T) {
 	c := testConfig(t)
-	n, err := OpenNATS(context.Background(), c)
+	n, err := store.Open(context.Background(), c)
 	require.NoError(t, err)
 	t.Cleanup(n.Close)
 	logs := &syncbuf.Buffer{}
@@ -201,8 +204,8 @@ func withAckRequest(msg string) string {
 func TestIngestStoreFailureIsNeverAA(t *testing.T) {
 	client, n := ingestServer(t, config.ListenerConfig{Name: "adt"}, zerolog.Nop())
 	assert.Equal(t, hl7.AA, send(t, client, adt).Code)
-	n.server.Shutdown() // storage gone: the real failure, not a mock
-	n.server.WaitForShutdown()
+	n.Server().Shutdown() // storage gone: the real failure, not a mock
+	n.Server().WaitForShutdown()
 	for _, msg := range []string{strings.Replace(adt, "MSG00001", "MSG00003", 1), withAckRequest(strings.Replace(adt, "MSG00001", "MSG00004", 1))} {
 		ack := send(t, client, msg)
 		assert.Contains(t, []hl7.AckCode{hl7.AE, hl7.CE}, ack.Code, "the sender is told to resend")
@@ -218,7 +221,7 @@ func TestIngestLogsHoldNoPHI(t *testing.T) {
 	send(t, client, adt)
 	send(t, client, strings.Replace(adt, "ADT^A01", "ORU^R01", 1))
 	send(t, client, strings.Replace(adt, "^~\\&", "&&&&", 1))
-	n.server.Shutdown()
+	n.Server().Shutdown()
 	send(t, client, strings.Replace(adt, "MSG00001", "MSG00009", 1))
 	out := logs.String()
 	assert.Contains(t, out, "MSG00001", "control IDs are logged")
@@ -229,12 +232,12 @@ func TestIngestLogsHoldNoPHI(t *testing.T) {
 
 func TestOpenNATSReopensTheStore(t *testing.T) {
 	c := testConfig(t)
-	n, err := OpenNATS(context.Background(), c)
+	n, err := store.Open(context.Background(), c)
 	require.NoError(t, err)
 	_, err = n.JetStream.Publish(context.Background(), "hl7.in.adt.ADT.A01", []byte(adt))
 	require.NoError(t, err)
 	n.Close()
-	n2, err := OpenNATS(context.Background(), c)
+	n2, err := store.Open(context.Background(), c)
 	require.NoError(t, err)
 	defer n2.Close()
 	assert.EqualValues(t, 1, streamCount(t, n2), "what was stored survives a restart")
@@ -248,4 +251,23 @@ func TestOpenNATSReopensTheStore(t *testing.T) {
 	}
 	_, err = os.Stat(c.DataDir + "/jetstream")
 	assert.NoError(t, err, "the store is under data_dir")
+}
+
+func TestIngestFailedFlushIsNeverAA(t *testing.T) {
+	c := testConfig(t)
+	n, err := store.Open(context.Background(), c)
+	require.NoError(t, err)
+	defer n.Close()
+	failing := store.NewSyncer(func() error { return syscall.EIO }) // a disk that reports a write-back error
+	defer failing.Close()
+	committer := &store.SyncedCommitter{Publisher: &store.PublishCommitter{JetStream: n.JetStream, Timeout: time.Second}, Syncer: failing, Timeout: time.Second}
+	_, err = committer.Commit(context.Background(), &store.Received{Subject: "hl7.in.adt.ADT.A01", Data: []byte(adt), MsgID: "x"})
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, syscall.EIO))
+
+	client := serveIngest(t, config.ListenerConfig{Name: "adt", MaxMessageBytes: config.DefaultMaxMessageBytes}, committer, zerolog.Nop())
+	ack := send(t, client, adt)
+	assert.Equal(t, hl7.AE, ack.Code, "not on disk: the sender must resend")
+	require.NotEmpty(t, ack.Errors)
+	assert.Equal(t, hl7.CodeInternal, ack.Errors[0].Code)
 }

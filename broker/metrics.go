@@ -1,12 +1,7 @@
 package broker
 
 import (
-	"context"
-	"strings"
-	"time"
-
-	"github.com/hl7broker/hl7broker/wire"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/hl7broker/hl7broker/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -62,7 +57,7 @@ func newMetrics() *metrics {
 // watch registers what is read at scrape time: open connections per
 // listener and queued messages per destination, over whichever listeners
 // and destinations run now (a reload changes them), and the store's flushes.
-func (m *metrics) watch(b *Broker, syncer *Syncer) {
+func (m *metrics) watch(b *Broker, syncer *store.Syncer) {
 	m.reg.MustRegister(liveCollector{b})
 	if syncer != nil {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "hl7broker", Name: "store_flushes_total",
@@ -102,31 +97,6 @@ func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(connectionsDesc, prometheus.GaugeValue, n, name)
 	}
 	for _, d := range dests {
-		ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, queueDepth(c.b.nats.JetStream, d), d)
+		ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, store.QueueDepth(c.b.nats.JetStream, d), d)
 	}
-}
-
-// queueDepth counts a destination's messages in HL7_OUT not yet delivered
-// (pending or in delivery), over its partitions too (the consumers of
-// hl7.out.<dest> and hl7.out.<dest>.<n>); -1 if unknown. Delivered copies
-// the janitor has not purged yet are not counted.
-func queueDepth(js jetstream.JetStream, dest string) float64 {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, wire.StreamOut)
-	if err != nil {
-		return -1
-	}
-	base := wire.OutSubject(dest)
-	var n uint64
-	list := s.ListConsumers(ctx)
-	for info := range list.Info() {
-		if f := info.Config.FilterSubject; f == base || strings.HasPrefix(f, base+".") {
-			n += info.NumPending + uint64(info.NumAckPending)
-		}
-	}
-	if list.Err() != nil {
-		return -1
-	}
-	return float64(n)
 }

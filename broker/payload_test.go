@@ -13,6 +13,7 @@ import (
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
+	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/rs/zerolog"
@@ -89,7 +90,7 @@ func externalNATS(t *testing.T) string {
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
 	require.NoError(t, err)
 	go ns.Start()
-	require.True(t, ns.ReadyForConnections(10*time.Second), "external NATS ready")
+	require.True(t, ns.ReadyForConnections(10*time.Second), "external store.NATS ready")
 	t.Cleanup(ns.Shutdown)
 	return ns.ClientURL()
 }
@@ -113,7 +114,7 @@ func TestExternalMaxPayloadChecked(t *testing.T) {
 	require.NoError(t, os.WriteFile(file, []byte("nats:\n  url: "+url+"\nlisteners:\n  - name: big\n    addr: 127.0.0.1:0\n    max_message_bytes: 4194304\n"), 0o600))
 	c, err := config.Load(file)
 	require.NoError(t, err)
-	err = CheckNATS(file, c)
+	err = store.CheckNATS(file, c)
 	require.Error(t, err, "check connects and sees the same")
 	assert.Contains(t, err.Error(), "line 6:")
 
@@ -127,7 +128,7 @@ func TestExternalMaxPayloadChecked(t *testing.T) {
 func TestIngestRejectsWhatCannotBeStored(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.NATS.URL = externalNATS(t)
-	n, err := OpenNATS(context.Background(), cfg)
+	n, err := store.Open(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(n.Close)
 	l := config.ListenerConfig{Name: "big", MaxMessageBytes: 4 << 20} // as if the cluster had shrunk since start

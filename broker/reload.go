@@ -53,7 +53,7 @@ func (b *Broker) Reload(cfg *config.Config) error {
 	if b.stopping.Load() {
 		return errors.New("reload: the broker is stopping")
 	}
-	if problems := cfg.FitPayload(b.nats.MaxPayload(), b.nats.server != nil); len(problems) > 0 {
+	if problems := cfg.FitPayload(b.nats.MaxPayload(), b.nats.Server() != nil); len(problems) > 0 {
 		err := config.NewError(cfg.File(), problems)
 		b.reloaded(err, "invalid")
 		return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hl7broker/hl7broker/internal/syncbuf"
 	"github.com/hl7broker/hl7broker/routing"
+	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
@@ -22,7 +23,7 @@ import (
 // is back every input is routed once, in stored order.
 func TestRouterHoldsTheLineWhileCopiesCannotBeStored(t *testing.T) {
 	c := testConfig(t)
-	n, err := OpenNATS(context.Background(), c)
+	n, err := store.Open(context.Background(), c)
 	require.NoError(t, err)
 	defer n.Close()
 	ctx := context.Background()
@@ -47,7 +48,7 @@ func TestRouterHoldsTheLineWhileCopiesCannotBeStored(t *testing.T) {
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "storing the copy failed; retrying") }, 10*time.Second, 10*time.Millisecond)
 	assert.Empty(t, routedCount, "nothing is acked while its copy is not stored")
 
-	require.NoError(t, n.ensureStreams(ctx, c)) // storage is back
+	require.NoError(t, n.EnsureStreams(ctx, c)) // storage is back
 	var acked []uint64
 	for len(acked) < inputs {
 		select {
@@ -69,7 +70,7 @@ func TestRouterHoldsTheLineWhileCopiesCannotBeStored(t *testing.T) {
 // one routes everything, in stored order; when it stops, the other takes
 // over after the pinned TTL and nothing is lost or reordered.
 func TestTwoRoutersOneActiveAndFailover(t *testing.T) {
-	n, err := OpenNATS(context.Background(), testConfig(t))
+	n, err := store.Open(context.Background(), testConfig(t))
 	require.NoError(t, err)
 	defer n.Close()
 	routed := make(chan string, 200)
@@ -119,7 +120,7 @@ func TestTwoRoutersOneActiveAndFailover(t *testing.T) {
 // (as a crash leaves them: unacked, redelivered only after the ack wait).
 // The standby that takes over routes those first, then newer inputs.
 func TestTakeoverRoutesWhatTheDeadRouterHeldFirst(t *testing.T) {
-	n, err := OpenNATS(context.Background(), testConfig(t))
+	n, err := store.Open(context.Background(), testConfig(t))
 	require.NoError(t, err)
 	defer n.Close()
 	ctx := context.Background()
@@ -177,7 +178,7 @@ func TestTakeoverRoutesWhatTheDeadRouterHeldFirst(t *testing.T) {
 
 // startTestRouter runs a router (one route, all to emr, pinned TTL 1 s)
 // that sends its name to routed for each input it acks.
-func startTestRouter(n *NATS, name string, sync func(context.Context) error, routed chan<- string) (stop func()) {
+func startTestRouter(n *store.NATS, name string, sync func(context.Context) error, routed chan<- string) (stop func()) {
 	r := &routing.Router{JetStream: n.JetStream, Sync: sync, Log: zerolog.Nop(), PinnedTTL: time.Second,
 		OnRouted: func(uint64, []string) { routed <- name }}
 	r.SetTable(&routing.Table{Routes: []routing.Route{{Name: "all", To: []string{"emr"}}}})
@@ -188,7 +189,7 @@ func startTestRouter(n *NATS, name string, sync func(context.Context) error, rou
 }
 
 // publishADTs stores inputs with control IDs C<from> to C<to-1> in HL7_IN.
-func publishADTs(t *testing.T, n *NATS, from, to int) {
+func publishADTs(t *testing.T, n *store.NATS, from, to int) {
 	t.Helper()
 	for i := from; i < to; i++ {
 		_, err := n.JetStream.PublishMsg(context.Background(), &nats.Msg{Subject: "hl7.in.adt.ADT.A01", Data: []byte(adt),
@@ -211,7 +212,7 @@ func distinct(ids []string) []string {
 }
 
 // outControlIDs lists the control IDs in HL7_OUT, in stored order.
-func outControlIDs(t *testing.T, n *NATS) []string {
+func outControlIDs(t *testing.T, n *store.NATS) []string {
 	t.Helper()
 	ctx := context.Background()
 	s, err := n.JetStream.Stream(ctx, wire.StreamOut)

@@ -17,6 +17,7 @@ import (
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/routing"
+	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
@@ -30,13 +31,13 @@ type Broker struct {
 	adminAddr net.Addr
 	stopping  atomic.Bool
 	log       zerolog.Logger
-	nats      *NATS
+	nats      *store.NATS
 	hooks     Hooks
-	committer Committer
+	committer store.Committer
 	reuse     *reuseTracker
 	router    *routing.Router
 	sup       *supervisor
-	store     *storeHealth
+	store     *store.Health
 	runCtx    context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup // the router, the janitor and the store keeper
@@ -74,7 +75,7 @@ type Hooks struct {
 // Start opens NATS and its streams, binds every listener, and starts the
 // router and one delivery worker per destination. cfg must be valid.
 func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Hooks) (*Broker, error) {
-	n, err := OpenNATS(ctx, cfg)
+	n, err := store.Open(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -86,9 +87,9 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 	b := &Broker{cfg: cfg, log: log, nats: n, hooks: hooks, metrics: newMetrics(),
 		listeners: map[string]*listenerRun{}, workers: map[string]*workerRun{}}
 	b.sup = newSupervisor(log, b.metrics)
-	b.store = &storeHealth{}
-	b.store.register(b.metrics.reg)
-	b.committer = healthCommitter{n.Committer(cfg.NATS.StoreTimeout), b.store}
+	b.store = &store.Health{}
+	b.store.Register(b.metrics.reg)
+	b.committer = b.store.Committer(n.Committer(cfg.NATS.StoreTimeout))
 	b.runCtx, b.cancel = context.WithCancel(context.Background())
 	b.reuse = newReuseTracker(cfg.NATS.DuplicateWindow)
 	for _, l := range cfg.Listeners {
@@ -122,13 +123,13 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 	}}
 	b.router.OnDeadLettered = func(string) { m.deadLettered.WithLabelValues(wire.TransformDLQ).Inc() }
 	b.router.SetTable(table)
-	janitor := newOutJanitor(n.JetStream, cfg.NATS.DuplicateWindow, log)
-	if n.server != nil {
-		keeper := &storeKeeper{n: n, cfg: cfg, health: b.store, log: log}
+	janitor := store.NewJanitor(n.JetStream, cfg.NATS.DuplicateWindow, log)
+	if n.Server() != nil {
+		keeper := store.NewKeeper(n, cfg, b.store, log)
 		b.wg.Add(1)
 		go func() {
 			defer b.wg.Done()
-			b.sup.run(b.runCtx, "store", keeper.run)
+			b.sup.run(b.runCtx, "store", keeper.Run)
 		}()
 	}
 	b.wg.Add(2)
@@ -138,7 +139,7 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 	}()
 	go func() {
 		defer b.wg.Done()
-		b.sup.run(b.runCtx, "janitor", func(ctx context.Context) error { janitor.run(ctx); return nil })
+		b.sup.run(b.runCtx, "janitor", func(ctx context.Context) error { janitor.Run(ctx); return nil })
 	}()
 	for _, d := range cfg.Destinations {
 		b.startWorker(d)
@@ -254,7 +255,7 @@ func (b *Broker) Addr(listener string) net.Addr {
 }
 
 // NATS gives access to the streams, for tools and tests.
-func (b *Broker) NATS() *NATS { return b.nats }
+func (b *Broker) NATS() *store.NATS { return b.nats }
 
 // Shutdown stops accepting, lets messages in flight be stored and
 // acknowledged, stops the router and workers (a message being retried

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -86,7 +87,7 @@ destinations:
 	require.Error(t, checkErr)
 	unreachable := testConfig(t)
 	unreachable.NATS.URL = "nats://user:" + natsPass + "@" + freeAddr(t)
-	_, startErr := OpenNATS(context.Background(), unreachable)
+	_, startErr := store.Open(context.Background(), unreachable)
 	require.Error(t, startErr)
 	assert.Contains(t, startErr.Error(), "REDACTED@")
 

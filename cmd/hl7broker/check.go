@@ -3,8 +3,8 @@ package main
 import (
 	"fmt"
 
-	"github.com/hl7broker/hl7broker/broker"
 	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/store"
 	"github.com/spf13/cobra"
 )
 
@@ -21,7 +21,7 @@ when the configuration is valid and 1 when it is not.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := config.Load(file)
 			if err == nil {
-				err = broker.CheckNATS(file, c) // an external cluster's max_payload
+				err = store.CheckNATS(file, c) // an external cluster's max_payload
 			}
 			if err != nil {
 				printConfigError(cmd.OutOrStdout(), file, err)

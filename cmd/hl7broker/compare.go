@@ -14,10 +14,10 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/hl7broker/hl7broker/broker"
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/internal/syncbuf"
 	"github.com/hl7broker/hl7broker/mllp"
+	"github.com/hl7broker/hl7broker/store"
 	"github.com/spf13/cobra"
 )
 
@@ -168,7 +168,7 @@ func echoAck(frame []byte) []byte {
 }
 
 func compareRawJetStream(ctx context.Context, o benchOptions, logw io.Writer, c *config.Config, next func(int64) benchMessage) (benchResult, error) {
-	bl, err := broker.OpenBaseline(ctx, c)
+	bl, err := store.OpenBaseline(ctx, c)
 	if err != nil {
 		return benchResult{}, fmt.Errorf("raw JetStream: %w", err)
 	}

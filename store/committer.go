@@ -1,4 +1,4 @@
-package broker
+package store
 
 import (
 	"context"
@@ -79,16 +79,19 @@ func (c *SyncedCommitter) Commit(ctx context.Context, r *Received) (Stored, erro
 	return stored, nil
 }
 
+// Committer wraps c so that each commit's outcome is reported to h.
+func (h *Health) Committer(c Committer) Committer { return healthCommitter{c, h} }
+
 // healthCommitter reports each commit's outcome to the store's health.
 type healthCommitter struct {
 	Committer
-	health *storeHealth
+	health *Health
 }
 
 func (c healthCommitter) Commit(ctx context.Context, r *Received) (Stored, error) {
 	st, err := c.Committer.Commit(ctx, r)
 	if !routing.IsTooLarge(err) { // that message's fault, not the store's
-		c.health.committed(err)
+		c.health.Committed(err)
 	}
 	return st, err
 }

@@ -1,4 +1,4 @@
-package broker
+package store
 
 import (
 	"context"
@@ -28,13 +28,13 @@ type Baseline struct {
 
 // OpenBaseline opens the store c names and creates the baseline's stream.
 func OpenBaseline(ctx context.Context, c *config.Config) (*Baseline, error) {
-	n, err := openNATS(ctx, c, embedOptions{perWriteSync: true, listenTCP: true})
+	n, err := OpenWith(ctx, c, EmbedOptions{PerWriteSync: true, ListenTCP: true})
 	if err != nil {
 		return nil, err
 	}
 	b := &Baseline{n: n, js: n.JetStream}
 	if n.server != nil {
-		if b.nc, err = nats.Connect(n.tcpURL(), nats.Name("hl7broker-bench")); err != nil {
+		if b.nc, err = nats.Connect(n.TCPURL(), nats.Name("hl7broker-bench")); err != nil {
 			b.Close()
 			return nil, fmt.Errorf("nats: %w", err)
 		}

@@ -1,4 +1,4 @@
-package broker
+package store
 
 import (
 	"context"
@@ -12,11 +12,11 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// storeHealth says whether storing works, for /readyz and
+// Health says whether storing works, for /readyz and
 // hl7broker_store_ok: ingest reports each commit, and the embedded
 // server's JetStream being shut down (it does that itself when the disk
 // is full) counts as failing until it is back.
-type storeHealth struct {
+type Health struct {
 	mu           sync.Mutex
 	failingSince time.Time // zero: the last commit succeeded
 	lastErr      string
@@ -24,7 +24,7 @@ type storeHealth struct {
 }
 
 // committed records one commit's outcome.
-func (h *storeHealth) committed(err error) {
+func (h *Health) Committed(err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err == nil {
@@ -37,14 +37,14 @@ func (h *storeHealth) committed(err error) {
 	h.lastErr = err.Error()
 }
 
-func (h *storeHealth) setDown(why string) {
+func (h *Health) setDown(why string) {
 	h.mu.Lock()
 	h.down = why
 	h.mu.Unlock()
 }
 
 // failingFor is how long commits have failed (0 while they succeed).
-func (h *storeHealth) failingFor() time.Duration {
+func (h *Health) failingFor() time.Duration {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.failingSince.IsZero() {
@@ -54,7 +54,7 @@ func (h *storeHealth) failingFor() time.Duration {
 }
 
 // problem is why storing fails now, or "".
-func (h *storeHealth) problem() string {
+func (h *Health) Problem() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
@@ -68,11 +68,11 @@ func (h *storeHealth) problem() string {
 	return ""
 }
 
-func (h *storeHealth) register(reg *prometheus.Registry) {
+func (h *Health) Register(reg *prometheus.Registry) {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "hl7broker", Name: "store_ok",
 		Help: "1 while messages can be stored, 0 while storing fails (senders get AE/CE; /readyz says why)."},
 		func() float64 {
-			if h.problem() != "" {
+			if h.Problem() != "" {
 				return 0
 			}
 			return 1
@@ -83,7 +83,7 @@ func (h *storeHealth) register(reg *prometheus.Registry) {
 // embedded JetStream is started again after running out.
 const minFreeToRestart = 8 << 20
 
-// storeKeeper watches the embedded server and brings storing back by
+// Keeper watches the embedded server and brings storing back by
 // itself after the disk was full, once there is space again:
 //
 //   - nats-server latches a failed write (ENOSPC) on the stream's file
@@ -99,13 +99,19 @@ const minFreeToRestart = 8 << 20
 // delivery workers, whose subscriptions end, are restarted by their
 // supervisor. Nothing acknowledged is lost: nothing was acknowledged that
 // was not stored.
-type storeKeeper struct {
+type Keeper struct {
 	n      *NATS
 	cfg    *config.Config
-	health *storeHealth
+	health *Health
 	log    zerolog.Logger
 
 	restartedAt time.Time
+}
+
+// NewKeeper watches n's embedded server (n.Server() not nil) and reports
+// to health.
+func NewKeeper(n *NATS, cfg *config.Config, health *Health, log zerolog.Logger) *Keeper {
+	return &Keeper{n: n, cfg: cfg, health: health, log: log}
 }
 
 const (
@@ -116,7 +122,7 @@ const (
 	restartEvery = 15 * time.Second
 )
 
-func (k *storeKeeper) run(ctx context.Context) error {
+func (k *Keeper) Run(ctx context.Context) error {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -129,7 +135,7 @@ func (k *storeKeeper) run(ctx context.Context) error {
 	}
 }
 
-func (k *storeKeeper) check(ctx context.Context) {
+func (k *Keeper) check(ctx context.Context) {
 	ns := k.n.server
 	free, ferr := freeBytes(k.n.storeDir)
 	room := ferr == nil && free >= minFreeToRestart
@@ -164,11 +170,11 @@ func (k *storeKeeper) check(ctx context.Context) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := k.n.ensureStreams(sctx, k.cfg); err != nil {
+	if err := k.n.EnsureStreams(sctx, k.cfg); err != nil {
 		k.log.Error().Str("component", "store").Str("reason", err.Error()).Msg("JetStream started again, but the streams could not be set up; will retry")
 		return
 	}
 	k.health.setDown("")
-	k.health.committed(nil) // a fresh start: the next commit says how it goes
+	k.health.Committed(nil) // a fresh start: the next commit says how it goes
 	k.log.Warn().Str("component", "store").Uint64("free_bytes", free).Msg("the embedded JetStream is running again")
 }

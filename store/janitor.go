@@ -1,4 +1,4 @@
-package broker
+package store
 
 import (
 	"context"
@@ -26,7 +26,7 @@ import (
 // window: when a router routes an input again after a crash, the copy's
 // Msg-Id is still known and the copy is not queued twice. Purges are
 // idempotent, so every broker instance runs a janitor.
-type outJanitor struct {
+type Janitor struct {
 	js       jetstream.JetStream
 	window   time.Duration // keep delivered copies this long
 	log      zerolog.Logger
@@ -47,12 +47,12 @@ func janitorInterval(window time.Duration) time.Duration {
 	return min(max(window/4, time.Second), 30*time.Second)
 }
 
-func newOutJanitor(js jetstream.JetStream, window time.Duration, log zerolog.Logger) *outJanitor {
-	return &outJanitor{js: js, window: window, log: log, purgedTo: map[string]uint64{}}
+func NewJanitor(js jetstream.JetStream, window time.Duration, log zerolog.Logger) *Janitor {
+	return &Janitor{js: js, window: window, log: log, purgedTo: map[string]uint64{}}
 }
 
 // run purges until ctx ends.
-func (j *outJanitor) run(ctx context.Context) {
+func (j *Janitor) Run(ctx context.Context) {
 	t := time.NewTicker(janitorInterval(j.window))
 	defer t.Stop()
 	for {
@@ -68,7 +68,7 @@ func (j *outJanitor) run(ctx context.Context) {
 }
 
 // tick notes the floors now and purges up to those noted a window ago.
-func (j *outJanitor) tick(ctx context.Context, now time.Time) error {
+func (j *Janitor) tick(ctx context.Context, now time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	s, err := j.js.Stream(ctx, wire.StreamOut)

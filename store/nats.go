@@ -1,4 +1,4 @@
-package broker
+package store
 
 import (
 	"context"
@@ -38,11 +38,14 @@ type NATS struct {
 	storeDir string         // the embedded server's StoreDir
 	closed   chan struct{}  // closed when Conn has closed
 
-	embed embedOptions
+	embed EmbedOptions
 }
 
-// tcpURL is the embedded server's loopback URL, with listenTCP.
-func (n *NATS) tcpURL() string { return n.server.ClientURL() }
+// TCPURL is the embedded server's loopback URL, with ListenTCP.
+func (n *NATS) TCPURL() string { return n.server.ClientURL() }
+
+// Server is the embedded NATS server, nil with an external cluster.
+func (n *NATS) Server() *server.Server { return n.server }
 
 // Committer is how ingest stores messages on this connection: one
 // publish per message, then, with a Syncer, the group flush.
@@ -62,19 +65,19 @@ func (n *NATS) Sync(ctx context.Context) error {
 	return n.Syncer.Sync(ctx)
 }
 
-// OpenNATS starts the embedded server (nats.url empty) or connects to the
+// Open starts the embedded server (nats.url empty) or connects to the
 // external cluster, then creates or updates the three streams.
-func OpenNATS(ctx context.Context, c *config.Config) (*NATS, error) {
-	return openNATS(ctx, c, embedOptions{})
+func Open(ctx context.Context, c *config.Config) (*NATS, error) {
+	return OpenWith(ctx, c, EmbedOptions{})
 }
 
-// embedOptions change the embedded server for benchmarks' baselines.
-type embedOptions struct {
-	perWriteSync bool // durability fsync syncs every write in the server (SyncAlways), not by group
-	listenTCP    bool // the server listens on a loopback port (tcpURL) besides the in-process connection
+// EmbedOptions change the embedded server for benchmarks' baselines.
+type EmbedOptions struct {
+	PerWriteSync bool // durability fsync syncs every write in the server (SyncAlways), not by group
+	ListenTCP    bool // the server listens on a loopback port (TCPURL) besides the in-process connection
 }
 
-func openNATS(ctx context.Context, c *config.Config, eo embedOptions) (*NATS, error) {
+func OpenWith(ctx context.Context, c *config.Config, eo EmbedOptions) (*NATS, error) {
 	n := &NATS{closed: make(chan struct{}), embed: eo}
 	var err error
 	if c.NATS.URL == "" {
@@ -94,7 +97,7 @@ func openNATS(ctx context.Context, c *config.Config, eo embedOptions) (*NATS, er
 		n.Close()
 		return nil, config.NewError(c.File(), problems)
 	}
-	if err := n.ensureStreams(ctx, c); err != nil {
+	if err := n.EnsureStreams(ctx, c); err != nil {
 		n.Close()
 		return nil, err
 	}
@@ -112,10 +115,10 @@ func (n *NATS) startEmbedded(c *config.Config) error {
 		MaxPayload: embeddedMaxPayload(c),
 	}
 	opts.MaxPending = max(64<<20, 2*int64(opts.MaxPayload)) // a client's outbound buffer holds two of the largest
-	if n.embed.listenTCP {
+	if n.embed.ListenTCP {
 		opts.DontListen, opts.Host, opts.Port = false, "127.0.0.1", -1
 	}
-	if c.NATS.Durability == "fsync" && !n.embed.perWriteSync {
+	if c.NATS.Durability == "fsync" && !n.embed.PerWriteSync {
 		if err := os.MkdirAll(opts.StoreDir, 0o750); err != nil {
 			return fmt.Errorf("embedded nats: %w", err)
 		}
@@ -164,9 +167,9 @@ func (n *NATS) connectExternal(c *config.Config, extra ...nats.Option) error {
 	return nil
 }
 
-// ensureStreams creates or updates HL7_IN (history, dedupe window),
+// EnsureStreams creates or updates HL7_IN (history, dedupe window),
 // HL7_OUT (delivered copies purged by the janitor) and HL7_DLQ (kept until removed).
-func (n *NATS) ensureStreams(ctx context.Context, c *config.Config) error {
+func (n *NATS) EnsureStreams(ctx context.Context, c *config.Config) error {
 	maxBytes := c.NATS.HistoryMaxBytes
 	if maxBytes == 0 {
 		maxBytes = -1

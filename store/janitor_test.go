@@ -1,4 +1,4 @@
-package broker
+package store
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 // a duplicate window ago: never one not yet acknowledged, nor one
 // acknowledged less than a window ago.
 func TestJanitorPurgesWhatWasDeliveredAWindowAgo(t *testing.T) {
-	n, err := OpenNATS(context.Background(), testConfig(t))
+	n, err := Open(context.Background(), testConfig(t))
 	require.NoError(t, err)
 	defer n.Close()
 	ctx := context.Background()
@@ -52,7 +52,7 @@ func TestJanitorPurgesWhatWasDeliveredAWindowAgo(t *testing.T) {
 	}
 
 	window := time.Minute
-	j := newOutJanitor(n.JetStream, window, zerolog.Nop())
+	j := NewJanitor(n.JetStream, window, zerolog.Nop())
 	t0 := time.Now()
 	ack(3)
 	require.NoError(t, j.tick(ctx, t0))
@@ -66,7 +66,7 @@ func TestJanitorPurgesWhatWasDeliveredAWindowAgo(t *testing.T) {
 	require.NoError(t, j.tick(ctx, t0.Add(3*window)))
 	assert.EqualValues(t, 2, left(), "the unacknowledged 5th and lab's copy are never purged")
 
-	depth := queueDepth(n.JetStream, "emr")
+	depth := QueueDepth(n.JetStream, "emr")
 	assert.EqualValues(t, 1, depth, "queue depth counts what is not delivered")
 }
 
@@ -74,7 +74,7 @@ func TestJanitorPurgesWhatWasDeliveredAWindowAgo(t *testing.T) {
 // stream's retention cannot change.
 func TestOldWorkQueueOutStreamIsKept(t *testing.T) {
 	c := testConfig(t)
-	n, err := OpenNATS(context.Background(), c)
+	n, err := Open(context.Background(), c)
 	require.NoError(t, err)
 	ctx := context.Background()
 	require.NoError(t, n.JetStream.DeleteStream(ctx, wire.StreamOut))
@@ -82,7 +82,7 @@ func TestOldWorkQueueOutStreamIsKept(t *testing.T) {
 		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage})
 	require.NoError(t, err)
 	n.Close()
-	n2, err := OpenNATS(ctx, c)
+	n2, err := Open(ctx, c)
 	require.NoError(t, err, "opening over an old work-queue HL7_OUT")
 	defer n2.Close()
 	s, err := n2.JetStream.Stream(ctx, wire.StreamOut)

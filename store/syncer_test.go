@@ -1,16 +1,12 @@
-package broker
+package store
 
 import (
 	"context"
-	"errors"
 	"runtime"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/hl7broker/hl7broker/config"
-	"github.com/hl7broker/hl7broker/hl7"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -130,7 +126,7 @@ func TestOpenNATSChoosesHowToSync(t *testing.T) {
 	}{{"fsync", false, runtime.GOOS == "linux"}, {"fsync", true, false}, {"os", false, false}} {
 		c := testConfig(t)
 		c.NATS.Durability = tc.durability
-		n, err := openNATS(context.Background(), c, embedOptions{perWriteSync: tc.perWrite})
+		n, err := OpenWith(context.Background(), c, EmbedOptions{PerWriteSync: tc.perWrite})
 		require.NoError(t, err)
 		assert.Equal(t, tc.group, n.Syncer != nil, "%+v", tc)
 		_, isSynced := n.Committer(time.Second).(*SyncedCommitter)
@@ -140,23 +136,4 @@ func TestOpenNATSChoosesHowToSync(t *testing.T) {
 		}
 		n.Close()
 	}
-}
-
-func TestIngestFailedFlushIsNeverAA(t *testing.T) {
-	c := testConfig(t)
-	n, err := OpenNATS(context.Background(), c)
-	require.NoError(t, err)
-	defer n.Close()
-	failing := NewSyncer(func() error { return syscall.EIO }) // a disk that reports a write-back error
-	defer failing.Close()
-	committer := &SyncedCommitter{Publisher: &PublishCommitter{JetStream: n.JetStream, Timeout: time.Second}, Syncer: failing, Timeout: time.Second}
-	_, err = committer.Commit(context.Background(), &Received{Subject: "hl7.in.adt.ADT.A01", Data: []byte(adt), MsgID: "x"})
-	require.Error(t, err)
-	assert.True(t, errors.Is(err, syscall.EIO))
-
-	client := serveIngest(t, config.ListenerConfig{Name: "adt", MaxMessageBytes: config.DefaultMaxMessageBytes}, committer, zerolog.Nop())
-	ack := send(t, client, adt)
-	assert.Equal(t, hl7.AE, ack.Code, "not on disk: the sender must resend")
-	require.NotEmpty(t, ack.Errors)
-	assert.Equal(t, hl7.CodeInternal, ack.Errors[0].Code)
 }

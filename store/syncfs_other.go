@@ -1,6 +1,6 @@
 //go:build !linux
 
-package broker
+package store
 
 // storeSyncer: without syncfs(2), durability fsync falls back to the
 // server syncing every write (SyncAlways).

@@ -1,0 +1,35 @@
+package store
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/hl7broker/hl7broker/wire"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// QueueDepth counts a destination's messages in HL7_OUT not yet delivered
+// (pending or in delivery), over its partitions too (the consumers of
+// hl7.out.<dest> and hl7.out.<dest>.<n>); -1 if unknown. Delivered copies
+// the janitor has not purged yet are not counted.
+func QueueDepth(js jetstream.JetStream, dest string) float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, wire.StreamOut)
+	if err != nil {
+		return -1
+	}
+	base := wire.OutSubject(dest)
+	var n uint64
+	list := s.ListConsumers(ctx)
+	for info := range list.Info() {
+		if f := info.Config.FilterSubject; f == base || strings.HasPrefix(f, base+".") {
+			n += info.NumPending + uint64(info.NumAckPending)
+		}
+	}
+	if list.Err() != nil {
+		return -1
+	}
+	return float64(n)
+}
