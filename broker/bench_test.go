@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/config"
-	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/ingest"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/routing"
 	"github.com/hl7broker/hl7broker/store"
@@ -78,7 +78,7 @@ func BenchmarkIngest(b *testing.B) {
 				b.Run(fmt.Sprintf("%s/%s/conns=%d", durability, name, conns), func(b *testing.B) {
 					n := benchNATS(b, durability, store.EmbedOptions{PerWriteSync: perWrite})
 					l := config.ListenerConfig{Name: "bench", MaxMessageBytes: config.DefaultMaxMessageBytes}
-					srv := &mllp.Server{Name: "bench", Handler: NewIngest(l, n.Committer(10*time.Second), zerolog.Nop())}
+					srv := &mllp.Server{Name: "bench", Handler: ingest.New(l, n.Committer(10*time.Second), zerolog.Nop())}
 					benchMLLP(b, serveBench(b, srv), conns)
 					if n.Syncer != nil {
 						flushes, busy := n.Syncer.Flushes()
@@ -227,24 +227,5 @@ func BenchmarkRouter(b *testing.B) {
 			<-stopped
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msg/s")
 		})
-	}
-}
-
-// BenchmarkIdentify is what a message's identity (the Msg-Id with its
-// content digest, and the reuse check) adds to ingest per message.
-func BenchmarkIdentify(b *testing.B) {
-	data := bigMessage(b, "ID1", 1500)
-	m, err := hl7.Parse(data)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tr := newReuseTracker(2 * time.Minute)
-	now := time.Now()
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		id := identify("lab", m)
-		_ = wire.IngestID("lab", id.key, id.digest)
-		tr.observe(id.key, id.digest, now)
 	}
 }

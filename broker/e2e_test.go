@@ -19,6 +19,7 @@ import (
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/internal/syncbuf"
+	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/transforms"
 	"github.com/hl7broker/hl7broker/wire"
@@ -150,7 +151,7 @@ func oruMsg(id string) string {
 }
 
 func baseConfig(t *testing.T) *config.Config {
-	c := testConfig(t)
+	c := testkit.Config(t)
 	c.Listeners = []config.ListenerConfig{{Name: "adt", Addr: "127.0.0.1:0", AcceptTypes: []string{"ADT"}}, {Name: "lab", Addr: "127.0.0.1:0"}}
 	return c
 }

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"github.com/hl7broker/hl7broker/ingest"
 	"github.com/hl7broker/hl7broker/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -52,6 +53,11 @@ func newMetrics() *metrics {
 	m.restarts = counter("component_restarts_total", "Times a supervised part (router, janitor, destination:NAME, listener:NAME) stopped or panicked and was restarted.", "component")
 	m.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
+}
+
+// ingest is the series an ingest counts into.
+func (m *metrics) ingest() *ingest.Metrics {
+	return &ingest.Metrics{Received: m.received, Acks: m.acks, StoreSeconds: m.storeSeconds, ReusedIDs: m.reusedIDs}
 }
 
 // watch registers what is read at scrape time: open connections per

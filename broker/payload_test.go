@@ -6,31 +6,19 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/wire"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// bigMessage is an ORU of exactly size bytes: one OBX whose value pads it.
-func bigMessage(t testing.TB, id string, size int) []byte {
-	t.Helper()
-	head := "MSH|^~\\&|LAB|LABFAC|EHR|HOSP|20260114120000||ORU^R01^ORU_R01|" + id + "|P|2.5.1\rPID|1||P7^^^LAB^MR||Jones^Mary\rOBX|1|ED|PDF^Report||^application^pdf^Base64^"
-	pad := size - len(head) - 1
-	require.Positive(t, pad)
-	msg := []byte(head + strings.Repeat("A", pad) + "\r")
-	require.Len(t, msg, size)
-	return msg
-}
 
 // Messages up to a listener's max_message_bytes are stored and delivered
 // byte for byte: the embedded server's max_payload covers the largest
@@ -49,7 +37,7 @@ func TestLargeMessagesAreStoredAndDelivered(t *testing.T) {
 	sent := map[string][]byte{}
 	for i, size := range sizes {
 		id := fmt.Sprintf("BIG%d", i)
-		msg := bigMessage(t, id, size)
+		msg := testkit.BigMessage(t, id, size)
 		reply, err := c.Send(context.Background(), msg)
 		require.NoError(t, err)
 		ack, err := hl7.ParseAck(reply)
@@ -60,7 +48,7 @@ func TestLargeMessagesAreStoredAndDelivered(t *testing.T) {
 	// The default listener takes up to 1 MiB: exactly that is stored too.
 	small := &mllp.Client{Addr: p.Addr("small").String(), ReplyTimeout: 30 * time.Second}
 	defer small.Close()
-	msg := bigMessage(t, "SMALL", config.DefaultMaxMessageBytes)
+	msg := testkit.BigMessage(t, "SMALL", config.DefaultMaxMessageBytes)
 	reply, err := small.Send(context.Background(), msg)
 	require.NoError(t, err)
 	ack, err := hl7.ParseAck(reply)
@@ -83,23 +71,11 @@ func TestLargeMessagesAreStoredAndDelivered(t *testing.T) {
 	}
 }
 
-// externalNATS starts a NATS server with JetStream on a loopback port
-// with NATS's default max_payload (1 MB), as a cluster left at defaults.
-func externalNATS(t *testing.T) string {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	require.NoError(t, err)
-	go ns.Start()
-	require.True(t, ns.ReadyForConnections(10*time.Second), "external store.NATS ready")
-	t.Cleanup(ns.Shutdown)
-	return ns.ClientURL()
-}
-
 // Against a cluster whose max_payload cannot hold a listener's largest
 // message, serve refuses to start and names the key; a listener that left
 // max_message_bytes out gets the largest limit that fits instead.
 func TestExternalMaxPayloadChecked(t *testing.T) {
-	url := externalNATS(t)
+	url := testkit.ExternalNATS(t)
 	cfg := baseConfig(t)
 	cfg.NATS.URL = url
 	cfg.Listeners = []config.ListenerConfig{{Name: "ok", Addr: "127.0.0.1:0"}, {Name: "big", Addr: "127.0.0.1:0", MaxMessageBytes: 4 << 20}}
@@ -121,22 +97,4 @@ func TestExternalMaxPayloadChecked(t *testing.T) {
 	cfg.Listeners = cfg.Listeners[:1]
 	p := startPipeline(t, cfg)
 	assert.Equal(t, 1<<20-wire.HeaderRoom, p.cfg.Listeners[0].MaxMessageBytes, "the default shrinks to what the cluster stores")
-}
-
-// A message the store can never hold gets AR with a reason, never AE
-// (which would have the sender resend it forever).
-func TestIngestRejectsWhatCannotBeStored(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.NATS.URL = externalNATS(t)
-	n, err := store.Open(context.Background(), cfg)
-	require.NoError(t, err)
-	t.Cleanup(n.Close)
-	l := config.ListenerConfig{Name: "big", MaxMessageBytes: 4 << 20} // as if the cluster had shrunk since start
-	client := serveIngest(t, l, n.Committer(5*time.Second), zerolog.Nop())
-	reply, err := client.Send(context.Background(), bigMessage(t, "HUGE", 2_000_000))
-	require.NoError(t, err)
-	ack, err := hl7.ParseAck(reply)
-	require.NoError(t, err)
-	assert.Equal(t, hl7.AR, ack.Code)
-	assert.Contains(t, ack.Text, "max_payload")
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/internal/syncbuf"
+	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/hl7broker/hl7broker/routing"
 	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/wire"
@@ -22,7 +23,7 @@ import (
 // When copies cannot be stored, the router holds the line: once storage
 // is back every input is routed once, in stored order.
 func TestRouterHoldsTheLineWhileCopiesCannotBeStored(t *testing.T) {
-	c := testConfig(t)
+	c := testkit.Config(t)
 	n, err := store.Open(context.Background(), c)
 	require.NoError(t, err)
 	defer n.Close()
@@ -41,7 +42,7 @@ func TestRouterHoldsTheLineWhileCopiesCannotBeStored(t *testing.T) {
 
 	const inputs = 20
 	for i := range inputs {
-		_, err := n.JetStream.PublishMsg(ctx, &nats.Msg{Subject: "hl7.in.adt.ADT.A01", Data: []byte(adt),
+		_, err := n.JetStream.PublishMsg(ctx, &nats.Msg{Subject: "hl7.in.adt.ADT.A01", Data: []byte(testkit.ADT),
 			Header: nats.Header{wire.HeaderListener: {"adt"}, wire.HeaderType: {"ADT"}, wire.HeaderEvent: {"A01"}, wire.HeaderControlID: {"C" + strconv.Itoa(i)}}})
 		require.NoError(t, err)
 	}
@@ -70,7 +71,7 @@ func TestRouterHoldsTheLineWhileCopiesCannotBeStored(t *testing.T) {
 // one routes everything, in stored order; when it stops, the other takes
 // over after the pinned TTL and nothing is lost or reordered.
 func TestTwoRoutersOneActiveAndFailover(t *testing.T) {
-	n, err := store.Open(context.Background(), testConfig(t))
+	n, err := store.Open(context.Background(), testkit.Config(t))
 	require.NoError(t, err)
 	defer n.Close()
 	routed := make(chan string, 200)
@@ -120,7 +121,7 @@ func TestTwoRoutersOneActiveAndFailover(t *testing.T) {
 // (as a crash leaves them: unacked, redelivered only after the ack wait).
 // The standby that takes over routes those first, then newer inputs.
 func TestTakeoverRoutesWhatTheDeadRouterHeldFirst(t *testing.T) {
-	n, err := store.Open(context.Background(), testConfig(t))
+	n, err := store.Open(context.Background(), testkit.Config(t))
 	require.NoError(t, err)
 	defer n.Close()
 	ctx := context.Background()
@@ -192,7 +193,7 @@ func startTestRouter(n *store.NATS, name string, sync func(context.Context) erro
 func publishADTs(t *testing.T, n *store.NATS, from, to int) {
 	t.Helper()
 	for i := from; i < to; i++ {
-		_, err := n.JetStream.PublishMsg(context.Background(), &nats.Msg{Subject: "hl7.in.adt.ADT.A01", Data: []byte(adt),
+		_, err := n.JetStream.PublishMsg(context.Background(), &nats.Msg{Subject: "hl7.in.adt.ADT.A01", Data: []byte(testkit.ADT),
 			Header: nats.Header{wire.HeaderListener: {"adt"}, wire.HeaderType: {"ADT"}, wire.HeaderEvent: {"A01"}, wire.HeaderControlID: {fmt.Sprintf("C%03d", i)}}})
 		require.NoError(t, err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/ingest"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/routing"
 	"github.com/hl7broker/hl7broker/store"
@@ -34,7 +35,7 @@ type Broker struct {
 	nats      *store.NATS
 	hooks     Hooks
 	committer store.Committer
-	reuse     *reuseTracker
+	reuse     *ingest.ReuseTracker
 	router    *routing.Router
 	sup       *supervisor
 	store     *store.Health
@@ -91,7 +92,7 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 	b.store.Register(b.metrics.reg)
 	b.committer = b.store.Committer(n.Committer(cfg.NATS.StoreTimeout))
 	b.runCtx, b.cancel = context.WithCancel(context.Background())
-	b.reuse = newReuseTracker(cfg.NATS.DuplicateWindow)
+	b.reuse = ingest.NewReuseTracker(cfg.NATS.DuplicateWindow)
 	for _, l := range cfg.Listeners {
 		if err := b.listen(l); err != nil {
 			b.stopAllListeners(context.Background())
@@ -203,8 +204,8 @@ func (b *Broker) listen(l config.ListenerConfig) error {
 	if err != nil {
 		return fmt.Errorf("listener %s: %w", l.Name, err)
 	}
-	in := NewIngest(l, b.committer, b.log)
-	in.metrics, in.reuse = b.metrics, b.reuse
+	in := ingest.New(l, b.committer, b.log)
+	in.Metrics, in.Reuse = b.metrics.ingest(), b.reuse
 	srv := &mllp.Server{Name: l.Name, Handler: in, TLSConfig: tc, MaxConns: l.MaxConnections,
 		MaxFrameBytes: l.MaxMessageBytes, IdleTimeout: l.IdleTimeout, ReadTimeout: l.ReadTimeout, Logger: b.log}
 	ln, err := net.Listen("tcp", l.Addr)

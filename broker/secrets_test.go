@@ -11,6 +11,7 @@ import (
 
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/stretchr/testify/assert"
@@ -85,7 +86,7 @@ destinations:
 	// with a password.
 	_, checkErr := config.Load(file)
 	require.Error(t, checkErr)
-	unreachable := testConfig(t)
+	unreachable := testkit.Config(t)
 	unreachable.NATS.URL = "nats://user:" + natsPass + "@" + freeAddr(t)
 	_, startErr := store.Open(context.Background(), unreachable)
 	require.Error(t, startErr)

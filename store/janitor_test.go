@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -17,7 +18,7 @@ import (
 // a duplicate window ago: never one not yet acknowledged, nor one
 // acknowledged less than a window ago.
 func TestJanitorPurgesWhatWasDeliveredAWindowAgo(t *testing.T) {
-	n, err := Open(context.Background(), testConfig(t))
+	n, err := Open(context.Background(), testkit.Config(t))
 	require.NoError(t, err)
 	defer n.Close()
 	ctx := context.Background()
@@ -73,7 +74,7 @@ func TestJanitorPurgesWhatWasDeliveredAWindowAgo(t *testing.T) {
 // An HL7_OUT made as a work queue by an earlier version stays one: a
 // stream's retention cannot change.
 func TestOldWorkQueueOutStreamIsKept(t *testing.T) {
-	c := testConfig(t)
+	c := testkit.Config(t)
 	n, err := Open(context.Background(), c)
 	require.NoError(t, err)
 	ctx := context.Background()

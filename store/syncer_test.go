@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -124,7 +125,7 @@ func TestOpenNATSChoosesHowToSync(t *testing.T) {
 		perWrite   bool
 		group      bool
 	}{{"fsync", false, runtime.GOOS == "linux"}, {"fsync", true, false}, {"os", false, false}} {
-		c := testConfig(t)
+		c := testkit.Config(t)
 		c.NATS.Durability = tc.durability
 		n, err := OpenWith(context.Background(), c, EmbedOptions{PerWriteSync: tc.perWrite})
 		require.NoError(t, err)

@@ -1,4 +1,4 @@
-package broker
+package ingest
 
 import (
 	"encoding/binary"
@@ -6,13 +6,13 @@ import (
 	"time"
 )
 
-// reuseTracker notices a sender reusing a control ID for a different
+// ReuseTracker notices a sender reusing a control ID for a different
 // message inside the duplicate window. Such a message is stored and
 // delivered like any other (its Msg-Id includes a digest of its bytes);
 // the tracker only makes the reuse visible, in a metric and a warning,
 // because it often means a sender reset its counter. It holds hashes,
 // never content, and forgets what is older than the window.
-type reuseTracker struct {
+type ReuseTracker struct {
 	window time.Duration
 	limit  int // entries kept at most; past it, expired ones are swept, then all
 
@@ -32,14 +32,14 @@ type reuseEntry struct {
 // tracker forgets, and may miss a reuse; messages are not affected.
 const reuseLimit = 1 << 18
 
-func newReuseTracker(window time.Duration) *reuseTracker {
-	return &reuseTracker{window: window, limit: reuseLimit, seen: map[uint64]reuseEntry{}}
+func NewReuseTracker(window time.Duration) *ReuseTracker {
+	return &ReuseTracker{window: window, limit: reuseLimit, seen: map[uint64]reuseEntry{}}
 }
 
 // observe records that the message identified by key (listener, MSH-3,
 // MSH-4, MSH-10) with content digest was stored, and reports whether a
 // different message with the same key was stored within the window.
-func (t *reuseTracker) observe(key, digest [16]byte, now time.Time) (reused bool) {
+func (t *ReuseTracker) observe(key, digest [16]byte, now time.Time) (reused bool) {
 	k, d, at := binary.BigEndian.Uint64(key[:]), binary.BigEndian.Uint64(digest[:]), now.UnixNano()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -55,7 +55,7 @@ func (t *reuseTracker) observe(key, digest [16]byte, now time.Time) (reused bool
 
 // sweep drops entries older than the window, or all of them if that is
 // not enough: the tracker then misses a reuse, but no message is affected.
-func (t *reuseTracker) sweep(now int64) {
+func (t *ReuseTracker) sweep(now int64) {
 	for k, e := range t.seen {
 		if now-e.at >= int64(t.window) {
 			delete(t.seen, k)

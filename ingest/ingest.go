@@ -1,4 +1,4 @@
-package broker
+package ingest
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -29,23 +30,41 @@ const (
 	textMissingHeader   = "required header field missing: %s"
 )
 
-// Ingest is a listener's mllp.Handler: it parses each message, checks its
-// MSH, stores it through the Committer and only then answers AA (or CA).
-// Every other outcome gets the code docs/ack-policy.md gives, with an ERR
-// segment saying why; nothing is acknowledged positively unless stored.
+// Ingest is the entry of one source (an MLLP listener today): Accept
+// parses each message, checks its MSH, stores it through the Committer
+// and only then answers AA (or CA). Every other outcome gets the code
+// docs/ack-policy.md gives, with an ERR segment saying why; nothing is
+// acknowledged positively unless stored. It is also the listener's
+// mllp.Handler.
 type Ingest struct {
+	// Metrics, if set, counts what is received and answered.
+	Metrics *Metrics
+	// Reuse, if set, notices control IDs reused for other messages.
+	Reuse *ReuseTracker
+
 	listener  config.ListenerConfig
 	committer store.Committer
 	log       zerolog.Logger
 	limits    hl7.Limits
 	mode      hl7.AckMode
 	accept    map[string]bool // empty: all types
-	metrics   *metrics        // nil: not counted
-	reuse     *reuseTracker   // nil: control-ID reuse not tracked
 }
 
-// NewIngest returns the handler for one listener.
-func NewIngest(l config.ListenerConfig, c store.Committer, log zerolog.Logger) *Ingest {
+// Origin is where a message came from, as far as its source knows.
+type Origin struct {
+	RemoteAddr string // the sender's address; "" when none (a file)
+}
+
+// Metrics are the series Ingest counts into, labelled by source name.
+type Metrics struct {
+	Received     *prometheus.CounterVec   // source
+	Acks         *prometheus.CounterVec   // source, code
+	StoreSeconds *prometheus.HistogramVec // source
+	ReusedIDs    *prometheus.CounterVec   // source
+}
+
+// New returns the entry of one listener.
+func New(l config.ListenerConfig, c store.Committer, log zerolog.Logger) *Ingest {
 	in := &Ingest{listener: l, committer: c, log: log.With().Str("listener", l.Name).Logger(),
 		limits: hl7.Limits{MaxMessageBytes: l.MaxMessageBytes}, mode: ackMode(l.AckMode)}
 	if len(l.AcceptTypes) > 0 {
@@ -67,20 +86,27 @@ func ackMode(s string) hl7.AckMode {
 	return hl7.AckModeAuto
 }
 
-// ServeMLLP handles one received frame. See docs/ack-policy.md.
-func (in *Ingest) ServeMLLP(ctx context.Context, conn *mllp.ConnInfo, frame []byte) []byte {
-	ack := in.serve(ctx, conn, frame)
+// Accept takes one message as received (framing removed) and returns the
+// ACK to send back: positive only once the message is stored. See
+// docs/ack-policy.md.
+func (in *Ingest) Accept(ctx context.Context, raw []byte, o Origin) []byte {
+	ack := in.answer(ctx, raw, o)
 	in.count(ack)
 	return ack
 }
 
+// ServeMLLP is Accept for a frame of an MLLP connection.
+func (in *Ingest) ServeMLLP(ctx context.Context, conn *mllp.ConnInfo, frame []byte) []byte {
+	return in.Accept(ctx, frame, Origin{RemoteAddr: conn.RemoteAddr.String()})
+}
+
 // count records a received message and its ACK's MSA-1.
 func (in *Ingest) count(ack []byte) {
-	if in.metrics == nil {
+	if in.Metrics == nil {
 		return
 	}
-	in.metrics.received.WithLabelValues(in.listener.Name).Inc()
-	in.metrics.acks.WithLabelValues(in.listener.Name, ackCode(ack)).Inc()
+	in.Metrics.Received.WithLabelValues(in.listener.Name).Inc()
+	in.Metrics.Acks.WithLabelValues(in.listener.Name, ackCode(ack)).Inc()
 }
 
 // ackCode reads MSA-1 from an ACK this package built.
@@ -92,7 +118,7 @@ func ackCode(ack []byte) string {
 	return string(ack[i+5 : i+7])
 }
 
-func (in *Ingest) serve(ctx context.Context, conn *mllp.ConnInfo, frame []byte) []byte {
+func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin) []byte {
 	received := time.Now()
 	var m hl7.Message
 	if err := m.ParseWith(frame, in.limits); err != nil {
@@ -100,7 +126,7 @@ func (in *Ingest) serve(ctx context.Context, conn *mllp.ConnInfo, frame []byte) 
 		if !errors.As(err, &he) {
 			he = &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Location: hl7.Location{Offset: -1}, Reason: "unknown parse error"}
 		}
-		in.log.Warn().Str("remote", conn.RemoteAddr.String()).Int("size", len(frame)).Int("code", int(he.Code)).
+		in.log.Warn().Str("remote", o.RemoteAddr).Int("size", len(frame)).Int("code", int(he.Code)).
 			Str("reason", he.Reason).Msg("message rejected: not parseable")
 		return hl7.BuildRejectAck(frame, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Err: he, Text: fmt.Sprintf(textUnparseable, he.Reason)})
 	}
@@ -108,7 +134,7 @@ func (in *Ingest) serve(ctx context.Context, conn *mllp.ConnInfo, frame []byte) 
 		if !e.Enabled() { // a level that is off: build no fields
 			return e
 		}
-		return e.Str("remote", conn.RemoteAddr.String()).Str("control_id", m.ControlID()).Str("type", m.Type()+"^"+m.Trigger()).Int("size", len(frame))
+		return e.Str("remote", o.RemoteAddr).Str("control_id", m.ControlID()).Str("type", m.Type()+"^"+m.Trigger()).Int("size", len(frame))
 	}
 	if err := m.CheckHeader(); err != nil {
 		var he *hl7.Error
@@ -122,7 +148,7 @@ func (in *Ingest) serve(ctx context.Context, conn *mllp.ConnInfo, frame []byte) 
 			Err: &hl7.Error{Code: hl7.CodeUnsupportedType, Severity: hl7.SeverityError, Location: hl7.Location{Segment: "MSH", Sequence: 1, Field: 9, Component: 1, Offset: -1}}})
 	}
 	id := identify(in.listener.Name, &m)
-	stored, err := in.committer.Commit(ctx, in.received(&m, frame, conn, received, id))
+	stored, err := in.committer.Commit(ctx, in.received(&m, frame, o, received, id))
 	if err != nil && routing.IsTooLarge(err) {
 		ev(in.log.Warn()).Str("reason", err.Error()).Msg("message rejected: too large for the store")
 		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Text: fmt.Sprintf(textTooLargeToStore, len(frame)),
@@ -133,12 +159,12 @@ func (in *Ingest) serve(ctx context.Context, conn *mllp.ConnInfo, frame []byte) 
 		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Errored, Mode: in.mode, Text: textStoreFailed,
 			Err: &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Location: hl7.Location{Offset: -1}}})
 	}
-	if in.metrics != nil {
-		in.metrics.storeSeconds.WithLabelValues(in.listener.Name).Observe(time.Since(received).Seconds())
+	if in.Metrics != nil {
+		in.Metrics.StoreSeconds.WithLabelValues(in.listener.Name).Observe(time.Since(received).Seconds())
 	}
-	if in.reuse != nil && !stored.Duplicate && in.reuse.observe(id.key, id.digest, received) {
-		if in.metrics != nil {
-			in.metrics.reusedIDs.WithLabelValues(in.listener.Name).Inc()
+	if in.Reuse != nil && !stored.Duplicate && in.Reuse.observe(id.key, id.digest, received) {
+		if in.Metrics != nil {
+			in.Metrics.ReusedIDs.WithLabelValues(in.listener.Name).Inc()
 		}
 		ev(in.log.Warn()).Uint64("seq", stored.Sequence).
 			Msg("control ID reused for a different message within the duplicate window: stored and delivered as a new message")
@@ -165,7 +191,7 @@ func (in *Ingest) reject(conn *mllp.ConnInfo, fe *mllp.FrameError) []byte {
 }
 
 // received builds what is stored: subject, headers and dedupe ID.
-func (in *Ingest) received(m *hl7.Message, frame []byte, conn *mllp.ConnInfo, at time.Time, id messageID) *store.Received {
+func (in *Ingest) received(m *hl7.Message, frame []byte, o Origin, at time.Time, id messageID) *store.Received {
 	h := nats.Header{}
 	set := func(k, v string) {
 		if v != "" {
@@ -179,7 +205,7 @@ func (in *Ingest) received(m *hl7.Message, frame []byte, conn *mllp.ConnInfo, at
 	set(wire.HeaderEvent, m.Trigger())
 	set(wire.HeaderVersion, m.Version())
 	set(wire.HeaderListener, in.listener.Name)
-	set(wire.HeaderRemoteAddr, conn.RemoteAddr.String())
+	set(wire.HeaderRemoteAddr, o.RemoteAddr)
 	set(wire.HeaderReceivedAt, at.UTC().Format(time.RFC3339Nano))
 	return &store.Received{
 		Subject: wire.InSubject(in.listener.Name, m.Type(), m.Trigger()),

@@ -1,4 +1,4 @@
-package broker
+package ingest
 
 import (
 	"context"
@@ -13,28 +13,23 @@ import (
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/internal/syncbuf"
+	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// testConfig is a valid config with an embedded server in a temp dir.
-func testConfig(t *testing.T) *config.Config {
-	t.Helper()
-	return &config.Config{DataDir: t.TempDir(), NATS: config.NATSConfig{Durability: "fsync", Replicas: 1, History: time.Hour,
-		DuplicateWindow: 2 * time.Minute, StoreTimeout: 15 * time.Second}} // generous: a loaded CI disk can take long to flush
-}
-
 // ingestServer runs an Ingest for listener l on 127.0.0.1:0 over a fresh
 // embedded JetStream, and returns a client to it and the NATS handle.
 func ingestServer(t *testing.T, l config.ListenerConfig, log zerolog.Logger) (*mllp.Client, *store.NATS) {
 	t.Helper()
-	c := testConfig(t)
+	c := testkit.Config(t)
 	n, err := store.Open(context.Background(), c)
 	require.NoError(t, err)
 	t.Cleanup(n.Close)
@@ -48,7 +43,7 @@ func ingestServer(t *testing.T, l config.ListenerConfig, log zerolog.Logger) (*m
 // returns a client to it.
 func serveIngest(t *testing.T, l config.ListenerConfig, c store.Committer, log zerolog.Logger) *mllp.Client {
 	t.Helper()
-	in := NewIngest(l, c, log)
+	in := New(l, c, log)
 	srv := &mllp.Server{Name: l.Name, Handler: in, MaxFrameBytes: l.MaxMessageBytes}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -77,7 +72,7 @@ func streamCount(t *testing.T, n *store.NATS) uint64 {
 	return info.State.Msgs
 }
 
-const adt = "MSH|^~\\&|REGADT|MCM|IFENG|SUNNYVALE|20260114081530||ADT^A01^ADT_A01|MSG00001|P|2.5.1\rPID|1||MRN1^^^MCM^MR||Müller^José\r"
+const adt = testkit.ADT
 
 func TestIngestStoresThenAcks(t *testing.T) {
 	client, n := ingestServer(t, config.ListenerConfig{Name: "adt"}, zerolog.Nop())
@@ -117,14 +112,18 @@ func TestIngestDuplicateResendStoredOnceAckedTwice(t *testing.T) {
 // duplicate window is a new message: stored, acknowledged, counted as a
 // reuse and logged without content. Only the same bytes again are a resend.
 func TestIngestControlIDReuseIsStoredNotDropped(t *testing.T) {
-	c := testConfig(t)
+	c := testkit.Config(t)
 	n, err := store.Open(context.Background(), c)
 	require.NoError(t, err)
 	t.Cleanup(n.Close)
 	logs := &syncbuf.Buffer{}
 	l := config.ListenerConfig{Name: "adt", MaxMessageBytes: config.DefaultMaxMessageBytes}
-	in := NewIngest(l, n.Committer(5*time.Second), zerolog.New(logs))
-	in.metrics, in.reuse = newMetrics(), newReuseTracker(c.NATS.DuplicateWindow)
+	in := New(l, n.Committer(5*time.Second), zerolog.New(logs))
+	reused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reused"}, []string{"source"})
+	in.Reuse = NewReuseTracker(c.NATS.DuplicateWindow)
+	in.Metrics = &Metrics{Received: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "received"}, []string{"source"}),
+		Acks:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acks"}, []string{"source", "code"}),
+		StoreSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "store"}, []string{"source"}), ReusedIDs: reused}
 	srv := &mllp.Server{Name: l.Name, Handler: in}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -140,7 +139,7 @@ func TestIngestControlIDReuseIsStoredNotDropped(t *testing.T) {
 	assert.Equal(t, hl7.AA, send(t, client, adt).Code, "a true resend")
 	assert.Equal(t, hl7.AA, send(t, client, retimed).Code, "only MSH-7 differs")
 	assert.EqualValues(t, 3, streamCount(t, n), "the original, the corrected message and the retimed resend are stored; the true resend once")
-	assert.Equal(t, 2.0, testutil.ToFloat64(in.metrics.reusedIDs.WithLabelValues("adt")), "two reuses: the corrected and the retimed message")
+	assert.Equal(t, 2.0, testutil.ToFloat64(reused.WithLabelValues("adt")), "two reuses: the corrected and the retimed message")
 	assert.Contains(t, logs.String(), "control ID reused")
 	assert.Contains(t, logs.String(), `"control_id":"MSG00001"`)
 	assert.NotContains(t, logs.String(), "Mueller", "no content in the log")
@@ -231,7 +230,7 @@ func TestIngestLogsHoldNoPHI(t *testing.T) {
 }
 
 func TestOpenNATSReopensTheStore(t *testing.T) {
-	c := testConfig(t)
+	c := testkit.Config(t)
 	n, err := store.Open(context.Background(), c)
 	require.NoError(t, err)
 	_, err = n.JetStream.Publish(context.Background(), "hl7.in.adt.ADT.A01", []byte(adt))
@@ -254,7 +253,7 @@ func TestOpenNATSReopensTheStore(t *testing.T) {
 }
 
 func TestIngestFailedFlushIsNeverAA(t *testing.T) {
-	c := testConfig(t)
+	c := testkit.Config(t)
 	n, err := store.Open(context.Background(), c)
 	require.NoError(t, err)
 	defer n.Close()
@@ -270,4 +269,22 @@ func TestIngestFailedFlushIsNeverAA(t *testing.T) {
 	assert.Equal(t, hl7.AE, ack.Code, "not on disk: the sender must resend")
 	require.NotEmpty(t, ack.Errors)
 	assert.Equal(t, hl7.CodeInternal, ack.Errors[0].Code)
+}
+
+// A message the store can never hold gets AR with a reason, never AE
+// (which would have the sender resend it forever).
+func TestIngestRejectsWhatCannotBeStored(t *testing.T) {
+	cfg := testkit.Config(t)
+	cfg.NATS.URL = testkit.ExternalNATS(t)
+	n, err := store.Open(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(n.Close)
+	l := config.ListenerConfig{Name: "big", MaxMessageBytes: 4 << 20} // as if the cluster had shrunk since start
+	client := serveIngest(t, l, n.Committer(5*time.Second), zerolog.Nop())
+	reply, err := client.Send(context.Background(), testkit.BigMessage(t, "HUGE", 2_000_000))
+	require.NoError(t, err)
+	ack, err := hl7.ParseAck(reply)
+	require.NoError(t, err)
+	assert.Equal(t, hl7.AR, ack.Code)
+	assert.Contains(t, ack.Text, "max_payload")
 }

@@ -1,4 +1,4 @@
-package broker
+package ingest
 
 import (
 	"testing"
@@ -8,7 +8,7 @@ import (
 )
 
 func TestReuseTracker(t *testing.T) {
-	tr := newReuseTracker(time.Minute)
+	tr := NewReuseTracker(time.Minute)
 	tr.limit = 3
 	now := time.Unix(1000, 0)
 	key, a, b := [16]byte{1}, [16]byte{2}, [16]byte{3}
