@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/delivery"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/ingest"
 	"github.com/hl7broker/hl7broker/mllp"
@@ -163,7 +164,7 @@ func routingTable(cfg *config.Config) (*routing.Table, error) {
 // the broker is starting.
 func (b *Broker) startWorker(d config.DestinationConfig) {
 	name, m, hooks := d.Name, b.metrics, b.hooks
-	w := &routing.Worker{JetStream: b.nats.JetStream, Dest: destination(d), Log: b.log, Sync: b.nats.Sync,
+	w := &delivery.Worker{JetStream: b.nats.JetStream, Dest: destination(d), Log: b.log, Sync: b.nats.Sync,
 		OnDone: func(outcome string, h nats.Header) {
 			if outcome == "delivered" {
 				m.delivered.WithLabelValues(name).Inc()
@@ -174,9 +175,9 @@ func (b *Broker) startWorker(d config.DestinationConfig) {
 				hooks.OnDone(name, outcome, h)
 			}
 		},
-		OnAttempt: func(o routing.Outcome, took time.Duration) {
+		OnAttempt: func(o delivery.Outcome, took time.Duration) {
 			m.attemptSecs.WithLabelValues(name).Observe(took.Seconds())
-			if o != routing.Delivered {
+			if o != delivery.Delivered {
 				m.retried.WithLabelValues(name).Inc()
 			}
 		}}
@@ -323,10 +324,10 @@ func partitions(cfg *config.Config) map[string]routing.Partitioning {
 	return p
 }
 
-func destination(d config.DestinationConfig) routing.Destination {
-	rd := routing.Destination{Name: d.Name, Type: d.Type, Ordering: d.Ordering, Concurrency: d.Concurrency, Partitions: d.Partitions,
+func destination(d config.DestinationConfig) delivery.Destination {
+	rd := delivery.Destination{Name: d.Name, Type: d.Type, Ordering: d.Ordering, Concurrency: d.Concurrency, Partitions: d.Partitions,
 		MaxAttempts: d.Retry.MaxAttempts, Backoff: d.Retry.Backoff, OnReject: d.OnReject, Timeout: d.Timeout}
-	rd.NewDeliverer = func() (routing.Deliverer, error) {
+	rd.NewDeliverer = func() (delivery.Deliverer, error) {
 		var tc *tls.Config
 		if d.TLS.CAFile != "" || d.TLS.CertFile != "" {
 			var err error
@@ -334,18 +335,18 @@ func destination(d config.DestinationConfig) routing.Destination {
 				return nil, err
 			}
 		}
-		enc, err := routing.NewEncoding(d.Encoding, d.Terminator)
+		enc, err := delivery.NewEncoding(d.Encoding, d.Terminator)
 		if err != nil {
 			return nil, err
 		}
 		switch d.Type {
 		case "mllp":
-			return routing.Encoded(&routing.MLLPDeliverer{Client: &mllp.Client{Addr: d.Addr, TLSConfig: tc, ReplyTimeout: d.Timeout, MaxBackoff: d.Timeout}}, enc), nil
+			return delivery.Encoded(&delivery.MLLPDeliverer{Client: &mllp.Client{Addr: d.Addr, TLSConfig: tc, ReplyTimeout: d.Timeout, MaxBackoff: d.Timeout}}, enc), nil
 		case "http":
-			return routing.Encoded(routing.NewHTTPDeliverer(d.URL, d.ContentType, d.Headers, d.Timeout, tc), enc), nil
+			return delivery.Encoded(delivery.NewHTTPDeliverer(d.URL, d.ContentType, d.Headers, d.Timeout, tc), enc), nil
 		default:
 			ext := map[string]string{"json": "json"}[d.Encoding]
-			return routing.Encoded(&routing.FileDeliverer{Dir: d.Dir, Ext: ext}, enc), nil
+			return delivery.Encoded(&delivery.FileDeliverer{Dir: d.Dir, Ext: ext}, enc), nil
 		}
 	}
 	return rd

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/delivery"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/internal/testpki"
-	"github.com/hl7broker/hl7broker/routing"
 	"github.com/hl7broker/hl7broker/transforms"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
@@ -71,12 +71,12 @@ func TestPanickingTransformStepDeadLettersOnlyThatMessage(t *testing.T) {
 // panicDeliverer panics on POISON messages and records the others.
 type panicDeliverer struct{ got chan string }
 
-func (d *panicDeliverer) Deliver(_ context.Context, data []byte, h nats.Header) routing.Result {
-	if strings.HasPrefix(h.Get(wire.HeaderControlID), "POISON") {
+func (d *panicDeliverer) Deliver(_ context.Context, m delivery.Message) delivery.Result {
+	if strings.HasPrefix(m.ControlID, "POISON") {
 		panic(errors.New("deliverer bug"))
 	}
-	d.got <- h.Get(wire.HeaderControlID)
-	return routing.Result{Outcome: routing.Delivered}
+	d.got <- m.ControlID
+	return delivery.Result{Outcome: delivery.Delivered}
 }
 
 func (d *panicDeliverer) Close() error { return nil }
@@ -93,9 +93,9 @@ func TestPanickingDelivererDeadLettersOnlyThatMessage(t *testing.T) {
 	p.mu.Unlock()
 	d := &panicDeliverer{got: make(chan string, 10)}
 	dlq := make(chan nats.Header, 1)
-	w := &routing.Worker{JetStream: p.NATS().JetStream, Log: p.log, Sync: p.NATS().Sync,
-		Dest: routing.Destination{Name: "emr", Type: "buggy", Ordering: "fifo", MaxAttempts: 3, Timeout: time.Second,
-			NewDeliverer: func() (routing.Deliverer, error) { return d, nil }},
+	w := &delivery.Worker{JetStream: p.NATS().JetStream, Log: p.log, Sync: p.NATS().Sync,
+		Dest: delivery.Destination{Name: "emr", Type: "buggy", Ordering: "fifo", MaxAttempts: 3, Timeout: time.Second,
+			NewDeliverer: func() (delivery.Deliverer, error) { return d, nil }},
 		OnDone: func(outcome string, h nats.Header) {
 			if outcome == "dead_lettered" {
 				dlq <- h

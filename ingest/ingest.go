@@ -12,7 +12,6 @@ import (
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
-	"github.com/hl7broker/hl7broker/routing"
 	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
@@ -149,7 +148,7 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin) []byte {
 	}
 	id := identify(in.listener.Name, &m)
 	stored, err := in.committer.Commit(ctx, in.received(&m, frame, o, received, id))
-	if err != nil && routing.IsTooLarge(err) {
+	if err != nil && store.IsTooLarge(err) {
 		ev(in.log.Warn()).Str("reason", err.Error()).Msg("message rejected: too large for the store")
 		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Text: fmt.Sprintf(textTooLargeToStore, len(frame)),
 			Err: &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Location: hl7.Location{Offset: -1}}})

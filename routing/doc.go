@@ -1,5 +1,5 @@
-// Package routing owns what happens after a message is stored: routes
-// that match it, the router that copies it per destination into HL7_OUT,
-// delivery workers that forward it downstream with retries and order, and
-// the dead-letter queue for what cannot be delivered.
+// Package routing owns what happens after a message is stored and before
+// it is delivered: routes that match it (Evaluate, shared with route
+// test) and the router that copies it, transformed, per destination into
+// HL7_OUT, in stored order, with one router active across brokers.
 package routing

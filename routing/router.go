@@ -8,12 +8,12 @@ import (
 	"hash/fnv"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -130,11 +130,11 @@ func (r *Router) Run(ctx context.Context) error {
 		case inbox <- msg:
 		case <-ctx.Done(): // stopping: unacked, it is redelivered on the next start
 		}
-	}, slices.Concat(pullOptions, []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(routerBatch), jetstream.PullPriorityGroup(wire.RouterGroup)})...)
+	}, slices.Concat(store.PullOptions, []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(routerBatch), jetstream.PullPriorityGroup(wire.RouterGroup)})...)
 	if err != nil {
 		return fmt.Errorf("router: %w", err)
 	}
-	defer func() { cc.Stop(); waitClosed(cc) }()
+	defer func() { cc.Stop(); store.WaitClosed(cc) }()
 	group := make([]jetstream.Msg, 0, routerBatch)
 	var ok bool
 	for {
@@ -196,27 +196,6 @@ func streamSeq(m jetstream.Msg) uint64 {
 		return 0
 	}
 	return meta.Sequence.Stream
-}
-
-// pullOptions bound how long a consumer can sit without a pull request
-// open on the server. nats.go's Consume (v1.55) skips the next pull when
-// a message arrives while its previous pull request is still being sent
-// (fetchInProgress), which on the in-process connection happens under
-// load; nothing then asks for more until two idle heartbeats are missed.
-// With the default 15 s heartbeat a destination stalled 27-30 s at a time
-// behind a healthy downstream. A 500 ms heartbeat bounds such a gap to
-// about a second; the heartbeats cost one small message per consumer and
-// half second. (A worker also asks for one message more than it may hold,
-// so the race rarely happens at all: see Worker.Run.)
-var pullOptions = []jetstream.PullConsumeOpt{jetstream.PullExpiry(5 * time.Second), jetstream.PullHeartbeat(500 * time.Millisecond)}
-
-// waitClosed waits for a consumer to stop, at most 2 s: with the server
-// already gone, closing cannot be confirmed and must not hold up shutdown.
-func waitClosed(cc jetstream.ConsumeContext) {
-	select {
-	case <-cc.Closed():
-	case <-time.After(2 * time.Second):
-	}
 }
 
 // recover routes again, in stored order, every input an earlier run was
@@ -351,7 +330,7 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 	// store publishes one copy, retrying until it is stored; it returns
 	// stopped when ctx ended, tooBig when the copy can never be stored.
 	store := func(extra nats.Header, dest, route string, data []byte, subject string) (stopped, tooBig bool) {
-		out := &nats.Msg{Subject: subject, Data: data, Header: copyHeaders(h)}
+		out := &nats.Msg{Subject: subject, Data: data, Header: wire.OwnHeaders(h)}
 		for k, v := range extra {
 			out.Header[k] = v
 		}
@@ -369,7 +348,7 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 			if ctx.Err() != nil {
 				return true, false
 			}
-			if IsTooLarge(err) {
+			if store.IsTooLarge(err) {
 				return false, true
 			}
 			log.Error().Str("destination", dest).Int("attempt", attempt).Str("reason", err.Error()).Msg("router: storing the copy failed; retrying")
@@ -480,24 +459,4 @@ func (t *Table) outSubject(dest string, data []byte, parsed *hl7.Message) string
 // sameBytes reports whether a and b are the same slice of memory.
 func sameBytes(a, b []byte) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
-}
-
-// copyHeaders copies a message's own headers, leaving out NATS's control
-// headers (Nats-Msg-Id, Nats-Expected-Stream, ...): they belong to the
-// publish that set them, and would make the next one fail or dedupe wrongly.
-func copyHeaders(h nats.Header) nats.Header {
-	out := nats.Header{}
-	for k, v := range h {
-		if !strings.HasPrefix(k, "Nats-") {
-			out[k] = v
-		}
-	}
-	return out
-}
-
-// IsTooLarge reports whether a publish failed because the message exceeds
-// the store's size limits: it can never be stored as it is, so retrying
-// is pointless.
-func IsTooLarge(err error) bool {
-	return errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hl7broker/hl7broker/routing"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -90,7 +89,7 @@ type healthCommitter struct {
 
 func (c healthCommitter) Commit(ctx context.Context, r *Received) (Stored, error) {
 	st, err := c.Committer.Commit(ctx, r)
-	if !routing.IsTooLarge(err) { // that message's fault, not the store's
+	if !IsTooLarge(err) { // that message's fault, not the store's
 		c.health.Committed(err)
 	}
 	return st, err

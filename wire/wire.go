@@ -8,6 +8,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go"
 )
 
 // Streams. HL7_IN keeps every received message for history and replay;
@@ -123,3 +126,16 @@ func CopyID(inSeq uint64, dest string) string { return strconv.FormatUint(inSeq,
 // DeadLetterID identifies a dead letter of dest by its HL7_OUT sequence
 // (or, when that is not known, its input's sequence).
 func DeadLetterID(dest string, seq uint64) string { return fmt.Sprintf("dlq:%s:%d", dest, seq) }
+
+// OwnHeaders copies a message's own headers, leaving out NATS's control
+// headers (Nats-Msg-Id, Nats-Expected-Stream, ...): they belong to the
+// publish that set them, and would make the next one fail or dedupe wrongly.
+func OwnHeaders(h nats.Header) nats.Header {
+	out := nats.Header{}
+	for k, v := range h {
+		if !strings.HasPrefix(k, "Nats-") {
+			out[k] = v
+		}
+	}
+	return out
+}

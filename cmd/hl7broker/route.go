@@ -13,6 +13,7 @@ import (
 	"github.com/hl7broker/hl7broker/broker"
 	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/delivery"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/routing"
 	"github.com/spf13/cobra"
@@ -148,7 +149,7 @@ func asSent(cfg *config.Config, c routing.Copy) (sent []byte, ext string, err er
 		return c.Data, "hl7", nil
 	}
 	d := cfg.Destinations[i]
-	enc, err := routing.NewEncoding(d.Encoding, d.Terminator)
+	enc, err := delivery.NewEncoding(d.Encoding, d.Terminator)
 	if err != nil || enc == nil {
 		return c.Data, "hl7", err
 	}

@@ -1,11 +1,10 @@
-package routing
+package delivery
 
 import (
 	"context"
 	"fmt"
 
 	"github.com/hl7broker/hl7broker/hl7"
-	"github.com/nats-io/nats.go"
 )
 
 // Encoding turns a message as stored (ER7) into what a destination
@@ -58,10 +57,12 @@ type encodedDeliverer struct {
 	encode Encoding
 }
 
-func (e *encodedDeliverer) Deliver(ctx context.Context, data []byte, h nats.Header) Result {
+func (e *encodedDeliverer) Deliver(ctx context.Context, msg Message) Result {
+	data := msg.Data
 	out, err := e.encode(data)
 	if err != nil {
 		return Result{Rejected, "cannot encode the message for this destination: " + err.Error()}
 	}
-	return e.Deliverer.Deliver(ctx, out, h)
+	msg.Data = out
+	return e.Deliverer.Deliver(ctx, msg)
 }

@@ -1,4 +1,4 @@
-package routing
+package delivery
 
 import (
 	"bytes"
@@ -9,15 +9,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/internal/fsutil"
 	"github.com/hl7broker/hl7broker/internal/secret"
 	"github.com/hl7broker/hl7broker/mllp"
-	"github.com/hl7broker/hl7broker/wire"
-	"github.com/nats-io/nats.go"
 )
 
 // Outcome of one delivery attempt.
@@ -36,11 +33,21 @@ type Result struct {
 	Reason  string
 }
 
+// Message is one message to deliver: its bytes as routed (and encoded
+// for the destination) and what a deliverer may name it by. It carries no
+// content beyond the bytes: a Deliverer knows nothing of how it was
+// stored.
+type Message struct {
+	Data      []byte
+	ControlID string // MSH-10
+	InSeq     uint64 // its input's HL7_IN sequence: a stable, ordered number
+}
+
 // Deliverer forwards one message to a downstream endpoint. Deliver is
 // called once per attempt, never concurrently for a fifo destination; it
 // returns what the endpoint said. The worker decides about retries.
 type Deliverer interface {
-	Deliver(ctx context.Context, data []byte, h nats.Header) Result
+	Deliver(ctx context.Context, m Message) Result
 	Close() error
 }
 
@@ -50,7 +57,8 @@ type Deliverer interface {
 type MLLPDeliverer struct{ Client *mllp.Client }
 
 // Deliver sends data and reads its ACK.
-func (d *MLLPDeliverer) Deliver(ctx context.Context, data []byte, _ nats.Header) Result {
+func (d *MLLPDeliverer) Deliver(ctx context.Context, msg Message) Result {
+	data := msg.Data
 	reply, err := d.Client.Send(ctx, data)
 	if err != nil {
 		return Result{Retry, err.Error()}
@@ -90,13 +98,13 @@ func (d *MLLPDeliverer) Close() error { return d.Client.Close() }
 type FileDeliverer struct{ Dir, Ext string }
 
 // Deliver writes data.
-func (d *FileDeliverer) Deliver(_ context.Context, data []byte, h nats.Header) Result {
-	seq, _ := strconv.ParseUint(h.Get(wire.HeaderInSeq), 10, 64)
+func (d *FileDeliverer) Deliver(_ context.Context, msg Message) Result {
+	data, seq := msg.Data, msg.InSeq
 	ext := d.Ext
 	if ext == "" {
 		ext = "hl7"
 	}
-	name := filepath.Join(d.Dir, fmt.Sprintf("%010d-%s.%s", seq, fsutil.SafeName(h.Get(wire.HeaderControlID)), ext))
+	name := filepath.Join(d.Dir, fmt.Sprintf("%010d-%s.%s", seq, fsutil.SafeName(msg.ControlID), ext))
 	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
 		return Result{Retry, err.Error()}
 	}
@@ -126,13 +134,14 @@ func NewHTTPDeliverer(url, contentType string, headers map[string]string, timeou
 }
 
 // Deliver posts data.
-func (d *HTTPDeliverer) Deliver(ctx context.Context, data []byte, h nats.Header) Result {
+func (d *HTTPDeliverer) Deliver(ctx context.Context, msg Message) Result {
+	data := msg.Data
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(data))
 	if err != nil {
 		return Result{Rejected, "bad request to " + secret.URL(d.URL)}
 	}
 	req.Header.Set("Content-Type", d.ContentType)
-	req.Header.Set("X-HL7-Control-Id", h.Get(wire.HeaderControlID))
+	req.Header.Set("X-HL7-Control-Id", msg.ControlID)
 	for k, v := range d.Headers {
 		req.Header.Set(k, v)
 	}

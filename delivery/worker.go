@@ -1,4 +1,4 @@
-package routing
+package delivery
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -115,7 +116,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		// on the server while the last message is delivered, and the next
 		// is handed out on it as soon as that one is acked. With exactly
 		// MaxAckPending, each message ended its request and the next pull
-		// raced nats.go's bookkeeping (see pullOptions): a fifo queue
+		// raced nats.go's bookkeeping (see store.PullOptions): a fifo queue
 		// stalled for a second or more at a time under load.
 		cc, err := cons.Consume(func(msg jetstream.Msg) {
 			d := <-free
@@ -125,12 +126,12 @@ func (w *Worker) Run(ctx context.Context) error {
 				defer func() { free <- d }()
 				w.deliver(ctx, d, msg)
 			}()
-		}, slices.Concat(pullOptions, []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(s.pending + 1)})...)
+		}, slices.Concat(store.PullOptions, []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(s.pending + 1)})...)
 		if err != nil {
 			stopAll()
 			return fmt.Errorf("destination %s: %w", w.Dest.Name, err)
 		}
-		stops = append(stops, func() { cc.Stop(); waitClosed(cc) })
+		stops = append(stops, func() { cc.Stop(); store.WaitClosed(cc) })
 		ended = append(ended, cc.Closed())
 	}
 	// Run until ctx ends, or until a slot's subscription ends by itself
@@ -166,9 +167,11 @@ func (w *Worker) deliver(ctx context.Context, d Deliverer, msg jetstream.Msg) {
 	h := msg.Headers()
 	log := w.Log.With().Str("destination", w.Dest.Name).Str("control_id", h.Get(wire.HeaderControlID)).
 		Str("type", h.Get(wire.HeaderType)+"^"+h.Get(wire.HeaderEvent)).Int("size", len(msg.Data())).Logger()
+	inSeq, _ := strconv.ParseUint(h.Get(wire.HeaderInSeq), 10, 64)
+	dm := Message{Data: msg.Data(), ControlID: h.Get(wire.HeaderControlID), InSeq: inSeq}
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		res, panicked := deliverSafely(ctx, d, msg.Data(), h)
+		res, panicked := deliverSafely(ctx, d, dm)
 		if panicked {
 			log.Error().Int("attempt", attempt).Str("step", w.Dest.Type+" delivery").Msg("delivery panicked; the message goes to the dead-letter queue")
 			w.deadLetter(ctx, msg, log, fmt.Sprintf("the %s delivery step panicked (a bug in hl7broker: please report it)", w.Dest.Type), attempt)
@@ -207,13 +210,13 @@ func (w *Worker) deliver(ctx context.Context, d Deliverer, msg jetstream.Msg) {
 
 // deliverSafely is one attempt with a panic recovered: a deliverer's bug
 // on one message must not take the broker down, nor block the queue.
-func deliverSafely(ctx context.Context, d Deliverer, data []byte, h nats.Header) (res Result, panicked bool) {
+func deliverSafely(ctx context.Context, d Deliverer, m Message) (res Result, panicked bool) {
 	defer func() {
 		if recover() != nil {
 			res, panicked = Result{}, true
 		}
 	}()
-	return d.Deliver(ctx, data, h), false
+	return d.Deliver(ctx, m), false
 }
 
 // requeue hands a message back when stopping, so that the next start
@@ -251,7 +254,7 @@ func waitInProgress(ctx context.Context, msg jetstream.Msg, d, ackWait time.Dura
 // the queue. If storing fails it stays queued and is retried.
 func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, log zerolog.Logger, reason string, attempts int) {
 	meta, _ := msg.Metadata()
-	out := &nats.Msg{Subject: wire.DLQSubject(w.Dest.Name), Data: msg.Data(), Header: copyHeaders(msg.Headers())}
+	out := &nats.Msg{Subject: wire.DLQSubject(w.Dest.Name), Data: msg.Data(), Header: wire.OwnHeaders(msg.Headers())}
 	out.Header.Set(wire.HeaderDestination, w.Dest.Name)
 	out.Header.Set(wire.HeaderDLQReason, reason)
 	out.Header.Set(wire.HeaderDLQAttempts, strconv.Itoa(attempts))
