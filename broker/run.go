@@ -327,27 +327,6 @@ func partitions(cfg *config.Config) map[string]routing.Partitioning {
 func destination(d config.DestinationConfig) delivery.Destination {
 	rd := delivery.Destination{Name: d.Name, Type: d.Type, Ordering: d.Ordering, Concurrency: d.Concurrency, Partitions: d.Partitions,
 		MaxAttempts: d.Retry.MaxAttempts, Backoff: d.Retry.Backoff, OnReject: d.OnReject, Timeout: d.Timeout}
-	rd.NewDeliverer = func() (delivery.Deliverer, error) {
-		var tc *tls.Config
-		if d.TLS.CAFile != "" || d.TLS.CertFile != "" {
-			var err error
-			if tc, err = mllp.ClientTLSConfig(d.TLS.CAFile, d.TLS.CertFile, d.TLS.KeyFile, ""); err != nil {
-				return nil, err
-			}
-		}
-		enc, err := delivery.NewEncoding(d.Encoding, d.Terminator)
-		if err != nil {
-			return nil, err
-		}
-		switch d.Type {
-		case "mllp":
-			return delivery.Encoded(&delivery.MLLPDeliverer{Client: &mllp.Client{Addr: d.Addr, TLSConfig: tc, ReplyTimeout: d.Timeout, MaxBackoff: d.Timeout}}, enc), nil
-		case "http":
-			return delivery.Encoded(delivery.NewHTTPDeliverer(d.URL, d.ContentType, d.Headers, d.Timeout, tc), enc), nil
-		default:
-			ext := map[string]string{"json": "json"}[d.Encoding]
-			return delivery.Encoded(&delivery.FileDeliverer{Dir: d.Dir, Ext: ext}, enc), nil
-		}
-	}
+	rd.NewDeliverer = func() (delivery.Deliverer, error) { return delivery.New(d) }
 	return rd
 }

@@ -96,10 +96,10 @@ type UnroutedConfig struct {
 // DestinationConfig is one downstream system.
 type DestinationConfig struct {
 	Name        string            `mapstructure:"name"`
-	Type        string            `mapstructure:"type" enum:"mllp,http,file"`
-	Addr        string            `mapstructure:"addr"` // mllp
-	URL         string            `mapstructure:"url"`  // http
-	Dir         string            `mapstructure:"dir"`  // file
+	Type        string            `mapstructure:"type" enum:"(registered destination types)"` // see DestinationType
+	Addr        string            `mapstructure:"addr"`                                       // mllp
+	URL         string            `mapstructure:"url"`                                        // http
+	Dir         string            `mapstructure:"dir"`                                        // file
 	Headers     map[string]string `mapstructure:"headers"`
 	ContentType string            `mapstructure:"content_type"`
 	Encoding    string            `mapstructure:"encoding" enum:"er7,json"`             // http, file: what is sent; default er7
@@ -352,9 +352,7 @@ func (c *Config) ApplyDefaults() {
 		if d.Encoding == "" {
 			d.Encoding = "er7"
 		}
-		if d.Type == "http" && d.ContentType == "" {
-			d.ContentType = map[string]string{"er7": "x-application/hl7-v2+er7", "json": "application/json"}[d.Encoding]
-		}
+		DestinationTypeDefaults(d)
 		if d.Timeout == 0 {
 			d.Timeout = 30 * time.Second
 		}

@@ -1,4 +1,4 @@
-package config
+package config_test
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -20,7 +21,7 @@ func writeConfig(t *testing.T, yaml string) string {
 }
 
 func TestExampleConfigLoads(t *testing.T) {
-	c, err := Load("../examples/hl7broker.yaml")
+	c, err := config.Load("../examples/hl7broker.yaml")
 	require.NoError(t, err)
 	assert.Equal(t, "fsync", c.NATS.Durability)
 	assert.Equal(t, 168*time.Hour, c.NATS.History)
@@ -28,7 +29,7 @@ func TestExampleConfigLoads(t *testing.T) {
 	assert.Equal(t, 5*time.Second, c.NATS.StoreTimeout, "default")
 	require.Len(t, c.Listeners, 2)
 	assert.Equal(t, []string{"ADT"}, c.Listeners[0].AcceptTypes)
-	assert.Equal(t, DefaultMaxMessageBytes, c.Listeners[1].MaxMessageBytes, "default")
+	assert.Equal(t, config.DefaultMaxMessageBytes, c.Listeners[1].MaxMessageBytes, "default")
 	assert.Equal(t, "auto", c.Listeners[1].AckMode, "default")
 	assert.Equal(t, []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute}, c.Destinations[0].Retry.Backoff)
 	assert.Equal(t, []string{"emr", "archive"}, c.Routes[1].To)
@@ -41,7 +42,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 	t.Setenv("HL7BROKER_NATS_REPLICAS", "3")
 	t.Setenv("HL7BROKER_NATS_DURABILITY", "os")
 	t.Setenv("HL7BROKER_DATA_DIR", "/var/lib/hl7broker")
-	c, err := Load("../examples/hl7broker.yaml")
+	c, err := config.Load("../examples/hl7broker.yaml")
 	require.NoError(t, err)
 	assert.Equal(t, "nats://a:4222,nats://b:4222", c.NATS.URL)
 	assert.Equal(t, 3, c.NATS.Replicas)
@@ -92,10 +93,10 @@ destinations:
 }
 
 // loadProblems loads a config that must fail and returns its problems by key.
-func loadProblems(t *testing.T, file string) (*Error, map[string]string) {
+func loadProblems(t *testing.T, file string) (*config.Error, map[string]string) {
 	t.Helper()
-	_, err := Load(file)
-	var ce *Error
+	_, err := config.Load(file)
+	var ce *config.Error
 	require.ErrorAs(t, err, &ce)
 	got := map[string]string{}
 	for _, p := range ce.Problems {
@@ -110,12 +111,12 @@ func TestUnknownKeysAndBadDurations(t *testing.T) {
 		"nats: {histroy: 1h}\nlisteners: [{name: a, addr: '127.0.0.1:1'}]":      "histroy",
 		"nats: {history: forever}\nlisteners: [{name: a, addr: '127.0.0.1:1'}]": "nats.history",
 	} {
-		_, err := Load(writeConfig(t, yaml))
-		var ce *Error
+		_, err := config.Load(writeConfig(t, yaml))
+		var ce *config.Error
 		require.ErrorAs(t, err, &ce, yaml)
 		assert.Contains(t, ce.Error(), key)
 	}
-	_, err := Load(filepath.Join(t.TempDir(), "missing.yaml"))
+	_, err := config.Load(filepath.Join(t.TempDir(), "missing.yaml"))
 	assert.Error(t, err)
 }
 
@@ -159,7 +160,7 @@ routes:
         - {field: MSH-4, prefix: LAB}
     to: [d]
 `)
-	c, err := Load(f)
+	c, err := config.Load(f)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"ORU"}, c.Routes[0].When.Type, "a single type may be written without a list")
 	require.Len(t, c.Routes[0].When.All, 2)
@@ -214,9 +215,9 @@ routes:
       - {map: PID-8, table: {M: male, F: female, Unk: unknown}, on_miss: reject}
     to: [emr]
 destinations:
-  - {name: emr, type: file, dir: out, headers: {X-Api-Key: k}}
+  - {name: emr, type: http, url: "http://ehr.example/in", headers: {X-Api-Key: k}}
 `)
-	c, err := Load(f)
+	c, err := config.Load(f)
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{"M": "male", "F": "female", "Unk": "unknown"}, c.Routes[0].Transform[0].Table)
 	assert.Equal(t, map[string]string{"X-Api-Key": "k"}, c.Destinations[0].Headers)
@@ -236,8 +237,8 @@ func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
 routes:
   - {name: r, to: [nowhere]}
 `)
-	_, err := Load(f)
-	var ce *Error
+	_, err := config.Load(f)
+	var ce *config.Error
 	require.ErrorAs(t, err, &ce)
 	var keys []string
 	for _, p := range ce.Problems {
@@ -246,9 +247,35 @@ routes:
 	assert.ElementsMatch(t, []string{"listeners[0].max_connections", "routes[0].to[0]"}, keys)
 
 	f = writeConfig(t, "listeners:\n  - name: adt\n   addr: \"127.0.0.1:2575\"\nroutes: []\n")
-	_, err = Load(f)
+	_, err = config.Load(f)
 	require.ErrorAs(t, err, &ce)
 	require.Len(t, ce.Problems, 1)
 	assert.Equal(t, 3, ce.Problems[0].Line, "the line with the bad indentation: %s", ce.Problems[0])
 	assert.Contains(t, ce.Problems[0].Message, "not valid YAML")
+}
+
+// A destination's keys that belong to another type are refused, and an
+// unknown type names the types there are.
+func TestDestinationKeysOfAnotherTypeAreRefused(t *testing.T) {
+	_, err := config.Load(writeConfig(t, `listeners: [{name: a, addr: "127.0.0.1:0"}]
+routes: [{name: r, to: [emr, web, disk, odd]}]
+destinations:
+  - {name: emr, type: mllp, addr: "127.0.0.1:3575", url: "http://x/in", dir: /tmp/x}
+  - {name: web, type: http, url: "http://x/in", addr: "127.0.0.1:1"}
+  - {name: disk, type: file, dir: /tmp/x, headers: {A: b}, content_type: text/plain}
+  - {name: odd, type: pigeon}
+`))
+	var ce *config.Error
+	require.ErrorAs(t, err, &ce)
+	got := map[string]string{}
+	for _, p := range ce.Problems {
+		got[p.Key] = p.Message
+	}
+	assert.Equal(t, "is not a key of type mllp destinations", got["destinations[0].url"])
+	assert.Equal(t, "is not a key of type mllp destinations", got["destinations[0].dir"])
+	assert.Equal(t, "is not a key of type http destinations", got["destinations[1].addr"])
+	assert.Equal(t, "is not a key of type file destinations", got["destinations[2].headers"])
+	assert.Equal(t, "is not a key of type file destinations", got["destinations[2].content_type"])
+	assert.Equal(t, `"pigeon" is not one of mllp, http, file`, got["destinations[3].type"])
+	assert.Len(t, ce.Problems, 6)
 }

@@ -39,7 +39,9 @@ func (g *schemaGen) schema(t reflect.Type, enum string) map[string]any {
 		return g.schema(t.Elem(), enum)
 	case reflect.String:
 		s := map[string]any{"type": "string"}
-		if enum != "" {
+		if enum == destinationTypesEnum {
+			s["enum"] = DestinationTypes()
+		} else if enum != "" {
 			s["enum"] = strings.Split(enum, ",")
 		}
 		return s
@@ -82,3 +84,7 @@ func (g *schemaGen) object(t reflect.Type) map[string]any {
 	}
 	return map[string]any{"type": "object", "properties": props, "additionalProperties": false}
 }
+
+// destinationTypesEnum, as a field's enum tag, stands for the registered
+// destination types.
+const destinationTypesEnum = "(registered destination types)"

@@ -1,4 +1,4 @@
-package config
+package config_test
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -14,7 +15,7 @@ import (
 
 func compiledSchema(t *testing.T) *jsonschema.Schema {
 	t.Helper()
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(Schema()))
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(config.Schema()))
 	require.NoError(t, err)
 	c := jsonschema.NewCompiler()
 	require.NoError(t, c.AddResource("hl7broker.schema.json", doc))
@@ -57,5 +58,5 @@ func TestSchemaAcceptsOurConfigsAndRefusesMistakes(t *testing.T) {
 func TestSchemaInDocsIsCurrent(t *testing.T) {
 	committed, err := os.ReadFile("../docs/hl7broker.schema.json")
 	require.NoError(t, err)
-	assert.Equal(t, string(Schema()), string(committed), "run: go run ./cmd/hl7broker schema > docs/hl7broker.schema.json")
+	assert.Equal(t, string(config.Schema()), string(committed), "run: go run ./cmd/hl7broker schema > docs/hl7broker.schema.json")
 }

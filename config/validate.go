@@ -152,20 +152,7 @@ func (c *Config) validateNATS(v *validator) {
 }
 
 func (c *Config) validateDestination(v *validator, key string, d DestinationConfig) {
-	switch d.Type {
-	case "mllp":
-		v.addr(key+".addr", d.Addr)
-	case "http":
-		if u, err := url.Parse(d.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			v.add(key+".url", "%s is not an http or https URL", secret.URL(d.URL))
-		}
-	case "file":
-		if d.Dir == "" {
-			v.add(key+".dir", "a file destination needs a dir")
-		}
-	default:
-		v.add(key+".type", "%q is not mllp, http or file", d.Type)
-	}
+	checkDestinationType(v, key, d)
 	switch d.Ordering {
 	case "fifo":
 	case "parallel":
@@ -195,10 +182,7 @@ func (c *Config) validateDestination(v *validator, key string, d DestinationConf
 	if d.Terminator != "" {
 		v.oneOf(key+".segment_terminator", d.Terminator, "cr", "lf", "crlf")
 	}
-	switch {
-	case d.Encoding == "json" && d.Type == "mllp":
-		v.add(key+".encoding", "an MLLP destination receives HL7 (er7); json is for http and file")
-	case d.Encoding == "json" && d.Terminator != "":
+	if d.Encoding == "json" && d.Terminator != "" {
 		v.add(key+".segment_terminator", "applies to er7, not json")
 	}
 	if d.Timeout <= 0 {

@@ -1,0 +1,109 @@
+package config
+
+import (
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// DestinationType is what the config knows of one kind of destination:
+// its name, the keys of DestinationConfig it takes besides the common
+// ones, its own checks and defaults. Each kind is registered once, by the
+// package that delivers to it (package delivery registers its types when
+// it is imported), so adding a kind touches no switch here.
+type DestinationType struct {
+	Name string
+	// Keys are the type-specific keys it takes (see typeKeys); a key of
+	// another type set on it is a problem.
+	Keys []string
+	// Check adds a problem for anything wrong with d's own keys; key is
+	// d's key path, such as destinations[2].
+	Check func(d DestinationConfig, key string, c *Checker)
+	// Defaults, if set, fills d's own keys left out.
+	Defaults func(d *DestinationConfig)
+}
+
+var (
+	typesMu          sync.RWMutex
+	destinationTypes = map[string]DestinationType{}
+	typeOrder        []string // as registered
+)
+
+// RegisterDestinationType makes a kind of destination known. It panics if
+// the name is taken: two kinds cannot share one.
+func RegisterDestinationType(t DestinationType) {
+	typesMu.Lock()
+	defer typesMu.Unlock()
+	if _, dup := destinationTypes[t.Name]; dup {
+		panic("config: destination type " + t.Name + " registered twice")
+	}
+	destinationTypes[t.Name] = t
+	typeOrder = append(typeOrder, t.Name)
+}
+
+// DestinationTypes are the names of the kinds registered, in the order
+// they were.
+func DestinationTypes() []string {
+	typesMu.RLock()
+	defer typesMu.RUnlock()
+	return slices.Clone(typeOrder)
+}
+
+func destinationType(name string) (DestinationType, bool) {
+	typesMu.RLock()
+	defer typesMu.RUnlock()
+	t, ok := destinationTypes[name]
+	return t, ok
+}
+
+// typeKeys are DestinationConfig's keys that belong to one kind or
+// another; every other key is common to all kinds. A key is set when its
+// field is not zero.
+var typeKeys = []string{"addr", "url", "headers", "content_type", "dir"}
+
+// keySet reports whether d sets the key named by its mapstructure tag.
+func keySet(d DestinationConfig, key string) bool {
+	v := reflect.ValueOf(d)
+	for i := range v.NumField() {
+		if strings.Split(v.Type().Field(i).Tag.Get("mapstructure"), ",")[0] == key {
+			return !v.Field(i).IsZero()
+		}
+	}
+	return false
+}
+
+// Checker is how a destination type's Check reports problems.
+type Checker struct{ v *validator }
+
+// Add adds a problem at key.
+func (c *Checker) Add(key, format string, args ...any) { c.v.add(key, format, args...) }
+
+// Addr checks that addr is HOST:PORT; false (and a problem) if not.
+func (c *Checker) Addr(key, addr string) bool { return c.v.addr(key, addr) }
+
+// checkDestinationType runs d's type's checks, and refuses the keys of
+// other types.
+func checkDestinationType(v *validator, key string, d DestinationConfig) {
+	t, ok := destinationType(d.Type)
+	if !ok {
+		v.add(key+".type", "%q is not one of %s", d.Type, strings.Join(DestinationTypes(), ", "))
+		return
+	}
+	for _, k := range typeKeys {
+		if keySet(d, k) && !slices.Contains(t.Keys, k) {
+			v.add(key+"."+k, "is not a key of type %s destinations", d.Type)
+		}
+	}
+	if t.Check != nil {
+		t.Check(d, key, &Checker{v})
+	}
+}
+
+// DestinationTypeDefaults fills d's own keys by its type, if it is known
+// (ApplyDefaults does, for every destination).
+func DestinationTypeDefaults(d *DestinationConfig) {
+	if t, ok := destinationType(d.Type); ok && t.Defaults != nil {
+		t.Defaults(d)
+	}
+}

@@ -1,0 +1,68 @@
+package delivery
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/mllp"
+)
+
+// mllpType: MLLP to a downstream system, each message's ACK checked.
+var mllpType = Type{
+	DestinationType: config.DestinationType{
+		Name: "mllp",
+		Keys: []string{"addr"},
+		Check: func(d config.DestinationConfig, key string, c *config.Checker) {
+			c.Addr(key+".addr", d.Addr)
+			if d.Encoding == "json" {
+				c.Add(key+".encoding", "an MLLP destination receives HL7 (er7); json is for http and file")
+			}
+		},
+	},
+	New: func(d config.DestinationConfig, env Env) (Deliverer, error) {
+		return &MLLPDeliverer{Client: &mllp.Client{Addr: d.Addr, TLSConfig: env.TLS, ReplyTimeout: d.Timeout, MaxBackoff: d.Timeout}}, nil
+	},
+}
+
+// MLLPDeliverer sends over a kept MLLP connection and checks the ACK:
+// AA/CA delivered; AE/CE retry; AR/CR rejected; no ACK, a timeout, an
+// MSA-2 that is not the MSH-10 sent, or a connection error: retry.
+type MLLPDeliverer struct{ Client *mllp.Client }
+
+// Deliver sends data and reads its ACK.
+func (d *MLLPDeliverer) Deliver(ctx context.Context, msg Message) Result {
+	data := msg.Data
+	reply, err := d.Client.Send(ctx, data)
+	if err != nil {
+		return Result{Retry, err.Error()}
+	}
+	ack, err := hl7.ParseAck(reply)
+	if err != nil {
+		return Result{Retry, "reply is not an ACK: " + err.Error()}
+	}
+	if m, err := hl7.Parse(data); err == nil && ack.ControlID != m.ControlID() {
+		// The connection's replies are out of step (a stale ACK, a
+		// receiver that answers the previous message): a new connection
+		// makes the retry's ACK its own.
+		d.Client.Reset()
+		return Result{Retry, "ACK's MSA-2 is not the MSH-10 sent; reconnecting"}
+	}
+	// Only codes: the receiver's ERR texts are free text and may quote
+	// the message, and this reason is logged and kept in the DLQ.
+	reason := string(ack.Code)
+	for _, e := range ack.Errors {
+		reason += fmt.Sprintf(" [ERR %d]", e.Code)
+	}
+	switch ack.Code {
+	case hl7.AA, hl7.CA:
+		return Result{Delivered, ""}
+	case hl7.AR, hl7.CR:
+		return Result{Rejected, reason}
+	}
+	return Result{Retry, reason}
+}
+
+// Close closes the connection.
+func (d *MLLPDeliverer) Close() error { return d.Client.Close() }

@@ -1,0 +1,73 @@
+package delivery
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hl7broker/hl7broker/config"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const oru = "MSH|^~\\&|LAB|F|EHR|H|20260101||ORU^R01|C1|P|2.5\rPID|1||P1\r"
+
+// Every type is registered with the config, once, in the order of Types.
+func TestTypesAreRegistered(t *testing.T) {
+	var names []string
+	for _, ty := range Types {
+		names = append(names, ty.Name)
+		require.NotNil(t, ty.New, ty.Name)
+	}
+	assert.Equal(t, names, config.DestinationTypes())
+	_, err := New(config.DestinationConfig{Name: "x", Type: "pigeon"})
+	assert.ErrorContains(t, err, `no destination type "pigeon"`)
+}
+
+// A file destination, through New, writes each message as its
+// destination asks: JSON in a .json file named by sequence and control ID.
+func TestNewFileDestinationEncodes(t *testing.T) {
+	dir := t.TempDir()
+	d, err := New(config.DestinationConfig{Name: "disk", Type: "file", Dir: dir, Encoding: "json"})
+	require.NoError(t, err)
+	defer d.Close()
+	res := d.Deliver(context.Background(), Message{Data: []byte(oru), ControlID: "C1", InSeq: 7})
+	require.Equal(t, Delivered, res.Outcome, res.Reason)
+	b, err := os.ReadFile(filepath.Join(dir, "0000000007-C1.json"))
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"C1"`)
+}
+
+// An HTTP destination maps statuses to outcomes: 2xx delivered, 503
+// retried, 400 rejected; the control ID goes in a header, never a value.
+func TestNewHTTPDestinationOutcomes(t *testing.T) {
+	status := http.StatusOK
+	var gotID string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotID = r.Header.Get("X-HL7-Control-Id")
+		w.WriteHeader(status)
+	}))
+	defer srv.Close()
+	dc := config.DestinationConfig{Name: "web", Type: "http", URL: srv.URL + "/in?token=abc", Encoding: "er7", Timeout: 5 * time.Second}
+	config.DestinationTypeDefaults(&dc)
+	d, err := New(dc)
+	require.NoError(t, err)
+	defer d.Close()
+	for _, tc := range []struct {
+		status int
+		want   Outcome
+	}{{200, Delivered}, {503, Retry}, {400, Rejected}} {
+		status = tc.status
+		res := d.Deliver(context.Background(), Message{Data: []byte(oru), ControlID: "C1"})
+		assert.Equal(t, tc.want, res.Outcome, "HTTP %d: %s", tc.status, res.Reason)
+	}
+	assert.Equal(t, "C1", gotID)
+	srv.Close()
+	res := d.Deliver(context.Background(), Message{Data: []byte(oru), ControlID: "C1"})
+	assert.Equal(t, Retry, res.Outcome)
+	assert.NotContains(t, res.Reason, "abc", "the token in the URL is redacted")
+}
