@@ -12,16 +12,17 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/internal/loadtest"
 	"github.com/hl7broker/hl7broker/mllp"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-func benchJSON(t *testing.T, args ...string) (benchResult, int, string) {
+func benchJSON(t *testing.T, args ...string) (loadtest.Result, int, string) {
 	t.Helper()
 	stdout, stderr, code := runCmd(t, append([]string{"bench", "--json", "--progress", "0"}, args...)...)
-	var r benchResult
+	var r loadtest.Result
 	require.NoError(t, json.Unmarshal([]byte(stdout), &r), "stdout %q stderr %q", stdout, stderr)
 	return r, code, stderr
 }
@@ -63,26 +64,6 @@ func TestBenchFilesRateAndNegativeAcks(t *testing.T) {
 	assert.NotEqual(t, 0, code, "neither --messages nor --duration")
 }
 
-func TestSinkReport(t *testing.T) {
-	t0 := time.Unix(1000, 0)
-	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
-	acked := map[string]ackedMsg{
-		"a1": {patient: "A", sentAt: at(0), ackedAt: at(1)},
-		"a2": {patient: "A", sentAt: at(2), ackedAt: at(3)}, // sent after a1 was acked: must arrive after it
-		"a3": {patient: "A", sentAt: at(2), ackedAt: at(4)}, // in flight with a2: either order is fine
-		"b1": {patient: "B", sentAt: at(0), ackedAt: at(1)},
-		"b2": {patient: "B", sentAt: at(5), ackedAt: at(6)}, // never arrives
-	}
-	s := &sink{arrived: map[string][]int{
-		"a2": {1}, // before a1: out of order
-		"a1": {2},
-		"a3": {3, 4}, // twice
-		"b1": {5},
-		"zz": {6}, // not sent by this run
-	}}
-	assert.Equal(t, sinkReport{Delivered: 4, Lost: 1, Duplicates: 1, OutOfOrder: 1, Unknown: 1}, s.report(acked))
-}
-
 // bench --sink through a real broker: serve in process, its destination
 // pointed at the sink; every acked message is delivered once, in order.
 func TestBenchThroughTheBrokerWithSink(t *testing.T) {
@@ -99,7 +80,7 @@ destinations: [{name: emr, type: mllp, addr: "%s", ordering: key, partition_by: 
 	r, code, errOut := benchJSON(t, "--addr", in, "--sink", sinkAddr, "--sink-wait", "30s", "--connections", "4", "--messages", "300", "--patients", "20")
 	require.Equal(t, 0, code, errOut)
 	require.NotNil(t, r.Sink)
-	assert.Equal(t, sinkReport{Delivered: 300}, *r.Sink, "every acked message delivered once, in order per patient")
+	assert.Equal(t, loadtest.SinkReport{Delivered: 300}, *r.Sink, "every acked message delivered once, in order per patient")
 }
 
 // bench --compare runs its three stages in one run: serve as a child
@@ -114,11 +95,11 @@ func TestBenchCompare(t *testing.T) {
 		stdout, stderr, code := runCmd(t, "bench", "--compare", "--json", "--progress", "0", "--durability", durability,
 			"--connections", "4", "--messages", "300", "--patients", "20")
 		require.Equal(t, 0, code, "stdout %s\nstderr %s", stdout, stderr)
-		var r compareResult
+		var r loadtest.CompareResult
 		require.NoError(t, json.Unmarshal([]byte(stdout), &r), stdout)
 		assert.Equal(t, durability, r.Durability)
 		assert.Equal(t, "embedded", r.Store)
-		for name, s := range map[string]benchResult{"raw-mllp": r.RawMLLP, "raw-jetstream": r.RawJetStream, "broker": r.Broker} {
+		for name, s := range map[string]loadtest.Result{"raw-mllp": r.RawMLLP, "raw-jetstream": r.RawJetStream, "broker": r.Broker} {
 			assert.EqualValues(t, 300, s.Messages, name)
 			assert.Equal(t, map[string]int{"AA": 300}, s.Acks, name)
 			assert.Positive(t, s.PerSecond, name)

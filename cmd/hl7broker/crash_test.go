@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/internal/loadtest"
 	"github.com/hl7broker/hl7broker/internal/syncbuf"
 	"github.com/stretchr/testify/require"
 )
@@ -92,7 +93,7 @@ destinations: [{name: emr, type: mllp, addr: "%s", timeout: 2s, ordering: key, p
 		serve = startServeProcess(t, file)
 		mu.Unlock()
 	}
-	var r benchResult
+	var r loadtest.Result
 	select {
 	case out := <-benchDone:
 		require.NoError(t, json.Unmarshal([]byte(out), &r), out)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/internal/loadtest"
 	"github.com/hl7broker/hl7broker/internal/syncbuf"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -63,12 +64,12 @@ lines:
 
 // startBench runs bench in-process with --json; the channel yields its
 // result when it ends.
-func startBench(t *testing.T, args ...string) <-chan benchResult {
+func startBench(t *testing.T, args ...string) <-chan loadtest.Result {
 	t.Helper()
-	done := make(chan benchResult, 1)
+	done := make(chan loadtest.Result, 1)
 	go func() {
 		stdout, stderr, _ := runCmd(t, append([]string{"bench", "--json", "--progress", "0"}, args...)...)
-		var r benchResult
+		var r loadtest.Result
 		if err := json.Unmarshal([]byte(stdout), &r); err != nil {
 			t.Errorf("bench printed no result: %v\n%s\n%s", err, stdout, stderr)
 		}
@@ -77,7 +78,7 @@ func startBench(t *testing.T, args ...string) <-chan benchResult {
 	return done
 }
 
-func waitBench(t *testing.T, done <-chan benchResult, limit time.Duration) benchResult {
+func waitBench(t *testing.T, done <-chan loadtest.Result, limit time.Duration) loadtest.Result {
 	t.Helper()
 	select {
 	case r := <-done:
@@ -86,12 +87,12 @@ func waitBench(t *testing.T, done <-chan benchResult, limit time.Duration) bench
 	case <-time.After(limit):
 		t.Fatal("bench did not finish")
 	}
-	return benchResult{}
+	return loadtest.Result{}
 }
 
 // assertNothingLost logs bench's result and checks its sink: every message
 // acked AA delivered, in order per patient.
-func assertNothingLost(t *testing.T, r benchResult) {
+func assertNothingLost(t *testing.T, r loadtest.Result) {
 	t.Helper()
 	t.Logf("sent %d, acks %v, errors %d, sink %+v", r.Messages, r.Acks, r.Errors, *r.Sink)
 	require.Positive(t, r.Acks["AA"])

@@ -1,4 +1,4 @@
-package main
+package loadtest
 
 import (
 	"bytes"
@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -18,17 +17,17 @@ import (
 	"github.com/hl7broker/hl7broker/internal/syncbuf"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/store"
-	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 )
 
-// compareResult is what bench --compare prints (--json: as is).
-type compareResult struct {
-	Durability   string      `json:"durability"`
-	Store        string      `json:"store"` // "embedded", or the external NATS URLs
-	Replicas     int         `json:"replicas"`
-	RawMLLP      benchResult `json:"raw_mllp"`
-	RawJetStream benchResult `json:"raw_jetstream"`
-	Broker       benchResult `json:"broker"`
+// CompareResult is what bench --compare prints (--json: as is).
+type CompareResult struct {
+	Durability   string `json:"durability"`
+	Store        string `json:"store"` // "embedded", or the external NATS URLs
+	Replicas     int    `json:"replicas"`
+	RawMLLP      Result `json:"raw_mllp"`
+	RawJetStream Result `json:"raw_jetstream"`
+	Broker       Result `json:"broker"`
 	// The broker's rate over each ceiling's.
 	RatioToRawMLLP      float64 `json:"ratio_to_raw_mllp"`
 	RatioToRawJetStream float64 `json:"ratio_to_raw_jetstream"`
@@ -38,44 +37,48 @@ type compareResult struct {
 	BrokerPeakRSSMB  float64 `json:"broker_peak_rss_mb"`
 }
 
-func runCompare(cmd *cobra.Command, args []string, o benchOptions) error {
-	ctx := cmd.Context()
-	next, err := messageSource(cmd, args, o)
+// Compare measures, in one run with the same connections and messages,
+// raw MLLP, raw JetStream publish at the broker's durability and the
+// broker (o.Serve in a process of its own); progress goes to logw.
+func Compare(ctx context.Context, o Options, logw io.Writer) (CompareResult, error) {
+	var r CompareResult
+	if o.Connections < 1 || (o.Messages <= 0 && o.Duration <= 0) || o.Patients < 1 {
+		return r, errors.New("bench needs --connections of at least 1, --messages or --duration, and --patients of at least 1")
+	}
+	next, err := messageSource(o)
 	if err != nil {
-		return err
+		return r, err
 	}
 	tmp, err := os.MkdirTemp("", "hl7broker-compare-")
 	if err != nil {
-		return err
+		return r, err
 	}
 	defer os.RemoveAll(tmp)
-	logw := cmd.ErrOrStderr()
 	say := func(format string, a ...any) { fmt.Fprintf(logw, "compare: "+format+"\n", a...) }
 
 	file, sinkAddr, err := compareConfig(o, tmp)
 	if err != nil {
-		return err
+		return r, err
 	}
 	cfg, err := config.Load(file)
 	if err != nil {
-		return err
+		return r, err
 	}
-	var r compareResult
 	r.Durability, r.Replicas, r.Store = cfg.NATS.Durability, cfg.NATS.Replicas, orDefault(cfg.NATS.URL, "embedded")
 
 	say("stage 1 of 3: raw MLLP (an in-process server answering a prebuilt ACK)")
 	if r.RawMLLP, err = compareRawMLLP(ctx, o, logw, next); err != nil {
-		return err
+		return r, err
 	}
 	say("stage 2 of 3: raw JetStream publish (durability %s, %s, replicas %d)", r.Durability, r.Store, r.Replicas)
 	raw := *cfg
 	raw.DataDir = filepath.Join(tmp, "raw")
 	if r.RawJetStream, err = compareRawJetStream(ctx, o, logw, &raw, next); err != nil {
-		return err
+		return r, err
 	}
 	say("stage 3 of 3: the broker (serve in its own process)")
 	if err := compareBroker(ctx, o, logw, file, cfg, tmp, sinkAddr, next, &r); err != nil {
-		return err
+		return r, err
 	}
 	if r.RawMLLP.PerSecond > 0 {
 		r.RatioToRawMLLP = r.Broker.PerSecond / r.RawMLLP.PerSecond
@@ -83,12 +86,12 @@ func runCompare(cmd *cobra.Command, args []string, o benchOptions) error {
 	if r.RawJetStream.PerSecond > 0 {
 		r.RatioToRawJetStream = r.Broker.PerSecond / r.RawJetStream.PerSecond
 	}
-	printCompare(cmd.OutOrStdout(), r, o.json)
-	if !r.Broker.ok() || r.RawJetStream.Errors > 0 {
-		return exitError{1}
-	}
-	return nil
+	return r, nil
 }
+
+// OK: the broker stage's messages were all acknowledged and delivered,
+// and raw JetStream stored every one.
+func (r CompareResult) OK() bool { return r.Broker.OK() && r.RawJetStream.Errors == 0 }
 
 func orDefault(s, empty string) string {
 	if s == "" {
@@ -99,12 +102,12 @@ func orDefault(s, empty string) string {
 
 // compareConfig returns the config file the broker stage runs: the one
 // given, or a built-in one written to dir with a sink address for bench.
-func compareConfig(o benchOptions, dir string) (file, sinkAddr string, err error) {
-	if o.config != "" {
-		return o.config, "", nil
+func compareConfig(o Options, dir string) (file, sinkAddr string, err error) {
+	if o.Config != "" {
+		return o.Config, "", nil
 	}
-	if o.durability != "fsync" && o.durability != "os" {
-		return "", "", fmt.Errorf("--durability %q is not fsync or os", o.durability)
+	if o.Durability != "fsync" && o.Durability != "os" {
+		return "", "", fmt.Errorf("--durability %q is not fsync or os", o.Durability)
 	}
 	in, err := freeAddr()
 	if err != nil {
@@ -113,19 +116,23 @@ func compareConfig(o benchOptions, dir string) (file, sinkAddr string, err error
 	if sinkAddr, err = freeAddr(); err != nil {
 		return "", "", err
 	}
-	nats := fmt.Sprintf("{durability: %s}", o.durability)
-	if o.nats != "" {
-		nats = fmt.Sprintf("{url: %q, durability: %s, replicas: %d}", o.nats, o.durability, o.replicas)
+	nats := map[string]any{"durability": o.Durability}
+	if o.NATS != "" {
+		nats["url"], nats["replicas"] = o.NATS, o.Replicas
 	}
-	text := fmt.Sprintf(`# bench --compare's built-in config
-data_dir: %q
-nats: %s
-listeners: [{name: bench, addr: %q}]
-routes: [{name: all, to: [sink]}]
-destinations: [{name: sink, type: mllp, addr: %q, timeout: 5s, ordering: key, partition_by: PID-3.1, partitions: 8}]
-`, filepath.Join(dir, "broker"), nats, in, sinkAddr)
+	text, err := yaml.Marshal(map[string]any{
+		"data_dir":  filepath.Join(dir, "broker"),
+		"nats":      nats,
+		"listeners": []any{map[string]any{"name": "bench", "addr": in}},
+		"routes":    []any{map[string]any{"name": "all", "to": []string{"sink"}}},
+		"destinations": []any{map[string]any{"name": "sink", "type": "mllp", "addr": sinkAddr, "timeout": "5s",
+			"ordering": "key", "partition_by": "PID-3.1", "partitions": 8}},
+	})
+	if err != nil {
+		return "", "", err
+	}
 	file = filepath.Join(dir, "hl7broker.yaml")
-	return file, sinkAddr, os.WriteFile(file, []byte(text), 0o600)
+	return file, sinkAddr, os.WriteFile(file, append([]byte("# bench --compare's built-in config\n"), text...), 0o600)
 }
 
 // freeAddr is a free loopback address.
@@ -138,17 +145,17 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func compareRawMLLP(ctx context.Context, o benchOptions, logw io.Writer, next func(int64) benchMessage) (benchResult, error) {
+func compareRawMLLP(ctx context.Context, o Options, logw io.Writer, next func(int64) message) (Result, error) {
 	srv := &mllp.Server{Name: "bench-ceiling", Handler: mllp.HandlerFunc(func(_ context.Context, _ *mllp.ConnInfo, frame []byte) []byte {
 		return echoAck(frame)
 	})}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return benchResult{}, err
+		return Result{}, err
 	}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
-	return load(ctx, o, logw, mllpConns(ln.Addr().String(), nil, o.timeout), next, nil), nil
+	return load(ctx, o, logw, mllpConns(ln.Addr().String(), nil, o.Timeout), next, nil), nil
 }
 
 // echoAck is what the raw-MLLP stage answers: a prebuilt AA with only
@@ -167,16 +174,16 @@ func echoAck(frame []byte) []byte {
 	return append(append(append(ack, head...), id...), '\r')
 }
 
-func compareRawJetStream(ctx context.Context, o benchOptions, logw io.Writer, c *config.Config, next func(int64) benchMessage) (benchResult, error) {
+func compareRawJetStream(ctx context.Context, o Options, logw io.Writer, c *config.Config, next func(int64) message) (Result, error) {
 	bl, err := store.OpenBaseline(ctx, c)
 	if err != nil {
-		return benchResult{}, fmt.Errorf("raw JetStream: %w", err)
+		return Result{}, fmt.Errorf("raw JetStream: %w", err)
 	}
 	defer bl.Close()
-	conn := func(int) benchConn {
-		return benchConn{
-			send: func(ctx context.Context, m benchMessage) (string, error) {
-				ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	conn := func(int) conn {
+		return conn{
+			send: func(ctx context.Context, m message) (string, error) {
+				ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 				defer cancel()
 				if err := bl.Publish(ctx, m.controlID, m.data); err != nil {
 					return "", err
@@ -191,8 +198,8 @@ func compareRawJetStream(ctx context.Context, o benchOptions, logw io.Writer, c 
 
 // compareBroker runs serve on file as a child process (data_dir and admin
 // address replaced), loads its first listener and stops it.
-func compareBroker(ctx context.Context, o benchOptions, logw io.Writer, file string, cfg *config.Config, tmp, sinkAddr string,
-	next func(int64) benchMessage, r *compareResult) error {
+func compareBroker(ctx context.Context, o Options, logw io.Writer, file string, cfg *config.Config, tmp, sinkAddr string,
+	next func(int64) message, r *CompareResult) error {
 	if len(cfg.Listeners) == 0 {
 		return errors.New("the config has no listener to send to")
 	}
@@ -200,12 +207,8 @@ func compareBroker(ctx context.Context, o benchOptions, logw io.Writer, file str
 	if err != nil {
 		return err
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
 	var stderr syncbuf.Buffer
-	serve := exec.Command(exe, "serve", "--config", file)
+	serve := o.Serve(file)
 	serve.Env = append(os.Environ(), "HL7BROKER_DATA_DIR="+filepath.Join(tmp, "broker"), "HL7BROKER_ADMIN_ADDR="+admin)
 	serve.Stderr = &stderr
 	if err := serve.Start(); err != nil {
@@ -231,7 +234,7 @@ func compareBroker(ctx context.Context, o benchOptions, logw io.Writer, file str
 		}
 		defer sk.close()
 	}
-	r.Broker = load(ctx, o, logw, mllpConns(cfg.Listeners[0].Addr, nil, o.timeout), next, sk)
+	r.Broker = load(ctx, o, logw, mllpConns(cfg.Listeners[0].Addr, nil, o.Timeout), next, sk)
 
 	// Stop as SIGINT would, and read what the process used.
 	_ = serve.Process.Signal(os.Interrupt)
@@ -277,13 +280,13 @@ func tail(s string, n int) string {
 	return s
 }
 
-func printCompare(w io.Writer, r compareResult, asJSON bool) {
+func PrintCompare(w io.Writer, r CompareResult, asJSON bool) {
 	if asJSON {
 		_ = json.NewEncoder(w).Encode(r)
 		return
 	}
 	fmt.Fprintf(w, "durability %s, store %s, replicas %d, %d connections\n", r.Durability, r.Store, r.Replicas, r.Broker.Connections)
-	row := func(name string, b benchResult) {
+	row := func(name string, b Result) {
 		fmt.Fprintf(w, "  %-14s %9.0f msg/s  p50 %6.2fms  p99 %6.2fms  max %7.2fms  (%d messages, %d errors)\n",
 			name, b.PerSecond, b.LatencyMS.P50, b.LatencyMS.P99, b.LatencyMS.Max, b.Messages, b.Errors)
 	}

@@ -1,4 +1,4 @@
-package main
+package loadtest
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 	"github.com/hl7broker/hl7broker/mllp"
 )
 
-// sinkReport is what bench --sink found about the broker's deliveries.
-type sinkReport struct {
+// SinkReport is what bench --sink found about the broker's deliveries.
+type SinkReport struct {
 	Delivered  int64 `json:"delivered"`    // acked messages that arrived
 	Lost       int64 `json:"lost"`         // acked, never arrived before the wait ended
 	Duplicates int64 `json:"duplicates"`   // arrivals beyond the first
@@ -92,10 +92,10 @@ func (s *sink) close() { _ = s.srv.Close() }
 // report compares arrivals with what was acked. Order: per patient, a
 // message acked before another was sent must arrive first (messages in
 // flight at the same time may be stored in either order).
-func (s *sink) report(acked map[string]ackedMsg) sinkReport {
+func (s *sink) report(acked map[string]ackedMsg) SinkReport {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var r sinkReport
+	var r SinkReport
 	type arrival struct {
 		ackedMsg
 		pos int
