@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/admin"
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/stretchr/testify/assert"
@@ -74,7 +75,7 @@ func TestAdminMetricsHealthAndReadiness(t *testing.T) {
 	assert.Equal(t, "ok\n", body)
 	code, body = get(t, base+"/readyz")
 	assert.Equal(t, http.StatusOK, code, body)
-	var r readiness
+	var r admin.Readiness
 	require.NoError(t, json.Unmarshal([]byte(body), &r))
 	assert.True(t, r.Ready)
 

@@ -1,5 +1,5 @@
-// Package broker owns the running broker: the NATS connection (embedded
-// server or external cluster) and its streams, the ingest handler that
-// stores each message before acknowledging it, supervision, reload, the
-// admin server, and the lifecycle that starts and stops them.
+// Package broker wires the parts together (store, ingest and listeners,
+// router, delivery workers, admin server), supervises each long-running
+// one, reloads the config while it runs, and says whether the whole is
+// ready.
 package broker

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/admin"
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
@@ -129,7 +130,7 @@ func TestInvalidReloadKeepsTheRunningConfig(t *testing.T) {
 	base := "http://" + p.AdminAddr().String()
 	code, body := get(t, base+"/readyz")
 	assert.Equal(t, http.StatusOK, code, "the running config is fine")
-	var r readiness
+	var r admin.Readiness
 	require.NoError(t, json.Unmarshal([]byte(body), &r))
 	assert.Contains(t, r.Checks["config"], `no destination is named "nowhere"`)
 	assert.Contains(t, r.Checks["config"], "previous config running")

@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/hl7broker/hl7broker/admin"
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/delivery"
 	"github.com/hl7broker/hl7broker/hl7"
@@ -29,8 +29,7 @@ import (
 // workers. Reload changes listeners, routes and destinations while it runs.
 type Broker struct {
 	metrics   *metrics
-	admin     *http.Server
-	adminAddr net.Addr
+	admin     *admin.Server
 	stopping  atomic.Bool
 	log       zerolog.Logger
 	nats      *store.NATS
@@ -104,7 +103,8 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 	}
 	b.metrics.watch(b, n.Syncer)
 	if cfg.Admin.Addr != "" {
-		if err := b.startAdmin(cfg.Admin.Addr); err != nil {
+		b.admin = &admin.Server{Metrics: b.metrics.reg, Ready: b.readiness, Log: log}
+		if err := b.admin.Start(cfg.Admin.Addr); err != nil {
 			b.stopAllListeners(context.Background())
 			b.cancel()
 			n.Close()

@@ -1,0 +1,59 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/hl7broker/hl7broker/admin"
+	"github.com/hl7broker/hl7broker/wire"
+	"github.com/nats-io/nats.go"
+)
+
+// readiness is /readyz's answer: NATS connected, streams present,
+// listeners bound, storing works, every supervised part running.
+func (b *Broker) readiness(ctx context.Context) admin.Readiness {
+	res := admin.Readiness{Ready: true, Checks: map[string]string{"nats": "ok", "streams": "ok", "listeners": "ok", "config": "ok", "components": "ok", "storage": "ok"}}
+	fail := func(check, why string) { res.Ready, res.Checks[check] = false, why }
+	if s := b.nats.Conn.Status(); s != nats.CONNECTED {
+		fail("nats", "not connected: "+s.String())
+	} else {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		for _, name := range []string{wire.StreamIn, wire.StreamOut, wire.StreamDLQ} {
+			if _, err := b.nats.JetStream.Stream(ctx, name); err != nil {
+				fail("streams", name+": "+err.Error())
+			}
+		}
+	}
+	b.mu.Lock()
+	bound, want, reload := len(b.listeners), len(b.cfg.Listeners), b.lastReload
+	b.mu.Unlock()
+	if b.stopping.Load() {
+		fail("listeners", "shutting down")
+	} else if bound != want {
+		fail("listeners", fmt.Sprintf("%d of %d bound", bound, want))
+	}
+	if why := b.store.Problem(); why != "" {
+		fail("storage", why)
+	}
+	if bad := b.sup.unhealthy(); len(bad) > 0 {
+		fail("components", strings.Join(bad, "; "))
+	}
+	// A reload that failed leaves the previous config running: still
+	// ready, and the detail says what is wrong with the file.
+	if reload.err != "" {
+		res.Checks["config"] = reload.err
+	}
+	return res
+}
+
+// AdminAddr is the admin server's bound address (nil when off).
+func (b *Broker) AdminAddr() net.Addr {
+	if b.admin == nil {
+		return nil
+	}
+	return b.admin.Addr()
+}
