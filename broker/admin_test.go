@@ -39,12 +39,12 @@ func TestAdminMetricsHealthAndReadiness(t *testing.T) {
 	assert.Equal(t, hl7.AA, p.send(t, "adt", adtMsg("M-1", "M1", "A01")))
 	assert.Equal(t, hl7.AA, p.send(t, "adt", adtMsg("M-2", "M1", "A40")), "stored, unrouted")
 	assert.Equal(t, hl7.AR, p.send(t, "adt", strings.Replace(adtMsg("M-3", "M1", "A01"), "ADT^A01", "ORU^R01", 1)))
-	require.Eventually(t, func() bool { return len(emr.got()) == 1 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(emr.got()) == 1 }, 10*time.Second, 10*time.Millisecond, "waiting for %s", `len(emr.got()) == 1`)
 
 	require.Eventually(t, func() bool {
 		_, body := get(t, base+"/metrics")
 		return strings.Contains(body, `hl7broker_delivered_total{destination="emr"} 1`) && strings.Contains(body, "hl7broker_unrouted_total 1")
-	}, 10*time.Second, 10*time.Millisecond)
+	}, 10*time.Second, 10*time.Millisecond, "/metrics counts one delivered and one unrouted")
 	code, body := get(t, base+"/metrics")
 	assert.Equal(t, http.StatusOK, code)
 	for _, series := range []string{
@@ -80,7 +80,7 @@ func TestAdminMetricsHealthAndReadiness(t *testing.T) {
 	assert.True(t, r.Ready)
 
 	p.NATS().Server().Shutdown() // storage gone
-	require.Eventually(t, func() bool { c, _ := get(t, base+"/readyz"); return c == http.StatusServiceUnavailable }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { c, _ := get(t, base+"/readyz"); return c == http.StatusServiceUnavailable }, 10*time.Second, 10*time.Millisecond, "waiting for %s", `c == http.StatusServiceUnavailable`)
 	_, body = get(t, base+"/readyz")
 	require.NoError(t, json.Unmarshal([]byte(body), &r))
 	assert.False(t, r.Ready)

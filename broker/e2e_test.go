@@ -24,6 +24,7 @@ import (
 	"github.com/hl7broker/hl7broker/transforms"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -178,7 +179,7 @@ func TestEndToEndRoutesAndDelivers(t *testing.T) {
 	assert.Equal(t, hl7.AA, p.send(t, "lab", o1))
 	assert.Equal(t, hl7.AA, p.send(t, "adt", adtMsg("A-3", "M1", "A40")), "stored, then unrouted")
 
-	require.Eventually(t, func() bool { return len(emr.got()) == 3 && p.count("archive", "delivered") == 1 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(emr.got()) == 3 && p.count("archive", "delivered") == 1 }, 10*time.Second, 10*time.Millisecond, "waiting for %s", `len(emr.got()) == 3 && p.count("archive", "delivered") == 1`)
 	got := emr.got()
 	assert.Equal(t, a1, got[0], "no transform: the bytes delivered are the bytes sent")
 	assert.Equal(t, a2, got[1], "in stored order")
@@ -188,8 +189,13 @@ func TestEndToEndRoutesAndDelivers(t *testing.T) {
 	b, _ := os.ReadFile(files[0])
 	assert.Equal(t, got[2], string(b))
 	assert.True(t, strings.HasSuffix(files[0], "-R-1.hl7"))
-	require.Eventually(t, func() bool { return strings.Contains(p.logs.String(), "unrouted") }, 10*time.Second, 10*time.Millisecond,
-		"A-3 is routed after the deliveries above may have finished")
+	waitFor(t, 10*time.Second, func() error { // A-3 is routed after the deliveries above may have finished
+		if n := testutil.ToFloat64(p.metrics.unrouted); n != 1 {
+			return fmt.Errorf("%v messages counted unrouted, want 1 (A-3)", n)
+		}
+		return nil
+	})
+	assert.Contains(t, p.logs.String(), "no route matched: unrouted", "and logged")
 
 	logs := p.logs.String()
 	for _, phi := range []string{"Müller", "José", "19610615", "Jones"} {
@@ -244,7 +250,7 @@ func TestDestinationDownThenUpKeepsOrder(t *testing.T) {
 		assert.Equal(t, hl7.AA, p.send(t, "adt", msg), "stored and acknowledged while the destination is down")
 	}
 	emr := newEndpoint(t, addr, nil)
-	require.Eventually(t, func() bool { return len(emr.got()) == 5 }, 15*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(emr.got()) == 5 }, 15*time.Second, 10*time.Millisecond, "waiting for %s", `len(emr.got()) == 5`)
 	assert.Equal(t, sent, emr.got())
 }
 
@@ -291,7 +297,7 @@ func TestKeyOrderingAcrossPartitions(t *testing.T) {
 		want[mrn] = append(want[mrn], id)
 		p.send(t, "adt", adtMsg(id, mrn, "A08"))
 	}
-	require.Eventually(t, func() bool { return len(emr.got()) == 40 }, 15*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(emr.got()) == 40 }, 15*time.Second, 10*time.Millisecond, "waiting for %s", `len(emr.got()) == 40`)
 	per := map[string][]string{}
 	for _, raw := range emr.got() {
 		m, err := hl7.Parse([]byte(raw))
@@ -416,7 +422,7 @@ func TestParallelDestinationDeliversEverything(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return peak.Load() == 4 }, 10*time.Second, 5*time.Millisecond, "four deliveries at once")
 	close(release)
-	require.Eventually(t, func() bool { return done.Load() == 8 && p.count("emr", "delivered") == 8 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return done.Load() == 8 && p.count("emr", "delivered") == 8 }, 10*time.Second, 10*time.Millisecond, "waiting for %s", `done.Load() == 8 && p.count("emr", "delivered") == 8`)
 	assert.EqualValues(t, 4, peak.Load(), "never more than the concurrency")
 }
 
@@ -433,7 +439,7 @@ func TestTransformFailureDeadLettersThatMessageOnly(t *testing.T) {
 	unmapped := strings.Replace(adtMsg("T-1", "M1", "A01"), "^^^MCM^", "^^^ELSEWHERE^", 1)
 	assert.Equal(t, hl7.AA, p.send(t, "adt", unmapped), "stored: the transform runs after the ACK")
 	assert.Equal(t, hl7.AA, p.send(t, "adt", adtMsg("T-2", "M2", "A01")))
-	require.Eventually(t, func() bool { return len(emr.got()) == 1 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(emr.got()) == 1 }, 10*time.Second, 10*time.Millisecond, "waiting for %s", `len(emr.got()) == 1`)
 	got := emr.got()[0]
 	assert.Contains(t, got, "|T-2|")
 	assert.Contains(t, got, "M2^^^MAIN^MR", "mapped")
@@ -467,7 +473,7 @@ func TestFieldConditionsRouteOnlyFinalResults(t *testing.T) {
 	assert.Empty(t, <-routed, "a preliminary result is unrouted")
 	assert.Equal(t, hl7.AA, p.send(t, "lab", oruMsg("R-F")))
 	assert.Equal(t, []string{"emr"}, <-routed)
-	require.Eventually(t, func() bool { return len(emr.got()) == 1 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(emr.got()) == 1 }, 10*time.Second, 10*time.Millisecond, "waiting for %s", `len(emr.got()) == 1`)
 	assert.Equal(t, oruMsg("R-F"), emr.got()[0], "untouched bytes stay untouched")
 }
 
@@ -502,7 +508,7 @@ func TestDestinationEncodings(t *testing.T) {
 		j, _ := filepath.Glob(filepath.Join(jsonDir, "*-E-1.json"))
 		c, _ := filepath.Glob(filepath.Join(crlfDir, "*-E-1.hl7"))
 		return len(j) == 1 && len(c) == 1
-	}, 10*time.Second, 10*time.Millisecond)
+	}, 10*time.Second, 10*time.Millisecond, "E-1 written by both the json and the crlf destination")
 	c, _ := filepath.Glob(filepath.Join(crlfDir, "*-E-1.hl7"))
 	crlf, err := os.ReadFile(c[0])
 	require.NoError(t, err)

@@ -106,7 +106,7 @@ func TestReloadUnderLoadSwitchesRoutesBetweenMessages(t *testing.T) {
 	for end := sent + 50; sent < end; sent++ {
 		send(sent)
 	}
-	require.Eventually(t, func() bool { return len(delivered(f.a))+len(delivered(f.b)) >= sent }, 60*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return len(delivered(f.a))+len(delivered(f.b)) >= sent }, 60*time.Second, 20*time.Millisecond, "waiting for %s", `len(delivered(f.a))+len(delivered(f.b)) >= sent`)
 	inA, inB := delivered(f.a), delivered(f.b)
 	assert.Len(t, append(inA, inB...), sent, "each message delivered once")
 	require.NotEmpty(t, inA)
@@ -174,5 +174,5 @@ func TestReloadAddsAndRemovesListenersWithoutTouchingOthers(t *testing.T) {
 	assert.Nil(t, p.Addr("lab"))
 	_, err = net.DialTimeout("tcp", labAddr, time.Second)
 	assert.Error(t, err, "the removed listener no longer accepts")
-	require.Eventually(t, func() bool { return len(delivered(f.a)) == 3 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(delivered(f.a)) == 3 }, 10*time.Second, 10*time.Millisecond, "waiting for %s", `len(delivered(f.a)) == 3`)
 }

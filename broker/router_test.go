@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -46,7 +45,20 @@ func TestRouterHoldsTheLineWhileCopiesCannotBeStored(t *testing.T) {
 			Header: nats.Header{wire.HeaderListener: {"adt"}, wire.HeaderType: {"ADT"}, wire.HeaderEvent: {"A01"}, wire.HeaderControlID: {"C" + strconv.Itoa(i)}}})
 		require.NoError(t, err)
 	}
-	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "storing the copy failed; retrying") }, 10*time.Second, 10*time.Millisecond)
+	waitFor(t, 10*time.Second, func() error { // the router holds inputs it cannot route yet
+		info, err := n.JetStream.Consumer(ctx, wire.StreamIn, wire.RouterConsumer)
+		if err != nil {
+			return fmt.Errorf("router consumer: %w", err)
+		}
+		ci, err := info.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if ci.NumAckPending == 0 {
+			return fmt.Errorf("the router holds no input yet (%d delivered)", ci.Delivered.Stream)
+		}
+		return nil
+	})
 	assert.Empty(t, routedCount, "nothing is acked while its copy is not stored")
 
 	require.NoError(t, n.EnsureStreams(ctx, c)) // storage is back

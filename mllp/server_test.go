@@ -46,11 +46,24 @@ func TestServerAndClientRoundTrips(t *testing.T) {
 func TestFiveHundredConcurrentConnections(t *testing.T) {
 	noLeaks(t)
 	var inFlight, maxInFlight atomic.Int64
+	overlap := make(chan struct{}) // closed once two frames are handled at once
+	var once sync.Once
 	srv := &Server{Handler: HandlerFunc(func(ctx context.Context, c *ConnInfo, frame []byte) []byte {
 		n := inFlight.Add(1)
 		for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
 		}
 		defer inFlight.Add(-1)
+		if n >= 2 {
+			once.Do(func() { close(overlap) })
+		}
+		// Until frames overlap, each handler waits a little for another
+		// to arrive: on a busy machine fast handlers may never meet by
+		// chance, while a server that handled connections one at a time
+		// never lets them meet at all.
+		select {
+		case <-overlap:
+		case <-time.After(50 * time.Millisecond):
+		}
 		return append([]byte("ACK:"), frame...)
 	})}
 	addr := serve(t, srv)
@@ -340,7 +353,7 @@ func TestClientReconnectsAfterServerRestart(t *testing.T) {
 	require.Eventually(t, func() bool {
 		reply, err := c.Send(context.Background(), []byte("three"))
 		return err == nil && string(reply) == "ACK:three"
-	}, 5*time.Second, 5*time.Millisecond)
+	}, 5*time.Second, 5*time.Millisecond, "the client reconnects and a send succeeds")
 }
 
 func TestClientReplyTimeoutAndCancel(t *testing.T) {
@@ -362,7 +375,7 @@ func TestClientReplyTimeoutAndCancel(t *testing.T) {
 	c2 := &Client{Addr: addr}
 	defer c2.Close()
 	go func() {
-		require.Eventually(t, func() bool { return srv.Stats().Frames >= 2 }, 5*time.Second, time.Millisecond)
+		require.Eventually(t, func() bool { return srv.Stats().Frames >= 2 }, 5*time.Second, time.Millisecond, "waiting for %s", `srv.Stats().Frames >= 2`)
 		cancel()
 	}()
 	_, err = c2.Send(ctx, []byte("silent"))

@@ -42,7 +42,7 @@ func TestSyncerCallersShareAFlushThatBeganAfterThem(t *testing.T) {
 	<-g.began // flush 1 is running; it began before b and c called
 	b, c := syncAsync(s), syncAsync(s)
 	// Let b and c register before flush 1 ends: they must not ride on it.
-	require.Eventually(t, func() bool { return s.Waiting() == 3 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return s.Waiting() == 3 }, 5*time.Second, time.Millisecond, "waiting for %s", `s.Waiting() == 3`)
 	g.release <- nil
 	require.NoError(t, <-a)
 

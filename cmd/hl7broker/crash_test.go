@@ -87,7 +87,7 @@ destinations: [{name: emr, type: mllp, addr: "%s", timeout: 2s, ordering: key, p
 	}()
 	for range 3 {
 		// Crash mid-stream: once this process has acknowledged 300 messages.
-		require.Eventually(t, func() bool { return ackedAA(admin) >= 300 }, 60*time.Second, 20*time.Millisecond)
+		require.Eventually(t, func() bool { return ackedAA(admin) >= 300 }, 60*time.Second, 20*time.Millisecond, "waiting for %s", `ackedAA(admin) >= 300`)
 		mu.Lock()
 		serve.kill()
 		serve = startServeProcess(t, file)

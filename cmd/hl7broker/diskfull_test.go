@@ -77,7 +77,7 @@ destinations: [{name: emr, type: mllp, addr: "%s", timeout: 2s, ordering: key, p
 
 	done := startBench(t, "--addr", in, "--sink", sinkAddr, "--sink-wait", "120s",
 		"--connections", "4", "--messages", "4000", "--rate", "150", "--patients", "50", "--timeout", "3s")
-	require.Eventually(t, func() bool { return ackedAA(admin) >= 300 }, 60*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return ackedAA(admin) >= 300 }, 60*time.Second, 20*time.Millisecond, "waiting for %s", `ackedAA(admin) >= 300`)
 
 	filler := filepath.Join(data, "filler")
 	fillDisk(t, filler)

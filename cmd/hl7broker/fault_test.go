@@ -194,7 +194,7 @@ destinations: [{name: emr, type: mllp, addr: "%s", timeout: 2s, ordering: key, p
 	// 4,000 messages at 100 a second: the load runs through the outage.
 	done := startBench(t, "--addr", in, "--sink", sinkAddr, "--sink-wait", "120s",
 		"--connections", "4", "--messages", "4000", "--rate", "100", "--patients", "50", "--timeout", "5s")
-	require.Eventually(t, func() bool { return metric(admin, "hl7broker_delivered_total") >= 200 }, 60*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return metric(admin, "hl7broker_delivered_total") >= 200 }, 60*time.Second, 20*time.Millisecond, "waiting for %s", `metric(admin, "hl7broker_delivered_total") >= 200`)
 	dest.down()
 	downAt := metric(admin, "hl7broker_delivered_total")
 	aaAtDown := ackedAA(admin)
@@ -307,7 +307,7 @@ destinations: [{name: emr, type: mllp, addr: "%s", timeout: 2s, ordering: key, p
 
 	done := startBench(t, "--addr", in, "--sink", sinkAddr, "--sink-wait", "120s",
 		"--connections", "4", "--messages", "2500", "--rate", "150", "--patients", "50", "--timeout", "3s")
-	require.Eventually(t, func() bool { return ackedAA(admin) >= 300 }, 60*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return ackedAA(admin) >= 300 }, 60*time.Second, 20*time.Millisecond, "waiting for %s", `ackedAA(admin) >= 300`)
 	ns.kill()
 	<-time.After(time.Second) // let what was in flight at the kill finish
 	aaDown, negDown := ackedAA(admin), metric(admin, "hl7broker_acks_total", `code="AE"`)
@@ -368,7 +368,7 @@ destinations: [{name: emr, type: mllp, addr: "%s", timeout: 2s, ordering: key, p
 
 	done := startBench(t, "--addr", brokers[0].in+","+brokers[1].in, "--sink", sinkAddr, "--sink-wait", "180s",
 		"--connections", "4", "--messages", "3000", "--rate", "120", "--patients", "50", "--timeout", "5s")
-	require.Eventually(t, func() bool { return aa() >= 300 }, 60*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return aa() >= 300 }, 60*time.Second, 20*time.Millisecond, "waiting for %s", `aa() >= 300`)
 	nodes[1].kill()
 	mark := aa()
 	require.Eventually(t, func() bool { return aa() >= mark+300 }, 60*time.Second, 20*time.Millisecond,

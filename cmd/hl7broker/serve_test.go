@@ -65,7 +65,7 @@ destinations:
 
 	stdout, _, code := runCmd(t, "send", "--addr", adtAddr, filepath.Join(testdata, "adt_a04_lf.hl7"), filepath.Join(testdata, "adt_a08_crlf.hl7"))
 	require.Equal(t, 0, code, stdout)
-	require.Eventually(t, func() bool { names, _ := received(t, outDir); return len(names) == 2 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { names, _ := received(t, outDir); return len(names) == 2 }, 10*time.Second, 10*time.Millisecond, "waiting for %s", `len(names) == 2`)
 	names, _ := received(t, outDir)
 	assert.Equal(t, []string{"000001-A04-778812.hl7", "000002-MSG00008.hl7"}, names, "delivered in order")
 
