@@ -189,7 +189,7 @@ func TestEndToEndRoutesAndDelivers(t *testing.T) {
 	b, _ := os.ReadFile(files[0])
 	assert.Equal(t, got[2], string(b))
 	assert.True(t, strings.HasSuffix(files[0], "-R-1.hl7"))
-	waitFor(t, 10*time.Second, func() error { // A-3 is routed after the deliveries above may have finished
+	testkit.WaitFor(t, 10*time.Second, func() error { // A-3 is routed after the deliveries above may have finished
 		if n := testutil.ToFloat64(p.metrics.unrouted); n != 1 {
 			return fmt.Errorf("%v messages counted unrouted, want 1 (A-3)", n)
 		}
@@ -377,7 +377,7 @@ func TestCorpusThroughThePipeline(t *testing.T) {
 		require.True(t, ack.Positive(), "%s", ack.Text)
 		acked[string(m)] = true
 	}
-	waitFor(t, 30*time.Second, func() error {
+	testkit.WaitFor(t, 30*time.Second, func() error {
 		if n := p.count("archive", "delivered"); n != int64(len(acked)) {
 			return fmt.Errorf("%d of %d distinct acknowledged messages delivered", n, len(acked))
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -65,7 +66,7 @@ func TestNodeHL7ServerDestination(t *testing.T) {
 	for i := range n {
 		require.Equal(t, hl7.AA, p.send(t, "lab", oruMsg(fmt.Sprintf("NODE-%d", i))))
 	}
-	waitFor(t, 30*time.Second, func() error {
+	testkit.WaitFor(t, 30*time.Second, func() error {
 		if d := p.count("node", "delivered"); d != n {
 			return fmt.Errorf("%d of %d delivered to node-hl7-server, %d dead-lettered", d, n, p.count("node", "dead_lettered"))
 		}

@@ -56,7 +56,7 @@ func TestLargeMessagesAreStoredAndDelivered(t *testing.T) {
 	require.Equal(t, hl7.AA, ack.Code, ack.Text)
 	sent["SMALL"] = msg
 
-	waitFor(t, 60*time.Second, func() error {
+	testkit.WaitFor(t, 60*time.Second, func() error {
 		if n := p.count("archive", "delivered"); n != int64(len(sent)) {
 			return fmt.Errorf("%d of %d large messages delivered", n, len(sent))
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/delivery"
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/hl7broker/hl7broker/internal/testpki"
 	"github.com/hl7broker/hl7broker/transforms"
 	"github.com/hl7broker/hl7broker/wire"
@@ -52,7 +53,7 @@ func TestPanickingTransformStepDeadLettersOnlyThatMessage(t *testing.T) {
 	assert.Equal(t, hl7.AA, p.send(t, "adt", adtMsg("OK-1", "M1", "A01")))
 	assert.Equal(t, hl7.AA, p.send(t, "adt", adtMsg("POISON-1", "M2", "A01")))
 	assert.Equal(t, hl7.AA, p.send(t, "adt", adtMsg("OK-2", "M3", "A01")))
-	waitFor(t, 10*time.Second, func() error {
+	testkit.WaitFor(t, 10*time.Second, func() error {
 		if n := len(emr.got()); n != 2 {
 			return fmt.Errorf("%d of the 2 good messages delivered", n)
 		}
@@ -140,7 +141,7 @@ func TestFailedWorkerIsRestartedAndReported(t *testing.T) {
 	p := startPipeline(t, cfg)
 	base := "http://" + p.AdminAddr().String()
 
-	waitFor(t, 10*time.Second, func() error {
+	testkit.WaitFor(t, 10*time.Second, func() error {
 		code, body := get(t, base+"/readyz")
 		if code != 503 || !strings.Contains(body, "destination:emr: restarting") {
 			return fmt.Errorf("/readyz answers %d %s", code, body)
@@ -154,7 +155,7 @@ func TestFailedWorkerIsRestartedAndReported(t *testing.T) {
 
 	assert.Equal(t, hl7.AA, p.send(t, "adt", adtMsg("R-1", "M1", "A01")), "ingest goes on meanwhile")
 	require.NoError(t, os.WriteFile(ca, good, 0o600))
-	waitFor(t, 30*time.Second, func() error {
+	testkit.WaitFor(t, 30*time.Second, func() error {
 		if n := p.count("emr", "delivered"); n != 1 {
 			return fmt.Errorf("the restarted worker delivered %d of 1", n)
 		}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -44,7 +45,7 @@ func (c *Config) Validate() []Problem {
 			}
 			addrs[l.Addr] = key
 		}
-		v.oneOf(key+".ack_mode", l.AckMode, "auto", "original", "enhanced")
+		v.oneOf(key+".ack_mode", l.AckMode, enumOf(l, "AckMode")...)
 		if l.MaxMessageBytes < 1024 || l.MaxMessageBytes > 64<<20 {
 			v.add(key+".max_message_bytes", "%d is outside 1024 to 67108864", l.MaxMessageBytes)
 		}
@@ -126,7 +127,7 @@ func (c *Config) validateNATS(v *validator) {
 	if n.URL == "" && (n.Creds != "" || n.TLS != (TLSFiles{})) {
 		v.add("nats", "creds and tls are for an external cluster: set nats.url too")
 	}
-	v.oneOf("nats.durability", n.Durability, "fsync", "os")
+	v.oneOf("nats.durability", n.Durability, enumOf(n, "Durability")...)
 	if n.Replicas < 1 || n.Replicas > 5 {
 		v.add("nats.replicas", "%d is outside 1 to 5", n.Replicas)
 	}
@@ -167,7 +168,7 @@ func (c *Config) validateDestination(v *validator, key string, d DestinationConf
 			v.add(key+".partitions", "key ordering needs 2 to 256 partitions, not %d", d.Partitions)
 		}
 	default:
-		v.add(key+".ordering", "%q is not fifo, parallel or key", d.Ordering)
+		v.add(key+".ordering", "%q is not one of %s", d.Ordering, strings.Join(enumOf(d, "Ordering"), ", "))
 	}
 	if d.Retry.MaxAttempts < 1 {
 		v.add(key+".retry.max_attempts", "must be at least 1")
@@ -177,10 +178,10 @@ func (c *Config) validateDestination(v *validator, key string, d DestinationConf
 			v.add(fmt.Sprintf("%s.retry.backoff[%d]", key, j), "must be a positive duration")
 		}
 	}
-	v.oneOf(key+".on_reject", d.OnReject, "dead_letter", "retry")
-	v.oneOf(key+".encoding", d.Encoding, "er7", "json")
+	v.oneOf(key+".on_reject", d.OnReject, enumOf(d, "OnReject")...)
+	v.oneOf(key+".encoding", d.Encoding, enumOf(d, "Encoding")...)
 	if d.Terminator != "" {
-		v.oneOf(key+".segment_terminator", d.Terminator, "cr", "lf", "crlf")
+		v.oneOf(key+".segment_terminator", d.Terminator, enumOf(d, "Terminator")...)
 	}
 	if d.Encoding == "json" && d.Terminator != "" {
 		v.add(key+".segment_terminator", "applies to er7, not json")
@@ -224,6 +225,17 @@ func (v *validator) addr(key, addr string) bool {
 		return false
 	}
 	return true
+}
+
+// enumOf is the allowed values of a field of the struct value, from its
+// enum tag: the one place they are written, read by validation and by the
+// schema alike.
+func enumOf(value any, field string) []string {
+	f, ok := reflect.TypeOf(value).FieldByName(field)
+	if !ok || f.Tag.Get("enum") == "" {
+		panic("config: no enum tag on " + field)
+	}
+	return strings.Split(f.Tag.Get("enum"), ",")
 }
 
 func (v *validator) oneOf(key, value string, allowed ...string) {

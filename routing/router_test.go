@@ -1,4 +1,4 @@
-package broker
+package routing_test
 
 import (
 	"context"
@@ -45,7 +45,7 @@ func TestRouterHoldsTheLineWhileCopiesCannotBeStored(t *testing.T) {
 			Header: nats.Header{wire.HeaderListener: {"adt"}, wire.HeaderType: {"ADT"}, wire.HeaderEvent: {"A01"}, wire.HeaderControlID: {"C" + strconv.Itoa(i)}}})
 		require.NoError(t, err)
 	}
-	waitFor(t, 10*time.Second, func() error { // the router holds inputs it cannot route yet
+	testkit.WaitFor(t, 10*time.Second, func() error { // the router holds inputs it cannot route yet
 		info, err := n.JetStream.Consumer(ctx, wire.StreamIn, wire.RouterConsumer)
 		if err != nil {
 			return fmt.Errorf("router consumer: %w", err)
