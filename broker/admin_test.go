@@ -2,7 +2,6 @@ package broker
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -13,19 +12,10 @@ import (
 	"github.com/hl7broker/hl7broker/admin"
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, string(b)
-}
 
 func TestAdminMetricsHealthAndReadiness(t *testing.T) {
 	emr := newEndpoint(t, "", nil)
@@ -42,10 +32,10 @@ func TestAdminMetricsHealthAndReadiness(t *testing.T) {
 	require.Eventually(t, func() bool { return len(emr.got()) == 1 }, 10*time.Second, 10*time.Millisecond, "waiting for %s", `len(emr.got()) == 1`)
 
 	require.Eventually(t, func() bool {
-		_, body := get(t, base+"/metrics")
+		_, body := testkit.Get(t, base+"/metrics")
 		return strings.Contains(body, `hl7broker_delivered_total{destination="emr"} 1`) && strings.Contains(body, "hl7broker_unrouted_total 1")
 	}, 10*time.Second, 10*time.Millisecond, "/metrics counts one delivered and one unrouted")
-	code, body := get(t, base+"/metrics")
+	code, body := testkit.Get(t, base+"/metrics")
 	assert.Equal(t, http.StatusOK, code)
 	for _, series := range []string{
 		`hl7broker_received_total{listener="adt"} 3`,
@@ -70,18 +60,18 @@ func TestAdminMetricsHealthAndReadiness(t *testing.T) {
 		assert.NotContains(t, body, phi, "no message content or IDs in metric labels")
 	}
 
-	code, body = get(t, base+"/healthz")
+	code, body = testkit.Get(t, base+"/healthz")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Equal(t, "ok\n", body)
-	code, body = get(t, base+"/readyz")
+	code, body = testkit.Get(t, base+"/readyz")
 	assert.Equal(t, http.StatusOK, code, body)
 	var r admin.Readiness
 	require.NoError(t, json.Unmarshal([]byte(body), &r))
 	assert.True(t, r.Ready)
 
 	p.NATS().Server().Shutdown() // storage gone
-	require.Eventually(t, func() bool { c, _ := get(t, base+"/readyz"); return c == http.StatusServiceUnavailable }, 10*time.Second, 10*time.Millisecond, "waiting for %s", `c == http.StatusServiceUnavailable`)
-	_, body = get(t, base+"/readyz")
+	require.Eventually(t, func() bool { c, _ := testkit.Get(t, base+"/readyz"); return c == http.StatusServiceUnavailable }, 10*time.Second, 10*time.Millisecond, "waiting for %s", `c == http.StatusServiceUnavailable`)
+	_, body = testkit.Get(t, base+"/readyz")
 	require.NoError(t, json.Unmarshal([]byte(body), &r))
 	assert.False(t, r.Ready)
 	assert.NotEqual(t, "ok", r.Checks["nats"])

@@ -16,6 +16,7 @@ import (
 	"github.com/hl7broker/hl7broker/admin"
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -128,18 +129,18 @@ func TestInvalidReloadKeepsTheRunningConfig(t *testing.T) {
 	require.Eventually(t, func() bool { return len(delivered(f.a)) == 1 }, 10*time.Second, 10*time.Millisecond, "the running route still applies")
 
 	base := "http://" + p.AdminAddr().String()
-	code, body := get(t, base+"/readyz")
+	code, body := testkit.Get(t, base+"/readyz")
 	assert.Equal(t, http.StatusOK, code, "the running config is fine")
 	var r admin.Readiness
 	require.NoError(t, json.Unmarshal([]byte(body), &r))
 	assert.Contains(t, r.Checks["config"], `no destination is named "nowhere"`)
 	assert.Contains(t, r.Checks["config"], "previous config running")
-	_, metrics := get(t, base+"/metrics")
+	_, metrics := testkit.Get(t, base+"/metrics")
 	assert.Contains(t, metrics, `hl7broker_config_reloads_total{result="invalid"} 1`)
 
 	f.write(t, `[{name: adt, addr: "127.0.0.1:0"}]`, "b", "127.0.0.1:0")
 	require.NoError(t, p.ReloadFile(f.file))
-	_, body = get(t, base+"/readyz")
+	_, body = testkit.Get(t, base+"/readyz")
 	require.NoError(t, json.Unmarshal([]byte(body), &r))
 	assert.Equal(t, "ok", r.Checks["config"], "a good reload clears it")
 }

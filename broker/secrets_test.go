@@ -79,7 +79,7 @@ destinations:
 	require.NoError(t, os.WriteFile(file, []byte(bad), 0o600))
 	reloadErr := p.ReloadFile(file)
 	require.Error(t, reloadErr)
-	_, ready := get(t, "http://"+p.AdminAddr().String()+"/readyz")
+	_, ready := testkit.Get(t, "http://"+p.AdminAddr().String()+"/readyz")
 	assert.Contains(t, ready, "not an http or https URL", "the reload problem is shown")
 
 	// check's output and serve's startup error for an unreachable cluster

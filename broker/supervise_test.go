@@ -142,13 +142,13 @@ func TestFailedWorkerIsRestartedAndReported(t *testing.T) {
 	base := "http://" + p.AdminAddr().String()
 
 	testkit.WaitFor(t, 10*time.Second, func() error {
-		code, body := get(t, base+"/readyz")
+		code, body := testkit.Get(t, base+"/readyz")
 		if code != 503 || !strings.Contains(body, "destination:emr: restarting") {
 			return fmt.Errorf("/readyz answers %d %s", code, body)
 		}
 		return nil
 	})
-	_, metrics := get(t, base+"/metrics")
+	_, metrics := testkit.Get(t, base+"/metrics")
 	assert.Contains(t, metrics, `hl7broker_component_up{component="destination:emr"} 0`)
 	assert.Contains(t, metrics, `hl7broker_component_up{component="router"} 1`)
 	assert.Contains(t, metrics, `hl7broker_component_restarts_total{component="destination:emr"}`)
