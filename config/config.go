@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
@@ -120,8 +121,11 @@ type RetryConfig struct {
 	Backoff     []time.Duration `mapstructure:"backoff"`
 }
 
-// defaults are the values of keys a file leaves out. Every scalar key
-// has one so that an HL7BROKER_* variable can override it.
+// defaults are the values of keys a file leaves out, all in this one
+// table: top-level keys (each scalar one has a default, so that an
+// HL7BROKER_* variable can override it), and the keys of every entry of
+// a list under "listeners[]." and "destinations[].". A destination type's
+// own keys get theirs from its registration (DestinationType.Defaults).
 var defaults = map[string]any{
 	"data_dir":               "./data",
 	"nats.url":               "",
@@ -134,9 +138,19 @@ var defaults = map[string]any{
 	"nats.store_timeout":     "5s",
 	"admin.addr":             "127.0.0.1:8080",
 	"unrouted.to":            "",
+
+	"listeners[].ack_mode":          "auto",
+	"listeners[].max_message_bytes": DefaultMaxMessageBytes,
+
+	"destinations[].ordering":           "fifo",
+	"destinations[].on_reject":          "dead_letter",
+	"destinations[].retry.max_attempts": DefaultMaxAttempts,
+	"destinations[].retry.backoff":      DefaultBackoff,
+	"destinations[].encoding":           "er7",
+	"destinations[].timeout":            30 * time.Second,
 }
 
-// Listener, route and destination defaults, applied per entry.
+// Defaults that code elsewhere names.
 const (
 	DefaultMaxMessageBytes = 1 << 20
 	DefaultMaxAttempts     = 10
@@ -156,7 +170,9 @@ func Load(file string) (*Config, error) {
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
 	for k, d := range defaults {
-		v.SetDefault(k, d)
+		if !strings.Contains(k, "[]") { // per-entry keys: ApplyDefaults
+			v.SetDefault(k, d)
+		}
 	}
 	if p := yamlProblem(file); p != nil {
 		return nil, &Error{File: file, Problems: []Problem{*p}}
@@ -323,40 +339,54 @@ func (c *Config) expandSecrets() []Problem {
 	return problems
 }
 
-// ApplyDefaults fills per-entry defaults (Load does; a Config built in
-// code calls it before Validate).
+// ApplyDefaults fills the keys of each listener and destination that were
+// left out (Load does; a Config built in code calls it before Validate).
 func (c *Config) ApplyDefaults() {
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
-		if l.AckMode == "" {
-			l.AckMode = "auto"
+		if l.MaxMessageBytes == 0 { // left out (ApplyDefaults may run twice: keep what the first saw)
+			l.maxBytesDefaulted = true
 		}
-		if l.MaxMessageBytes == 0 {
-			l.MaxMessageBytes, l.maxBytesDefaulted = DefaultMaxMessageBytes, true
-		}
+		applyEntryDefaults("listeners[].", reflect.ValueOf(l).Elem())
 	}
 	for i := range c.Destinations {
 		d := &c.Destinations[i]
-		if d.Ordering == "" {
-			d.Ordering = "fifo"
-		}
-		if d.OnReject == "" {
-			d.OnReject = "dead_letter"
-		}
-		if d.Retry.MaxAttempts == 0 {
-			d.Retry.MaxAttempts = DefaultMaxAttempts
-		}
-		if len(d.Retry.Backoff) == 0 {
-			d.Retry.Backoff = DefaultBackoff
-		}
-		if d.Encoding == "" {
-			d.Encoding = "er7"
-		}
+		applyEntryDefaults("destinations[].", reflect.ValueOf(d).Elem())
 		DestinationTypeDefaults(d)
-		if d.Timeout == 0 {
-			d.Timeout = 30 * time.Second
+	}
+}
+
+// applyEntryDefaults sets each zero field of entry (a struct) that the
+// defaults table names under prefix, by its mapstructure key path.
+func applyEntryDefaults(prefix string, entry reflect.Value) {
+	for key, value := range defaults {
+		path, ok := strings.CutPrefix(key, prefix)
+		if !ok {
+			continue
+		}
+		f := fieldByKey(entry, strings.Split(path, "."))
+		if f.IsValid() && f.IsZero() {
+			f.Set(reflect.ValueOf(value).Convert(f.Type()))
 		}
 	}
+}
+
+// fieldByKey finds the field at a key path of mapstructure tags.
+func fieldByKey(v reflect.Value, path []string) reflect.Value {
+	for _, name := range path {
+		found := reflect.Value{}
+		for i := range v.NumField() {
+			if strings.Split(v.Type().Field(i).Tag.Get("mapstructure"), ",")[0] == name {
+				found = v.Field(i)
+				break
+			}
+		}
+		if !found.IsValid() {
+			panic("config: the defaults table names no key " + name)
+		}
+		v = found
+	}
+	return v
 }
 
 // Problem is one thing wrong with a config, at a key path such as

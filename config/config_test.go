@@ -279,3 +279,18 @@ destinations:
 	assert.Equal(t, `"pigeon" is not one of mllp, http, file`, got["destinations[3].type"])
 	assert.Len(t, ce.Problems, 6)
 }
+
+// Every default of a listener and a destination comes from the one table.
+func TestEntryDefaults(t *testing.T) {
+	c := &config.Config{Listeners: []config.ListenerConfig{{Name: "a"}}, Destinations: []config.DestinationConfig{{Name: "d", Type: "http"}, {Name: "e", Type: "mllp", Ordering: "key", Timeout: time.Second}}}
+	c.ApplyDefaults()
+	assert.Equal(t, "auto", c.Listeners[0].AckMode)
+	assert.Equal(t, config.DefaultMaxMessageBytes, c.Listeners[0].MaxMessageBytes)
+	d := c.Destinations[0]
+	assert.Equal(t, []any{"fifo", "dead_letter", config.DefaultMaxAttempts, "er7", 30 * time.Second, "x-application/hl7-v2+er7"},
+		[]any{d.Ordering, d.OnReject, d.Retry.MaxAttempts, d.Encoding, d.Timeout, d.ContentType})
+	assert.Equal(t, config.DefaultBackoff, d.Retry.Backoff)
+	assert.Equal(t, "key", c.Destinations[1].Ordering, "a value given is kept")
+	assert.Equal(t, time.Second, c.Destinations[1].Timeout)
+	assert.Empty(t, c.Destinations[1].ContentType, "the http type's default is not an mllp key")
+}

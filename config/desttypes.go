@@ -64,13 +64,7 @@ var typeKeys = []string{"addr", "url", "headers", "content_type", "dir"}
 
 // keySet reports whether d sets the key named by its mapstructure tag.
 func keySet(d DestinationConfig, key string) bool {
-	v := reflect.ValueOf(d)
-	for i := range v.NumField() {
-		if strings.Split(v.Type().Field(i).Tag.Get("mapstructure"), ",")[0] == key {
-			return !v.Field(i).IsZero()
-		}
-	}
-	return false
+	return !fieldByKey(reflect.ValueOf(d), []string{key}).IsZero()
 }
 
 // Checker is how a destination type's Check reports problems.
