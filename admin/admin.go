@@ -1,7 +1,8 @@
 // Package admin is the admin HTTP server: /metrics (Prometheus), /healthz
 // (the process is alive) and /readyz (the broker can take and deliver
-// messages, each check saying why not). The API, auth, audit and the web
-// console join it next.
+// messages, each check saying why not), open; and /api/v1 (messages,
+// dead letters, destinations, audit), behind bearer tokens with roles,
+// every content view and change audited. The web console joins it next.
 package admin
 
 import (
@@ -30,6 +31,10 @@ type Server struct {
 	// Ready computes /readyz's answer; ctx ends when the request does.
 	Ready func(ctx context.Context) Readiness
 	Log   zerolog.Logger
+	// API, if set, is served under /api/v1.
+	API *API
+	// CertFile and KeyFile, if set, make the server HTTPS.
+	CertFile, KeyFile string
 
 	srv  *http.Server
 	addr net.Addr
@@ -41,6 +46,9 @@ func (s *Server) Start(addr string) error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", s.readyz)
+	if s.API != nil {
+		s.API.routes(mux)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -48,7 +56,13 @@ func (s *Server) Start(addr string) error {
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	s.addr = ln.Addr()
 	go func() {
-		if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if s.CertFile != "" {
+			err = s.srv.ServeTLS(ln, s.CertFile, s.KeyFile)
+		} else {
+			err = s.srv.Serve(ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
 			s.Log.Error().Err(err).Msg("admin server stopped")
 		}
 	}()

@@ -15,6 +15,7 @@ type metrics struct {
 	acks         *prometheus.CounterVec   // listener, code
 	storeSeconds *prometheus.HistogramVec // listener
 	routed       *prometheus.CounterVec   // destination
+	matched      *prometheus.CounterVec   // route
 	unrouted     prometheus.Counter
 	delivered    *prometheus.CounterVec   // destination
 	retried      *prometheus.CounterVec   // destination
@@ -42,6 +43,7 @@ func newMetrics() *metrics {
 	m.acks = counter("acks_total", "Acknowledgements sent, by MSA-1 code.", "listener", "code")
 	m.storeSeconds = histogram("store_seconds", "Time from receipt to the store's acknowledgement.", "listener")
 	m.routed = counter("routed_total", "Copies queued for a destination by the router.", "destination")
+	m.matched = counter("route_matches_total", "Messages a route matched.", "route")
 	m.unrouted = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "hl7broker", Name: "unrouted_total", Help: "Messages no route matched."})
 	m.reg.MustRegister(m.unrouted)
 	m.delivered = counter("delivered_total", "Messages a destination accepted.", "destination")
@@ -78,6 +80,8 @@ func (m *metrics) watch(b *Broker, syncer *store.Syncer) {
 var (
 	connectionsDesc = prometheus.NewDesc("hl7broker_connections_open", "Open MLLP connections.", []string{"listener"}, nil)
 	queueDepthDesc  = prometheus.NewDesc("hl7broker_queue_depth", "Messages waiting for a destination (HL7_OUT).", []string{"destination"}, nil)
+	pausedDesc      = prometheus.NewDesc("hl7broker_destination_paused", "1 while a destination is paused (it queues and delivers nothing).", []string{"destination"}, nil)
+	eventsDropDesc  = prometheus.NewDesc("hl7broker_journey_events_dropped_total", "Journey events lost: the event queue was full or the store failed.", nil, nil)
 )
 
 // liveCollector reports the listeners and destinations running at scrape time.
@@ -86,6 +90,8 @@ type liveCollector struct{ b *Broker }
 func (c liveCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- connectionsDesc
 	ch <- queueDepthDesc
+	ch <- pausedDesc
+	ch <- eventsDropDesc
 }
 
 func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
@@ -95,10 +101,18 @@ func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
 		conns[name] = float64(run.srv.Stats().Active)
 	}
 	var dests []string
+	paused := map[string]float64{}
 	for name := range c.b.workers {
 		dests = append(dests, name)
+		if c.b.paused[name] {
+			paused[name] = 1
+		}
 	}
 	c.b.mu.Unlock()
+	for _, d := range dests {
+		ch <- prometheus.MustNewConstMetric(pausedDesc, prometheus.GaugeValue, paused[d], d)
+	}
+	ch <- prometheus.MustNewConstMetric(eventsDropDesc, prometheus.CounterValue, float64(c.b.events.Dropped()))
 	for name, n := range conns {
 		ch <- prometheus.MustNewConstMetric(connectionsDesc, prometheus.GaugeValue, n, name)
 	}

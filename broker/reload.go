@@ -18,8 +18,9 @@ import (
 
 // reloadStatus is the last reload's outcome, for /readyz.
 type reloadStatus struct {
-	at  time.Time
-	err string // "": applied (or none yet)
+	at     time.Time
+	err    string // "": applied (or none yet)
+	result string // applied, partly_applied, invalid; "" before any
 }
 
 // ReloadFile loads file and, if it is valid as a whole, applies it with
@@ -73,11 +74,20 @@ func (b *Broker) Reload(cfg *config.Config) error {
 // apply is Reload's work; b.mu is held.
 func (b *Broker) apply(cfg *config.Config, table *routing.Table) error {
 	old := b.cfg
-	if old.DataDir != cfg.DataDir || !reflect.DeepEqual(old.NATS, cfg.NATS) || old.Admin != cfg.Admin {
-		b.log.Warn().Msg("config reload: data_dir, nats and admin change only on restart; those keys keep their running values")
+	oldAdmin, newAdmin := old.Admin, cfg.Admin
+	oldAdmin.Tokens, newAdmin.Tokens = nil, nil // tokens change on reload
+	if old.DataDir != cfg.DataDir || !reflect.DeepEqual(old.NATS, cfg.NATS) || !reflect.DeepEqual(oldAdmin, newAdmin) || !reflect.DeepEqual(old.History, cfg.History) {
+		b.log.Warn().Msg("config reload: data_dir, nats, history and admin (but its tokens) change only on restart; those keys keep their running values")
 	}
 	next := *cfg
-	next.DataDir, next.NATS, next.Admin = old.DataDir, old.NATS, old.Admin
+	next.DataDir, next.NATS, next.History = old.DataDir, old.NATS, old.History
+	next.Admin.Addr, next.Admin.TLS, next.Admin.AuditAge = old.Admin.Addr, old.Admin.TLS, old.Admin.AuditAge
+	if tokens, err := apiTokens(&next); err != nil {
+		b.log.Error().Str("reason", err.Error()).Msg("config reload: API tokens not changed")
+		next.Admin.Tokens = old.Admin.Tokens
+	} else {
+		b.tokens.Set(tokens)
+	}
 
 	oldDests := byName(old.Destinations, func(d config.DestinationConfig) string { return d.Name })
 	newDests := byName(next.Destinations, func(d config.DestinationConfig) string { return d.Name })
@@ -150,6 +160,9 @@ func (b *Broker) reloaded(err error, result string) {
 // reloadedLocked records a reload's outcome; b.mu is held.
 func (b *Broker) reloadedLocked(err error, result string) {
 	b.lastReload = reloadStatus{at: time.Now()}
+	if err == nil {
+		b.loadedAt = b.lastReload.at
+	}
 	if err != nil {
 		if result == "applied" {
 			result = "partly_applied" // a listener could not bind: see the log
@@ -158,7 +171,9 @@ func (b *Broker) reloadedLocked(err error, result string) {
 			b.lastReload.at.UTC().Format(time.RFC3339), strings.ReplaceAll(err.Error(), "\n", "; "))
 		b.log.Error().Str("reason", err.Error()).Str("result", result).Msg("config reload failed")
 	}
+	b.lastReload.result = result
 	b.metrics.reloads.WithLabelValues(result).Inc()
+	b.auditReload(result, err)
 }
 
 // notifyReload calls the OnReload hook; b.mu is not held.

@@ -15,6 +15,7 @@ import (
 	"github.com/hl7broker/hl7broker/admin"
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/delivery"
+	"github.com/hl7broker/hl7broker/history"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/ingest"
 	"github.com/hl7broker/hl7broker/mllp"
@@ -41,13 +42,25 @@ type Broker struct {
 	store     *store.Health
 	runCtx    context.Context
 	cancel    context.CancelFunc
-	wg        sync.WaitGroup // the router, the janitor and the store keeper
+	wg        sync.WaitGroup // the router, the janitor, the store keeper, the indexer
+	loadedAt  time.Time      // when the config in force was loaded
+
+	events       *store.EventLog // nil: history off
+	eventsCancel context.CancelFunc
+	eventsDone   chan struct{}
+	index        *history.Index   // nil: history off
+	indexer      *history.Indexer // nil: history off
+	ops          *history.Ops
+	tokens       *admin.Tokens
+	lastErr      sync.Map // destination -> lastError
+	rates        rateBook
 
 	mu         sync.Mutex // guards what follows; held for a whole reload
 	cfg        *config.Config
 	listeners  map[string]*listenerRun
 	workers    map[string]*workerRun
 	lastReload reloadStatus
+	paused     map[string]bool // destinations paused (HL7_STATE)
 }
 
 // listenerRun is one bound listener.
@@ -62,6 +75,7 @@ type listenerRun struct {
 // workerRun is one destination's running delivery worker.
 type workerRun struct {
 	cfg    config.DestinationConfig
+	paused bool // not running: the destination is paused
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the worker has stopped
 }
@@ -85,8 +99,26 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 		n.Close()
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, log: log, nats: n, hooks: hooks, metrics: newMetrics(),
-		listeners: map[string]*listenerRun{}, workers: map[string]*workerRun{}}
+	b := &Broker{cfg: cfg, log: log, nats: n, hooks: hooks, metrics: newMetrics(), loadedAt: time.Now(),
+		listeners: map[string]*listenerRun{}, workers: map[string]*workerRun{}, tokens: &admin.Tokens{}}
+	fail := func(err error) (*Broker, error) {
+		if b.index != nil {
+			b.index.Close()
+		}
+		n.Close()
+		return nil, err
+	}
+	tokens, err := apiTokens(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	b.tokens.Set(tokens)
+	if err := b.openHistory(cfg); err != nil {
+		return fail(err)
+	}
+	if err := b.loadPaused(ctx); err != nil {
+		return fail(err)
+	}
 	b.sup = newSupervisor(log, b.metrics)
 	b.store = &store.Health{}
 	b.store.Register(b.metrics.reg)
@@ -97,22 +129,28 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 		if err := b.listen(l); err != nil {
 			b.stopAllListeners(context.Background())
 			b.cancel()
-			n.Close()
-			return nil, err
+			return fail(err)
 		}
 	}
 	b.metrics.watch(b, n.Syncer)
 	if cfg.Admin.Addr != "" {
-		b.admin = &admin.Server{Metrics: b.metrics.reg, Ready: b.readiness, Log: log}
+		api := &admin.API{Tokens: b.tokens, Ops: b.ops, Status: b.status, Audit: b.audit, SearchKeys: slices.Sorted(maps.Keys(cfg.History.SearchKeys))}
+		b.admin = &admin.Server{Metrics: b.metrics.reg, Ready: b.readiness, Log: log, API: api, CertFile: cfg.Admin.TLS.CertFile, KeyFile: cfg.Admin.TLS.KeyFile}
 		if err := b.admin.Start(cfg.Admin.Addr); err != nil {
 			b.stopAllListeners(context.Background())
 			b.cancel()
-			n.Close()
-			return nil, fmt.Errorf("admin: %w", err)
+			return fail(fmt.Errorf("admin: %w", err))
+		}
+		if b.tokens.Len() == 0 {
+			log.Warn().Msg("admin.tokens is empty: the admin API (/api/v1) refuses every request")
 		}
 	}
 	m := b.metrics
-	b.router = &routing.Router{JetStream: n.JetStream, Log: log, Sync: n.Sync, OnRouted: func(seq uint64, dests []string) {
+	b.router = &routing.Router{JetStream: n.JetStream, Log: log, Sync: n.Sync, Events: b.events, OnMatched: func(routes []string) {
+		for _, r := range routes {
+			m.matched.WithLabelValues(r).Inc()
+		}
+	}, OnRouted: func(seq uint64, dests []string) {
 		if len(dests) == 0 {
 			m.unrouted.Inc()
 		}
@@ -125,7 +163,17 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 	}}
 	b.router.OnDeadLettered = func(string) { m.deadLettered.WithLabelValues(wire.TransformDLQ).Inc() }
 	b.router.SetTable(table)
-	janitor := store.NewJanitor(n.JetStream, cfg.NATS.DuplicateWindow, log)
+	keep := cfg.NATS.DuplicateWindow
+	if cfg.History.Enabled {
+		keep = max(keep, cfg.History.KeepCopies) // shown and resent as sent
+	}
+	janitor := store.NewJanitor(n.JetStream, keep, log)
+	b.runHistory()
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		_ = b.sampleRates(b.runCtx)
+	}()
 	if n.Server() != nil {
 		keeper := store.NewKeeper(n, cfg, b.store, log)
 		b.wg.Add(1)
@@ -164,7 +212,13 @@ func routingTable(cfg *config.Config) (*routing.Table, error) {
 // the broker is starting.
 func (b *Broker) startWorker(d config.DestinationConfig) {
 	name, m, hooks := d.Name, b.metrics, b.hooks
-	w := &delivery.Worker{JetStream: b.nats.JetStream, Dest: destination(d), Log: b.log, Sync: b.nats.Sync,
+	if b.paused[name] {
+		done := make(chan struct{})
+		close(done)
+		b.workers[name] = &workerRun{cfg: d, paused: true, cancel: func() {}, done: done}
+		return
+	}
+	w := &delivery.Worker{JetStream: b.nats.JetStream, Dest: destination(d), Log: b.log, Sync: b.nats.Sync, Events: b.events,
 		OnDone: func(outcome string, h nats.Header) {
 			if outcome == "delivered" {
 				m.delivered.WithLabelValues(name).Inc()
@@ -175,10 +229,11 @@ func (b *Broker) startWorker(d config.DestinationConfig) {
 				hooks.OnDone(name, outcome, h)
 			}
 		},
-		OnAttempt: func(o delivery.Outcome, took time.Duration) {
+		OnAttempt: func(res delivery.Result, took time.Duration) {
 			m.attemptSecs.WithLabelValues(name).Observe(took.Seconds())
-			if o != delivery.Delivered {
+			if res.Outcome != delivery.Delivered {
 				m.retried.WithLabelValues(name).Inc()
+				b.lastErr.Store(name, lastError{reason: res.Reason, at: time.Now().UTC()})
 			}
 		}}
 	ctx, cancel := context.WithCancel(b.runCtx)
@@ -206,7 +261,7 @@ func (b *Broker) listen(l config.ListenerConfig) error {
 		return fmt.Errorf("listener %s: %w", l.Name, err)
 	}
 	in := ingest.New(l, b.committer, b.log)
-	in.Metrics, in.Reuse = b.metrics.ingest(), b.reuse
+	in.Metrics, in.Reuse, in.Events = b.metrics.ingest(), b.reuse, b.events
 	srv := &mllp.Server{Name: l.Name, Handler: in, TLSConfig: tc, MaxConns: l.MaxConnections,
 		MaxFrameBytes: l.MaxMessageBytes, IdleTimeout: l.IdleTimeout, ReadTimeout: l.ReadTimeout, Logger: b.log}
 	ln, err := net.Listen("tcp", l.Addr)
@@ -275,6 +330,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	if b.admin != nil {
 		_ = b.admin.Shutdown(ctx)
 	}
+	b.closeHistory()
 	b.nats.Close()
 	b.log.Info().Msg("broker stopped")
 	return err

@@ -24,6 +24,7 @@ type Config struct {
 	DataDir      string              `mapstructure:"data_dir"`
 	NATS         NATSConfig          `mapstructure:"nats"`
 	Admin        AdminConfig         `mapstructure:"admin"`
+	History      HistoryConfig       `mapstructure:"history"`
 	Listeners    []ListenerConfig    `mapstructure:"listeners"`
 	Routes       []RouteConfig       `mapstructure:"routes"`
 	Unrouted     UnroutedConfig      `mapstructure:"unrouted"`
@@ -56,9 +57,35 @@ type TLSFiles struct {
 	ClientCAFile string `mapstructure:"client_ca_file"`
 }
 
-// AdminConfig is the admin HTTP server (/metrics, /healthz, /readyz).
+// AdminConfig is the admin HTTP server: /metrics, /healthz and /readyz
+// open; /api/v1 behind bearer tokens.
 type AdminConfig struct {
-	Addr string `mapstructure:"addr"`
+	Addr     string        `mapstructure:"addr"`
+	TLS      TLSFiles      `mapstructure:"tls"` // cert_file and key_file: serve HTTPS
+	Tokens   []TokenConfig `mapstructure:"tokens"`
+	AuditAge time.Duration `mapstructure:"audit_max_age"` // HL7_AUDIT's max age; at least six years by default
+}
+
+// TokenConfig is one API token: a name (who, in the audit trail), a role,
+// and where the token is (a file or an environment variable): never the
+// token itself. Only its hash is kept in memory.
+type TokenConfig struct {
+	Name      string `mapstructure:"name"`
+	Role      string `mapstructure:"role" enum:"viewer,operator,admin"`
+	TokenFile string `mapstructure:"token_file"`
+	TokenEnv  string `mapstructure:"token_env"`
+}
+
+// HistoryConfig is each message's journey and the search index.
+type HistoryConfig struct {
+	Enabled bool `mapstructure:"enabled"` // journey events and the index; default true
+	// SearchKeys are business keys indexed by name, each at an HL7 path
+	// (mrn: PID-3.1): GET /api/v1/messages?key.mrn=...
+	SearchKeys map[string]string `mapstructure:"search_keys"`
+	// KeepCopies is how long a delivered copy stays in HL7_OUT, to be
+	// shown and resent as it was sent (at least the duplicate window).
+	KeepCopies time.Duration `mapstructure:"keep_copies"`
+	DLQMaxAge  time.Duration `mapstructure:"dlq_max_age"` // HL7_DLQ's max age
 }
 
 // ListenerConfig is one MLLP listener.
@@ -137,6 +164,10 @@ var defaults = map[string]any{
 	"nats.duplicate_window":  "2m",
 	"nats.store_timeout":     "5s",
 	"admin.addr":             "127.0.0.1:8080",
+	"admin.audit_max_age":    DefaultAuditAge,
+	"history.enabled":        true,
+	"history.keep_copies":    "24h",
+	"history.dlq_max_age":    "720h",
 	"unrouted.to":            "",
 
 	"listeners[].ack_mode":          "auto",
@@ -152,6 +183,9 @@ var defaults = map[string]any{
 
 // Defaults that code elsewhere names.
 const (
+	// DefaultAuditAge keeps the audit trail six years (HIPAA keeps audit
+	// documentation that long): 6 × 365.25 days.
+	DefaultAuditAge        = 6 * 8766 * time.Hour
 	DefaultMaxMessageBytes = 1 << 20
 	DefaultMaxAttempts     = 10
 )
@@ -327,6 +361,9 @@ func (c *Config) expandSecrets() []Problem {
 		*v = out
 	}
 	expand("nats.url", &c.NATS.URL)
+	for i := range c.Admin.Tokens {
+		expand(fmt.Sprintf("admin.tokens[%d].token_file", i), &c.Admin.Tokens[i].TokenFile)
+	}
 	for i := range c.Destinations {
 		d := &c.Destinations[i]
 		key := fmt.Sprintf("destinations[%d]", i)

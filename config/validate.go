@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -31,6 +32,8 @@ func (c *Config) Validate() []Problem {
 	if c.Admin.Addr != "" {
 		v.addr("admin.addr", c.Admin.Addr)
 	}
+	c.validateAdmin(&v)
+	c.validateHistory(&v)
 	listeners := v.names("listeners", len(c.Listeners), func(i int) string { return c.Listeners[i].Name })
 	destinations := v.names("destinations", len(c.Destinations), func(i int) string { return c.Destinations[i].Name })
 	if len(c.Listeners) == 0 {
@@ -292,4 +295,70 @@ func (c *Config) neverMatches(r RouteConfig) string {
 		}
 	}
 	return fmt.Sprintf("its listeners accept none of the types %v", r.When.Type)
+}
+
+var searchKeyRE = regexp.MustCompile(`^[a-z0-9_]{1,32}$`)
+
+// MinTokenLength: a shorter API token is refused as guessable.
+const MinTokenLength = 16
+
+func (c *Config) validateAdmin(v *validator) {
+	v.serverTLS("admin.tls", c.Admin.TLS)
+	if c.Admin.AuditAge < 0 {
+		v.add("admin.audit_max_age", "must not be negative")
+	}
+	v.names("admin.tokens", len(c.Admin.Tokens), func(i int) string { return c.Admin.Tokens[i].Name })
+	for i, t := range c.Admin.Tokens {
+		key := fmt.Sprintf("admin.tokens[%d]", i)
+		v.oneOf(key+".role", t.Role, enumOf(t, "Role")...)
+		if (t.TokenFile == "") == (t.TokenEnv == "") {
+			v.add(key, "give the token by token_file or token_env (one of them)")
+			continue
+		}
+		if _, err := c.ReadToken(t); err != nil {
+			v.add(key, "%s", err.Error())
+		}
+	}
+}
+
+// ReadToken reads a token from its file or environment variable. Its
+// errors name where it was looked for, never the token.
+func (c *Config) ReadToken(t TokenConfig) (string, error) {
+	var tok string
+	if t.TokenEnv != "" {
+		tok = os.Getenv(t.TokenEnv)
+		if tok == "" {
+			return "", fmt.Errorf("environment variable %s is not set", t.TokenEnv)
+		}
+	} else {
+		name := t.TokenFile
+		if !filepath.IsAbs(name) {
+			name = filepath.Join(c.dir, name)
+		}
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return "", fmt.Errorf("token_file: %w", err)
+		}
+		tok = string(b)
+	}
+	tok = strings.TrimSpace(tok)
+	if len(tok) < MinTokenLength {
+		return "", fmt.Errorf("the token is shorter than %d characters", MinTokenLength)
+	}
+	return tok, nil
+}
+
+func (c *Config) validateHistory(v *validator) {
+	for name, path := range c.History.SearchKeys {
+		key := "history.search_keys." + name
+		if !searchKeyRE.MatchString(name) {
+			v.add(key, "a search key's name is lower-case letters, digits and _ (up to 32)")
+		}
+		if _, err := hl7.ParsePath(path); err != nil {
+			v.add(key, "%s", err.Error())
+		}
+	}
+	if c.History.KeepCopies < 0 || c.History.DLQMaxAge < 0 {
+		v.add("history", "keep_copies and dlq_max_age must not be negative")
+	}
 }

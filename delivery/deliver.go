@@ -18,6 +18,20 @@ const (
 type Result struct {
 	Outcome Outcome
 	Reason  string
+	// Code is what the endpoint answered, when it answered: an ACK's
+	// MSA-1 (AA, AE, AR...) or an HTTP status (200, 503...).
+	Code string
+}
+
+// String names an outcome as journeys and the API do.
+func (o Outcome) String() string {
+	switch o {
+	case Delivered:
+		return "delivered"
+	case Retry:
+		return "retry"
+	}
+	return "rejected"
 }
 
 // Message is one message to deliver: its bytes as routed (and encoded

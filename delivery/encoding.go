@@ -61,7 +61,7 @@ func (e *encodedDeliverer) Deliver(ctx context.Context, msg Message) Result {
 	data := msg.Data
 	out, err := e.encode(data)
 	if err != nil {
-		return Result{Rejected, "cannot encode the message for this destination: " + err.Error()}
+		return Result{Outcome: Rejected, Reason: "cannot encode the message for this destination: " + err.Error()}
 	}
 	msg.Data = out
 	return e.Deliverer.Deliver(ctx, msg)

@@ -40,12 +40,12 @@ func (d *FileDeliverer) Deliver(_ context.Context, msg Message) Result {
 	}
 	name := filepath.Join(d.Dir, fmt.Sprintf("%010d-%s.%s", seq, fsutil.SafeName(msg.ControlID), ext))
 	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
-		return Result{Retry, err.Error()}
+		return Result{Outcome: Retry, Reason: err.Error()}
 	}
 	if err := fsutil.WriteAtomic(name, data); err != nil {
-		return Result{Retry, err.Error()}
+		return Result{Outcome: Retry, Reason: err.Error()}
 	}
-	return Result{Delivered, ""}
+	return Result{Outcome: Delivered, Reason: ""}
 }
 
 // Close does nothing.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/hl7broker/hl7broker/config"
@@ -55,7 +56,7 @@ func (d *HTTPDeliverer) Deliver(ctx context.Context, msg Message) Result {
 	data := msg.Data
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(data))
 	if err != nil {
-		return Result{Rejected, "bad request to " + secret.URL(d.URL)}
+		return Result{Outcome: Rejected, Reason: "bad request to " + secret.URL(d.URL)}
 	}
 	req.Header.Set("Content-Type", d.ContentType)
 	req.Header.Set("X-HL7-Control-Id", msg.ControlID)
@@ -64,17 +65,18 @@ func (d *HTTPDeliverer) Deliver(ctx context.Context, msg Message) Result {
 	}
 	resp, err := d.Client.Do(req)
 	if err != nil { // its text holds the URL: a token in the query must not reach logs or the DLQ
-		return Result{Retry, secret.Error(err).Error()}
+		return Result{Outcome: Retry, Reason: secret.Error(err).Error()}
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
+	code := strconv.Itoa(resp.StatusCode)
 	switch s := resp.StatusCode; {
 	case s >= 200 && s < 300:
-		return Result{Delivered, ""}
+		return Result{Outcome: Delivered, Code: code}
 	case s == http.StatusRequestTimeout || s == http.StatusTooManyRequests || s >= 500:
-		return Result{Retry, "HTTP " + resp.Status}
+		return Result{Outcome: Retry, Reason: "HTTP " + resp.Status, Code: code}
 	default:
-		return Result{Rejected, "HTTP " + resp.Status}
+		return Result{Outcome: Rejected, Reason: "HTTP " + resp.Status, Code: code}
 	}
 }
 

@@ -36,18 +36,18 @@ func (d *MLLPDeliverer) Deliver(ctx context.Context, msg Message) Result {
 	data := msg.Data
 	reply, err := d.Client.Send(ctx, data)
 	if err != nil {
-		return Result{Retry, err.Error()}
+		return Result{Outcome: Retry, Reason: err.Error()}
 	}
 	ack, err := hl7.ParseAck(reply)
 	if err != nil {
-		return Result{Retry, "reply is not an ACK: " + err.Error()}
+		return Result{Outcome: Retry, Reason: "reply is not an ACK: " + err.Error()}
 	}
 	if m, err := hl7.Parse(data); err == nil && ack.ControlID != m.ControlID() {
 		// The connection's replies are out of step (a stale ACK, a
 		// receiver that answers the previous message): a new connection
 		// makes the retry's ACK its own.
 		d.Client.Reset()
-		return Result{Retry, "ACK's MSA-2 is not the MSH-10 sent; reconnecting"}
+		return Result{Outcome: Retry, Reason: "ACK's MSA-2 is not the MSH-10 sent; reconnecting", Code: string(ack.Code)}
 	}
 	// Only codes: the receiver's ERR texts are free text and may quote
 	// the message, and this reason is logged and kept in the DLQ.
@@ -55,13 +55,14 @@ func (d *MLLPDeliverer) Deliver(ctx context.Context, msg Message) Result {
 	for _, e := range ack.Errors {
 		reason += fmt.Sprintf(" [ERR %d]", e.Code)
 	}
+	code := string(ack.Code)
 	switch ack.Code {
 	case hl7.AA, hl7.CA:
-		return Result{Delivered, ""}
+		return Result{Outcome: Delivered, Code: code}
 	case hl7.AR, hl7.CR:
-		return Result{Rejected, reason}
+		return Result{Outcome: Rejected, Reason: reason, Code: code}
 	}
-	return Result{Retry, reason}
+	return Result{Outcome: Retry, Reason: reason, Code: code}
 }
 
 // Close closes the connection.

@@ -55,7 +55,10 @@ type Worker struct {
 	// "delivered" or "dead_lettered". For metrics and tests.
 	OnDone func(outcome string, h nats.Header)
 	// OnAttempt, if set, is called after each delivery attempt.
-	OnAttempt func(outcome Outcome, took time.Duration)
+	OnAttempt func(res Result, took time.Duration)
+	// Events, if set, records each attempt and the outcome in the
+	// message's journey.
+	Events *store.EventLog
 }
 
 // Run delivers until ctx ends. A message being retried when ctx ends is
@@ -177,13 +180,20 @@ func (w *Worker) deliver(ctx context.Context, d Deliverer, msg jetstream.Msg) {
 			w.deadLetter(ctx, msg, log, fmt.Sprintf("the %s delivery step panicked (a bug in hl7broker: please report it)", w.Dest.Type), attempt)
 			return
 		}
+		took := time.Since(start)
 		if w.OnAttempt != nil {
-			w.OnAttempt(res.Outcome, time.Since(start))
+			w.OnAttempt(res, took)
 		}
 		if ctx.Err() != nil {
 			requeue(msg)
 			return
 		}
+		ev := wire.Event{Kind: wire.EventAttempt, At: start, Message: inSeq, Destination: w.Dest.Name, Attempt: attempt,
+			Millis: float64(took.Microseconds()) / 1000, Outcome: res.Outcome.String(), Code: res.Code, Reason: res.Reason}
+		if res.Outcome == Delivered {
+			ev.Kind = wire.EventDelivered
+		}
+		w.Events.Record(ev)
 		switch {
 		case res.Outcome == Delivered:
 			if err := msg.Ack(); err != nil {
@@ -266,7 +276,7 @@ func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, log zerolog.
 	id := wire.DeadLetterID(w.Dest.Name, seq)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := w.JetStream.PublishMsg(pctx, out, jetstream.WithMsgID(id))
+	ack, err := w.JetStream.PublishMsg(pctx, out, jetstream.WithMsgID(id))
 	if err == nil && w.Sync != nil {
 		err = w.Sync(pctx)
 	}
@@ -276,6 +286,8 @@ func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, log zerolog.
 		return
 	}
 	_ = msg.Ack()
+	inSeq, _ := strconv.ParseUint(msg.Headers().Get(wire.HeaderInSeq), 10, 64)
+	w.Events.Record(wire.Event{Kind: wire.EventDeadLettered, Message: inSeq, Destination: w.Dest.Name, Attempt: attempts, Reason: reason, DLQ: ack.Sequence})
 	log.Error().Int("attempts", attempts).Str("reason", reason).Msg("message dead-lettered")
 	w.done("dead_lettered", out.Header)
 }

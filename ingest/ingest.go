@@ -40,6 +40,8 @@ type Ingest struct {
 	Metrics *Metrics
 	// Reuse, if set, notices control IDs reused for other messages.
 	Reuse *ReuseTracker
+	// Events, if set, records each stored message's receipt in its journey.
+	Events *store.EventLog
 
 	listener  config.ListenerConfig
 	committer store.Committer
@@ -169,7 +171,10 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin) []byte {
 			Msg("control ID reused for a different message within the duplicate window: stored and delivered as a new message")
 	}
 	ev(in.log.Debug()).Uint64("seq", stored.Sequence).Bool("duplicate", stored.Duplicate).Dur("store", time.Since(received)).Msg("message stored")
-	return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Accepted, Mode: in.mode})
+	ack := hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Accepted, Mode: in.mode})
+	in.Events.Record(wire.Event{Kind: wire.EventReceived, At: received, Message: stored.Sequence, Listener: in.listener.Name,
+		Remote: o.RemoteAddr, Ack: ackCode(ack), Duplicate: stored.Duplicate})
+	return ack
 }
 
 // RejectMLLP answers a frame over max_message_bytes.

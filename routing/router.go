@@ -65,10 +65,15 @@ type Router struct {
 	// OnRouted, if set, is called after each input is acked, with the
 	// destinations it went to (none: unrouted). For metrics and tests.
 	OnRouted func(inSeq uint64, destinations []string)
+	// OnMatched, if set, is called with the routes each input matched.
+	OnMatched func(routes []string)
 	// OnDeadLettered, if set, is called when the router itself sends a
 	// message to the dead-letter queue (a transform failed or panicked, a
 	// copy too large), with the route or "_router". For metrics.
 	OnDeadLettered func(route string)
+	// Events, if set, records what the router did with each input in its
+	// journey.
+	Events *store.EventLog
 	// PinnedTTL is how long a router that stopped asking for inputs stays
 	// the one routing (0: DefaultPinnedTTL). Routers of several broker
 	// instances share one consumer in a pinned priority group: one routes,
@@ -329,6 +334,7 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 		Str("type", h.Get(wire.HeaderType)+"^"+h.Get(wire.HeaderEvent)).Str("listener", listener).Logger()
 	// store publishes one copy, retrying until it is stored; it returns
 	// stopped when ctx ended, tooBig when the copy can never be stored.
+	var outSeq uint64 // the last copy's HL7_OUT sequence
 	store := func(extra nats.Header, dest, route string, data []byte, subject string) (stopped, tooBig bool) {
 		out := &nats.Msg{Subject: subject, Data: data, Header: wire.OwnHeaders(h)}
 		for k, v := range extra {
@@ -339,9 +345,10 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 		id := wire.CopyID(seq, dest)
 		for attempt := 1; ; attempt++ {
 			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			_, err := r.JetStream.PublishMsg(pctx, out, jetstream.WithMsgID(id))
+			ack, err := r.JetStream.PublishMsg(pctx, out, jetstream.WithMsgID(id))
 			cancel()
 			if err == nil {
+				outSeq = ack.Sequence
 				log.Debug().Str("destination", dest).Str("route", route).Msg("routed")
 				return false, false
 			}
@@ -365,6 +372,9 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 		if tooBig { // the input itself fit in HL7_IN; only the DLQ headers can tip it over
 			log.Error().Str("route", route).Msg("the dead-letter copy is too large to store; the message stays in HL7_IN's history only")
 		}
+		if !stopped && !tooBig {
+			r.Events.Record(wire.Event{Kind: wire.EventDeadLettered, Message: seq, Destination: wire.TransformDLQ, Reason: reason, DLQ: outSeq})
+		}
 		if r.OnDeadLettered != nil && !stopped {
 			r.OnDeadLettered(route)
 		}
@@ -386,12 +396,22 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 		}
 		return nil, true
 	}
+	ev := wire.Event{Kind: wire.EventRouted, Message: seq, Unrouted: o.Unrouted}
+	addRoute := func(route string) {
+		if !slices.Contains(ev.Routes, route) {
+			ev.Routes = append(ev.Routes, route)
+		}
+	}
 	for _, d := range o.DeadLetters {
+		addRoute(d.Route)
 		if !deadLetter(d.Route, d.Reason) {
 			return nil, false
 		}
 	}
 	for _, c := range o.Copies {
+		if c.Route != "_unrouted" {
+			addRoute(c.Route)
+		}
 		parsed := &r.parsed // the input, already parsed: the copy is it unless a transform changed it
 		if !sameBytes(c.Data, data) {
 			parsed = nil
@@ -407,6 +427,20 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 			continue
 		}
 		sent = append(sent, c.Destination)
+		if r.Events != nil {
+			if ev.OutSeqs == nil {
+				ev.OutSeqs = map[string]uint64{}
+			}
+			ev.OutSeqs[c.Destination] = outSeq
+			if parsed == nil {
+				ev.Changed = append(ev.Changed, c.Destination)
+			}
+		}
+	}
+	ev.Destinations = sent
+	r.Events.Record(ev)
+	if r.OnMatched != nil && len(ev.Routes) > 0 {
+		r.OnMatched(ev.Routes)
 	}
 	if o.Unrouted {
 		log.Warn().Str("unrouted_to", t.UnroutedTo).Msg("no route matched: unrouted")
@@ -459,4 +493,10 @@ func (t *Table) outSubject(dest string, data []byte, parsed *hl7.Message) string
 // sameBytes reports whether a and b are the same slice of memory.
 func sameBytes(a, b []byte) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// OutSubject is the HL7_OUT subject of a copy of data for dest, by the
+// table in force: a replayed copy goes where a routed one would.
+func (r *Router) OutSubject(dest string, data []byte) string {
+	return r.Table().outSubject(dest, data, nil)
 }

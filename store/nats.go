@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -168,7 +169,9 @@ func (n *NATS) connectExternal(c *config.Config, extra ...nats.Option) error {
 }
 
 // EnsureStreams creates or updates HL7_IN (history, dedupe window),
-// HL7_OUT (delivered copies purged by the janitor) and HL7_DLQ (kept until removed).
+// HL7_OUT (delivered copies purged by the janitor), HL7_DLQ (kept until
+// removed or history.dlq_max_age), HL7_EVENTS and HL7_AUDIT, and the
+// HL7_STATE bucket.
 func (n *NATS) EnsureStreams(ctx context.Context, c *config.Config) error {
 	maxBytes := c.NATS.HistoryMaxBytes
 	if maxBytes == 0 {
@@ -183,7 +186,12 @@ func (n *NATS) EnsureStreams(ctx context.Context, c *config.Config) error {
 		{Name: wire.StreamOut, Subjects: []string{wire.SubjectOut + ".>"}, Retention: jetstream.LimitsPolicy,
 			Duplicates: c.NATS.DuplicateWindow, Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
 		{Name: wire.StreamDLQ, Subjects: []string{wire.SubjectDLQ + ".>"}, Retention: jetstream.LimitsPolicy,
-			Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
+			MaxAge: c.History.DLQMaxAge, Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
+		// Journeys live as long as the messages they describe.
+		{Name: wire.StreamEvents, Subjects: []string{wire.SubjectEvents, wire.SubjectEvents + ".>"}, Retention: jetstream.LimitsPolicy,
+			MaxAge: c.NATS.History, Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
+		{Name: wire.StreamAudit, Subjects: []string{wire.SubjectAudit, wire.SubjectAudit + ".>"}, Retention: jetstream.LimitsPolicy,
+			MaxAge: cmp.Or(c.Admin.AuditAge, config.DefaultAuditAge), Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
 	}
 	for _, sc := range streams {
 		if sc.Name == wire.StreamOut {
@@ -196,6 +204,10 @@ func (n *NATS) EnsureStreams(ctx context.Context, c *config.Config) error {
 		if _, err := n.JetStream.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("stream %s: %w", sc.Name, err)
 		}
+	}
+	if _, err := n.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: wire.StateBucket,
+		Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas, History: 1}); err != nil {
+		return fmt.Errorf("bucket %s: %w", wire.StateBucket, err)
 	}
 	return nil
 }

@@ -33,3 +33,28 @@ func QueueDepth(js jetstream.JetStream, dest string) float64 {
 	}
 	return float64(n)
 }
+
+// OldestWaiting is when the oldest copy not yet delivered to dest was
+// queued (over its partitions); ok false when none waits or it is unknown.
+func OldestWaiting(ctx context.Context, js jetstream.JetStream, dest string) (at time.Time, ok bool) {
+	s, err := js.Stream(ctx, wire.StreamOut)
+	if err != nil {
+		return time.Time{}, false
+	}
+	base := wire.OutSubject(dest)
+	list := s.ListConsumers(ctx)
+	for info := range list.Info() {
+		f := info.Config.FilterSubject
+		if f != base && !strings.HasPrefix(f, base+".") || info.NumPending+uint64(info.NumAckPending) == 0 {
+			continue
+		}
+		m, err := s.GetMsg(ctx, info.AckFloor.Stream+1, jetstream.WithGetMsgSubject(f))
+		if err != nil {
+			continue
+		}
+		if !ok || m.Time.Before(at) {
+			at, ok = m.Time, true
+		}
+	}
+	return at, ok
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -138,4 +139,86 @@ func OwnHeaders(h nats.Header) nats.Header {
 		}
 	}
 	return out
+}
+
+// History: journey events, the audit trail, and state people set.
+const (
+	// StreamEvents holds each message's journey: batches of Event, one
+	// JSON object a line, on SubjectEvents. Kept as long as HL7_IN.
+	StreamEvents  = "HL7_EVENTS"
+	SubjectEvents = "hl7.events"
+	// StreamAudit holds the audit trail: one AuditEntry a message, on
+	// SubjectAudit. Kept admin.audit_max_age (six years by default).
+	StreamAudit  = "HL7_AUDIT"
+	SubjectAudit = "hl7.audit"
+	// StateBucket is a key-value bucket of state that outlives a restart
+	// and is shared by a cluster's brokers: PausedKey(dest).
+	StateBucket = "HL7_STATE"
+)
+
+// PausedKey is present in StateBucket while destination dest is paused.
+func PausedKey(dest string) string { return "paused." + dest }
+
+// Headers of a replayed message.
+const (
+	HeaderReplayOf   = "HL7-Replay-Of"   // "message <HL7_IN seq>" or "dlq <HL7_DLQ seq>"
+	HeaderReplayedBy = "HL7-Replayed-By" // the API token's name
+)
+
+// ReplayID identifies one replay: never equal to an earlier message's
+// ID, so the duplicate window never swallows it.
+func ReplayID(what string, seq uint64, nonce string) string {
+	return "replay:" + what + ":" + strconv.FormatUint(seq, 10) + ":" + nonce
+}
+
+// Journey event kinds.
+const (
+	EventReceived     = "received"      // ingest stored it (or a resend of it) and answered Ack
+	EventRouted       = "routed"        // the router queued its copies (Destinations; none: unrouted)
+	EventAttempt      = "attempt"       // a delivery attempt that failed (Outcome retry or rejected)
+	EventDelivered    = "delivered"     // the attempt that delivered it
+	EventDeadLettered = "dead_lettered" // parked in HL7_DLQ (DLQ is its sequence there)
+	EventReplayed     = "replayed"      // a person replayed it (By): As a new message, or to Destination
+	EventPurged       = "purged"        // a person purged its dead letter DLQ
+)
+
+// Event is one step of a message's journey. Message is its HL7_IN
+// sequence. Fields hold names, codes, sequences and times: never content.
+type Event struct {
+	Kind      string    `json:"kind"`
+	At        time.Time `json:"at"`
+	Message   uint64    `json:"message,omitempty"`
+	Listener  string    `json:"listener,omitempty"`
+	Remote    string    `json:"remote,omitempty"`
+	Ack       string    `json:"ack,omitempty"` // received: the ACK code sent
+	Duplicate bool      `json:"duplicate,omitempty"`
+
+	Routes       []string          `json:"routes,omitempty"`       // routed: the routes that matched
+	Destinations []string          `json:"destinations,omitempty"` // routed: a copy each
+	Changed      []string          `json:"changed,omitempty"`      // routed: destinations whose copy a transform changed
+	OutSeqs      map[string]uint64 `json:"out_seqs,omitempty"`     // routed: each copy's HL7_OUT sequence
+	Unrouted     bool              `json:"unrouted,omitempty"`
+
+	Destination string  `json:"destination,omitempty"`
+	Attempt     int     `json:"attempt,omitempty"`
+	Millis      float64 `json:"ms,omitempty"`
+	Outcome     string  `json:"outcome,omitempty"` // attempt: retry | rejected
+	Code        string  `json:"code,omitempty"`    // the downstream's ACK code or HTTP status
+	Reason      string  `json:"reason,omitempty"`
+	DLQ         uint64  `json:"dlq,omitempty"`
+
+	By string `json:"by,omitempty"` // replayed, purged: the token's name
+	As uint64 `json:"as,omitempty"` // replayed: the new message's HL7_IN sequence
+}
+
+// AuditEntry is one line of the audit trail: who did what, to which
+// messages, with what result. Never message content.
+type AuditEntry struct {
+	At     time.Time `json:"at"`
+	User   string    `json:"user"`   // the token's name; "" when none was valid
+	Action string    `json:"action"` // e.g. message.view, dlq.replay, destination.pause, config.reload, request.refused
+	Result string    `json:"result"` // ok, or why not
+	IDs    []string  `json:"ids"`
+	Detail string    `json:"detail,omitempty"` // a destination, a filter, a path
+	Remote string    `json:"remote,omitempty"`
 }

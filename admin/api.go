@@ -1,0 +1,473 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hl7broker/hl7broker/history"
+	"github.com/hl7broker/hl7broker/wire"
+)
+
+// API is /api/v1: what the CLI and the console use. Every request needs a
+// bearer token; every view of content and every change is audited.
+type API struct {
+	Tokens *Tokens
+	// Ops is the history; nil when history.enabled is false (the message,
+	// dead-letter and audit endpoints then answer 503).
+	Ops *history.Ops
+	// Status computes GET /api/v1/status.
+	Status func(ctx context.Context) Status
+	// Audit appends an entry to the audit trail.
+	Audit func(ctx context.Context, e wire.AuditEntry) error
+	// SearchKeys are the configured search keys' names.
+	SearchKeys []string
+	// MaxBulk bounds how many messages one replay or purge by filter takes.
+	MaxBulk int
+}
+
+// user is who made a request, once authenticated.
+type user struct{ Token }
+
+type ctxKey struct{}
+
+func (a *API) routes(mux *http.ServeMux) {
+	h := func(pattern, role string, fn func(http.ResponseWriter, *http.Request, user)) {
+		mux.Handle(pattern, a.authorized(role, fn))
+	}
+	h("GET /api/v1/status", RoleViewer, a.status)
+	h("GET /api/v1/messages", RoleViewer, a.searchMessages)
+	h("GET /api/v1/messages/{id}", RoleOperator, a.showMessage)
+	h("POST /api/v1/messages/replay", RoleOperator, a.replayMessages)
+	h("GET /api/v1/dlq", RoleViewer, a.listDLQ)
+	h("GET /api/v1/dlq/{id}", RoleOperator, a.showDLQ)
+	h("POST /api/v1/dlq/replay", RoleOperator, a.replayDLQ)
+	h("POST /api/v1/dlq/purge", RoleAdmin, a.purgeDLQ)
+	h("GET /api/v1/destinations", RoleViewer, a.destinations)
+	h("POST /api/v1/destinations/{name}/pause", RoleOperator, a.pause(true))
+	h("POST /api/v1/destinations/{name}/resume", RoleOperator, a.pause(false))
+	h("GET /api/v1/audit", RoleOperator, a.audit)
+	mux.Handle("/api/", a.authorized(RoleViewer, func(w http.ResponseWriter, r *http.Request, _ user) {
+		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
+	}))
+}
+
+// authorized checks the bearer token and the role, then runs fn; a
+// refusal is audited and answered 401 (no valid token) or 403 (role).
+func (a *API) authorized(role string, fn func(http.ResponseWriter, *http.Request, user)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := a.Tokens.lookup(r.Header.Get("Authorization"))
+		if !ok {
+			a.record(r, "", "request.refused", "401 no valid token", nil, r.Method+" "+r.URL.Path)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hl7broker"`)
+			writeError(w, http.StatusUnauthorized, "a valid API token is needed: Authorization: Bearer <token>")
+			return
+		}
+		if !allows(tok.Role, role) {
+			a.record(r, tok.Name, "request.refused", "403 role "+tok.Role, nil, r.Method+" "+r.URL.Path)
+			writeError(w, http.StatusForbidden, fmt.Sprintf("role %s may not do this (it needs %s)", tok.Role, role))
+			return
+		}
+		fn(w, r, user{tok})
+	})
+}
+
+// record appends to the audit trail; a failure to is logged by Audit's
+// owner and does not fail the request already done.
+func (a *API) record(r *http.Request, who, action, result string, ids []string, detail string) {
+	if a.Audit == nil {
+		return
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	_ = a.Audit(context.WithoutCancel(r.Context()), wire.AuditEntry{At: time.Now().UTC(), User: who, Action: action, Result: result,
+		IDs: ids, Detail: detail, Remote: r.RemoteAddr})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError answers {"error": why}.
+func writeError(w http.ResponseWriter, code int, why string) {
+	writeJSON(w, code, map[string]string{"error": why})
+}
+
+// errorCode maps an operation's error to a status.
+func errorCode(err error) int {
+	switch {
+	case errors.Is(err, history.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, history.ErrBadCursor), errors.Is(err, history.ErrUnknownDestination), errors.As(err, new(*badRequest)):
+		return http.StatusBadRequest
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusInternalServerError
+}
+
+type badRequest struct{ why string }
+
+func (e *badRequest) Error() string { return e.why }
+
+func bad(format string, args ...any) error { return &badRequest{fmt.Sprintf(format, args...)} }
+
+func (a *API) noHistory(w http.ResponseWriter) bool {
+	if a.Ops == nil {
+		writeError(w, http.StatusServiceUnavailable, "history is off (history.enabled: false): no message history, dead letters or audit to show")
+		return true
+	}
+	return false
+}
+
+func (a *API) status(w http.ResponseWriter, r *http.Request, _ user) {
+	writeJSON(w, http.StatusOK, a.Status(r.Context()))
+}
+
+// parseTime takes RFC 3339, or a date (2026-12-01, midnight UTC).
+func parseTime(key, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, bad("%s: %q is not a time (RFC 3339, such as 2026-12-01T08:00:00Z, or a date)", key, s)
+}
+
+// filterFrom reads a message filter from query-style values.
+func (a *API) filterFrom(get func(string) string, keys map[string]string) (history.Filter, error) {
+	f := history.Filter{ControlID: get("control_id"), Type: get("type"), Event: get("event"), Listener: get("listener"),
+		Status: get("status"), Destination: get("destination"), Cursor: get("cursor"), Keys: map[string]string{}}
+	for name, v := range keys {
+		if !slices.Contains(a.SearchKeys, name) {
+			return f, bad("no search key named %q (history.search_keys has: %s)", name, strings.Join(a.SearchKeys, ", "))
+		}
+		f.Keys[name] = v
+	}
+	if f.Status != "" && !slices.Contains(history.Statuses, f.Status) {
+		return f, bad("status %q is not one of %s", f.Status, strings.Join(history.Statuses, ", "))
+	}
+	var err error
+	if f.From, err = parseTime("from", get("from")); err != nil {
+		return f, err
+	}
+	if f.To, err = parseTime("to", get("to")); err != nil {
+		return f, err
+	}
+	if l := get("limit"); l != "" {
+		if f.Limit, err = strconv.Atoi(l); err != nil || f.Limit < 1 {
+			return f, bad("limit: %q is not a positive number", l)
+		}
+	}
+	return f, nil
+}
+
+func (a *API) searchMessages(w http.ResponseWriter, r *http.Request, _ user) {
+	if a.noHistory(w) {
+		return
+	}
+	q := r.URL.Query()
+	keys := map[string]string{}
+	for k, v := range q {
+		if name, ok := strings.CutPrefix(k, "key."); ok && len(v) > 0 {
+			keys[name] = v[0]
+		}
+	}
+	f, err := a.filterFrom(q.Get, keys)
+	if err == nil {
+		var page history.Page
+		if page, err = a.Ops.Index.Search(r.Context(), f); err == nil {
+			writeJSON(w, http.StatusOK, page)
+			return
+		}
+	}
+	writeError(w, errorCode(err), err.Error())
+}
+
+func pathID(r *http.Request) (uint64, error) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil || id == 0 {
+		return 0, bad("%q is not a message id", r.PathValue("id"))
+	}
+	return id, nil
+}
+
+func (a *API) showMessage(w http.ResponseWriter, r *http.Request, u user) {
+	if a.noHistory(w) {
+		return
+	}
+	id, err := pathID(r)
+	if err == nil {
+		var v history.View
+		if v, err = a.Ops.Show(r.Context(), id); err == nil {
+			a.record(r, u.Name, "message.view", "ok", []string{r.PathValue("id")}, "")
+			writeJSON(w, http.StatusOK, v)
+			return
+		}
+	}
+	a.record(r, u.Name, "message.view", err.Error(), []string{r.PathValue("id")}, "")
+	writeError(w, errorCode(err), err.Error())
+}
+
+// IDs are message or dead-letter ids, given as numbers or strings.
+type IDs []uint64
+
+func (ids *IDs) UnmarshalJSON(b []byte) error {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return errors.New("ids: a list of ids")
+	}
+	for _, r := range raw {
+		s := strings.Trim(string(r), `"`)
+		id, err := strconv.ParseUint(s, 10, 64)
+		if err != nil || id == 0 {
+			return fmt.Errorf("ids: %s is not an id", r)
+		}
+		*ids = append(*ids, id)
+	}
+	return nil
+}
+
+func (ids IDs) strings() []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = strconv.FormatUint(id, 10)
+	}
+	return out
+}
+
+// replayRequest is POST /api/v1/messages/replay's body.
+type replayRequest struct {
+	IDs         IDs               `json:"ids"`
+	Filter      map[string]string `json:"filter"` // the names of GET /api/v1/messages' parameters
+	Destination string            `json:"destination"`
+	Limit       int               `json:"limit"`
+}
+
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return bad("body: %s", err.Error())
+	}
+	return nil
+}
+
+func (a *API) bulkLimit(n int) int {
+	m := a.MaxBulk
+	if m <= 0 {
+		m = 10000
+	}
+	if n > 0 {
+		return min(n, m)
+	}
+	return m
+}
+
+func (a *API) replayMessages(w http.ResponseWriter, r *http.Request, u user) {
+	if a.noHistory(w) {
+		return
+	}
+	var req replayRequest
+	out, ids, err := history.Outcome{}, IDs(nil), decode(r, &req)
+	if err == nil {
+		ids, err = a.selectIDs(r.Context(), req.IDs, req.Filter, req.Limit)
+	}
+	if err == nil {
+		out, err = a.Ops.ReplayMessages(r.Context(), ids, req.Destination, u.Name)
+	}
+	a.finish(w, r, u, "message.replay", ids, req.Destination, out, err)
+}
+
+// selectIDs is ids, or the messages a filter selects.
+func (a *API) selectIDs(ctx context.Context, ids IDs, filter map[string]string, n int) (IDs, error) {
+	if len(ids) > 0 || filter == nil {
+		if len(ids) == 0 {
+			return nil, bad(`give "ids" or a "filter"`)
+		}
+		return ids, nil
+	}
+	keys := map[string]string{}
+	for k, v := range filter {
+		if name, ok := strings.CutPrefix(k, "key."); ok {
+			keys[name] = v
+		}
+	}
+	f, err := a.filterFrom(func(k string) string { return filter[k] }, keys)
+	if err != nil {
+		return nil, err
+	}
+	return a.Ops.MessageIDs(ctx, f, a.bulkLimit(n))
+}
+
+// finish audits a bulk operation and answers its outcome.
+func (a *API) finish(w http.ResponseWriter, r *http.Request, u user, action string, ids IDs, detail string, out history.Outcome, err error) {
+	if err != nil {
+		a.record(r, u.Name, action, err.Error(), ids.strings(), detail)
+		writeError(w, errorCode(err), err.Error())
+		return
+	}
+	result := "ok"
+	if out.Failed > 0 {
+		result = fmt.Sprintf("%d of %d failed", out.Failed, out.Failed+out.Done)
+	}
+	a.record(r, u.Name, action, result, ids.strings(), detail)
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) listDLQ(w http.ResponseWriter, r *http.Request, _ user) {
+	if a.noHistory(w) {
+		return
+	}
+	q := r.URL.Query()
+	f := history.DLQFilter{Destination: q.Get("destination"), Cursor: q.Get("cursor")}
+	if l := q.Get("limit"); l != "" {
+		f.Limit, _ = strconv.Atoi(l)
+	}
+	p, err := a.Ops.Index.DeadLetters(r.Context(), f)
+	if err != nil {
+		writeError(w, errorCode(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+// dlqView is one dead letter with its content.
+type dlqView struct {
+	history.DeadLetter
+	Message string `json:"message"`
+}
+
+func (a *API) showDLQ(w http.ResponseWriter, r *http.Request, u user) {
+	if a.noHistory(w) {
+		return
+	}
+	id, err := pathID(r)
+	if err == nil {
+		var d history.DeadLetter
+		if d, err = a.Ops.Index.DeadLetterByID(r.Context(), id); err == nil {
+			var data []byte
+			if data, err = a.Ops.DeadLetterContent(r.Context(), id); err == nil {
+				a.record(r, u.Name, "dlq.view", "ok", []string{d.ID}, d.Destination)
+				writeJSON(w, http.StatusOK, dlqView{DeadLetter: d, Message: string(data)})
+				return
+			}
+		}
+	}
+	a.record(r, u.Name, "dlq.view", err.Error(), []string{r.PathValue("id")}, "")
+	writeError(w, errorCode(err), err.Error())
+}
+
+// dlqRequest is the body of POST /api/v1/dlq/replay and /purge.
+type dlqRequest struct {
+	IDs         IDs    `json:"ids"`
+	All         bool   `json:"all"`
+	Destination string `json:"destination"` // with all: that destination's letters ("" every one)
+	To          string `json:"to"`          // replay: another destination
+	Limit       int    `json:"limit"`
+}
+
+func (a *API) dlqIDs(ctx context.Context, req dlqRequest) (IDs, error) {
+	switch {
+	case len(req.IDs) > 0 && req.All:
+		return nil, bad(`give "ids" or "all", not both`)
+	case len(req.IDs) > 0:
+		return req.IDs, nil
+	case req.All:
+		ids, err := a.Ops.DeadLetterIDs(ctx, req.Destination, a.bulkLimit(req.Limit))
+		return IDs(ids), err
+	}
+	return nil, bad(`give "ids", or "all": true (with "destination" to take one destination's)`)
+}
+
+func (a *API) replayDLQ(w http.ResponseWriter, r *http.Request, u user) {
+	if a.noHistory(w) {
+		return
+	}
+	var req dlqRequest
+	out, ids, err := history.Outcome{}, IDs(nil), decode(r, &req)
+	if err == nil {
+		ids, err = a.dlqIDs(r.Context(), req)
+	}
+	if err == nil {
+		out, err = a.Ops.ReplayDeadLetters(r.Context(), ids, req.To, u.Name)
+	}
+	a.finish(w, r, u, "dlq.replay", ids, strings.Trim(req.Destination+" -> "+req.To, " ->"), out, err)
+}
+
+func (a *API) purgeDLQ(w http.ResponseWriter, r *http.Request, u user) {
+	if a.noHistory(w) {
+		return
+	}
+	var req dlqRequest
+	out, ids, err := history.Outcome{}, IDs(nil), decode(r, &req)
+	if err == nil && req.To != "" {
+		err = bad(`"to" is for replay`)
+	}
+	if err == nil {
+		ids, err = a.dlqIDs(r.Context(), req)
+	}
+	if err == nil {
+		out = a.Ops.PurgeDeadLetters(r.Context(), ids, u.Name)
+	}
+	a.finish(w, r, u, "dlq.purge", ids, req.Destination, out, err)
+}
+
+func (a *API) destinations(w http.ResponseWriter, r *http.Request, _ user) {
+	writeJSON(w, http.StatusOK, map[string]any{"items": a.Status(r.Context()).Destinations})
+}
+
+func (a *API) pause(paused bool) func(http.ResponseWriter, *http.Request, user) {
+	action := map[bool]string{true: "destination.pause", false: "destination.resume"}[paused]
+	return func(w http.ResponseWriter, r *http.Request, u user) {
+		if a.noHistory(w) {
+			return
+		}
+		name := r.PathValue("name")
+		err := a.Ops.SetPaused(r.Context(), name, paused, u.Name)
+		if err != nil {
+			a.record(r, u.Name, action, err.Error(), nil, name)
+			writeError(w, errorCode(err), err.Error())
+			return
+		}
+		a.record(r, u.Name, action, "ok", nil, name)
+		writeJSON(w, http.StatusOK, map[string]any{"destination": name, "paused": paused})
+	}
+}
+
+func (a *API) audit(w http.ResponseWriter, r *http.Request, _ user) {
+	if a.noHistory(w) {
+		return
+	}
+	q := r.URL.Query()
+	f := history.AuditFilter{User: q.Get("user"), Action: q.Get("action"), Cursor: q.Get("cursor")}
+	var err error
+	if f.From, err = parseTime("from", q.Get("from")); err == nil {
+		f.To, err = parseTime("to", q.Get("to"))
+	}
+	if l := q.Get("limit"); l != "" {
+		f.Limit, _ = strconv.Atoi(l)
+	}
+	var p history.AuditPage
+	if err == nil {
+		p, err = a.Ops.Index.Audit(r.Context(), f)
+	}
+	if err != nil {
+		writeError(w, errorCode(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}

@@ -1,0 +1,169 @@
+package broker
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/hl7broker/hl7broker/admin"
+	"github.com/hl7broker/hl7broker/internal/secret"
+	"github.com/hl7broker/hl7broker/store"
+	"github.com/hl7broker/hl7broker/wire"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// lastError is a destination's last failed attempt.
+type lastError struct {
+	reason string
+	at     time.Time
+}
+
+// rateBook keeps counters' values over the last minute, sampled every
+// 5 s, to tell rates.
+type rateBook struct {
+	mu      sync.Mutex
+	samples []rateSample // oldest first, at most rateSamples
+}
+
+type rateSample struct {
+	at     time.Time
+	values map[string]float64
+}
+
+const rateSamples = 13 // a minute of 5 s steps
+
+func (r *rateBook) add(at time.Time, values map[string]float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.samples = append(r.samples, rateSample{at, values})
+	if len(r.samples) > rateSamples {
+		r.samples = r.samples[1:]
+	}
+}
+
+// rate is key's per-second rate from the oldest sample to now's value.
+func (r *rateBook) rate(key string, now time.Time, value float64) float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.samples) == 0 {
+		return 0
+	}
+	s := r.samples[0]
+	dt := now.Sub(s.at).Seconds()
+	if dt < 1 {
+		return 0
+	}
+	return max(0, value-s.values[key]) / dt
+}
+
+func counterValue(c prometheus.Collector) float64 {
+	m, ok := c.(prometheus.Metric)
+	if !ok {
+		return 0
+	}
+	var d dto.Metric
+	if m.Write(&d) != nil {
+		return 0
+	}
+	if d.Counter != nil {
+		return d.Counter.GetValue()
+	}
+	return 0
+}
+
+// counters reads the counters rates are told from.
+func (b *Broker) counters() map[string]float64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[string]float64{}
+	for _, l := range b.cfg.Listeners {
+		out["l:"+l.Name] = counterValue(b.metrics.received.WithLabelValues(l.Name))
+	}
+	for _, d := range b.cfg.Destinations {
+		out["d:"+d.Name] = counterValue(b.metrics.delivered.WithLabelValues(d.Name))
+	}
+	return out
+}
+
+// sampleRates samples the counters every 5 s until ctx ends.
+func (b *Broker) sampleRates(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	b.rates.add(time.Now(), b.counters())
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			b.rates.add(now, b.counters())
+		}
+	}
+}
+
+// status is GET /api/v1/status.
+func (b *Broker) status(ctx context.Context) admin.Status {
+	now := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	b.mu.Lock()
+	cfg, reload := b.cfg, b.lastReload
+	var st admin.Status
+	for _, l := range cfg.Listeners {
+		ls := admin.ListenerStatus{Name: l.Name}
+		if run, ok := b.listeners[l.Name]; ok {
+			ls.Addr, ls.Connections = run.addr.String(), int(run.srv.Stats().Active)
+		}
+		st.Listeners = append(st.Listeners, ls)
+	}
+	paused := map[string]bool{}
+	for name, p := range b.paused {
+		paused[name] = p
+	}
+	b.mu.Unlock()
+
+	m := b.metrics
+	for i := range st.Listeners {
+		ls := &st.Listeners[i]
+		ls.Received = uint64(counterValue(m.received.WithLabelValues(ls.Name)))
+		ls.Rejected = uint64(counterValue(m.acks.WithLabelValues(ls.Name, "AR")) + counterValue(m.acks.WithLabelValues(ls.Name, "AE")) +
+			counterValue(m.acks.WithLabelValues(ls.Name, "CR")) + counterValue(m.acks.WithLabelValues(ls.Name, "CE")))
+		ls.Rate = b.rates.rate("l:"+ls.Name, now, float64(ls.Received))
+	}
+	for _, r := range cfg.Routes {
+		st.Routes = append(st.Routes, admin.RouteStatus{Name: r.Name, To: r.To, Matches: uint64(counterValue(m.matched.WithLabelValues(r.Name)))})
+	}
+	for _, d := range cfg.Destinations {
+		ds := admin.DestinationStatus{Name: d.Name, Type: d.Type, Paused: paused[d.Name],
+			QueueDepth: int64(store.QueueDepth(b.nats.JetStream, d.Name)),
+			Delivered:  uint64(counterValue(m.delivered.WithLabelValues(d.Name))),
+			Failures:   uint64(counterValue(m.retried.WithLabelValues(d.Name))),
+			DeadLetter: uint64(counterValue(m.deadLettered.WithLabelValues(d.Name)))}
+		ds.Rate = b.rates.rate("d:"+d.Name, now, float64(ds.Delivered))
+		if v, ok := b.lastErr.Load(d.Name); ok {
+			le := v.(lastError)
+			ds.LastError, ds.LastErrAt = le.reason, &le.at
+		}
+		if at, ok := store.OldestWaiting(ctx, b.nats.JetStream, d.Name); ok {
+			ds.OldestUndeliveredSeconds = now.Sub(at).Seconds()
+		}
+		st.Destinations = append(st.Destinations, ds)
+	}
+	problem := b.store.Problem()
+	st.Storage = admin.StorageStatus{OK: problem == "", Problem: problem, Durability: cfg.NATS.Durability, Streams: map[string]admin.StreamStatus{}}
+	for _, name := range []string{wire.StreamIn, wire.StreamOut, wire.StreamDLQ, wire.StreamEvents, wire.StreamAudit} {
+		if s, err := b.nats.JetStream.Stream(ctx, name); err == nil {
+			ss := s.CachedInfo().State
+			st.Storage.Streams[name] = admin.StreamStatus{Messages: ss.Msgs, Bytes: ss.Bytes, FirstSeq: ss.FirstSeq, LastSeq: ss.LastSeq}
+			if name == wire.StreamIn && s.CachedInfo().Cluster != nil {
+				st.Cluster.Leader = s.CachedInfo().Cluster.Leader
+			}
+		}
+	}
+	st.Cluster.Mode, st.Cluster.Replicas = "embedded", cfg.NATS.Replicas
+	if cfg.NATS.URL != "" {
+		st.Cluster.Mode, st.Cluster.Connected = "external", secret.URL(b.nats.Conn.ConnectedUrlRedacted())
+	}
+	st.Config = admin.ConfigStatus{File: cfg.File(), LoadedAt: b.loadedAt, LastReload: reload.result, Problem: reload.err}
+	return st
+}

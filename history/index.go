@@ -1,0 +1,187 @@
+package history
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+
+	_ "modernc.org/sqlite" // pure Go SQLite: no cgo, one static binary
+)
+
+// Index is the search index: one SQLite file, written by one Indexer and
+// read by any number of queries at once (WAL). Everything in it comes
+// from the streams, so it is written without syncing: a crash loses at
+// most the last writes, and the index resumes from the sequences it
+// recorded with them.
+type Index struct {
+	path string
+	w    *sql.DB // the one writer
+	r    *sql.DB // readers
+	keys map[string]string
+}
+
+// schemaVersion changes whenever the tables do; an index of another
+// version (or other search keys) is rebuilt from the streams.
+const schemaVersion = "1"
+
+const schema = `
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+	id INTEGER PRIMARY KEY,          -- HL7_IN sequence
+	received_at INTEGER NOT NULL DEFAULT 0, -- unix nanoseconds
+	listener TEXT NOT NULL DEFAULT '',
+	sending_app TEXT NOT NULL DEFAULT '',
+	sending_fac TEXT NOT NULL DEFAULT '',
+	type TEXT NOT NULL DEFAULT '',
+	event TEXT NOT NULL DEFAULT '',
+	control_id TEXT NOT NULL DEFAULT '',
+	version TEXT NOT NULL DEFAULT '',
+	remote TEXT NOT NULL DEFAULT '',
+	size INTEGER NOT NULL DEFAULT 0,
+	replay_of TEXT NOT NULL DEFAULT '',
+	routed INTEGER NOT NULL DEFAULT 0,
+	unrouted INTEGER NOT NULL DEFAULT 0,
+	status TEXT NOT NULL DEFAULT 'received'
+);
+CREATE INDEX IF NOT EXISTS messages_control ON messages(control_id);
+CREATE INDEX IF NOT EXISTS messages_time ON messages(received_at);
+CREATE INDEX IF NOT EXISTS messages_type ON messages(type, received_at);
+CREATE INDEX IF NOT EXISTS messages_status ON messages(status, type, received_at);
+CREATE INDEX IF NOT EXISTS messages_listener ON messages(listener, received_at);
+CREATE TABLE IF NOT EXISTS keys (
+	name TEXT NOT NULL, value TEXT NOT NULL, message INTEGER NOT NULL,
+	PRIMARY KEY (name, value, message)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS keys_message ON keys(message);
+CREATE TABLE IF NOT EXISTS dests (
+	message INTEGER NOT NULL, destination TEXT NOT NULL,
+	status TEXT NOT NULL, at INTEGER NOT NULL DEFAULT 0,
+	attempts INTEGER NOT NULL DEFAULT 0, code TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL DEFAULT '',
+	out_seq INTEGER NOT NULL DEFAULT 0, changed INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (message, destination)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dests_dest ON dests(destination, status, message);
+CREATE TABLE IF NOT EXISTS events (message INTEGER NOT NULL, at INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_message ON events(message);
+CREATE TABLE IF NOT EXISTS dlq (
+	id INTEGER PRIMARY KEY,          -- HL7_DLQ sequence
+	message INTEGER NOT NULL, control_id TEXT NOT NULL, type TEXT NOT NULL, event TEXT NOT NULL,
+	destination TEXT NOT NULL, reason TEXT NOT NULL, attempts INTEGER NOT NULL, at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dlq_destination ON dlq(destination, id);
+CREATE TABLE IF NOT EXISTS audit (
+	seq INTEGER PRIMARY KEY,         -- HL7_AUDIT sequence
+	at INTEGER NOT NULL, user TEXT NOT NULL, action TEXT NOT NULL, result TEXT NOT NULL,
+	ids TEXT NOT NULL, detail TEXT NOT NULL, remote TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_time ON audit(at);
+`
+
+// OpenIndex opens (or creates) the index at path for the given search
+// keys (name -> HL7 path). An index made by another version or for other
+// keys is deleted and rebuilt: Rebuilt reports it.
+func OpenIndex(path string, searchKeys map[string]string) (*Index, error) {
+	ix := &Index{path: path, keys: searchKeys}
+	if err := ix.open(); err != nil {
+		return nil, err
+	}
+	want := ix.signature()
+	if got, _ := ix.meta(context.Background(), "signature"); got != want {
+		if got != "" { // made for other keys or by another version
+			ix.Close()
+			for _, suffix := range []string{"", "-wal", "-shm"} {
+				if err := os.Remove(path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return nil, fmt.Errorf("history index: %w", err)
+				}
+			}
+			if err := ix.open(); err != nil {
+				return nil, err
+			}
+		}
+		if _, err := ix.w.Exec(`INSERT OR REPLACE INTO meta(k, v) VALUES ('signature', ?)`, want); err != nil {
+			ix.Close()
+			return nil, fmt.Errorf("history index: %w", err)
+		}
+	}
+	return ix, nil
+}
+
+func (ix *Index) open() error {
+	dsn := "file:" + ix.path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(OFF)&_pragma=busy_timeout(10000)&_pragma=temp_store(MEMORY)"
+	var err error
+	if ix.w, err = sql.Open("sqlite", dsn); err != nil {
+		return fmt.Errorf("history index: %w", err)
+	}
+	ix.w.SetMaxOpenConns(1)
+	if _, err := ix.w.Exec(schema); err != nil {
+		ix.w.Close()
+		return fmt.Errorf("history index %s: %w", ix.path, err)
+	}
+	if ix.r, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)"); err != nil {
+		ix.w.Close()
+		return fmt.Errorf("history index: %w", err)
+	}
+	ix.r.SetMaxOpenConns(4)
+	return nil
+}
+
+// signature names the schema and the search keys the index was made for.
+func (ix *Index) signature() string {
+	var b strings.Builder
+	b.WriteString("v" + schemaVersion)
+	for _, k := range slices.Sorted(maps.Keys(ix.keys)) {
+		b.WriteString(";" + k + "=" + ix.keys[k])
+	}
+	return b.String()
+}
+
+// Close closes the file.
+func (ix *Index) Close() error {
+	var errs []error
+	if ix.r != nil {
+		errs = append(errs, ix.r.Close())
+	}
+	if ix.w != nil {
+		errs = append(errs, ix.w.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (ix *Index) meta(ctx context.Context, k string) (string, error) {
+	var v string
+	err := ix.w.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = ?`, k).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return v, err
+}
+
+// Positions are the last stream sequences the index has applied.
+type Positions map[string]uint64
+
+// Positions reads where the index stands in each stream.
+func (ix *Index) Positions(ctx context.Context) (Positions, error) {
+	v, err := ix.meta(ctx, "positions")
+	if err != nil || v == "" {
+		return Positions{}, err
+	}
+	p := Positions{}
+	return p, json.Unmarshal([]byte(v), &p)
+}
+
+// Reset empties the index; the Indexer then reads every stream again.
+func (ix *Index) Reset(ctx context.Context) error {
+	for _, t := range []string{"messages", "keys", "dests", "events", "dlq", "audit"} {
+		if _, err := ix.w.ExecContext(ctx, "DELETE FROM "+t); err != nil {
+			return fmt.Errorf("history index: %w", err)
+		}
+	}
+	_, err := ix.w.ExecContext(ctx, `DELETE FROM meta WHERE k = 'positions'`)
+	return err
+}

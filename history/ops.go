@@ -1,0 +1,452 @@
+package history
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/store"
+	"github.com/hl7broker/hl7broker/wire"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// Ops are the operations on stored messages that people run through the
+// admin API: show, replay, dead letters, pause and resume. Each one that
+// changes something records it in the journey of the messages concerned.
+type Ops struct {
+	JetStream jetstream.JetStream
+	Index     *Index
+	Events    *store.EventLog
+	// Sync returns once what was published is durable (nil: no wait).
+	Sync func(context.Context) error
+	// OutSubject is the HL7_OUT subject of a copy for dest (partitions).
+	OutSubject func(dest string, data []byte) string
+	// Destinations reports whether a destination is configured.
+	Destination func(name string) bool
+}
+
+// ErrUnknownDestination: a replay named a destination not configured.
+var ErrUnknownDestination = errors.New("no such destination")
+
+// Field is one field of a segment, by its HL7 path (PID-5), raw.
+type Field struct {
+	Path  string `json:"path"`
+	Value string `json:"value"`
+}
+
+// Segment is one segment and its non-empty fields.
+type Segment struct {
+	Name   string  `json:"name"`
+	Fields []Field `json:"fields"`
+}
+
+// CopyContent is a destination's copy as sent, when it is known.
+type CopyContent struct {
+	Copy
+	Data string `json:"data,omitempty"`
+	// Source says where Data came from: "queue" (the copy kept in
+	// HL7_OUT), "input" (no transform changed it: the input's bytes), or
+	// "" when it is no longer kept (Note says why).
+	Source string `json:"source"`
+	Note   string `json:"note,omitempty"`
+}
+
+// View is one message with its content: what GET /api/v1/messages/{id}
+// answers.
+type View struct {
+	Detail
+	Message  string        `json:"message"` // as received, segments ended by \r
+	Segments []Segment     `json:"segments"`
+	Copies   []CopyContent `json:"copies"`
+}
+
+// Show returns message id with its content, copies and journey.
+func (o *Ops) Show(ctx context.Context, id uint64) (View, error) {
+	d, err := o.Index.Message(ctx, id)
+	if err != nil {
+		return View{}, err
+	}
+	in, err := o.get(ctx, wire.StreamIn, id)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return View{}, ErrNotFound
+	} else if err != nil {
+		return View{}, err
+	}
+	v := View{Detail: d, Message: string(in.Data), Segments: segments(in.Data), Copies: []CopyContent{}}
+	for _, c := range d.Copies {
+		cc := CopyContent{Copy: c}
+		if c.OutSeq > 0 {
+			if m, err := o.get(ctx, wire.StreamOut, c.OutSeq); err == nil && m.Header.Get(wire.HeaderInSeq) == strconv.FormatUint(id, 10) {
+				cc.Data, cc.Source = string(m.Data), "queue"
+			}
+		}
+		if cc.Source == "" && !c.Changed && c.OutSeq > 0 {
+			cc.Data, cc.Source = v.Message, "input"
+		}
+		if cc.Source == "" {
+			cc.Note = "the copy as sent is no longer kept (history.keep_copies)"
+		}
+		v.Copies = append(v.Copies, cc)
+	}
+	return v, nil
+}
+
+func (o *Ops) getIn(ctx context.Context, id uint64) (*jetstream.RawStreamMsg, error) {
+	m, err := o.get(ctx, wire.StreamIn, id)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, ErrNotFound
+	}
+	return m, err
+}
+
+// segments lists each segment's non-empty fields by path.
+func segments(data []byte) []Segment {
+	m, err := hl7.Parse(data)
+	out := []Segment{}
+	if err != nil {
+		return out
+	}
+	count := map[string]int{}
+	for seg := range m.Segments() {
+		name := seg.Name()
+		count[name]++
+		s := Segment{Name: name, Fields: []Field{}}
+		for n := 1; n <= seg.FieldCount(); n++ {
+			raw, ok := seg.Field(n)
+			if !ok || len(raw) == 0 {
+				continue
+			}
+			path := name + "-" + strconv.Itoa(n)
+			if count[name] > 1 {
+				path = fmt.Sprintf("%s[%d]-%d", name, count[name], n)
+			}
+			s.Fields = append(s.Fields, Field{Path: path, Value: string(raw)})
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Result is the outcome of an operation on one message or dead letter.
+type Result struct {
+	ID     string `json:"id"`
+	Result string `json:"result"`           // replayed, purged, or why not
+	NewID  string `json:"new_id,omitempty"` // a reprocessed message's new id
+}
+
+// Outcome is the outcome of an operation on several.
+type Outcome struct {
+	Items  []Result `json:"items"`
+	Done   int      `json:"done"`
+	Failed int      `json:"failed"`
+}
+
+func (out *Outcome) add(id uint64, err error, newID uint64) {
+	r := Result{ID: strconv.FormatUint(id, 10), Result: "ok"}
+	if err != nil {
+		r.Result = err.Error()
+		out.Failed++
+	} else {
+		out.Done++
+	}
+	if newID > 0 {
+		r.NewID = strconv.FormatUint(newID, 10)
+	}
+	out.Items = append(out.Items, r)
+}
+
+func (o *Ops) sync(ctx context.Context) error {
+	if o.Sync == nil {
+		return nil
+	}
+	return o.Sync(ctx)
+}
+
+// ReplayMessages replays each message: through today's routes as a new
+// message (dest empty), or its copy for dest sent again. by is who asked.
+func (o *Ops) ReplayMessages(ctx context.Context, ids []uint64, dest, by string) (Outcome, error) {
+	if dest != "" && !o.Destination(dest) {
+		return Outcome{}, fmt.Errorf("%w: %s", ErrUnknownDestination, dest)
+	}
+	out := Outcome{Items: []Result{}}
+	for _, id := range ids {
+		newID, err := o.replayMessage(ctx, id, dest, by)
+		out.add(id, err, newID)
+	}
+	return out, o.sync(ctx)
+}
+
+func (o *Ops) replayMessage(ctx context.Context, id uint64, dest, by string) (uint64, error) {
+	// Journeys order by time: a replay's event bears the time before its
+	// copy could be delivered, though it is recorded after.
+	at := time.Now()
+	in, err := o.getIn(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	if dest == "" {
+		seq, err := o.reprocess(ctx, in.Subject, in.Header, in.Data, "message "+strconv.FormatUint(id, 10), by)
+		if err == nil {
+			o.Events.Record(wire.Event{Kind: wire.EventReplayed, At: at, Message: id, By: by, As: seq})
+		}
+		return seq, err
+	}
+	data := in.Data
+	if v, err := o.Show(ctx, id); err == nil {
+		for _, c := range v.Copies {
+			if c.Destination == dest && c.Source != "" {
+				data = []byte(c.Data) // as it was sent to dest
+			}
+		}
+	}
+	h := wire.OwnHeaders(in.Header)
+	h.Set(wire.HeaderInSeq, strconv.FormatUint(id, 10))
+	h.Set(wire.HeaderRoute, "_replay")
+	if err := o.queue(ctx, dest, data, h, "message "+strconv.FormatUint(id, 10), by); err != nil {
+		return 0, err
+	}
+	o.Events.Record(wire.Event{Kind: wire.EventReplayed, At: at, Message: id, By: by, Destination: dest})
+	return 0, nil
+}
+
+// reprocess stores data as a new message in HL7_IN, marked as a replay
+// of what; the router routes it by today's routes.
+func (o *Ops) reprocess(ctx context.Context, subject string, h nats.Header, data []byte, what, by string) (uint64, error) {
+	h = wire.OwnHeaders(h)
+	for _, k := range []string{wire.HeaderDLQReason, wire.HeaderDLQAttempts, wire.HeaderDLQTime, wire.HeaderDestination, wire.HeaderRoute, wire.HeaderInSeq} {
+		h.Del(k)
+	}
+	h.Set(wire.HeaderReplayOf, what)
+	h.Set(wire.HeaderReplayedBy, by)
+	h.Set(wire.HeaderReceivedAt, time.Now().UTC().Format(time.RFC3339Nano))
+	ack, err := o.JetStream.PublishMsg(ctx, &nats.Msg{Subject: subject, Header: h, Data: data},
+		jetstream.WithMsgID(wire.ReplayID(strings.ReplaceAll(what, " ", ":"), 0, nuid.Next())))
+	if err != nil {
+		return 0, fmt.Errorf("storing the replay failed: %w", err)
+	}
+	o.Events.Record(wire.Event{Kind: wire.EventReceived, Message: ack.Sequence, Listener: h.Get(wire.HeaderListener), By: by})
+	return ack.Sequence, nil
+}
+
+// queue puts a copy on dest's queue, marked as a replay of what.
+func (o *Ops) queue(ctx context.Context, dest string, data []byte, h nats.Header, what, by string) error {
+	h.Set(wire.HeaderReplayOf, what)
+	h.Set(wire.HeaderReplayedBy, by)
+	_, err := o.JetStream.PublishMsg(ctx, &nats.Msg{Subject: o.OutSubject(dest, data), Header: h, Data: data},
+		jetstream.WithMsgID(wire.ReplayID(strings.ReplaceAll(what, " ", ":"), 0, nuid.Next())))
+	if err != nil {
+		return fmt.Errorf("queueing the replay failed: %w", err)
+	}
+	return nil
+}
+
+// ReplayDeadLetters sends dead letters again: to their destination, or to
+// dest when given; a letter the router parked (a failed transform) is
+// reprocessed through today's routes. Each leaves HL7_DLQ once its
+// replay is stored.
+func (o *Ops) ReplayDeadLetters(ctx context.Context, ids []uint64, dest, by string) (Outcome, error) {
+	if dest != "" && !o.Destination(dest) {
+		return Outcome{}, fmt.Errorf("%w: %s", ErrUnknownDestination, dest)
+	}
+	out := Outcome{Items: []Result{}}
+	for _, id := range ids {
+		newID, err := o.replayDeadLetter(ctx, id, dest, by)
+		out.add(id, err, newID)
+	}
+	return out, nil
+}
+
+func (o *Ops) replayDeadLetter(ctx context.Context, id uint64, dest, by string) (uint64, error) {
+	at := time.Now() // see replayMessage
+	m, err := o.get(ctx, wire.StreamDLQ, id)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, ErrNotFound
+	} else if err != nil {
+		return 0, err
+	}
+	from := strings.TrimPrefix(m.Subject, wire.SubjectDLQ+".")
+	inSeq, _ := strconv.ParseUint(m.Header.Get(wire.HeaderInSeq), 10, 64)
+	what := "dlq " + strconv.FormatUint(id, 10)
+	var newID uint64
+	to := dest
+	if to == "" {
+		to = from
+	}
+	if to == wire.TransformDLQ {
+		h := m.Header
+		newID, err = o.reprocess(ctx, wire.InSubject(h.Get(wire.HeaderListener), h.Get(wire.HeaderType), h.Get(wire.HeaderEvent)), h, m.Data, what, by)
+	} else {
+		if !o.Destination(to) {
+			return 0, fmt.Errorf("%w: %s (give another destination)", ErrUnknownDestination, to)
+		}
+		h := wire.OwnHeaders(m.Header)
+		for _, k := range []string{wire.HeaderDLQReason, wire.HeaderDLQAttempts, wire.HeaderDLQTime, wire.HeaderDestination} {
+			h.Del(k)
+		}
+		err = o.queue(ctx, to, m.Data, h, what, by)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if err := o.sync(ctx); err != nil {
+		return 0, fmt.Errorf("the replay is not confirmed on disk; the dead letter stays: %w", err)
+	}
+	ev := wire.Event{Kind: wire.EventReplayed, At: at, Message: inSeq, By: by, DLQ: id, As: newID}
+	if to != wire.TransformDLQ {
+		ev.Destination = to
+		if to != from {
+			ev.Reason = from
+		}
+	}
+	if err := o.deleteDeadLetter(ctx, id); err != nil {
+		return newID, fmt.Errorf("replayed, but removing the dead letter failed (it may be replayed twice): %w", err)
+	}
+	o.Events.Record(ev)
+	return newID, nil
+}
+
+func (o *Ops) deleteDeadLetter(ctx context.Context, id uint64) error {
+	s, err := o.JetStream.Stream(ctx, wire.StreamDLQ)
+	if err != nil {
+		return err
+	}
+	if err := s.DeleteMsg(ctx, id); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return err
+	}
+	// The index learns it from the journey event too; removing the row
+	// now makes the next list right at once.
+	_, _ = o.Index.w.ExecContext(ctx, `DELETE FROM dlq WHERE id = ?`, id)
+	return nil
+}
+
+// PurgeDeadLetters deletes dead letters for good.
+func (o *Ops) PurgeDeadLetters(ctx context.Context, ids []uint64, by string) Outcome {
+	out := Outcome{Items: []Result{}}
+	for _, id := range ids {
+		var err error
+		m, gerr := o.get(ctx, wire.StreamDLQ, id)
+		switch {
+		case errors.Is(gerr, jetstream.ErrMsgNotFound):
+			err = ErrNotFound
+		case gerr != nil:
+			err = gerr
+		default:
+			if err = o.deleteDeadLetter(ctx, id); err == nil {
+				inSeq, _ := strconv.ParseUint(m.Header.Get(wire.HeaderInSeq), 10, 64)
+				o.Events.Record(wire.Event{Kind: wire.EventPurged, Message: inSeq, Destination: strings.TrimPrefix(m.Subject, wire.SubjectDLQ+"."), DLQ: id, By: by})
+			}
+		}
+		out.add(id, err, 0)
+	}
+	return out
+}
+
+// DeadLetterIDs lists the ids of every dead letter of dest ("" all), up
+// to max.
+func (o *Ops) DeadLetterIDs(ctx context.Context, dest string, maxN int) ([]uint64, error) {
+	var ids []uint64
+	f := DLQFilter{Destination: dest, Limit: 1000}
+	for len(ids) < maxN {
+		p, err := o.Index.DeadLetters(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range p.Items {
+			id, _ := strconv.ParseUint(d.ID, 10, 64)
+			ids = append(ids, id)
+		}
+		if p.NextCursor == "" {
+			break
+		}
+		f.Cursor = p.NextCursor
+	}
+	return ids[:min(len(ids), maxN)], nil
+}
+
+// MessageIDs lists the ids of the messages f selects, up to max.
+func (o *Ops) MessageIDs(ctx context.Context, f Filter, maxN int) ([]uint64, error) {
+	var ids []uint64
+	f.Limit = 1000
+	for len(ids) < maxN {
+		p, err := o.Index.Search(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range p.Items {
+			id, _ := strconv.ParseUint(s.ID, 10, 64)
+			ids = append(ids, id)
+		}
+		if p.NextCursor == "" {
+			break
+		}
+		f.Cursor = p.NextCursor
+	}
+	return ids[:min(len(ids), maxN)], nil
+}
+
+// Paused lists the paused destinations (by anyone of the cluster).
+func (o *Ops) Paused(ctx context.Context) (map[string]bool, error) {
+	kv, err := o.JetStream.KeyValue(ctx, wire.StateBucket)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for k := range keys.Keys() {
+		if d, ok := strings.CutPrefix(k, "paused."); ok {
+			out[d] = true
+		}
+	}
+	return out, nil
+}
+
+// SetPaused pauses or resumes dest; the state is stored, so it survives
+// restarts and every broker of a cluster follows it.
+func (o *Ops) SetPaused(ctx context.Context, dest string, paused bool, by string) error {
+	if !o.Destination(dest) {
+		return fmt.Errorf("%w: %s", ErrUnknownDestination, dest)
+	}
+	kv, err := o.JetStream.KeyValue(ctx, wire.StateBucket)
+	if err != nil {
+		return err
+	}
+	if paused {
+		v, _ := json.Marshal(map[string]string{"by": by, "at": time.Now().UTC().Format(time.RFC3339)})
+		_, err = kv.Put(ctx, wire.PausedKey(dest), v)
+		return err
+	}
+	if err := kv.Delete(ctx, wire.PausedKey(dest)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return err
+	}
+	return nil
+}
+
+// get reads one stored message of a stream.
+func (o *Ops) get(ctx context.Context, stream string, seq uint64) (*jetstream.RawStreamMsg, error) {
+	s, err := o.JetStream.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	return s.GetMsg(ctx, seq)
+}
+
+// DeadLetterContent is a dead letter's bytes.
+func (o *Ops) DeadLetterContent(ctx context.Context, id uint64) ([]byte, error) {
+	m, err := o.get(ctx, wire.StreamDLQ, id)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, ErrNotFound
+	} else if err != nil {
+		return nil, err
+	}
+	return m.Data, nil
+}

@@ -1,0 +1,409 @@
+package history
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Filter selects messages; empty fields select all. Keys are search keys
+// by name (history.search_keys).
+type Filter struct {
+	ControlID   string
+	Keys        map[string]string
+	Type        string
+	Event       string
+	Listener    string
+	Status      string // a message's status, or with Destination that destination's copy's
+	Destination string // messages with a copy for this destination
+	From, To    time.Time
+	Limit       int    // default 50, at most 1000
+	Cursor      string // next_cursor of the previous page
+}
+
+// Summary is a message in a page of results: names and codes, no content.
+type Summary struct {
+	ID          string    `json:"id"`
+	ControlID   string    `json:"control_id"`
+	Type        string    `json:"type"`
+	Event       string    `json:"event"`
+	ReceivedAt  time.Time `json:"received_at"`
+	Status      string    `json:"status"`
+	Listener    string    `json:"listener"`
+	SendingApp  string    `json:"sending_application"`
+	SendingFac  string    `json:"sending_facility"`
+	Version     string    `json:"version,omitempty"`
+	RemoteAddr  string    `json:"remote_addr,omitempty"`
+	Size        int       `json:"size"`
+	ReplayOf    string    `json:"replay_of,omitempty"`
+	Destination *Copy     `json:"destination,omitempty"` // with Filter.Destination: that copy
+}
+
+// Page is one page of summaries, newest first; NextCursor is "" on the last.
+type Page struct {
+	Items      []Summary `json:"items"`
+	NextCursor string    `json:"next_cursor"`
+}
+
+// Copy is where a message's copy for one destination stands.
+type Copy struct {
+	Destination string    `json:"destination"`
+	Status      string    `json:"status"`
+	Attempts    int       `json:"attempts"`
+	Code        string    `json:"code,omitempty"`   // the downstream's last answer
+	Reason      string    `json:"reason,omitempty"` // why the last attempt failed
+	At          time.Time `json:"at"`
+	OutSeq      uint64    `json:"-"`
+	Changed     bool      `json:"changed"` // a transform changed it
+}
+
+// ErrBadCursor: a cursor this index did not make.
+var ErrBadCursor = errors.New("bad cursor")
+
+// ErrNotFound: no such message (or dead letter) in the index.
+var ErrNotFound = errors.New("not found")
+
+const summaryCols = `id, control_id, type, event, received_at, status, listener, sending_app, sending_fac, version, remote, size, replay_of`
+
+func scanSummary(sc interface{ Scan(...any) error }, extra ...any) (Summary, error) {
+	var s Summary
+	var id, at int64
+	err := sc.Scan(append([]any{&id, &s.ControlID, &s.Type, &s.Event, &at, &s.Status, &s.Listener, &s.SendingApp, &s.SendingFac,
+		&s.Version, &s.RemoteAddr, &s.Size, &s.ReplayOf}, extra...)...)
+	s.ID, s.ReceivedAt = strconv.FormatInt(id, 10), time.Unix(0, at).UTC()
+	return s, err
+}
+
+func limit(n int) int {
+	if n <= 0 {
+		return 50
+	}
+	return min(n, 1000)
+}
+
+// Search returns a page of messages matching f, newest first.
+func (ix *Index) Search(ctx context.Context, f Filter) (Page, error) {
+	var where []string
+	var args []any
+	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
+	add("m.received_at > 0") // indexed from HL7_IN, not only from its events
+	if f.ControlID != "" {
+		add("m.control_id = ?", f.ControlID)
+	}
+	for name, v := range f.Keys {
+		add("m.id IN (SELECT message FROM keys WHERE name = ? AND value = ?)", name, v)
+	}
+	for col, v := range map[string]string{"m.type": f.Type, "m.event": f.Event, "m.listener": f.Listener} {
+		if v != "" {
+			add(col+" = ?", v)
+		}
+	}
+	from := "messages m"
+	cols := "m." + strings.ReplaceAll(summaryCols, ", ", ", m.")
+	if f.Destination != "" {
+		from += " JOIN dests d ON d.message = m.id AND d.destination = ?"
+		args = append([]any{f.Destination}, args...)
+		cols += ", d.status, d.attempts, d.code, d.reason, d.at, d.changed"
+		if f.Status != "" {
+			add("d.status = ?", f.Status)
+		}
+	} else if f.Status != "" {
+		add("m.status = ?", f.Status)
+	}
+	if !f.From.IsZero() {
+		add("m.received_at >= ?", f.From.UnixNano())
+	}
+	if !f.To.IsZero() {
+		add("m.received_at < ?", f.To.UnixNano())
+	}
+	if f.Cursor != "" {
+		at, id, ok := parseCursor(f.Cursor)
+		if !ok {
+			return Page{}, ErrBadCursor
+		}
+		add("(m.received_at < ? OR (m.received_at = ? AND m.id < ?))", at, at, id)
+	}
+	n := limit(f.Limit)
+	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY m.received_at DESC, m.id DESC LIMIT %d", cols, from, strings.Join(where, " AND "), n+1)
+	rows, err := ix.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return Page{}, err
+	}
+	defer rows.Close()
+	page := Page{Items: []Summary{}}
+	for rows.Next() {
+		var s Summary
+		var err error
+		if f.Destination != "" {
+			c := &Copy{Destination: f.Destination}
+			var at int64
+			s, err = scanSummary(rows, &c.Status, &c.Attempts, &c.Code, &c.Reason, &at, &c.Changed)
+			c.At, s.Destination = time.Unix(0, at).UTC(), c
+		} else {
+			s, err = scanSummary(rows)
+		}
+		if err != nil {
+			return Page{}, err
+		}
+		page.Items = append(page.Items, s)
+	}
+	if err := rows.Err(); err != nil {
+		return Page{}, err
+	}
+	if len(page.Items) > n {
+		page.Items = page.Items[:n]
+		last := page.Items[n-1]
+		page.NextCursor = strconv.FormatInt(last.ReceivedAt.UnixNano(), 36) + "." + last.ID
+	}
+	return page, nil
+}
+
+func parseCursor(c string) (at, id int64, ok bool) {
+	a, b, found := strings.Cut(c, ".")
+	if !found {
+		return 0, 0, false
+	}
+	at, err1 := strconv.ParseInt(a, 36, 64)
+	id, err2 := strconv.ParseInt(b, 10, 64)
+	return at, id, err1 == nil && err2 == nil
+}
+
+// Detail is what the index knows of one message: its summary, its
+// copies, and its journey (the events, oldest first).
+type Detail struct {
+	Summary
+	Copies  []Copy            `json:"destinations"`
+	Journey []json.RawMessage `json:"journey"`
+}
+
+// Message returns message id's summary, copies and journey.
+func (ix *Index) Message(ctx context.Context, id uint64) (Detail, error) {
+	var d Detail
+	var err error
+	d.Summary, err = scanSummary(ix.r.QueryRowContext(ctx, "SELECT "+summaryCols+" FROM messages WHERE id = ? AND received_at > 0", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, ErrNotFound
+	} else if err != nil {
+		return d, err
+	}
+	rows, err := ix.r.QueryContext(ctx, `SELECT destination, status, attempts, code, reason, at, out_seq, changed FROM dests WHERE message = ? ORDER BY destination`, id)
+	if err != nil {
+		return d, err
+	}
+	d.Copies = []Copy{}
+	for rows.Next() {
+		var c Copy
+		var at int64
+		if err := rows.Scan(&c.Destination, &c.Status, &c.Attempts, &c.Code, &c.Reason, &at, &c.OutSeq, &c.Changed); err != nil {
+			rows.Close()
+			return d, err
+		}
+		c.At = time.Unix(0, at).UTC()
+		d.Copies = append(d.Copies, c)
+	}
+	rows.Close()
+	rows, err = ix.r.QueryContext(ctx, `SELECT body FROM events WHERE message = ? ORDER BY at, rowid`, id)
+	if err != nil {
+		return d, err
+	}
+	defer rows.Close()
+	d.Journey = []json.RawMessage{}
+	for rows.Next() {
+		var b string
+		if err := rows.Scan(&b); err != nil {
+			return d, err
+		}
+		d.Journey = append(d.Journey, json.RawMessage(b))
+	}
+	return d, rows.Err()
+}
+
+// DeadLetter is one message in HL7_DLQ.
+type DeadLetter struct {
+	ID          string    `json:"id"`         // its HL7_DLQ sequence
+	MessageID   string    `json:"message_id"` // its input's HL7_IN sequence
+	ControlID   string    `json:"control_id"`
+	Type        string    `json:"type"`
+	Event       string    `json:"event"`
+	Destination string    `json:"destination"`
+	Reason      string    `json:"reason"`
+	Attempts    int       `json:"attempts"`
+	At          time.Time `json:"at"`
+}
+
+// DLQFilter selects dead letters.
+type DLQFilter struct {
+	Destination string
+	Limit       int
+	Cursor      string // an id: letters older than it
+}
+
+// DLQPage is one page of dead letters, newest first.
+type DLQPage struct {
+	Items      []DeadLetter `json:"items"`
+	NextCursor string       `json:"next_cursor"`
+}
+
+const dlqCols = `id, message, control_id, type, event, destination, reason, attempts, at`
+
+func scanDeadLetter(sc interface{ Scan(...any) error }) (DeadLetter, error) {
+	var d DeadLetter
+	var id, msg, at int64
+	err := sc.Scan(&id, &msg, &d.ControlID, &d.Type, &d.Event, &d.Destination, &d.Reason, &d.Attempts, &at)
+	d.ID, d.MessageID, d.At = strconv.FormatInt(id, 10), strconv.FormatInt(msg, 10), time.Unix(0, at).UTC()
+	return d, err
+}
+
+// DeadLetters returns a page of dead letters.
+func (ix *Index) DeadLetters(ctx context.Context, f DLQFilter) (DLQPage, error) {
+	where, args := []string{"1"}, []any{}
+	if f.Destination != "" {
+		where, args = append(where, "destination = ?"), append(args, f.Destination)
+	}
+	if f.Cursor != "" {
+		c, err := strconv.ParseInt(f.Cursor, 10, 64)
+		if err != nil {
+			return DLQPage{}, ErrBadCursor
+		}
+		where, args = append(where, "id < ?"), append(args, c)
+	}
+	n := limit(f.Limit)
+	rows, err := ix.r.QueryContext(ctx, fmt.Sprintf("SELECT %s FROM dlq WHERE %s ORDER BY id DESC LIMIT %d", dlqCols, strings.Join(where, " AND "), n+1), args...)
+	if err != nil {
+		return DLQPage{}, err
+	}
+	defer rows.Close()
+	p := DLQPage{Items: []DeadLetter{}}
+	for rows.Next() {
+		d, err := scanDeadLetter(rows)
+		if err != nil {
+			return p, err
+		}
+		p.Items = append(p.Items, d)
+	}
+	if len(p.Items) > n {
+		p.Items = p.Items[:n]
+		p.NextCursor = p.Items[n-1].ID
+	}
+	return p, rows.Err()
+}
+
+// DeadLetterByID returns one dead letter.
+func (ix *Index) DeadLetterByID(ctx context.Context, id uint64) (DeadLetter, error) {
+	d, err := scanDeadLetter(ix.r.QueryRowContext(ctx, "SELECT "+dlqCols+" FROM dlq WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, ErrNotFound
+	}
+	return d, err
+}
+
+// AuditFilter selects audit entries.
+type AuditFilter struct {
+	From, To     time.Time
+	User, Action string
+	Limit        int
+	Cursor       string
+}
+
+// AuditItem is one audit entry as listed.
+type AuditItem struct {
+	Seq    string    `json:"seq"`
+	At     time.Time `json:"at"`
+	User   string    `json:"user"`
+	Action string    `json:"action"`
+	Result string    `json:"result"`
+	IDs    []string  `json:"ids"`
+	Detail string    `json:"detail,omitempty"`
+	Remote string    `json:"remote,omitempty"`
+}
+
+// AuditPage is one page of the audit trail, newest first.
+type AuditPage struct {
+	Items      []AuditItem `json:"items"`
+	NextCursor string      `json:"next_cursor"`
+}
+
+// Audit returns a page of the audit trail.
+func (ix *Index) Audit(ctx context.Context, f AuditFilter) (AuditPage, error) {
+	where, args := []string{"1"}, []any{}
+	add := func(c string, a any) { where, args = append(where, c), append(args, a) }
+	if !f.From.IsZero() {
+		add("at >= ?", f.From.UnixNano())
+	}
+	if !f.To.IsZero() {
+		add("at < ?", f.To.UnixNano())
+	}
+	if f.User != "" {
+		add("user = ?", f.User)
+	}
+	if f.Action != "" {
+		add("action = ?", f.Action)
+	}
+	if f.Cursor != "" {
+		c, err := strconv.ParseInt(f.Cursor, 10, 64)
+		if err != nil {
+			return AuditPage{}, ErrBadCursor
+		}
+		add("seq < ?", c)
+	}
+	n := limit(f.Limit)
+	rows, err := ix.r.QueryContext(ctx, fmt.Sprintf("SELECT seq, at, user, action, result, ids, detail, remote FROM audit WHERE %s ORDER BY seq DESC LIMIT %d", strings.Join(where, " AND "), n+1), args...)
+	if err != nil {
+		return AuditPage{}, err
+	}
+	defer rows.Close()
+	p := AuditPage{Items: []AuditItem{}}
+	for rows.Next() {
+		var it AuditItem
+		var seq, at int64
+		var ids string
+		if err := rows.Scan(&seq, &at, &it.User, &it.Action, &it.Result, &ids, &it.Detail, &it.Remote); err != nil {
+			return p, err
+		}
+		it.Seq, it.At = strconv.FormatInt(seq, 10), time.Unix(0, at).UTC()
+		_ = json.Unmarshal([]byte(ids), &it.IDs)
+		if it.IDs == nil {
+			it.IDs = []string{}
+		}
+		p.Items = append(p.Items, it)
+	}
+	if len(p.Items) > n {
+		p.Items = p.Items[:n]
+		p.NextCursor = p.Items[n-1].Seq
+	}
+	return p, rows.Err()
+}
+
+// Prune removes what the streams no longer hold: messages (with their
+// keys, copies and journeys) before firstIn, dead letters before
+// firstDLQ, audit entries before firstAudit. In chunks, so that a large
+// prune does not hold the writer long.
+func (ix *Index) Prune(ctx context.Context, firstIn, firstDLQ, firstAudit uint64) error {
+	for _, q := range []struct {
+		sql   string
+		bound uint64
+	}{
+		{`DELETE FROM keys WHERE message IN (SELECT message FROM keys WHERE message < ? LIMIT 10000)`, firstIn},
+		{`DELETE FROM dests WHERE message IN (SELECT message FROM dests WHERE message < ? LIMIT 10000)`, firstIn},
+		{`DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE message < ? LIMIT 10000)`, firstIn},
+		{`DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE id < ? LIMIT 10000)`, firstIn},
+		{`DELETE FROM dlq WHERE id IN (SELECT id FROM dlq WHERE id < ? LIMIT 10000)`, firstDLQ},
+		{`DELETE FROM audit WHERE seq IN (SELECT seq FROM audit WHERE seq < ? LIMIT 10000)`, firstAudit},
+	} {
+		for {
+			res, err := ix.w.ExecContext(ctx, q.sql, q.bound)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				break
+			}
+		}
+	}
+	return nil
+}
