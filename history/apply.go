@@ -161,6 +161,9 @@ func (a *applier) event(e wire.Event, line []byte) error {
 	if _, err := a.exec(`INSERT INTO events(message, at, body) VALUES (?, ?, ?)`, e.Message, at, string(line)); err != nil {
 		return err
 	}
+	if e.Kind == wire.EventReceived {
+		return nil // in the journey only: the message's row comes from HL7_IN
+	}
 	// The event may come before the message itself is indexed (another
 	// stream, another batch): a row to hang it on.
 	if _, err := a.exec(`INSERT OR IGNORE INTO messages(id) VALUES (?)`, e.Message); err != nil {
@@ -252,46 +255,21 @@ func (a *applier) audit(it Item) error {
 	return err
 }
 
-// refresh sets a message's status from its copies' statuses.
+// refresh sets a message's status from its copies' statuses, in order
+// of what needs a person most: a dead letter, a retry, a queued copy, a
+// purged letter; then delivered; without copies, unrouted, filtered or
+// received. One prepared statement: it runs for every message touched.
 func (a *applier) refresh(id uint64) error {
-	rows, err := a.tx.Query(`SELECT status FROM dests WHERE message = ?`, id)
-	if err != nil {
-		return err
-	}
-	has := map[string]bool{}
-	n := 0
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			rows.Close()
-			return err
-		}
-		has[s] = true
-		n++
-	}
-	rows.Close()
-	var routed, unrouted bool
-	if err := a.tx.QueryRow(`SELECT routed, unrouted FROM messages WHERE id = ?`, id).Scan(&routed, &unrouted); err != nil {
-		return err
-	}
-	status := StatusReceived
-	switch {
-	case has[StatusDeadLettered]:
-		status = StatusDeadLettered
-	case has[StatusRetrying]:
-		status = StatusRetrying
-	case has[StatusQueued]:
-		status = StatusQueued
-	case has[StatusPurged]:
-		status = StatusPurged
-	case n > 0:
-		status = StatusDelivered
-	case routed && unrouted:
-		status = StatusUnrouted
-	case routed:
-		status = StatusFiltered
-	}
-	_, err = a.exec(`UPDATE messages SET status = ? WHERE id = ?`, status, id)
+	_, err := a.exec(`UPDATE messages SET status = CASE
+		WHEN EXISTS (SELECT 1 FROM dests WHERE message = ?1 AND status = 'dead_lettered') THEN 'dead_lettered'
+		WHEN EXISTS (SELECT 1 FROM dests WHERE message = ?1 AND status = 'retrying') THEN 'retrying'
+		WHEN EXISTS (SELECT 1 FROM dests WHERE message = ?1 AND status = 'queued') THEN 'queued'
+		WHEN EXISTS (SELECT 1 FROM dests WHERE message = ?1 AND status = 'purged') THEN 'purged'
+		WHEN EXISTS (SELECT 1 FROM dests WHERE message = ?1) THEN 'delivered'
+		WHEN routed AND unrouted THEN 'unrouted'
+		WHEN routed THEN 'filtered'
+		ELSE 'received' END
+		WHERE id = ?1`, id)
 	return err
 }
 

@@ -31,6 +31,10 @@ type Indexer struct {
 // indexBatch is how many records one transaction applies at most.
 const indexBatch = 4096
 
+// indexLinger is how long the first record of a batch waits for more: a
+// search sees a message at most about this much later.
+const indexLinger = 100 * time.Millisecond
+
 // Run indexes until ctx ends; an error ends it (to be restarted).
 func (ix *Indexer) Run(ctx context.Context) error {
 	pos, err := ix.Index.Positions(ctx)
@@ -89,16 +93,20 @@ func (ix *Indexer) Run(ctx context.Context) error {
 				ix.Log.Warn().Str("reason", err.Error()).Msg("history index: pruning failed; will retry")
 			}
 		case it := <-inbox:
+			// Gather what arrives within indexLinger: under load, one
+			// transaction for thousands of records instead of many small.
 			batch = append(batch[:0], it)
+			linger := time.NewTimer(indexLinger)
 		more:
 			for len(batch) < indexBatch {
 				select {
 				case it := <-inbox:
 					batch = append(batch, it)
-				default:
+				case <-linger.C:
 					break more
 				}
 			}
+			linger.Stop()
 			if err := ix.Index.Apply(ctx, batch); err != nil {
 				return err
 			}

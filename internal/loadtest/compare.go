@@ -35,6 +35,10 @@ type CompareResult struct {
 	// peak resident memory (0 where the OS does not report it).
 	BrokerCPUSeconds float64 `json:"broker_cpu_seconds"`
 	BrokerPeakRSSMB  float64 `json:"broker_peak_rss_mb"`
+	// The broker again with history.enabled false (no journey events, no
+	// index), right after, and what history costs: 1 - broker / this.
+	BrokerNoHistory Result  `json:"broker_no_history"`
+	HistoryCost     float64 `json:"history_cost"`
 }
 
 // Compare measures, in one run with the same connections and messages,
@@ -76,9 +80,18 @@ func Compare(ctx context.Context, o Options, logw io.Writer) (CompareResult, err
 	if r.RawJetStream, err = compareRawJetStream(ctx, o, logw, &raw, next); err != nil {
 		return r, err
 	}
-	say("stage 3 of 3: the broker (serve in its own process)")
-	if err := compareBroker(ctx, o, logw, file, cfg, tmp, sinkAddr, next, &r); err != nil {
+	say("stage 3 of 4: the broker (serve in its own process)")
+	if err := compareBroker(ctx, o, logw, file, cfg, filepath.Join(tmp, "broker"), sinkAddr, next, &r, nil); err != nil {
 		return r, err
+	}
+	say("stage 4 of 4: the broker without history (history.enabled false)")
+	var nh CompareResult
+	if err := compareBroker(ctx, o, logw, file, cfg, filepath.Join(tmp, "broker-nohistory"), sinkAddr, next, &nh, []string{"HL7BROKER_HISTORY_ENABLED=false"}); err != nil {
+		return r, err
+	}
+	r.BrokerNoHistory = nh.Broker
+	if nh.Broker.PerSecond > 0 {
+		r.HistoryCost = 1 - r.Broker.PerSecond/nh.Broker.PerSecond
 	}
 	if r.RawMLLP.PerSecond > 0 {
 		r.RatioToRawMLLP = r.Broker.PerSecond / r.RawMLLP.PerSecond
@@ -91,7 +104,9 @@ func Compare(ctx context.Context, o Options, logw io.Writer) (CompareResult, err
 
 // OK: the broker stage's messages were all acknowledged and delivered,
 // and raw JetStream stored every one.
-func (r CompareResult) OK() bool { return r.Broker.OK() && r.RawJetStream.Errors == 0 }
+func (r CompareResult) OK() bool {
+	return r.Broker.OK() && r.RawJetStream.Errors == 0 && (r.BrokerNoHistory.Messages == 0 || r.BrokerNoHistory.OK())
+}
 
 func orDefault(s, empty string) string {
 	if s == "" {
@@ -198,8 +213,8 @@ func compareRawJetStream(ctx context.Context, o Options, logw io.Writer, c *conf
 
 // compareBroker runs serve on file as a child process (data_dir and admin
 // address replaced), loads its first listener and stops it.
-func compareBroker(ctx context.Context, o Options, logw io.Writer, file string, cfg *config.Config, tmp, sinkAddr string,
-	next func(int64) message, r *CompareResult) error {
+func compareBroker(ctx context.Context, o Options, logw io.Writer, file string, cfg *config.Config, dataDir, sinkAddr string,
+	next func(int64) message, r *CompareResult, env []string) error {
 	if len(cfg.Listeners) == 0 {
 		return errors.New("the config has no listener to send to")
 	}
@@ -209,7 +224,7 @@ func compareBroker(ctx context.Context, o Options, logw io.Writer, file string, 
 	}
 	var stderr syncbuf.Buffer
 	serve := o.Serve(file)
-	serve.Env = append(os.Environ(), "HL7BROKER_DATA_DIR="+filepath.Join(tmp, "broker"), "HL7BROKER_ADMIN_ADDR="+admin)
+	serve.Env = append(append(os.Environ(), "HL7BROKER_DATA_DIR="+dataDir, "HL7BROKER_ADMIN_ADDR="+admin), env...)
 	serve.Stderr = &stderr
 	if err := serve.Start(); err != nil {
 		return fmt.Errorf("start serve: %w", err)
@@ -293,7 +308,8 @@ func PrintCompare(w io.Writer, r CompareResult, asJSON bool) {
 	row("raw-mllp", r.RawMLLP)
 	row("raw-jetstream", r.RawJetStream)
 	row("broker", r.Broker)
-	fmt.Fprintf(w, "broker / raw-mllp %.2f, broker / raw-jetstream %.2f\n", r.RatioToRawMLLP, r.RatioToRawJetStream)
+	row("no-history", r.BrokerNoHistory)
+	fmt.Fprintf(w, "broker / raw-mllp %.2f, broker / raw-jetstream %.2f, history costs %.1f%% of the broker's rate\n", r.RatioToRawMLLP, r.RatioToRawJetStream, 100*r.HistoryCost)
 	perMsg := 0.0
 	if r.Broker.Messages > 0 {
 		perMsg = r.BrokerCPUSeconds * 1000 / float64(r.Broker.Messages)
