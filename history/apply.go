@@ -2,10 +2,12 @@ package history
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,6 +67,8 @@ func (ix *Index) Apply(ctx context.Context, items []Item) error {
 	defer tx.Rollback()
 	a := applier{ix: ix, tx: tx, touched: map[uint64]bool{}, stmts: map[string]*sql.Stmt{}}
 	defer a.close()
+	// Messages first: their rows are then there for their events.
+	slices.SortStableFunc(items, func(x, y Item) int { return cmp.Compare(streamOrder(x.Stream), streamOrder(y.Stream)) })
 	for _, it := range items {
 		var err error
 		switch it.Stream {
@@ -94,12 +98,38 @@ func (ix *Index) Apply(ctx context.Context, items []Item) error {
 	return tx.Commit()
 }
 
+// update runs an UPDATE of message id's row; when there is no row yet
+// (an event may come before its message: another stream, another batch)
+// it adds one to hang the event on, and runs the UPDATE again. Messages
+// are applied before events in a batch, so that is rare.
+func (a *applier) update(id uint64, query string, args ...any) error {
+	res, err := a.exec(query, args...)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		return nil
+	}
+	if _, err := a.exec(`INSERT OR IGNORE INTO messages(id) VALUES (?)`, id); err != nil {
+		return err
+	}
+	_, err = a.exec(query, args...)
+	return err
+}
+
 type applier struct {
 	ix      *Index
 	tx      *sql.Tx
 	stmts   map[string]*sql.Stmt // prepared once a transaction
 	parsed  hl7.Message
 	touched map[uint64]bool // messages whose status may have changed
+}
+
+func streamOrder(s string) int {
+	if s == wire.StreamIn {
+		return 0
+	}
+	return 1
 }
 
 func headerTime(h nats.Header, key string, def time.Time) time.Time {
@@ -164,11 +194,6 @@ func (a *applier) event(e wire.Event, line []byte) error {
 	if e.Kind == wire.EventReceived {
 		return nil // in the journey only: the message's row comes from HL7_IN
 	}
-	// The event may come before the message itself is indexed (another
-	// stream, another batch): a row to hang it on.
-	if _, err := a.exec(`INSERT OR IGNORE INTO messages(id) VALUES (?)`, e.Message); err != nil {
-		return err
-	}
 	a.touched[e.Message] = true
 	// setDest moves a destination's copy to status, unless a later event
 	// already moved it (events of a cluster's brokers may interleave).
@@ -181,7 +206,7 @@ func (a *applier) event(e wire.Event, line []byte) error {
 	}
 	switch e.Kind {
 	case wire.EventRouted:
-		if _, err := a.exec(`UPDATE messages SET routed = 1, unrouted = ? WHERE id = ?`, e.Unrouted, e.Message); err != nil {
+		if err := a.update(e.Message, `UPDATE messages SET routed = 1, unrouted = ? WHERE id = ?`, e.Unrouted, e.Message); err != nil {
 			return err
 		}
 		for _, d := range e.Destinations {
@@ -205,7 +230,7 @@ func (a *applier) event(e wire.Event, line []byte) error {
 		return setDest(e.Destination, StatusDelivered, e.Attempt, e.Code, "")
 	case wire.EventDeadLettered:
 		if e.Destination == wire.TransformDLQ {
-			if _, err := a.exec(`UPDATE messages SET routed = 1 WHERE id = ?`, e.Message); err != nil {
+			if err := a.update(e.Message, `UPDATE messages SET routed = 1 WHERE id = ?`, e.Message); err != nil {
 				return err
 			}
 		}
@@ -260,7 +285,7 @@ func (a *applier) audit(it Item) error {
 // purged letter; then delivered; without copies, unrouted, filtered or
 // received. One prepared statement: it runs for every message touched.
 func (a *applier) refresh(id uint64) error {
-	_, err := a.exec(`UPDATE messages SET status = CASE
+	return a.update(id, `UPDATE messages SET status = CASE
 		WHEN EXISTS (SELECT 1 FROM dests WHERE message = ?1 AND status = 'dead_lettered') THEN 'dead_lettered'
 		WHEN EXISTS (SELECT 1 FROM dests WHERE message = ?1 AND status = 'retrying') THEN 'retrying'
 		WHEN EXISTS (SELECT 1 FROM dests WHERE message = ?1 AND status = 'queued') THEN 'queued'
@@ -270,7 +295,6 @@ func (a *applier) refresh(id uint64) error {
 		WHEN routed THEN 'filtered'
 		ELSE 'received' END
 		WHERE id = ?1`, id)
-	return err
 }
 
 // exec runs query with args through a statement prepared once per

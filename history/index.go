@@ -28,7 +28,7 @@ type Index struct {
 
 // schemaVersion changes whenever the tables do; an index of another
 // version (or other search keys) is rebuilt from the streams.
-const schemaVersion = "1"
+const schemaVersion = "2"
 
 const schema = `
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -53,7 +53,6 @@ CREATE INDEX IF NOT EXISTS messages_control ON messages(control_id);
 CREATE INDEX IF NOT EXISTS messages_time ON messages(received_at);
 CREATE INDEX IF NOT EXISTS messages_type ON messages(type, received_at);
 CREATE INDEX IF NOT EXISTS messages_status ON messages(status, type, received_at);
-CREATE INDEX IF NOT EXISTS messages_listener ON messages(listener, received_at);
 CREATE TABLE IF NOT EXISTS keys (
 	name TEXT NOT NULL, value TEXT NOT NULL, message INTEGER NOT NULL,
 	PRIMARY KEY (name, value, message)
