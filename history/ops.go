@@ -351,44 +351,51 @@ func (o *Ops) PurgeDeadLetters(ctx context.Context, ids []uint64, by string) Out
 // DeadLetterIDs lists the ids of every dead letter of dest ("" all), up
 // to max.
 func (o *Ops) DeadLetterIDs(ctx context.Context, dest string, maxN int) ([]uint64, error) {
-	var ids []uint64
 	f := DLQFilter{Destination: dest, Limit: 1000}
-	for len(ids) < maxN {
+	return collectIDs(maxN, func(cursor string) ([]string, string, error) {
+		f.Cursor = cursor
 		p, err := o.Index.DeadLetters(ctx, f)
-		if err != nil {
-			return nil, err
+		ids := make([]string, len(p.Items))
+		for i, d := range p.Items {
+			ids[i] = d.ID
 		}
-		for _, d := range p.Items {
-			id, _ := strconv.ParseUint(d.ID, 10, 64)
-			ids = append(ids, id)
-		}
-		if p.NextCursor == "" {
-			break
-		}
-		f.Cursor = p.NextCursor
-	}
-	return ids[:min(len(ids), maxN)], nil
+		return ids, p.NextCursor, err
+	})
 }
 
 // MessageIDs lists the ids of the messages f selects, up to max.
 func (o *Ops) MessageIDs(ctx context.Context, f Filter, maxN int) ([]uint64, error) {
-	var ids []uint64
 	f.Limit = 1000
-	for len(ids) < maxN {
+	return collectIDs(maxN, func(cursor string) ([]string, string, error) {
+		f.Cursor = cursor
 		p, err := o.Index.Search(ctx, f)
+		ids := make([]string, len(p.Items))
+		for i, s := range p.Items {
+			ids[i] = s.ID
+		}
+		return ids, p.NextCursor, err
+	})
+}
+
+// collectIDs pages through a listing until maxN ids or its end.
+func collectIDs(maxN int, page func(cursor string) (ids []string, next string, err error)) ([]uint64, error) {
+	var out []uint64
+	cursor := ""
+	for len(out) < maxN {
+		ids, next, err := page(cursor)
 		if err != nil {
 			return nil, err
 		}
-		for _, s := range p.Items {
-			id, _ := strconv.ParseUint(s.ID, 10, 64)
-			ids = append(ids, id)
+		for _, s := range ids {
+			id, _ := strconv.ParseUint(s, 10, 64)
+			out = append(out, id)
 		}
-		if p.NextCursor == "" {
+		if next == "" {
 			break
 		}
-		f.Cursor = p.NextCursor
+		cursor = next
 	}
-	return ids[:min(len(ids), maxN)], nil
+	return out[:min(len(out), maxN)], nil
 }
 
 // Paused lists the paused destinations (by anyone of the cluster).

@@ -232,6 +232,31 @@ destinations:
 	}
 	assert.ElementsMatch(t, []string{"victor", ""}, users, "refused requests are audited, with the token's name when there was one")
 
+	// Replay the delivered message through today's routes: a new message,
+	// marked as a replay, never swallowed by the duplicate window.
+	var outcome struct {
+		Items []struct {
+			ID     string `json:"id"`
+			Result string `json:"result"`
+			NewID  string `json:"new_id"`
+		} `json:"items"`
+	}
+	_, code = cli(t, server, alice, &outcome, "messages", "replay", letter.MessageID)
+	require.Equal(t, 0, code)
+	require.Len(t, outcome.Items, 1)
+	assert.Equal(t, "ok", outcome.Items[0].Result)
+	require.NotEmpty(t, outcome.Items[0].NewID)
+	require.Eventually(t, func() bool { acc, _ := down.counts(); return len(acc) == 2 }, 20*time.Second, 20*time.Millisecond,
+		"waiting for the reprocessed message downstream")
+	var replay struct {
+		ReplayOf string `json:"replay_of"`
+	}
+	require.Eventually(t, func() bool {
+		_, code := cli(t, server, alice, &replay, "messages", "show", outcome.Items[0].NewID)
+		return code == 0 && replay.ReplayOf != ""
+	}, 10*time.Second, 50*time.Millisecond, "waiting for the replay in the index")
+	assert.Equal(t, "message "+letter.MessageID, replay.ReplayOf)
+
 	for _, phi := range []string{"O'Brien", "Siobhán", "Müller"} {
 		assert.NotContains(t, p.stderr.String(), phi, "no content in the log")
 	}
