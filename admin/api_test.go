@@ -24,7 +24,12 @@ func TestAPITokensAndRoles(t *testing.T) {
 	var mu sync.Mutex
 	var audit []wire.AuditEntry
 	api := &API{Tokens: tokens, Status: func(context.Context) Status { return Status{Listeners: []ListenerStatus{{Name: "adt"}}} },
-		Audit: func(_ context.Context, e wire.AuditEntry) error { mu.Lock(); audit = append(audit, e); mu.Unlock(); return nil }}
+		Audit: func(_ context.Context, e wire.AuditEntry) error {
+			mu.Lock()
+			audit = append(audit, e)
+			mu.Unlock()
+			return nil
+		}}
 	s := &Server{Metrics: prometheus.NewRegistry(), Ready: func(context.Context) Readiness { return Readiness{Ready: true} }, Log: zerolog.Nop(), API: api}
 	require.NoError(t, s.Start("127.0.0.1:0"))
 	defer s.Shutdown(context.Background())
