@@ -107,7 +107,7 @@ func (b *Broker) status(ctx context.Context) admin.Status {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	b.mu.Lock()
-	cfg, reload := b.cfg, b.lastReload
+	cfg, reload, loadedAt := b.cfg, b.lastReload, b.loadedAt
 	var st admin.Status
 	for _, l := range cfg.Listeners {
 		ls := admin.ListenerStatus{Name: l.Name}
@@ -164,6 +164,6 @@ func (b *Broker) status(ctx context.Context) admin.Status {
 	if cfg.NATS.URL != "" {
 		st.Cluster.Mode, st.Cluster.Connected = "external", secret.URL(b.nats.Conn.ConnectedUrlRedacted())
 	}
-	st.Config = admin.ConfigStatus{File: cfg.File(), LoadedAt: b.loadedAt, LastReload: reload.result, Problem: reload.err}
+	st.Config = admin.ConfigStatus{File: cfg.File(), LoadedAt: loadedAt, LastReload: reload.result, Problem: reload.err}
 	return st
 }
