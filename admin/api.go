@@ -35,8 +35,6 @@ type API struct {
 // user is who made a request, once authenticated.
 type user struct{ Token }
 
-type ctxKey struct{}
-
 func (a *API) routes(mux *http.ServeMux) {
 	h := func(pattern, role string, fn func(http.ResponseWriter, *http.Request, user)) {
 		mux.Handle(pattern, a.authorized(role, fn))

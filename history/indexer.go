@@ -3,7 +3,6 @@ package history
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/hl7broker/hl7broker/wire"
@@ -22,10 +21,6 @@ type Indexer struct {
 	JetStream jetstream.JetStream
 	Index     *Index
 	Log       zerolog.Logger
-
-	mu      sync.Mutex
-	applied map[string]uint64
-	changed chan struct{} // closed and replaced after each batch
 }
 
 // indexBatch is how many records one transaction applies at most.
@@ -44,16 +39,6 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	if err := ix.checkStreams(ctx, pos); err != nil {
 		return err
 	}
-	ix.mu.Lock()
-	ix.applied = map[string]uint64{}
-	for k, v := range pos {
-		ix.applied[k] = v
-	}
-	if ix.changed == nil {
-		ix.changed = make(chan struct{})
-	}
-	ix.mu.Unlock()
-
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	inbox := make(chan Item, indexBatch)
@@ -110,13 +95,6 @@ func (ix *Indexer) Run(ctx context.Context) error {
 			if err := ix.Index.Apply(ctx, batch); err != nil {
 				return err
 			}
-			ix.mu.Lock()
-			for _, it := range batch {
-				ix.applied[it.Stream] = max(ix.applied[it.Stream], it.Seq)
-			}
-			close(ix.changed)
-			ix.changed = make(chan struct{})
-			ix.mu.Unlock()
 		}
 	}
 }
@@ -154,24 +132,4 @@ func (ix *Indexer) prune(ctx context.Context) error {
 		}
 	}
 	return ix.Index.Prune(ctx, first[wire.StreamIn], first[wire.StreamDLQ], first[wire.StreamAudit])
-}
-
-// Wait returns once the index has applied stream up to seq (or ctx ends).
-func (ix *Indexer) Wait(ctx context.Context, stream string, seq uint64) error {
-	for {
-		ix.mu.Lock()
-		if ix.changed == nil {
-			ix.changed = make(chan struct{})
-		}
-		done, ch := ix.applied[stream] >= seq, ix.changed
-		ix.mu.Unlock()
-		if done {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ch:
-		}
-	}
 }
