@@ -396,7 +396,9 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 		}
 		return nil, true
 	}
-	ev := wire.Event{Kind: wire.EventRouted, Message: seq, Unrouted: o.Unrouted}
+	// Timed before any copy is stored: a journey orders by time, and a
+	// copy's first attempt can start before this event is recorded.
+	ev := wire.Event{Kind: wire.EventRouted, At: time.Now(), Message: seq, Unrouted: o.Unrouted}
 	addRoute := func(route string) {
 		if !slices.Contains(ev.Routes, route) {
 			ev.Routes = append(ev.Routes, route)
