@@ -193,6 +193,20 @@ type Event struct {
 	Ack       string    `json:"ack,omitempty"` // received: the ACK code sent
 	Duplicate bool      `json:"duplicate,omitempty"`
 
+	// received, for a message stored (not a resend): what the search index
+	// shows of it, so that the index need not read the message back.
+	// Keys are its search keys' values (history.search_keys); the index
+	// keeps them out of the journey it shows.
+	Type       string              `json:"type,omitempty"`
+	Trigger    string              `json:"trigger,omitempty"`
+	ControlID  string              `json:"control_id,omitempty"`
+	SendingApp string              `json:"sending_app,omitempty"`
+	SendingFac string              `json:"sending_fac,omitempty"`
+	Version    string              `json:"version,omitempty"`
+	Size       int                 `json:"size,omitempty"`
+	ReplayOf   string              `json:"replay_of,omitempty"`
+	Keys       map[string][]string `json:"keys,omitempty"`
+
 	Routes       []string          `json:"routes,omitempty"`       // routed: the routes that matched
 	Destinations []string          `json:"destinations,omitempty"` // routed: a copy each
 	Changed      []string          `json:"changed,omitempty"`      // routed: destinations whose copy a transform changed
@@ -210,6 +224,17 @@ type Event struct {
 	By string `json:"by,omitempty"` // replayed, purged: the token's name
 	As uint64 `json:"as,omitempty"` // replayed: the new message's HL7_IN sequence
 }
+
+// Head fills e's summary of a stored message from the headers it was
+// stored with and its size.
+func (e *Event) Head(h nats.Header, size int) {
+	e.Type, e.Trigger, e.ControlID = h.Get(HeaderType), h.Get(HeaderEvent), h.Get(HeaderControlID)
+	e.SendingApp, e.SendingFac, e.Version = h.Get(HeaderSendingApp), h.Get(HeaderSendingFac), h.Get(HeaderVersion)
+	e.ReplayOf, e.Size = h.Get(HeaderReplayOf), size
+}
+
+// HasHead: e is a received event with a stored message's summary.
+func (e *Event) HasHead() bool { return e.Kind == EventReceived && !e.Duplicate && e.Size > 0 }
 
 // AuditEntry is one line of the audit trail: who did what, to which
 // messages, with what result. Never message content.
