@@ -1,9 +1,9 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,18 +14,24 @@ import (
 )
 
 // EventLog appends journey events to HL7_EVENTS off the message path:
-// Record only queues an event in memory; Run publishes them in batches
-// (one stored record per batch, one JSON object a line), so recording
-// costs a message's path a channel send, not a store round trip.
+// Record only appends an event to a list in memory; Run publishes them
+// in batches (one stored record per batch, one JSON object a line), so
+// recording costs a message's path a lock and an append: no store round
+// trip, and no goroutine woken for each event (only for a batch's first).
 //
 // Events are not synced to disk with the messages: a crash can lose the
-// last batch (about 50 ms of journeys), never a message. A queue that
+// last batch (about 50 ms of journeys), never a message. A list that
 // stays full (the store down for long) drops events, counted in Dropped.
 // A nil *EventLog records nothing.
 type EventLog struct {
-	js      jetstream.JetStream
-	log     zerolog.Logger
-	queue   chan wire.Event
+	js  jetstream.JetStream
+	log zerolog.Logger
+
+	mu      sync.Mutex
+	pending []wire.Event
+	first   chan struct{} // a batch's first event came
+	full    chan struct{} // a batch is full
+
 	dropped atomic.Uint64
 	batches atomic.Uint64
 }
@@ -40,7 +46,7 @@ const (
 
 // NewEventLog returns an EventLog publishing on js once Run runs.
 func NewEventLog(js jetstream.JetStream, log zerolog.Logger) *EventLog {
-	return &EventLog{js: js, log: log, queue: make(chan wire.Event, eventQueue)}
+	return &EventLog{js: js, log: log, first: make(chan struct{}, 1), full: make(chan struct{}, 1)}
 }
 
 // Record queues e; it never blocks.
@@ -51,10 +57,25 @@ func (l *EventLog) Record(e wire.Event) {
 	if e.At.IsZero() {
 		e.At = time.Now()
 	}
-	select {
-	case l.queue <- e:
-	default:
+	l.mu.Lock()
+	n := len(l.pending)
+	if n < eventQueue {
+		l.pending = append(l.pending, e)
+	}
+	l.mu.Unlock()
+	signal := func(c chan struct{}) {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
+	switch {
+	case n >= eventQueue:
 		l.dropped.Add(1)
+	case n == 0:
+		signal(l.first)
+	case n+1 == eventBatch:
+		signal(l.full)
 	}
 }
 
@@ -71,53 +92,53 @@ func (l *EventLog) Batches() uint64 { return l.batches.Load() }
 
 // Run publishes batches until ctx ends, then publishes what is queued.
 func (l *EventLog) Run(ctx context.Context) error {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	n := 0
-	flush := func(ctx context.Context) {
-		if n == 0 {
-			return
+	var buf []byte
+	var spare []wire.Event
+	publishAll := func(ctx context.Context) {
+		l.mu.Lock()
+		all := l.pending
+		l.pending = spare[:0] // the list of the batch before: done with
+		l.mu.Unlock()
+		events := all
+		for len(events) > 0 {
+			n := min(len(events), eventBatch)
+			buf = buf[:0]
+			kept := 0
+			for _, e := range events[:n] {
+				line, err := wire.AppendEvent(buf, e)
+				if err != nil { // a time or number JSON cannot hold: never made here
+					l.dropped.Add(1)
+					continue
+				}
+				buf = append(line, '\n')
+				kept++
+			}
+			if kept > 0 {
+				l.publish(ctx, buf, kept) // returns once stored or given up: buf is free again
+			}
+			events = events[n:]
 		}
-		l.publish(ctx, buf.Bytes(), n)
-		buf.Reset()
-		n = 0
+		spare = all
 	}
-	add := func(e wire.Event) {
-		_ = enc.Encode(e) // plain fields: cannot fail
-		n++
-	}
+	linger := time.NewTimer(eventLinger)
+	linger.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			for {
-				select {
-				case e := <-l.queue:
-					add(e)
-					if n == eventBatch {
-						flush(context.Background())
-					}
-				default:
-					flush(context.Background())
-					return nil
-				}
-			}
-		case e := <-l.queue:
-			add(e)
-			linger := time.NewTimer(eventLinger)
-		fill:
-			for n < eventBatch {
-				select {
-				case e := <-l.queue:
-					add(e)
-				case <-linger.C:
-					break fill
-				case <-ctx.Done():
-					break fill
-				}
-			}
-			linger.Stop()
-			flush(ctx)
+			publishAll(context.Background())
+			return nil
+		case <-l.first:
+		case <-l.full:
 		}
+		linger.Reset(eventLinger)
+		select {
+		case <-linger.C:
+		case <-l.full:
+			linger.Stop()
+		case <-ctx.Done():
+			linger.Stop()
+		}
+		publishAll(ctx)
 	}
 }
 

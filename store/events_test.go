@@ -1,0 +1,70 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hl7broker/hl7broker/internal/testkit"
+	"github.com/hl7broker/hl7broker/wire"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+)
+
+// readEvents reads every event stored in HL7_EVENTS, in order.
+func readEvents(t *testing.T, n *NATS) []wire.Event {
+	t.Helper()
+	ctx := context.Background()
+	s, err := n.JetStream.Stream(ctx, wire.StreamEvents)
+	require.NoError(t, err)
+	info, err := s.Info(ctx)
+	require.NoError(t, err)
+	var out []wire.Event
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		require.NoError(t, err)
+		for line := range bytes.SplitSeq(bytes.TrimSpace(m.Data), []byte("\n")) {
+			var e wire.Event
+			require.NoError(t, wire.ParseEvent(line, &e))
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Events are stored in batches of at most eventBatch, in the order they
+// were recorded, and what is queued when Run stops is stored too.
+func TestEventLogStoresEveryEventInBatches(t *testing.T) {
+	n, err := Open(context.Background(), testkit.Config(t))
+	require.NoError(t, err)
+	defer n.Close()
+	l := NewEventLog(n.JetStream, zerolog.Nop())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+
+	const total = 2*eventBatch + 100
+	for i := 1; i <= total; i++ {
+		l.Record(wire.Event{Kind: wire.EventDelivered, Message: uint64(i), Destination: "emr", Attempt: 1})
+	}
+	testkit.WaitFor(t, 10*time.Second, func() error {
+		if got := len(readEvents(t, n)); got != total {
+			return fmt.Errorf("%d of %d events stored", got, total)
+		}
+		return nil
+	})
+	require.GreaterOrEqual(t, l.Batches(), uint64(3), "at most eventBatch events a record")
+
+	l.Record(wire.Event{Kind: wire.EventDelivered, Message: total + 1})
+	cancel()
+	require.NoError(t, <-done)
+	events := readEvents(t, n)
+	require.Len(t, events, total+1, "what was queued when Run stopped is stored")
+	for i, e := range events {
+		require.Equal(t, uint64(i+1), e.Message, "in the order recorded")
+		require.False(t, e.At.IsZero(), "Record sets the time")
+	}
+	require.Zero(t, l.Dropped())
+}
