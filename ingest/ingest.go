@@ -42,6 +42,9 @@ type Ingest struct {
 	Reuse *ReuseTracker
 	// Events, if set, records each stored message's receipt in its journey.
 	Events *store.EventLog
+	// SearchKeys are read from each stored message into its received
+	// event, for the search index (history.search_keys, see KeyPaths).
+	SearchKeys map[string]hl7.Path
 
 	listener  config.ListenerConfig
 	committer store.Committer
@@ -149,7 +152,8 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin) []byte {
 			Err: &hl7.Error{Code: hl7.CodeUnsupportedType, Severity: hl7.SeverityError, Location: hl7.Location{Segment: "MSH", Sequence: 1, Field: 9, Component: 1, Offset: -1}}})
 	}
 	id := identify(in.listener.Name, &m)
-	stored, err := in.committer.Commit(ctx, in.received(&m, frame, o, received, id))
+	rec := in.received(&m, frame, o, received, id)
+	stored, err := in.committer.Commit(ctx, rec)
 	if err != nil && store.IsTooLarge(err) {
 		ev(in.log.Warn()).Str("reason", err.Error()).Msg("message rejected: too large for the store")
 		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Text: fmt.Sprintf(textTooLargeToStore, len(frame)),
@@ -172,9 +176,47 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin) []byte {
 	}
 	ev(in.log.Debug()).Uint64("seq", stored.Sequence).Bool("duplicate", stored.Duplicate).Dur("store", time.Since(received)).Msg("message stored")
 	ack := hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Accepted, Mode: in.mode})
-	in.Events.Record(wire.Event{Kind: wire.EventReceived, At: received, Message: stored.Sequence, Listener: in.listener.Name,
-		Remote: o.RemoteAddr, Ack: ackCode(ack), Duplicate: stored.Duplicate})
+	if in.Events != nil {
+		e := wire.Event{Kind: wire.EventReceived, At: received, Message: stored.Sequence, Listener: in.listener.Name,
+			Remote: o.RemoteAddr, Ack: ackCode(ack), Duplicate: stored.Duplicate}
+		if !stored.Duplicate {
+			e.Head(rec.Header, len(frame))
+			e.Keys = KeyValues(&m, in.SearchKeys)
+		}
+		in.Events.Record(e)
+	}
 	return ack
+}
+
+// KeyPaths parses search keys (name -> HL7 path, history.search_keys).
+func KeyPaths(keys map[string]string) (map[string]hl7.Path, error) {
+	paths := make(map[string]hl7.Path, len(keys))
+	for name, p := range keys {
+		path, err := hl7.ParsePath(p)
+		if err != nil {
+			return nil, fmt.Errorf("search key %s: %w", name, err)
+		}
+		paths[name] = path
+	}
+	return paths, nil
+}
+
+// KeyValues reads m's search keys: every non-empty repetition (PID-3
+// often holds an MRN and more). Nil when there are none.
+func KeyValues(m *hl7.Message, paths map[string]hl7.Path) map[string][]string {
+	var out map[string][]string
+	for name, path := range paths {
+		for _, v := range m.Values(path) {
+			if len(v) == 0 {
+				continue
+			}
+			if out == nil {
+				out = map[string][]string{}
+			}
+			out[name] = append(out[name], string(v))
+		}
+	}
+	return out
 }
 
 // RejectMLLP answers a frame over max_message_bytes.
