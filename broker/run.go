@@ -262,6 +262,9 @@ func (b *Broker) listen(l config.ListenerConfig) error {
 	}
 	in := ingest.New(l, b.committer, b.log)
 	in.Metrics, in.Reuse, in.Events = b.metrics.ingest(), b.reuse, b.events
+	if b.index != nil {
+		in.SearchKeys = b.index.KeyPaths()
+	}
 	srv := &mllp.Server{Name: l.Name, Handler: in, TLSConfig: tc, MaxConns: l.MaxConnections,
 		MaxFrameBytes: l.MaxMessageBytes, IdleTimeout: l.IdleTimeout, ReadTimeout: l.ReadTimeout, Logger: b.log}
 	ln, err := net.Listen("tcp", l.Addr)

@@ -10,7 +10,10 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/ingest"
 	_ "modernc.org/sqlite" // pure Go SQLite: no cgo, one static binary
 )
 
@@ -20,15 +23,29 @@ import (
 // most the last writes, and the index resumes from the sequences it
 // recorded with them.
 type Index struct {
-	path string
-	w    *sql.DB // the one writer
-	r    *sql.DB // readers
-	keys map[string]string
+	path  string
+	w     *sql.DB // the one writer
+	r     *sql.DB // readers
+	keys  map[string]string
+	paths map[string]hl7.Path // keys, parsed
+
+	// The writer's state between batches (one goroutine applies).
+	held *batch    // messages waiting for the rest of their journey
+	seen Positions // the last sequence read of each stream
+	// covered: every message up to it has its head in the index; above:
+	// messages after it whose heads came; gapSince: since when the one
+	// after covered is missing; lastHead: the last message with a head.
+	covered  uint64
+	above    map[uint64]bool
+	gapSince time.Time
+	lastHead uint64
+	wconn    *sql.Conn            // the writer's connection for batches
+	stmts    map[string]*sql.Stmt // prepared on wconn
 }
 
 // schemaVersion changes whenever the tables do; an index of another
 // version (or other search keys) is rebuilt from the streams.
-const schemaVersion = "2"
+const schemaVersion = "3"
 
 const schema = `
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -66,8 +83,10 @@ CREATE TABLE IF NOT EXISTS dests (
 	PRIMARY KEY (message, destination)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS dests_dest ON dests(destination, status, message);
-CREATE TABLE IF NOT EXISTS events (message INTEGER NOT NULL, at INTEGER NOT NULL, body TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS events_message ON events(message);
+CREATE TABLE IF NOT EXISTS journeys (
+	message INTEGER PRIMARY KEY,     -- HL7_IN sequence
+	body BLOB NOT NULL               -- its events, one JSON object a line, in the order they came
+);
 CREATE TABLE IF NOT EXISTS dlq (
 	id INTEGER PRIMARY KEY,          -- HL7_DLQ sequence
 	message INTEGER NOT NULL, control_id TEXT NOT NULL, type TEXT NOT NULL, event TEXT NOT NULL,
@@ -86,7 +105,11 @@ CREATE INDEX IF NOT EXISTS audit_time ON audit(at);
 // keys (name -> HL7 path). An index made by another version or for other
 // keys is deleted and rebuilt: Rebuilt reports it.
 func OpenIndex(path string, searchKeys map[string]string) (*Index, error) {
-	ix := &Index{path: path, keys: searchKeys}
+	paths, err := ingest.KeyPaths(searchKeys)
+	if err != nil {
+		return nil, fmt.Errorf("history index: %w", err)
+	}
+	ix := &Index{path: path, keys: searchKeys, paths: paths}
 	if err := ix.open(); err != nil {
 		return nil, err
 	}
@@ -117,7 +140,9 @@ func (ix *Index) open() error {
 	if ix.w, err = sql.Open("sqlite", dsn); err != nil {
 		return fmt.Errorf("history index: %w", err)
 	}
-	ix.w.SetMaxOpenConns(1)
+	// Two: batches keep one (Index.writer); pruning, resets and reading
+	// positions use the other, from the same goroutine as the batches.
+	ix.w.SetMaxOpenConns(2)
 	if _, err := ix.w.Exec(schema); err != nil {
 		ix.w.Close()
 		return fmt.Errorf("history index %s: %w", ix.path, err)
@@ -129,6 +154,10 @@ func (ix *Index) open() error {
 	ix.r.SetMaxOpenConns(4)
 	return nil
 }
+
+// KeyPaths are the search keys the index was opened for, parsed: what
+// ingest puts in each received event.
+func (ix *Index) KeyPaths() map[string]hl7.Path { return ix.paths }
 
 // signature names the schema and the search keys the index was made for.
 func (ix *Index) signature() string {
@@ -143,6 +172,14 @@ func (ix *Index) signature() string {
 // Close closes the file.
 func (ix *Index) Close() error {
 	var errs []error
+	for _, st := range ix.stmts {
+		errs = append(errs, st.Close())
+	}
+	ix.stmts = nil
+	if ix.wconn != nil {
+		errs = append(errs, ix.wconn.Close())
+		ix.wconn = nil
+	}
 	if ix.r != nil {
 		errs = append(errs, ix.r.Close())
 	}
@@ -176,11 +213,12 @@ func (ix *Index) Positions(ctx context.Context) (Positions, error) {
 
 // Reset empties the index; the Indexer then reads every stream again.
 func (ix *Index) Reset(ctx context.Context) error {
-	for _, t := range []string{"messages", "keys", "dests", "events", "dlq", "audit"} {
+	for _, t := range []string{"messages", "keys", "dests", "journeys", "dlq", "audit"} {
 		if _, err := ix.w.ExecContext(ctx, "DELETE FROM "+t); err != nil {
 			return fmt.Errorf("history index: %w", err)
 		}
 	}
+	ix.forget()
 	_, err := ix.w.ExecContext(ctx, `DELETE FROM meta WHERE k = 'positions'`)
 	return err
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/ingest"
 	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
@@ -225,13 +226,20 @@ func (o *Ops) reprocess(ctx context.Context, subject string, h nats.Header, data
 	}
 	h.Set(wire.HeaderReplayOf, what)
 	h.Set(wire.HeaderReplayedBy, by)
-	h.Set(wire.HeaderReceivedAt, time.Now().UTC().Format(time.RFC3339Nano))
+	at := time.Now()
+	h.Set(wire.HeaderReceivedAt, at.UTC().Format(time.RFC3339Nano))
 	ack, err := o.JetStream.PublishMsg(ctx, &nats.Msg{Subject: subject, Header: h, Data: data},
 		jetstream.WithMsgID(wire.ReplayID(strings.ReplaceAll(what, " ", ":"), 0, nuid.Next())))
 	if err != nil {
 		return 0, fmt.Errorf("storing the replay failed: %w", err)
 	}
-	o.Events.Record(wire.Event{Kind: wire.EventReceived, Message: ack.Sequence, Listener: h.Get(wire.HeaderListener), By: by})
+	e := wire.Event{Kind: wire.EventReceived, At: at, Message: ack.Sequence, Listener: h.Get(wire.HeaderListener), By: by}
+	e.Head(h, len(data))
+	var m hl7.Message
+	if o.Index != nil && m.ParseWith(data, indexLimits) == nil {
+		e.Keys = ingest.KeyValues(&m, o.Index.KeyPaths())
+	}
+	o.Events.Record(e)
 	return ack.Sequence, nil
 }
 

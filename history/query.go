@@ -1,14 +1,18 @@
 package history
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hl7broker/hl7broker/wire"
 )
 
 // Filter selects messages; empty fields select all. Keys are search keys
@@ -207,20 +211,41 @@ func (ix *Index) Message(ctx context.Context, id uint64) (Detail, error) {
 		d.Copies = append(d.Copies, c)
 	}
 	rows.Close()
-	rows, err = ix.r.QueryContext(ctx, `SELECT body FROM events WHERE message = ? ORDER BY at, rowid`, id)
-	if err != nil {
+	var body []byte
+	err = ix.r.QueryRowContext(ctx, `SELECT body FROM journeys WHERE message = ?`, id).Scan(&body)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return d, err
 	}
-	defer rows.Close()
-	d.Journey = []json.RawMessage{}
-	for rows.Next() {
-		var b string
-		if err := rows.Scan(&b); err != nil {
-			return d, err
-		}
-		d.Journey = append(d.Journey, json.RawMessage(b))
+	d.Journey = journey(body)
+	return d, nil
+}
+
+// journey splits a journey's lines into events, oldest first (a
+// cluster's brokers may have stored them out of order), each once (a
+// record indexed again after a crash repeats its lines).
+func journey(body []byte) []json.RawMessage {
+	type line struct {
+		at  time.Time
+		raw json.RawMessage
 	}
-	return d, rows.Err()
+	var lines []line
+	seen := map[string]bool{}
+	for l := range bytes.SplitSeq(bytes.TrimSpace(body), []byte("\n")) {
+		if seen[string(l)] {
+			continue
+		}
+		seen[string(l)] = true
+		var e wire.Event
+		if wire.ParseEvent(l, &e) == nil {
+			lines = append(lines, line{e.At, json.RawMessage(l)})
+		}
+	}
+	slices.SortStableFunc(lines, func(x, y line) int { return x.at.Compare(y.at) })
+	out := make([]json.RawMessage, len(lines))
+	for i, l := range lines {
+		out[i] = l.raw
+	}
+	return out
 }
 
 // DeadLetter is one message in HL7_DLQ.
@@ -390,7 +415,7 @@ func (ix *Index) Prune(ctx context.Context, firstIn, firstDLQ, firstAudit uint64
 	}{
 		{`DELETE FROM keys WHERE message IN (SELECT message FROM keys WHERE message < ? LIMIT 10000)`, firstIn},
 		{`DELETE FROM dests WHERE message IN (SELECT message FROM dests WHERE message < ? LIMIT 10000)`, firstIn},
-		{`DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE message < ? LIMIT 10000)`, firstIn},
+		{`DELETE FROM journeys WHERE message IN (SELECT message FROM journeys WHERE message < ? LIMIT 10000)`, firstIn},
 		{`DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE id < ? LIMIT 10000)`, firstIn},
 		{`DELETE FROM dlq WHERE id IN (SELECT id FROM dlq WHERE id < ? LIMIT 10000)`, firstDLQ},
 		{`DELETE FROM audit WHERE seq IN (SELECT seq FROM audit WHERE seq < ? LIMIT 10000)`, firstAudit},
