@@ -48,7 +48,7 @@ before another was sent must arrive first) and unknown. It exits 1 if any
 was lost or out of order.
 
 --compare needs no --addr: it starts its own broker and measures, in one
-run and with the same connections and messages, three stages:
+run and with the same connections and messages, four stages:
   raw-mllp       an MLLP server in bench answering a fixed ACK (no parse,
                  no store): the ceiling of MLLP on this machine
   raw-jetstream  one synchronous JetStream publish per message, over TCP
@@ -56,8 +56,11 @@ run and with the same connections and messages, three stages:
                  server in a temporary directory that syncs every write
                  under fsync, or on the --nats cluster with --replicas
   broker         serve in a process of its own, loaded over MLLP
+  no-history     the same with history.enabled false (no journey events,
+                 no search index): what history costs
 It prints each rate and latency, the broker's ratio to each ceiling, and
-the broker's CPU time and peak RSS. The built-in config has one listener
+the broker's CPU time and peak RSS. A shared machine is noisy: --rounds N
+runs the last two stages N times each, alternately, and reports medians. The built-in config has one listener
 and one route to bench's own sink (per-patient order over 8 partitions),
 so every delivery is checked as with --sink; with --config FILE the
 broker's data_dir and admin address are replaced by temporary ones, bench
@@ -83,6 +86,7 @@ sends to its first listener and deliveries go where the config says.`,
 	f.StringVar(&o.Durability, "durability", "fsync", "with --compare and the built-in config: fsync or os")
 	f.StringVar(&o.NATS, "nats", "", "with --compare and the built-in config: external NATS URLs (default: embedded)")
 	f.IntVar(&o.Replicas, "replicas", 1, "with --compare, --nats and the built-in config: stream replicas")
+	f.IntVar(&o.Rounds, "rounds", 1, "with --compare: run the broker with and without history this many times each, alternately, and report medians")
 	return cmd
 }
 

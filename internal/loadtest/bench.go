@@ -41,6 +41,7 @@ type Options struct {
 	Durability string // fsync or os, with the built-in config
 	NATS       string // external NATS URLs, with the built-in config
 	Replicas   int
+	Rounds     int // the broker with and without history, alternately, this many times each (0: once)
 	// Serve starts the broker on a config file, as a child process
 	// (hl7broker serve --config FILE).
 	Serve func(configFile string) *exec.Cmd

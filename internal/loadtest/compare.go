@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hl7broker/hl7broker/config"
@@ -36,9 +40,17 @@ type CompareResult struct {
 	BrokerCPUSeconds float64 `json:"broker_cpu_seconds"`
 	BrokerPeakRSSMB  float64 `json:"broker_peak_rss_mb"`
 	// The broker again with history.enabled false (no journey events, no
-	// index), right after, and what history costs: 1 - broker / this.
+	// index), and what history costs: 1 - broker / this. With Rounds > 1
+	// the two alternate (broker first in odd rounds, second in even ones)
+	// and Broker and BrokerNoHistory are the rounds of median rate.
 	BrokerNoHistory Result  `json:"broker_no_history"`
 	HistoryCost     float64 `json:"history_cost"`
+	// Every round's rates, and the median CPU time a message of each.
+	BrokerRounds         []float64 `json:"broker_rounds"`
+	NoHistoryRounds      []float64 `json:"no_history_rounds"`
+	BrokerCPUMSPerMsg    float64   `json:"broker_cpu_ms_per_message"`
+	NoHistoryCPUMSPerMsg float64   `json:"no_history_cpu_ms_per_message"`
+	FailedRounds         int       `json:"failed_rounds"` // broker runs that lost a message or an ACK
 }
 
 // Compare measures, in one run with the same connections and messages,
@@ -80,18 +92,45 @@ func Compare(ctx context.Context, o Options, logw io.Writer) (CompareResult, err
 	if r.RawJetStream, err = compareRawJetStream(ctx, o, logw, &raw, next); err != nil {
 		return r, err
 	}
-	say("stage 3 of 4: the broker (serve in its own process)")
-	if err := compareBroker(ctx, o, logw, file, cfg, filepath.Join(tmp, "broker"), sinkAddr, next, &r, nil); err != nil {
-		return r, err
+	rounds := max(o.Rounds, 1)
+	var withRuns, withoutRuns []brokerRun
+	for round := 1; round <= rounds; round++ {
+		with := func() error {
+			say("stage 3 of 4, round %d of %d: the broker (serve in its own process)", round, rounds)
+			run, err := compareBroker(ctx, o, logw, file, cfg, filepath.Join(tmp, fmt.Sprintf("broker-%d", round)), sinkAddr, next, nil)
+			withRuns = append(withRuns, run)
+			return err
+		}
+		without := func() error {
+			say("stage 4 of 4, round %d of %d: the broker without history (history.enabled false)", round, rounds)
+			run, err := compareBroker(ctx, o, logw, file, cfg, filepath.Join(tmp, fmt.Sprintf("broker-nohistory-%d", round)), sinkAddr, next,
+				[]string{"HL7BROKER_HISTORY_ENABLED=false"})
+			withoutRuns = append(withoutRuns, run)
+			return err
+		}
+		first, second := with, without
+		if round%2 == 0 {
+			first, second = without, with
+		}
+		if err := first(); err != nil {
+			return r, err
+		}
+		if err := second(); err != nil {
+			return r, err
+		}
 	}
-	say("stage 4 of 4: the broker without history (history.enabled false)")
-	var nh CompareResult
-	if err := compareBroker(ctx, o, logw, file, cfg, filepath.Join(tmp, "broker-nohistory"), sinkAddr, next, &nh, []string{"HL7BROKER_HISTORY_ENABLED=false"}); err != nil {
-		return r, err
+	for _, run := range append(slices.Clone(withRuns), withoutRuns...) {
+		if !run.OK() {
+			r.FailedRounds++
+		}
 	}
-	r.BrokerNoHistory = nh.Broker
-	if nh.Broker.PerSecond > 0 {
-		r.HistoryCost = 1 - r.Broker.PerSecond/nh.Broker.PerSecond
+	mid := medianRun(withRuns)
+	r.Broker, r.BrokerCPUSeconds, r.BrokerPeakRSSMB = mid.Result, mid.cpuSeconds, mid.peakRSSMB
+	r.BrokerNoHistory = medianRun(withoutRuns).Result
+	r.BrokerRounds, r.NoHistoryRounds = rates(withRuns), rates(withoutRuns)
+	r.BrokerCPUMSPerMsg, r.NoHistoryCPUMSPerMsg = medianCPU(withRuns), medianCPU(withoutRuns)
+	if r.BrokerNoHistory.PerSecond > 0 {
+		r.HistoryCost = 1 - r.Broker.PerSecond/r.BrokerNoHistory.PerSecond
 	}
 	if r.RawMLLP.PerSecond > 0 {
 		r.RatioToRawMLLP = r.Broker.PerSecond / r.RawMLLP.PerSecond
@@ -102,10 +141,61 @@ func Compare(ctx context.Context, o Options, logw io.Writer) (CompareResult, err
 	return r, nil
 }
 
-// OK: the broker stage's messages were all acknowledged and delivered,
+// OK: the broker stages' messages were all acknowledged and delivered,
 // and raw JetStream stored every one.
 func (r CompareResult) OK() bool {
-	return r.Broker.OK() && r.RawJetStream.Errors == 0 && (r.BrokerNoHistory.Messages == 0 || r.BrokerNoHistory.OK())
+	return r.Broker.OK() && r.RawJetStream.Errors == 0 && (r.BrokerNoHistory.Messages == 0 || r.BrokerNoHistory.OK()) && r.FailedRounds == 0
+}
+
+// brokerRun is one broker stage: what bench saw, and what serve used.
+type brokerRun struct {
+	Result
+	cpuSeconds, peakRSSMB float64
+}
+
+func (b brokerRun) cpuMSPerMsg() float64 {
+	if b.Messages == 0 {
+		return 0
+	}
+	return b.cpuSeconds * 1000 / float64(b.Messages)
+}
+
+// medianRun is the run of median rate (the lower middle of an even count).
+func medianRun(runs []brokerRun) brokerRun {
+	if len(runs) == 0 {
+		return brokerRun{}
+	}
+	sorted := slices.Clone(runs)
+	slices.SortFunc(sorted, func(a, b brokerRun) int { return cmp.Compare(a.PerSecond, b.PerSecond) })
+	return sorted[(len(sorted)-1)/2]
+}
+
+func medianCPU(runs []brokerRun) float64 {
+	if len(runs) == 0 {
+		return 0
+	}
+	v := make([]float64, len(runs))
+	for i, r := range runs {
+		v[i] = r.cpuMSPerMsg()
+	}
+	slices.Sort(v)
+	return v[(len(v)-1)/2]
+}
+
+func rates(runs []brokerRun) []float64 {
+	out := make([]float64, len(runs))
+	for i, r := range runs {
+		out[i] = r.PerSecond
+	}
+	return out
+}
+
+func joinRates(v []float64) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = strconv.FormatFloat(x, 'f', 0, 64)
+	}
+	return strings.Join(s, " ")
 }
 
 func orDefault(s, empty string) string {
@@ -214,20 +304,21 @@ func compareRawJetStream(ctx context.Context, o Options, logw io.Writer, c *conf
 // compareBroker runs serve on file as a child process (data_dir and admin
 // address replaced), loads its first listener and stops it.
 func compareBroker(ctx context.Context, o Options, logw io.Writer, file string, cfg *config.Config, dataDir, sinkAddr string,
-	next func(int64) message, r *CompareResult, env []string) error {
+	next func(int64) message, env []string) (brokerRun, error) {
+	var run brokerRun
 	if len(cfg.Listeners) == 0 {
-		return errors.New("the config has no listener to send to")
+		return run, errors.New("the config has no listener to send to")
 	}
 	admin, err := freeAddr()
 	if err != nil {
-		return err
+		return run, err
 	}
 	var stderr syncbuf.Buffer
 	serve := o.Serve(file)
 	serve.Env = append(append(os.Environ(), "HL7BROKER_DATA_DIR="+dataDir, "HL7BROKER_ADMIN_ADDR="+admin), env...)
 	serve.Stderr = &stderr
 	if err := serve.Start(); err != nil {
-		return fmt.Errorf("start serve: %w", err)
+		return run, fmt.Errorf("start serve: %w", err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- serve.Wait() }()
@@ -240,16 +331,16 @@ func compareBroker(ctx context.Context, o Options, logw io.Writer, file string, 
 	}()
 	if err := waitReady(ctx, admin, exited); err != nil {
 		stopped = true
-		return fmt.Errorf("serve did not become ready: %w\n%s", err, tail(stderr.String(), 2000))
+		return run, fmt.Errorf("serve did not become ready: %w\n%s", err, tail(stderr.String(), 2000))
 	}
 	var sk *sink
 	if sinkAddr != "" {
 		if sk, err = startSink(sinkAddr); err != nil {
-			return fmt.Errorf("sink: %w", err)
+			return run, fmt.Errorf("sink: %w", err)
 		}
 		defer sk.close()
 	}
-	r.Broker = load(ctx, o, logw, mllpConns(cfg.Listeners[0].Addr, nil, o.Timeout), next, sk)
+	run.Result = load(ctx, o, logw, mllpConns(cfg.Listeners[0].Addr, nil, o.Timeout), next, sk)
 
 	// Stop as SIGINT would, and read what the process used.
 	_ = serve.Process.Signal(os.Interrupt)
@@ -261,9 +352,9 @@ func compareBroker(ctx context.Context, o Options, logw io.Writer, file string, 
 	}
 	stopped = true
 	ps := serve.ProcessState
-	r.BrokerCPUSeconds = (ps.UserTime() + ps.SystemTime()).Seconds()
-	r.BrokerPeakRSSMB = float64(peakRSSBytes(ps)) / (1 << 20)
-	return nil
+	run.cpuSeconds = (ps.UserTime() + ps.SystemTime()).Seconds()
+	run.peakRSSMB = float64(peakRSSBytes(ps)) / (1 << 20)
+	return run, nil
 }
 
 // waitReady polls serve's /readyz until it answers 200.
@@ -310,6 +401,13 @@ func PrintCompare(w io.Writer, r CompareResult, asJSON bool) {
 	row("broker", r.Broker)
 	row("no-history", r.BrokerNoHistory)
 	fmt.Fprintf(w, "broker / raw-mllp %.2f, broker / raw-jetstream %.2f, history costs %.1f%% of the broker's rate\n", r.RatioToRawMLLP, r.RatioToRawJetStream, 100*r.HistoryCost)
+	if len(r.BrokerRounds) > 1 {
+		fmt.Fprintf(w, "rounds (medians above): broker %s msg/s; no-history %s msg/s\n", joinRates(r.BrokerRounds), joinRates(r.NoHistoryRounds))
+	}
+	if r.NoHistoryCPUMSPerMsg > 0 {
+		fmt.Fprintf(w, "CPU a message: broker %.3f ms, no-history %.3f ms (history: %.1f%% of the broker's CPU)\n",
+			r.BrokerCPUMSPerMsg, r.NoHistoryCPUMSPerMsg, 100*(1-r.NoHistoryCPUMSPerMsg/r.BrokerCPUMSPerMsg))
+	}
 	perMsg := 0.0
 	if r.Broker.Messages > 0 {
 		perMsg = r.BrokerCPUSeconds * 1000 / float64(r.Broker.Messages)
