@@ -30,6 +30,9 @@ type API struct {
 	SearchKeys []string
 	// MaxBulk bounds how many messages one replay or purge by filter takes.
 	MaxBulk int
+	// Sessions are the console's; a request without a bearer token may
+	// carry a session cookie instead.
+	Sessions Sessions
 }
 
 // user is who made a request, once authenticated.
@@ -51,6 +54,11 @@ func (a *API) routes(mux *http.ServeMux) {
 	h("POST /api/v1/destinations/{name}/pause", RoleOperator, a.pause(true))
 	h("POST /api/v1/destinations/{name}/resume", RoleOperator, a.pause(false))
 	h("GET /api/v1/audit", RoleOperator, a.audit)
+	mux.HandleFunc("POST /ui/login", a.login)
+	mux.HandleFunc("POST /ui/logout", a.logout)
+	mux.HandleFunc("GET /ui/session", a.sessionNow)
+	mux.Handle("GET /ui/", console())
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.Handle("/api/", a.authorized(RoleViewer, func(w http.ResponseWriter, r *http.Request, _ user) {
 		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	}))
@@ -61,6 +69,14 @@ func (a *API) routes(mux *http.ServeMux) {
 func (a *API) authorized(role string, fn func(http.ResponseWriter, *http.Request, user)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := a.Tokens.lookup(r.Header.Get("Authorization"))
+		if !ok && r.Header.Get("Authorization") == "" {
+			var sess *session
+			if sess, tok, ok = a.fromCookie(r); ok && !csrfOK(r, sess) {
+				a.record(r, tok.Name, "request.refused", "403 no CSRF token", nil, r.Method+" "+r.URL.Path)
+				writeError(w, http.StatusForbidden, "missing or wrong X-CSRF-Token (the console sends it with every change)")
+				return
+			}
+		}
 		if !ok {
 			a.record(r, "", "request.refused", "401 no valid token", nil, r.Method+" "+r.URL.Path)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="hl7broker"`)

@@ -62,5 +62,20 @@ func (t *Tokens) lookup(authorization string) (Token, bool) {
 	return found, hit == 1
 }
 
+// byHash finds the token whose secret hashes to h (a console session's).
+func (t *Tokens) byHash(h [32]byte) (Token, bool) {
+	if t == nil {
+		return Token{}, false
+	}
+	if p := t.set.Load(); p != nil {
+		for _, tok := range *p {
+			if subtle.ConstantTimeCompare(h[:], tok.hash[:]) == 1 {
+				return tok, true
+			}
+		}
+	}
+	return Token{}, false
+}
+
 // allows reports whether role may do what needs at least min.
 func allows(role, min string) bool { return roleRank[role] >= roleRank[min] }

@@ -21,6 +21,9 @@ type ListenerStatus struct {
 	Received    uint64  `json:"received"`
 	Rejected    uint64  `json:"rejected"` // negative ACKs
 	Rate        float64 `json:"rate"`     // messages/s received
+	// RateLastHour is the rate in each minute of the last hour, oldest
+	// first (the console's chart).
+	RateLastHour []float64 `json:"rate_last_hour"`
 }
 
 // RouteStatus is one route.
@@ -32,16 +35,19 @@ type RouteStatus struct {
 
 // DestinationStatus is one destination.
 type DestinationStatus struct {
-	Name       string     `json:"name"`
-	Type       string     `json:"type"`
-	Paused     bool       `json:"paused"`
-	QueueDepth int64      `json:"queue_depth"` // -1 when unknown
-	Delivered  uint64     `json:"delivered"`
-	Failures   uint64     `json:"failures"` // failed attempts
-	DeadLetter uint64     `json:"dead_lettered"`
-	Rate       float64    `json:"rate"` // messages/s delivered
-	LastError  string     `json:"last_error,omitempty"`
-	LastErrAt  *time.Time `json:"last_error_at,omitempty"`
+	Name       string  `json:"name"`
+	Type       string  `json:"type"`
+	Paused     bool    `json:"paused"`
+	QueueDepth int64   `json:"queue_depth"` // -1 when unknown
+	Delivered  uint64  `json:"delivered"`
+	Failures   uint64  `json:"failures"` // failed attempts
+	DeadLetter uint64  `json:"dead_lettered"`
+	Rate       float64 `json:"rate"` // messages/s delivered
+	// RateLastHour is the rate in each minute of the last hour, oldest
+	// first (the console's chart).
+	RateLastHour []float64  `json:"rate_last_hour"`
+	LastError    string     `json:"last_error,omitempty"`
+	LastErrAt    *time.Time `json:"last_error_at,omitempty"`
 	// OldestUndeliveredSeconds is the age of the oldest copy waiting; 0
 	// when none waits.
 	OldestUndeliveredSeconds float64 `json:"oldest_undelivered_seconds"`

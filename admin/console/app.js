@@ -1,0 +1,345 @@
+// The hl7broker console: a client of /api/v1, like the CLI. Everything
+// from a message or the API is put on the page as text (textContent,
+// never innerHTML): messages are hostile input.
+"use strict";
+
+let me = null; // {user, role, csrf, search_keys, history}
+let refresh = null;
+
+function h(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (k === "class") e.className = v;
+    else e.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+function show(...nodes) {
+  const main = document.getElementById("main");
+  main.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined && n !== false));
+}
+
+class APIError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+async function api(method, path, body) {
+  const opts = { method, headers: {}, credentials: "same-origin" };
+  if (method !== "GET") opts.headers["X-CSRF-Token"] = me ? me.csrf : "";
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  const r = await fetch(path, opts);
+  if (r.status === 204) return null;
+  let data = null;
+  try { data = await r.json(); } catch (_) { /* not JSON */ }
+  if (r.status === 401 && path !== "/ui/login") { me = null; signIn(); }
+  if (!r.ok) throw new APIError(r.status, (data && data.error) || r.statusText);
+  return data;
+}
+
+const can = (role) => me && ({ viewer: 1, operator: 2, admin: 3 })[me.role] >= ({ viewer: 1, operator: 2, admin: 3 })[role];
+const fmtTime = (s) => (s ? new Date(s).toLocaleString() : "");
+const errorLine = (e) => h("p", { class: "error", role: "alert" }, e.message || String(e));
+
+function signIn(why) {
+  document.getElementById("nav").hidden = true;
+  document.getElementById("signout").hidden = true;
+  document.getElementById("who").textContent = "";
+  const input = h("input", { type: "password", id: "token", autocomplete: "off", required: true });
+  const out = h("div");
+  const form = h("form", {
+    class: "signin", id: "signin",
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      try {
+        me = await api("POST", "/ui/login", { token: input.value });
+        started();
+      } catch (e) { out.replaceChildren(errorLine(e)); }
+    },
+  }, h("h2", {}, "Sign in"), h("label", { for: "token" }, "API token (admin.tokens)"), input,
+    h("button", { type: "submit" }, "Sign in"), out);
+  show(...(why ? [errorLine(why)] : []), form);
+}
+
+function started() {
+  document.getElementById("nav").hidden = false;
+  document.getElementById("signout").hidden = false;
+  document.getElementById("who").textContent = me.user + " (" + me.role + ")";
+  route();
+}
+
+function route() {
+  if (refresh) { clearInterval(refresh); refresh = null; }
+  if (!me) return signIn();
+  const [path, query] = location.hash.replace(/^#/, "").split("?");
+  const params = new URLSearchParams(query || "");
+  for (const a of document.querySelectorAll("#nav a")) {
+    a.classList.toggle("active", path.startsWith(a.getAttribute("href").slice(1)));
+  }
+  const parts = path.split("/").filter(Boolean);
+  const page = {
+    dashboard: dashboard, messages: messages, message: () => message(parts[1]),
+    dlq: deadLetters, destinations: destinations, audit: audit,
+  }[parts[0] || "dashboard"] || dashboard;
+  page(params).catch((e) => show(errorLine(e)));
+}
+
+// ---- dashboard
+
+function sparkline(points) {
+  const w = 120, hgt = 24, NS = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("width", w);
+  svg.setAttribute("height", hgt);
+  if (points.length > 1) {
+    const t0 = points[0].t, t1 = points[points.length - 1].t || t0 + 1;
+    const top = Math.max(1, ...points.map((p) => p.v));
+    const line = document.createElementNS(NS, "polyline");
+    line.setAttribute("fill", "none");
+    line.setAttribute("stroke", "#1f3a5f");
+    line.setAttribute("points", points.map((p) =>
+      ((p.t - t0) / Math.max(1, t1 - t0) * w).toFixed(1) + "," + (hgt - 1 - p.v / top * (hgt - 2)).toFixed(1)).join(" "));
+    svg.append(line);
+  }
+  return svg;
+}
+
+// series is the last hour's per-minute rates (from the broker) and the
+// rate now, as points for a sparkline.
+function series(lastHour, now) {
+  const points = (lastHour || []).map((v, i) => ({ t: i, v }));
+  points.push({ t: points.length, v: now });
+  return points;
+}
+
+async function dashboard() {
+  const draw = async () => {
+    const s = await api("GET", "/api/v1/status");
+    const problems = [];
+    if (!s.storage.ok) problems.push("Storage: " + (s.storage.problem || "not OK"));
+    if (s.config.last_reload && s.config.last_reload !== "applied") problems.push("Last config reload: " + s.config.last_reload + (s.config.problem ? " — " + s.config.problem : ""));
+    const dests = s.destinations.map((d) => {
+      const stalled = d.oldest_undelivered_seconds > 60 && !d.paused;
+      if (stalled) problems.push("Destination " + d.name + " has not delivered for " + Math.round(d.oldest_undelivered_seconds) + " s");
+      if (d.dead_lettered > 0) problems.push("Destination " + d.name + ": " + d.dead_lettered + " dead-lettered");
+      return h("tr", { class: stalled ? "problem" : d.paused ? "warn" : undefined, "data-destination": d.name },
+        h("td", {}, d.name), h("td", {}, d.type), h("td", {}, d.paused ? "paused" : "running"),
+        h("td", {}, d.queue_depth < 0 ? "?" : d.queue_depth), h("td", {}, d.delivered), h("td", {}, d.rate.toFixed(1), " ", sparkline(series(d.rate_last_hour, d.rate))),
+        h("td", {}, d.failures), h("td", {}, d.dead_lettered), h("td", {}, d.oldest_undelivered_seconds ? Math.round(d.oldest_undelivered_seconds) + " s" : ""),
+        h("td", {}, d.last_error || ""));
+    });
+    show(
+      h("h1", {}, "Dashboard"),
+      problems.length ? h("ul", { class: "problems" }, problems.map((p) => h("li", { class: "bad" }, p))) : h("p", { class: "ok" }, "No problems."),
+      h("h2", {}, "Listeners"),
+      h("table", { id: "listeners" }, h("tr", {}, ["Name", "Address", "Connections", "Received", "Rejected", "Messages/s"].map((c) => h("th", {}, c))),
+        s.listeners.map((l) => h("tr", { "data-listener": l.name }, h("td", {}, l.name), h("td", {}, l.addr), h("td", {}, l.connections),
+          h("td", { class: "received" }, l.received), h("td", {}, l.rejected), h("td", {}, l.rate.toFixed(1), " ", sparkline(series(l.rate_last_hour, l.rate)))))),
+      h("h2", {}, "Routes"),
+      h("table", {}, h("tr", {}, ["Name", "To", "Matches"].map((c) => h("th", {}, c))),
+        s.routes.map((r) => h("tr", {}, h("td", {}, r.name), h("td", {}, (r.to || []).join(", ")), h("td", {}, r.matches)))),
+      h("h2", {}, "Destinations"),
+      h("table", { id: "destinations" }, h("tr", {}, ["Name", "Type", "State", "Queue", "Delivered", "Delivered/s", "Failures", "Dead letters", "Oldest waiting", "Last error"].map((c) => h("th", {}, c))), dests),
+      h("h2", {}, "Storage and cluster"),
+      h("p", {}, "Durability ", s.storage.durability, "; NATS ", s.cluster.mode, s.cluster.connected ? " (" + s.cluster.connected + ")" : "", ", replicas ", s.cluster.replicas,
+        s.cluster.leader ? ", HL7_IN leader " + s.cluster.leader : ""),
+      h("table", {}, h("tr", {}, ["Stream", "Messages", "Bytes"].map((c) => h("th", {}, c))),
+        Object.entries(s.storage.streams || {}).map(([n, st]) => h("tr", {}, h("td", {}, n), h("td", {}, st.messages), h("td", {}, st.bytes)))),
+      h("h2", {}, "Configuration"),
+      h("p", {}, s.config.file, ", loaded ", fmtTime(s.config.loaded_at), s.config.last_reload ? "; last reload: " + s.config.last_reload : ""),
+    );
+  };
+  await draw();
+  refresh = setInterval(() => draw().catch(() => {}), 5000);
+}
+
+// ---- messages
+
+const statuses = ["", "received", "queued", "retrying", "delivered", "dead_lettered", "unrouted", "filtered", "purged"];
+
+async function messages(params) {
+  const field = (name, label, attrs) => h("label", {}, label, h("input", { name, value: params.get(name) || "", ...attrs }));
+  const keyName = h("select", { name: "key" }, me.search_keys.map((k) => h("option", { value: k, selected: params.get("key") === k }, k)));
+  const form = h("form", {
+    class: "filters", id: "search",
+    onsubmit: (ev) => {
+      ev.preventDefault();
+      const q = new URLSearchParams();
+      for (const [k, v] of new FormData(form)) if (v) q.set(k, v);
+      if (!q.get("key_value")) q.delete("key");
+      location.hash = "#/messages?" + q.toString();
+    },
+  }, field("control_id", "Control ID (MSH-10)"),
+    me.search_keys.length ? h("label", {}, "Search key", keyName) : null,
+    me.search_keys.length ? field("key_value", "Value") : null,
+    field("type", "Type", { size: 5 }), field("event", "Event", { size: 5 }), field("listener", "Listener", { size: 10 }),
+    h("label", {}, "Status", h("select", { name: "status" }, statuses.map((s) => h("option", { value: s, selected: params.get("status") === s }, s || "any")))),
+    field("from", "From", { type: "datetime-local" }), field("to", "To", { type: "datetime-local" }),
+    h("button", { type: "submit" }, "Search"));
+  const q = new URLSearchParams();
+  for (const k of ["control_id", "type", "event", "listener", "status", "cursor"]) if (params.get(k)) q.set(k, params.get(k));
+  for (const k of ["from", "to"]) if (params.get(k)) q.set(k, new Date(params.get(k)).toISOString());
+  if (params.get("key") && params.get("key_value")) q.set("key." + params.get("key"), params.get("key_value"));
+  q.set("limit", "50");
+  const page = await api("GET", "/api/v1/messages?" + q.toString());
+  const next = new URLSearchParams(params);
+  next.set("cursor", page.next_cursor);
+  show(h("h1", {}, "Messages"), form,
+    h("table", { id: "results" }, h("tr", {}, ["Received", "Control ID", "Type", "Listener", "From", "Status"].map((c) => h("th", {}, c))),
+      page.items.map((m) => h("tr", {},
+        h("td", {}, fmtTime(m.received_at)), h("td", {}, h("a", { href: "#/message/" + encodeURIComponent(m.id) }, m.control_id || "(none)")),
+        h("td", {}, m.type + "^" + m.event), h("td", {}, m.listener), h("td", {}, m.sending_application + " / " + m.sending_facility),
+        h("td", {}, m.status)))),
+    page.items.length === 0 ? h("p", {}, "No message matches.") : null,
+    page.next_cursor ? h("a", { href: "#/messages?" + next.toString() }, "Next page") : null);
+}
+
+function journeyItem(e) {
+  let what = e.kind;
+  switch (e.kind) {
+    case "received": what = (e.duplicate ? "received again (a resend)" : "received") + (e.listener ? " on " + e.listener : "") + (e.remote ? " from " + e.remote : "") + (e.ack ? ", ACK sent: " + e.ack : "") + (e.by ? ", replayed by " + e.by : ""); break;
+    case "routed": what = e.unrouted ? "no route matched" : "routed by " + (e.routes || []).join(", ") + " to " + ((e.destinations || []).join(", ") || "no destination (filtered)"); break;
+    case "attempt": what = "attempt " + e.attempt + " to " + e.destination + " failed (" + (e.outcome || "") + ")" + (e.code ? ", downstream answered " + e.code : "") + (e.reason ? ": " + e.reason : ""); break;
+    case "delivered": what = "delivered to " + e.destination + " (attempt " + e.attempt + (e.code ? ", downstream ACK " + e.code : "") + ")"; break;
+    case "dead_lettered": what = "dead-lettered for " + e.destination + (e.reason ? ": " + e.reason : "") + (e.dlq ? " (dead letter " + e.dlq + ")" : ""); break;
+    case "replayed": what = "replayed by " + e.by + (e.destination ? " to " + e.destination : e.as ? " as message " + e.as : ""); break;
+    case "purged": what = "dead letter " + e.dlq + " purged by " + e.by; break;
+  }
+  return h("li", { class: "event-" + e.kind }, h("span", { class: "at" }, fmtTime(e.at), " "), what, e.ms ? " (" + e.ms.toFixed(1) + " ms)" : "");
+}
+
+function copyLines(text, base) {
+  const baseLines = new Set((base || "").split("\r"));
+  return h("pre", { class: "hl7" }, (text || "").split("\r").filter((l) => l !== "").map((l) =>
+    h("div", { class: baseLines.has(l) ? undefined : "changed" }, l)));
+}
+
+async function message(id) {
+  let m;
+  try {
+    m = await api("GET", "/api/v1/messages/" + encodeURIComponent(id));
+  } catch (e) {
+    if (e.status === 403) return show(h("h1", {}, "Message " + id), h("p", { class: "error" }, "Your role (" + me.role + ") does not show message content."));
+    throw e;
+  }
+  const replay = can("operator") ? h("button", {
+    type: "button", id: "replay",
+    onclick: async () => {
+      if (!confirm("Replay message " + id + " through today's routes? It is stored again as a new message.")) return;
+      const out = await api("POST", "/api/v1/messages/replay", { ids: [id] });
+      alert("Replayed: " + out.done + ", failed: " + out.failed);
+      route();
+    },
+  }, "Replay through today's routes") : null;
+  show(h("h1", {}, "Message ", m.control_id, " (", m.type, "^", m.event, ")"),
+    h("p", {}, "Received ", fmtTime(m.received_at), " on ", m.listener, " from ", m.sending_application, " / ", m.sending_facility, "; status ", h("strong", {}, m.status)), replay,
+    h("h2", {}, "Journey"), h("ol", { class: "timeline", id: "journey" }, (m.journey || []).map(journeyItem)),
+    h("h2", {}, "As received"), copyLines(m.message, m.message),
+    h("h2", {}, "Segments and fields"),
+    h("table", { id: "fields" }, h("tr", {}, ["Field", "Name", "Value"].map((c) => h("th", {}, c))),
+      (m.segments || []).flatMap((s) => s.fields.map((f) => h("tr", {}, h("td", {}, f.path), h("td", {}, fieldName(f.path)), h("td", {}, f.value))))),
+    h("h2", {}, "Each destination's copy"),
+    h("div", { class: "copies" }, (m.copies || []).map((c) => h("div", {},
+      h("h3", {}, c.destination, ": ", c.status, c.changed ? " (changed by a transform: highlighted)" : ""),
+      c.data ? copyLines(c.data, m.message) : h("p", {}, c.note || "not kept")))));
+}
+
+// ---- dead letters
+
+async function deadLetters(params) {
+  const dest = params.get("destination") || "";
+  const q = new URLSearchParams({ limit: "100" });
+  if (dest) q.set("destination", dest);
+  if (params.get("cursor")) q.set("cursor", params.get("cursor"));
+  const page = await api("GET", "/api/v1/dlq?" + q.toString());
+  const checks = [];
+  const selected = () => checks.filter((c) => c.checked).map((c) => c.value);
+  const act = async (what, body, question) => {
+    if (!confirm(question)) return;
+    try {
+      const out = await api("POST", "/api/v1/dlq/" + what, body);
+      alert(what + ": " + out.done + " done, " + out.failed + " failed");
+    } catch (e) { alert(e.message); }
+    route();
+  };
+  const buttons = can("operator") ? h("p", {},
+    h("button", { type: "button", id: "replay-selected", onclick: () => act("replay", { ids: selected() }, "Replay " + selected().length + " dead letter(s) to their destination?") }, "Replay selected"), " ",
+    dest ? h("button", { type: "button", id: "replay-all", onclick: () => act("replay", { all: true, destination: dest }, "Replay every dead letter of " + dest + "?") }, "Replay all of " + dest) : null, " ",
+    can("admin") ? h("button", { type: "button", id: "purge-selected", onclick: () => act("purge", { ids: selected() }, "Purge " + selected().length + " dead letter(s)? They cannot be replayed afterwards.") }, "Purge selected") : null, " ",
+    can("admin") && dest ? h("button", { type: "button", id: "purge-all", onclick: () => act("purge", { all: true, destination: dest }, "Purge every dead letter of " + dest + "? They cannot be replayed afterwards.") }, "Purge all of " + dest) : null) : null;
+  const filter = h("form", { class: "filters", onsubmit: (ev) => { ev.preventDefault(); location.hash = "#/dlq?destination=" + encodeURIComponent(new FormData(ev.target).get("destination")); } },
+    h("label", {}, "Destination", h("input", { name: "destination", value: dest })), h("button", { type: "submit" }, "Show"));
+  show(h("h1", {}, "Dead letters"), filter, buttons,
+    h("table", { id: "dlq" }, h("tr", {}, ["", "Id", "Destination", "Message", "Control ID", "Type", "Attempts", "Reason", "At"].map((c) => h("th", {}, c))),
+      page.items.map((d) => {
+        const box = h("input", { type: "checkbox", value: d.id, "aria-label": "select dead letter " + d.id });
+        checks.push(box);
+        return h("tr", { "data-dlq": d.id }, h("td", {}, box), h("td", {}, d.id), h("td", {}, d.destination),
+          h("td", {}, h("a", { href: "#/message/" + encodeURIComponent(d.message_id) }, d.message_id)), h("td", {}, d.control_id),
+          h("td", {}, d.type + "^" + d.event), h("td", {}, d.attempts), h("td", {}, d.reason), h("td", {}, fmtTime(d.at)));
+      })),
+    page.items.length === 0 ? h("p", {}, "No dead letters.") : null,
+    page.next_cursor ? h("a", { href: "#/dlq?" + new URLSearchParams({ destination: dest, cursor: page.next_cursor }) }, "Next page") : null);
+}
+
+// ---- destinations
+
+async function destinations() {
+  const list = await api("GET", "/api/v1/destinations");
+  const items = list.items || list;
+  show(h("h1", {}, "Destinations"),
+    h("table", { id: "dests" }, h("tr", {}, ["Name", "Type", "State", "Queue", ""].map((c) => h("th", {}, c))),
+      items.map((d) => h("tr", { "data-destination": d.name }, h("td", {}, d.name), h("td", {}, d.type), h("td", { class: "state" }, d.paused ? "paused" : "running"),
+        h("td", {}, d.queue_depth < 0 ? "?" : d.queue_depth),
+        h("td", {}, can("operator") ? h("button", {
+          type: "button", class: d.paused ? "resume" : "pause",
+          onclick: async () => {
+            const verb = d.paused ? "resume" : "pause";
+            if (!confirm(verb + " " + d.name + "?")) return;
+            try { await api("POST", "/api/v1/destinations/" + encodeURIComponent(d.name) + "/" + verb); } catch (e) { alert(e.message); }
+            route();
+          },
+        }, d.paused ? "Resume" : "Pause") : null)))));
+}
+
+// ---- audit
+
+async function audit(params) {
+  const q = new URLSearchParams({ limit: "100" });
+  for (const k of ["user", "action", "cursor"]) if (params.get(k)) q.set(k, params.get(k));
+  for (const k of ["from", "to"]) if (params.get(k)) q.set(k, new Date(params.get(k)).toISOString());
+  const page = await api("GET", "/api/v1/audit?" + q.toString());
+  const next = new URLSearchParams(params);
+  next.set("cursor", page.next_cursor);
+  const form = h("form", { class: "filters", onsubmit: (ev) => { ev.preventDefault(); const f = new URLSearchParams(); for (const [k, v] of new FormData(ev.target)) if (v) f.set(k, v); location.hash = "#/audit?" + f; } },
+    h("label", {}, "User", h("input", { name: "user", value: params.get("user") || "" })),
+    h("label", {}, "Action", h("input", { name: "action", value: params.get("action") || "" })),
+    h("label", {}, "From", h("input", { name: "from", type: "datetime-local", value: params.get("from") || "" })),
+    h("label", {}, "To", h("input", { name: "to", type: "datetime-local", value: params.get("to") || "" })),
+    h("button", { type: "submit" }, "Search"));
+  show(h("h1", {}, "Audit"), form,
+    h("table", { id: "audit" }, h("tr", {}, ["At", "User", "Action", "Result", "Messages", "Detail"].map((c) => h("th", {}, c))),
+      page.items.map((a) => h("tr", {}, h("td", {}, fmtTime(a.at)), h("td", {}, a.user), h("td", {}, a.action), h("td", {}, a.result),
+        h("td", {}, (a.ids || []).join(", ")), h("td", {}, a.detail || "")))),
+    page.next_cursor ? h("a", { href: "#/audit?" + next.toString() }, "Next page") : null);
+}
+
+// ---- start
+
+document.getElementById("signout").addEventListener("click", async () => {
+  try { await api("POST", "/ui/logout"); } catch (_) { /* signed out anyway */ }
+  me = null;
+  signIn();
+});
+window.addEventListener("hashchange", route);
+api("GET", "/ui/session").then((s) => { me = s; started(); }).catch(() => signIn());
