@@ -20,10 +20,12 @@ type lastError struct {
 }
 
 // rateBook keeps counters' values over the last minute, sampled every
-// 5 s, to tell rates.
+// 5 s, to tell rates; and one sample a minute over the last hour, for the
+// console's charts.
 type rateBook struct {
 	mu      sync.Mutex
 	samples []rateSample // oldest first, at most rateSamples
+	hour    []rateSample // oldest first, a minute apart, at most hourSamples
 }
 
 type rateSample struct {
@@ -31,7 +33,10 @@ type rateSample struct {
 	values map[string]float64
 }
 
-const rateSamples = 13 // a minute of 5 s steps
+const (
+	rateSamples = 13 // a minute of 5 s steps
+	hourSamples = 61 // an hour of minutes
+)
 
 func (r *rateBook) add(at time.Time, values map[string]float64) {
 	r.mu.Lock()
@@ -40,6 +45,27 @@ func (r *rateBook) add(at time.Time, values map[string]float64) {
 	if len(r.samples) > rateSamples {
 		r.samples = r.samples[1:]
 	}
+	if len(r.hour) == 0 || at.Sub(r.hour[len(r.hour)-1].at) >= time.Minute-time.Second {
+		r.hour = append(r.hour, rateSample{at, values})
+		if len(r.hour) > hourSamples {
+			r.hour = r.hour[1:]
+		}
+	}
+}
+
+// lastHour is key's per-second rate in each minute of the last hour that
+// was sampled, oldest first.
+func (r *rateBook) lastHour(key string) []float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := []float64{}
+	for i := 1; i < len(r.hour); i++ {
+		a, b := r.hour[i-1], r.hour[i]
+		if dt := b.at.Sub(a.at).Seconds(); dt > 0 {
+			out = append(out, max(0, b.values[key]-a.values[key])/dt)
+		}
+	}
+	return out
 }
 
 // rate is key's per-second rate from the oldest sample to now's value.
@@ -129,6 +155,7 @@ func (b *Broker) status(ctx context.Context) admin.Status {
 		ls.Rejected = uint64(counterValue(m.acks.WithLabelValues(ls.Name, "AR")) + counterValue(m.acks.WithLabelValues(ls.Name, "AE")) +
 			counterValue(m.acks.WithLabelValues(ls.Name, "CR")) + counterValue(m.acks.WithLabelValues(ls.Name, "CE")))
 		ls.Rate = b.rates.rate("l:"+ls.Name, now, float64(ls.Received))
+		ls.RateLastHour = b.rates.lastHour("l:" + ls.Name)
 	}
 	for _, r := range cfg.Routes {
 		st.Routes = append(st.Routes, admin.RouteStatus{Name: r.Name, To: r.To, Matches: uint64(counterValue(m.matched.WithLabelValues(r.Name)))})
@@ -140,6 +167,7 @@ func (b *Broker) status(ctx context.Context) admin.Status {
 			Failures:   uint64(counterValue(m.retried.WithLabelValues(d.Name))),
 			DeadLetter: uint64(counterValue(m.deadLettered.WithLabelValues(d.Name)))}
 		ds.Rate = b.rates.rate("d:"+d.Name, now, float64(ds.Delivered))
+		ds.RateLastHour = b.rates.lastHour("d:" + d.Name)
 		if v, ok := b.lastErr.Load(d.Name); ok {
 			le := v.(lastError)
 			ds.LastError, ds.LastErrAt = le.reason, &le.at
