@@ -66,6 +66,28 @@ func writeToken(t *testing.T, dir, name string) string {
 	return file
 }
 
+// operateConfig is a broker with an operator (alice) and a viewer
+// (victor), MRNs indexed, one listener and one MLLP destination emr with
+// the retry policy given.
+func operateConfig(t *testing.T, dir, adminAddr, adtAddr, downAddr, alice, victor, retry string) string {
+	return writeConfig(t, fmt.Sprintf(`
+data_dir: %s
+admin:
+  addr: "%s"
+  tokens:
+    - {name: alice, role: operator, token_file: %s}
+    - {name: victor, role: viewer, token_file: %s}
+history:
+  search_keys: {mrn: PID-3.1}
+listeners:
+  - {name: adt, addr: "%s"}
+routes:
+  - {name: all, to: [emr]}
+destinations:
+  - {name: emr, type: mllp, addr: "%s", retry: %s}
+`, filepath.Join(dir, "data"), adminAddr, alice, victor, adtAddr, downAddr, retry))
+}
+
 // cli runs an API command against server with a token file and decodes
 // its --json output into out (when given).
 func cli(t *testing.T, server, tokenFile string, out any, args ...string) (string, int) {
@@ -87,22 +109,7 @@ func TestOperateDeadLettersEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	alice, victor := writeToken(t, dir, "alice"), writeToken(t, dir, "victor")
 	adminAddr, adtAddr := freePort(t), freePort(t)
-	cfg := writeConfig(t, fmt.Sprintf(`
-data_dir: %s
-admin:
-  addr: "%s"
-  tokens:
-    - {name: alice, role: operator, token_file: %s}
-    - {name: victor, role: viewer, token_file: %s}
-history:
-  search_keys: {mrn: PID-3.1}
-listeners:
-  - {name: adt, addr: "%s"}
-routes:
-  - {name: all, to: [emr]}
-destinations:
-  - {name: emr, type: mllp, addr: "%s", retry: {max_attempts: 3, backoff: [20ms]}}
-`, filepath.Join(dir, "data"), adminAddr, alice, victor, adtAddr, down.addr))
+	cfg := operateConfig(t, dir, adminAddr, adtAddr, down.addr, alice, victor, "{max_attempts: 3, backoff: [20ms]}")
 	p := startServeProcess(t, cfg)
 	defer p.kill()
 	server := "http://" + adminAddr
