@@ -2,16 +2,12 @@ package history
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/hl7broker/hl7broker/wire"
-	"github.com/nats-io/nats.go"
 )
 
 // benchN is how many messages BenchmarkIndexMillion indexes
@@ -23,73 +19,11 @@ func benchN() int {
 	return 1_000_000
 }
 
-var benchBase = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-
-// synthetic is message i as HL7_IN stores it: ADT and ORU, 200,000
-// patients, one every 10 ms of received time.
-func synthetic(i int) Item {
-	typ, ev := "ADT", "A08"
-	if i%3 == 0 {
-		typ, ev = "ORU", "R01"
-	}
-	ctl := fmt.Sprintf("CTL%08d", i)
-	data := fmt.Sprintf("MSH|^~\\&|LAB|HOSP|EMR|HOSP|20261101000000||%s^%s|%s|P|2.5\rPID|1||MRN%07d^^^HOSP^MR||DOE^JANE||19800101|F\rOBR|1||ACC%08d\r",
-		typ, ev, ctl, i%200_000, i)
-	at := benchBase.Add(time.Duration(i) * 10 * time.Millisecond)
-	h := nats.Header{}
-	h.Set(wire.HeaderControlID, ctl)
-	h.Set(wire.HeaderType, typ)
-	h.Set(wire.HeaderEvent, ev)
-	h.Set(wire.HeaderListener, "lab")
-	h.Set(wire.HeaderSendingApp, "LAB")
-	h.Set(wire.HeaderSendingFac, "HOSP")
-	h.Set(wire.HeaderReceivedAt, at.Format(time.RFC3339Nano))
-	return Item{Stream: wire.StreamIn, Seq: uint64(i + 1), Subject: wire.InSubject("lab", typ, ev), Header: h, Data: []byte(data), Time: at}
-}
-
-// journeyBatch is the events of messages [from, to): received, routed to
-// emr, and delivered (one in a hundred dead-lettered), as one HL7_EVENTS
-// record.
-func journeyBatch(seq uint64, from, to int) Item {
-	var b []byte
-	for i := from; i < to; i++ {
-		at := benchBase.Add(time.Duration(i) * 10 * time.Millisecond)
-		id := uint64(i + 1)
-		rc, _ := json.Marshal(wire.Event{Kind: wire.EventReceived, At: at, Message: id, Listener: "lab", Ack: "AA", Remote: "127.0.0.1:40000"})
-		b = append(append(b, rc...), '\n')
-		r, _ := json.Marshal(wire.Event{Kind: wire.EventRouted, At: at.Add(time.Millisecond), Message: id, Routes: []string{"all"},
-			Destinations: []string{"emr"}, OutSeqs: map[string]uint64{"emr": id}})
-		d := wire.Event{Kind: wire.EventDelivered, At: at.Add(2 * time.Millisecond), Message: id, Destination: "emr", Attempt: 1, Outcome: "delivered", Code: "AA"}
-		if i%100 == 0 {
-			d = wire.Event{Kind: wire.EventDeadLettered, At: at.Add(2 * time.Millisecond), Message: id, Destination: "emr", Attempt: 1, Reason: "rejected: AR"}
-		}
-		e, _ := json.Marshal(d)
-		b = append(append(append(append(b, r...), '\n'), e...), '\n')
-	}
-	return Item{Stream: wire.StreamEvents, Seq: seq, Subject: wire.SubjectEvents, Data: b}
-}
-
-// buildIndex indexes n synthetic messages with their journeys, as the
-// Indexer would (batches of indexBatch records).
+// buildIndex indexes n synthetic messages with their journeys.
 func buildIndex(tb testing.TB, path string, n int) *Index {
-	ix, err := OpenIndex(path, map[string]string{"mrn": "PID-3.1", "accession": "OBR-3.1"})
+	ix, err := BuildSynthetic(path, n)
 	if err != nil {
 		tb.Fatal(err)
-	}
-	ctx := context.Background()
-	const perBatch = 1000
-	var evSeq uint64
-	for from := 0; from < n; from += perBatch {
-		to := min(from+perBatch, n)
-		items := make([]Item, 0, to-from+1)
-		for i := from; i < to; i++ {
-			items = append(items, synthetic(i))
-		}
-		evSeq++
-		items = append(items, journeyBatch(evSeq, from, to))
-		if err := ix.Apply(ctx, items); err != nil {
-			tb.Fatal(err)
-		}
 	}
 	return ix
 }
@@ -150,9 +84,9 @@ func BenchmarkIndexMillion(b *testing.B) {
 	}{
 		{"control_id", Filter{ControlID: fmt.Sprintf("CTL%08d", mid)}, func(p Page) bool { return len(p.Items) == 1 }},
 		{"key_mrn", Filter{Keys: map[string]string{"mrn": fmt.Sprintf("MRN%07d", mid%200_000)}}, func(p Page) bool { return len(p.Items) >= 1 }},
-		{"page_type_time_status", Filter{Type: "ORU", Status: StatusDeadLettered, From: benchBase.Add(time.Duration(mid) * 10 * time.Millisecond),
-			To: benchBase.Add(time.Duration(mid)*10*time.Millisecond + 24*time.Hour), Limit: 50}, func(p Page) bool { return len(p.Items) > 0 }},
-		{"page_type_time", Filter{Type: "ADT", From: benchBase, To: benchBase.Add(24 * time.Hour), Limit: 50}, func(p Page) bool { return len(p.Items) == 50 }},
+		{"page_type_time_status", Filter{Type: "ORU", Status: StatusDeadLettered, From: SyntheticStart.Add(time.Duration(mid) * 10 * time.Millisecond),
+			To: SyntheticStart.Add(time.Duration(mid)*10*time.Millisecond + 24*time.Hour), Limit: 50}, func(p Page) bool { return len(p.Items) > 0 }},
+		{"page_type_time", Filter{Type: "ADT", From: SyntheticStart, To: SyntheticStart.Add(24 * time.Hour), Limit: 50}, func(p Page) bool { return len(p.Items) == 50 }},
 	}
 	b.ResetTimer()
 	for range b.N {
