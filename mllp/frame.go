@@ -70,9 +70,18 @@ type Reader struct {
 	JunkBytes int64
 }
 
+// readBufferSize is a Reader's read buffer: small, as net/http's, since a
+// server holds one per connection and most connections are idle; a frame
+// longer than it is gathered in Reader.buf as it comes.
+const readBufferSize = 4 << 10
+
+// retainBytes is the largest frame buffer a Reader keeps between frames:
+// one large message does not pin its size for the connection's life.
+const retainBytes = 64 << 10
+
 // NewReader returns a Reader over r.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, 64<<10)}
+	return &Reader{br: bufio.NewReaderSize(r, readBufferSize)}
 }
 
 // ReadFrame returns the next frame's message, without its framing bytes.
@@ -90,6 +99,9 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 	}
 	if r.OnFrameStart != nil {
 		r.OnFrameStart()
+	}
+	if cap(r.buf) > retainBytes {
+		r.buf = nil
 	}
 	r.buf = r.buf[:0]
 	total := 0 // bytes of this frame read so far, with the EndBlock once seen

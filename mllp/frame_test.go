@@ -154,3 +154,26 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+// A large frame is read whole through the small read buffer, and its
+// buffer is not kept for the connection's life: the next frame starts
+// small again.
+func TestReaderLargeFrameThenSmall(t *testing.T) {
+	large := bytes.Repeat([]byte("OBX|1|ED|PDF||"), 200<<10/14)
+	var stream []byte
+	stream = AppendFrame(stream, large)
+	stream = AppendFrame(stream, []byte("MSH|small"))
+	r := NewReader(bytes.NewReader(stream))
+	r.MaxFrameBytes = 1 << 20
+	got, err := r.ReadFrame()
+	if err != nil || !bytes.Equal(got, large) {
+		t.Fatalf("large frame: %d bytes, %v", len(got), err)
+	}
+	got, err = r.ReadFrame()
+	if err != nil || string(got) != "MSH|small" {
+		t.Fatalf("small frame: %q, %v", got, err)
+	}
+	if cap(r.buf) > retainBytes {
+		t.Fatalf("the large frame's buffer (%d bytes) is still held", cap(r.buf))
+	}
+}
