@@ -86,6 +86,7 @@ sends to its first listener and deliveries go where the config says.`,
 	f.StringVar(&o.Durability, "durability", "fsync", "with --compare and the built-in config: fsync or os")
 	f.StringVar(&o.NATS, "nats", "", "with --compare and the built-in config: external NATS URLs (default: embedded)")
 	f.IntVar(&o.Replicas, "replicas", 1, "with --compare, --nats and the built-in config: stream replicas")
+	f.DurationVar(&o.Hold, "hold", 0, "keep every connection open, idle, this long after the last message (to measure the receiver's memory per connection)")
 	f.IntVar(&o.Rounds, "rounds", 1, "with --compare: run the broker with and without history this many times each, alternately, and report medians")
 	return cmd
 }

@@ -34,6 +34,7 @@ type Options struct {
 	Timeout     time.Duration
 	Progress    time.Duration // a progress line this often (0: none)
 	Sink        string        // HOST:PORT of a sink for the broker's deliveries
+	Hold        time.Duration // keep every connection open this long after the last message (to measure idle memory)
 	SinkWait    time.Duration
 
 	// Compare only.
@@ -166,6 +167,9 @@ func load(ctx context.Context, o Options, progress io.Writer, dial func(k int) c
 		acks            = map[string]int{}
 		wg              sync.WaitGroup
 	)
+	parent := ctx
+	var sending sync.WaitGroup // every connection's sending, for Hold
+	sending.Add(o.Connections)
 	start := time.Now()
 	stopProgress := startProgress(progress, o.Progress, start, &sent, &errs)
 	for k := range o.Connections {
@@ -174,6 +178,16 @@ func load(ctx context.Context, o Options, progress io.Writer, dial func(k int) c
 			defer wg.Done()
 			c := dial(k)
 			defer c.close()
+			defer func() {
+				sending.Done()
+				if o.Hold > 0 { // open, idle, until every connection has sent
+					sending.Wait()
+					select {
+					case <-time.After(o.Hold):
+					case <-parent.Done():
+					}
+				}
+			}()
 			var mine []time.Duration
 			codes := map[string]int{}
 			for ctx.Err() == nil {
@@ -216,8 +230,16 @@ func load(ctx context.Context, o Options, progress io.Writer, dial func(k int) c
 			mu.Unlock()
 		}()
 	}
+	sentAll := make(chan time.Time, 1) // when every connection stopped sending
+	go func() {
+		sending.Wait()
+		sentAll <- time.Now()
+		if o.Hold > 0 {
+			fmt.Fprintf(progress, "bench: holding %d connections open, idle, for %s\n", o.Connections, o.Hold)
+		}
+	}()
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed := (<-sentAll).Sub(start)
 	stopProgress()
 
 	res := Result{Connections: o.Connections, Messages: sent.Load(), Seconds: elapsed.Seconds(),
