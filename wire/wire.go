@@ -183,7 +183,10 @@ const (
 )
 
 // Event is one step of a message's journey. Message is its HL7_IN
-// sequence. Fields hold names, codes, sequences and times: never content.
+// sequence. Fields hold names, codes, sequences and times, never content,
+// with one exception: a received event's Keys hold its search keys'
+// values (an MRN, say) for the index, which keeps them out of the
+// journeys it shows. HL7_EVENTS is therefore as sensitive as HL7_IN.
 type Event struct {
 	Kind      string    `json:"kind"`
 	At        time.Time `json:"at"`
