@@ -162,6 +162,7 @@ func load(ctx context.Context, o Options, progress io.Writer, dial func(k int) c
 
 	var (
 		seq, sent, errs atomic.Int64
+		positive        atomic.Int64 // AA or CA: what the sink should receive
 		mu              sync.Mutex
 		lat             []time.Duration
 		acks            = map[string]int{}
@@ -171,7 +172,16 @@ func load(ctx context.Context, o Options, progress io.Writer, dial func(k int) c
 	var sending sync.WaitGroup // every connection's sending, for Hold
 	sending.Add(o.Connections)
 	start := time.Now()
-	stopProgress := startProgress(progress, o.Progress, start, &sent, &errs)
+	var extra func() string
+	var q *queueWatch
+	if sk != nil {
+		q = watchQueue(start, &positive, sk)
+		extra = func() string {
+			a, d := positive.Load(), sk.firsts.Load()
+			return fmt.Sprintf("  delivered %d  queued %d", d, max(a-d, 0))
+		}
+	}
+	stopProgress := startProgress(progress, o.Progress, start, &sent, &errs, extra)
 	for k := range o.Connections {
 		wg.Add(1)
 		go func() {
@@ -220,6 +230,7 @@ func load(ctx context.Context, o Options, progress io.Writer, dial func(k int) c
 					mu.Lock()
 					acked[msg.controlID] = ackedMsg{patient: msg.patient, sentAt: t, ackedAt: ackedAt}
 					mu.Unlock()
+					positive.Add(1)
 				}
 			}
 			mu.Lock()
@@ -239,17 +250,75 @@ func load(ctx context.Context, o Options, progress io.Writer, dial func(k int) c
 		}
 	}()
 	wg.Wait()
-	elapsed := (<-sentAll).Sub(start)
-	stopProgress()
+	sentAt := <-sentAll
+	elapsed := sentAt.Sub(start)
+	var duringLoad int64
+	if sk != nil {
+		duringLoad = sk.firsts.Load()
+	}
+	if o.Hold > 0 {
+		stopProgress()
+	}
 
 	res := Result{Connections: o.Connections, Messages: sent.Load(), Seconds: elapsed.Seconds(),
 		PerSecond: float64(sent.Load()) / elapsed.Seconds(), LatencyMS: percentiles(lat), Acks: acks, Errors: errs.Load()}
 	if sk != nil {
 		sk.wait(acked, time.Now().Add(o.SinkWait))
 		rep := sk.report(acked)
+		rep.DuringLoad = duringLoad
+		rep.DuringLoadPerSecond = float64(duringLoad) / elapsed.Seconds()
+		sk.mu.Lock()
+		last := sk.lastAt
+		sk.mu.Unlock()
+		if rep.Lost == 0 && last.After(sentAt) {
+			rep.DrainSeconds = last.Sub(sentAt).Seconds()
+		}
+		if last.After(start) {
+			rep.EndToEndPerSecond = float64(rep.Delivered) / last.Sub(start).Seconds()
+		}
+		rep.Queue, rep.MaxQueued = q.stop()
 		res.Sink = &rep
 	}
+	if o.Hold <= 0 {
+		stopProgress()
+	}
 	return res
+}
+
+// queueWatch samples the broker's backlog as bench sees it once a second.
+type queueWatch struct {
+	done    chan struct{}
+	stopped chan struct{}
+	samples []QueueSample
+	max     int64
+}
+
+func watchQueue(start time.Time, acked *atomic.Int64, sk *sink) *queueWatch {
+	q := &queueWatch{done: make(chan struct{}), stopped: make(chan struct{})}
+	go func() {
+		defer close(q.stopped)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-q.done:
+				return
+			case now := <-t.C:
+				a, d := acked.Load(), sk.firsts.Load()
+				s := QueueSample{Seconds: now.Sub(start).Round(time.Second).Seconds(), Acked: a, Delivered: d, Queued: max(a-d, 0)}
+				q.samples = append(q.samples, s)
+				q.max = max(q.max, s.Queued)
+			}
+		}
+	}()
+	return q
+}
+
+// stop ends the sampling and returns the samples and the largest backlog.
+func (q *queueWatch) stop() ([]QueueSample, int64) {
+	close(q.done)
+	<-q.stopped
+	return q.samples, q.max
 }
 
 // message is one message to send, with what the sink checks by.
@@ -312,7 +381,8 @@ var benchTemplates = map[string]string{
 }
 
 // startProgress prints a line to w every interval; the returned func stops it.
-func startProgress(w io.Writer, interval time.Duration, start time.Time, sent, errs *atomic.Int64) func() {
+// extra, if set, adds to each line.
+func startProgress(w io.Writer, interval time.Duration, start time.Time, sent, errs *atomic.Int64, extra func() string) func() {
 	if interval <= 0 {
 		return func() {}
 	}
@@ -328,8 +398,12 @@ func startProgress(w io.Writer, interval time.Duration, start time.Time, sent, e
 				return
 			case now := <-t.C:
 				n := sent.Load()
-				fmt.Fprintf(w, "%6.1fs  sent %d  errors %d  %.0f msg/s\n", now.Sub(start).Seconds(), n, errs.Load(),
-					float64(n-last)/now.Sub(lastAt).Seconds())
+				more := ""
+				if extra != nil {
+					more = extra()
+				}
+				fmt.Fprintf(w, "%6.1fs  sent %d  errors %d  %.0f msg/s%s\n", now.Sub(start).Seconds(), n, errs.Load(),
+					float64(n-last)/now.Sub(lastAt).Seconds(), more)
 				last, lastAt = n, now
 			}
 		}
@@ -360,8 +434,24 @@ func Print(w io.Writer, r Result, asJSON bool) {
 		codes = append(codes, fmt.Sprintf("%s %d", k, r.Acks[k]))
 	}
 	fmt.Fprintf(w, "acks: %s\nerrors (no ACK, or an ACK for another message): %d\n", strings.Join(codes, ", "), r.Errors)
-	if s := r.Sink; s != nil {
-		fmt.Fprintf(w, "sink: delivered %d, lost %d, duplicated %d, out of order %d, unknown %d\n",
-			s.Delivered, s.Lost, s.Duplicates, s.OutOfOrder, s.Unknown)
+	printSink(w, r.Sink)
+}
+
+// printSink prints what the sink found and the end-to-end figures.
+func printSink(w io.Writer, s *SinkReport) {
+	if s == nil {
+		return
+	}
+	fmt.Fprintf(w, "sink: delivered %d, lost %d, duplicated %d, out of order %d, unknown %d\n",
+		s.Delivered, s.Lost, s.Duplicates, s.OutOfOrder, s.Unknown)
+	fmt.Fprintf(w, "end to end: %.0f msg/s from first send to last delivery; %.0f msg/s delivered while sending (%d); drained %.1fs after sending; queue at most %d\n",
+		s.EndToEndPerSecond, s.DuringLoadPerSecond, s.DuringLoad, s.DrainSeconds, s.MaxQueued)
+	if len(s.Queue) > 0 {
+		var b strings.Builder
+		step := max(1, len(s.Queue)/20) // at most about 20 samples on the line
+		for i := 0; i < len(s.Queue); i += step {
+			fmt.Fprintf(&b, " %.0fs:%d", s.Queue[i].Seconds, s.Queue[i].Queued)
+		}
+		fmt.Fprintf(w, "queue over time (s:queued):%s\n", b.String())
 	}
 }

@@ -413,8 +413,5 @@ func PrintCompare(w io.Writer, r CompareResult, asJSON bool) {
 		perMsg = r.BrokerCPUSeconds * 1000 / float64(r.Broker.Messages)
 	}
 	fmt.Fprintf(w, "broker process: CPU %.2f s (%.3f ms a message), peak RSS %.0f MB\n", r.BrokerCPUSeconds, perMsg, r.BrokerPeakRSSMB)
-	if s := r.Broker.Sink; s != nil {
-		fmt.Fprintf(w, "sink: delivered %d, lost %d, duplicated %d, out of order %d, unknown %d\n",
-			s.Delivered, s.Lost, s.Duplicates, s.OutOfOrder, s.Unknown)
-	}
+	printSink(w, r.Broker.Sink)
 }

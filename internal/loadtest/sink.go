@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hl7broker/hl7broker/hl7"
@@ -19,6 +20,27 @@ type SinkReport struct {
 	Duplicates int64 `json:"duplicates"`   // arrivals beyond the first
 	OutOfOrder int64 `json:"out_of_order"` // arrived before a message of the same patient acked before it was sent
 	Unknown    int64 `json:"unknown"`      // arrivals this run did not send (or not acked)
+
+	// End to end: what arrived while bench was sending, how long the
+	// rest took to arrive after it stopped, and the rate from the first
+	// message sent to the last one delivered.
+	DuringLoad          int64   `json:"delivered_during_load"`
+	DuringLoadPerSecond float64 `json:"delivered_per_second_during_load"`
+	DrainSeconds        float64 `json:"drain_seconds"`
+	EndToEndPerSecond   float64 `json:"end_to_end_per_second"`
+	MaxQueued           int64   `json:"max_queued"`
+	// Queue is the broker's backlog as bench sees it, sampled once a
+	// second from the start until the last delivery: positively acked
+	// so far minus delivered so far.
+	Queue []QueueSample `json:"queue"`
+}
+
+// QueueSample is the backlog at one moment of a run.
+type QueueSample struct {
+	Seconds   float64 `json:"s"`
+	Acked     int64   `json:"acked"`
+	Delivered int64   `json:"delivered"`
+	Queued    int64   `json:"queued"`
 }
 
 // ackedMsg is one message bench sent and the broker acknowledged.
@@ -33,6 +55,8 @@ type sink struct {
 	mu      sync.Mutex
 	arrived map[string][]int // control ID -> arrival positions
 	n       int
+	firsts  atomic.Int64  // distinct control IDs arrived
+	lastAt  time.Time     // the last first arrival
 	changed chan struct{} // closed and replaced when missing reaches 0
 	want    map[string]ackedMsg
 	missing int // of want, not arrived yet (once wait has set want)
@@ -53,6 +77,10 @@ func startSink(addr string) (*sink, error) {
 		s.mu.Lock()
 		s.n++
 		s.arrived[id] = append(s.arrived[id], s.n)
+		if len(s.arrived[id]) == 1 {
+			s.firsts.Add(1)
+			s.lastAt = time.Now()
+		}
 		if _, wanted := s.want[id]; wanted && len(s.arrived[id]) == 1 {
 			if s.missing--; s.missing == 0 {
 				close(s.changed)
