@@ -218,7 +218,7 @@ func (b *Broker) startWorker(d config.DestinationConfig) {
 		b.workers[name] = &workerRun{cfg: d, paused: true, cancel: func() {}, done: done}
 		return
 	}
-	w := &delivery.Worker{JetStream: b.nats.JetStream, Dest: destination(d), Log: b.log, Sync: b.nats.Sync, Events: b.events,
+	w := &delivery.Worker{JetStream: b.nats.JetStream, Dest: destination(d), Log: b.log, Sync: b.nats.Sync, Events: b.events, Shared: b.nats.Shared(),
 		OnDone: func(outcome string, h nats.Header) {
 			if outcome == "delivered" {
 				m.delivered.WithLabelValues(name).Inc()

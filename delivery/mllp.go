@@ -42,7 +42,7 @@ func (d *MLLPDeliverer) Deliver(ctx context.Context, msg Message) Result {
 	if err != nil {
 		return Result{Outcome: Retry, Reason: "reply is not an ACK: " + err.Error()}
 	}
-	if m, err := hl7.Parse(data); err == nil && ack.ControlID != m.ControlID() {
+	if id, ok := hl7.ControlIDOf(data); ok && ack.ControlID != id {
 		// The connection's replies are out of step (a stale ACK, a
 		// receiver that answers the previous message): a new connection
 		// makes the retry's ACK its own.

@@ -59,126 +59,124 @@ type Worker struct {
 	// Events, if set, records each attempt and the outcome in the
 	// message's journey.
 	Events *store.EventLog
+	// Shared: other broker instances may run this destination's worker on
+	// the same store (an external NATS). Ordered queues then join a pinned
+	// priority group, so that one worker at a time delivers each.
+	Shared bool
 }
 
 // Run delivers until ctx ends. A message being retried when ctx ends is
 // left in HL7_OUT (not acknowledged) and redelivered on the next start.
 func (w *Worker) Run(ctx context.Context) error {
-	type slot struct {
-		subject, durable string
-		pending          int
-	}
-	var slots []slot
-	base := wire.OutSubject(w.Dest.Name)
-	switch w.Dest.Ordering {
-	case "key":
-		for p := range w.Dest.Partitions {
-			slots = append(slots, slot{wire.PartitionSubject(w.Dest.Name, p), wire.PartitionConsumer(w.Dest.Name, p), 1})
-		}
-	case "parallel":
-		slots = []slot{{base, wire.DeliveryConsumer(w.Dest.Name), max(1, w.Dest.Concurrency)}}
-	default:
-		slots = []slot{{base, wire.DeliveryConsumer(w.Dest.Name), 1}}
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	var stops []func()
-	var ended []<-chan struct{}
-	// stopAll stops every slot started so far and waits for their
-	// deliveries (each left queued): a setup that fails partway leaves
-	// nothing consuming, with closed deliverers, behind it.
-	stopAll := func() {
-		cancel()
-		for _, stop := range stops {
-			stop()
+	type slot struct{ subject, durable string }
+	var slots []slot
+	switch w.Dest.Ordering {
+	case "parallel":
+		return w.runParallel(ctx)
+	case "key":
+		for p := range w.Dest.Partitions {
+			slots = append(slots, slot{wire.PartitionSubject(w.Dest.Name, p), wire.PartitionConsumer(w.Dest.Name, p)})
 		}
-		wg.Wait()
+	default:
+		slots = []slot{{wire.OutSubject(w.Dest.Name), wire.DeliveryConsumer(w.Dest.Name)}}
 	}
+	// Every slot runs until ctx ends; the first to fail stops the rest,
+	// and Run returns its error to whoever supervises the worker (as when
+	// the server's JetStream restarted and a consumer vanished).
+	errs := make(chan error, len(slots))
+	var wg sync.WaitGroup
 	for _, s := range slots {
-		cons, err := w.JetStream.CreateOrUpdateConsumer(ctx, wire.StreamOut, jetstream.ConsumerConfig{
-			Durable: s.durable, FilterSubject: s.subject, AckPolicy: jetstream.AckExplicitPolicy,
-			MaxAckPending: s.pending, AckWait: w.Dest.ackWait(), MaxDeliver: -1,
-		})
+		d, err := w.Dest.NewDeliverer()
 		if err != nil {
-			stopAll()
-			return fmt.Errorf("destination %s: consumer: %w", w.Dest.Name, err)
-		}
-		// One deliverer per message in flight.
-		free := make(chan Deliverer, s.pending)
-		for range s.pending {
-			d, err := w.Dest.NewDeliverer()
-			if err != nil {
-				stopAll()
-				return fmt.Errorf("destination %s: %w", w.Dest.Name, err)
-			}
-			defer d.Close()
-			free <- d
-		}
-		// Pull one more than MaxAckPending: a pull request then stays open
-		// on the server while the last message is delivered, and the next
-		// is handed out on it as soon as that one is acked. With exactly
-		// MaxAckPending, each message ended its request and the next pull
-		// raced nats.go's bookkeeping (see store.PullOptions): a fifo queue
-		// stalled for a second or more at a time under load.
-		cc, err := cons.Consume(func(msg jetstream.Msg) {
-			d := <-free
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { free <- d }()
-				w.deliver(ctx, d, msg)
-			}()
-		}, slices.Concat(store.PullOptions, []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(s.pending + 1)})...)
-		if err != nil {
-			stopAll()
+			cancel()
+			wg.Wait()
 			return fmt.Errorf("destination %s: %w", w.Dest.Name, err)
 		}
-		stops = append(stops, func() { cc.Stop(); store.WaitClosed(cc) })
-		ended = append(ended, cc.Closed())
-	}
-	// Run until ctx ends, or until a slot's subscription ends by itself
-	// (its consumer vanished, as when the server's JetStream restarts):
-	// then stop the rest and return, to be started again by whoever
-	// supervises the worker.
-	closed := make(chan struct{})
-	for _, e := range ended {
+		wg.Add(1)
 		go func() {
-			select {
-			case <-e:
-				select {
-				case closed <- struct{}{}:
-				case <-ctx.Done():
-				}
-			case <-ctx.Done():
+			defer wg.Done()
+			defer d.Close()
+			q := &orderedSlot{w: w, subject: s.subject, durable: s.durable, deliver: d}
+			if err := q.run(ctx); err != nil && ctx.Err() == nil {
+				errs <- err
+				cancel()
 			}
 		}()
 	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return fmt.Errorf("destination %s: %w", w.Dest.Name, err)
+	default:
+		return nil
+	}
+}
+
+// runParallel delivers with Concurrency messages in flight, in no order.
+func (w *Worker) runParallel(ctx context.Context) error {
+	pending := max(1, w.Dest.Concurrency)
+	cons, err := w.JetStream.CreateOrUpdateConsumer(ctx, wire.StreamOut, jetstream.ConsumerConfig{
+		Durable: wire.DeliveryConsumer(w.Dest.Name), FilterSubject: wire.OutSubject(w.Dest.Name), AckPolicy: jetstream.AckExplicitPolicy,
+		MaxAckPending: pending, AckWait: w.Dest.ackWait(), MaxDeliver: -1,
+	})
+	if err != nil {
+		return fmt.Errorf("destination %s: consumer: %w", w.Dest.Name, err)
+	}
+	// One deliverer per message in flight.
+	free := make(chan Deliverer, pending)
+	for range pending {
+		d, err := w.Dest.NewDeliverer()
+		if err != nil {
+			return fmt.Errorf("destination %s: %w", w.Dest.Name, err)
+		}
+		defer d.Close()
+		free <- d
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// Pull one more than MaxAckPending: a pull request then stays open
+	// on the server while the last message is delivered, and the next
+	// is handed out on it as soon as that one is acked (see
+	// store.PullOptions).
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		d := <-free
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { free <- d }()
+			w.deliver(ctx, d, msg, false)
+		}()
+	}, slices.Concat(store.PullOptions, []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(pending + 1)})...)
+	if err != nil {
+		return fmt.Errorf("destination %s: %w", w.Dest.Name, err)
+	}
+	defer func() { cc.Stop(); store.WaitClosed(cc) }()
 	select {
 	case <-ctx.Done():
-		stopAll()
 		return nil
-	case <-closed:
-		stopAll()
+	case <-cc.Closed():
 		return fmt.Errorf("destination %s: a consumer's subscription ended", w.Dest.Name)
 	}
 }
 
 // deliver makes attempts until the message is delivered, rejected for
-// good, out of attempts, or ctx ends.
-func (w *Worker) deliver(ctx context.Context, d Deliverer, msg jetstream.Msg) {
+// good, out of attempts, or ctx ends. It returns true when the message
+// left the queue (delivered or dead-lettered), false when it was left
+// queued because ctx ended. holdLine: a dead-lettering that fails is
+// retried in place (ordered slots: nothing may overtake the message);
+// otherwise the message is handed back to be redelivered.
+func (w *Worker) deliver(ctx context.Context, d Deliverer, msg queued, holdLine bool) bool {
 	h := msg.Headers()
-	log := w.Log.With().Str("destination", w.Dest.Name).Str("control_id", h.Get(wire.HeaderControlID)).
-		Str("type", h.Get(wire.HeaderType)+"^"+h.Get(wire.HeaderEvent)).Int("size", len(msg.Data())).Logger()
 	inSeq, _ := strconv.ParseUint(h.Get(wire.HeaderInSeq), 10, 64)
 	dm := Message{Data: msg.Data(), ControlID: h.Get(wire.HeaderControlID), InSeq: inSeq}
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		res, panicked := deliverSafely(ctx, d, dm)
 		if panicked {
-			log.Error().Int("attempt", attempt).Str("step", w.Dest.Type+" delivery").Msg("delivery panicked; the message goes to the dead-letter queue")
-			w.deadLetter(ctx, msg, log, fmt.Sprintf("the %s delivery step panicked (a bug in hl7broker: please report it)", w.Dest.Type), attempt)
-			return
+			w.msgLog(msg).Error().Int("attempt", attempt).Str("step", w.Dest.Type+" delivery").Msg("delivery panicked; the message goes to the dead-letter queue")
+			return w.deadLetterHolding(ctx, msg, fmt.Sprintf("the %s delivery step panicked (a bug in hl7broker: please report it)", w.Dest.Type), attempt, holdLine)
 		}
 		took := time.Since(start)
 		if w.OnAttempt != nil {
@@ -186,7 +184,7 @@ func (w *Worker) deliver(ctx context.Context, d Deliverer, msg jetstream.Msg) {
 		}
 		if ctx.Err() != nil {
 			requeue(msg)
-			return
+			return false
 		}
 		ev := wire.Event{Kind: wire.EventAttempt, At: start, Message: inSeq, Destination: w.Dest.Name, Attempt: attempt,
 			Millis: float64(took.Microseconds()) / 1000, Outcome: res.Outcome.String(), Code: res.Code, Reason: res.Reason}
@@ -197,26 +195,58 @@ func (w *Worker) deliver(ctx context.Context, d Deliverer, msg jetstream.Msg) {
 		switch {
 		case res.Outcome == Delivered:
 			if err := msg.Ack(); err != nil {
-				log.Warn().Err(err).Msg("delivered, but the queue ack failed: it may be delivered again")
+				w.msgLog(msg).Warn().Err(err).Msg("delivered, but the queue ack failed: it may be delivered again")
 			}
-			log.Debug().Int("attempt", attempt).Dur("latency", time.Since(start)).Msg("delivered")
+			if e := w.Log.Debug(); e.Enabled() {
+				e.Str("destination", w.Dest.Name).Str("control_id", dm.ControlID).Int("attempt", attempt).Dur("latency", took).Msg("delivered")
+			}
 			w.done("delivered", h)
-			return
+			return true
 		case res.Outcome == Rejected && w.Dest.OnReject != "retry":
-			w.deadLetter(ctx, msg, log, "rejected: "+res.Reason, attempt)
-			return
+			return w.deadLetterHolding(ctx, msg, "rejected: "+res.Reason, attempt, holdLine)
 		case attempt >= w.Dest.MaxAttempts:
-			w.deadLetter(ctx, msg, log, fmt.Sprintf("gave up after %d attempts: %s", attempt, res.Reason), attempt)
-			return
+			return w.deadLetterHolding(ctx, msg, fmt.Sprintf("gave up after %d attempts: %s", attempt, res.Reason), attempt, holdLine)
 		}
 		wait := w.backoff(attempt)
-		log.Warn().Int("attempt", attempt).Str("reason", res.Reason).Dur("retry_in", wait).Msg("delivery failed; will retry")
+		w.msgLog(msg).Warn().Int("attempt", attempt).Str("reason", res.Reason).Dur("retry_in", wait).Msg("delivery failed; will retry")
 		if !waitInProgress(ctx, msg, wait, w.Dest.ackWait()) {
 			requeue(msg)
-			return
+			return false
 		}
 	}
 }
+
+// msgLog is a logger that names the message (no content): built only
+// when something is logged about it.
+func (w *Worker) msgLog(msg queued) *zerolog.Logger {
+	h := msg.Headers()
+	l := w.Log.With().Str("destination", w.Dest.Name).Str("control_id", h.Get(wire.HeaderControlID)).
+		Str("type", h.Get(wire.HeaderType)+"^"+h.Get(wire.HeaderEvent)).Int("size", len(msg.Data())).Logger()
+	return &l
+}
+
+// deadLetterHolding dead-letters msg; if that fails, an ordered slot
+// (holdLine) tries again every deadLetterRetry until it works or ctx
+// ends, and any other hands the message back to be redelivered later.
+func (w *Worker) deadLetterHolding(ctx context.Context, msg queued, reason string, attempts int, holdLine bool) bool {
+	for {
+		if w.deadLetter(ctx, msg, reason, attempts) {
+			return true
+		}
+		if !holdLine {
+			_ = msg.NakWithDelay(deadLetterRetry)
+			return true // it left this worker's hands: redelivered later
+		}
+		if !waitInProgress(ctx, msg, deadLetterRetry, w.Dest.ackWait()) {
+			requeue(msg)
+			return false
+		}
+	}
+}
+
+// deadLetterRetry is how long to wait before trying to dead-letter a
+// message again after storing it in HL7_DLQ failed.
+const deadLetterRetry = 5 * time.Second
 
 // deliverSafely is one attempt with a panic recovered: a deliverer's bug
 // on one message must not take the broker down, nor block the queue.
@@ -231,7 +261,7 @@ func deliverSafely(ctx context.Context, d Deliverer, m Message) (res Result, pan
 
 // requeue hands a message back when stopping, so that the next start
 // delivers it at once instead of after the ack wait.
-func requeue(msg jetstream.Msg) { _ = msg.Nak() }
+func requeue(msg queued) { _ = msg.Nak() }
 
 func (w *Worker) backoff(attempt int) time.Duration {
 	b := w.Dest.Backoff
@@ -243,7 +273,7 @@ func (w *Worker) backoff(attempt int) time.Duration {
 
 // waitInProgress waits d, telling JetStream the message is still being
 // worked on so it is not redelivered elsewhere; false if ctx ended.
-func waitInProgress(ctx context.Context, msg jetstream.Msg, d, ackWait time.Duration) bool {
+func waitInProgress(ctx context.Context, msg queued, d, ackWait time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	tick := time.NewTicker(ackWait / 3)
@@ -261,8 +291,9 @@ func waitInProgress(ctx context.Context, msg jetstream.Msg, d, ackWait time.Dura
 }
 
 // deadLetter stores the message in HL7_DLQ with why, then removes it from
-// the queue. If storing fails it stays queued and is retried.
-func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, log zerolog.Logger, reason string, attempts int) {
+// the queue. If storing fails it returns false and the message stays
+// queued.
+func (w *Worker) deadLetter(ctx context.Context, msg queued, reason string, attempts int) bool {
 	meta, _ := msg.Metadata()
 	out := &nats.Msg{Subject: wire.DLQSubject(w.Dest.Name), Data: msg.Data(), Header: wire.OwnHeaders(msg.Headers())}
 	out.Header.Set(wire.HeaderDestination, w.Dest.Name)
@@ -281,15 +312,15 @@ func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, log zerolog.
 		err = w.Sync(pctx)
 	}
 	if err != nil {
-		log.Error().Str("reason", err.Error()).Msg("dead-lettering failed; the message stays queued")
-		_ = msg.NakWithDelay(5 * time.Second)
-		return
+		w.msgLog(msg).Error().Str("reason", err.Error()).Msg("dead-lettering failed; the message stays queued")
+		return false
 	}
 	_ = msg.Ack()
 	inSeq, _ := strconv.ParseUint(msg.Headers().Get(wire.HeaderInSeq), 10, 64)
 	w.Events.Record(wire.Event{Kind: wire.EventDeadLettered, Message: inSeq, Destination: w.Dest.Name, Attempt: attempts, Reason: reason, DLQ: ack.Sequence})
-	log.Error().Int("attempts", attempts).Str("reason", reason).Msg("message dead-lettered")
+	w.msgLog(msg).Error().Int("attempts", attempts).Str("reason", reason).Msg("message dead-lettered")
 	w.done("dead_lettered", out.Header)
+	return true
 }
 
 func (w *Worker) done(outcome string, h nats.Header) {

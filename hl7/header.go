@@ -1,5 +1,7 @@
 package hl7
 
+import "bytes"
+
 // Paths the broker reads from every message's header.
 var (
 	PathMSH3  = MustParsePath("MSH-3")
@@ -73,4 +75,19 @@ func (m *Message) CheckHeader() error {
 		}
 	}
 	return nil
+}
+
+// ControlIDOf reads MSH-10 from a message's header line without parsing
+// the rest: what a sender compares an ACK's MSA-2 with, at the cost of
+// one segment. ok is false if data does not start with a valid MSH.
+func ControlIDOf(data []byte) (id string, ok bool) {
+	line := bytes.TrimLeft(bytes.TrimPrefix(data, utf8BOM), "\r\n")
+	if i := bytes.IndexAny(line, "\r\n"); i >= 0 {
+		line = line[:i]
+	}
+	m, err := Parse(line)
+	if err != nil {
+		return "", false
+	}
+	return m.ControlID(), true
 }

@@ -48,6 +48,10 @@ func (n *NATS) TCPURL() string { return n.server.ClientURL() }
 // Server is the embedded NATS server, nil with an external cluster.
 func (n *NATS) Server() *server.Server { return n.server }
 
+// Shared reports whether other broker instances may use the same streams
+// and consumers: an external NATS, or the embedded server with a TCP port.
+func (n *NATS) Shared() bool { return n.server == nil || n.embed.ListenTCP }
+
 // Committer is how ingest stores messages on this connection: one
 // publish per message, then, with a Syncer, the group flush.
 func (n *NATS) Committer(timeout time.Duration) Committer {

@@ -70,6 +70,10 @@ const (
 	// pinned priority group RouterGroup, so one routes at a time.
 	RouterConsumer = "router"
 	RouterGroup    = "router"
+	// DeliveryGroup is the pinned priority group of every ordered delivery
+	// consumer (fifo, or a key partition): one worker delivers a queue at
+	// a time across broker instances.
+	DeliveryGroup = "deliver"
 )
 
 // DeliveryConsumer is the durable consumer of a destination's queue.

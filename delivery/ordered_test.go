@@ -1,0 +1,245 @@
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hl7broker/hl7broker/internal/testkit"
+	"github.com/hl7broker/hl7broker/store"
+	"github.com/hl7broker/hl7broker/wire"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+)
+
+// recorder is a Deliverer that keeps what it was given, in order; fail,
+// if set, decides an attempt's outcome.
+type recorder struct {
+	mu   *sync.Mutex
+	got  *[]uint64 // InSeq of each delivered message, shared by recorders
+	name string
+	by   *[]string // which recorder delivered each
+	fail func(m Message) bool
+}
+
+func (r *recorder) Deliver(_ context.Context, m Message) Result {
+	if r.fail != nil && r.fail(m) {
+		return Result{Outcome: Retry, Reason: "test: not yet"}
+	}
+	r.mu.Lock()
+	*r.got = append(*r.got, m.InSeq)
+	*r.by = append(*r.by, r.name)
+	r.mu.Unlock()
+	return Result{Outcome: Delivered, Code: "AA"}
+}
+
+func (r *recorder) Close() error { return nil }
+
+type deliveries struct {
+	mu  sync.Mutex
+	got []uint64
+	by  []string
+}
+
+func (d *deliveries) recorder(name string, fail func(Message) bool) *recorder {
+	return &recorder{mu: &d.mu, got: &d.got, by: &d.by, name: name, fail: fail}
+}
+
+func (d *deliveries) snapshot() ([]uint64, []string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]uint64(nil), d.got...), append([]string(nil), d.by...)
+}
+
+// waitDelivered waits until n deliveries were recorded.
+func (d *deliveries) waitDelivered(t *testing.T, n int, what string) []uint64 {
+	t.Helper()
+	var got []uint64
+	testkit.WaitFor(t, 20*time.Second, func() error {
+		if got, _ = d.snapshot(); len(got) < n {
+			return fmt.Errorf("%s: %d of %d delivered", what, len(got), n)
+		}
+		return nil
+	})
+	return got
+}
+
+func openStore(t *testing.T) *store.NATS {
+	t.Helper()
+	n, err := store.Open(context.Background(), testkit.Config(t))
+	require.NoError(t, err)
+	t.Cleanup(n.Close)
+	return n
+}
+
+// queueCopies stores copies for destination dest with input sequences
+// from..to, interleaved with copies for another destination (so that the
+// queue's stream sequences are not contiguous, as in a real HL7_OUT).
+func queueCopies(t *testing.T, n *store.NATS, dest string, from, to int) {
+	t.Helper()
+	for i := from; i <= to; i++ {
+		for _, d := range []string{dest, "other"} {
+			h := nats.Header{}
+			h.Set(wire.HeaderInSeq, strconv.Itoa(i))
+			h.Set(wire.HeaderControlID, fmt.Sprintf("C%d", i))
+			_, err := n.JetStream.PublishMsg(context.Background(), &nats.Msg{Subject: wire.OutSubject(d), Header: h, Data: []byte("MSH|^~\\&|x\r")})
+			require.NoError(t, err)
+		}
+	}
+}
+
+func startWorker(t *testing.T, w *Worker) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				require.NoError(t, err)
+			case <-time.After(10 * time.Second):
+				t.Error("the worker did not stop within 10 s")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func testDest(name string, d Deliverer) Destination {
+	return Destination{Name: name, Type: "test", Ordering: "fifo", MaxAttempts: 1000, Backoff: []time.Duration{50 * time.Millisecond},
+		Timeout: time.Second, NewDeliverer: func() (Deliverer, error) { return d, nil }}
+}
+
+// requireInOrder: every message, first arrivals in stored order; a
+// message delivered again (at least once) repeats one delivered earlier.
+func requireInOrder(t *testing.T, got []uint64, from, to int) {
+	t.Helper()
+	seen := map[uint64]bool{}
+	var firsts []uint64
+	for _, g := range got {
+		if !seen[g] {
+			seen[g] = true
+			firsts = append(firsts, g)
+		}
+	}
+	requireInOrderOnce(t, firsts, from, to)
+}
+
+func requireInOrderOnce(t *testing.T, got []uint64, from, to int) {
+	t.Helper()
+	want := make([]uint64, 0, to-from+1)
+	for i := from; i <= to; i++ {
+		want = append(want, uint64(i))
+	}
+	require.Equal(t, want, got, "every message once, in stored order")
+}
+
+// A run that died holding messages (given to it, not acked) leaves them
+// pending until their ack wait ends, while newer ones flow: the next run
+// delivers them first, in order, and skips their redelivery later.
+func TestOrderedQueueDeliversWhatADeadRunHeldFirst(t *testing.T) {
+	t.Parallel()
+	n := openStore(t)
+	queueCopies(t, n, "emr", 1, 300)
+	dest := testDest("emr", nil)
+	// The dead run: it was given 60 messages and acked the first 10.
+	cons, err := n.JetStream.CreateOrUpdateConsumer(context.Background(), wire.StreamOut, jetstream.ConsumerConfig{
+		Durable: wire.DeliveryConsumer("emr"), FilterSubject: wire.OutSubject("emr"), AckPolicy: jetstream.AckExplicitPolicy,
+		MaxAckPending: fetchAhead, AckWait: dest.ackWait(), MaxDeliver: -1,
+	})
+	require.NoError(t, err)
+	batch, err := cons.Fetch(60)
+	require.NoError(t, err)
+	i := 0
+	for m := range batch.Messages() {
+		if i++; i <= 10 {
+			require.NoError(t, m.DoubleAck(context.Background()))
+		}
+	}
+	require.Equal(t, 60, i)
+
+	var d deliveries
+	dest.NewDeliverer = func() (Deliverer, error) { return d.recorder("next", nil), nil }
+	startWorker(t, &Worker{JetStream: n.JetStream, Dest: dest, Log: zerolog.Nop()})
+	requireInOrderOnce(t, d.waitDelivered(t, 290, "after the dead run"), 11, 300)
+
+	// The 50 held messages come back when their ack wait ends: skipped,
+	// and acked, so that nothing stays pending.
+	testkit.WaitFor(t, 3*dest.ackWait(), func() error {
+		info, err := cons.Info(context.Background())
+		if err != nil {
+			return err
+		}
+		if info.NumAckPending != 0 || info.NumRedelivered != 0 {
+			return fmt.Errorf("%d messages still pending, %d redelivered", info.NumAckPending, info.NumRedelivered)
+		}
+		return nil
+	})
+	got, _ := d.snapshot()
+	requireInOrderOnce(t, got, 11, 300)
+}
+
+// While the head of the queue is retried for longer than the ack wait,
+// the messages fetched behind it are kept from timing out: each is
+// delivered once, after the head, in order.
+func TestOrderedQueueHoldsTheLineWithoutRedeliveries(t *testing.T) {
+	t.Parallel()
+	n := openStore(t)
+	queueCopies(t, n, "lab", 1, 50)
+	var d deliveries
+	until := time.Now().Add(8 * time.Second) // longer than the ack wait (6 s)
+	dest := testDest("lab", d.recorder("w", func(m Message) bool { return m.InSeq == 1 && time.Now().Before(until) }))
+	dest.Backoff = []time.Duration{500 * time.Millisecond}
+	require.Less(t, dest.ackWait(), time.Until(until))
+	startWorker(t, &Worker{JetStream: n.JetStream, Dest: dest, Log: zerolog.Nop()})
+	requireInOrderOnce(t, d.waitDelivered(t, 50, "after the head was retried"), 1, 50)
+	cons, err := n.JetStream.Consumer(context.Background(), wire.StreamOut, wire.DeliveryConsumer("lab"))
+	require.NoError(t, err)
+	info, err := cons.Info(context.Background())
+	require.NoError(t, err)
+	require.EqualValues(t, 50, info.Delivered.Consumer, "each message handed out once: none timed out while it waited behind the head")
+}
+
+// Several broker instances on one store (Shared) run a worker each for
+// the same queue: one delivers at a time, in order; when it stops, the
+// other takes over where it left.
+func TestOrderedQueueSharedByTwoWorkersKeepsOrder(t *testing.T) {
+	t.Parallel()
+	n := openStore(t)
+	var d deliveries
+	stopA := startWorker(t, &Worker{JetStream: n.JetStream, Dest: testDest("ris", d.recorder("a", nil)), Log: zerolog.Nop(), Shared: true})
+	startWorker(t, &Worker{JetStream: n.JetStream, Dest: testDest("ris", d.recorder("b", nil)), Log: zerolog.Nop(), Shared: true})
+	queueCopies(t, n, "ris", 1, 400)
+	requireInOrderOnce(t, d.waitDelivered(t, 400, "two workers"), 1, 400)
+	_, by := d.snapshot()
+	first := by[0]
+	stop := stopA
+	if first == "b" {
+		t.Log("b took the pin first")
+	}
+	stop() // a (pinned or not) stops; b delivers the rest
+	queueCopies(t, n, "ris", 401, 600)
+	got := d.waitDelivered(t, 600, "after one worker stopped")
+	_, by = d.snapshot()
+	for i := range got {
+		if i > 0 && got[i] <= got[i-1] {
+			t.Logf("delivery %d: %d by %s after %d by %s", i+1, got[i], by[i], got[i-1], by[i-1])
+		}
+	}
+	requireInOrder(t, got, 1, 600)
+	for i, w := range by[:400] {
+		require.Equal(t, first, w, "delivery %d: one worker at a time while both run", i+1)
+	}
+	for i, w := range by[400:] {
+		require.Equal(t, "b", w, "delivery %d: the worker left running", 401+i)
+	}
+}
