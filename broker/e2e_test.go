@@ -108,8 +108,7 @@ func startPipeline(t *testing.T, cfg *config.Config) *pipeline {
 	return startPipelineWithHooks(t, cfg, Hooks{})
 }
 
-// startPipelineWithHooks is startPipeline with the test's own OnRouted
-// and OnReload.
+// startPipelineWithHooks is startPipeline with the test's own hooks.
 func startPipelineWithHooks(t *testing.T, cfg *config.Config, hooks Hooks) *pipeline {
 	t.Helper()
 	p := &pipeline{dlq: make(chan nats.Header, 100), logs: &syncbuf.Buffer{}}
@@ -123,6 +122,9 @@ func startPipelineWithHooks(t *testing.T, cfg *config.Config, hooks Hooks) *pipe
 			v.(*atomic.Int64).Add(1)
 			if outcome == "dead_lettered" {
 				p.dlq <- h
+			}
+			if hooks.OnDone != nil {
+				hooks.OnDone(dest, outcome, h)
 			}
 		},
 	})

@@ -76,11 +76,11 @@ func (b *Broker) apply(cfg *config.Config, table *routing.Table) error {
 	old := b.cfg
 	oldAdmin, newAdmin := old.Admin, cfg.Admin
 	oldAdmin.Tokens, newAdmin.Tokens = nil, nil // tokens change on reload
-	if old.DataDir != cfg.DataDir || !reflect.DeepEqual(old.NATS, cfg.NATS) || !reflect.DeepEqual(oldAdmin, newAdmin) || !reflect.DeepEqual(old.History, cfg.History) {
-		b.log.Warn().Msg("config reload: data_dir, nats, history and admin (but its tokens) change only on restart; those keys keep their running values")
+	if old.DataDir != cfg.DataDir || !reflect.DeepEqual(old.NATS, cfg.NATS) || !reflect.DeepEqual(oldAdmin, newAdmin) || !reflect.DeepEqual(old.History, cfg.History) || !reflect.DeepEqual(old.Tracing, cfg.Tracing) {
+		b.log.Warn().Msg("config reload: data_dir, nats, history, tracing and admin (but its tokens) change only on restart; those keys keep their running values")
 	}
 	next := *cfg
-	next.DataDir, next.NATS, next.History = old.DataDir, old.NATS, old.History
+	next.DataDir, next.NATS, next.History, next.Tracing = old.DataDir, old.NATS, old.History, old.Tracing
 	next.Admin.Addr, next.Admin.TLS, next.Admin.AuditAge = old.Admin.Addr, old.Admin.TLS, old.Admin.AuditAge
 	if tokens, err := apiTokens(&next); err != nil {
 		b.log.Error().Str("reason", err.Error()).Msg("config reload: API tokens not changed")

@@ -18,6 +18,7 @@ import (
 	"github.com/hl7broker/hl7broker/history"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/ingest"
+	"github.com/hl7broker/hl7broker/internal/secret"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/routing"
 	"github.com/hl7broker/hl7broker/store"
@@ -29,21 +30,23 @@ import (
 // Broker is a running broker: NATS, listeners, router and delivery
 // workers. Reload changes listeners, routes and destinations while it runs.
 type Broker struct {
-	metrics   *metrics
-	admin     *admin.Server
-	stopping  atomic.Bool
-	log       zerolog.Logger
-	nats      *store.NATS
-	hooks     Hooks
-	committer store.Committer
-	reuse     *ingest.ReuseTracker
-	router    *routing.Router
-	sup       *supervisor
-	store     *store.Health
-	runCtx    context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup // the router, the janitor, the store keeper, the indexer
-	loadedAt  time.Time      // when the config in force was loaded
+	// stopTracing flushes and stops the trace export (tracing.enabled).
+	stopTracing func(context.Context) error
+	metrics     *metrics
+	admin       *admin.Server
+	stopping    atomic.Bool
+	log         zerolog.Logger
+	nats        *store.NATS
+	hooks       Hooks
+	committer   store.Committer
+	reuse       *ingest.ReuseTracker
+	router      *routing.Router
+	sup         *supervisor
+	store       *store.Health
+	runCtx      context.Context
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup // the router, the janitor, the store keeper, the indexer
+	loadedAt    time.Time      // when the config in force was loaded
 
 	events       *store.EventLog // nil: history off
 	eventsCancel context.CancelFunc
@@ -90,22 +93,29 @@ type Hooks struct {
 // Start opens NATS and its streams, binds every listener, and starts the
 // router and one delivery worker per destination. cfg must be valid.
 func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Hooks) (*Broker, error) {
+	stopTracing, err := startTracing(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	n, err := store.Open(ctx, cfg)
 	if err != nil {
+		_ = stopTracing(ctx)
 		return nil, err
 	}
 	table, err := routingTable(cfg)
 	if err != nil {
 		n.Close()
+		_ = stopTracing(ctx)
 		return nil, err
 	}
 	b := &Broker{cfg: cfg, log: log, nats: n, hooks: hooks, metrics: newMetrics(), loadedAt: time.Now(),
-		listeners: map[string]*listenerRun{}, workers: map[string]*workerRun{}, tokens: &admin.Tokens{}}
+		listeners: map[string]*listenerRun{}, workers: map[string]*workerRun{}, tokens: &admin.Tokens{}, stopTracing: stopTracing}
 	fail := func(err error) (*Broker, error) {
 		if b.index != nil {
 			b.index.Close()
 		}
 		n.Close()
+		_ = stopTracing(ctx)
 		return nil, err
 	}
 	tokens, err := apiTokens(cfg)
@@ -335,6 +345,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	}
 	b.closeHistory()
 	b.nats.Close()
+	if err := b.stopTracing(ctx); err != nil {
+		b.log.Warn().Str("reason", secret.Error(err).Error()).Msg("tracing: the last spans could not be exported")
+	}
 	b.log.Info().Msg("broker stopped")
 	return err
 }

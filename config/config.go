@@ -25,6 +25,7 @@ type Config struct {
 	NATS         NATSConfig          `mapstructure:"nats"`
 	Admin        AdminConfig         `mapstructure:"admin"`
 	History      HistoryConfig       `mapstructure:"history"`
+	Tracing      TracingConfig       `mapstructure:"tracing"`
 	Listeners    []ListenerConfig    `mapstructure:"listeners"`
 	Routes       []RouteConfig       `mapstructure:"routes"`
 	Unrouted     UnroutedConfig      `mapstructure:"unrouted"`
@@ -74,6 +75,25 @@ type TokenConfig struct {
 	Role      string `mapstructure:"role" enum:"viewer,operator,admin"`
 	TokenFile string `mapstructure:"token_file"`
 	TokenEnv  string `mapstructure:"token_env"`
+}
+
+// TracingConfig is OpenTelemetry tracing: a trace per message, exported
+// over OTLP/HTTP. Off by default.
+type TracingConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	// Endpoint is the collector's OTLP/HTTP base URL (http://host:4318);
+	// spans go to its /v1/traces.
+	Endpoint string `mapstructure:"endpoint"`
+	// SampleRatio is the share of messages traced, 0 to 1.
+	SampleRatio float64 `mapstructure:"sample_ratio"`
+	// ControlIDs lets spans carry MSH-10. Off: a control ID identifies a
+	// message, and some senders put more in it than a counter.
+	ControlIDs  bool   `mapstructure:"control_ids"`
+	ServiceName string `mapstructure:"service_name"`
+	CAFile      string `mapstructure:"ca_file"` // a CA to trust for an https endpoint
+	// Headers go with every export (a collector's API key): values may
+	// reference a secret, ${env:NAME} or ${file:PATH}.
+	Headers map[string]string `mapstructure:"headers"`
 }
 
 // HistoryConfig is each message's journey and the search index.
@@ -169,6 +189,12 @@ var defaults = map[string]any{
 	"history.keep_copies":    "24h",
 	"history.dlq_max_age":    "720h",
 	"unrouted.to":            "",
+	"tracing.enabled":        false,
+	"tracing.endpoint":       "http://127.0.0.1:4318",
+	"tracing.sample_ratio":   1.0,
+	"tracing.control_ids":    false,
+	"tracing.service_name":   "hl7broker",
+	"tracing.ca_file":        "",
 
 	"listeners[].ack_mode":          "auto",
 	"listeners[].max_message_bytes": DefaultMaxMessageBytes,
@@ -361,6 +387,11 @@ func (c *Config) expandSecrets() []Problem {
 		*v = out
 	}
 	expand("nats.url", &c.NATS.URL)
+	expand("tracing.endpoint", &c.Tracing.Endpoint)
+	for k, v := range c.Tracing.Headers {
+		expand("tracing.headers."+k, &v)
+		c.Tracing.Headers[k] = v
+	}
 	for i := range c.Admin.Tokens {
 		expand(fmt.Sprintf("admin.tokens[%d].token_file", i), &c.Admin.Tokens[i].TokenFile)
 	}

@@ -34,6 +34,7 @@ func (c *Config) Validate() []Problem {
 	}
 	c.validateAdmin(&v)
 	c.validateHistory(&v)
+	c.validateTracing(&v)
 	listeners := v.names("listeners", len(c.Listeners), func(i int) string { return c.Listeners[i].Name })
 	destinations := v.names("destinations", len(c.Destinations), func(i int) string { return c.Destinations[i].Name })
 	if len(c.Listeners) == 0 {
@@ -346,6 +347,30 @@ func (c *Config) ReadToken(t TokenConfig) (string, error) {
 		return "", fmt.Errorf("the token is shorter than %d characters", MinTokenLength)
 	}
 	return tok, nil
+}
+
+func (c *Config) validateTracing(v *validator) {
+	t := c.Tracing
+	if t.SampleRatio < 0 || t.SampleRatio > 1 {
+		v.add("tracing.sample_ratio", "%g is outside 0 to 1", t.SampleRatio)
+	}
+	if !t.Enabled {
+		return
+	}
+	if u, err := url.Parse(t.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.add("tracing.endpoint", "%q is not an http:// or https:// URL such as http://127.0.0.1:4318", secret.URL(t.Endpoint))
+	}
+	if t.CAFile != "" {
+		v.fileExists("tracing.ca_file", c.TracingCAFile())
+	}
+}
+
+// TracingCAFile is tracing.ca_file, relative to the config file's folder.
+func (c *Config) TracingCAFile() string {
+	if f := c.Tracing.CAFile; f != "" && !filepath.IsAbs(f) {
+		return filepath.Join(c.dir, f)
+	}
+	return c.Tracing.CAFile
 }
 
 func (c *Config) validateHistory(v *validator) {

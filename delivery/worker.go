@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/store"
+	"github.com/hl7broker/hl7broker/tracing"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Destination is one downstream system and how to deliver to it.
@@ -171,9 +173,13 @@ func (w *Worker) deliver(ctx context.Context, d Deliverer, msg queued, holdLine 
 	h := msg.Headers()
 	inSeq, _ := strconv.ParseUint(h.Get(wire.HeaderInSeq), 10, 64)
 	dm := Message{Data: msg.Data(), ControlID: h.Get(wire.HeaderControlID), InSeq: inSeq}
+	parent := tracing.Extract(ctx, h)
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		res, panicked := deliverSafely(ctx, d, dm)
+		actx, span := tracing.Start(parent, tracing.SpanDeliver, tracing.AttrDestination.String(w.Dest.Name),
+			tracing.AttrDestType.String(w.Dest.Type), tracing.AttrAttempt.Int(attempt))
+		res, panicked := deliverSafely(actx, d, dm)
+		w.endAttempt(span, res, panicked)
 		if panicked {
 			w.msgLog(msg).Error().Int("attempt", attempt).Str("step", w.Dest.Type+" delivery").Msg("delivery panicked; the message goes to the dead-letter queue")
 			return w.deadLetterHolding(ctx, msg, fmt.Sprintf("the %s delivery step panicked (a bug in hl7broker: please report it)", w.Dest.Type), attempt, holdLine)
@@ -214,6 +220,22 @@ func (w *Worker) deliver(ctx context.Context, d Deliverer, msg queued, holdLine 
 			return false
 		}
 	}
+}
+
+// endAttempt ends an attempt's span with its outcome (codes only).
+func (w *Worker) endAttempt(span trace.Span, res Result, panicked bool) {
+	if !span.IsRecording() {
+		return
+	}
+	outcome := res.Outcome.String()
+	if panicked {
+		outcome = "panicked"
+	}
+	span.SetAttributes(tracing.AttrOutcome.String(outcome), tracing.AttrCode.String(res.Code))
+	if panicked || res.Outcome != Delivered {
+		tracing.Fail(span, outcome)
+	}
+	span.End()
 }
 
 // msgLog is a logger that names the message (no content): built only
@@ -316,6 +338,11 @@ func (w *Worker) deadLetter(ctx context.Context, msg queued, reason string, atte
 		return false
 	}
 	_ = msg.Ack()
+	if tracing.On() {
+		_, span := tracing.Start(tracing.Extract(ctx, msg.Headers()), tracing.SpanDeadLetter, tracing.AttrDestination.String(w.Dest.Name),
+			tracing.AttrAttempt.Int(attempts))
+		span.End()
+	}
 	inSeq, _ := strconv.ParseUint(msg.Headers().Get(wire.HeaderInSeq), 10, 64)
 	w.Events.Record(wire.Event{Kind: wire.EventDeadLettered, Message: inSeq, Destination: w.Dest.Name, Attempt: attempts, Reason: reason, DLQ: ack.Sequence})
 	w.msgLog(msg).Error().Int("attempts", attempts).Str("reason", reason).Msg("message dead-lettered")

@@ -13,6 +13,7 @@ import (
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/store"
+	"github.com/hl7broker/hl7broker/tracing"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -122,8 +123,19 @@ func ackCode(ack []byte) string {
 	return string(ack[i+5 : i+7])
 }
 
-func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin) []byte {
+func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin) (ack []byte) {
 	received := time.Now()
+	ctx, span := tracing.Start(ctx, tracing.SpanReceive, tracing.AttrListener.String(in.listener.Name), tracing.AttrSize.Int(len(frame)))
+	if tracing.On() {
+		defer func() {
+			code := ackCode(ack)
+			span.SetAttributes(tracing.AttrAck.String(code))
+			if code != "AA" && code != "CA" {
+				tracing.Fail(span, code)
+			}
+			span.End()
+		}()
+	}
 	var m hl7.Message
 	if err := m.ParseWith(frame, in.limits); err != nil {
 		var he *hl7.Error
@@ -153,7 +165,18 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin) []byte {
 	}
 	id := identify(in.listener.Name, &m)
 	rec := in.received(&m, frame, o, received, id)
-	stored, err := in.committer.Commit(ctx, rec)
+	if tracing.On() {
+		span.SetAttributes(tracing.AttrType.String(m.Type()+"^"+m.Trigger()), tracing.ControlID(m.ControlID()))
+		tracing.Inject(ctx, rec.Header) // the route and delivery spans are its children
+	}
+	sctx, storeSpan := tracing.Start(ctx, tracing.SpanStore)
+	stored, err := in.committer.Commit(sctx, rec)
+	if err != nil {
+		tracing.Fail(storeSpan, "not stored")
+	} else {
+		storeSpan.SetAttributes(tracing.AttrInSeq.Int64(int64(stored.Sequence)), tracing.AttrDuplicate.Bool(stored.Duplicate))
+	}
+	storeSpan.End()
 	if err != nil && store.IsTooLarge(err) {
 		ev(in.log.Warn()).Str("reason", err.Error()).Msg("message rejected: too large for the store")
 		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Text: fmt.Sprintf(textTooLargeToStore, len(frame)),
@@ -175,7 +198,7 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin) []byte {
 			Msg("control ID reused for a different message within the duplicate window: stored and delivered as a new message")
 	}
 	ev(in.log.Debug()).Uint64("seq", stored.Sequence).Bool("duplicate", stored.Duplicate).Dur("store", time.Since(received)).Msg("message stored")
-	ack := hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Accepted, Mode: in.mode})
+	ack = hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Accepted, Mode: in.mode})
 	if in.Events != nil {
 		e := wire.Event{Kind: wire.EventReceived, At: received, Message: stored.Sequence, Listener: in.listener.Name,
 			Remote: o.RemoteAddr, Ack: ackCode(ack), Duplicate: stored.Duplicate}

@@ -14,6 +14,7 @@ import (
 	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/store"
+	"github.com/hl7broker/hl7broker/tracing"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -330,6 +331,15 @@ func (r *Router) route(ctx context.Context, msg jetstream.Msg, group []jetstream
 // (which returns false when ctx ended). ok is false only when ctx ended.
 func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data []byte, wait func() bool) (sent []string, ok bool) {
 	listener := h.Get(wire.HeaderListener)
+	tctx, span := tracing.Start(tracing.Extract(ctx, h), tracing.SpanRoute, tracing.AttrListener.String(listener),
+		tracing.AttrInSeq.Int64(int64(seq)))
+	if tracing.On() {
+		span.SetAttributes(tracing.AttrType.String(h.Get(wire.HeaderType)+"^"+h.Get(wire.HeaderEvent)), tracing.ControlID(h.Get(wire.HeaderControlID)))
+		defer func() {
+			span.SetAttributes(tracing.AttrRoutes.StringSlice(sent))
+			span.End()
+		}()
+	}
 	log := r.Log.With().Uint64("in_seq", seq).Str("control_id", h.Get(wire.HeaderControlID)).
 		Str("type", h.Get(wire.HeaderType)+"^"+h.Get(wire.HeaderEvent)).Str("listener", listener).Logger()
 	// store publishes one copy, retrying until it is stored; it returns
@@ -342,6 +352,7 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 		}
 		out.Header.Set(wire.HeaderRoute, route)
 		out.Header.Set(wire.HeaderInSeq, strconv.FormatUint(seq, 10))
+		tracing.Inject(tctx, out.Header) // each attempt's span is a child of this route's
 		id := wire.CopyID(seq, dest)
 		for attempt := 1; ; attempt++ {
 			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
