@@ -179,7 +179,11 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 	}
 	janitor := store.NewJanitor(n.JetStream, keep, log)
 	b.runHistory()
-	b.wg.Add(1)
+	b.wg.Add(2)
+	go func() {
+		defer b.wg.Done()
+		newMemTrimmer().run(b.runCtx)
+	}()
 	go func() {
 		defer b.wg.Done()
 		_ = b.sampleRates(b.runCtx)
