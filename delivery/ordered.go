@@ -49,13 +49,13 @@ type queued interface {
 // heldMsg is a message an earlier run (or another broker) was given and
 // did not acknowledge, read back from HL7_OUT. It cannot be acknowledged
 // through the consumer: it stays pending there until its ack wait ends,
-// and is then redelivered and skipped (see orderedSlot.skip).
+// and is then redelivered and skipped (see orderedSlot.take).
 type heldMsg struct{ m *jetstream.RawStreamMsg }
 
 func (h heldMsg) Data() []byte         { return h.m.Data }
 func (h heldMsg) Headers() nats.Header { return h.m.Header }
 func (h heldMsg) Metadata() (*jetstream.MsgMetadata, error) {
-	return &jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Stream: h.m.Sequence}, NumDelivered: 2}, nil
+	return &jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Stream: h.m.Sequence}}, nil
 }
 func (heldMsg) Ack() error                       { return nil }
 func (heldMsg) Nak() error                       { return nil }

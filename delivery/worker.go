@@ -138,6 +138,7 @@ func (w *Worker) runParallel(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
 	// Pull one more than MaxAckPending: a pull request then stays open
 	// on the server while the last message is delivered, and the next
 	// is handed out on it as soon as that one is acked (see
@@ -152,9 +153,14 @@ func (w *Worker) runParallel(ctx context.Context) error {
 		}()
 	}, slices.Concat(store.PullOptions, []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(pending + 1)})...)
 	if err != nil {
+		cancel()
 		return fmt.Errorf("destination %s: %w", w.Dest.Name, err)
 	}
 	defer func() { cc.Stop(); store.WaitClosed(cc) }()
+	// On the way out: ctx ends first, so that deliveries being retried
+	// stop (each left queued), then the subscription, then the wait for
+	// them, then the deliverers close.
+	defer cancel()
 	select {
 	case <-ctx.Done():
 		return nil

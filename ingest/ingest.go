@@ -171,7 +171,9 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin) (ack []byt
 	}
 	sctx, storeSpan := tracing.Start(ctx, tracing.SpanStore)
 	stored, err := in.committer.Commit(sctx, rec)
-	if err != nil {
+	if !storeSpan.IsRecording() {
+		// tracing off, or this message not sampled: no attributes built
+	} else if err != nil {
 		tracing.Fail(storeSpan, "not stored")
 	} else {
 		storeSpan.SetAttributes(tracing.AttrInSeq.Int64(int64(stored.Sequence)), tracing.AttrDuplicate.Bool(stored.Duplicate))
