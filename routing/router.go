@@ -61,7 +61,8 @@ type Router struct {
 	Log       zerolog.Logger
 	// Sync, if set, returns once what was published so far is on disk;
 	// the router calls it before acking an input, so that an input is
-	// never marked done while its copies could still be lost.
+	// never marked done while its copies could still be lost. It may
+	// wait a little for a flush someone else begins (the broker's does).
 	Sync func(context.Context) error
 	// OnRouted, if set, is called after each input is acked, with the
 	// destinations it went to (none: unrouted). For metrics and tests.

@@ -70,6 +70,15 @@ func (n *NATS) Sync(ctx context.Context) error {
 	return n.Syncer.Sync(ctx)
 }
 
+// SyncSoon is Sync for a caller that can wait up to d for a flush that
+// another caller begins (see Syncer.SyncWithin).
+func (n *NATS) SyncSoon(ctx context.Context, d time.Duration) error {
+	if n.Syncer == nil {
+		return nil
+	}
+	return n.Syncer.SyncWithin(ctx, d)
+}
+
 // Open starts the embedded server (nats.url empty) or connects to the
 // external cluster, then creates or updates the three streams.
 func Open(ctx context.Context, c *config.Config) (*NATS, error) {

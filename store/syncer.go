@@ -47,7 +47,17 @@ func NewSyncer(flush func() error) *Syncer {
 
 // Sync waits until everything written before the call is on disk, or ctx
 // ends, or the syncer is closed.
-func (s *Syncer) Sync(ctx context.Context) error {
+func (s *Syncer) Sync(ctx context.Context) error { return s.sync(ctx, 0) }
+
+// SyncWithin is Sync for a caller that can wait a little: it begins no
+// flush of its own until d has passed, so a flush that another caller
+// begins meanwhile serves it too. The router uses it: its flush used to
+// begin while a sender's was running, and the sender's next message then
+// waited for both (two flushes per message with one sender). Now, while
+// messages arrive, the router rides on the senders' flushes.
+func (s *Syncer) SyncWithin(ctx context.Context, d time.Duration) error { return s.sync(ctx, d) }
+
+func (s *Syncer) sync(ctx context.Context, delay time.Duration) error {
 	s.mu.Lock()
 	target := s.started + 1 // the first flush to begin after this call
 	changed := s.changed
@@ -58,12 +68,19 @@ func (s *Syncer) Sync(ctx context.Context) error {
 		s.waiting--
 		s.mu.Unlock()
 	}()
-	select {
-	case s.wake <- struct{}{}:
-	default: // a wake-up is already pending: that flush begins after this call too
+	var late <-chan time.Time
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		late = t.C
+	} else {
+		s.wakeUp()
 	}
 	for {
 		select {
+		case <-late:
+			s.wakeUp()
+			continue
 		case <-changed:
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for the disk: %w", ctx.Err())
@@ -80,6 +97,15 @@ func (s *Syncer) Sync(ctx context.Context) error {
 			}
 			return nil
 		}
+	}
+}
+
+// wakeUp asks the loop for a flush. A wake-up already pending is enough:
+// that flush begins after this call too.
+func (s *Syncer) wakeUp() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 

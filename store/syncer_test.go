@@ -61,6 +61,42 @@ func TestSyncerCallersShareAFlushThatBeganAfterThem(t *testing.T) {
 	assert.EqualValues(t, 2, n, "b and c shared one flush")
 }
 
+// received waits up to 5 s for ch, failing with what it waited for.
+func received[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+		var zero T
+		return zero
+	}
+}
+
+func TestSyncerSyncWithinRidesOnAnotherCallersFlush(t *testing.T) {
+	g := newGatedFlush()
+	s := NewSyncer(g.flush) // closed at the end only: a failure may leave a flush held
+
+	router := make(chan error, 1)
+	go func() { router <- s.SyncWithin(context.Background(), time.Hour) }()
+	require.Eventually(t, func() bool { return s.Waiting() == 1 }, 5*time.Second, time.Millisecond, "waiting for %s", `s.Waiting() == 1`)
+	sender := syncAsync(s) // begins the flush the router waits for
+	received(t, g.began, "the sender's flush to begin")
+	g.release <- nil
+	require.NoError(t, received(t, sender, "the sender's Sync"))
+	require.NoError(t, received(t, router, "the router's SyncWithin, served by the sender's flush"))
+	n, _ := s.Flushes()
+	assert.EqualValues(t, 1, n, "one flush for both")
+
+	alone := make(chan error, 1)
+	go func() { alone <- s.SyncWithin(context.Background(), 10*time.Millisecond) }()
+	received(t, g.began, "a flush of its own once nobody else began one")
+	g.release <- nil
+	require.NoError(t, received(t, alone, "SyncWithin with nobody else flushing"))
+	s.Close()
+}
+
 func TestSyncerFailureReachesItsWaitersOnly(t *testing.T) {
 	g := newGatedFlush()
 	s := NewSyncer(g.flush)
