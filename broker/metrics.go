@@ -24,6 +24,7 @@ type metrics struct {
 	reloads      *prometheus.CounterVec   // result: applied | partly_applied | invalid
 	reusedIDs    *prometheus.CounterVec   // listener
 	restarts     *prometheus.CounterVec   // component
+	files        *ingest.FileMetrics      // source (file sources)
 }
 
 func newMetrics() *metrics {
@@ -53,6 +54,11 @@ func newMetrics() *metrics {
 	m.reloads = counter("config_reloads_total", "Config reloads: applied, partly_applied (a listener could not bind) or invalid (the running config stayed).", "result")
 	m.reusedIDs = counter("control_ids_reused_total", "Messages stored whose listener, MSH-3, MSH-4 and MSH-10 equal those of a different message stored within the duplicate window.", "listener")
 	m.restarts = counter("component_restarts_total", "Times a supervised part (router, janitor, destination:NAME, listener:NAME) stopped or panicked and was restarted.", "component")
+	m.files = &ingest.FileMetrics{
+		Files:           counter("source_files_total", "Files a file source finished: done (every message stored) or error (moved to error_dir with a report).", "source", "outcome"),
+		Bytes:           counter("source_bytes_total", "Bytes of the files a file source finished.", "source"),
+		CharsetWarnings: counter("source_charset_warnings_total", "Messages from a source whose bytes contradict their character set (stored as they are).", "source"),
+	}
 	m.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -132,6 +132,7 @@ func (b *Broker) apply(cfg *config.Config, table *routing.Table) error {
 			}
 		}
 	}
+	b.reloadSources(old.Sources, next.Sources)
 	b.cfg = &next
 	err := errors.Join(errs...)
 	b.reloadedLocked(err, "applied")

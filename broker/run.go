@@ -68,6 +68,7 @@ type Broker struct {
 	mu         sync.Mutex // guards what follows; held for a whole reload
 	cfg        *config.Config
 	listeners  map[string]*listenerRun
+	sources    map[string]*sourceRun
 	workers    map[string]*workerRun
 	lastReload reloadStatus
 	paused     map[string]bool // destinations paused (HL7_STATE)
@@ -116,7 +117,7 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 		return nil, err
 	}
 	b := &Broker{cfg: cfg, log: log, nats: n, hooks: hooks, metrics: newMetrics(), loadedAt: time.Now(),
-		listeners: map[string]*listenerRun{}, workers: map[string]*workerRun{}, tokens: &admin.Tokens{}, stopTracing: stopTracing}
+		listeners: map[string]*listenerRun{}, sources: map[string]*sourceRun{}, workers: map[string]*workerRun{}, tokens: &admin.Tokens{}, stopTracing: stopTracing}
 	fail := func(err error) (*Broker, error) {
 		if b.index != nil {
 			b.index.Close()
@@ -148,6 +149,9 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 			b.cancel()
 			return fail(err)
 		}
+	}
+	for _, s := range cfg.Sources {
+		b.startSource(s)
 	}
 	b.metrics.watch(b, n.Syncer)
 	if cfg.Admin.Addr != "" {
@@ -346,6 +350,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	b.stopping.Store(true)
 	b.mu.Lock()
 	err := b.stopAllListeners(ctx)
+	b.stopAllSources()
 	b.cancel()
 	for name := range b.workers {
 		b.stopWorker(name)

@@ -27,6 +27,7 @@ type Config struct {
 	History      HistoryConfig       `mapstructure:"history"`
 	Tracing      TracingConfig       `mapstructure:"tracing"`
 	Listeners    []ListenerConfig    `mapstructure:"listeners"`
+	Sources      []SourceConfig      `mapstructure:"sources"`
 	Routes       []RouteConfig       `mapstructure:"routes"`
 	Unrouted     UnroutedConfig      `mapstructure:"unrouted"`
 	Destinations []DestinationConfig `mapstructure:"destinations"`
@@ -171,7 +172,7 @@ type RetryConfig struct {
 // defaults are the values of keys a file leaves out, all in this one
 // table: top-level keys (each scalar one has a default, so that an
 // HL7BROKER_* variable can override it), and the keys of every entry of
-// a list under "listeners[]." and "destinations[].". A destination type's
+// a list under "listeners[].", "sources[]." and "destinations[].". A destination type's
 // own keys get theirs from its registration (DestinationType.Defaults).
 var defaults = map[string]any{
 	"data_dir":               "./data",
@@ -198,6 +199,12 @@ var defaults = map[string]any{
 
 	"listeners[].ack_mode":          "auto",
 	"listeners[].max_message_bytes": DefaultMaxMessageBytes,
+
+	"sources[].max_message_bytes": DefaultMaxMessageBytes,
+	"sources[].glob":              DefaultSourceGlob,
+	"sources[].on_done":           "move",
+	"sources[].stable_for":        DefaultSourceStableFor,
+	"sources[].poll":              DefaultSourcePoll,
 
 	"destinations[].ordering":           "fifo",
 	"destinations[].on_reject":          "dead_letter",
@@ -407,7 +414,7 @@ func (c *Config) expandSecrets() []Problem {
 	return problems
 }
 
-// ApplyDefaults fills the keys of each listener and destination that were
+// ApplyDefaults fills the keys of each listener, source and destination that were
 // left out (Load does; a Config built in code calls it before Validate).
 func (c *Config) ApplyDefaults() {
 	for i := range c.Listeners {
@@ -416,6 +423,9 @@ func (c *Config) ApplyDefaults() {
 			l.maxBytesDefaulted = true
 		}
 		applyEntryDefaults("listeners[].", reflect.ValueOf(l).Elem())
+	}
+	for i := range c.Sources {
+		applyEntryDefaults("sources[].", reflect.ValueOf(&c.Sources[i]).Elem())
 	}
 	for i := range c.Destinations {
 		d := &c.Destinations[i]

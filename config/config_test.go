@@ -176,7 +176,7 @@ routes:
   - {name: bad, when: {listener: [lab], all: [{field: PID-5, equals: a, prefix: b}]}, to: [d]}
 `))
 	assert.Contains(t, got["routes[0]"], "can never match", ce.Error())
-	assert.Contains(t, got["routes[1].when.listener[0]"], `no listener is named "lab"`)
+	assert.Contains(t, got["routes[1].when.listener[0]"], `no listener or source is named "lab"`)
 	assert.Contains(t, got, "routes[1].when.all[0].field")
 
 	_, got = loadProblems(t, writeConfig(t, `

@@ -37,9 +37,11 @@ func (c *Config) Validate() []Problem {
 	c.validateTracing(&v)
 	listeners := v.names("listeners", len(c.Listeners), func(i int) string { return c.Listeners[i].Name })
 	destinations := v.names("destinations", len(c.Destinations), func(i int) string { return c.Destinations[i].Name })
-	if len(c.Listeners) == 0 {
-		v.add("listeners", "at least one listener is needed")
+	c.validateSources(&v, listeners)
+	if len(c.Listeners) == 0 && len(c.Sources) == 0 {
+		v.add("listeners", "at least one listener or source is needed")
 	}
+	origins := c.originSet()
 	addrs := map[string]string{}
 	for i, l := range c.Listeners {
 		key := fmt.Sprintf("listeners[%d]", i)
@@ -50,14 +52,7 @@ func (c *Config) Validate() []Problem {
 			addrs[l.Addr] = key
 		}
 		v.oneOf(key+".ack_mode", l.AckMode, enumOf(l, "AckMode")...)
-		if l.MaxMessageBytes < 1024 || l.MaxMessageBytes > 64<<20 {
-			v.add(key+".max_message_bytes", "%d is outside 1024 to 67108864", l.MaxMessageBytes)
-		}
-		for j, t := range l.AcceptTypes {
-			if !codeRE.MatchString(t) {
-				v.add(fmt.Sprintf("%s.accept_types[%d]", key, j), "%q is not a message type such as ADT", t)
-			}
-		}
+		v.intake(key, l.MaxMessageBytes, l.AcceptTypes)
 		if l.MaxConnections < 0 || l.IdleTimeout < 0 || l.ReadTimeout < 0 {
 			v.add(key, "max_connections, idle_timeout and read_timeout must not be negative")
 		}
@@ -70,8 +65,8 @@ func (c *Config) Validate() []Problem {
 			v.add(key+".name", "a route needs a name")
 		}
 		for j, from := range r.From {
-			if !listeners[from] {
-				v.add(fmt.Sprintf("%s.from[%d]", key, j), "no listener is named %q", from)
+			if !origins[from] {
+				v.add(fmt.Sprintf("%s.from[%d]", key, j), "no listener or source is named %q", from)
 			}
 		}
 		when, wproblems := condition.Compile(r.When)
@@ -79,8 +74,8 @@ func (c *Config) Validate() []Problem {
 			v.add(key+".when."+p.Key, "%s", p.Message)
 		}
 		for j, l := range r.When.Listener {
-			if !listeners[l] {
-				v.add(fmt.Sprintf("%s.when.listener[%d]", key, j), "no listener is named %q", l)
+			if !origins[l] {
+				v.add(fmt.Sprintf("%s.when.listener[%d]", key, j), "no listener or source is named %q", l)
 			}
 		}
 		if why := c.neverMatches(r); why != "" {
@@ -201,6 +196,18 @@ func (c *Config) validateDestination(v *validator, key string, d DestinationConf
 // validator collects problems.
 type validator struct{ problems []Problem }
 
+// intake checks what a listener or source (at key) takes in.
+func (v *validator) intake(key string, maxMessageBytes int, acceptTypes []string) {
+	if maxMessageBytes < 1024 || maxMessageBytes > 64<<20 {
+		v.add(key+".max_message_bytes", "%d is outside 1024 to 67108864", maxMessageBytes)
+	}
+	for j, t := range acceptTypes {
+		if !codeRE.MatchString(t) {
+			v.add(fmt.Sprintf("%s.accept_types[%d]", key, j), "%q is not a message type such as ADT", t)
+		}
+	}
+}
+
 func (v *validator) add(key, format string, args ...any) {
 	v.problems = append(v.problems, Problem{Key: key, Message: fmt.Sprintf(format, args...)})
 }
@@ -278,8 +285,11 @@ func (c *Config) neverMatches(r RouteConfig) string {
 	}
 	from := r.From
 	if len(from) == 0 {
-		for _, l := range c.Listeners {
-			from = append(from, l.Name)
+		from = c.Origins()
+	}
+	for _, s := range c.Sources {
+		if slices.Contains(from, s.Name) && s.acceptsAny(r.When.Type) {
+			return ""
 		}
 	}
 	for _, l := range c.Listeners {
@@ -295,7 +305,7 @@ func (c *Config) neverMatches(r RouteConfig) string {
 			}
 		}
 	}
-	return fmt.Sprintf("its listeners accept none of the types %v", r.When.Type)
+	return fmt.Sprintf("its listeners and sources accept none of the types %v", r.When.Type)
 }
 
 var searchKeyRE = regexp.MustCompile(`^[a-z0-9_]{1,32}$`)

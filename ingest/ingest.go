@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/hl7broker/hl7broker/config"
@@ -58,6 +59,25 @@ type Ingest struct {
 // Origin is where a message came from, as far as its source knows.
 type Origin struct {
 	RemoteAddr string // the sender's address; "" when none (a file)
+	// A message read from a file: the file's base name, its SHA-256 (hex)
+	// and the message's place in it. With FileDigest set, the message is
+	// identified by file and place (wire.FileMessageID), not by its
+	// control ID: reading a file again stores none of it twice.
+	File       string
+	FileDigest string
+	FileIndex  int
+}
+
+// Outcome is what became of one message, for sources that report on
+// each (a file's error report): its ACK and, when it was not stored, why.
+type Outcome struct {
+	Ack       []byte
+	Code      string // MSA-1 of Ack
+	Stored    bool   // stored now or before (Duplicate)
+	Duplicate bool
+	Sequence  uint64     // HL7_IN sequence when stored
+	ControlID string     // MSH-10, "" when unparseable
+	Err       *hl7.Error // why it was refused; nil when stored or not stored for the store's sake
 }
 
 // Metrics are the series Ingest counts into, labelled by source name.
@@ -95,9 +115,42 @@ func ackMode(s string) hl7.AckMode {
 // ACK to send back: positive only once the message is stored. See
 // docs/ack-policy.md.
 func (in *Ingest) Accept(ctx context.Context, raw []byte, o Origin) []byte {
-	ack := in.answer(ctx, raw, o)
-	in.count(ack)
-	return ack
+	return in.Receive(ctx, raw, o).Ack
+}
+
+// Receive is Accept with the whole outcome.
+func (in *Ingest) Receive(ctx context.Context, raw []byte, o Origin) Outcome {
+	var out Outcome
+	out.Ack = in.answer(ctx, raw, o, &out)
+	out.Code = ackCode(out.Ack)
+	in.count(out.Ack)
+	return out
+}
+
+// Check runs Accept's checks on a message without storing it: parse,
+// MSH, accepted type. It returns MSH-10 (when readable) and why the
+// message would be refused, nil when it would be stored.
+func (in *Ingest) Check(raw []byte) (controlID string, refused *hl7.Error) {
+	var m hl7.Message
+	if err := m.ParseWith(raw, in.limits); err != nil {
+		if !errors.As(err, &refused) {
+			refused = &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Location: hl7.Location{Offset: -1}, Reason: "unknown parse error"}
+		}
+		return "", refused
+	}
+	if err := m.CheckHeader(); err != nil {
+		errors.As(err, &refused)
+		return m.ControlID(), refused
+	}
+	if in.accept != nil && !in.accept[m.Type()] {
+		return m.ControlID(), notAccepted()
+	}
+	return m.ControlID(), nil
+}
+
+func notAccepted() *hl7.Error {
+	return &hl7.Error{Code: hl7.CodeUnsupportedType, Severity: hl7.SeverityError, Reason: textNotAccepted,
+		Location: hl7.Location{Segment: "MSH", Sequence: 1, Field: 9, Component: 1, Offset: -1}}
 }
 
 // ServeMLLP is Accept for a frame of an MLLP connection.
@@ -123,7 +176,7 @@ func ackCode(ack []byte) string {
 	return string(ack[i+5 : i+7])
 }
 
-func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin) (ack []byte) {
+func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin, out *Outcome) (ack []byte) {
 	received := time.Now()
 	ctx, span := tracing.Start(ctx, tracing.SpanReceive, tracing.AttrListener.String(in.listener.Name), tracing.AttrSize.Int(len(frame)))
 	if tracing.On() {
@@ -144,8 +197,10 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin) (ack []byt
 		}
 		in.log.Warn().Str("remote", o.RemoteAddr).Int("size", len(frame)).Int("code", int(he.Code)).
 			Str("reason", he.Reason).Msg("message rejected: not parseable")
+		out.Err = he
 		return hl7.BuildRejectAck(frame, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Err: he, Text: fmt.Sprintf(textUnparseable, he.Reason)})
 	}
+	out.ControlID = m.ControlID()
 	ev := func(e *zerolog.Event) *zerolog.Event {
 		if !e.Enabled() { // a level that is off: build no fields
 			return e
@@ -156,12 +211,13 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin) (ack []byt
 		var he *hl7.Error
 		errors.As(err, &he)
 		ev(in.log.Warn()).Str("reason", he.Reason).Msg("message rejected: required field missing")
+		out.Err = he
 		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Err: he, Text: fmt.Sprintf(textMissingHeader, he.Location)})
 	}
 	if in.accept != nil && !in.accept[m.Type()] {
 		ev(in.log.Warn()).Msg("message rejected: type not accepted")
-		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Text: textNotAccepted,
-			Err: &hl7.Error{Code: hl7.CodeUnsupportedType, Severity: hl7.SeverityError, Location: hl7.Location{Segment: "MSH", Sequence: 1, Field: 9, Component: 1, Offset: -1}}})
+		out.Err = notAccepted()
+		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Text: textNotAccepted, Err: out.Err})
 	}
 	id := identify(in.listener.Name, &m)
 	rec := in.received(&m, frame, o, received, id)
@@ -181,8 +237,8 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin) (ack []byt
 	storeSpan.End()
 	if err != nil && store.IsTooLarge(err) {
 		ev(in.log.Warn()).Str("reason", err.Error()).Msg("message rejected: too large for the store")
-		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Text: fmt.Sprintf(textTooLargeToStore, len(frame)),
-			Err: &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Location: hl7.Location{Offset: -1}}})
+		out.Err = &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Location: hl7.Location{Offset: -1}, Reason: fmt.Sprintf(textTooLargeToStore, len(frame))}
+		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Text: out.Err.Reason, Err: out.Err})
 	}
 	if err != nil {
 		ev(in.log.Error()).Str("reason", err.Error()).Dur("after", time.Since(received)).Msg("storing failed: sender told to resend")
@@ -200,6 +256,7 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin) (ack []byt
 			Msg("control ID reused for a different message within the duplicate window: stored and delivered as a new message")
 	}
 	ev(in.log.Debug()).Uint64("seq", stored.Sequence).Bool("duplicate", stored.Duplicate).Dur("store", time.Since(received)).Msg("message stored")
+	out.Stored, out.Duplicate, out.Sequence = true, stored.Duplicate, stored.Sequence
 	ack = hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Accepted, Mode: in.mode})
 	if in.Events != nil {
 		e := wire.Event{Kind: wire.EventReceived, At: received, Message: stored.Sequence, Listener: in.listener.Name,
@@ -278,11 +335,18 @@ func (in *Ingest) received(m *hl7.Message, frame []byte, o Origin, at time.Time,
 	set(wire.HeaderListener, in.listener.Name)
 	set(wire.HeaderRemoteAddr, o.RemoteAddr)
 	set(wire.HeaderReceivedAt, at.UTC().Format(time.RFC3339Nano))
+	msgID := wire.IngestID(in.listener.Name, id.key, id.digest)
+	if o.FileDigest != "" {
+		set(wire.HeaderFile, o.File)
+		set(wire.HeaderFileDigest, o.FileDigest)
+		h.Set(wire.HeaderFileIndex, strconv.Itoa(o.FileIndex))
+		msgID = wire.FileMessageID(in.listener.Name, o.FileDigest, o.FileIndex)
+	}
 	return &store.Received{
 		Subject: wire.InSubject(in.listener.Name, m.Type(), m.Trigger()),
 		Data:    frame,
 		Header:  h,
-		MsgID:   wire.IngestID(in.listener.Name, id.key, id.digest),
+		MsgID:   msgID,
 	}
 }
 

@@ -12,11 +12,14 @@ import (
 const minPayload = 1 << 20
 
 // embeddedMaxPayload is the embedded server's max_payload: room for the
-// largest message any listener accepts.
+// largest message any listener or source accepts.
 func embeddedMaxPayload(c *config.Config) int32 {
 	largest := 0
 	for _, l := range c.Listeners {
 		largest = max(largest, l.MaxMessageBytes)
+	}
+	for _, s := range c.Sources {
+		largest = max(largest, s.MaxMessageBytes)
 	}
 	return int32(max(minPayload, largest+wire.HeaderRoom))
 }

@@ -36,6 +36,9 @@ func InSubject(listener, typ, event string) string {
 	return SubjectIn + "." + listener + "." + Token(typ) + "." + Token(event)
 }
 
+// InSubjects matches every message a listener or source stored.
+func InSubjects(listener string) string { return SubjectIn + "." + listener + ".>" }
+
 // OutSubject is a destination's HL7_OUT subject.
 func OutSubject(dest string) string { return SubjectOut + "." + dest }
 
@@ -95,7 +98,10 @@ const (
 	HeaderVersion    = "HL7-Version"             // MSH-12
 	HeaderListener   = "HL7-Listener"
 	HeaderRemoteAddr = "HL7-Remote-Addr"
-	HeaderReceivedAt = "HL7-Received" // RFC 3339, UTC
+	HeaderReceivedAt = "HL7-Received"    // RFC 3339, UTC
+	HeaderFile       = "HL7-File"        // from a file source: the file's name (base name)
+	HeaderFileDigest = "HL7-File-Digest" // the file's SHA-256, hex
+	HeaderFileIndex  = "HL7-File-Index"  // the message's place in the file, from 0
 
 	HeaderRoute = "HL7-Route"       // on a copy: the route that sent it
 	HeaderInSeq = "HL7-In-Sequence" // on a copy: its input's HL7_IN sequence
@@ -121,6 +127,13 @@ const HeaderRoom = 64 << 10
 // control ID does not.
 func IngestID(listener string, key, digest [16]byte) string {
 	return listener + ":" + hex.EncodeToString(key[:]) + hex.EncodeToString(digest[:])
+}
+
+// FileMessageID identifies message index of a file (by its digest) read
+// by a source: a file read again after a crash stores none of its
+// messages twice, whatever their control IDs.
+func FileMessageID(source, fileDigest string, index int) string {
+	return source + ":file:" + fileDigest + ":" + strconv.Itoa(index)
 }
 
 // CopyID identifies input inSeq's copy for dest: an input routed again

@@ -27,8 +27,12 @@ when the configuration is valid and 1 when it is not.`,
 				printConfigError(cmd.OutOrStdout(), file, err)
 				return exitError{1}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid (%d listeners, %d routes, %d destinations)\n",
-				file, len(c.Listeners), len(c.Routes), len(c.Destinations))
+			sources := ""
+			if len(c.Sources) > 0 {
+				sources = fmt.Sprintf("%d sources, ", len(c.Sources))
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid (%d listeners, %s%d routes, %d destinations)\n",
+				file, len(c.Listeners), sources, len(c.Routes), len(c.Destinations))
 			return nil
 		},
 	}

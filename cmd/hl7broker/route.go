@@ -60,8 +60,8 @@ func runRouteTest(cmd *cobra.Command, args []string, o routeTestOptions) error {
 		fmt.Fprintln(cmd.OutOrStdout(), err)
 		return exitError{1}
 	}
-	if o.listener != "" && !slices.ContainsFunc(cfg.Listeners, func(l config.ListenerConfig) bool { return l.Name == o.listener }) {
-		fmt.Fprintf(cmd.OutOrStdout(), "no listener is named %q\n", o.listener)
+	if o.listener != "" && !slices.Contains(cfg.Origins(), o.listener) {
+		fmt.Fprintf(cmd.OutOrStdout(), "no listener or source is named %q\n", o.listener)
 		return exitError{1}
 	}
 	msgs, failures := readOutgoing(cmd, args)
@@ -126,7 +126,11 @@ func runRouteTest(cmd *cobra.Command, args []string, o routeTestOptions) error {
 // pickListener names the listener a message comes from, or why none
 // would accept it.
 func pickListener(cfg *config.Config, want, typ string) (string, string) {
-	for _, l := range cfg.Listeners {
+	origins := slices.Clone(cfg.Listeners)
+	for _, s := range cfg.Sources {
+		origins = append(origins, s.Listener())
+	}
+	for _, l := range origins {
 		if want != "" && l.Name != want {
 			continue
 		}

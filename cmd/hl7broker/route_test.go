@@ -45,7 +45,7 @@ func TestRouteTestGolden(t *testing.T) {
 func TestRouteTestErrors(t *testing.T) {
 	stdout, _, code := runCmd(t, "route", "test", "--config", filepath.Join(routetest, "hl7broker.yaml"), "--listener", "nope", filepath.Join(routetest, "adt.hl7"))
 	assert.Equal(t, 1, code)
-	assert.Contains(t, stdout, `no listener is named "nope"`)
+	assert.Contains(t, stdout, `no listener or source is named "nope"`)
 	stdout, _, code = runCmd(t, "route", "test", "--config", filepath.Join(routetest, "hl7broker.yaml"), "--listener", "lab", filepath.Join(routetest, "adt.hl7"))
 	assert.Equal(t, 0, code)
 	assert.Contains(t, stdout, "listener lab accepts [ORU], not ADT (AR)")

@@ -79,5 +79,51 @@ destinations:
 	require.NoError(t, os.WriteFile(bad, []byte("listeners: []\n"), 0o644))
 	_, errOut, code := runCmd(t, "serve", "--config", bad)
 	assert.Equal(t, 1, code)
-	assert.Contains(t, errOut, "at least one listener")
+	assert.Contains(t, errOut, "at least one listener or source")
+}
+
+// TestServeFileSourceEndToEnd drops a batch file into a file source's
+// folder: each message is stored, routed and delivered in order, the file
+// moves to done/, and a file with a bad message goes to error/ with its
+// report.
+func TestServeFileSourceEndToEnd(t *testing.T) {
+	outDir := t.TempDir()
+	downstream := startListen(t, "--out", outDir)
+	drop := filepath.Join(t.TempDir(), "inbox")
+	cfg := fmt.Sprintf(`
+data_dir: %s
+admin: {addr: ""}
+sources:
+  - {name: labdrop, type: file, dir: "%s", poll: 50ms, stable_for: 100ms}
+routes:
+  - {name: files-to-emr, from: [labdrop], to: [emr]}
+destinations:
+  - {name: emr, type: mllp, addr: "%s", retry: {max_attempts: 5, backoff: [50ms]}}
+`, t.TempDir(), drop, downstream)
+	stop, stderr := startServe(t, cfg)
+
+	var batch []byte
+	for _, f := range []string{"adt_a04_lf.hl7", "adt_a08_crlf.hl7"} {
+		b, err := os.ReadFile(filepath.Join(testdata, f))
+		require.NoError(t, err)
+		batch = append(append(batch, b...), '\r')
+	}
+	batch = append([]byte("FHS|^~\\&|REG\r"), append(batch, []byte("FTS|2\r")...)...)
+	require.NoError(t, os.WriteFile(filepath.Join(drop, "batch.hl7.tmp"), batch, 0o640))
+	require.NoError(t, os.Rename(filepath.Join(drop, "batch.hl7.tmp"), filepath.Join(drop, "batch.hl7")))
+	require.Eventually(t, func() bool { names, _ := received(t, outDir); return len(names) == 2 }, 10*time.Second, 10*time.Millisecond, "waiting for %s; stderr: %s", `len(names) == 2`, stderr)
+	names, _ := received(t, outDir)
+	assert.Equal(t, []string{"000001-A04-778812.hl7", "000002-MSG00008.hl7"}, names, "delivered in the file's order")
+	done := filepath.Join(filepath.Dir(drop), "done", "batch.hl7")
+	require.Eventually(t, func() bool { _, err := os.Stat(done); return err == nil }, 10*time.Second, 10*time.Millisecond, "waiting for %s", done)
+
+	require.NoError(t, os.WriteFile(filepath.Join(drop, "broken.hl7"), []byte("PID|1||X^^^H^MR||O'Brien^Siobhán\r"), 0o640))
+	report := filepath.Join(filepath.Dir(drop), "error", "broken.hl7.report.json")
+	require.Eventually(t, func() bool { _, err := os.Stat(report); return err == nil }, 10*time.Second, 10*time.Millisecond, "waiting for %s", report)
+
+	assert.Equal(t, 0, stop(), "stderr: %s", stderr.String())
+	for _, phi := range []string{"O'Brien", "Siobhán", "Müller"} {
+		assert.NotContains(t, stderr.String(), phi)
+	}
+	assert.Contains(t, stderr.String(), `"file":"broken.hl7"`)
 }

@@ -1,0 +1,71 @@
+package broker
+
+import (
+	"context"
+	"maps"
+	"reflect"
+	"slices"
+
+	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/ingest"
+	"github.com/hl7broker/hl7broker/store"
+)
+
+// sourceRun is one running source other than an MLLP listener.
+type sourceRun struct {
+	cfg    config.SourceConfig
+	cancel context.CancelFunc
+	done   chan struct{} // closed when it has stopped
+}
+
+// startSource starts a source under supervision. b.mu is held or the
+// broker is starting.
+func (b *Broker) startSource(s config.SourceConfig) {
+	in := ingest.New(s.Listener(), b.committer, b.log)
+	in.Metrics, in.Reuse, in.Events = b.metrics.ingest(), b.reuse, b.events
+	if b.index != nil {
+		in.SearchKeys = b.index.KeyPaths()
+	}
+	fsrc := &ingest.FileSource{Config: s, Ingest: in, Metrics: b.metrics.files, Log: b.log,
+		LastPlace: func(ctx context.Context) (store.FilePlace, bool, error) { return b.nats.LastFilePlace(ctx, s.Name) }}
+	ctx, cancel := context.WithCancel(b.runCtx)
+	run := &sourceRun{cfg: s, cancel: cancel, done: make(chan struct{})}
+	b.sources[s.Name] = run
+	go func() {
+		defer close(run.done)
+		b.sup.run(ctx, "source:"+s.Name, fsrc.Run)
+	}()
+}
+
+// stopSources stops the named sources; a file being read is left where
+// it is and read again (after what was stored) on the next start.
+func (b *Broker) stopSources(names []string) {
+	for _, name := range names {
+		if run, ok := b.sources[name]; ok {
+			run.cancel()
+			<-run.done
+			delete(b.sources, name)
+		}
+	}
+}
+
+func (b *Broker) stopAllSources() { b.stopSources(slices.Collect(maps.Keys(b.sources))) }
+
+// reloadSources stops removed and changed sources and starts new and
+// changed ones. b.mu is held.
+func (b *Broker) reloadSources(old, next []config.SourceConfig) {
+	oldS := byName(old, func(s config.SourceConfig) string { return s.Name })
+	newS := byName(next, func(s config.SourceConfig) string { return s.Name })
+	var stop []string
+	for name, o := range oldS {
+		if n, ok := newS[name]; !ok || !reflect.DeepEqual(o, n) {
+			stop = append(stop, name)
+		}
+	}
+	b.stopSources(stop)
+	for _, name := range slices.Sorted(maps.Keys(newS)) {
+		if _, running := b.sources[name]; !running {
+			b.startSource(newS[name])
+		}
+	}
+}

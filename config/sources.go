@@ -1,0 +1,133 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hl7broker/hl7broker/hl7"
+)
+
+// SourceConfig is one source of messages other than an MLLP listener
+// (top-level "sources:"). A source's name is also the name routes and
+// the message history know it by, like a listener's: the two share one
+// namespace.
+type SourceConfig struct {
+	Name            string   `mapstructure:"name"`
+	Type            string   `mapstructure:"type" enum:"file"` // file (http and sftp next)
+	MaxMessageBytes int      `mapstructure:"max_message_bytes"`
+	AcceptTypes     []string `mapstructure:"accept_types"` // empty: all
+	// Charset names the files' character set (HL7 table 0211 or an alias);
+	// empty: MSH-18 when it names one. Bytes are stored as they are; a
+	// mismatch is logged (where, never what) and counted.
+	Charset string `mapstructure:"charset"`
+
+	// type file
+	Dir       string        `mapstructure:"dir"`       // the folder watched
+	Glob      string        `mapstructure:"glob"`      // which names are read; default *
+	Recursive bool          `mapstructure:"recursive"` // also the folders under dir
+	DoneDir   string        `mapstructure:"done_dir"`  // default: "done" beside dir
+	ErrorDir  string        `mapstructure:"error_dir"` // default: "error" beside dir
+	OnDone    string        `mapstructure:"on_done" enum:"move,delete"`
+	StableFor time.Duration `mapstructure:"stable_for"` // a file is read once unchanged this long
+	Poll      time.Duration `mapstructure:"poll"`       // how often dir is listed
+}
+
+// Defaults of a file source; the table in config.go holds them.
+const (
+	DefaultSourceGlob      = "*"
+	DefaultSourceStableFor = time.Second
+	DefaultSourcePoll      = time.Second
+)
+
+// FileDirs are a file source's done and error folders, defaults applied:
+// "done" and "error" beside dir.
+func (s SourceConfig) FileDirs() (done, failed string) {
+	parent := filepath.Dir(filepath.Clean(s.Dir))
+	done, failed = s.DoneDir, s.ErrorDir
+	if done == "" {
+		done = filepath.Join(parent, "done")
+	}
+	if failed == "" {
+		failed = filepath.Join(parent, "error")
+	}
+	return done, failed
+}
+
+// Listener is the ingest settings of a source, in a listener's shape:
+// ingest treats both alike.
+func (s SourceConfig) Listener() ListenerConfig {
+	return ListenerConfig{Name: s.Name, MaxMessageBytes: s.MaxMessageBytes, AcceptTypes: s.AcceptTypes, AckMode: "original"}
+}
+
+// Origins are the names of every listener and source: what a route's
+// from and when.listener may name.
+func (c *Config) Origins() []string {
+	var names []string
+	for _, l := range c.Listeners {
+		names = append(names, l.Name)
+	}
+	for _, s := range c.Sources {
+		names = append(names, s.Name)
+	}
+	return names
+}
+
+func (c *Config) validateSources(v *validator, listeners map[string]bool) map[string]bool {
+	names := v.names("sources", len(c.Sources), func(i int) string { return c.Sources[i].Name })
+	for i, s := range c.Sources {
+		key := fmt.Sprintf("sources[%d]", i)
+		if listeners[s.Name] {
+			v.add(key+".name", "%q is also a listener's name: sources and listeners share names", s.Name)
+		}
+		v.oneOf(key+".type", s.Type, enumOf(s, "Type")...)
+		v.intake(key, s.MaxMessageBytes, s.AcceptTypes)
+		if _, err := hl7.LookupCharset(s.Charset); err != nil {
+			v.add(key+".charset", "%s", strings.TrimPrefix(err.Error(), "hl7: "))
+		}
+		if s.Type != "file" {
+			continue
+		}
+		if s.Dir == "" {
+			v.add(key+".dir", "a file source needs the folder it watches")
+			continue
+		}
+		if _, err := filepath.Match(s.Glob, "x"); err != nil {
+			v.add(key+".glob", "%q is not a file name pattern", s.Glob)
+		}
+		v.oneOf(key+".on_done", s.OnDone, enumOf(s, "OnDone")...)
+		if s.StableFor < 0 || s.Poll <= 0 {
+			v.add(key, "stable_for must not be negative and poll must be positive")
+		}
+		done, failed := s.FileDirs()
+		dir := filepath.Clean(s.Dir)
+		for _, d := range []struct{ key, path string }{{"done_dir", done}, {"error_dir", failed}} {
+			if rel, err := filepath.Rel(dir, filepath.Clean(d.path)); err == nil && (rel == "." || s.Recursive && !strings.HasPrefix(rel, "..")) {
+				v.add(key+"."+d.key, "%s is inside the watched folder: its files would be read again", d.path)
+			}
+		}
+		if s.OnDone == "move" && filepath.Clean(done) == filepath.Clean(failed) {
+			v.add(key+".error_dir", "done_dir and error_dir must differ")
+		}
+	}
+	return names
+}
+
+// originSet is every listener's and source's name, for routes.
+func (c *Config) originSet() map[string]bool {
+	m := map[string]bool{}
+	for _, n := range c.Origins() {
+		m[n] = true
+	}
+	return m
+}
+
+// acceptsAny says whether the source takes any of types (neverMatches).
+func (s SourceConfig) acceptsAny(types []string) bool {
+	if len(s.AcceptTypes) == 0 {
+		return true
+	}
+	return slices.ContainsFunc(types, func(t string) bool { return slices.Contains(s.AcceptTypes, t) })
+}

@@ -1,0 +1,396 @@
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// FileSource reads the files that appear in a folder and stores each of
+// their messages through Ingest, as an MLLP listener would. A file is read
+// once it is complete: its size and time unchanged for StableFor, and its
+// name not a temporary one (a leading dot, or .tmp, .part, .filepart). It
+// is split into its messages (HL7 batches or messages back to back).
+// Only when every message is stored or refused does the file leave the
+// folder: to done_dir (or deleted, on_done: delete) when all were stored,
+// to error_dir with a report beside it when some were refused. A file
+// whose messages cannot be stored now (the store is down) stays and is
+// read again later.
+//
+// Reading a file again stores none of it twice: each message is stored
+// under its file's digest and its index (wire.FileMessageID), and a file
+// read again after a crash resumes after the last message stored
+// (LastPlace).
+type FileSource struct {
+	Config config.SourceConfig
+	Ingest *Ingest
+	// LastPlace says where this source stopped: the last message it stored.
+	LastPlace func(ctx context.Context) (store.FilePlace, bool, error)
+	Metrics   *FileMetrics
+	Log       zerolog.Logger
+
+	seen map[string]fileState // candidate files by path: how they looked last time
+	now  func() time.Time     // the clock; tests set it
+}
+
+// FileMetrics are the series a file source counts into, by source.
+type FileMetrics struct {
+	Files           *prometheus.CounterVec // source, outcome: done | error
+	Bytes           *prometheus.CounterVec // source
+	CharsetWarnings *prometheus.CounterVec // source
+}
+
+type fileState struct {
+	size    int64
+	modTime time.Time
+	since   time.Time // first seen with this size and time
+}
+
+// Report is what a file source writes beside a file it moved to
+// error_dir (NAME.report.json): where each refused message is and why,
+// never its content.
+type Report struct {
+	File     string          `json:"file"`
+	Digest   string          `json:"sha256"`
+	Messages int             `json:"messages"`
+	Stored   int             `json:"stored"`
+	Refused  []ReportMessage `json:"refused"`
+	Error    string          `json:"error,omitempty"` // the file as a whole could not be split
+	At       time.Time       `json:"at"`
+}
+
+// ReportMessage is one refused message of a file.
+type ReportMessage struct {
+	Index     int    `json:"index"` // from 0, in the file
+	ControlID string `json:"control_id,omitempty"`
+	Code      int    `json:"code"`     // HL7 table 0357
+	Location  string `json:"location"` // e.g. MSH-9, PID-5.1 or byte 120
+	Reason    string `json:"reason"`
+}
+
+// errStoreUnavailable: a message could not be stored now; the file waits.
+var errStoreUnavailable = errors.New("the store did not take a message; the file will be read again")
+
+// Run watches the folder until ctx ends.
+func (s *FileSource) Run(ctx context.Context) error {
+	s.Log.Info().Str("source", s.Config.Name).Str("dir", s.Config.Dir).Msg("watching for files")
+	tick := time.NewTicker(s.Config.Poll)
+	defer tick.Stop()
+	for {
+		if err := s.scan(ctx); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// scan lists the folder and reads each file that is complete, oldest
+// first. It returns an error only for a folder it cannot list.
+func (s *FileSource) scan(ctx context.Context) error {
+	if s.seen == nil {
+		done, failed := s.Config.FileDirs()
+		for _, d := range []string{s.Config.Dir, done, failed} {
+			if err := os.MkdirAll(d, 0o750); err != nil {
+				return fmt.Errorf("source %s: %w", s.Config.Name, err)
+			}
+		}
+		s.seen = map[string]fileState{}
+	}
+	files, err := s.list()
+	if err != nil {
+		return fmt.Errorf("source %s: %w", s.Config.Name, err)
+	}
+	now := time.Now()
+	if s.now != nil {
+		now = s.now()
+	}
+	present := map[string]bool{}
+	var ready []string
+	for _, f := range files {
+		present[f.path] = true
+		st, ok := s.seen[f.path]
+		if !ok || st.size != f.size || !st.modTime.Equal(f.modTime) {
+			s.seen[f.path] = fileState{size: f.size, modTime: f.modTime, since: now}
+			if s.Config.StableFor > 0 {
+				continue
+			}
+		} else if now.Sub(st.since) < s.Config.StableFor {
+			continue
+		}
+		ready = append(ready, f.path)
+	}
+	for p := range s.seen {
+		if !present[p] {
+			delete(s.seen, p)
+		}
+	}
+	for _, p := range ready {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err := s.readFile(ctx, p); err != nil {
+			s.Log.Warn().Str("source", s.Config.Name).Str("file", filepath.Base(p)).Str("reason", err.Error()).Msg("file left in place; it will be read again")
+			if errors.Is(err, errStoreUnavailable) {
+				return nil // the next files would fail alike, and must not overtake this one
+			}
+			continue
+		}
+		delete(s.seen, p)
+	}
+	return nil
+}
+
+type listed struct {
+	path    string
+	size    int64
+	modTime time.Time
+}
+
+// list finds the candidate files, oldest first (then by name).
+func (s *FileSource) list() ([]listed, error) {
+	var out []listed
+	root := filepath.Clean(s.Config.Dir)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p == root {
+				return err
+			}
+			return nil // a folder that vanished or cannot be read: skip it
+		}
+		if d.IsDir() {
+			if p != root && (!s.Config.Recursive || temporaryName(d.Name())) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() || temporaryName(d.Name()) {
+			return nil
+		}
+		if ok, _ := filepath.Match(s.Config.Glob, d.Name()); !ok {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		out = append(out, listed{path: p, size: info.Size(), modTime: info.ModTime()})
+		return nil
+	})
+	slices.SortFunc(out, func(a, b listed) int {
+		if c := a.modTime.Compare(b.modTime); c != 0 {
+			return c
+		}
+		return strings.Compare(a.path, b.path)
+	})
+	return out, err
+}
+
+// temporaryName is a name a writer uses until the file is complete.
+func temporaryName(name string) bool {
+	if strings.HasPrefix(name, ".") {
+		return true
+	}
+	for _, suffix := range []string{".tmp", ".part", ".filepart", ".partial", ".crdownload"} {
+		if strings.HasSuffix(strings.ToLower(name), suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+// readFile stores the messages of one file and moves it on.
+func (s *FileSource) readFile(ctx context.Context, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	name := filepath.Base(path)
+	sum := sha256.Sum256(data)
+	digest := hex.EncodeToString(sum[:])
+	log := s.Log.With().Str("source", s.Config.Name).Str("file", name).Logger()
+	report := &Report{File: name, Digest: digest, At: time.Now().UTC()}
+
+	batch, err := hl7.SplitBatch(data, s.Ingest.limits)
+	if err != nil {
+		report.Error = splitReason(err)
+		log.Warn().Int("size", len(data)).Str("reason", report.Error).Msg("file refused: it could not be split into messages")
+		return s.finish(path, report, log)
+	}
+	report.Messages = len(batch.Messages)
+	from, err := s.resumeAt(ctx, name, digest)
+	if err != nil {
+		return err
+	}
+	if from > 0 {
+		log.Info().Int("from_index", from).Int("messages", report.Messages).Msg("file read again: its first messages were stored by an earlier run")
+	}
+	for i, raw := range batch.Messages {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if i < from { // stored before: only its verdict is wanted, for the report
+			if id, refused := s.Ingest.Check(raw); refused != nil {
+				report.Refused = append(report.Refused, reportMessage(i, id, refused))
+			} else {
+				report.Stored++
+			}
+			continue
+		}
+		s.checkCharset(raw, i, log)
+		out := s.Ingest.Receive(ctx, raw, Origin{File: name, FileDigest: digest, FileIndex: i})
+		switch {
+		case out.Stored:
+			report.Stored++
+		case out.Err != nil:
+			report.Refused = append(report.Refused, reportMessage(i, out.ControlID, out.Err))
+		default:
+			return fmt.Errorf("message %d: %w", i, errStoreUnavailable)
+		}
+	}
+	if s.Metrics != nil {
+		s.Metrics.Bytes.WithLabelValues(s.Config.Name).Add(float64(len(data)))
+	}
+	log.Info().Int("messages", report.Messages).Int("stored", report.Stored).Int("refused", len(report.Refused)).Int("size", len(data)).Msg("file read")
+	return s.finish(path, report, log)
+}
+
+// resumeAt is the index to store from: after the last message stored,
+// when that was this file's.
+func (s *FileSource) resumeAt(ctx context.Context, name, digest string) (int, error) {
+	if s.LastPlace == nil {
+		return 0, nil
+	}
+	last, ok, err := s.LastPlace(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", errStoreUnavailable, err)
+	}
+	if !ok || last.Digest != digest || last.File != name {
+		return 0, nil
+	}
+	return last.Index + 1, nil
+}
+
+func reportMessage(i int, controlID string, e *hl7.Error) ReportMessage {
+	return ReportMessage{Index: i, ControlID: controlID, Code: int(e.Code), Location: e.Location.String(), Reason: e.Reason}
+}
+
+// splitReason says why a file could not be split, without its bytes.
+func splitReason(err error) string {
+	var he *hl7.Error
+	if errors.As(err, &he) {
+		return fmt.Sprintf("%s (code %d at %s)", he.Reason, he.Code, he.Location)
+	}
+	return err.Error()
+}
+
+// checkCharset logs where a message's bytes contradict its charset (the
+// configured one, else MSH-18): offsets and counts, never the text.
+func (s *FileSource) checkCharset(raw []byte, index int, log zerolog.Logger) {
+	var m hl7.Message
+	if m.ParseWith(raw, s.Ingest.limits) != nil {
+		return
+	}
+	cs, err := m.ResolveCharset(s.Config.Charset, true)
+	if err != nil {
+		log.Warn().Int("index", index).Str("reason", strings.TrimPrefix(err.Error(), "hl7: ")).Msg("MSH-18 names an unknown character set; bytes stored as they are")
+		return
+	}
+	for _, w := range cs.Check(raw) {
+		if s.Metrics != nil {
+			s.Metrics.CharsetWarnings.WithLabelValues(s.Config.Name).Inc()
+		}
+		log.Warn().Int("index", index).Str("charset", cs.Name).Str("reason", w.String()).Msg("bytes do not match the character set; stored as they are")
+	}
+}
+
+// finish moves a file read to the end to done_dir (or deletes it), or,
+// with refused messages, to error_dir with its report.
+func (s *FileSource) finish(path string, report *Report, log zerolog.Logger) error {
+	done, failed := s.Config.FileDirs()
+	outcome := "done"
+	if len(report.Refused) > 0 || report.Error != "" {
+		outcome = "error"
+		dest, err := moveFile(path, failed)
+		if err != nil {
+			return err
+		}
+		b, _ := json.MarshalIndent(report, "", "  ")
+		if err := os.WriteFile(dest+".report.json", append(b, '\n'), 0o640); err != nil {
+			log.Error().Str("reason", err.Error()).Msg("the error report could not be written")
+		}
+		log.Warn().Str("to", dest).Int("refused", len(report.Refused)).Msg("file moved to the error folder, with a report")
+	} else if s.Config.OnDone == "delete" {
+		if err := os.Remove(path); err != nil {
+			return err
+		}
+	} else if _, err := moveFile(path, done); err != nil {
+		return err
+	}
+	if s.Metrics != nil {
+		s.Metrics.Files.WithLabelValues(s.Config.Name, outcome).Inc()
+	}
+	return nil
+}
+
+// moveFile moves path into dir, under a new name if its name is taken
+// there, and returns where it went. Across file systems it copies first.
+func moveFile(path, dir string) (string, error) {
+	name := filepath.Base(path)
+	dest := filepath.Join(dir, name)
+	for n := 1; ; n++ {
+		if _, err := os.Lstat(dest); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		ext := filepath.Ext(name)
+		dest = filepath.Join(dir, fmt.Sprintf("%s.%d%s", strings.TrimSuffix(name, ext), n, ext))
+	}
+	if err := os.Rename(path, dest); err == nil {
+		return dest, nil
+	}
+	if err := copyFile(path, dest); err != nil {
+		return "", fmt.Errorf("move to %s: %w", dir, err)
+	}
+	return dest, os.Remove(path)
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		os.Remove(to)
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

@@ -1,0 +1,215 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/internal/testkit"
+	"github.com/hl7broker/hl7broker/store"
+	"github.com/hl7broker/hl7broker/wire"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// fileMsg is a small ADT with control ID id; the name is PHI-like on purpose.
+func fileMsg(id string) string {
+	return "MSH|^~\\&|LAB|LABFAC|EHR|HOSP|20260114120000||ADT^A08^ADT_A01|" + id + "|P|2.5.1\rPID|1||MRN" + id + "^^^H^MR||Zyxwquist^Ann\r"
+}
+
+// fileSourceFixture is a file source over a fresh embedded JetStream,
+// with the folder it watches.
+type fileSourceFixture struct {
+	nats    *store.NATS
+	src     *FileSource
+	dir     string
+	commits atomic.Int64 // commits that reached the store
+	failAt  atomic.Int64 // when > 0, commit number failAt and later fail
+}
+
+func newFileSource(t *testing.T, cfg config.SourceConfig) *fileSourceFixture {
+	t.Helper()
+	c := testkit.Config(t)
+	n, err := store.Open(context.Background(), c)
+	require.NoError(t, err)
+	t.Cleanup(n.Close)
+	return fileSourceOn(t, n, cfg)
+}
+
+func fileSourceOn(t *testing.T, n *store.NATS, cfg config.SourceConfig) *fileSourceFixture {
+	t.Helper()
+	f := &fileSourceFixture{nats: n}
+	if cfg.Dir == "" {
+		cfg.Dir = filepath.Join(t.TempDir(), "in")
+	}
+	cfg.Name, cfg.Type = "labfiles", "file"
+	cfg.MaxMessageBytes = config.DefaultMaxMessageBytes
+	cfg.Glob, cfg.OnDone = "*", "move"
+	f.dir = cfg.Dir
+	require.NoError(t, os.MkdirAll(cfg.Dir, 0o750))
+	in := New(cfg.Listener(), countingCommitter{n.Committer(5 * time.Second), f}, zerolog.Nop())
+	f.src = &FileSource{Config: cfg, Ingest: in, Log: zerolog.Nop(),
+		LastPlace: func(ctx context.Context) (store.FilePlace, bool, error) { return n.LastFilePlace(ctx, cfg.Name) }}
+	return f
+}
+
+// countingCommitter counts what reaches the real store, and can refuse
+// from a given commit on, as a store that went away would.
+type countingCommitter struct {
+	store.Committer
+	f *fileSourceFixture
+}
+
+func (c countingCommitter) Commit(ctx context.Context, r *store.Received) (store.Stored, error) {
+	if at := c.f.failAt.Load(); at > 0 && c.f.commits.Load()+1 >= at {
+		return store.Stored{}, fmt.Errorf("store unavailable")
+	}
+	c.f.commits.Add(1)
+	return c.Committer.Commit(ctx, r)
+}
+
+func (f *fileSourceFixture) write(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(f.dir, name)
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o640))
+	return p
+}
+
+// scanUntil scans until cond holds, failing with what it waited for.
+func (f *fileSourceFixture) scanUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	testkit.WaitFor(t, 10*time.Second, func() error {
+		require.NoError(t, f.src.scan(context.Background()))
+		if !cond() {
+			return fmt.Errorf("waiting for %s", what)
+		}
+		return nil
+	})
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func TestFileSourceStoresABatchThenMovesTheFile(t *testing.T) {
+	f := newFileSource(t, config.SourceConfig{})
+	batch := "FHS|^~\\&|LAB\rBHS|^~\\&|LAB\r" + fileMsg("F1") + fileMsg("F2") + fileMsg("F3") + "BTS|3\rFTS|1\r"
+	f.write(t, "batch1.hl7", batch)
+	done, _ := f.src.Config.FileDirs()
+	f.scanUntil(t, "batch1.hl7 in done/", func() bool { return exists(filepath.Join(done, "batch1.hl7")) })
+
+	assert.False(t, exists(filepath.Join(f.dir, "batch1.hl7")), "the file left the folder")
+	assert.EqualValues(t, 3, streamCount(t, f.nats))
+	last, ok, err := f.nats.LastFilePlace(context.Background(), "labfiles")
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, store.FilePlace{File: "batch1.hl7", Digest: last.Digest, Index: 2}, last)
+	assert.Len(t, last.Digest, 64)
+
+	s, err := f.nats.JetStream.Stream(context.Background(), wire.StreamIn)
+	require.NoError(t, err)
+	m, err := s.GetMsg(context.Background(), 1)
+	require.NoError(t, err)
+	assert.Equal(t, "F1", m.Header.Get(wire.HeaderControlID))
+	assert.Equal(t, "0", m.Header.Get(wire.HeaderFileIndex))
+	assert.Equal(t, "labfiles", m.Header.Get(wire.HeaderListener))
+	assert.Equal(t, wire.InSubject("labfiles", "ADT", "A08"), m.Subject)
+}
+
+func TestFileSourceReportsRefusedMessagesAndKeepsTheRest(t *testing.T) {
+	f := newFileSource(t, config.SourceConfig{AcceptTypes: []string{"ADT"}})
+	noType := strings.Replace(fileMsg("F2"), "ADT^A08^ADT_A01", "", 1)
+	oru := strings.Replace(fileMsg("F3"), "ADT^A08^ADT_A01", "ORU^R01", 1)
+	f.write(t, "mixed.hl7", fileMsg("F1")+noType+oru+fileMsg("F4"))
+	_, failed := f.src.Config.FileDirs()
+	f.scanUntil(t, "mixed.hl7 in error/", func() bool { return exists(filepath.Join(failed, "mixed.hl7.report.json")) })
+
+	assert.True(t, exists(filepath.Join(failed, "mixed.hl7")))
+	assert.EqualValues(t, 2, streamCount(t, f.nats), "the good messages are stored")
+	raw, err := os.ReadFile(filepath.Join(failed, "mixed.hl7.report.json"))
+	require.NoError(t, err)
+	var r Report
+	require.NoError(t, json.Unmarshal(raw, &r))
+	assert.Equal(t, 4, r.Messages)
+	assert.Equal(t, 2, r.Stored)
+	require.Len(t, r.Refused, 2)
+	assert.Equal(t, ReportMessage{Index: 1, ControlID: "F2", Code: 101, Location: "MSH-9.1", Reason: r.Refused[0].Reason}, r.Refused[0])
+	assert.Equal(t, 2, r.Refused[1].Index)
+	assert.Equal(t, 200, r.Refused[1].Code, "unsupported message type")
+	assert.Equal(t, "MSH-9.1", r.Refused[1].Location)
+	for _, phi := range []string{"Zyxwquist", "MRNF2", "MRNF3"} {
+		assert.NotContains(t, string(raw), phi, "the report holds no field values")
+	}
+}
+
+func TestFileSourceRefusesAFileThatIsNotHL7(t *testing.T) {
+	f := newFileSource(t, config.SourceConfig{})
+	f.write(t, "notes.txt", "PID|1||MRN1^^^H^MR||Zyxwquist^Ann\r")
+	_, failed := f.src.Config.FileDirs()
+	f.scanUntil(t, "notes.txt in error/", func() bool { return exists(filepath.Join(failed, "notes.txt.report.json")) })
+	raw, err := os.ReadFile(filepath.Join(failed, "notes.txt.report.json"))
+	require.NoError(t, err)
+	assert.Contains(t, string(raw), `"error": "`)
+	assert.NotContains(t, string(raw), "Zyxwquist")
+	assert.EqualValues(t, 0, streamCount(t, f.nats))
+}
+
+func TestFileSourceResumesAfterAFailureWithoutStoringTwice(t *testing.T) {
+	f := newFileSource(t, config.SourceConfig{})
+	var content strings.Builder
+	for i := 1; i <= 5; i++ {
+		content.WriteString(fileMsg(fmt.Sprintf("R%d", i)))
+	}
+	p := f.write(t, "five.hl7", content.String())
+	f.failAt.Store(4) // the store goes away after three messages
+	require.NoError(t, f.src.scan(context.Background()))
+	assert.True(t, exists(p), "a file whose messages could not all be stored stays")
+	assert.EqualValues(t, 3, streamCount(t, f.nats))
+
+	// A new run (as after a crash): the store is back.
+	again := fileSourceOn(t, f.nats, f.src.Config)
+	done, _ := again.src.Config.FileDirs()
+	again.scanUntil(t, "five.hl7 in done/", func() bool { return exists(filepath.Join(done, "five.hl7")) })
+	assert.EqualValues(t, 2, again.commits.Load(), "only the messages after the last one stored are sent to the store")
+	assert.EqualValues(t, 5, streamCount(t, f.nats))
+}
+
+func TestFileSourceWaitsForACompleteFile(t *testing.T) {
+	f := newFileSource(t, config.SourceConfig{StableFor: time.Second})
+	clock := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	f.src.now = func() time.Time { return clock }
+	p := f.write(t, "growing.hl7", fileMsg("G1"))
+	tmp := f.write(t, "late.hl7.part", fileMsg("L1"))
+
+	require.NoError(t, f.src.scan(context.Background())) // first seen
+	clock = clock.Add(2 * time.Second)
+	fh, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = fh.WriteString(fileMsg("G2"))
+	require.NoError(t, err)
+	require.NoError(t, fh.Close())
+	require.NoError(t, f.src.scan(context.Background())) // it grew: seen anew
+	clock = clock.Add(500 * time.Millisecond)
+	require.NoError(t, f.src.scan(context.Background())) // unchanged for 0.5 s only
+	assert.True(t, exists(p), "a file that changed within stable_for is not read")
+	assert.EqualValues(t, 0, streamCount(t, f.nats))
+
+	clock = clock.Add(time.Second)
+	require.NoError(t, f.src.scan(context.Background()))
+	assert.False(t, exists(p), "read once unchanged for stable_for")
+	assert.EqualValues(t, 2, streamCount(t, f.nats), "both messages, the one written late included")
+	assert.True(t, exists(tmp), "a file under a temporary name is left alone")
+
+	require.NoError(t, os.Rename(tmp, filepath.Join(f.dir, "late.hl7")))
+	for range 2 {
+		clock = clock.Add(2 * time.Second)
+		require.NoError(t, f.src.scan(context.Background()))
+	}
+	assert.EqualValues(t, 3, streamCount(t, f.nats), "read once renamed")
+}
