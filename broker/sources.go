@@ -21,12 +21,12 @@ type sourceRun struct {
 // startSource starts a source under supervision. b.mu is held or the
 // broker is starting.
 func (b *Broker) startSource(s config.SourceConfig) {
-	in := ingest.New(s.Listener(), b.committer, b.log)
+	in := ingest.New(s.Listener(), b.store.Committer(b.nats.BatchCommitter(b.cfg.NATS.StoreTimeout)), b.log)
 	in.Metrics, in.Reuse, in.Events = b.metrics.ingest(), b.reuse, b.events
 	if b.index != nil {
 		in.SearchKeys = b.index.KeyPaths()
 	}
-	fsrc := &ingest.FileSource{Config: s, Ingest: in, Metrics: b.metrics.files, Log: b.log,
+	fsrc := &ingest.FileSource{Config: s, Ingest: in, Metrics: b.metrics.files, Log: b.log, Sync: b.nats.Sync,
 		LastPlace: func(ctx context.Context) (store.FilePlace, bool, error) { return b.nats.LastFilePlace(ctx, s.Name) }}
 	ctx, cancel := context.WithCancel(b.runCtx)
 	run := &sourceRun{cfg: s, cancel: cancel, done: make(chan struct{})}

@@ -42,8 +42,12 @@ type FileSource struct {
 	Ingest *Ingest
 	// LastPlace says where this source stopped: the last message it stored.
 	LastPlace func(ctx context.Context) (store.FilePlace, bool, error)
-	Metrics   *FileMetrics
-	Log       zerolog.Logger
+	// Sync, if set, makes what was stored durable. Ingest may then store
+	// without waiting for the disk (store.NATS.BatchCommitter): a file
+	// leaves the folder only after Sync, so one flush covers the file.
+	Sync    func(ctx context.Context) error
+	Metrics *FileMetrics
+	Log     zerolog.Logger
 
 	seen map[string]fileState // candidate files by path: how they looked last time
 	now  func() time.Time     // the clock; tests set it
@@ -83,6 +87,10 @@ type ReportMessage struct {
 	Location  string `json:"location"` // e.g. MSH-9, PID-5.1 or byte 120
 	Reason    string `json:"reason"`
 }
+
+// maxFileBytes is the largest file a file source reads: it reads a file
+// whole. A larger one is refused and reported.
+const maxFileBytes = 1 << 30
 
 // errStoreUnavailable: a message could not be stored now; the file waits.
 var errStoreUnavailable = errors.New("the store did not take a message; the file will be read again")
@@ -220,6 +228,10 @@ func temporaryName(name string) bool {
 
 // readFile stores the messages of one file and moves it on.
 func (s *FileSource) readFile(ctx context.Context, path string) error {
+	if info, err := os.Stat(path); err == nil && info.Size() > maxFileBytes {
+		return s.finish(path, &Report{File: filepath.Base(path), At: time.Now().UTC(),
+			Error: fmt.Sprintf("file is %d bytes; a file source reads files up to %d bytes: split it", info.Size(), maxFileBytes)}, s.Log)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -230,7 +242,7 @@ func (s *FileSource) readFile(ctx context.Context, path string) error {
 	log := s.Log.With().Str("source", s.Config.Name).Str("file", name).Logger()
 	report := &Report{File: name, Digest: digest, At: time.Now().UTC()}
 
-	batch, err := hl7.SplitBatch(data, s.Ingest.limits)
+	batch, err := hl7.SplitBatch(data, hl7.Limits{MaxMessageBytes: maxFileBytes}) // each message is held to the source's limits as it is stored
 	if err != nil {
 		report.Error = splitReason(err)
 		log.Warn().Int("size", len(data)).Str("reason", report.Error).Msg("file refused: it could not be split into messages")
@@ -265,6 +277,11 @@ func (s *FileSource) readFile(ctx context.Context, path string) error {
 			report.Refused = append(report.Refused, reportMessage(i, out.ControlID, out.Err))
 		default:
 			return fmt.Errorf("message %d: %w", i, errStoreUnavailable)
+		}
+	}
+	if s.Sync != nil {
+		if err := s.Sync(ctx); err != nil {
+			return fmt.Errorf("%w: %v", errStoreUnavailable, err)
 		}
 	}
 	if s.Metrics != nil {

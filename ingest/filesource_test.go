@@ -51,12 +51,14 @@ func fileSourceOn(t *testing.T, n *store.NATS, cfg config.SourceConfig) *fileSou
 		cfg.Dir = filepath.Join(t.TempDir(), "in")
 	}
 	cfg.Name, cfg.Type = "labfiles", "file"
-	cfg.MaxMessageBytes = config.DefaultMaxMessageBytes
+	if cfg.MaxMessageBytes == 0 {
+		cfg.MaxMessageBytes = config.DefaultMaxMessageBytes
+	}
 	cfg.Glob, cfg.OnDone = "*", "move"
 	f.dir = cfg.Dir
 	require.NoError(t, os.MkdirAll(cfg.Dir, 0o750))
-	in := New(cfg.Listener(), countingCommitter{n.Committer(5 * time.Second), f}, zerolog.Nop())
-	f.src = &FileSource{Config: cfg, Ingest: in, Log: zerolog.Nop(),
+	in := New(cfg.Listener(), countingCommitter{n.BatchCommitter(5 * time.Second), f}, zerolog.Nop())
+	f.src = &FileSource{Config: cfg, Ingest: in, Log: zerolog.Nop(), Sync: n.Sync,
 		LastPlace: func(ctx context.Context) (store.FilePlace, bool, error) { return n.LastFilePlace(ctx, cfg.Name) }}
 	return f
 }
@@ -146,6 +148,27 @@ func TestFileSourceReportsRefusedMessagesAndKeepsTheRest(t *testing.T) {
 	for _, phi := range []string{"Zyxwquist", "MRNF2", "MRNF3"} {
 		assert.NotContains(t, string(raw), phi, "the report holds no field values")
 	}
+}
+
+func TestFileSourceHoldsEachMessageNotTheFileToTheLimit(t *testing.T) {
+	f := newFileSource(t, config.SourceConfig{MaxMessageBytes: 1024})
+	var content strings.Builder
+	for i := range 20 {
+		content.WriteString(fileMsg(fmt.Sprintf("S%d", i)))
+	}
+	big := "MSH|^~\\&|LAB|LABFAC|EHR|HOSP|20260114120000||ADT^A08|BIG|P|2.5.1\rNTE|1||" + strings.Repeat("x", 2000) + "\r"
+	content.WriteString(big)
+	require.Greater(t, content.Len(), 2048)
+	f.write(t, "many.hl7", content.String())
+	_, failed := f.src.Config.FileDirs()
+	f.scanUntil(t, "many.hl7 in error/", func() bool { return exists(filepath.Join(failed, "many.hl7.report.json")) })
+	assert.EqualValues(t, 20, streamCount(t, f.nats), "a file larger than max_message_bytes is read; its small messages stored")
+	raw, err := os.ReadFile(filepath.Join(failed, "many.hl7.report.json"))
+	require.NoError(t, err)
+	var r Report
+	require.NoError(t, json.Unmarshal(raw, &r))
+	require.Len(t, r.Refused, 1, "only the message over the limit is refused")
+	assert.Equal(t, 20, r.Refused[0].Index)
 }
 
 func TestFileSourceRefusesAFileThatIsNotHL7(t *testing.T) {

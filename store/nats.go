@@ -62,6 +62,13 @@ func (n *NATS) Committer(timeout time.Duration) Committer {
 	return &SyncedCommitter{Publisher: c, Syncer: n.Syncer, Timeout: timeout}
 }
 
+// BatchCommitter is how a source that can wait for durability until the
+// end of a batch (a file) stores: one publish per message, no flush; the
+// source calls Sync before it reports the batch done.
+func (n *NATS) BatchCommitter(timeout time.Duration) Committer {
+	return &PublishCommitter{JetStream: n.JetStream, Timeout: timeout}
+}
+
 // Sync waits for the Syncer, if any.
 func (n *NATS) Sync(ctx context.Context) error {
 	if n.Syncer == nil {
