@@ -55,7 +55,7 @@ func TestBenchFilesRateAndNegativeAcks(t *testing.T) {
 	assert.Equal(t, 5, r.Acks["AR"])
 
 	stdout, _, code := runCmd(t, "bench", "--addr", addr, "--duration", "300ms", "--connections", "2", "--progress", "100ms")
-	assert.Equal(t, 0, code)
+	assert.Equal(t, 0, code, stdout)
 	assert.Contains(t, stdout, "msg/s")
 	assert.Contains(t, stdout, "ack latency: p50")
 	assert.True(t, strings.Contains(stdout, "acks: AA "), stdout)

@@ -90,6 +90,13 @@ func Bench(ctx context.Context, o Options, progress io.Writer) (Result, error) {
 	return load(ctx, o, progress, mllpConns(o.Addr, o.TLS, o.Timeout), next, sk), nil
 }
 
+// ended says whether ctx's deadline has passed, even before its timer
+// has cancelled it: a socket given that deadline fails at that instant.
+func ended(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}
+
 // OK: every message got a positive ACK and the sink, if any, found
 // nothing lost or out of order.
 func (r Result) OK() bool {
@@ -215,7 +222,7 @@ func load(ctx context.Context, o Options, progress io.Writer, dial func(k int) c
 				msg := next(n)
 				t := time.Now()
 				code, err := c.send(ctx, msg)
-				if err != nil && (ctx.Err() != nil || (o.Duration > 0 && !time.Now().Before(start.Add(o.Duration)))) {
+				if err != nil && (ctx.Err() != nil || ended(ctx)) {
 					break // the run ended while waiting (the socket may see the deadline first): not counted
 				}
 				sent.Add(1)
