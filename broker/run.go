@@ -168,7 +168,11 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 	}
 	m := b.metrics
 	routerSync := func(ctx context.Context) error { return n.SyncSoon(ctx, routerSyncWait) }
-	b.router = &routing.Router{JetStream: n.JetStream, Log: log, Sync: routerSync, Events: b.events, OnMatched: func(routes []string) {
+	pinTTL := routing.DefaultPinnedTTL
+	if n.Shared() {
+		pinTTL = routing.SharedPinnedTTL
+	}
+	b.router = &routing.Router{JetStream: n.JetStream, Log: log, Sync: routerSync, PinnedTTL: pinTTL, Events: b.events, OnMatched: func(routes []string) {
 		for _, r := range routes {
 			m.matched.WithLabelValues(r).Inc()
 		}

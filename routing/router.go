@@ -103,7 +103,16 @@ const retryWait = time.Second
 
 // DefaultPinnedTTL: a standby router (or this one, restarted after a
 // crash) takes over 5 s after the active one stops asking for inputs.
+// The time to live restarts with each pull request, and an idle router
+// renews its request only when the last one expires (also 5 s): with
+// two routers, the pin could change hands at an expiry, or while the
+// active router reconnected to another node, with inputs still in its
+// hands. Brokers sharing a store use SharedPinnedTTL.
 const DefaultPinnedTTL = 5 * time.Second
+
+// SharedPinnedTTL is the router's pin's time to live where several broker
+// instances share the store: three pull expiries, as for ordered queues.
+const SharedPinnedTTL = 15 * time.Second
 
 // Run routes until ctx ends. Inputs are taken in groups: whatever has
 // arrived (up to routerBatch), routed one by one in stored order, then one
