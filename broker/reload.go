@@ -132,7 +132,9 @@ func (b *Broker) apply(cfg *config.Config, table *routing.Table) error {
 			}
 		}
 	}
-	b.reloadSources(old.Sources, next.Sources)
+	if err := b.reloadSources(old.Sources, next.Sources); err != nil {
+		errs = append(errs, err)
+	}
 	b.cfg = &next
 	err := errors.Join(errs...)
 	b.reloadedLocked(err, "applied")

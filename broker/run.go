@@ -151,7 +151,12 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 		}
 	}
 	for _, s := range cfg.Sources {
-		b.startSource(s)
+		if err := b.startSource(s); err != nil {
+			b.stopAllListeners(context.Background())
+			b.stopAllSources()
+			b.cancel()
+			return fail(err)
+		}
 	}
 	b.metrics.watch(b, n.Syncer)
 	if cfg.Admin.Addr != "" {

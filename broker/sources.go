@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"maps"
 	"reflect"
 	"slices"
@@ -20,21 +22,46 @@ type sourceRun struct {
 
 // startSource starts a source under supervision. b.mu is held or the
 // broker is starting.
-func (b *Broker) startSource(s config.SourceConfig) {
-	in := ingest.New(s.Listener(), b.store.Committer(b.nats.BatchCommitter(b.cfg.NATS.StoreTimeout)), b.log)
+func (b *Broker) startSource(s config.SourceConfig) error {
+	committer := b.committer // a sender waits for its ACK: a flush per request
+	if s.Type == "file" {
+		committer = b.store.Committer(b.nats.BatchCommitter(b.cfg.NATS.StoreTimeout)) // one flush per file
+	}
+	in := ingest.New(s.Listener(), committer, b.log)
 	in.Metrics, in.Reuse, in.Events = b.metrics.ingest(), b.reuse, b.events
 	if b.index != nil {
 		in.SearchKeys = b.index.KeyPaths()
 	}
-	fsrc := &ingest.FileSource{Config: s, Ingest: in, Metrics: b.metrics.files, Log: b.log, Sync: b.nats.Sync,
-		LastPlace: func(ctx context.Context) (store.FilePlace, bool, error) { return b.nats.LastFilePlace(ctx, s.Name) }}
+	var run func(context.Context) error
+	switch s.Type {
+	case "file":
+		run = (&ingest.FileSource{Config: s, Ingest: in, Metrics: b.metrics.files, Log: b.log, Sync: b.nats.Sync,
+			LastPlace: func(ctx context.Context) (store.FilePlace, bool, error) { return b.nats.LastFilePlace(ctx, s.Name) }}).Run
+	case "http":
+		tc, err := serverTLS(s.TLS)
+		if err != nil {
+			return fmt.Errorf("source %s: %w", s.Name, err)
+		}
+		tokens := map[string]string{}
+		for _, t := range s.Tokens {
+			tok, err := b.cfg.SourceToken(t)
+			if err != nil {
+				return fmt.Errorf("source %s: token %s: %w", s.Name, t.Name, err)
+			}
+			tokens[t.Name] = tok
+		}
+		run = (&ingest.HTTPSource{Config: s, Ingest: in, Tokens: tokens, TLSConfig: tc, Log: b.log}).Run
+	default:
+		return fmt.Errorf("source %s: no source type %q", s.Name, s.Type)
+	}
 	ctx, cancel := context.WithCancel(b.runCtx)
-	run := &sourceRun{cfg: s, cancel: cancel, done: make(chan struct{})}
-	b.sources[s.Name] = run
+	r := &sourceRun{cfg: s, cancel: cancel, done: make(chan struct{})}
+	b.sources[s.Name] = r
 	go func() {
-		defer close(run.done)
-		b.sup.run(ctx, "source:"+s.Name, fsrc.Run)
+		defer close(r.done)
+		b.sup.run(ctx, "source:"+s.Name, run)
 	}()
+	return nil
 }
 
 // stopSources stops the named sources; a file being read is left where
@@ -53,7 +80,7 @@ func (b *Broker) stopAllSources() { b.stopSources(slices.Collect(maps.Keys(b.sou
 
 // reloadSources stops removed and changed sources and starts new and
 // changed ones. b.mu is held.
-func (b *Broker) reloadSources(old, next []config.SourceConfig) {
+func (b *Broker) reloadSources(old, next []config.SourceConfig) error {
 	oldS := byName(old, func(s config.SourceConfig) string { return s.Name })
 	newS := byName(next, func(s config.SourceConfig) string { return s.Name })
 	var stop []string
@@ -63,9 +90,11 @@ func (b *Broker) reloadSources(old, next []config.SourceConfig) {
 		}
 	}
 	b.stopSources(stop)
+	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(newS)) {
 		if _, running := b.sources[name]; !running {
-			b.startSource(newS[name])
+			errs = append(errs, b.startSource(newS[name]))
 		}
 	}
+	return errors.Join(errs...)
 }

@@ -205,6 +205,8 @@ var defaults = map[string]any{
 	"sources[].on_done":           "move",
 	"sources[].stable_for":        DefaultSourceStableFor,
 	"sources[].poll":              DefaultSourcePoll,
+	"sources[].path":              "/",
+	"sources[].max_body_bytes":    16 << 20,
 
 	"destinations[].ordering":           "fifo",
 	"destinations[].on_reject":          "dead_letter",

@@ -16,7 +16,7 @@ import (
 // namespace.
 type SourceConfig struct {
 	Name            string   `mapstructure:"name"`
-	Type            string   `mapstructure:"type" enum:"file"` // file (http and sftp next)
+	Type            string   `mapstructure:"type" enum:"file,http"` // file | http (sftp next)
 	MaxMessageBytes int      `mapstructure:"max_message_bytes"`
 	AcceptTypes     []string `mapstructure:"accept_types"` // empty: all
 	// Charset names the files' character set (HL7 table 0211 or an alias);
@@ -33,6 +33,27 @@ type SourceConfig struct {
 	OnDone    string        `mapstructure:"on_done" enum:"move,delete"`
 	StableFor time.Duration `mapstructure:"stable_for"` // a file is read once unchanged this long
 	Poll      time.Duration `mapstructure:"poll"`       // how often dir is listed
+
+	// type http
+	Addr         string              `mapstructure:"addr"`           // HOST:PORT
+	Path         string              `mapstructure:"path"`           // default /
+	MaxBodyBytes int                 `mapstructure:"max_body_bytes"` // a request's body (one message or a batch)
+	TLS          TLSFiles            `mapstructure:"tls"`
+	Tokens       []SourceTokenConfig `mapstructure:"tokens"` // bearer tokens a sender must show
+}
+
+// SourceTokenConfig is a bearer token an HTTP source accepts, read from a
+// file or an environment variable (never written in the config).
+type SourceTokenConfig struct {
+	Name      string `mapstructure:"name"`
+	TokenFile string `mapstructure:"token_file"`
+	TokenEnv  string `mapstructure:"token_env"`
+}
+
+// SourceToken reads an HTTP source's token. Its errors name where it was
+// looked for, never the token.
+func (c *Config) SourceToken(t SourceTokenConfig) (string, error) {
+	return c.ReadToken(TokenConfig{Name: t.Name, TokenFile: t.TokenFile, TokenEnv: t.TokenEnv})
 }
 
 // Defaults of a file source; the table in config.go holds them.
@@ -87,6 +108,9 @@ func (c *Config) validateSources(v *validator, listeners map[string]bool) map[st
 		if _, err := hl7.LookupCharset(s.Charset); err != nil {
 			v.add(key+".charset", "%s", strings.TrimPrefix(err.Error(), "hl7: "))
 		}
+		if s.Type == "http" {
+			c.validateHTTPSource(v, key, s)
+		}
 		if s.Type != "file" {
 			continue
 		}
@@ -113,6 +137,31 @@ func (c *Config) validateSources(v *validator, listeners map[string]bool) map[st
 		}
 	}
 	return names
+}
+
+func (c *Config) validateHTTPSource(v *validator, key string, s SourceConfig) {
+	v.addr(key+".addr", s.Addr)
+	if !strings.HasPrefix(s.Path, "/") {
+		v.add(key+".path", "%q must start with /", s.Path)
+	}
+	if s.MaxBodyBytes < s.MaxMessageBytes {
+		v.add(key+".max_body_bytes", "%d is less than max_message_bytes (%d)", s.MaxBodyBytes, s.MaxMessageBytes)
+	}
+	v.serverTLS(key+".tls", s.TLS)
+	if len(s.Tokens) == 0 {
+		v.add(key+".tokens", "an http source needs at least one token: senders show it as a bearer token")
+	}
+	v.names(key+".tokens", len(s.Tokens), func(j int) string { return s.Tokens[j].Name })
+	for j, t := range s.Tokens {
+		tkey := fmt.Sprintf("%s.tokens[%d]", key, j)
+		if (t.TokenFile == "") == (t.TokenEnv == "") {
+			v.add(tkey, "give the token by token_file or token_env (one of them)")
+			continue
+		}
+		if _, err := c.SourceToken(t); err != nil {
+			v.add(tkey, "%s", err.Error())
+		}
+	}
 }
 
 // originSet is every listener's and source's name, for routes.

@@ -48,3 +48,27 @@ routes: [{name: r, from: [nosuch], to: [d]}]
 	assert.Contains(t, got["sources[3].type"], `"carrier-pigeon" is not one of file`)
 	assert.Contains(t, got["routes[0].from[0]"], `no listener or source is named "nosuch"`)
 }
+
+func TestHTTPSourceProblems(t *testing.T) {
+	t.Setenv("WEBIN_TOKEN", "a-token-long-enough-1")
+	c, err := config.Load(writeConfig(t, `
+sources: [{name: webin, type: http, addr: "127.0.0.1:0", tokens: [{name: lab, token_env: WEBIN_TOKEN}]}]
+`))
+	require.NoError(t, err)
+	assert.Equal(t, "/", c.Sources[0].Path, "default")
+	assert.Equal(t, 16<<20, c.Sources[0].MaxBodyBytes, "default")
+	tok, err := c.SourceToken(c.Sources[0].Tokens[0])
+	require.NoError(t, err)
+	assert.Equal(t, "a-token-long-enough-1", tok)
+
+	_, got := loadProblems(t, writeConfig(t, `
+sources:
+  - {name: a, type: http, addr: nowhere}
+  - {name: b, type: http, addr: "127.0.0.1:0", path: hl7, max_body_bytes: 2048, tokens: [{name: x, token_env: NOT_SET_ANYWHERE}]}
+`))
+	assert.Contains(t, got["sources[0].addr"], "HOST:PORT")
+	assert.Contains(t, got["sources[0].tokens"], "at least one token")
+	assert.Contains(t, got["sources[1].path"], "must start with /")
+	assert.Contains(t, got["sources[1].max_body_bytes"], "less than max_message_bytes")
+	assert.Contains(t, got["sources[1].tokens[0]"], "NOT_SET_ANYWHERE is not set")
+}

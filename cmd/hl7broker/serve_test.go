@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -126,4 +129,41 @@ destinations:
 		assert.NotContains(t, stderr.String(), phi)
 	}
 	assert.Contains(t, stderr.String(), `"file":"broken.hl7"`)
+}
+
+// TestServeHTTPSourceEndToEnd POSTs a message to an HTTP source of a real
+// serve: 200 with its AA, then delivered downstream.
+func TestServeHTTPSourceEndToEnd(t *testing.T) {
+	outDir := t.TempDir()
+	downstream := startListen(t, "--out", outDir)
+	addr := freePort(t)
+	t.Setenv("HL7_WEBIN_TOKEN", "webin-token-0123456789")
+	cfg := fmt.Sprintf(`
+data_dir: %s
+admin: {addr: ""}
+sources:
+  - {name: webin, type: http, addr: "%s", path: /hl7, tokens: [{name: lab, token_env: HL7_WEBIN_TOKEN}]}
+routes:
+  - {name: web-to-emr, from: [webin], to: [emr]}
+destinations:
+  - {name: emr, type: mllp, addr: "%s", retry: {max_attempts: 5, backoff: [50ms]}}
+`, t.TempDir(), addr, downstream)
+	stop, stderr := startServe(t, cfg)
+	msg, err := os.ReadFile(filepath.Join(testdata, "adt_a08_crlf.hl7"))
+	require.NoError(t, err)
+	var resp *http.Response
+	require.Eventually(t, func() bool { // the source binds under supervision, just after "broker started"
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/hl7", bytes.NewReader(msg))
+		req.Header.Set("Content-Type", "x-application/hl7-v2+er7")
+		req.Header.Set("Authorization", "Bearer webin-token-0123456789")
+		resp, err = http.DefaultClient.Do(req)
+		return err == nil
+	}, 10*time.Second, 10*time.Millisecond, "waiting for the HTTP source to accept connections")
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	assert.Contains(t, string(body), "MSA|AA|MSG00008")
+	require.Eventually(t, func() bool { names, _ := received(t, outDir); return len(names) == 1 }, 10*time.Second, 10*time.Millisecond, "waiting for the delivery; stderr: %s", stderr)
+	assert.Equal(t, 0, stop(), "stderr: %s", stderr.String())
+	assert.NotContains(t, stderr.String(), "webin-token-0123456789")
 }

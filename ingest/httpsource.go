@@ -1,0 +1,174 @@
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/rs/zerolog"
+)
+
+// ContentTypeER7 is HL7 v2's media type for its pipe-and-hat encoding.
+const ContentTypeER7 = "x-application/hl7-v2+er7"
+
+// HTTPSource takes messages POSTed to one path: one message or several (a
+// batch, or messages back to back) per request, each stored through
+// Ingest as an MLLP listener's would be. The response carries the ACK of
+// each message, one after another, and a status a client can act on
+// without reading HL7: 200 when every message was accepted (AA, CA), 503
+// when any must be resent (AE, CE: the store could not take it; messages
+// of the request already stored are recognised on the resend), else 400
+// (AR, CR: refused; resending will not help). A sender shows a bearer
+// token; without a known one it gets 401.
+type HTTPSource struct {
+	Config config.SourceConfig
+	Ingest *Ingest
+	// Tokens are the bearer tokens accepted, by name (from the config).
+	Tokens    map[string]string
+	TLSConfig *tls.Config
+	Log       zerolog.Logger
+
+	hashes map[[32]byte]string // token hash -> name
+}
+
+// Run serves until ctx ends, then lets requests in flight finish (up to
+// 10 s).
+func (s *HTTPSource) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.Config.Addr)
+	if err != nil {
+		return fmt.Errorf("source %s: %w", s.Config.Name, err)
+	}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		TLSConfig: s.TLSConfig, ErrorLog: nil}
+	errc := make(chan error, 1)
+	go func() {
+		if s.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	s.Log.Info().Str("source", s.Config.Name).Str("addr", ln.Addr().String()).Bool("tls", s.TLSConfig != nil).Msg("accepting HL7 over HTTP")
+	select {
+	case err := <-errc:
+		return fmt.Errorf("source %s: %w", s.Config.Name, err)
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		return nil
+	}
+}
+
+// Handler is the source's HTTP handler.
+func (s *HTTPSource) Handler() http.Handler {
+	s.hashes = map[[32]byte]string{}
+	for name, tok := range s.Tokens {
+		s.hashes[sha256.Sum256([]byte(tok))] = name
+	}
+	return http.HandlerFunc(s.serveHTTP)
+}
+
+func (s *HTTPSource) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	log := s.Log.With().Str("source", s.Config.Name).Str("remote", r.RemoteAddr).Logger()
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error().Str("panic", fmt.Sprint(p)).Msg("request failed: panic recovered")
+			httpError(w, http.StatusInternalServerError, "internal error; resend the message")
+		}
+	}()
+	if r.URL.Path != s.Config.Path {
+		httpError(w, http.StatusNotFound, "HL7 messages are POSTed to "+s.Config.Path)
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		httpError(w, http.StatusMethodNotAllowed, "use POST")
+		return
+	}
+	if !s.authorized(r.Header.Get("Authorization")) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="hl7broker"`)
+		log.Warn().Msg("request refused: no valid bearer token")
+		httpError(w, http.StatusUnauthorized, "a valid bearer token is required")
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || (mt != ContentTypeER7 && mt != "text/plain") {
+		httpError(w, http.StatusUnsupportedMediaType, "Content-Type must be "+ContentTypeER7+" or text/plain")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.Config.MaxBodyBytes)))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		log.Warn().Int64("limit", tooLarge.Limit).Msg("request refused: body too large")
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body exceeds this source's limit of %d bytes", tooLarge.Limit))
+		return
+	} else if err != nil {
+		httpError(w, http.StatusBadRequest, "the body could not be read")
+		return
+	}
+	batch, err := hl7.SplitBatch(body, hl7.Limits{MaxMessageBytes: s.Config.MaxBodyBytes})
+	if err != nil || len(batch.Messages) == 0 {
+		reason := "no HL7 message in the body"
+		if err != nil {
+			reason = "the body is not HL7 messages: " + splitReason(err)
+		}
+		log.Warn().Int("size", len(body)).Str("reason", reason).Msg("request refused")
+		httpError(w, http.StatusBadRequest, reason)
+		return
+	}
+	status := http.StatusOK
+	var acks []byte
+	for _, raw := range batch.Messages {
+		out := s.Ingest.Receive(r.Context(), raw, Origin{RemoteAddr: r.RemoteAddr})
+		acks = append(acks, out.Ack...)
+		switch out.Code {
+		case "AE", "CE":
+			status = http.StatusServiceUnavailable
+		case "AA", "CA":
+		default:
+			if status == http.StatusOK {
+				status = http.StatusBadRequest
+			}
+		}
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.Header().Set("Content-Type", ContentTypeER7)
+	w.WriteHeader(status)
+	_, _ = w.Write(acks)
+}
+
+// authorized checks a bearer token in constant time against each known one.
+func (s *HTTPSource) authorized(header string) bool {
+	tok, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok || tok == "" {
+		return false
+	}
+	h := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	found := 0
+	for known := range s.hashes {
+		found |= subtle.ConstantTimeCompare(h[:], known[:])
+	}
+	return found == 1
+}
+
+// httpError answers a request that carried no message that could be
+// acknowledged, with the reason as text.
+func httpError(w http.ResponseWriter, status int, reason string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, reason+"\n")
+}

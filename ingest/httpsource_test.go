@@ -1,0 +1,122 @@
+package ingest
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/internal/syncbuf"
+	"github.com/hl7broker/hl7broker/internal/testkit"
+	"github.com/hl7broker/hl7broker/store"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const httpToken = "s3cret-token-for-tests"
+
+// httpSource serves an HTTP source on 127.0.0.1 over a fresh embedded
+// JetStream and returns its URL.
+func httpSource(t *testing.T, cfg config.SourceConfig, log zerolog.Logger) (string, *store.NATS) {
+	t.Helper()
+	n, err := store.Open(context.Background(), testkit.Config(t))
+	require.NoError(t, err)
+	t.Cleanup(n.Close)
+	cfg.Name, cfg.Type, cfg.Path = "webin", "http", "/hl7"
+	cfg.MaxMessageBytes = config.DefaultMaxMessageBytes
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 4 << 20
+	}
+	in := New(cfg.Listener(), n.Committer(2*time.Second), log)
+	src := &HTTPSource{Config: cfg, Ingest: in, Tokens: map[string]string{"lab": httpToken}, Log: log}
+	srv := httptest.NewServer(src.Handler())
+	t.Cleanup(srv.Close)
+	return srv.URL + "/hl7", n
+}
+
+func post(t *testing.T, url, token, contentType, body string) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Content-Type", contentType)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+func TestHTTPSourceStoresThenAnswersWithTheACK(t *testing.T) {
+	url, n := httpSource(t, config.SourceConfig{}, zerolog.Nop())
+	status, h, body := post(t, url, httpToken, ContentTypeER7, fileMsg("H1"))
+	require.Equal(t, http.StatusOK, status, body)
+	assert.Equal(t, ContentTypeER7, h.Get("Content-Type"))
+	ack, err := hl7.ParseAck([]byte(body))
+	require.NoError(t, err)
+	assert.Equal(t, hl7.AA, ack.Code)
+	assert.Equal(t, "H1", ack.ControlID)
+	assert.EqualValues(t, 1, streamCount(t, n))
+
+	status, _, body = post(t, url, httpToken, "text/plain; charset=utf-8", fileMsg("H2")+"\n"+fileMsg("H3"))
+	require.Equal(t, http.StatusOK, status, body)
+	assert.Equal(t, 2, strings.Count(body, "MSA|AA|"), "one ACK per message of the body")
+	assert.EqualValues(t, 3, streamCount(t, n))
+}
+
+func TestHTTPSourceStatusFollowsTheACK(t *testing.T) {
+	url, n := httpSource(t, config.SourceConfig{AcceptTypes: []string{"ADT"}}, zerolog.Nop())
+	oru := strings.Replace(fileMsg("R1"), "ADT^A08^ADT_A01", "ORU^R01", 1)
+	status, _, body := post(t, url, httpToken, ContentTypeER7, oru)
+	assert.Equal(t, http.StatusBadRequest, status, "AR: resending will not help")
+	assert.Contains(t, body, "MSA|AR|R1")
+	assert.Contains(t, body, "ERR|")
+
+	n.Server().Shutdown() // the store goes away: the real failure
+	n.Server().WaitForShutdown()
+	status, h, body := post(t, url, httpToken, ContentTypeER7, fileMsg("R2"))
+	assert.Equal(t, http.StatusServiceUnavailable, status, "AE: resend")
+	assert.NotEmpty(t, h.Get("Retry-After"))
+	assert.Contains(t, body, "MSA|AE|R2")
+}
+
+func TestHTTPSourceRefusesWithAReason(t *testing.T) {
+	logs := &syncbuf.Buffer{}
+	url, n := httpSource(t, config.SourceConfig{MaxBodyBytes: 2048}, zerolog.New(logs))
+	for _, c := range []struct {
+		name, token, ctype, body string
+		status                   int
+		reason                   string
+	}{
+		{"no token", "", ContentTypeER7, fileMsg("X1"), http.StatusUnauthorized, "bearer token"},
+		{"wrong token", "not-the-token-at-all", ContentTypeER7, fileMsg("X2"), http.StatusUnauthorized, "bearer token"},
+		{"wrong type", httpToken, "application/json", fileMsg("X3"), http.StatusUnsupportedMediaType, ContentTypeER7},
+		{"too large", httpToken, ContentTypeER7, fileMsg("X4") + "NTE|1||" + strings.Repeat("x", 3000) + "\r", http.StatusRequestEntityTooLarge, "2048 bytes"},
+		{"not HL7", httpToken, "text/plain", "PID|1||MRN9^^^H^MR||Zyxwquist^Ann\r", http.StatusBadRequest, "not HL7"},
+	} {
+		status, h, body := post(t, url, c.token, c.ctype, c.body)
+		assert.Equal(t, c.status, status, c.name)
+		assert.Contains(t, body, c.reason, c.name)
+		if status == http.StatusUnauthorized {
+			assert.Contains(t, h.Get("WWW-Authenticate"), "Bearer", c.name)
+		}
+	}
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+	status, _, _ := post(t, strings.TrimSuffix(url, "/hl7")+"/other", httpToken, ContentTypeER7, fileMsg("X5"))
+	assert.Equal(t, http.StatusNotFound, status)
+	assert.EqualValues(t, 0, streamCount(t, n), "nothing refused was stored")
+	assert.NotContains(t, logs.String(), "Zyxwquist")
+	assert.NotContains(t, logs.String(), httpToken)
+}
