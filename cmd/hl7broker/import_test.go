@@ -1,0 +1,107 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hl7broker/hl7broker/ingest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// importMsg is an ADT with control ID id; the patient name is PHI-like on purpose.
+func importMsg(id, extra string) string {
+	return "MSH|^~\\&|OLDEMR|HOSP|NEWEMR|HOSP|20190301120000||ADT^A08^ADT_A01|" + id + "|P|2.5.1\rPID|1||MRN" + id + "^^^H^MR||Qwertyson^Ina" + extra + "\r"
+}
+
+// importFolder writes a migration folder: a batch with a refused message,
+// a duplicate and a reused control ID; a file that is not HL7; a hidden file.
+func importFolder(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	noType := strings.Replace(importMsg("M3", ""), "ADT^A08^ADT_A01", "", 1)
+	batch := "FHS|^~\\&|OLDEMR\rBHS|^~\\&\r" + importMsg("M1", "") + importMsg("M2", "") + noType + importMsg("M1", "") + importMsg("M2", "^B") + "BTS|5\rFTS|1\r"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "a.hl7"), []byte(batch), 0o644))
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "sub"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "sub", "b.hl7"), []byte(importMsg("M4", "")), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("PID|1||X||Qwertyson^Ina\r"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, ".hidden.hl7"), []byte("garbage"), 0o644))
+	return dir
+}
+
+func TestImportValidateOnlyReportsWhatACleanupMustFix(t *testing.T) {
+	dir := importFolder(t)
+	csvReport := filepath.Join(t.TempDir(), "report.csv")
+	stdout, stderr, code := runCmd(t, "import", dir, "--validate-only", "--report", csvReport, "--progress", "0")
+	assert.Equal(t, 1, code, "invalid messages fail the run; stderr: %s", stderr)
+	assert.Contains(t, stdout, "files 3 (1 refused whole), messages 6: valid 5, invalid 1")
+	assert.Contains(t, stdout, "invalid by code: 101 (Required field missing) 1")
+	assert.Contains(t, stdout, "duplicates by content: 1")
+	assert.Contains(t, stdout, "control IDs reused for other content: 1")
+
+	raw, err := os.ReadFile(csvReport)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	require.Len(t, lines, 3, string(raw))
+	assert.Equal(t, "file,index,control_id,code,location,reason", lines[0])
+	assert.Contains(t, string(raw), filepath.Join(dir, "a.hl7")+",2,M3,101,MSH-9.1,")
+	assert.Contains(t, string(raw), filepath.Join(dir, "notes.txt")+",-1,")
+	for _, out := range []string{string(raw), stdout, stderr} {
+		assert.NotContains(t, out, "Qwertyson", "no field values")
+	}
+
+	jsonReport := filepath.Join(t.TempDir(), "report.json")
+	_, _, code = runCmd(t, "import", filepath.Join(dir, "sub"), "--validate-only", "--report", jsonReport, "--progress", "0")
+	assert.Equal(t, 0, code, "a folder of valid messages passes")
+	var s ingest.Survey
+	b, err := os.ReadFile(jsonReport)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &s))
+	assert.Equal(t, 1, s.Valid)
+
+	_, _, code = runCmd(t, "import", dir)
+	assert.Equal(t, 2, code, "neither --validate-only nor --to")
+}
+
+func TestImportFeedsAReceiverAndResumes(t *testing.T) {
+	outDir := t.TempDir()
+	addr := startListen(t, "--out", outDir)
+	dir := t.TempDir()
+	var all strings.Builder
+	for i := 1; i <= 5; i++ {
+		all.WriteString(importMsg(fmt.Sprintf("F%d", i), ""))
+	}
+	file := filepath.Join(dir, "five.hl7")
+	require.NoError(t, os.WriteFile(file, []byte(all.String()), 0o644))
+	state := filepath.Join(t.TempDir(), "import.state")
+
+	// An earlier run was interrupted after two messages: its state says so.
+	stdout, _, code := runCmd(t, "import", file, "--validate-only", "--progress", "0")
+	require.Equal(t, 0, code, stdout)
+	digest := fileDigest(t, file)
+	require.NoError(t, os.WriteFile(state, []byte(fmt.Sprintf(`{%q: 2}`, digest)), 0o644))
+
+	stdout, stderr, code := runCmd(t, "import", file, "--to", addr, "--state", state, "--progress", "0")
+	require.Equal(t, 0, code, "stdout %s stderr %s", stdout, stderr)
+	assert.Contains(t, stdout, "sent 3 (not AA/CA: 0), already sent by an earlier run: 2")
+	names, _ := received(t, outDir)
+	assert.Len(t, names, 3, "only the messages after the state's mark were sent")
+
+	stdout, _, code = runCmd(t, "import", file, "--to", addr, "--state", state, "--progress", "0")
+	require.Equal(t, 0, code)
+	assert.Contains(t, stdout, "sent 0 (not AA/CA: 0), already sent by an earlier run: 5", "run again: nothing left")
+}
+
+func fileDigest(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	require.NoError(t, err)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
