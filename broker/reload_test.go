@@ -177,3 +177,41 @@ func TestReloadAddsAndRemovesListenersWithoutTouchingOthers(t *testing.T) {
 	assert.Error(t, err, "the removed listener no longer accepts")
 	require.Eventually(t, func() bool { return len(delivered(f.a)) == 3 }, 10*time.Second, 10*time.Millisecond, "waiting for %s", `len(delivered(f.a)) == 3`)
 }
+
+// A reload starts a file source that was added and stops one removed,
+// leaving listeners alone.
+func TestReloadAddsAndRemovesSources(t *testing.T) {
+	f := newReloadFixture(t)
+	inbox := filepath.Join(f.dir, "inbox")
+	write := func(sources string) {
+		yaml := fmt.Sprintf(`
+data_dir: %s
+nats: {durability: os}
+admin: {addr: ""}
+listeners: [{name: adt, addr: "127.0.0.1:0"}]
+sources: %s
+routes: [{name: adt, when: {type: ADT}, to: [a]}]
+destinations: [{name: a, type: file, dir: %s}]
+`, filepath.Join(f.dir, "data"), sources, f.a)
+		require.NoError(t, os.WriteFile(f.file+".tmp", []byte(yaml), 0o644))
+		require.NoError(t, os.Rename(f.file+".tmp", f.file))
+	}
+	write("[]")
+	p := startFromFile(t, f.file, make(chan error, 10))
+	adtAddr := p.Addr("adt")
+
+	write(fmt.Sprintf(`[{name: drop, type: file, dir: %s, poll: 20ms, stable_for: 0s}]`, inbox))
+	require.NoError(t, p.ReloadFile(f.file))
+	require.NoError(t, os.MkdirAll(inbox, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(inbox, "one.hl7"), []byte(adtMsg("S-1", "M1", "A01")), 0o644))
+	require.Eventually(t, func() bool { return len(delivered(f.a)) == 1 }, 10*time.Second, 10*time.Millisecond, "waiting for the added source's message")
+	assert.Equal(t, adtAddr, p.Addr("adt"), "the listener was not touched")
+
+	write("[]")
+	require.NoError(t, p.ReloadFile(f.file))
+	p.mu.Lock()
+	_, running := p.sources["drop"]
+	p.mu.Unlock()
+	assert.False(t, running, "the removed source stopped")
+	assert.Equal(t, hl7.AA, p.send(t, "adt", adtMsg("S-2", "M1", "A01")))
+}
