@@ -116,27 +116,6 @@ func (b *inbox) touch() {
 	}
 }
 
-// handBack gives every waiting message back to the consumer (Nak): when
-// the pin may have moved to another broker's slot, that slot must deliver
-// them, in order, not this one alongside it. Whoever holds the pin next
-// sees the jump in delivery sequence and reads them back in order (see
-// orderedSlot); the message on the wire now, if any, cannot be recalled.
-func (b *inbox) handBack() {
-	for _, m := range b.drain() {
-		_ = m.Nak()
-	}
-}
-
-// pinMayHaveMoved: errors of a pull consumer after which a pinned slot
-// can no longer assume it holds the pin. A consumer leader that changed
-// (a node lost) forgets the pin and may give it to another broker's
-// request first; a pin mismatch says it has; missed heartbeats mean the
-// pull request may be gone with its node.
-func pinMayHaveMoved(err error) bool {
-	return errors.Is(err, jetstream.ErrPinIDMismatch) || errors.Is(err, jetstream.ErrConsumerLeadershipChanged) ||
-		errors.Is(err, jetstream.ErrNoHeartbeat)
-}
-
 // drain takes every waiting message.
 func (b *inbox) drain() []jetstream.Msg {
 	b.mu.Lock()
@@ -189,13 +168,6 @@ func (s *orderedSlot) run(ctx context.Context) error {
 		return fmt.Errorf("consumer: %w", err)
 	}
 	box := newInbox()
-	if w.Shared {
-		pull = append(pull, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if pinMayHaveMoved(err) {
-				box.handBack()
-			}
-		}))
-	}
 	sub, err := cons.Consume(box.push, slices.Concat(store.PullOptions, pull)...)
 	if err != nil {
 		return err
