@@ -83,15 +83,22 @@ func (s SourceConfig) Listener() ListenerConfig {
 	return ListenerConfig{Name: s.Name, MaxMessageBytes: s.MaxMessageBytes, AcceptTypes: s.AcceptTypes, AckMode: "original"}
 }
 
+// Intakes are every listener and source, a source in a listener's shape
+// (Listener): what ingest, route test and import check messages against.
+func (c *Config) Intakes() []ListenerConfig {
+	out := slices.Clone(c.Listeners)
+	for _, s := range c.Sources {
+		out = append(out, s.Listener())
+	}
+	return out
+}
+
 // Origins are the names of every listener and source: what a route's
 // from and when.listener may name.
 func (c *Config) Origins() []string {
 	var names []string
-	for _, l := range c.Listeners {
+	for _, l := range c.Intakes() {
 		names = append(names, l.Name)
-	}
-	for _, s := range c.Sources {
-		names = append(names, s.Name)
 	}
 	return names
 }
@@ -153,14 +160,7 @@ func (c *Config) validateHTTPSource(v *validator, key string, s SourceConfig) {
 	}
 	v.names(key+".tokens", len(s.Tokens), func(j int) string { return s.Tokens[j].Name })
 	for j, t := range s.Tokens {
-		tkey := fmt.Sprintf("%s.tokens[%d]", key, j)
-		if (t.TokenFile == "") == (t.TokenEnv == "") {
-			v.add(tkey, "give the token by token_file or token_env (one of them)")
-			continue
-		}
-		if _, err := c.SourceToken(t); err != nil {
-			v.add(tkey, "%s", err.Error())
-		}
+		c.validateToken(v, fmt.Sprintf("%s.tokens[%d]", key, j), TokenConfig{Name: t.Name, TokenFile: t.TokenFile, TokenEnv: t.TokenEnv})
 	}
 }
 

@@ -322,13 +322,19 @@ func (c *Config) validateAdmin(v *validator) {
 	for i, t := range c.Admin.Tokens {
 		key := fmt.Sprintf("admin.tokens[%d]", i)
 		v.oneOf(key+".role", t.Role, enumOf(t, "Role")...)
-		if (t.TokenFile == "") == (t.TokenEnv == "") {
-			v.add(key, "give the token by token_file or token_env (one of them)")
-			continue
-		}
-		if _, err := c.ReadToken(t); err != nil {
-			v.add(key, "%s", err.Error())
-		}
+		c.validateToken(v, key, t)
+	}
+}
+
+// validateToken checks that a token (admin's or an HTTP source's) is
+// given one way and can be read, without printing it.
+func (c *Config) validateToken(v *validator, key string, t TokenConfig) {
+	if (t.TokenFile == "") == (t.TokenEnv == "") {
+		v.add(key, "give the token by token_file or token_env (one of them)")
+		return
+	}
+	if _, err := c.ReadToken(t); err != nil {
+		v.add(key, "%s", err.Error())
 	}
 }
 

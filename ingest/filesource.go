@@ -81,7 +81,7 @@ type Report struct {
 
 // ReportMessage is one refused message of a file.
 type ReportMessage struct {
-	Index     int    `json:"index"` // from 0, in the file
+	Index     int    `json:"index"` // from 0, in the file; -1: the file as a whole
 	ControlID string `json:"control_id,omitempty"`
 	Code      int    `json:"code"`     // HL7 table 0357
 	Location  string `json:"location"` // e.g. MSH-9, PID-5.1 or byte 120

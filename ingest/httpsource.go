@@ -50,7 +50,7 @@ func (s *HTTPSource) Run(ctx context.Context) error {
 		return fmt.Errorf("source %s: %w", s.Config.Name, err)
 	}
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-		TLSConfig: s.TLSConfig, ErrorLog: nil}
+		TLSConfig: s.TLSConfig}
 	errc := make(chan error, 1)
 	go func() {
 		if s.TLSConfig != nil {

@@ -132,11 +132,13 @@ func (in *Ingest) Receive(ctx context.Context, raw []byte, o Origin) Outcome {
 // message would be refused, nil when it would be stored.
 func (in *Ingest) Check(raw []byte) (controlID string, refused *hl7.Error) {
 	var m hl7.Message
+	return in.check(raw, &m)
+}
+
+// check is Check parsing into m, for a caller that reads m afterwards.
+func (in *Ingest) check(raw []byte, m *hl7.Message) (controlID string, refused *hl7.Error) {
 	if err := m.ParseWith(raw, in.limits); err != nil {
-		if !errors.As(err, &refused) {
-			refused = &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Location: hl7.Location{Offset: -1}, Reason: "unknown parse error"}
-		}
-		return "", refused
+		return "", parseError(err)
 	}
 	if err := m.CheckHeader(); err != nil {
 		errors.As(err, &refused)
@@ -146,6 +148,15 @@ func (in *Ingest) Check(raw []byte) (controlID string, refused *hl7.Error) {
 		return m.ControlID(), notAccepted()
 	}
 	return m.ControlID(), nil
+}
+
+// parseError is why a message could not be parsed, as an HL7 error.
+func parseError(err error) *hl7.Error {
+	var he *hl7.Error
+	if !errors.As(err, &he) {
+		he = &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Location: hl7.Location{Offset: -1}, Reason: "unknown parse error"}
+	}
+	return he
 }
 
 func notAccepted() *hl7.Error {
@@ -191,10 +202,7 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin, out *Outco
 	}
 	var m hl7.Message
 	if err := m.ParseWith(frame, in.limits); err != nil {
-		var he *hl7.Error
-		if !errors.As(err, &he) {
-			he = &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Location: hl7.Location{Offset: -1}, Reason: "unknown parse error"}
-		}
+		he := parseError(err)
 		in.log.Warn().Str("remote", o.RemoteAddr).Int("size", len(frame)).Int("code", int(he.Code)).
 			Str("reason", he.Reason).Msg("message rejected: not parseable")
 		out.Err = he

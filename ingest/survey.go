@@ -1,8 +1,7 @@
 package ingest
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
+	"errors"
 
 	"github.com/hl7broker/hl7broker/hl7"
 )
@@ -26,15 +25,11 @@ type Survey struct {
 	Problems         []SurveyProblem `json:"problems"`
 }
 
-// SurveyProblem is one refused message, or a file refused as a whole
-// (Index -1).
+// SurveyProblem is one refused message of a file, or a file refused as
+// a whole (Index -1).
 type SurveyProblem struct {
-	File      string `json:"file"`
-	Index     int    `json:"index"` // from 0, in the file
-	ControlID string `json:"control_id,omitempty"`
-	Code      int    `json:"code"`
-	Location  string `json:"location"`
-	Reason    string `json:"reason"`
+	File string `json:"file"`
+	ReportMessage
 }
 
 // Surveyor checks files one after another into a Survey, with the checks
@@ -60,8 +55,9 @@ func (s *Surveyor) File(name string, data []byte) (msgs [][]byte, valid []bool) 
 	batch, err := hl7.SplitBatch(data, hl7.Limits{MaxMessageBytes: maxFileBytes})
 	if err != nil {
 		s.Survey.FilesRefused++
-		p := SurveyProblem{File: name, Index: -1, Reason: splitReason(err), Location: "file"}
-		if he, ok := err.(*hl7.Error); ok {
+		p := SurveyProblem{File: name, ReportMessage: ReportMessage{Index: -1, Reason: splitReason(err), Location: "file"}}
+		var he *hl7.Error
+		if errors.As(err, &he) {
 			p.Code = int(he.Code)
 		}
 		s.Survey.Problems = append(s.Survey.Problems, p)
@@ -78,46 +74,26 @@ func (s *Surveyor) File(name string, data []byte) (msgs [][]byte, valid []bool) 
 // whether the message would be stored.
 func (s *Surveyor) Message(name string, index int, raw []byte) bool {
 	s.Survey.Messages++
-	id, refused := s.in.Check(raw)
+	var m hl7.Message
+	id, refused := s.in.check(raw, &m)
 	if refused != nil {
 		s.Survey.Invalid++
 		s.Survey.ByCode[int(refused.Code)]++
-		p := reportMessage(index, id, refused)
-		s.Survey.Problems = append(s.Survey.Problems, SurveyProblem{File: name, Index: p.Index, ControlID: p.ControlID,
-			Code: p.Code, Location: p.Location, Reason: p.Reason})
+		s.Survey.Problems = append(s.Survey.Problems, SurveyProblem{File: name, ReportMessage: reportMessage(index, id, refused)})
 		return false
 	}
 	s.Survey.Valid++
-	var body [16]byte
-	sum := sha256.Sum256(raw)
-	copy(body[:], sum[:])
-	if _, seen := s.bodies[body]; seen {
+	// The identity ingest stores a message under (wire.IngestID): its
+	// sender's MSH-3, MSH-4 and MSH-10, and a digest of its bytes.
+	mid := identify(s.in.listener.Name, &m)
+	if _, seen := s.bodies[mid.digest]; seen {
 		s.Survey.DuplicateContent++
 		return true
 	}
-	s.bodies[body] = struct{}{}
-	var m hl7.Message
-	if m.ParseWith(raw, s.in.limits) == nil {
-		key := identityKey(&m)
-		if prev, seen := s.ids[key]; seen && prev != body {
-			s.Survey.ReusedControlIDs++
-		}
-		s.ids[key] = body
+	s.bodies[mid.digest] = struct{}{}
+	if prev, seen := s.ids[mid.key]; seen && prev != mid.digest {
+		s.Survey.ReusedControlIDs++
 	}
+	s.ids[mid.key] = mid.digest
 	return true
-}
-
-// identityKey hashes MSH-3, MSH-4 and MSH-10: how a sender names a message.
-func identityKey(m *hl7.Message) [16]byte {
-	h := sha256.New()
-	var n [4]byte
-	for _, p := range []hl7.Path{hl7.PathMSH3, hl7.PathMSH4, hl7.PathMSH10} {
-		raw, _ := m.Raw(p)
-		binary.BigEndian.PutUint32(n[:], uint32(len(raw)))
-		h.Write(n[:])
-		h.Write(raw)
-	}
-	var k [16]byte
-	copy(k[:], h.Sum(nil))
-	return k
 }

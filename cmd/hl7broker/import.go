@@ -101,7 +101,8 @@ func runImport(cmd *cobra.Command, args []string, o importOptions) error {
 		if err != nil {
 			sv.Survey.Files++
 			sv.Survey.FilesRefused++
-			sv.Survey.Problems = append(sv.Survey.Problems, ingest.SurveyProblem{File: file, Index: -1, Location: "file", Reason: err.Error()})
+			sv.Survey.Problems = append(sv.Survey.Problems, ingest.SurveyProblem{File: file,
+				ReportMessage: ingest.ReportMessage{Index: -1, Location: "file", Reason: err.Error()}})
 			continue
 		}
 		if o.validateOnly {
@@ -139,11 +140,7 @@ func importIntake(o importOptions) (config.ListenerConfig, error) {
 	if err != nil {
 		return config.ListenerConfig{}, err
 	}
-	intakes := slices.Clone(cfg.Listeners)
-	for _, s := range cfg.Sources {
-		intakes = append(intakes, s.Listener())
-	}
-	for _, l := range intakes {
+	for _, l := range cfg.Intakes() {
 		if o.listener == "" || l.Name == o.listener {
 			return l, nil
 		}

@@ -126,11 +126,7 @@ func runRouteTest(cmd *cobra.Command, args []string, o routeTestOptions) error {
 // pickListener names the listener a message comes from, or why none
 // would accept it.
 func pickListener(cfg *config.Config, want, typ string) (string, string) {
-	origins := slices.Clone(cfg.Listeners)
-	for _, s := range cfg.Sources {
-		origins = append(origins, s.Listener())
-	}
-	for _, l := range origins {
+	for _, l := range cfg.Intakes() {
 		if want != "" && l.Name != want {
 			continue
 		}
