@@ -161,6 +161,16 @@ type DestinationConfig struct {
 	Retry       RetryConfig       `mapstructure:"retry"`
 	OnReject    string            `mapstructure:"on_reject" enum:"dead_letter,retry"` // dead_letter | retry
 	TLS         TLSFiles          `mapstructure:"tls"`
+
+	// Password is a database's or SSH server's password (postgres, sftp),
+	// always by reference: ${env:NAME} or ${file:PATH}, never written here.
+	Password string `mapstructure:"password"`
+
+	// type postgres
+	Table    string            `mapstructure:"table"`     // [schema.]table the rows go to
+	Columns  map[string]string `mapstructure:"columns"`   // column: field path or $message, $message_id...
+	RowPer   string            `mapstructure:"row_per"`   // a segment ID: a row per such segment (OBX); empty: a row per message
+	TimeZone string            `mapstructure:"time_zone"` // how HL7 times without an offset are read; default the broker's zone
 }
 
 // RetryConfig is a destination's retry schedule; the last backoff repeats.
@@ -383,8 +393,9 @@ func (c *Config) restoreMapKeys(pos *positions) {
 }
 
 // expandSecrets replaces ${env:NAME} and ${file:PATH} references in the
-// keys that may hold secrets: nats.url, and destinations' url and header
-// values. A missing variable or file is a problem naming the key.
+// keys that may hold secrets: nats.url, and destinations' url, header
+// values and password (which must be a reference). A missing variable or
+// file is a problem naming the key.
 func (c *Config) expandSecrets() []Problem {
 	var problems []Problem
 	expand := func(key string, v *string) {
@@ -407,6 +418,12 @@ func (c *Config) expandSecrets() []Problem {
 	for i := range c.Destinations {
 		d := &c.Destinations[i]
 		key := fmt.Sprintf("destinations[%d]", i)
+		if d.Password != "" && !secret.IsRef(d.Password) {
+			problems = append(problems, Problem{Key: key + ".password",
+				Message: "give it by reference, ${env:NAME} or ${file:PATH}: a password is never written in the config"})
+		} else {
+			expand(key+".password", &d.Password)
+		}
 		expand(key+".url", &d.URL)
 		for h, v := range d.Headers {
 			expand(key+".headers."+h, &v)

@@ -276,8 +276,37 @@ destinations:
 	assert.Equal(t, "is not a key of type http destinations", got["destinations[1].addr"])
 	assert.Equal(t, "is not a key of type file destinations", got["destinations[2].headers"])
 	assert.Equal(t, "is not a key of type file destinations", got["destinations[2].content_type"])
-	assert.Equal(t, `"pigeon" is not one of mllp, http, file`, got["destinations[3].type"])
+	assert.Equal(t, `"pigeon" is not one of mllp, http, file, postgres`, got["destinations[3].type"])
 	assert.Len(t, ce.Problems, 6)
+}
+
+// A postgres destination's problems are named before it runs: a password
+// written out (in the url or as password), no key column, a bad path,
+// table or zone. No password is printed.
+func TestPostgresDestinationChecks(t *testing.T) {
+	_, got := loadProblems(t, writeConfig(t, `listeners: [{name: a, addr: "127.0.0.1:0"}]
+routes: [{name: r, to: [d0, d1, d2, d3, d4, d5]}]
+destinations:
+  - {name: d0, type: postgres, url: "postgres://hl7:hunter2@db/emr", password: hunter2, table: obs, columns: {id: $message_id}}
+  - {name: d1, type: postgres, url: "mysql://db/emr", table: "obs; drop table x", columns: {mrn: PID-3.1}}
+  - {name: d2, type: postgres, url: "postgres://db/emr", table: s.obs, columns: {id: $message_id, x: PID3, y: $patient}}
+  - {name: d3, type: postgres, url: "postgres://db/emr", table: obs, row_per: OBX, columns: {id: $message_id}}
+  - {name: d4, type: postgres, url: "postgres://db/emr", table: obs, time_zone: Mars/Olympus, columns: {id: $message_id}}
+  - {name: d5, type: postgres, url: "postgres://db/emr", password: "${env:HL7BROKER_TEST_UNSET_PG}", table: obs, columns: {id: $message_id, mrn: "PID-3.1", at: "OBX-14"}}
+`))
+	assert.Contains(t, got["destinations[0].url"], "holds a password")
+	assert.Contains(t, got["destinations[0].password"], "by reference")
+	assert.Contains(t, got["destinations[1].url"], "not a postgres:// URL")
+	assert.Contains(t, got["destinations[1].table"], "not a table name")
+	assert.Contains(t, got["destinations[1].columns"], "exactly one column to $message_id")
+	assert.Contains(t, got["destinations[2].columns.x"], "field number")
+	assert.Contains(t, got["destinations[2].columns.y"], "is not one of")
+	assert.Contains(t, got["destinations[3].columns"], "exactly one column to $row")
+	assert.Contains(t, got["destinations[4].time_zone"], "not a time zone")
+	assert.Contains(t, got["destinations[5].password"], "HL7BROKER_TEST_UNSET_PG is not set")
+	for k, m := range got {
+		assert.NotContains(t, m, "hunter2", k)
+	}
 }
 
 // Every default of a listener and a destination comes from the one table.

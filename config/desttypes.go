@@ -60,7 +60,7 @@ func destinationType(name string) (DestinationType, bool) {
 // typeKeys are DestinationConfig's keys that belong to one kind or
 // another; every other key is common to all kinds. A key is set when its
 // field is not zero.
-var typeKeys = []string{"addr", "url", "headers", "content_type", "dir"}
+var typeKeys = []string{"addr", "url", "headers", "content_type", "dir", "password", "table", "columns", "row_per", "time_zone"}
 
 // keySet reports whether d sets the key named by its mapstructure tag.
 func keySet(d DestinationConfig, key string) bool {

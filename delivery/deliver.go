@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"time"
 )
 
 // Outcome of one delivery attempt.
@@ -42,6 +43,8 @@ type Message struct {
 	Data      []byte
 	ControlID string // MSH-10
 	InSeq     uint64 // its input's HL7_IN sequence: a stable, ordered number
+	// ReceivedAt is when the broker received it (zero if not known).
+	ReceivedAt time.Time
 }
 
 // Deliverer forwards one message to a downstream endpoint. Deliver is

@@ -29,6 +29,7 @@ var Types = []Type{
 	mllpType,
 	httpType,
 	fileType,
+	postgresType,
 }
 
 func init() {

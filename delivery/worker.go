@@ -178,7 +178,8 @@ func (w *Worker) runParallel(ctx context.Context) error {
 func (w *Worker) deliver(ctx context.Context, d Deliverer, msg queued, holdLine bool) bool {
 	h := msg.Headers()
 	inSeq, _ := strconv.ParseUint(h.Get(wire.HeaderInSeq), 10, 64)
-	dm := Message{Data: msg.Data(), ControlID: h.Get(wire.HeaderControlID), InSeq: inSeq}
+	received, _ := time.Parse(time.RFC3339Nano, h.Get(wire.HeaderReceivedAt))
+	dm := Message{Data: msg.Data(), ControlID: h.Get(wire.HeaderControlID), InSeq: inSeq, ReceivedAt: received}
 	parent := tracing.Extract(ctx, h)
 	for attempt := 1; ; attempt++ {
 		start := time.Now()

@@ -16,9 +16,13 @@ var ErrNotTime = errors.New("hl7: not a date/time (YYYY[MM[DD[HH[MM[SS[.S]]]]]][
 // ParseTime parses an HL7 date/time (DT or DTM) at any precision:
 // 2026, 202601, 20260114, 202601140815, 20260114081530.1234-0500. A value
 // without a zone is read as UTC.
-func ParseTime(v string) (time.Time, error) {
+func ParseTime(v string) (time.Time, error) { return ParseTimeIn(v, time.UTC) }
+
+// ParseTimeIn is ParseTime with a value that has no zone read as a time
+// in loc (the sender's zone); a value with one keeps its own offset.
+func ParseTimeIn(v string, loc *time.Location) (time.Time, error) {
 	for _, l := range timeLayouts {
-		if t, err := time.Parse(l, v); err == nil {
+		if t, err := time.ParseInLocation(l, v, loc); err == nil {
 			return t, nil
 		}
 	}

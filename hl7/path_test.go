@@ -126,6 +126,30 @@ func TestParseTime(t *testing.T) {
 	}
 }
 
+func TestParseTimeInReadsAZonelessValueInTheGivenZone(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Skip("no time zone database:", err)
+	}
+	for v, want := range map[string]string{
+		"202601140815":        "2026-01-14T08:15:00-05:00", // winter: EST
+		"202607140815":        "2026-07-14T08:15:00-04:00", // summer: EDT
+		"202601140815+0100":   "2026-01-14T08:15:00+01:00", // its own offset wins
+		"20260714081530.5-00": "",
+	} {
+		got, err := ParseTimeIn(v, ny)
+		if want == "" {
+			if err == nil {
+				t.Errorf("ParseTimeIn(%q) accepted", v)
+			}
+			continue
+		}
+		if err != nil || got.Format(time.RFC3339Nano) != want {
+			t.Errorf("ParseTimeIn(%q) = %v, %v; want %s", v, got.Format(time.RFC3339Nano), err, want)
+		}
+	}
+}
+
 func TestValuesWalksOccurrencesAndRepetitions(t *testing.T) {
 	m, err := Parse([]byte("MSH|^~\\&|A|B|||20260101||ORU^R01|1|P|2.5\rPID|1||X1^^^H~X2^^^O\rOBX|1||||a\rOBX|2||||b\\S\\c\rOBX|3\r"))
 	if err != nil {
