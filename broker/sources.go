@@ -24,7 +24,7 @@ type sourceRun struct {
 // broker is starting.
 func (b *Broker) startSource(s config.SourceConfig) error {
 	committer := b.committer // a sender waits for its ACK: a flush per request
-	if s.Type == "file" {
+	if s.Type == "file" || s.Type == "sftp" {
 		committer = b.store.Committer(b.nats.BatchCommitter(b.cfg.NATS.StoreTimeout)) // one flush per file
 	}
 	in := ingest.New(s.Listener(), committer, b.log)
@@ -34,7 +34,7 @@ func (b *Broker) startSource(s config.SourceConfig) error {
 	}
 	var run func(context.Context) error
 	switch s.Type {
-	case "file":
+	case "file", "sftp":
 		run = (&ingest.FileSource{Config: s, Ingest: in, Metrics: b.metrics.files, Log: b.log, Sync: b.nats.Sync,
 			LastPlace: func(ctx context.Context) (store.FilePlace, bool, error) { return b.nats.LastFilePlace(ctx, s.Name) }}).Run
 	case "http":

@@ -171,6 +171,16 @@ type DestinationConfig struct {
 	Columns  map[string]string `mapstructure:"columns"`   // column: field path or $message, $message_id...
 	RowPer   string            `mapstructure:"row_per"`   // a segment ID: a row per such segment (OBX); empty: a row per message
 	TimeZone string            `mapstructure:"time_zone"` // how HL7 times without an offset are read; default the broker's zone
+
+	// type sftp (with addr, dir and password)
+	User                     string `mapstructure:"user"`
+	PrivateKeyFile           string `mapstructure:"private_key_file"`             // an unencrypted key, or password
+	KnownHosts               string `mapstructure:"known_hosts"`                  // default ~/.ssh/known_hosts
+	InsecureSkipHostKeyCheck bool   `mapstructure:"insecure_skip_host_key_check"` // a test server only
+
+	// FileName names each file written (file, sftp): {seq}, {control_id},
+	// {message_id}, {received} and {ext} are replaced.
+	FileName string `mapstructure:"file_name"`
 }
 
 // RetryConfig is a destination's retry schedule; the last backoff repeats.
@@ -217,6 +227,7 @@ var defaults = map[string]any{
 	"sources[].poll":              DefaultSourcePoll,
 	"sources[].path":              "/",
 	"sources[].max_body_bytes":    16 << 20,
+	"sources[].move_to":           "server",
 
 	"destinations[].ordering":           "fifo",
 	"destinations[].on_reject":          "dead_letter",
@@ -415,15 +426,21 @@ func (c *Config) expandSecrets() []Problem {
 	for i := range c.Admin.Tokens {
 		expand(fmt.Sprintf("admin.tokens[%d].token_file", i), &c.Admin.Tokens[i].TokenFile)
 	}
+	password := func(key string, v *string) {
+		if *v != "" && !secret.IsRef(*v) {
+			problems = append(problems, Problem{Key: key,
+				Message: "give it by reference, ${env:NAME} or ${file:PATH}: a password is never written in the config"})
+			return
+		}
+		expand(key, v)
+	}
+	for i := range c.Sources {
+		password(fmt.Sprintf("sources[%d].password", i), &c.Sources[i].Password)
+	}
 	for i := range c.Destinations {
 		d := &c.Destinations[i]
 		key := fmt.Sprintf("destinations[%d]", i)
-		if d.Password != "" && !secret.IsRef(d.Password) {
-			problems = append(problems, Problem{Key: key + ".password",
-				Message: "give it by reference, ${env:NAME} or ${file:PATH}: a password is never written in the config"})
-		} else {
-			expand(key+".password", &d.Password)
-		}
+		password(key+".password", &d.Password)
 		expand(key+".url", &d.URL)
 		for h, v := range d.Headers {
 			expand(key+".headers."+h, &v)

@@ -276,7 +276,7 @@ destinations:
 	assert.Equal(t, "is not a key of type http destinations", got["destinations[1].addr"])
 	assert.Equal(t, "is not a key of type file destinations", got["destinations[2].headers"])
 	assert.Equal(t, "is not a key of type file destinations", got["destinations[2].content_type"])
-	assert.Equal(t, `"pigeon" is not one of mllp, http, file, postgres`, got["destinations[3].type"])
+	assert.Equal(t, `"pigeon" is not one of mllp, http, file, postgres, sftp`, got["destinations[3].type"])
 	assert.Len(t, ce.Problems, 6)
 }
 
@@ -304,6 +304,32 @@ destinations:
 	assert.Contains(t, got["destinations[3].columns"], "exactly one column to $row")
 	assert.Contains(t, got["destinations[4].time_zone"], "not a time zone")
 	assert.Contains(t, got["destinations[5].password"], "HL7BROKER_TEST_UNSET_PG is not set")
+	for k, m := range got {
+		assert.NotContains(t, m, "hunter2", k)
+	}
+}
+
+// SFTP sources and destinations name what they miss to log in, refuse a
+// written password and a file_name that would overwrite, and need local
+// folders with move_to: local.
+func TestSFTPChecks(t *testing.T) {
+	_, got := loadProblems(t, writeConfig(t, `sources:
+  - {name: s0, type: sftp, addr: "sftp.example:22", dir: /out, password: hunter2}
+  - {name: s1, type: sftp, addr: "sftp.example", user: hl7, private_key_file: /k, dir: /out, move_to: local}
+  - {name: s2, type: sftp, addr: "sftp.example:22", user: hl7, private_key_file: /k, move_to: elsewhere}
+routes: [{name: r, to: [d0, d1]}]
+destinations:
+  - {name: d0, type: sftp, addr: "emr.example:22", user: hl7, dir: /in}
+  - {name: d1, type: sftp, addr: "emr.example:22", user: hl7, password: "${env:HOME}", dir: /in, file_name: "{control_id}.hl7"}
+`))
+	assert.Contains(t, got["sources[0].user"], "the user to log in as")
+	assert.Contains(t, got["sources[0].password"], "by reference")
+	assert.Contains(t, got["sources[1].addr"], "HOST:PORT")
+	assert.Contains(t, got["sources[1]"], "give done_dir and error_dir")
+	assert.Contains(t, got["sources[2].move_to"], "server")
+	assert.Contains(t, got["sources[2].dir"], "an sftp source needs the folder it watches")
+	assert.Contains(t, got["destinations[0]"], "give private_key_file or password")
+	assert.Contains(t, got["destinations[1].file_name"], "must hold {seq} or {message_id}")
 	for k, m := range got {
 		assert.NotContains(t, m, "hunter2", k)
 	}

@@ -60,7 +60,8 @@ func destinationType(name string) (DestinationType, bool) {
 // typeKeys are DestinationConfig's keys that belong to one kind or
 // another; every other key is common to all kinds. A key is set when its
 // field is not zero.
-var typeKeys = []string{"addr", "url", "headers", "content_type", "dir", "password", "table", "columns", "row_per", "time_zone"}
+var typeKeys = []string{"addr", "url", "headers", "content_type", "dir", "password", "table", "columns", "row_per", "time_zone",
+	"user", "private_key_file", "known_hosts", "insecure_skip_host_key_check", "file_name"}
 
 // keySet reports whether d sets the key named by its mapstructure tag.
 func keySet(d DestinationConfig, key string) bool {
@@ -72,6 +73,11 @@ type Checker struct{ v *validator }
 
 // Add adds a problem at key.
 func (c *Checker) Add(key, format string, args ...any) { c.v.add(key, format, args...) }
+
+// SSH checks the keys an SFTP destination logs in with.
+func (c *Checker) SSH(key, addr, user, password, keyFile string) {
+	c.v.ssh(key, addr, user, password, keyFile)
+}
 
 // Addr checks that addr is HOST:PORT; false (and a problem) if not.
 func (c *Checker) Addr(key, addr string) bool { return c.v.addr(key, addr) }

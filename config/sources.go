@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,7 +17,7 @@ import (
 // namespace.
 type SourceConfig struct {
 	Name            string   `mapstructure:"name"`
-	Type            string   `mapstructure:"type" enum:"file,http"` // file | http (sftp next)
+	Type            string   `mapstructure:"type" enum:"file,http,sftp"`
 	MaxMessageBytes int      `mapstructure:"max_message_bytes"`
 	AcceptTypes     []string `mapstructure:"accept_types"` // empty: all
 	// Charset names the files' character set (HL7 table 0211 or an alias);
@@ -24,8 +25,8 @@ type SourceConfig struct {
 	// mismatch is logged (where, never what) and counted.
 	Charset string `mapstructure:"charset"`
 
-	// type file
-	Dir       string        `mapstructure:"dir"`       // the folder watched
+	// type file and sftp
+	Dir       string        `mapstructure:"dir"`       // the folder watched (sftp: on the server)
 	Glob      string        `mapstructure:"glob"`      // which names are read; default *
 	Recursive bool          `mapstructure:"recursive"` // also the folders under dir
 	DoneDir   string        `mapstructure:"done_dir"`  // default: "done" beside dir
@@ -34,7 +35,19 @@ type SourceConfig struct {
 	StableFor time.Duration `mapstructure:"stable_for"` // a file is read once unchanged this long
 	Poll      time.Duration `mapstructure:"poll"`       // how often dir is listed
 
-	// type http
+	// type sftp (with addr and the keys of type file)
+	User                     string `mapstructure:"user"`
+	Password                 string `mapstructure:"password"`                     // by reference only
+	PrivateKeyFile           string `mapstructure:"private_key_file"`             // an unencrypted key, or password
+	KnownHosts               string `mapstructure:"known_hosts"`                  // default ~/.ssh/known_hosts
+	InsecureSkipHostKeyCheck bool   `mapstructure:"insecure_skip_host_key_check"` // a test server only
+	// MoveTo says where done_dir and error_dir are: on the server
+	// (default: "done" and "error" beside dir there), or local folders
+	// (both must be given) the files are copied to before they are
+	// removed from the server.
+	MoveTo string `mapstructure:"move_to" enum:"server,local"`
+
+	// type http (and sftp: the server's HOST:PORT)
 	Addr         string              `mapstructure:"addr"`           // HOST:PORT
 	Path         string              `mapstructure:"path"`           // default /
 	MaxBodyBytes int                 `mapstructure:"max_body_bytes"` // a request's body (one message or a batch)
@@ -64,18 +77,26 @@ const (
 )
 
 // FileDirs are a file source's done and error folders, defaults applied:
-// "done" and "error" beside dir.
+// "done" and "error" beside dir (an sftp source's on its server, with
+// move_to: server).
 func (s SourceConfig) FileDirs() (done, failed string) {
-	parent := filepath.Dir(filepath.Clean(s.Dir))
+	dirOf, join, clean := filepath.Dir, filepath.Join, filepath.Clean
+	if s.Remote() {
+		dirOf, join, clean = path.Dir, path.Join, path.Clean
+	}
+	parent := dirOf(clean(s.Dir))
 	done, failed = s.DoneDir, s.ErrorDir
 	if done == "" {
-		done = filepath.Join(parent, "done")
+		done = join(parent, "done")
 	}
 	if failed == "" {
-		failed = filepath.Join(parent, "error")
+		failed = join(parent, "error")
 	}
 	return done, failed
 }
+
+// Remote says whether dir, done_dir and error_dir are on an SFTP server.
+func (s SourceConfig) Remote() bool { return s.Type == "sftp" && s.MoveTo != "local" }
 
 // Listener is the ingest settings of a source, in a listener's shape:
 // ingest treats both alike.
@@ -118,11 +139,20 @@ func (c *Config) validateSources(v *validator, listeners map[string]bool) map[st
 		if s.Type == "http" {
 			c.validateHTTPSource(v, key, s)
 		}
-		if s.Type != "file" {
+		if s.Type == "sftp" {
+			v.ssh(key, s.Addr, s.User, s.Password, s.PrivateKeyFile)
+			v.oneOf(key+".move_to", s.MoveTo, enumOf(s, "MoveTo")...)
+			if s.MoveTo == "local" && s.OnDone == "move" && (s.DoneDir == "" || s.ErrorDir == "") {
+				v.add(key, "with move_to: local, give done_dir and error_dir: the local folders files are copied to")
+			} else if s.MoveTo == "local" && s.ErrorDir == "" {
+				v.add(key+".error_dir", "with move_to: local, give error_dir: the local folder refused files are copied to")
+			}
+		}
+		if s.Type != "file" && s.Type != "sftp" {
 			continue
 		}
 		if s.Dir == "" {
-			v.add(key+".dir", "a file source needs the folder it watches")
+			v.add(key+".dir", "%s source needs the folder it watches", map[string]string{"file": "a file", "sftp": "an sftp"}[s.Type])
 			continue
 		}
 		if _, err := filepath.Match(s.Glob, "x"); err != nil {
@@ -135,6 +165,9 @@ func (c *Config) validateSources(v *validator, listeners map[string]bool) map[st
 		done, failed := s.FileDirs()
 		dir := filepath.Clean(s.Dir)
 		for _, d := range []struct{ key, path string }{{"done_dir", done}, {"error_dir", failed}} {
+			if s.Type == "sftp" && !s.Remote() {
+				break // local folders: never the server's
+			}
 			if rel, err := filepath.Rel(dir, filepath.Clean(d.path)); err == nil && (rel == "." || s.Recursive && !strings.HasPrefix(rel, "..")) {
 				v.add(key+"."+d.key, "%s is inside the watched folder: its files would be read again", d.path)
 			}

@@ -326,6 +326,17 @@ func (c *Config) validateAdmin(v *validator) {
 	}
 }
 
+// ssh checks the keys an SFTP source or destination logs in with.
+func (v *validator) ssh(key, addr, user, password, keyFile string) {
+	v.addr(key+".addr", addr)
+	if user == "" {
+		v.add(key+".user", "an sftp server needs the user to log in as")
+	}
+	if password == "" && keyFile == "" {
+		v.add(key, "give private_key_file or password (by reference) to log in with")
+	}
+}
+
 // validateToken checks that a token (admin's or an HTTP source's) is
 // given one way and can be read, without printing it.
 func (c *Config) validateToken(v *validator, key string, t TokenConfig) {

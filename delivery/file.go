@@ -1,8 +1,8 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 
@@ -14,31 +14,42 @@ import (
 var fileType = Type{
 	DestinationType: config.DestinationType{
 		Name: "file",
-		Keys: []string{"dir"},
+		Keys: []string{"dir", "file_name"},
 		Check: func(d config.DestinationConfig, key string, c *config.Checker) {
 			if d.Dir == "" {
 				c.Add(key+".dir", "a file destination needs a dir")
 			}
+			checkFileName(d, key, c)
 		},
+		Defaults: defaultFileName,
 	},
 	New: func(d config.DestinationConfig, _ Env) (Deliverer, error) {
-		return &FileDeliverer{Dir: d.Dir, Ext: map[string]string{"json": "json"}[d.Encoding]}, nil
+		return &FileDeliverer{Dir: d.Dir, Ext: extFor(d.Encoding), Name: d.FileName}, nil
 	},
 }
 
+func checkFileName(d config.DestinationConfig, key string, c *config.Checker) {
+	if err := CheckFileName(d.FileName); err != nil {
+		c.Add(key+".file_name", "%q %s", d.FileName, err.Error())
+	}
+}
+
+func defaultFileName(d *config.DestinationConfig) {
+	if d.FileName == "" {
+		d.FileName = DefaultFileName
+	}
+}
+
 // FileDeliverer writes each message to its own file in Dir, atomically
-// (a temporary file, then a rename): NNNNNNNNNN-<control ID>.<Ext> by
-// HL7_IN sequence; Ext is hl7 when empty.
-type FileDeliverer struct{ Dir, Ext string }
+// (a temporary file, then a rename), named by the pattern Name
+// (DefaultFileName when empty; see FileName); Ext is hl7 when empty.
+type FileDeliverer struct{ Dir, Ext, Name string }
 
 // Deliver writes data.
 func (d *FileDeliverer) Deliver(_ context.Context, msg Message) Result {
-	data, seq := msg.Data, msg.InSeq
-	ext := d.Ext
-	if ext == "" {
-		ext = "hl7"
-	}
-	name := filepath.Join(d.Dir, fmt.Sprintf("%010d-%s.%s", seq, fsutil.SafeName(msg.ControlID), ext))
+	data := msg.Data
+	ext, pattern := cmp.Or(d.Ext, "hl7"), cmp.Or(d.Name, DefaultFileName)
+	name := filepath.Join(d.Dir, FileName(pattern, ext, msg))
 	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
 		return Result{Outcome: Retry, Reason: err.Error()}
 	}

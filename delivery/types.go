@@ -30,6 +30,7 @@ var Types = []Type{
 	httpType,
 	fileType,
 	postgresType,
+	sftpType,
 }
 
 func init() {

@@ -7,11 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -49,8 +44,9 @@ type FileSource struct {
 	Metrics *FileMetrics
 	Log     zerolog.Logger
 
-	seen map[string]fileState // candidate files by path: how they looked last time
-	now  func() time.Time     // the clock; tests set it
+	seen   map[string]fileState // candidate files by path: how they looked last time
+	now    func() time.Time     // the clock; tests set it
+	folder folder               // where the files are: local, or on an SFTP server
 }
 
 // FileMetrics are the series a file source counts into, by source.
@@ -95,14 +91,30 @@ const maxFileBytes = 1 << 30
 // errStoreUnavailable: a message could not be stored now; the file waits.
 var errStoreUnavailable = errors.New("the store did not take a message; the file will be read again")
 
-// Run watches the folder until ctx ends.
+// Run watches the folder until ctx ends. A local folder that cannot be
+// listed ends it with the error (its supervisor starts it again); an SFTP
+// server that cannot be reached is tried again at each poll, with a
+// warning when it goes away and a line when it is back.
 func (s *FileSource) Run(ctx context.Context) error {
-	s.Log.Info().Str("source", s.Config.Name).Str("dir", s.Config.Dir).Msg("watching for files")
+	if s.folder == nil {
+		s.folder = newFolder(s.Config, s.Log)
+	}
+	defer s.folder.close()
+	s.Log.Info().Str("source", s.Config.Name).Str("dir", s.Config.Dir).Str("type", s.Config.Type).Msg("watching for files")
 	tick := time.NewTicker(s.Config.Poll)
 	defer tick.Stop()
+	failing := false
 	for {
-		if err := s.scan(ctx); err != nil {
+		err := s.scan(ctx)
+		switch {
+		case err != nil && s.Config.Type != "sftp":
 			return err
+		case err != nil && !failing:
+			s.Log.Warn().Str("source", s.Config.Name).Str("reason", err.Error()).Msg("the server's folder cannot be listed; trying again at each poll")
+			failing = true
+		case err == nil && failing:
+			s.Log.Info().Str("source", s.Config.Name).Msg("the server's folder can be listed again")
+			failing = false
 		}
 		select {
 		case <-ctx.Done():
@@ -115,16 +127,16 @@ func (s *FileSource) Run(ctx context.Context) error {
 // scan lists the folder and reads each file that is complete, oldest
 // first. It returns an error only for a folder it cannot list.
 func (s *FileSource) scan(ctx context.Context) error {
+	if s.folder == nil {
+		s.folder = newFolder(s.Config, s.Log)
+	}
 	if s.seen == nil {
-		done, failed := s.Config.FileDirs()
-		for _, d := range []string{s.Config.Dir, done, failed} {
-			if err := os.MkdirAll(d, 0o750); err != nil {
-				return fmt.Errorf("source %s: %w", s.Config.Name, err)
-			}
+		if err := s.folder.prepare(ctx); err != nil {
+			return fmt.Errorf("source %s: %w", s.Config.Name, err)
 		}
 		s.seen = map[string]fileState{}
 	}
-	files, err := s.list()
+	files, err := s.folder.list(ctx)
 	if err != nil {
 		return fmt.Errorf("source %s: %w", s.Config.Name, err)
 	}
@@ -133,7 +145,7 @@ func (s *FileSource) scan(ctx context.Context) error {
 		now = s.now()
 	}
 	present := map[string]bool{}
-	var ready []string
+	var ready []listed
 	for _, f := range files {
 		present[f.path] = true
 		st, ok := s.seen[f.path]
@@ -145,72 +157,27 @@ func (s *FileSource) scan(ctx context.Context) error {
 		} else if now.Sub(st.since) < s.Config.StableFor {
 			continue
 		}
-		ready = append(ready, f.path)
+		ready = append(ready, f)
 	}
 	for p := range s.seen {
 		if !present[p] {
 			delete(s.seen, p)
 		}
 	}
-	for _, p := range ready {
+	for _, f := range ready {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err := s.readFile(ctx, p); err != nil {
-			s.Log.Warn().Str("source", s.Config.Name).Str("file", filepath.Base(p)).Str("reason", err.Error()).Msg("file left in place; it will be read again")
+		if err := s.readFile(ctx, f); err != nil {
+			s.Log.Warn().Str("source", s.Config.Name).Str("file", f.name()).Str("reason", err.Error()).Msg("file left in place; it will be read again")
 			if errors.Is(err, errStoreUnavailable) {
 				return nil // the next files would fail alike, and must not overtake this one
 			}
 			continue
 		}
-		delete(s.seen, p)
+		delete(s.seen, f.path)
 	}
 	return nil
-}
-
-type listed struct {
-	path    string
-	size    int64
-	modTime time.Time
-}
-
-// list finds the candidate files, oldest first (then by name).
-func (s *FileSource) list() ([]listed, error) {
-	var out []listed
-	root := filepath.Clean(s.Config.Dir)
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if p == root {
-				return err
-			}
-			return nil // a folder that vanished or cannot be read: skip it
-		}
-		if d.IsDir() {
-			if p != root && (!s.Config.Recursive || temporaryName(d.Name())) {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !d.Type().IsRegular() || temporaryName(d.Name()) {
-			return nil
-		}
-		if ok, _ := filepath.Match(s.Config.Glob, d.Name()); !ok {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		out = append(out, listed{path: p, size: info.Size(), modTime: info.ModTime()})
-		return nil
-	})
-	slices.SortFunc(out, func(a, b listed) int {
-		if c := a.modTime.Compare(b.modTime); c != 0 {
-			return c
-		}
-		return strings.Compare(a.path, b.path)
-	})
-	return out, err
 }
 
 // temporaryName is a name a writer uses until the file is complete.
@@ -227,16 +194,16 @@ func temporaryName(name string) bool {
 }
 
 // readFile stores the messages of one file and moves it on.
-func (s *FileSource) readFile(ctx context.Context, path string) error {
-	if info, err := os.Stat(path); err == nil && info.Size() > maxFileBytes {
-		return s.finish(path, &Report{File: filepath.Base(path), At: time.Now().UTC(),
-			Error: fmt.Sprintf("file is %d bytes; a file source reads files up to %d bytes: split it", info.Size(), maxFileBytes)}, s.Log)
+func (s *FileSource) readFile(ctx context.Context, f listed) error {
+	if f.size > maxFileBytes {
+		return s.finish(ctx, f, nil, &Report{File: f.name(), At: time.Now().UTC(),
+			Error: fmt.Sprintf("file is %d bytes; a file source reads files up to %d bytes: split it", f.size, maxFileBytes)}, s.Log)
 	}
-	data, err := os.ReadFile(path)
+	data, err := s.folder.read(ctx, f)
 	if err != nil {
 		return err
 	}
-	name := filepath.Base(path)
+	name := f.name()
 	sum := sha256.Sum256(data)
 	digest := hex.EncodeToString(sum[:])
 	log := s.Log.With().Str("source", s.Config.Name).Str("file", name).Logger()
@@ -246,7 +213,7 @@ func (s *FileSource) readFile(ctx context.Context, path string) error {
 	if err != nil {
 		report.Error = splitReason(err)
 		log.Warn().Int("size", len(data)).Str("reason", report.Error).Msg("file refused: it could not be split into messages")
-		return s.finish(path, report, log)
+		return s.finish(ctx, f, data, report, log)
 	}
 	report.Messages = len(batch.Messages)
 	from, err := s.resumeAt(ctx, name, digest)
@@ -288,7 +255,7 @@ func (s *FileSource) readFile(ctx context.Context, path string) error {
 		s.Metrics.Bytes.WithLabelValues(s.Config.Name).Add(float64(len(data)))
 	}
 	log.Info().Int("messages", report.Messages).Int("stored", report.Stored).Int("refused", len(report.Refused)).Int("size", len(data)).Msg("file read")
-	return s.finish(path, report, log)
+	return s.finish(ctx, f, data, report, log)
 }
 
 // resumeAt is the index to store from: after the last message stored,
@@ -342,72 +309,23 @@ func (s *FileSource) checkCharset(raw []byte, index int, log zerolog.Logger) {
 
 // finish moves a file read to the end to done_dir (or deletes it), or,
 // with refused messages, to error_dir with its report.
-func (s *FileSource) finish(path string, report *Report, log zerolog.Logger) error {
-	done, failed := s.Config.FileDirs()
+func (s *FileSource) finish(ctx context.Context, f listed, data []byte, report *Report, log zerolog.Logger) error {
+	refused := len(report.Refused) > 0 || report.Error != ""
+	dest, err := s.folder.finish(ctx, f, data, refused)
+	if err != nil {
+		return err
+	}
 	outcome := "done"
-	if len(report.Refused) > 0 || report.Error != "" {
+	if refused {
 		outcome = "error"
-		dest, err := moveFile(path, failed)
-		if err != nil {
-			return err
-		}
 		b, _ := json.MarshalIndent(report, "", "  ")
-		if err := os.WriteFile(dest+".report.json", append(b, '\n'), 0o640); err != nil {
+		if err := s.folder.writeReport(ctx, dest, append(b, '\n')); err != nil {
 			log.Error().Str("reason", err.Error()).Msg("the error report could not be written")
 		}
 		log.Warn().Str("to", dest).Int("refused", len(report.Refused)).Msg("file moved to the error folder, with a report")
-	} else if s.Config.OnDone == "delete" {
-		if err := os.Remove(path); err != nil {
-			return err
-		}
-	} else if _, err := moveFile(path, done); err != nil {
-		return err
 	}
 	if s.Metrics != nil {
 		s.Metrics.Files.WithLabelValues(s.Config.Name, outcome).Inc()
 	}
 	return nil
-}
-
-// moveFile moves path into dir, under a new name if its name is taken
-// there, and returns where it went. Across file systems it copies first.
-func moveFile(path, dir string) (string, error) {
-	name := filepath.Base(path)
-	dest := filepath.Join(dir, name)
-	for n := 1; ; n++ {
-		if _, err := os.Lstat(dest); errors.Is(err, fs.ErrNotExist) {
-			break
-		}
-		ext := filepath.Ext(name)
-		dest = filepath.Join(dir, fmt.Sprintf("%s.%d%s", strings.TrimSuffix(name, ext), n, ext))
-	}
-	if err := os.Rename(path, dest); err == nil {
-		return dest, nil
-	}
-	if err := copyFile(path, dest); err != nil {
-		return "", fmt.Errorf("move to %s: %w", dir, err)
-	}
-	return dest, os.Remove(path)
-}
-
-func copyFile(from, to string) error {
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		os.Remove(to)
-		return err
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -35,7 +36,7 @@ type fileSourceFixture struct {
 	failAt  atomic.Int64 // when > 0, commit number failAt and later fail
 }
 
-func newFileSource(t *testing.T, cfg config.SourceConfig) *fileSourceFixture {
+func newFileSource(t testing.TB, cfg config.SourceConfig) *fileSourceFixture {
 	t.Helper()
 	c := testkit.Config(t)
 	n, err := store.Open(context.Background(), c)
@@ -44,13 +45,13 @@ func newFileSource(t *testing.T, cfg config.SourceConfig) *fileSourceFixture {
 	return fileSourceOn(t, n, cfg)
 }
 
-func fileSourceOn(t *testing.T, n *store.NATS, cfg config.SourceConfig) *fileSourceFixture {
+func fileSourceOn(t testing.TB, n *store.NATS, cfg config.SourceConfig) *fileSourceFixture {
 	t.Helper()
 	f := &fileSourceFixture{nats: n}
 	if cfg.Dir == "" {
 		cfg.Dir = filepath.Join(t.TempDir(), "in")
 	}
-	cfg.Name, cfg.Type = "labfiles", "file"
+	cfg.Name, cfg.Type = "labfiles", cmp.Or(cfg.Type, "file")
 	if cfg.MaxMessageBytes == 0 {
 		cfg.MaxMessageBytes = config.DefaultMaxMessageBytes
 	}
@@ -78,7 +79,7 @@ func (c countingCommitter) Commit(ctx context.Context, r *store.Received) (store
 	return c.Committer.Commit(ctx, r)
 }
 
-func (f *fileSourceFixture) write(t *testing.T, name, content string) string {
+func (f *fileSourceFixture) write(t testing.TB, name, content string) string {
 	t.Helper()
 	p := filepath.Join(f.dir, name)
 	require.NoError(t, os.WriteFile(p, []byte(content), 0o640))

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/hl7broker/hl7broker/internal/testproc"
 )
 
 // User and Password are the login the server is made with.
@@ -36,8 +38,7 @@ type Server struct {
 	sock    string
 	Port    int
 	cred    *syscall.Credential // the user it runs as when the test runs as root
-	cmd     *exec.Cmd
-	exited  chan struct{}
+	proc    *testproc.Proc
 	logFile string
 }
 
@@ -131,53 +132,27 @@ func (s *Server) Restart() {
 		t.Fatal(err)
 	}
 	defer log.Close()
-	s.cmd = s.command("postgres", "-D", s.dir, "-p", strconv.Itoa(s.Port), "-k", s.sock,
+	cmd := s.command("postgres", "-D", s.dir, "-p", strconv.Itoa(s.Port), "-k", s.sock,
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
-	s.cmd.Stdout, s.cmd.Stderr = log, log
-	if err := s.cmd.Start(); err != nil {
+	cmd.Stdout, cmd.Stderr = log, log
+	if s.proc, err = testproc.Start(cmd); err != nil {
 		t.Fatalf("postgres: %v", err)
 	}
-	s.exited = make(chan struct{})
-	go func(c *exec.Cmd, done chan struct{}) { _ = c.Wait(); close(done) }(s.cmd, s.exited)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	err = s.proc.WaitReady(30*time.Second, "postgres to take a login", func() error {
 		conn, err := s.Connect(context.Background())
 		if err == nil {
 			conn.Close(context.Background())
-			return
 		}
-		select {
-		case <-s.exited:
-			b, _ := os.ReadFile(s.logFile)
-			t.Fatalf("postgres exited while starting: %s", tail(string(b)))
-		default:
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(s.logFile)
-			t.Fatalf("postgres took a login within 30 s: no (%v); log: %s", err, tail(string(b)))
-		}
-		time.Sleep(50 * time.Millisecond)
+		return err
+	})
+	if err != nil {
+		b, _ := os.ReadFile(s.logFile)
+		t.Fatalf("%v; log: %s", err, tail(string(b)))
 	}
 }
 
 // Stop stops the server (a fast shutdown) and waits for it to exit.
-func (s *Server) Stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-s.exited:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-s.exited:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-	}
-}
+func (s *Server) Stop() { s.proc.Stop(syscall.SIGINT, 30*time.Second) }
 
 // Connect opens a connection to database postgres as User.
 func (s *Server) Connect(ctx context.Context) (*pgx.Conn, error) {
