@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
@@ -10,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +23,7 @@ import (
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/ingest"
+	"github.com/hl7broker/hl7broker/internal/secret"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -36,12 +40,14 @@ type importOptions struct {
 	state        string
 	timeout      time.Duration
 	progress     time.Duration
+	batch        int
+	tokenFile    string
 }
 
 func newImportCmd() *cobra.Command {
 	var o importOptions
 	cmd := &cobra.Command{
-		Use:   "import PATH... (--validate-only | --to HOST:PORT) [flags]",
+		Use:   "import PATH... (--validate-only | --to HOST:PORT | --to URL) [flags]",
 		Short: "Validate HL7 files for a migration, and feed them to a running broker",
 		Long: `Import reads HL7 files and folders (batches and back-to-back messages), checks
 every message as a broker's ingest would (parse, MSH, and with --config the
@@ -51,9 +57,11 @@ reused for other content. --report writes each problem (file, index, control
 ID, code, location, reason; never field values) as CSV or JSON.
 
 With --validate-only nothing is sent. Otherwise the valid messages are sent in
-order over MLLP to --to, each ACK checked, at most --rate a second; --state
-records how far each file got, so an interrupted import started again resumes
-where it stopped (the broker recognises the few messages sent twice).
+order to --to, each ACK checked, at most --rate a second: over MLLP to a
+listener (HOST:PORT), or to an HTTP source (http:// or https:// URL, with
+--token-file), --batch messages per request. --state records how far each
+file got, so an interrupted import started again resumes where it stopped
+(the broker recognises the few messages sent twice).
 
 Exit code 0: every message valid (and, when sending, acknowledged AA/CA);
 1: some were not; 2: usage.`,
@@ -62,7 +70,9 @@ Exit code 0: every message valid (and, when sending, acknowledged AA/CA);
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.validateOnly, "validate-only", false, "check and report; send nothing")
-	f.StringVar(&o.to, "to", "", "a broker's MLLP listener, HOST:PORT, to feed")
+	f.StringVar(&o.to, "to", "", "what to feed: a broker's MLLP listener (HOST:PORT) or HTTP source (URL)")
+	f.IntVar(&o.batch, "batch", 100, "messages per request to an HTTP source")
+	f.StringVar(&o.tokenFile, "token-file", "", "file holding the HTTP source's bearer token")
 	o.tls.register(f)
 	f.Float64Var(&o.rate, "rate", 0, "messages per second at most (0: as fast as ACKs come back)")
 	f.StringVar(&o.report, "report", "", "write the problems to FILE.csv or FILE.json")
@@ -76,7 +86,7 @@ Exit code 0: every message valid (and, when sending, acknowledged AA/CA);
 
 func runImport(cmd *cobra.Command, args []string, o importOptions) error {
 	if o.validateOnly == (o.to != "") {
-		return errors.New("give --validate-only or --to HOST:PORT (one of them)")
+		return errors.New("give --validate-only or --to HOST:PORT or URL (one of them)")
 	}
 	intake, err := importIntake(o)
 	if err != nil {
@@ -181,9 +191,9 @@ func importFiles(args []string) ([]string, int64, error) {
 	return files, total, nil
 }
 
-// importSender feeds a broker over MLLP and keeps the progress state.
+// importSender feeds a broker and keeps the progress state.
 type importSender struct {
-	client   *mllp.Client
+	to       importTransport
 	o        importOptions
 	state    map[string]int // file digest -> messages done
 	saved    time.Time
@@ -194,12 +204,28 @@ type importSender struct {
 	last     time.Time
 }
 
+// importTransport sends messages to a broker and returns each one's ACK
+// code (MSA-1; "" when none came back for it). An error ends the import
+// (it resumes from --state).
+type importTransport interface {
+	send(ctx context.Context, msgs [][]byte) ([]string, error)
+	batch() int // messages per send
+	close()
+}
+
 func newImportSender(ctx context.Context, o importOptions) (*importSender, error) {
 	tc, err := o.tls.config()
 	if err != nil {
 		return nil, err
 	}
-	s := &importSender{client: &mllp.Client{Addr: o.to, TLSConfig: tc, ReplyTimeout: o.timeout}, o: o, state: map[string]int{}}
+	s := &importSender{o: o, state: map[string]int{}}
+	if strings.HasPrefix(o.to, "http://") || strings.HasPrefix(o.to, "https://") {
+		if s.to, err = newHTTPImport(o, tc); err != nil {
+			return nil, err
+		}
+	} else {
+		s.to = mllpImport{&mllp.Client{Addr: o.to, TLSConfig: tc, ReplyTimeout: o.timeout}}
+	}
 	if o.rate > 0 {
 		s.interval = time.Duration(float64(time.Second) / o.rate)
 	}
@@ -215,7 +241,7 @@ func newImportSender(ctx context.Context, o importOptions) (*importSender, error
 
 func (s *importSender) close() {
 	_ = s.save()
-	_ = s.client.Close()
+	s.to.close()
 }
 
 func (s *importSender) save() error {
@@ -228,52 +254,169 @@ func (s *importSender) save() error {
 }
 
 // file surveys one file and sends its valid messages in order, after
-// those an earlier run had sent.
+// those an earlier run had sent, s.to.batch() at a time.
 func (s *importSender) file(ctx context.Context, sv *ingest.Surveyor, name string, data []byte) error {
 	sum := sha256.Sum256(data)
 	digest := hex.EncodeToString(sum[:])
 	msgs, valid := sv.File(name, data)
 	done := s.state[digest]
-	for i := range msgs {
-		if i < done {
-			s.skipped++
-			continue
-		}
-		if valid[i] {
-			if err := s.send(ctx, msgs[i]); err != nil {
+	var pending [][]byte
+	flush := func(upTo int) error { // messages before index upTo are done
+		if len(pending) > 0 {
+			if err := s.send(ctx, pending); err != nil {
 				return err
 			}
+			pending = pending[:0]
 		}
-		s.state[digest] = i + 1
+		s.state[digest] = upTo
 		if time.Since(s.saved) >= time.Second {
 			if err := s.save(); err != nil {
 				return fmt.Errorf("--state: %w", err)
 			}
 			s.saved = time.Now()
 		}
+		return nil
+	}
+	for i := range msgs {
+		if i < done {
+			s.skipped++
+			continue
+		}
+		if valid[i] {
+			pending = append(pending, msgs[i])
+		}
+		if len(pending) >= s.to.batch() || i == len(msgs)-1 {
+			if err := flush(i + 1); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
 
-// send sends one message and checks its ACK. A connection failure ends
-// the import (resumable); a negative ACK is counted.
-func (s *importSender) send(ctx context.Context, raw []byte) error {
+// send sends messages and checks their ACKs; a negative or missing one is
+// counted.
+func (s *importSender) send(ctx context.Context, msgs [][]byte) error {
 	if s.interval > 0 {
-		if wait := time.Until(s.last.Add(s.interval)); wait > 0 {
+		if wait := time.Until(s.last.Add(s.interval * time.Duration(len(msgs)))); wait > 0 {
 			time.Sleep(wait)
 		}
 		s.last = time.Now()
 	}
-	reply, err := s.client.Send(ctx, raw)
+	codes, err := s.to.send(ctx, msgs)
 	if err != nil {
-		return fmt.Errorf("sending to %s: %w (run the same command again to resume)", s.o.to, err)
+		return fmt.Errorf("sending to %s: %w (run the same command again to resume)", secret.URL(s.o.to), err)
 	}
-	s.sent++
-	ack, err := hl7.ParseAck(reply)
-	if err != nil || (ack.Code != hl7.AA && ack.Code != hl7.CA) {
-		s.refused++
+	s.sent += len(msgs)
+	for _, c := range codes {
+		if c != string(hl7.AA) && c != string(hl7.CA) {
+			s.refused++
+		}
 	}
 	return nil
+}
+
+// mllpImport sends one message at a time over MLLP.
+type mllpImport struct{ client *mllp.Client }
+
+func (m mllpImport) batch() int { return 1 }
+func (m mllpImport) close()     { _ = m.client.Close() }
+
+func (m mllpImport) send(ctx context.Context, msgs [][]byte) ([]string, error) {
+	codes := make([]string, len(msgs))
+	for i, raw := range msgs {
+		reply, err := m.client.Send(ctx, raw)
+		if err != nil {
+			return nil, err
+		}
+		if ack, err := hl7.ParseAck(reply); err == nil {
+			codes[i] = string(ack.Code)
+		}
+	}
+	return codes, nil
+}
+
+// httpImport POSTs messages back to back to an HTTP source, and reads
+// their ACKs, one per message in order, from the response. A 503 (the
+// broker could not store some now) is sent again after its Retry-After,
+// up to the --timeout: what was stored is recognised as a resend.
+type httpImport struct {
+	url, token string
+	size       int
+	timeout    time.Duration
+	client     *http.Client
+}
+
+func newHTTPImport(o importOptions, tc *tls.Config) (*httpImport, error) {
+	if o.tokenFile == "" {
+		return nil, usageError("--to URL needs --token-file: the HTTP source's bearer token")
+	}
+	tok, err := os.ReadFile(o.tokenFile)
+	if err != nil {
+		return nil, usageError("--token-file: " + err.Error())
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tc
+	return &httpImport{url: o.to, token: strings.TrimSpace(string(tok)), size: max(o.batch, 1), timeout: o.timeout,
+		client: &http.Client{Transport: tr, Timeout: o.timeout}}, nil
+}
+
+func (h *httpImport) batch() int { return h.size }
+func (h *httpImport) close()     { h.client.CloseIdleConnections() }
+
+func (h *httpImport) send(ctx context.Context, msgs [][]byte) ([]string, error) {
+	body := bytes.Join(msgs, nil)
+	deadline := time.Now().Add(h.timeout)
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", ingest.ContentTypeER7)
+		req.Header.Set("Authorization", "Bearer "+h.token)
+		resp, err := h.client.Do(req)
+		if err != nil {
+			return nil, secret.Error(err)
+		}
+		reply, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case resp.StatusCode == http.StatusServiceUnavailable && time.Now().Before(deadline):
+			wait := time.Second
+			if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
+				wait = time.Duration(n) * time.Second
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(wait):
+			}
+			continue
+		case resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusBadRequest:
+			return nil, fmt.Errorf("HTTP %s: %s", resp.Status, strings.TrimSpace(string(reply[:min(len(reply), 200)])))
+		}
+		return ackCodes(reply, len(msgs)), nil
+	}
+}
+
+// ackCodes are the MSA-1 codes of the ACKs back to back in reply, n of
+// them ("" for any missing).
+func ackCodes(reply []byte, n int) []string {
+	codes := make([]string, n)
+	if b, err := hl7.SplitBatch(reply, hl7.Limits{MaxMessageBytes: len(reply) + 1}); err == nil {
+		for i, raw := range b.Messages {
+			if i >= n {
+				break
+			}
+			if ack, err := hl7.ParseAck(raw); err == nil {
+				codes[i] = string(ack.Code)
+			}
+		}
+	}
+	return codes
 }
 
 // importProgress prints a progress line with a bar by bytes read.

@@ -5,10 +5,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hl7broker/hl7broker/ingest"
 	"github.com/stretchr/testify/assert"
@@ -104,4 +106,59 @@ func fileDigest(t *testing.T, name string) string {
 	require.NoError(t, err)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// import --to URL feeds a real serve's HTTP source, --batch messages per
+// request, each ACK checked; a message the source refuses is counted and
+// the rest go on; a second run sends nothing.
+func TestImportFeedsAnHTTPSource(t *testing.T) {
+	outDir := t.TempDir()
+	downstream := startListen(t, "--out", outDir)
+	addr := freePort(t)
+	tokenFile := filepath.Join(t.TempDir(), "webin.token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte("import-token-0123456789\n"), 0o600))
+	cfg := fmt.Sprintf(`
+data_dir: %s
+admin: {addr: ""}
+sources:
+  - {name: webin, type: http, addr: "%s", path: /hl7, accept_types: [ADT], tokens: [{name: migration, token_file: %s}]}
+routes: [{name: all, to: [emr]}]
+destinations: [{name: emr, type: mllp, addr: "%s"}]
+`, t.TempDir(), addr, tokenFile, downstream)
+	stop, stderr := startServe(t, cfg)
+	defer stop()
+	var all strings.Builder
+	for i := 1; i <= 7; i++ {
+		m := importMsg(fmt.Sprintf("H%d", i), "")
+		if i == 4 { // valid HL7, but a type the source does not accept: AR
+			m = strings.Replace(m, "ADT^A08^ADT_A01", "ORU^R01", 1)
+		}
+		all.WriteString(m)
+	}
+	file := filepath.Join(t.TempDir(), "seven.hl7")
+	require.NoError(t, os.WriteFile(file, []byte(all.String()), 0o644))
+	state := filepath.Join(t.TempDir(), "import.state")
+	url := "http://" + addr + "/hl7"
+	require.Eventually(t, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	},
+		10*time.Second, 10*time.Millisecond, "waiting for the HTTP source to listen")
+
+	stdout, errOut, code := runCmd(t, "import", file, "--to", url, "--batch", "3", "--token-file", tokenFile, "--state", state, "--progress", "0")
+	assert.Equal(t, 1, code, "one message refused: exit 1; %s %s", stdout, errOut)
+	assert.Contains(t, stdout, "sent 7 (not AA/CA: 1), already sent by an earlier run: 0")
+	require.Eventually(t, func() bool { names, _ := received(t, outDir); return len(names) == 6 }, 10*time.Second, 10*time.Millisecond,
+		"waiting for the 6 accepted messages downstream; stderr: %s", stderr)
+
+	stdout, _, code = runCmd(t, "import", file, "--to", url, "--token-file", tokenFile, "--state", state, "--progress", "0")
+	assert.Equal(t, 0, code, stdout)
+	assert.Contains(t, stdout, "sent 0 (not AA/CA: 0), already sent by an earlier run: 7")
+
+	_, errOut, code = runCmd(t, "import", file, "--to", url, "--state", filepath.Join(t.TempDir(), "s"), "--progress", "0")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "--token-file")
 }
