@@ -379,5 +379,14 @@ destinations: [{name: emr, type: mllp, addr: "%s", timeout: 2s, ordering: key, p
 		"flow goes on through the other broker")
 
 	r := waitBench(t, done, 5*time.Minute)
+	if os.Getenv("CLUSTER_DEBUG") != "" {
+		for i, b := range brokers {
+			for _, l := range strings.Split(b.serve.stderr.String(), "\n") {
+				if !strings.Contains(l, `"level":"debug"`) {
+					t.Logf("broker %d: %s", i, l)
+				}
+			}
+		}
+	}
 	assertNothingLost(t, r)
 }

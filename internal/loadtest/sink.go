@@ -20,6 +20,9 @@ type SinkReport struct {
 	Duplicates int64 `json:"duplicates"`   // arrivals beyond the first
 	OutOfOrder int64 `json:"out_of_order"` // arrived before a message of the same patient acked before it was sent
 	Unknown    int64 `json:"unknown"`      // arrivals this run did not send (or not acked)
+	// OutOfOrderIDs are up to 20 pairs "A after B": A was acked before B
+	// was sent, and arrived after it. For finding where order broke.
+	OutOfOrderIDs []string `json:"out_of_order_ids,omitempty"`
 
 	// End to end: what arrived while bench was sending, how long the
 	// rest took to arrive after it stopped, and the rate from the first
@@ -127,6 +130,7 @@ func (s *sink) report(acked map[string]ackedMsg) SinkReport {
 	type arrival struct {
 		ackedMsg
 		pos int
+		id  string
 	}
 	byPatient := map[string][]arrival{}
 	for id, at := range s.arrived {
@@ -137,7 +141,7 @@ func (s *sink) report(acked map[string]ackedMsg) SinkReport {
 		}
 		r.Delivered++
 		r.Duplicates += int64(len(at) - 1)
-		byPatient[st.patient] = append(byPatient[st.patient], arrival{st, at[0]})
+		byPatient[st.patient] = append(byPatient[st.patient], arrival{st, at[0], id})
 	}
 	r.Lost = int64(len(acked)) - r.Delivered
 	for _, msgs := range byPatient {
@@ -146,17 +150,20 @@ func (s *sink) report(acked map[string]ackedMsg) SinkReport {
 		// after B.
 		byAck := slices.Clone(msgs)
 		slices.SortFunc(byAck, func(a, b arrival) int { return a.ackedAt.Compare(b.ackedAt) })
-		latest := make([]int, len(byAck))
+		latest := make([]int, len(byAck)) // the index in byAck of the latest arrival so far
 		for i, a := range byAck {
-			latest[i] = a.pos
-			if i > 0 {
-				latest[i] = max(latest[i], latest[i-1])
+			latest[i] = i
+			if i > 0 && byAck[latest[i-1]].pos > a.pos {
+				latest[i] = latest[i-1]
 			}
 		}
 		for _, b := range msgs {
 			i, _ := slices.BinarySearchFunc(byAck, b.sentAt, func(a arrival, t time.Time) int { return a.ackedAt.Compare(t) })
-			if i > 0 && latest[i-1] > b.pos {
+			if i > 0 && byAck[latest[i-1]].pos > b.pos {
 				r.OutOfOrder++
+				if len(r.OutOfOrderIDs) < 20 {
+					r.OutOfOrderIDs = append(r.OutOfOrderIDs, byAck[latest[i-1]].id+" after "+b.id)
+				}
 			}
 		}
 	}

@@ -24,5 +24,5 @@ func TestSinkReport(t *testing.T) {
 		"b1": {5},
 		"zz": {6}, // not sent by this run
 	}}
-	assert.Equal(t, SinkReport{Delivered: 4, Lost: 1, Duplicates: 1, OutOfOrder: 1, Unknown: 1}, s.report(acked))
+	assert.Equal(t, SinkReport{Delivered: 4, Lost: 1, Duplicates: 1, OutOfOrder: 1, Unknown: 1, OutOfOrderIDs: []string{"a1 after a2"}}, s.report(acked))
 }
