@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -23,7 +24,7 @@ const httpToken = "s3cret-token-for-tests"
 
 // httpSource serves an HTTP source on 127.0.0.1 over a fresh embedded
 // JetStream and returns its URL.
-func httpSource(t *testing.T, cfg config.SourceConfig, log zerolog.Logger) (string, *store.NATS) {
+func httpSource(t testing.TB, cfg config.SourceConfig, log zerolog.Logger) (string, *store.NATS) {
 	t.Helper()
 	n, err := store.Open(context.Background(), testkit.Config(t))
 	require.NoError(t, err)
@@ -119,4 +120,37 @@ func TestHTTPSourceRefusesWithAReason(t *testing.T) {
 	assert.EqualValues(t, 0, streamCount(t, n), "nothing refused was stored")
 	assert.NotContains(t, logs.String(), "Zyxwquist")
 	assert.NotContains(t, logs.String(), httpToken)
+}
+
+// BenchmarkHTTPSource: one client POSTing to an HTTP source over
+// 127.0.0.1, stored in an embedded JetStream with fsync, one message per
+// request and 100 per request (back to back), side by side.
+func BenchmarkHTTPSource(b *testing.B) {
+	for _, per := range []int{1, 100} {
+		b.Run(fmt.Sprintf("per_request=%d", per), func(b *testing.B) {
+			url, _ := httpSource(b, config.SourceConfig{}, zerolog.Nop())
+			client := &http.Client{}
+			n := 0
+			for b.Loop() {
+				var body strings.Builder
+				for range per {
+					n++
+					body.WriteString(strings.Replace(adt, "MSG00001", fmt.Sprintf("H%08d", n), 1))
+				}
+				req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body.String()))
+				req.Header.Set("Authorization", "Bearer "+httpToken)
+				req.Header.Set("Content-Type", ContentTypeER7)
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Fatalf("status %d", resp.StatusCode)
+				}
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "msg/s")
+		})
+	}
 }
