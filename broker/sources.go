@@ -29,6 +29,7 @@ func (b *Broker) startSource(s config.SourceConfig) error {
 	}
 	in := ingest.New(s.Listener(), committer, b.log)
 	in.Metrics, in.Reuse, in.Events = b.metrics.ingest(), b.reuse, b.events
+	in.Charset = &ingest.CharsetCheck{Configured: s.Charset, Warnings: b.metrics.files.CharsetWarnings}
 	if b.index != nil {
 		in.SearchKeys = b.index.KeyPaths()
 	}

@@ -53,7 +53,7 @@ type FileSource struct {
 type FileMetrics struct {
 	Files           *prometheus.CounterVec // source, outcome: done | error
 	Bytes           *prometheus.CounterVec // source
-	CharsetWarnings *prometheus.CounterVec // source
+	CharsetWarnings *prometheus.CounterVec // source (Ingest.Charset counts into it)
 }
 
 type fileState struct {
@@ -235,7 +235,6 @@ func (s *FileSource) readFile(ctx context.Context, f listed) error {
 			}
 			continue
 		}
-		s.checkCharset(raw, i, log)
 		out := s.Ingest.Receive(ctx, raw, Origin{File: name, FileDigest: digest, FileIndex: i})
 		switch {
 		case out.Stored:
@@ -285,26 +284,6 @@ func splitReason(err error) string {
 		return fmt.Sprintf("%s (code %d at %s)", he.Reason, he.Code, he.Location)
 	}
 	return err.Error()
-}
-
-// checkCharset logs where a message's bytes contradict its charset (the
-// configured one, else MSH-18): offsets and counts, never the text.
-func (s *FileSource) checkCharset(raw []byte, index int, log zerolog.Logger) {
-	var m hl7.Message
-	if m.ParseWith(raw, s.Ingest.limits) != nil {
-		return
-	}
-	cs, err := m.ResolveCharset(s.Config.Charset, true)
-	if err != nil {
-		log.Warn().Int("index", index).Str("reason", strings.TrimPrefix(err.Error(), "hl7: ")).Msg("MSH-18 names an unknown character set; bytes stored as they are")
-		return
-	}
-	for _, w := range cs.Check(raw) {
-		if s.Metrics != nil {
-			s.Metrics.CharsetWarnings.WithLabelValues(s.Config.Name).Inc()
-		}
-		log.Warn().Int("index", index).Str("charset", cs.Name).Str("reason", w.String()).Msg("bytes do not match the character set; stored as they are")
-	}
 }
 
 // finish moves a file read to the end to done_dir (or deletes it), or,

@@ -13,9 +13,12 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/internal/syncbuf"
 	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/wire"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -236,4 +239,24 @@ func TestFileSourceWaitsForACompleteFile(t *testing.T) {
 		require.NoError(t, f.src.scan(context.Background()))
 	}
 	assert.EqualValues(t, 3, streamCount(t, f.nats), "read once renamed")
+}
+
+// A source's charset is checked as each message is stored: a byte the
+// charset cannot hold is logged with the file, index and offset (never the
+// text) and counted, and the message is stored as it is.
+func TestSourceCharsetMismatchIsLoggedAndCounted(t *testing.T) {
+	var logs syncbuf.Buffer
+	f := newFileSource(t, config.SourceConfig{})
+	warnings := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "w"}, []string{"source"})
+	in := New(f.src.Config.Listener(), f.src.Ingest.committer, zerolog.New(&logs))
+	in.Charset = &CharsetCheck{Configured: "ASCII", Warnings: warnings}
+	f.src.Ingest = in
+	f.write(t, "names.hl7", fileMsg("C1")+strings.Replace(fileMsg("C2"), "Zyxwquist", "Zyxwqüist", 1))
+	done, _ := f.src.Config.FileDirs()
+	f.scanUntil(t, "names.hl7 in done/", func() bool { return exists(filepath.Join(done, "names.hl7")) })
+	assert.EqualValues(t, 2, streamCount(t, f.nats), "both stored, as they are")
+	assert.Equal(t, 1.0, testutil.ToFloat64(warnings.WithLabelValues("labfiles")))
+	assert.Contains(t, logs.String(), `"file":"names.hl7","index":1`)
+	assert.Contains(t, logs.String(), "bytes do not match the character set")
+	assert.NotContains(t, logs.String(), "Zyxwq")
 }

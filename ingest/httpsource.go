@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -84,7 +85,9 @@ func (s *HTTPSource) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	log := s.Log.With().Str("source", s.Config.Name).Str("remote", r.RemoteAddr).Logger()
 	defer func() {
 		if p := recover(); p != nil {
-			log.Error().Str("panic", fmt.Sprint(p)).Msg("request failed: panic recovered")
+			// The panic's type and the stack, never its value: it may
+			// quote the message.
+			log.Error().Str("panic", fmt.Sprintf("%T", p)).Bytes("stack", debug.Stack()).Msg("request failed: panic recovered")
 			httpError(w, http.StatusInternalServerError, "internal error; resend the message")
 		}
 	}()

@@ -154,3 +154,31 @@ func BenchmarkHTTPSource(b *testing.B) {
 		})
 	}
 }
+
+// panicCommitter panics with a value that quotes the message, as a bug
+// could.
+type panicCommitter struct{ store.Committer }
+
+func (panicCommitter) Commit(_ context.Context, r *store.Received) (store.Stored, error) {
+	panic("bad message: " + string(r.Data))
+}
+
+// A panic while a request is handled answers 500 with a reason, logs its
+// type and stack but never its value, and the source goes on.
+func TestHTTPSourceRecoversAPanicWithoutLoggingItsValue(t *testing.T) {
+	var logs syncbuf.Buffer
+	cfg := config.SourceConfig{Name: "webin", Type: "http", Path: "/hl7", MaxMessageBytes: config.DefaultMaxMessageBytes, MaxBodyBytes: 1 << 20}
+	src := &HTTPSource{Config: cfg, Ingest: New(cfg.Listener(), panicCommitter{}, zerolog.Nop()), Tokens: map[string]string{"lab": httpToken},
+		Log: zerolog.New(&logs)}
+	srv := httptest.NewServer(src.Handler())
+	defer srv.Close()
+	for range 2 {
+		status, _, body := post(t, srv.URL+"/hl7", httpToken, ContentTypeER7, adt)
+		assert.Equal(t, http.StatusInternalServerError, status)
+		assert.Contains(t, body, "resend")
+	}
+	assert.Contains(t, logs.String(), `"panic":"string"`)
+	assert.Contains(t, logs.String(), `"stack"`)
+	assert.NotContains(t, logs.String(), "Müller")
+	assert.NotContains(t, logs.String(), "bad message")
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hl7broker/hl7broker/config"
@@ -47,6 +48,9 @@ type Ingest struct {
 	// SearchKeys are read from each stored message into its received
 	// event, for the search index (history.search_keys, see KeyPaths).
 	SearchKeys map[string]hl7.Path
+	// Charset, if set, checks each message's bytes against its character
+	// set (a source's charset key, else MSH-18) before it is stored.
+	Charset *CharsetCheck
 
 	listener  config.ListenerConfig
 	committer store.Committer
@@ -54,6 +58,36 @@ type Ingest struct {
 	limits    hl7.Limits
 	mode      hl7.AckMode
 	accept    map[string]bool // empty: all types
+}
+
+// CharsetCheck is a source's character set check: a mismatch is logged
+// (where, and how many bytes; never the text) and counted, and the
+// message is stored as it is.
+type CharsetCheck struct {
+	Configured string                 // the source's charset; "" for MSH-18's
+	Warnings   *prometheus.CounterVec // source; nil: not counted
+}
+
+// checkCharset runs in.Charset on m, about to be stored.
+func (in *Ingest) checkCharset(m *hl7.Message, frame []byte, o Origin) {
+	log := func(e *zerolog.Event) *zerolog.Event {
+		e = e.Str("control_id", m.ControlID())
+		if o.File != "" {
+			e = e.Str("file", o.File).Int("index", o.FileIndex)
+		}
+		return e
+	}
+	cs, err := m.ResolveCharset(in.Charset.Configured, true)
+	if err != nil {
+		log(in.log.Warn()).Str("reason", strings.TrimPrefix(err.Error(), "hl7: ")).Msg("MSH-18 names an unknown character set; bytes stored as they are")
+		return
+	}
+	for _, w := range cs.Check(frame) {
+		if in.Charset.Warnings != nil {
+			in.Charset.Warnings.WithLabelValues(in.listener.Name).Inc()
+		}
+		log(in.log.Warn()).Str("charset", cs.Name).Str("reason", w.String()).Msg("bytes do not match the character set; stored as they are")
+	}
 }
 
 // Origin is where a message came from, as far as its source knows.
@@ -226,6 +260,9 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin, out *Outco
 		ev(in.log.Warn()).Msg("message rejected: type not accepted")
 		out.Err = notAccepted()
 		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Text: textNotAccepted, Err: out.Err})
+	}
+	if in.Charset != nil {
+		in.checkCharset(&m, frame, o)
 	}
 	id := identify(in.listener.Name, &m)
 	rec := in.received(&m, frame, o, received, id)
