@@ -32,14 +32,20 @@ type Destination struct {
 	Backoff      []time.Duration // the last one repeats
 	OnReject     string          // dead_letter | retry
 	// Timeout bounds one attempt. The queue's ack wait is Timeout plus a
-	// margin: long enough for an attempt, short enough that a message left
-	// pending by a crash or restart is redelivered soon after.
+	// margin, at most 10 s (ackWait): a message left pending by a crash or
+	// restart is redelivered soon after.
 	Timeout time.Duration
 }
 
 // ackWait is how long JetStream waits before redelivering a message the
 // worker holds; between attempts the worker reports progress.
-func (d *Destination) ackWait() time.Duration { return max(d.Timeout, time.Second) + 5*time.Second }
+//
+// A message being delivered is kept in progress (store.KeepInProgress),
+// so the ack wait need not outlast an attempt: at most 10 s, which is how
+// long the messages a crashed broker held stop an ordered queue.
+func (d *Destination) ackWait() time.Duration {
+	return min(max(d.Timeout, time.Second)+5*time.Second, 10*time.Second)
+}
 
 // Worker delivers one destination's queue from HL7_OUT. fifo: one message
 // at a time in stored order, a failing message retried in place (holding
@@ -185,7 +191,9 @@ func (w *Worker) deliver(ctx context.Context, d Deliverer, msg queued, holdLine 
 		start := time.Now()
 		actx, span := tracing.Start(parent, tracing.SpanDeliver, tracing.AttrDestination.String(w.Dest.Name),
 			tracing.AttrDestType.String(w.Dest.Type), tracing.AttrAttempt.Int(attempt))
+		stop := store.KeepInProgress([]queued{msg}, w.Dest.ackWait()/3)
 		res, panicked := deliverSafely(actx, d, dm)
+		stop()
 		w.endAttempt(span, res, panicked)
 		if panicked {
 			w.msgLog(msg).Error().Int("attempt", attempt).Str("step", w.Dest.Type+" delivery").Msg("delivery panicked; the message goes to the dead-letter queue")

@@ -101,6 +101,13 @@ const routerBatch = 256
 // retryWait is how long the router waits before storing a copy again.
 const retryWait = time.Second
 
+// routerAckWait is how long an input handed to a router may stay
+// unacknowledged before it is handed out again: after a crash, how long
+// the inputs the dead router held stop the queue. (They are routed again
+// at once by the next router, but the queue hands out nothing newer while
+// they are pending.)
+const routerAckWait = 10 * time.Second
+
 // DefaultPinnedTTL: a standby router (or this one, restarted after a
 // crash) takes over 5 s after the active one stops asking for inputs.
 // The time to live restarts with each pull request, and an idle router
@@ -126,7 +133,10 @@ func (r *Router) Run(ctx context.Context) error {
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		MaxAckPending: routerBatch,
-		AckWait:       30 * time.Second,
+		// Short, so that inputs a crashed router held come back soon
+		// (they hold up the queue until then); a group that takes longer
+		// is kept in progress (store.KeepInProgress).
+		AckWait: routerAckWait,
 		// One active router across broker instances keeps the stored order.
 		PriorityPolicy: jetstream.PriorityPolicyPinned,
 		PriorityGroups: []string{wire.RouterGroup},
@@ -173,19 +183,49 @@ func (r *Router) Run(ctx context.Context) error {
 					break more
 				}
 			}
-			if seq := streamSeq(group[0]); seq > next {
-				// Inputs before this one were given to another router (or
-				// to this one before a reconnect) and are not all acked: a
-				// router that died holding them. Route them first, in
-				// order; their redelivery after the ack wait is deduplicated.
-				if next, ok = r.takeOver(ctx, cons); !ok {
+			// Route the group in runs without a gap. An input past next
+			// means inputs before it were given to another router (or to
+			// this one before a reconnect) and are not all acked: a router
+			// that died or stalled holding them. Route them first, in
+			// order; their redelivery is deduplicated. The gap may come
+			// anywhere in a group: after redeliveries of older inputs, say.
+			for rest := group; len(rest) > 0; {
+				if streamSeq(rest[0]) > next {
+					if next, ok = r.takeOver(ctx, cons); !ok {
+						return nil
+					}
+				}
+				seqs := make([]uint64, len(rest))
+				for i, m := range rest {
+					seqs[i] = streamSeq(m)
+				}
+				k, end := runWithoutGap(seqs, next)
+				run := rest[:k]
+				stop := store.KeepInProgress(run, routerAckWait/3)
+				r.routeGroup(ctx, run)
+				stop()
+				if ctx.Err() != nil {
 					return nil
 				}
+				next, rest = max(next, end), rest[k:]
 			}
-			r.routeGroup(ctx, group)
-			next = max(next, streamSeq(group[len(group)-1])+1)
 		}
 	}
+}
+
+// runWithoutGap is how many inputs from the start of a group (by their
+// sequences) follow on from next with no input missing between them (at
+// least one), and the sequence after the last of them.
+func runWithoutGap(seqs []uint64, next uint64) (int, uint64) {
+	end, k := next, 0
+	for ; k < len(seqs); k++ {
+		seq := seqs[k]
+		if seq > end && k > 0 {
+			break
+		}
+		end = max(end, seq+1)
+	}
+	return k, end
 }
 
 // takeOver runs recover until it succeeds (false when ctx ends), holding

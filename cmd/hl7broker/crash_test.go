@@ -36,7 +36,11 @@ type serveProcess struct {
 func startServeProcess(t *testing.T, config string) *serveProcess {
 	t.Helper()
 	p := &serveProcess{stderr: &syncbuf.Buffer{}}
-	p.cmd = exec.Command(os.Args[0], "serve", "--config", config)
+	args := []string{"serve", "--config", config}
+	if os.Getenv("SERVE_DEBUG") != "" {
+		args = append(args, "--log-level", "debug")
+	}
+	p.cmd = exec.Command(os.Args[0], args...)
 	p.cmd.Env = append(os.Environ(), "HL7BROKER_TEST_MAIN=1")
 	p.cmd.Stderr = p.stderr
 	require.NoError(t, p.cmd.Start())

@@ -382,7 +382,7 @@ destinations: [{name: emr, type: mllp, addr: "%s", timeout: 2s, ordering: key, p
 	if os.Getenv("CLUSTER_DEBUG") != "" {
 		for i, b := range brokers {
 			for _, l := range strings.Split(b.serve.stderr.String(), "\n") {
-				if !strings.Contains(l, `"level":"debug"`) {
+				if os.Getenv("SERVE_DEBUG") != "" || !strings.Contains(l, `"level":"debug"`) {
 					t.Logf("broker %d: %s", i, l)
 				}
 			}
