@@ -21,8 +21,22 @@ type Survey struct {
 	// ReusedControlIDs: messages whose MSH-3, MSH-4 and MSH-10 equal an
 	// earlier message's while the content differs (a corrected resend,
 	// or a sender's counter that was reset).
-	ReusedControlIDs int             `json:"reused_control_ids"`
-	Problems         []SurveyProblem `json:"problems"`
+	ReusedControlIDs int `json:"reused_control_ids"`
+	// With routes (Surveyor.Route): what routing would do with each
+	// message stored (duplicates count once): copies by destination,
+	// messages no route matches, and transform failures by route (each
+	// such message would go to the dead-letter queue).
+	ByDestination   map[string]int  `json:"copies_by_destination,omitempty"`
+	Unrouted        int             `json:"unrouted,omitempty"`
+	TransformFailed map[string]int  `json:"transform_failed_by_route,omitempty"`
+	Problems        []SurveyProblem `json:"problems"`
+}
+
+// Routed is what routing would do with one message (Surveyor.Route).
+type Routed struct {
+	Destinations []string // one copy each
+	Unrouted     bool     // no route matched
+	FailedRoutes []string // routes whose transform failed on it
 }
 
 // SurveyProblem is one refused message of a file, or a file refused as
@@ -36,6 +50,9 @@ type SurveyProblem struct {
 // of in (its listener's or source's limits and accept_types).
 type Surveyor struct {
 	Survey Survey
+	// Route, if set, says what routing would do with a message that
+	// would be stored; the survey counts it.
+	Route  func(m *hl7.Message, raw []byte) Routed
 	in     *Ingest
 	bodies map[[16]byte]struct{} // content digests seen
 	ids    map[[16]byte][16]byte // identity (MSH-3, 4, 10) -> content digest
@@ -95,5 +112,23 @@ func (s *Surveyor) Message(name string, index int, raw []byte) bool {
 		s.Survey.ReusedControlIDs++
 	}
 	s.ids[mid.key] = mid.digest
+	if s.Route != nil {
+		s.countRouted(s.Route(&m, raw))
+	}
 	return true
+}
+
+func (s *Surveyor) countRouted(r Routed) {
+	if s.Survey.ByDestination == nil {
+		s.Survey.ByDestination, s.Survey.TransformFailed = map[string]int{}, map[string]int{}
+	}
+	for _, d := range r.Destinations {
+		s.Survey.ByDestination[d]++
+	}
+	for _, rt := range r.FailedRoutes {
+		s.Survey.TransformFailed[rt]++
+	}
+	if r.Unrouted {
+		s.Survey.Unrouted++
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,11 +21,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hl7broker/hl7broker/broker"
+	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/ingest"
 	"github.com/hl7broker/hl7broker/internal/secret"
 	"github.com/hl7broker/hl7broker/mllp"
+	"github.com/hl7broker/hl7broker/routing"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 )
@@ -97,6 +101,9 @@ func runImport(cmd *cobra.Command, args []string, o importOptions) error {
 		return err
 	}
 	sv := ingest.NewSurveyor(ingest.New(intake, nil, zerolog.Nop()))
+	if sv.Route, err = importRouting(o, intake.Name); err != nil {
+		return err
+	}
 	var snd *importSender
 	if !o.validateOnly {
 		if snd, err = newImportSender(cmd.Context(), o); err != nil {
@@ -156,6 +163,33 @@ func importIntake(o importOptions) (config.ListenerConfig, error) {
 		}
 	}
 	return config.ListenerConfig{}, fmt.Errorf("%s has no listener or source named %q", o.config, o.listener)
+}
+
+// importRouting is, with --config, what its routes would do with each
+// message arriving at listener (nil without --config).
+func importRouting(o importOptions, listener string) (func(*hl7.Message, []byte) ingest.Routed, error) {
+	if o.config == "" {
+		return nil, nil
+	}
+	cfg, err := config.Load(o.config)
+	if err != nil {
+		return nil, err
+	}
+	routes, err := broker.CompileRoutes(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return func(m *hl7.Message, raw []byte) ingest.Routed {
+		plan := routing.Evaluate(routes, cfg.Unrouted.To, condition.Input{Listener: listener, Message: m}, raw, false)
+		r := ingest.Routed{Unrouted: plan.Unrouted}
+		for _, c := range plan.Copies {
+			r.Destinations = append(r.Destinations, c.Destination)
+		}
+		for _, d := range plan.DeadLetters {
+			r.FailedRoutes = append(r.FailedRoutes, d.Route)
+		}
+		return r
+	}, nil
 }
 
 // importFiles expands folders into their files (recursively, leaving out
@@ -479,9 +513,25 @@ func printSurvey(w io.Writer, s ingest.Survey, snd *importSender) {
 		fmt.Fprintf(w, "invalid by code: %s\n", strings.Join(parts, ", "))
 	}
 	fmt.Fprintf(w, "duplicates by content: %d\ncontrol IDs reused for other content: %d\n", s.DuplicateContent, s.ReusedControlIDs)
+	if s.ByDestination != nil {
+		fmt.Fprintf(w, "routing (per --config): copies by destination: %s; no route: %d; transform failed: %s\n",
+			countList(s.ByDestination), s.Unrouted, countList(s.TransformFailed))
+	}
 	if snd != nil {
 		fmt.Fprintf(w, "sent %d (not AA/CA: %d), already sent by an earlier run: %d\n", snd.sent, snd.refused, snd.skipped)
 	}
+}
+
+// countList prints counts by name, in name order ("none" when empty).
+func countList(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // writeSurveyReport writes the problems as CSV (one per line) or the whole

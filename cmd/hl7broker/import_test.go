@@ -162,3 +162,29 @@ destinations: [{name: emr, type: mllp, addr: "%s"}]
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "--token-file")
 }
+
+// With --config, the summary says what the routes would do: copies by
+// destination, messages no route takes, and transforms that would fail.
+func TestImportValidateOnlyWithRoutes(t *testing.T) {
+	dir := t.TempDir()
+	oru := strings.Replace(importMsg("R1", ""), "ADT^A08^ADT_A01", "ORU^R01", 1)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "feed.hl7"), []byte(importMsg("A1", "")+importMsg("A2", "")+importMsg("A1", "")+oru), 0o644))
+	cfg := writeConfig(t, `
+listeners: [{name: old, addr: "127.0.0.1:0"}]
+routes:
+  - {name: adt, when: {type: [ADT]}, to: [emr, lab]}
+  - {name: broken, when: {type: [ADT]}, transform: [{format_date: PID-5.1, to_format: yyyy-MM-dd}], to: [archive]}
+destinations:
+  - {name: emr, type: mllp, addr: "127.0.0.1:1"}
+  - {name: lab, type: mllp, addr: "127.0.0.1:2"}
+  - {name: archive, type: mllp, addr: "127.0.0.1:3"}
+`)
+	report := filepath.Join(t.TempDir(), "r.json")
+	stdout, stderr, code := runCmd(t, "import", dir, "--validate-only", "--config", cfg, "--report", report, "--progress", "0")
+	require.Equal(t, 0, code, "%s %s", stdout, stderr)
+	assert.Contains(t, stdout, "routing (per --config): copies by destination: emr 2, lab 2; no route: 1; transform failed: broken 2")
+	b, err := os.ReadFile(report)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"copies_by_destination": {`)
+	assert.NotContains(t, string(b), "Qwertyson")
+}
