@@ -24,8 +24,9 @@ type sourceRun struct {
 // broker is starting.
 func (b *Broker) startSource(s config.SourceConfig) error {
 	committer := b.committer // a sender waits for its ACK: a flush per request
-	if s.Type == "file" || s.Type == "sftp" {
-		committer = b.store.Committer(b.nats.BatchCommitter(b.cfg.NATS.StoreTimeout)) // one flush per file
+	if s.Type == "file" || s.Type == "sftp" || s.Type == "http" {
+		// One flush per file, or per request (acknowledged after it).
+		committer = b.store.Committer(b.nats.BatchCommitter(b.cfg.NATS.StoreTimeout))
 	}
 	in := ingest.New(s.Listener(), committer, b.log)
 	in.Metrics, in.Reuse, in.Events = b.metrics.ingest(), b.reuse, b.events
@@ -51,7 +52,7 @@ func (b *Broker) startSource(s config.SourceConfig) error {
 			}
 			tokens[t.Name] = tok
 		}
-		run = (&ingest.HTTPSource{Config: s, Ingest: in, Tokens: tokens, TLSConfig: tc, Log: b.log}).Run
+		run = (&ingest.HTTPSource{Config: s, Ingest: in, Tokens: tokens, TLSConfig: tc, Log: b.log, Sync: b.nats.Sync}).Run
 	default:
 		return fmt.Errorf("source %s: no source type %q", s.Name, s.Type)
 	}

@@ -39,6 +39,10 @@ type HTTPSource struct {
 	Tokens    map[string]string
 	TLSConfig *tls.Config
 	Log       zerolog.Logger
+	// Sync, if set, makes what was stored durable. Ingest may then store
+	// without waiting for the disk (store.NATS.BatchCommitter): the
+	// messages of a request share one flush, and are acknowledged after it.
+	Sync func(ctx context.Context) error
 
 	hashes map[[32]byte]string // token hash -> name
 }
@@ -132,8 +136,15 @@ func (s *HTTPSource) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	status := http.StatusOK
 	var acks []byte
-	for _, raw := range batch.Messages {
-		out := s.Ingest.Receive(r.Context(), raw, Origin{RemoteAddr: r.RemoteAddr})
+	var outs []Outcome
+	if s.Sync != nil {
+		outs = s.Ingest.ReceiveAll(r.Context(), batch.Messages, Origin{RemoteAddr: r.RemoteAddr}, s.Sync)
+	} else {
+		for _, raw := range batch.Messages {
+			outs = append(outs, s.Ingest.Receive(r.Context(), raw, Origin{RemoteAddr: r.RemoteAddr}))
+		}
+	}
+	for _, out := range outs {
 		acks = append(acks, out.Ack...)
 		switch out.Code {
 		case "AE", "CE":

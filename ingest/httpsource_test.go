@@ -2,11 +2,15 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,8 +27,14 @@ import (
 const httpToken = "s3cret-token-for-tests"
 
 // httpSource serves an HTTP source on 127.0.0.1 over a fresh embedded
-// JetStream and returns its URL.
+// JetStream and returns its URL: a flush per message, as a listener.
 func httpSource(t testing.TB, cfg config.SourceConfig, log zerolog.Logger) (string, *store.NATS) {
+	return httpSourceWith(t, cfg, log, false)
+}
+
+// httpSourceWith is httpSource, with one flush per request when perRequest
+// (as serve runs it).
+func httpSourceWith(t testing.TB, cfg config.SourceConfig, log zerolog.Logger, perRequest bool) (string, *store.NATS) {
 	t.Helper()
 	n, err := store.Open(context.Background(), testkit.Config(t))
 	require.NoError(t, err)
@@ -34,8 +44,15 @@ func httpSource(t testing.TB, cfg config.SourceConfig, log zerolog.Logger) (stri
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 4 << 20
 	}
-	in := New(cfg.Listener(), n.Committer(2*time.Second), log)
+	committer := n.Committer(2 * time.Second)
+	if perRequest {
+		committer = n.BatchCommitter(2 * time.Second)
+	}
+	in := New(cfg.Listener(), committer, log)
 	src := &HTTPSource{Config: cfg, Ingest: in, Tokens: map[string]string{"lab": httpToken}, Log: log}
+	if perRequest {
+		src.Sync = n.Sync
+	}
 	srv := httptest.NewServer(src.Handler())
 	t.Cleanup(srv.Close)
 	return srv.URL + "/hl7", n
@@ -124,11 +141,16 @@ func TestHTTPSourceRefusesWithAReason(t *testing.T) {
 
 // BenchmarkHTTPSource: one client POSTing to an HTTP source over
 // 127.0.0.1, stored in an embedded JetStream with fsync, one message per
-// request and 100 per request (back to back), side by side.
+// request and 100 per request (back to back), with a flush per message
+// (as before) and one per request (as serve runs it), side by side.
 func BenchmarkHTTPSource(b *testing.B) {
-	for _, per := range []int{1, 100} {
-		b.Run(fmt.Sprintf("per_request=%d", per), func(b *testing.B) {
-			url, _ := httpSource(b, config.SourceConfig{}, zerolog.Nop())
+	for _, c := range []struct {
+		per   int
+		flush string
+	}{{1, "message"}, {100, "message"}, {1, "request"}, {100, "request"}} {
+		per := c.per
+		b.Run(fmt.Sprintf("per_request=%d/flush_per=%s", per, c.flush), func(b *testing.B) {
+			url, _ := httpSourceWith(b, config.SourceConfig{}, zerolog.Nop(), c.flush == "request")
 			client := &http.Client{}
 			n := 0
 			for b.Loop() {
@@ -181,4 +203,50 @@ func TestHTTPSourceRecoversAPanicWithoutLoggingItsValue(t *testing.T) {
 	assert.Contains(t, logs.String(), `"stack"`)
 	assert.NotContains(t, logs.String(), "Müller")
 	assert.NotContains(t, logs.String(), "bad message")
+}
+
+// With Sync, a request's messages are stored without a flush each and
+// acknowledged after one flush; if the flush fails, every message of the
+// request is answered AE (503), to be resent, and counted as AE.
+func TestHTTPSourceAcknowledgesARequestAfterOneFlush(t *testing.T) {
+	n, err := store.Open(context.Background(), testkit.Config(t))
+	require.NoError(t, err)
+	t.Cleanup(n.Close)
+	cfg := config.SourceConfig{Name: "webin", Type: "http", Path: "/hl7", MaxMessageBytes: config.DefaultMaxMessageBytes, MaxBodyBytes: 1 << 20}
+	acks := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "a"}, []string{"source", "code"})
+	in := New(cfg.Listener(), n.BatchCommitter(2*time.Second), zerolog.Nop())
+	in.Metrics = &Metrics{Received: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "r"}, []string{"source"}), Acks: acks,
+		StoreSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "s"}, []string{"source"}), ReusedIDs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "u"}, []string{"source"})}
+	var syncs atomic.Int64
+	var failSync atomic.Bool
+	src := &HTTPSource{Config: cfg, Ingest: in, Tokens: map[string]string{"lab": httpToken}, Log: zerolog.Nop(),
+		Sync: func(ctx context.Context) error {
+			syncs.Add(1)
+			if failSync.Load() {
+				return errors.New("disk flush failed")
+			}
+			return n.Sync(ctx)
+		}}
+	srv := httptest.NewServer(src.Handler())
+	defer srv.Close()
+
+	status, _, body := post(t, srv.URL+"/hl7", httpToken, ContentTypeER7, fileMsg("B1")+fileMsg("B2")+fileMsg("B3"))
+	assert.Equal(t, http.StatusOK, status, body)
+	assert.Equal(t, 3, strings.Count(body, "MSA|AA|"))
+	assert.EqualValues(t, 1, syncs.Load(), "one flush for the request")
+	assert.EqualValues(t, 3, streamCount(t, n))
+
+	failSync.Store(true)
+	status, hdr, body := post(t, srv.URL+"/hl7", httpToken, ContentTypeER7, fileMsg("B4")+fileMsg("B5"))
+	assert.Equal(t, http.StatusServiceUnavailable, status, body)
+	assert.Equal(t, "1", hdr.Get("Retry-After"))
+	assert.Equal(t, 2, strings.Count(body, "MSA|AE|"))
+	assert.NotContains(t, body, "MSA|AA|")
+	assert.Equal(t, 3.0, testutil.ToFloat64(acks.WithLabelValues("webin", "AA")))
+	assert.Equal(t, 2.0, testutil.ToFloat64(acks.WithLabelValues("webin", "AE")))
+
+	failSync.Store(false) // the resend: recognised, acknowledged
+	status, _, body = post(t, srv.URL+"/hl7", httpToken, ContentTypeER7, fileMsg("B4")+fileMsg("B5"))
+	assert.Equal(t, http.StatusOK, status, body)
+	assert.EqualValues(t, 5, streamCount(t, n), "stored once each")
 }

@@ -161,6 +161,39 @@ func (in *Ingest) Receive(ctx context.Context, raw []byte, o Origin) Outcome {
 	return out
 }
 
+// ReceiveAll receives several messages from one sender (an HTTP
+// request's body) that wait for their ACKs together: with a committer
+// that does not flush (store.NATS.BatchCommitter), one call of sync then
+// makes them all durable. Only after it does an ACK say AA or CA; if it
+// fails, each message it covered is answered AE (CE), to be resent (the
+// store recognises what it kept).
+func (in *Ingest) ReceiveAll(ctx context.Context, raws [][]byte, o Origin, sync func(context.Context) error) []Outcome {
+	outs := make([]Outcome, len(raws))
+	for i, raw := range raws {
+		outs[i].Ack = in.answer(ctx, raw, o, &outs[i])
+		outs[i].Code = ackCode(outs[i].Ack)
+	}
+	if err := sync(ctx); err != nil {
+		for i := range outs {
+			if !outs[i].Stored {
+				continue
+			}
+			var m hl7.Message
+			if m.ParseWith(raws[i], in.limits) != nil {
+				continue // it parsed when it was stored
+			}
+			in.log.Error().Str("control_id", m.ControlID()).Str("reason", err.Error()).Msg("storing failed: the flush to disk failed; sender told to resend")
+			outs[i].Ack = hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Errored, Mode: in.mode, Text: textStoreFailed,
+				Err: &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Location: hl7.Location{Offset: -1}}})
+			outs[i].Code, outs[i].Stored, outs[i].Duplicate = ackCode(outs[i].Ack), false, false
+		}
+	}
+	for _, out := range outs {
+		in.count(out.Ack)
+	}
+	return outs
+}
+
 // Check runs Accept's checks on a message without storing it: parse,
 // MSH, accepted type. It returns MSH-10 (when readable) and why the
 // message would be refused, nil when it would be stored.
