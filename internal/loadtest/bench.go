@@ -189,6 +189,13 @@ func load(ctx context.Context, o Options, progress io.Writer, dial func(k int) c
 		}
 	}
 	stopProgress := startProgress(progress, o.Progress, start, &sent, &errs, extra)
+	// When the last connection stopped sending: what arrived at the sink
+	// before it arrived during the load. Taken by each connection as it
+	// stops, so that nothing sent on after it counts.
+	var lastSent struct {
+		mu sync.Mutex
+		at time.Time
+	}
 	for k := range o.Connections {
 		wg.Add(1)
 		go func() {
@@ -196,6 +203,11 @@ func load(ctx context.Context, o Options, progress io.Writer, dial func(k int) c
 			c := dial(k)
 			defer c.close()
 			defer func() {
+				lastSent.mu.Lock()
+				if now := time.Now(); now.After(lastSent.at) { // before the connection closes
+					lastSent.at = now
+				}
+				lastSent.mu.Unlock()
 				sending.Done()
 				if o.Hold > 0 { // open, idle, until every connection has sent
 					sending.Wait()
@@ -261,7 +273,9 @@ func load(ctx context.Context, o Options, progress io.Writer, dial func(k int) c
 	elapsed := sentAt.Sub(start)
 	var duringLoad int64
 	if sk != nil {
-		duringLoad = sk.firsts.Load()
+		lastSent.mu.Lock()
+		duringLoad = sk.arrivedBy(lastSent.at)
+		lastSent.mu.Unlock()
 	}
 	if o.Hold > 0 {
 		stopProgress()

@@ -22,7 +22,7 @@ func TestBenchReportsQueueAndEndToEndRate(t *testing.T) {
 
 	const total = 240
 	held := make(chan []byte, total)
-	_, addr := ackServer(t, func(frame []byte) { held <- append([]byte(nil), frame...) })
+	srv, addr := ackServer(t, func(frame []byte) { held <- append([]byte(nil), frame...) })
 	forwarded := make(chan error, 1)
 	go func() {
 		c := &mllp.Client{Addr: sinkAddr, ReplyTimeout: 5 * time.Second}
@@ -30,9 +30,10 @@ func TestBenchReportsQueueAndEndToEndRate(t *testing.T) {
 		for i := range total {
 			frame := <-held
 			if i == 0 {
-				// Hold everything until the last message was answered.
-				for len(held) < total-1 {
-					time.Sleep(10 * time.Millisecond) // polling the channel's length; bench's wait bounds it
+				// Hold everything until bench has stopped sending: every
+				// message answered and its connections closed.
+				for st := srv.Stats(); len(held) < total-1 || st.Accepted < 2 || st.Active > 0; st = srv.Stats() {
+					time.Sleep(10 * time.Millisecond) // polling counts; bench's wait bounds it
 				}
 			}
 			// The last frame's ACK may be cut off: bench closes its sink as

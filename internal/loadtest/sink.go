@@ -60,6 +60,7 @@ type sink struct {
 	n       int
 	firsts  atomic.Int64  // distinct control IDs arrived
 	lastAt  time.Time     // the last first arrival
+	firstAt []time.Time   // when each control ID first arrived, in order
 	changed chan struct{} // closed and replaced when missing reaches 0
 	want    map[string]ackedMsg
 	missing int // of want, not arrived yet (once wait has set want)
@@ -83,6 +84,7 @@ func startSink(addr string) (*sink, error) {
 		if len(s.arrived[id]) == 1 {
 			s.firsts.Add(1)
 			s.lastAt = time.Now()
+			s.firstAt = append(s.firstAt, s.lastAt)
 		}
 		if _, wanted := s.want[id]; wanted && len(s.arrived[id]) == 1 {
 			if s.missing--; s.missing == 0 {
@@ -94,6 +96,14 @@ func startSink(addr string) (*sink, error) {
 	})}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
+}
+
+// arrivedBy counts the control IDs that first arrived before t.
+func (s *sink) arrivedBy(t time.Time) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, _ := slices.BinarySearchFunc(s.firstAt, t, func(a, t time.Time) int { return a.Compare(t) })
+	return int64(n)
 }
 
 // wait returns when every control ID in want has arrived, or at
