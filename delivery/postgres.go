@@ -375,6 +375,15 @@ func MessageID(msg Message) string {
 func (p *PostgresDeliverer) failed(err error) Result {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
+		// The driver's own refusal to encode a value quotes the value:
+		// name the column instead. It will not encode on a retry either.
+		if _, rest, ok := strings.Cut(err.Error(), "failed to encode args["); ok {
+			col := "a column"
+			if i, err := strconv.Atoi(rest[:max(strings.IndexByte(rest, ']'), 0)]); err == nil && i >= 0 && i < len(p.columns) {
+				col = "column " + p.columns[i].name
+			}
+			return Result{Outcome: Rejected, Reason: "PostgreSQL: the value for " + col + " cannot be encoded for its type"}
+		}
 		return Result{Outcome: Retry, Reason: "PostgreSQL: " + secret.Error(err).Error()}
 	}
 	if pgSchemaError(pe.Code) {

@@ -163,3 +163,33 @@ func BenchmarkPostgresDeliver(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
 }
+
+// A value the database cannot read as its column's type is rejected,
+// without the value (PostgreSQL does not say which parameter: the reason
+// names the code). A value the driver itself cannot encode (out of a
+// smallint's range) is rejected naming the column, without the value.
+func TestPostgresValueErrorsNeverQuoteTheValue(t *testing.T) {
+	srv := testpg.Start(t)
+	srv.Exec("CREATE TABLE ids (message_id text PRIMARY KEY, ref uuid, small smallint)")
+	dc := pgDest(srv)
+	dc.Table, dc.RowPer = "ids", ""
+	dc.Columns = map[string]string{"message_id": "$message_id", "ref": "PID-5.1"}
+	d, err := New(dc)
+	require.NoError(t, err)
+	res := d.Deliver(context.Background(), pgMessage(pgORU))
+	d.Close()
+	require.Equal(t, Rejected, res.Outcome, res.Reason)
+	assert.Contains(t, res.Reason, "22P02 (invalid_text_representation)")
+	assert.NotContains(t, res.Reason, "SECRETFAMILY")
+
+	dc.Columns = map[string]string{"message_id": "$message_id", "small": "$in_seq"}
+	d, err = New(dc)
+	require.NoError(t, err)
+	defer d.Close()
+	msg := pgMessage(pgORU)
+	msg.InSeq = 70001
+	res = d.Deliver(context.Background(), msg)
+	require.Equal(t, Rejected, res.Outcome, res.Reason)
+	assert.Contains(t, res.Reason, "the value for column small cannot be encoded")
+	assert.NotContains(t, res.Reason, "70001")
+}
