@@ -11,6 +11,7 @@ import (
 
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/internal/testpg"
+	"github.com/hl7broker/hl7broker/internal/testpki"
 )
 
 // A lab result with three OBX: a number with a zoned time, one with a
@@ -192,4 +193,35 @@ func TestPostgresValueErrorsNeverQuoteTheValue(t *testing.T) {
 	require.Equal(t, Rejected, res.Outcome, res.Reason)
 	assert.Contains(t, res.Reason, "the value for column small cannot be encoded")
 	assert.NotContains(t, res.Reason, "70001")
+}
+
+// With tls.ca_file, the destination connects over TLS and checks the
+// server's certificate against that CA; a CA that did not sign it is
+// refused (retried: nothing is lost while the admin fixes it).
+func TestPostgresOverTLS(t *testing.T) {
+	srv := testpg.Start(t)
+	pki := testpki.New(t)
+	srv.EnableTLS(pki.ServerCert, pki.ServerKey)
+	srv.Exec("CREATE TABLE notes (message_id text PRIMARY KEY, control_id text)")
+	dc := pgDest(srv)
+	dc.URL = strings.Replace(srv.URL(""), "sslmode=disable", "sslmode=verify-full", 1)
+	dc.Table, dc.RowPer = "notes", ""
+	dc.Columns = map[string]string{"message_id": "$message_id", "control_id": "$control_id"}
+	dc.TLS.CAFile = pki.CAFile
+	d, err := New(dc)
+	require.NoError(t, err)
+	defer d.Close()
+	res := d.Deliver(context.Background(), pgMessage(pgORU))
+	require.Equal(t, Delivered, res.Outcome, res.Reason)
+	assert.Equal(t, 1, srv.Count("SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE s.ssl AND a.usename = 'hl7'"),
+		"the destination's connection is the one over TLS")
+
+	other := testpki.New(t)
+	dc.TLS.CAFile = other.CAFile
+	d2, err := New(dc)
+	require.NoError(t, err)
+	defer d2.Close()
+	res = d2.Deliver(context.Background(), pgMessage(pgORU))
+	require.Equal(t, Retry, res.Outcome)
+	assert.Contains(t, res.Reason, "certificate")
 }

@@ -39,6 +39,7 @@ type Server struct {
 	Port    int
 	cred    *syscall.Credential // the user it runs as when the test runs as root
 	proc    *testproc.Proc
+	tls     []string // postgres's TLS settings, once EnableTLS
 	logFile string
 }
 
@@ -132,8 +133,9 @@ func (s *Server) Restart() {
 		t.Fatal(err)
 	}
 	defer log.Close()
-	cmd := s.command("postgres", "-D", s.dir, "-p", strconv.Itoa(s.Port), "-k", s.sock,
-		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	args := []string{"-D", s.dir, "-p", strconv.Itoa(s.Port), "-k", s.sock,
+		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"}
+	cmd := s.command("postgres", append(args, s.tls...)...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if s.proc, err = testproc.Start(cmd); err != nil {
 		t.Fatalf("postgres: %v", err)
@@ -149,6 +151,30 @@ func (s *Server) Restart() {
 		b, _ := os.ReadFile(s.logFile)
 		t.Fatalf("%v; log: %s", err, tail(string(b)))
 	}
+}
+
+// EnableTLS restarts the server with TLS on, serving certFile and keyFile
+// (PEM); clients may still connect without TLS.
+func (s *Server) EnableTLS(certFile, keyFile string) {
+	s.t.Helper()
+	dst := map[string]string{certFile: filepath.Join(s.sock, "server.crt"), keyFile: filepath.Join(s.sock, "server.key")}
+	for from, to := range dst {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		if err := os.WriteFile(to, b, 0o600); err != nil {
+			s.t.Fatal(err)
+		}
+		if s.cred != nil { // postgres reads its key as its own user, and only if no one else can
+			if err := os.Chown(to, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
+				s.t.Fatal(err)
+			}
+		}
+	}
+	s.tls = []string{"-c", "ssl=on", "-c", "ssl_cert_file=" + dst[certFile], "-c", "ssl_key_file=" + dst[keyFile]}
+	s.Stop()
+	s.Restart()
 }
 
 // Stop stops the server (a fast shutdown) and waits for it to exit.
