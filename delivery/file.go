@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/internal/fsutil"
@@ -24,6 +25,7 @@ var fileType = Type{
 		Defaults: defaultFileName,
 	},
 	New: func(d config.DestinationConfig, _ Env) (Deliverer, error) {
+		removeStaleTemps(d.Dir, time.Minute)
 		return &FileDeliverer{Dir: d.Dir, Ext: extFor(d.Encoding), Name: d.FileName}, nil
 	},
 }
@@ -37,6 +39,18 @@ func checkFileName(d config.DestinationConfig, key string, c *config.Checker) {
 func defaultFileName(d *config.DestinationConfig) {
 	if d.FileName == "" {
 		d.FileName = DefaultFileName
+	}
+}
+
+// removeStaleTemps removes the temporary files (fsutil.WriteAtomic's
+// .tmp-*) a crash left in dir, older than age: a write in progress (of
+// another slot) is younger.
+func removeStaleTemps(dir string, age time.Duration) {
+	stale, _ := filepath.Glob(filepath.Join(dir, fsutil.TempPattern))
+	for _, p := range stale {
+		if info, err := os.Lstat(p); err == nil && info.Mode().IsRegular() && time.Since(info.ModTime()) > age {
+			_ = os.Remove(p)
+		}
 	}
 }
 

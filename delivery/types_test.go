@@ -71,3 +71,21 @@ func TestNewHTTPDestinationOutcomes(t *testing.T) {
 	assert.Equal(t, Retry, res.Outcome)
 	assert.NotContains(t, res.Reason, "abc", "the token in the URL is redacted")
 }
+
+// A file destination removes the temporary files a crash left behind
+// (older than a minute), and leaves a write in progress alone.
+func TestFileDestinationRemovesStaleTemporaryFiles(t *testing.T) {
+	dir := t.TempDir()
+	stale, fresh := filepath.Join(dir, ".tmp-123"), filepath.Join(dir, ".tmp-456")
+	require.NoError(t, os.WriteFile(stale, []byte("half"), 0o640))
+	require.NoError(t, os.WriteFile(fresh, []byte("half"), 0o640))
+	old := time.Now().Add(-time.Hour)
+	require.NoError(t, os.Chtimes(stale, old, old))
+	d, err := New(config.DestinationConfig{Name: "disk", Type: "file", Dir: dir, Encoding: "er7", FileName: DefaultFileName})
+	require.NoError(t, err)
+	defer d.Close()
+	_, err = os.Stat(stale)
+	assert.True(t, os.IsNotExist(err), "the crash's leftover is removed")
+	_, err = os.Stat(fresh)
+	assert.NoError(t, err, "a write in progress is left alone")
+}

@@ -8,10 +8,14 @@ import (
 	"path/filepath"
 )
 
+// TempPattern names WriteAtomic's temporary files (a leading dot: folder
+// readers skip them).
+const TempPattern = ".tmp-*"
+
 // WriteAtomic writes data to a temporary file beside name and renames it
 // into place, so a reader never sees half a message.
 func WriteAtomic(name string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(name), ".tmp-*")
+	tmp, err := os.CreateTemp(filepath.Dir(name), TempPattern)
 	if err != nil {
 		return err
 	}
