@@ -28,15 +28,10 @@ var sftpType = Type{
 		Defaults: defaultFileName,
 	},
 	New: func(d config.DestinationConfig, _ Env) (Deliverer, error) {
-		return &SFTPDeliverer{Conn: SSHConfig(d.Addr, d.User, d.Password, d.PrivateKeyFile, d.KnownHosts, d.InsecureSkipHostKeyCheck, d.Timeout),
-			Dir: d.Dir, Ext: extFor(d.Encoding), Name: d.FileName, Timeout: d.Timeout}, nil
+		conn := sftpconn.Config{Addr: d.Addr, User: d.User, Password: d.Password, PrivateKeyFile: d.PrivateKeyFile,
+			KnownHosts: d.KnownHosts, InsecureSkipHostKeyCheck: d.InsecureSkipHostKeyCheck, Timeout: d.Timeout}
+		return &SFTPDeliverer{Conn: conn, Dir: d.Dir, Ext: extFor(d.Encoding), Name: d.FileName, Timeout: d.Timeout}, nil
 	},
-}
-
-// SSHConfig is an SFTP login as the config gives it.
-func SSHConfig(addr, user, password, keyFile, knownHosts string, insecure bool, timeout time.Duration) sftpconn.Config {
-	return sftpconn.Config{Addr: addr, User: user, Password: password, PrivateKeyFile: keyFile, KnownHosts: knownHosts,
-		InsecureSkipHostKeyCheck: insecure, Timeout: timeout}
 }
 
 // SFTPDeliverer writes each message as a file in Dir on an SFTP server:

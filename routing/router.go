@@ -162,6 +162,7 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	defer func() { cc.Stop(); store.WaitClosed(cc) }()
 	group := make([]jetstream.Msg, 0, routerBatch)
+	seqs := make([]uint64, 0, routerBatch) // group's HL7_IN sequences
 	var ok bool
 	for {
 		select {
@@ -189,25 +190,25 @@ func (r *Router) Run(ctx context.Context) error {
 			// that died or stalled holding them. Route them first, in
 			// order; their redelivery is deduplicated. The gap may come
 			// anywhere in a group: after redeliveries of older inputs, say.
-			for rest := group; len(rest) > 0; {
-				if streamSeq(rest[0]) > next {
+			seqs = seqs[:0]
+			for _, m := range group {
+				seqs = append(seqs, streamSeq(m))
+			}
+			for i := 0; i < len(group); {
+				if seqs[i] > next {
 					if next, ok = r.takeOver(ctx, cons); !ok {
 						return nil
 					}
 				}
-				seqs := make([]uint64, len(rest))
-				for i, m := range rest {
-					seqs[i] = streamSeq(m)
-				}
-				k, end := runWithoutGap(seqs, next)
-				run := rest[:k]
+				k, end := runWithoutGap(seqs[i:], next)
+				run := group[i : i+k]
 				stop := store.KeepInProgress(run, routerAckWait/3)
 				r.routeGroup(ctx, run)
 				stop()
 				if ctx.Err() != nil {
 					return nil
 				}
-				next, rest = max(next, end), rest[k:]
+				next, i = max(next, end), i+k
 			}
 		}
 	}

@@ -499,15 +499,8 @@ func (p *importProgress) stop() {
 func printSurvey(w io.Writer, s ingest.Survey, snd *importSender) {
 	fmt.Fprintf(w, "files %d (%d refused whole), messages %d: valid %d, invalid %d\n", s.Files, s.FilesRefused, s.Messages, s.Valid, s.Invalid)
 	if len(s.ByCode) > 0 {
-		codes := slices.Sorted(func(yield func(int) bool) {
-			for c := range s.ByCode {
-				if !yield(c) {
-					return
-				}
-			}
-		})
 		var parts []string
-		for _, c := range codes {
+		for _, c := range slices.Sorted(maps.Keys(s.ByCode)) {
 			parts = append(parts, fmt.Sprintf("%d (%s) %d", c, hl7.ErrorCode(c).Text(), s.ByCode[c]))
 		}
 		fmt.Fprintf(w, "invalid by code: %s\n", strings.Join(parts, ", "))
