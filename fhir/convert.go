@@ -1,0 +1,254 @@
+package fhir
+
+import (
+	"crypto/sha1"
+	"encoding/base64"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/hl7broker/hl7broker/hl7"
+)
+
+// Options change how a message converts. The zero value converts to a
+// transaction Bundle, reads times without a zone in the local zone, and
+// decodes text by MSH-18.
+type Options struct {
+	// Bundle is "transaction" (the default: each entry a PUT, so a resend
+	// updates what the first one created) or "collection" (no requests).
+	Bundle string
+	// TimeZone reads HL7 times that carry no offset; nil is time.Local.
+	TimeZone *time.Location
+	// Charset decodes the message's text when MSH-18 does not say (or says
+	// wrong); "" uses MSH-18, and bytes as they are when it is empty.
+	Charset string
+}
+
+// Supported message codes (MSH-9.1) and what each converts by. A message
+// of another code is refused with an UnsupportedError: no mapping is better
+// than an invented one.
+var supported = map[string]bool{"ADT": true, "ORU": true, "VXU": true, "ORM": true, "OML": true, "MDM": true, "SIU": true}
+
+// UnsupportedError says a message's type has no FHIR mapping here.
+type UnsupportedError struct{ Type string }
+
+func (e *UnsupportedError) Error() string {
+	if e.Type == "" {
+		return "fhir: the message has no type in MSH-9"
+	}
+	return fmt.Sprintf("fhir: no FHIR mapping for message type %s (ADT, ORU, VXU, ORM, OML, MDM and SIU convert)", e.Type)
+}
+
+// Supported reports whether a message of code (MSH-9.1, such as "ADT")
+// converts.
+func Supported(code string) bool { return supported[code] }
+
+// Convert maps one HL7 v2 message to a FHIR R4 Bundle in JSON. The same
+// message (same MSH-3, MSH-4 and MSH-10) always gives the same resource ids.
+func Convert(m *hl7.Message, o Options) ([]byte, error) {
+	c, err := newConv(m, o)
+	if err != nil {
+		return nil, err
+	}
+	c.walk()
+	return c.bundle().appendJSON(make([]byte, 0, 4096)), nil
+}
+
+// ConvertBytes parses data and converts it.
+func ConvertBytes(data []byte, o Options) ([]byte, error) {
+	m, err := hl7.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	return Convert(m, o)
+}
+
+type conv struct {
+	texter
+	m          *hl7.Message
+	collection bool
+	loc        *time.Location
+	seed       []byte
+	code       string // MSH-9.1
+	event      string // MSH-9.2, or EVN-1
+	entries    []*entry
+	byID       map[string]*entry
+
+	header    *obj   // MessageHeader
+	patient   *entry // from PID
+	encounter *entry // from PV1
+	sender    *entry // Organization from MSH-4
+}
+
+// entry is one resource of the Bundle with how it is written.
+type entry struct {
+	typ  string
+	id   string
+	res  *obj
+	cond string // conditional update query ("identifier=s|v"); "" to PUT by id
+}
+
+func (e *entry) ref() *obj { return newObj("reference", "urn:uuid:"+e.id) }
+
+func newConv(m *hl7.Message, o Options) (*conv, error) {
+	msh, ok := firstSegment(m, "MSH")
+	if !ok {
+		return nil, &UnsupportedError{}
+	}
+	d := m.Delimiters()
+	c := &conv{m: m, loc: o.TimeZone, collection: o.Bundle == "collection", byID: map[string]*entry{}}
+	c.texter = texter{d: d}
+	if cs, err := m.ResolveCharset(o.Charset, true); err == nil {
+		c.charset = cs
+		switch strings.ToUpper(cs.Name) {
+		case "", "ASCII", "UNICODE UTF-8", "UTF-8":
+		default:
+			c.decode = true
+		}
+	}
+	if c.loc == nil {
+		c.loc = time.Local
+	}
+	typ, _ := msh.Field(9)
+	c.code, c.event = c.compText(typ, 1), c.compText(typ, 2)
+	if !supported[c.code] {
+		t := c.code
+		if c.event != "" {
+			t += "^" + c.event
+		}
+		return nil, &UnsupportedError{Type: t}
+	}
+	// Ids derive from who sent the message and its control ID, so a resend
+	// gets the same ones; without a control ID, from the bytes.
+	f3, _ := msh.Field(3)
+	f4, _ := msh.Field(4)
+	f10, _ := msh.Field(10)
+	if c.text(f10) != "" {
+		c.seed = []byte(c.text(f3) + "|" + c.text(f4) + "|" + c.text(f10))
+	} else {
+		sum := sha1.Sum(m.Bytes())
+		c.seed = sum[:]
+	}
+	return c, nil
+}
+
+func firstSegment(m *hl7.Message, name string) (hl7.Segment, bool) {
+	for s := range m.SegmentsNamed(name) {
+		return s, true
+	}
+	return hl7.Segment{}, false
+}
+
+// newID is a name-based UUID (RFC 9562 version 5 layout) of parts.
+func newID(parts ...string) string {
+	h := sha1.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	var sum [20]byte
+	h.Sum(sum[:0])
+	sum[6] = sum[6]&0x0f | 0x50
+	sum[8] = sum[8]&0x3f | 0x80
+	const hexd = "0123456789abcdef"
+	b := make([]byte, 0, 36)
+	for i := 0; i < 16; i++ {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b = append(b, '-')
+		}
+		b = append(b, hexd[sum[i]>>4], hexd[sum[i]&0xf])
+	}
+	return string(b)
+}
+
+// resource adds a resource made from this message: its id derives from the
+// message and key (the segment and its place).
+func (c *conv) resource(typ, key string) *entry {
+	return c.addEntry(typ, newID(string(c.seed), typ, key))
+}
+
+// shared adds, or finds, a resource that stands for something outside the
+// message (a practitioner, an organization, a location): its id derives
+// from what identifies it, so every message that names it names the same
+// resource, and the Bundle holds it once.
+func (c *conv) shared(typ string, identity ...string) (e *entry, isNew bool) {
+	id := newID(append([]string{typ}, identity...)...)
+	if e, ok := c.byID[id]; ok {
+		return e, false
+	}
+	return c.addEntry(typ, id), true
+}
+
+func (c *conv) addEntry(typ, id string) *entry {
+	e := &entry{typ: typ, id: id, res: newObj("resourceType", typ)}
+	if c.collection {
+		e.res.set("id", id)
+	}
+	c.entries = append(c.entries, e)
+	c.byID[id] = e
+	return e
+}
+
+// conditional makes e a conditional update on its identifier (system and
+// value both needed), as the IG asks for resources that live beyond one
+// message: a resend, or the next message about the same patient, updates
+// the resource instead of adding another.
+func (c *conv) conditional(e *entry, ident *obj) {
+	if ident == nil || c.collection {
+		return
+	}
+	system, _ := ident.get("system").(string)
+	value, _ := ident.get("value").(string)
+	if system == "" || value == "" {
+		return
+	}
+	e.cond = "identifier=" + url.QueryEscape(system) + "|" + url.QueryEscape(value)
+}
+
+func (c *conv) bundle() *obj {
+	b := newObj("resourceType", "Bundle")
+	msh, _ := firstSegment(c.m, "MSH")
+	f10, _ := msh.Field(10)
+	f7, _ := msh.Field(7)
+	if ctl := c.text(f10); ctl != "" {
+		f3, _ := msh.Field(3)
+		b.set("identifier", newObj("system", c.hdSystem(f3), "value", ctl))
+	}
+	if c.collection {
+		b.set("type", "collection")
+	} else {
+		b.set("type", "transaction")
+	}
+	b.set("timestamp", c.instant(f7))
+	entries := make([]*obj, 0, len(c.entries))
+	for _, e := range c.entries {
+		be := newObj("fullUrl", "urn:uuid:"+e.id, "resource", e.res)
+		if !c.collection {
+			req := newObj("method", "PUT")
+			if e.cond != "" {
+				req.set("url", e.typ+"?"+e.cond)
+			} else {
+				e.res.set("id", e.id)
+				e.res.keys, e.res.vals = moveToFront(e.res.keys, e.res.vals, 1)
+				req.set("url", e.typ+"/"+e.id)
+			}
+			be.set("request", req)
+		}
+		entries = append(entries, be)
+	}
+	b.set("entry", entries)
+	return b
+}
+
+// moveToFront moves the last key to position at (id after resourceType).
+func moveToFront(keys []string, vals []any, at int) ([]string, []any) {
+	n := len(keys) - 1
+	k, v := keys[n], vals[n]
+	copy(keys[at+1:], keys[at:n])
+	copy(vals[at+1:], vals[at:n])
+	keys[at], vals[at] = k, v
+	return keys, vals
+}
+
+func base64Std(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
