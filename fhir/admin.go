@@ -13,9 +13,9 @@ func (c *conv) messageHeader(msh hl7.Segment) {
 	e := c.resource("MessageHeader", "MSH")
 	c.header = e.res
 	event := c.event
-	e.res.set("eventCoding", newObj("system", v2Table("0003"), "code", event))
+	e.res.set("eventCoding", c.newObj("system", v2Table("0003"), "code", event))
 	if dest := field(msh, 5); c.compText(dest, 1) != "" || c.compText(dest, 2) != "" {
-		d := newObj("name", c.compText(dest, 1))
+		d := c.strObj("name", c.compText(dest, 1))
 		c.setEndpoint(d, dest)
 		e.res.add("destination", d.set("receiver", c.organizationRef(field(msh, 6))))
 	}
@@ -24,7 +24,7 @@ func (c *conv) messageHeader(msh hl7.Segment) {
 		e.res.set("sender", org)
 	}
 	src := field(msh, 3)
-	source := newObj("name", c.compText(src, 1))
+	source := c.strObj("name", c.compText(src, 1))
 	c.setEndpoint(source, src)
 	e.res.set("source", source)
 }
@@ -35,10 +35,10 @@ func (c *conv) messageHeader(msh hl7.Segment) {
 // FHIR requires an endpoint.
 func (c *conv) setEndpoint(o *obj, hd []byte) {
 	if s := c.hdSystem(hd); s != "" {
-		o.set("endpoint", s)
+		o.str("endpoint", s)
 		return
 	}
-	o.set("_endpoint", required(nil))
+	o.set("_endpoint", c.required(nil))
 }
 
 // organizationRef maps an HD or XON (MSH-4, RXA-17's manufacturer uses
@@ -52,12 +52,12 @@ func (c *conv) organizationRef(hd []byte) *obj {
 	if isNew {
 		var ident *obj
 		if uid := c.text(c.sub(c.comp(hd, 2), 1)); uid != "" {
-			ident = newObj("system", "urn:ietf:rfc:3986", "value", system)
+			ident = c.strObj("system", "urn:ietf:rfc:3986", "value", system)
 		} else {
-			ident = newObj("value", name)
+			ident = c.strObj("value", name)
 		}
 		e.res.add("identifier", ident)
-		e.res.set("name", name)
+		e.res.str("name", name)
 		if uid := c.text(c.sub(c.comp(hd, 2), 1)); uid != "" {
 			c.conditional(e, ident)
 		}
@@ -78,9 +78,9 @@ func (c *conv) xonOrganizationRef(raw []byte) *obj {
 	system := c.hdSystem(c.comp(raw, 6))
 	e, isNew := c.shared("Organization", system, id, name)
 	if isNew {
-		ident := newObj("system", system, "value", id)
+		ident := c.strObj("system", system, "value", id)
 		e.res.add("identifier", ident)
-		e.res.set("name", name)
+		e.res.str("name", name)
 		c.conditional(e, ident)
 	}
 	return e.ref()
@@ -98,9 +98,9 @@ func (c *conv) practitionerRef(raw []byte) *obj {
 	}
 	e, isNew := c.shared("Practitioner", system, id, family, given)
 	if isNew {
-		ident := newObj("type", c.identifierType(c.compText(raw, 13)), "system", system, "value", id)
+		ident := c.newObj("type", c.identifierType(c.compText(raw, 13)), "system", system, "value", id)
 		e.res.add("identifier", ident)
-		name := newObj("family", family)
+		name := c.strObj("family", family)
 		name.addString("given", given)
 		split(c.comp(raw, 4), ' ', func(g []byte) { name.addString("given", c.text(g)) })
 		name.addString("prefix", c.compText(raw, 6))
@@ -134,7 +134,7 @@ func (c *conv) locationRef(raw []byte) *obj {
 		if name == "" {
 			name = desc
 		}
-		e.res.set("status", "active").set("name", name).set("description", desc).set("mode", "instance")
+		e.res.str("status", "active").str("name", name).str("description", desc).str("mode", "instance")
 		typ := ""
 		switch {
 		case bed != "":
@@ -145,7 +145,7 @@ func (c *conv) locationRef(raw []byte) *obj {
 			typ = "wa"
 		}
 		if typ != "" {
-			e.res.set("physicalType", newObj("coding", []*obj{newObj("system", "http://terminology.hl7.org/CodeSystem/location-physical-type", "code", typ)}))
+			e.res.set("physicalType", c.newObj("coding", []*obj{c.newObj("system", "http://terminology.hl7.org/CodeSystem/location-physical-type", "code", typ)}))
 		}
 		e.res.set("managingOrganization", c.organizationRef(facility))
 	}
@@ -173,7 +173,7 @@ func (c *conv) eiIdentifier(raw []byte, typ string) *obj {
 		system = systemURIForNamespace(ns)
 	}
 	_ = hd
-	return newObj("type", c.identifierType(typ), "system", system, "value", value)
+	return c.newObj("type", c.identifierType(typ), "system", system, "value", value)
 }
 
 // PID[Patient].
@@ -182,7 +182,7 @@ func (c *conv) pid(seg hl7.Segment, key string) {
 	c.patient = e
 	p := e.res
 	if v := c.instant(field(seg, 33)); v != "" {
-		p.set("meta", newObj("lastUpdated", v))
+		p.set("meta", c.newObj("lastUpdated", v))
 	}
 	var key3 *obj // identifier the conditional update uses: an MR first
 	for _, f := range []int{2, 3, 4} {
@@ -195,26 +195,26 @@ func (c *conv) pid(seg hl7.Segment, key string) {
 		})
 	}
 	if ssn := c.fieldText(seg, 19); ssn != "" {
-		p.add("identifier", newObj("type", c.identifierType("SS"), "system", "http://hl7.org/fhir/sid/us-ssn", "value", ssn))
+		p.add("identifier", c.newObj("type", c.identifierType("SS"), "system", "http://hl7.org/fhir/sid/us-ssn", "value", ssn))
 	}
 	if dl := c.first(seg, 20); c.compText(dl, 1) != "" {
-		p.add("identifier", newObj("type", c.identifierType("DL"), "system", systemURIForNamespace(orDefault(c.compText(dl, 2), "DL")), "value", c.compText(dl, 1),
-			"period", newObj("end", c.date(c.comp(dl, 3)))))
+		p.add("identifier", c.newObj("type", c.identifierType("DL"), "system", systemURIForNamespace(orDefault(c.compText(dl, 2), "DL")), "value", c.compText(dl, 1),
+			"period", c.newObj("end", c.date(c.comp(dl, 3)))))
 	}
 	c.reps(field(seg, 5), func(r []byte) { p.add("name", c.humanName(r)) })
 	c.reps(field(seg, 9), func(r []byte) { p.add("name", c.humanName(r)) })
 	if mm := c.compText(c.first(seg, 6), 1); mm != "" {
-		p.add("extension", newObj("url", extMothersMaiden, "valueString", mm))
+		p.add("extension", c.strObj("url", extMothersMaiden, "valueString", mm))
 	}
 	c.reps(field(seg, 13), func(r []byte) { p.add("telecom", c.contactPoint(r, "home")) })
 	c.reps(field(seg, 14), func(r []byte) { p.add("telecom", c.contactPoint(r, "work")) })
-	p.set("gender", genderMap[strings.ToUpper(c.fieldText(seg, 8))])
-	p.set("birthDate", c.date(field(seg, 7)))
+	p.str("gender", genderMap[strings.ToUpper(c.fieldText(seg, 8))])
+	p.str("birthDate", c.date(field(seg, 7)))
 	if bt := c.dateTime(field(seg, 7)); len(bt) > 10 {
-		p.set("_birthDate", newObj("extension", []*obj{newObj("url", extBirthTime, "valueDateTime", bt)}))
+		p.set("_birthDate", c.newObj("extension", []*obj{c.newObj("url", extBirthTime, "valueDateTime", bt)}))
 	}
 	if dt := c.dateTime(field(seg, 29)); dt != "" {
-		p.set("deceasedDateTime", dt)
+		p.str("deceasedDateTime", dt)
 	} else if b, ok := yesNo(c.fieldText(seg, 30)); ok {
 		p.set("deceasedBoolean", b)
 	}
@@ -222,7 +222,7 @@ func (c *conv) pid(seg hl7.Segment, key string) {
 	if ms := c.first(seg, 16); c.compText(ms, 1) != "" {
 		code := c.compText(ms, 1)
 		if v3, ok := maritalMap[code]; ok {
-			p.set("maritalStatus", newObj("coding", []*obj{newObj("system", v3MaritalStatus, "code", v3, "display", c.compText(ms, 2))}))
+			p.set("maritalStatus", c.newObj("coding", []*obj{c.newObj("system", v3MaritalStatus, "code", v3, "display", c.compText(ms, 2))}))
 		} else {
 			p.set("maritalStatus", c.tableConcept(ms, "0002"))
 		}
@@ -233,7 +233,7 @@ func (c *conv) pid(seg hl7.Segment, key string) {
 		p.set("multipleBirthBoolean", b)
 	}
 	if lang := c.first(seg, 15); c.compText(lang, 1) != "" || c.compText(lang, 2) != "" {
-		p.add("communication", newObj("language", c.codeableConcept(lang)))
+		p.add("communication", c.newObj("language", c.codeableConcept(lang)))
 	}
 	if key3 != nil {
 		c.conditional(e, key3)
@@ -276,7 +276,7 @@ func (c *conv) pd1(seg hl7.Segment) {
 
 // NK1[RelatedPerson].
 func (c *conv) nk1(seg hl7.Segment, key string) {
-	r := newObj("resourceType", "RelatedPerson")
+	r := c.strObj("resourceType", "RelatedPerson")
 	c.reps(field(seg, 33), func(b []byte) { r.add("identifier", c.identifier(b)) })
 	r.set("patient", c.patientRef())
 	if rel := c.first(seg, 3); c.compText(rel, 1) != "" || c.compText(rel, 2) != "" {
@@ -288,16 +288,16 @@ func (c *conv) nk1(seg hl7.Segment, key string) {
 	c.reps(field(seg, 2), func(b []byte) { r.add("name", c.humanName(b)) })
 	c.reps(field(seg, 5), func(b []byte) { r.add("telecom", c.contactPoint(b, "home")) })
 	c.reps(field(seg, 6), func(b []byte) { r.add("telecom", c.contactPoint(b, "work")) })
-	r.set("gender", genderMap[strings.ToUpper(c.fieldText(seg, 15))])
-	r.set("birthDate", c.date(field(seg, 16)))
+	r.str("gender", genderMap[strings.ToUpper(c.fieldText(seg, 15))])
+	r.str("birthDate", c.date(field(seg, 16)))
 	c.reps(field(seg, 4), func(b []byte) { r.add("address", c.address(b)) })
 	r.set("period", c.period(field(seg, 8), field(seg, 9)))
-	if len(r.keys) <= 2 { // an NK1 with nothing but its set ID
+	if len(r.kvs) <= 2 { // an NK1 with nothing but its set ID
 		return
 	}
 	e := c.resource("RelatedPerson", key)
-	for i, k := range r.keys[1:] {
-		e.res.set(k, r.vals[i+1])
+	for _, f := range r.kvs[1:] {
+		e.res.set(f.k, f.v)
 	}
 }
 
@@ -314,17 +314,17 @@ func (c *conv) pv1(seg hl7.Segment, key string) {
 	ident := c.identifier(visit)
 	if ident != nil && ident.get("type") == nil {
 		ident.set("type", c.identifierType("VN"))
-		ident.keys, ident.vals = moveToFront(ident.keys, ident.vals, 0)
+		ident.moveTo("type", 0)
 	}
 	r.add("identifier", ident)
-	r.set("status", c.encounterStatus(seg))
+	r.str("status", c.encounterStatus(seg))
 	switch m, ok := patientClassMap[class]; {
 	case ok:
-		r.set("class", newObj("system", v3ActCode, "code", m[0], "display", m[1]))
+		r.set("class", c.newObj("system", v3ActCode, "code", m[0], "display", m[1]))
 	case class != "":
-		r.set("class", newObj("system", v2Table("0004"), "code", class))
+		r.set("class", c.newObj("system", v2Table("0004"), "code", class))
 	default:
-		r.set("class", newObj("system", v3NullFlavor, "code", "UNK", "display", "unknown"))
+		r.set("class", c.newObj("system", v3NullFlavor, "code", "UNK", "display", "unknown"))
 	}
 	if t := c.first(seg, 4); c.compText(t, 1) != "" {
 		r.add("type", c.tableConcept(t, "0007"))
@@ -339,12 +339,12 @@ func (c *conv) pv1(seg hl7.Segment, key string) {
 	}{{7, "ATND"}, {8, "REF"}, {9, "CON"}, {17, "ADM"}} {
 		c.reps(field(seg, p.f), func(b []byte) {
 			if who := c.practitionerRef(b); who != nil {
-				r.add("participant", newObj("type", []*obj{newObj("coding", []*obj{newObj("system", v3ParticipantType, "code", p.code)})}, "individual", who))
+				r.add("participant", c.newObj("type", []*obj{c.newObj("coding", []*obj{c.newObj("system", v3ParticipantType, "code", p.code)})}, "individual", who))
 			}
 		})
 	}
 	r.set("period", c.period(field(seg, 44), field(seg, 45)))
-	h := newObj("preAdmissionIdentifier", c.identifier(c.first(seg, 5)))
+	h := c.newObj("preAdmissionIdentifier", c.identifier(c.first(seg, 5)))
 	if s := c.first(seg, 14); c.compText(s, 1) != "" {
 		h.set("admitSource", c.tableConcept(s, "0023"))
 	}
@@ -356,10 +356,10 @@ func (c *conv) pv1(seg hl7.Segment, key string) {
 	}
 	r.set("hospitalization", h)
 	if loc := c.locationRef(c.first(seg, 3)); loc != nil {
-		r.add("location", newObj("location", loc, "status", "active"))
+		r.add("location", c.newObj("location", loc, "status", "active"))
 	}
 	if loc := c.locationRef(c.first(seg, 6)); loc != nil {
-		r.add("location", newObj("location", loc, "status", "completed"))
+		r.add("location", c.newObj("location", loc, "status", "completed"))
 	}
 	if ident != nil {
 		c.conditional(e, ident)
@@ -419,8 +419,8 @@ func (c *conv) mrg(seg hl7.Segment, key string) {
 	}
 	e.res.set("active", false)
 	c.reps(field(seg, 7), func(r []byte) { e.res.add("name", c.humanName(r)) })
-	e.res.add("link", newObj("other", c.patient.ref(), "type", "replaced-by"))
-	c.patient.res.add("link", newObj("other", e.ref(), "type", "replaces"))
+	e.res.add("link", c.newObj("other", c.patient.ref(), "type", "replaced-by"))
+	c.patient.res.add("link", c.newObj("other", e.ref(), "type", "replaces"))
 	c.conditional(e, ident)
 }
 
@@ -433,18 +433,18 @@ func (c *conv) al1(seg hl7.Segment, key string) *entry {
 	}
 	e := c.resource("AllergyIntolerance", key)
 	r := e.res
-	r.set("clinicalStatus", newObj("coding", []*obj{newObj("system", sysAllergyCategory, "code", "active")}))
+	r.set("clinicalStatus", c.newObj("coding", []*obj{c.newObj("system", sysAllergyCategory, "code", "active")}))
 	if cat := allergyCategoryMap[c.fieldText(seg, 2)]; cat != "" {
 		r.set("category", []string{cat})
 	}
-	r.set("criticality", allergyCriticalityMap[c.fieldText(seg, 4)])
+	r.str("criticality", allergyCriticalityMap[c.fieldText(seg, 4)])
 	r.set("code", c.codeableConcept(code))
 	r.set("patient", c.patientRef())
-	r.set("onsetDateTime", c.dateTime(field(seg, 6)))
+	r.str("onsetDateTime", c.dateTime(field(seg, 6)))
 	reaction := &obj{}
 	c.reps(field(seg, 5), func(b []byte) { // ST before v2.6: a lone value is text
 		if bytes.IndexByte(b, c.d.Component) < 0 {
-			reaction.add("manifestation", newObj("text", c.text(b)))
+			reaction.add("manifestation", c.strObj("text", c.text(b)))
 		} else {
 			reaction.add("manifestation", c.codeableConcept(b))
 		}
@@ -463,18 +463,18 @@ func (c *conv) dg1(seg hl7.Segment, key string) *entry {
 	e := c.resource("Condition", key)
 	r := e.res
 	r.add("identifier", c.eiIdentifier(c.first(seg, 20), ""))
-	r.add("category", newObj("coding", []*obj{newObj("system", "http://terminology.hl7.org/CodeSystem/condition-category", "code", "encounter-diagnosis")}))
+	r.add("category", c.newObj("coding", []*obj{c.newObj("system", "http://terminology.hl7.org/CodeSystem/condition-category", "code", "encounter-diagnosis")}))
 	cc := c.codeableConcept(code)
 	if cc.empty() {
-		cc = newObj("text", desc)
+		cc = c.strObj("text", desc)
 	}
 	r.set("code", cc)
 	r.set("subject", c.patientRef())
 	r.set("encounter", c.encounterRef())
-	r.set("onsetDateTime", c.dateTime(field(seg, 5)))
+	r.str("onsetDateTime", c.dateTime(field(seg, 5)))
 	r.set("asserter", c.practitionerRef(c.first(seg, 16)))
 	if c.encounter != nil {
-		d := newObj("condition", e.ref())
+		d := c.newObj("condition", e.ref())
 		if rank := decimal(c.fieldText(seg, 15)); rank != "" && rank != "0" && !strings.Contains(rank, ".") {
 			d.set("rank", num(rank))
 		}
@@ -493,18 +493,18 @@ func (c *conv) in1(seg hl7.Segment, key string) {
 	e := c.resource("Coverage", key)
 	r := e.res
 	if policy := c.fieldText(seg, 36); policy != "" {
-		r.add("identifier", newObj("value", policy))
+		r.add("identifier", c.strObj("value", policy))
 	}
-	r.set("status", "active")
+	r.str("status", "active")
 	if t := c.first(seg, 15); c.compText(t, 1) != "" {
 		r.set("type", c.tableConcept(t, "0086"))
 	}
-	r.set("subscriberId", c.compText(c.first(seg, 49), 1))
+	r.str("subscriberId", c.compText(c.first(seg, 49), 1))
 	r.set("beneficiary", c.patientRef())
 	if rel := subscriberRelMap[c.fieldText(seg, 17)]; rel != "" {
-		r.set("relationship", newObj("coding", []*obj{newObj("system", "http://terminology.hl7.org/CodeSystem/subscriber-relationship", "code", rel)}))
+		r.set("relationship", c.newObj("coding", []*obj{c.newObj("system", "http://terminology.hl7.org/CodeSystem/subscriber-relationship", "code", rel)}))
 	}
-	r.set("period", newObj("start", c.date(field(seg, 12)), "end", c.date(field(seg, 13))))
+	r.set("period", c.newObj("start", c.date(field(seg, 12)), "end", c.date(field(seg, 13))))
 	r.add("payor", payor)
 	for _, cl := range []struct {
 		f    int
@@ -521,7 +521,7 @@ func (c *conv) in1(seg hl7.Segment, key string) {
 		} else {
 			name = c.compText(c.first(seg, 2), 2)
 		}
-		r.add("class", newObj("type", newObj("coding", []*obj{newObj("system", "http://terminology.hl7.org/CodeSystem/coverage-class", "code", cl.typ)}),
+		r.add("class", c.newObj("type", c.newObj("coding", []*obj{c.newObj("system", "http://terminology.hl7.org/CodeSystem/coverage-class", "code", cl.typ)}),
 			"value", v, "name", name))
 	}
 }
@@ -536,9 +536,9 @@ func (c *conv) insurerRef(seg hl7.Segment) *obj {
 	system := c.hdSystem(c.comp(idRaw, 4))
 	e, isNew := c.shared("Organization", system, id, name)
 	if isNew {
-		ident := newObj("system", system, "value", id)
+		ident := c.strObj("system", system, "value", id)
 		e.res.add("identifier", ident)
-		e.res.set("name", name)
+		e.res.str("name", name)
 		c.reps(field(seg, 5), func(b []byte) { e.res.add("address", c.address(b)) })
 		c.conditional(e, ident)
 	}
@@ -567,8 +567,8 @@ func (c *conv) provenance(evn hl7.Segment, key string) {
 	if c.encounter != nil {
 		r.add("target", c.encounter.ref())
 	}
-	r.set("occurredDateTime", c.dateTime(field(evn, 6)))
-	r.set("recorded", recorded)
+	r.str("occurredDateTime", c.dateTime(field(evn, 6)))
+	r.str("recorded", recorded)
 	if reason := c.first(evn, 4); c.compText(reason, 1) != "" {
 		r.add("reason", c.tableConcept(reason, "0062"))
 	}
@@ -576,6 +576,6 @@ func (c *conv) provenance(evn hl7.Segment, key string) {
 	if event == "" {
 		event = c.fieldText(evn, 1)
 	}
-	r.set("activity", newObj("coding", []*obj{newObj("system", v2Table("0003"), "code", event)}))
-	r.add("agent", newObj("type", newObj("coding", []*obj{newObj("system", "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code", "author")}), "who", who))
+	r.set("activity", c.newObj("coding", []*obj{c.newObj("system", v2Table("0003"), "code", event)}))
+	r.add("agent", c.newObj("type", c.newObj("coding", []*obj{c.newObj("system", "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code", "author")}), "who", who))
 }

@@ -19,11 +19,11 @@ func (c *conv) orc(seg hl7.Segment, key string) *entry {
 	if status == "" {
 		status = orderControlMap[c.fieldText(seg, 1)]
 	}
-	r.set("status", orDefault(status, "unknown"))
-	r.set("intent", "order")
+	r.str("status", orDefault(status, "unknown"))
+	r.str("intent", "order")
 	r.set("subject", c.patientRef())
 	r.set("encounter", c.encounterRef())
-	r.set("authoredOn", c.dateTime(field(seg, 9)))
+	r.str("authoredOn", c.dateTime(field(seg, 9)))
 	r.set("requester", c.practitionerRef(c.first(seg, 12)))
 	return e
 }
@@ -38,8 +38,8 @@ func (c *conv) obr(x *context, seg hl7.Segment, key string) {
 		r := x.order.res
 		r.add("identifier", c.eiIdentifier(c.first(seg, 2), "PLAC"))
 		r.add("identifier", c.eiIdentifier(c.first(seg, 3), "FILL"))
-		r.set("status", orDefault(orderStatusForResult(c.code), "unknown"))
-		r.set("intent", "order")
+		r.str("status", orDefault(orderStatusForResult(c.code), "unknown"))
+		r.str("intent", "order")
 		r.set("subject", c.patientRef())
 		r.set("encounter", c.encounterRef())
 	}
@@ -62,19 +62,19 @@ func (c *conv) obr(x *context, seg hl7.Segment, key string) {
 	r := e.res
 	r.add("identifier", c.eiIdentifier(c.first(seg, 3), "FILL"))
 	r.add("basedOn", x.order.ref())
-	r.set("status", orDefault(reportStatusMap[c.fieldText(seg, 25)], "unknown"))
+	r.str("status", orDefault(reportStatusMap[c.fieldText(seg, 25)], "unknown"))
 	if s := c.first(seg, 24); c.compText(s, 1) != "" {
-		r.add("category", newObj("coding", []*obj{newObj("system", v2Table("0074"), "code", c.compText(s, 1))}))
+		r.add("category", c.newObj("coding", []*obj{c.newObj("system", v2Table("0074"), "code", c.compText(s, 1))}))
 	}
-	r.set("code", required(c.codeableConcept(code)))
+	r.set("code", c.required(c.codeableConcept(code)))
 	r.set("subject", c.patientRef())
 	r.set("encounter", c.encounterRef())
 	if end := c.dateTime(field(seg, 8)); end != "" {
-		r.set("effectivePeriod", newObj("start", c.dateTime(field(seg, 7)), "end", end))
+		r.set("effectivePeriod", c.newObj("start", c.dateTime(field(seg, 7)), "end", end))
 	} else {
-		r.set("effectiveDateTime", c.dateTime(field(seg, 7)))
+		r.str("effectiveDateTime", c.dateTime(field(seg, 7)))
 	}
-	r.set("issued", c.instant(field(seg, 22)))
+	r.str("issued", c.instant(field(seg, 22)))
 	c.reps(field(seg, 32), func(b []byte) { // NDL: its first component is a CNN, subcomponents like XCN's
 		cnn := bytes.ReplaceAll(c.comp(b, 1), []byte{c.d.Subcomponent}, []byte{c.d.Component})
 		r.add("resultsInterpreter", c.practitionerRef(cnn))
@@ -92,11 +92,11 @@ func orderStatusForResult(code string) string {
 
 // required gives an element FHIR requires that the message left empty the
 // data-absent-reason extension instead of a value.
-func required(v *obj) *obj {
+func (c *conv) required(v *obj) *obj {
 	if !v.empty() {
 		return v
 	}
-	return newObj("extension", []*obj{newObj("url", extDataAbsent, "valueCode", "unknown")})
+	return c.newObj("extension", []*obj{c.newObj("url", extDataAbsent, "valueCode", "unknown")})
 }
 
 // OBX[Observation]; an ED value becomes a DocumentReference (OBX
@@ -121,17 +121,17 @@ func (c *conv) obx(x *context, seg hl7.Segment, key string) {
 	if x.imm != nil {
 		r.add("partOf", x.imm.ref())
 	}
-	r.set("status", orDefault(observationStatusMap[c.fieldText(seg, 11)], "unknown"))
-	r.set("code", required(c.codeableConcept(c.first(seg, 3))))
+	r.str("status", orDefault(observationStatusMap[c.fieldText(seg, 11)], "unknown"))
+	r.set("code", c.required(c.codeableConcept(c.first(seg, 3))))
 	r.set("subject", c.patientRef())
 	r.set("encounter", c.encounterRef())
 	eff := c.dateTime(field(seg, 14))
 	if eff == "" && x.hasOBR {
 		eff = c.dateTime(field(x.obr, 7))
 	}
-	r.set("effectiveDateTime", eff)
+	r.str("effectiveDateTime", eff)
 	if x.hasOBR {
-		r.set("issued", c.instant(field(x.obr, 22)))
+		r.str("issued", c.instant(field(x.obr, 22)))
 	}
 	c.reps(field(seg, 16), func(b []byte) { r.add("performer", c.practitionerRef(b)) })
 	c.reps(field(seg, 23), func(b []byte) { r.add("performer", c.xonOrganizationRef(b)) })
@@ -139,7 +139,7 @@ func (c *conv) obx(x *context, seg hl7.Segment, key string) {
 	c.reps(field(seg, 8), func(b []byte) {
 		code := c.compText(b, 1)
 		if v3, ok := interpretationMap[code]; ok {
-			r.add("interpretation", newObj("coding", []*obj{newObj("system", v3Interpretation, "code", v3, "display", c.compText(b, 2))}))
+			r.add("interpretation", c.newObj("coding", []*obj{c.newObj("system", v3Interpretation, "code", v3, "display", c.compText(b, 2))}))
 		} else {
 			r.add("interpretation", c.tableConcept(b, "0078"))
 		}
@@ -151,7 +151,7 @@ func (c *conv) obx(x *context, seg hl7.Segment, key string) {
 		r.set("bodySite", c.codeableConcept(s))
 	}
 	if rr := c.fieldText(seg, 7); rr != "" {
-		r.add("referenceRange", newObj("text", rr))
+		r.add("referenceRange", c.strObj("text", rr))
 	}
 	if x.report != nil {
 		x.report.res.add("result", e.ref())
@@ -190,17 +190,17 @@ func (c *conv) observationValue(r *obj, vt string, raw, unit []byte) {
 		return
 	case "IS", "ID":
 		if v := c.compText(first, 1); v != "" {
-			r.set("valueCodeableConcept", newObj("coding", []*obj{newObj("code", v)}))
+			r.set("valueCodeableConcept", c.newObj("coding", []*obj{c.newObj("code", v)}))
 		}
 		return
 	case "DT", "DTM", "TS":
 		if v := c.dateTime(first); v != "" {
-			r.set("valueDateTime", v)
+			r.str("valueDateTime", v)
 			return
 		}
 	case "TM":
 		if v := hl7TimeOfDay(c.text(first)); v != "" {
-			r.set("valueTime", v)
+			r.str("valueTime", v)
 			return
 		}
 	case "NA":
@@ -213,7 +213,7 @@ func (c *conv) observationValue(r *obj, vt string, raw, unit []byte) {
 			}
 		})
 		if len(vals) > 0 {
-			r.set("valueSampledData", newObj("origin", newObj("value", num("0")), "period", num("0"), "dimensions", 1, "data", strings.Join(vals, " ")))
+			r.set("valueSampledData", c.newObj("origin", c.newObj("value", num("0")), "period", num("0"), "dimensions", 1, "data", strings.Join(vals, " ")))
 			return
 		}
 	}
@@ -225,7 +225,7 @@ func (c *conv) observationValue(r *obj, vt string, raw, unit []byte) {
 			lines = append(lines, c.componentsText(b))
 		}
 	})
-	r.set("valueString", strings.TrimSpace(strings.Join(lines, "\n")))
+	r.str("valueString", strings.TrimSpace(strings.Join(lines, "\n")))
 }
 
 // componentsText is a composite value as text, its parts spaced.
@@ -245,7 +245,7 @@ func (c *conv) comparatorQuantity(s string, unit []byte) *obj {
 	for _, cmp := range comparators {
 		if rest, ok := strings.CutPrefix(s, cmp); ok {
 			if d := decimal(rest); d != "" {
-				q := newObj("value", num(d), "comparator", cmp)
+				q := c.newObj("value", num(d), "comparator", cmp)
 				c.setUnit(q, unit)
 				return q
 			}
@@ -261,15 +261,15 @@ func (c *conv) structuredNumeric(r *obj, raw, unit []byte) bool {
 	case n1 != "" && sep == "" && n2 == "":
 		q := c.quantity(n1, unit)
 		if cmp == "<" || cmp == ">" || cmp == "<=" || cmp == ">=" {
-			q.set("comparator", cmp)
+			q.str("comparator", cmp)
 		}
 		r.set("valueQuantity", q)
 		return true
 	case (sep == "-" || sep == "") && (n1 != "" || n2 != "") && cmp == "":
-		r.set("valueRange", newObj("low", c.quantity(n1, unit), "high", c.quantity(n2, unit)))
+		r.set("valueRange", c.newObj("low", c.quantity(n1, unit), "high", c.quantity(n2, unit)))
 		return true
 	case (sep == ":" || sep == "/") && n1 != "" && n2 != "" && cmp == "":
-		r.set("valueRatio", newObj("numerator", newObj("value", num(n1)), "denominator", newObj("value", num(n2))))
+		r.set("valueRatio", c.newObj("numerator", c.newObj("value", num(n1)), "denominator", c.newObj("value", num(n2))))
 		return true
 	}
 	return false
@@ -299,24 +299,24 @@ func hl7TimeOfDay(s string) string {
 func (c *conv) obxDocument(seg hl7.Segment, key string) *entry {
 	e := c.resource("DocumentReference", key)
 	r := e.res
-	r.set("status", "current")
+	r.str("status", "current")
 	if st := observationStatusMap[c.fieldText(seg, 11)]; st == "final" || st == "preliminary" {
-		r.set("docStatus", st)
+		r.str("docStatus", st)
 	}
 	r.set("type", c.codeableConcept(c.first(seg, 3)))
 	r.set("subject", c.patientRef())
 	c.reps(field(seg, 5), func(b []byte) {
 		if a := c.attachment(b); a != nil {
-			r.add("content", newObj("attachment", a))
+			r.add("content", c.newObj("attachment", a))
 		} else if t := c.compText(b, 1); t != "" { // RP: a pointer to the document
-			r.add("content", newObj("attachment", newObj("url", t)))
+			r.add("content", c.newObj("attachment", c.newObj("url", t)))
 		}
 	})
 	if r.get("content") == nil {
-		r.add("content", newObj("attachment", required(nil)))
+		r.add("content", c.newObj("attachment", c.required(nil)))
 	}
 	if c.encounter != nil {
-		r.set("context", newObj("encounter", []*obj{c.encounter.ref()}))
+		r.set("context", c.newObj("encounter", []*obj{c.encounter.ref()}))
 	}
 	return e
 }
@@ -335,10 +335,10 @@ func (c *conv) nte(x *context, seg hl7.Segment) {
 	switch x.last.typ {
 	case "Observation", "ServiceRequest", "DiagnosticReport", "AllergyIntolerance", "Condition", "Immunization", "Specimen":
 		if x.last.typ == "DiagnosticReport" { // DiagnosticReport has no note in R4: the IG puts OBR's NTE on the order
-			x.order.res.add("note", newObj("text", text))
+			x.order.res.add("note", c.strObj("text", text))
 			return
 		}
-		x.last.res.add("note", newObj("text", text))
+		x.last.res.add("note", c.strObj("text", text))
 	}
 }
 
@@ -354,13 +354,13 @@ func (c *conv) spm(x *context, seg hl7.Segment, key string) {
 		r.set("type", c.codeableConcept(t))
 	}
 	r.set("subject", c.patientRef())
-	r.set("receivedTime", c.dateTime(field(seg, 18)))
+	r.str("receivedTime", c.dateTime(field(seg, 18)))
 	col := &obj{}
 	collected := c.first(seg, 17)
 	if end := c.dateTime(c.comp(collected, 2)); end != "" {
-		col.set("collectedPeriod", newObj("start", c.dateTime(c.comp(collected, 1)), "end", end))
+		col.set("collectedPeriod", c.newObj("start", c.dateTime(c.comp(collected, 1)), "end", end))
 	} else {
-		col.set("collectedDateTime", c.dateTime(c.comp(collected, 1)))
+		col.str("collectedDateTime", c.dateTime(c.comp(collected, 1)))
 	}
 	if m := c.first(seg, 7); c.compText(m, 1) != "" || c.compText(m, 2) != "" {
 		col.set("method", c.codeableConcept(m))
@@ -390,7 +390,7 @@ func (c *conv) eiIdentifierSub(raw []byte, typ string) *obj {
 	} else if ns != "" {
 		system = systemURIForNamespace(ns)
 	}
-	return newObj("type", c.identifierType(typ), "system", system, "value", value)
+	return c.newObj("type", c.identifierType(typ), "system", system, "value", value)
 }
 
 // RXA[Immunization].
@@ -402,17 +402,17 @@ func (c *conv) rxa(seg hl7.Segment, key string, orcFiller []byte) *entry {
 	if strings.EqualFold(c.fieldText(seg, 21), "D") {
 		status = "entered-in-error"
 	}
-	r.set("status", orDefault(status, "completed"))
+	r.str("status", orDefault(status, "completed"))
 	if sr := c.first(seg, 18); c.compText(sr, 1) != "" || c.compText(sr, 2) != "" {
 		r.set("statusReason", c.codeableConcept(sr))
 	}
-	r.set("vaccineCode", required(c.codeableConcept(c.first(seg, 5))))
+	r.set("vaccineCode", c.required(c.codeableConcept(c.first(seg, 5))))
 	r.set("patient", c.patientRef())
 	r.set("encounter", c.encounterRef())
 	if occ := c.dateTime(field(seg, 3)); occ != "" {
-		r.set("occurrenceDateTime", occ)
+		r.str("occurrenceDateTime", occ)
 	} else {
-		r.set("_occurrenceDateTime", required(nil))
+		r.set("_occurrenceDateTime", c.required(nil))
 	}
 	if src := c.first(seg, 9); c.compText(src, 1) != "" {
 		code := c.compText(src, 1)
@@ -422,14 +422,14 @@ func (c *conv) rxa(seg hl7.Segment, key string, orcFiller []byte) *entry {
 		}
 	}
 	r.set("manufacturer", c.manufacturerRef(c.first(seg, 17)))
-	r.set("lotNumber", c.fieldText(seg, 15))
-	r.set("expirationDate", c.date(c.first(seg, 16)))
+	r.str("lotNumber", c.fieldText(seg, 15))
+	r.str("expirationDate", c.date(c.first(seg, 16)))
 	if dose := decimal(c.fieldText(seg, 6)); dose != "" && dose != "999" {
 		r.set("doseQuantity", c.quantity(dose, c.first(seg, 7)))
 	}
 	c.reps(field(seg, 10), func(b []byte) {
 		if who := c.practitionerRef(b); who != nil {
-			r.add("performer", newObj("function", newObj("coding", []*obj{newObj("system", v2Table("0443"), "code", "AP", "display", "Administering Provider")}), "actor", who))
+			r.add("performer", c.newObj("function", c.newObj("coding", []*obj{c.newObj("system", v2Table("0443"), "code", "AP", "display", "Administering Provider")}), "actor", who))
 		}
 	})
 	return e
@@ -444,9 +444,9 @@ func (c *conv) manufacturerRef(raw []byte) *obj {
 	system := systemURI(c.compText(raw, 3))
 	e, isNew := c.shared("Organization", system, code, name)
 	if isNew {
-		ident := newObj("system", system, "value", code)
+		ident := c.strObj("system", system, "value", code)
 		e.res.add("identifier", ident)
-		e.res.set("name", name)
+		e.res.str("name", name)
 		c.conditional(e, ident)
 	}
 	return e.ref()
@@ -473,16 +473,16 @@ func (c *conv) txa(seg hl7.Segment, key string) *entry {
 	r.set("masterIdentifier", c.eiIdentifier(c.first(seg, 12), ""))
 	r.add("identifier", c.eiIdentifier(c.first(seg, 14), "PLAC"))
 	r.add("identifier", c.eiIdentifier(c.first(seg, 15), "FILL"))
-	r.set("status", orDefault(docAvailabilityMap[c.fieldText(seg, 19)], "current"))
-	r.set("docStatus", docStatusMap[c.fieldText(seg, 17)])
+	r.str("status", orDefault(docAvailabilityMap[c.fieldText(seg, 19)], "current"))
+	r.str("docStatus", docStatusMap[c.fieldText(seg, 17)])
 	if t := c.first(seg, 2); c.compText(t, 1) != "" || c.compText(t, 2) != "" {
 		r.set("type", c.tableConcept(t, "0270"))
 	}
 	r.set("subject", c.patientRef())
-	r.set("date", c.instant(field(seg, 4)))
+	r.str("date", c.instant(field(seg, 4)))
 	c.reps(field(seg, 9), func(b []byte) { r.add("author", c.practitionerRef(b)) })
 	r.set("authenticator", c.practitionerRef(c.first(seg, 22)))
-	r.set("_contentType", c.fieldText(seg, 3)) // resolved in finishDocument
+	r.str("_contentType", c.fieldText(seg, 3)) // resolved in finishDocument
 	return e
 }
 
@@ -505,28 +505,19 @@ func (c *conv) finishDocument(x *context) {
 	}
 	r := x.doc.res
 	ct, _ := r.get("_contentType").(string)
-	r.keys, r.vals = dropKey(r.keys, r.vals, "_contentType")
+	r.drop("_contentType")
 	if len(x.docTexts) > 0 {
-		r.add("content", newObj("attachment", newObj("contentType", "text/plain; charset=utf-8", "data", base64Std(strings.Join(x.docTexts, "\n")))))
+		r.add("content", c.newObj("attachment", c.newObj("contentType", "text/plain; charset=utf-8", "data", base64Std(strings.Join(x.docTexts, "\n")))))
 	}
 	for _, a := range x.docAttch {
-		r.add("content", newObj("attachment", a))
+		r.add("content", c.newObj("attachment", a))
 	}
 	if r.get("content") == nil {
-		r.add("content", newObj("attachment", newObj("contentType", mimeType(ct, ""))))
+		r.add("content", c.newObj("attachment", c.newObj("contentType", mimeType(ct, ""))))
 	}
 	if c.encounter != nil {
-		r.set("context", newObj("encounter", []*obj{c.encounter.ref()}))
+		r.set("context", c.newObj("encounter", []*obj{c.encounter.ref()}))
 	}
-}
-
-func dropKey(keys []string, vals []any, key string) ([]string, []any) {
-	for i, k := range keys {
-		if k == key {
-			return append(keys[:i], keys[i+1:]...), append(vals[:i], vals[i+1:]...)
-		}
-	}
-	return keys, vals
 }
 
 // SCH[Appointment] (SIU): identifiers (SCH-1 placer, SCH-2 filler), status
@@ -541,7 +532,7 @@ func (c *conv) sch(seg hl7.Segment, key string) *entry {
 	if status == "" {
 		status = map[string]string{"S15": "cancelled", "S17": "entered-in-error", "S26": "noshow"}[c.event]
 	}
-	r.set("status", orDefault(status, "booked"))
+	r.str("status", orDefault(status, "booked"))
 	if t := c.first(seg, 8); c.compText(t, 1) != "" || c.compText(t, 2) != "" {
 		r.set("appointmentType", c.tableConcept(t, "0277"))
 	}
@@ -551,12 +542,12 @@ func (c *conv) sch(seg hl7.Segment, key string) *entry {
 	tq := c.first(seg, 11)
 	start, end := c.instant(c.comp(tq, 4)), c.instant(c.comp(tq, 5))
 	if start != "" && end != "" {
-		r.set("start", start).set("end", end)
+		r.str("start", start).str("end", end)
 	}
 	if d := decimal(c.fieldText(seg, 9)); d != "" && !strings.Contains(d, ".") && d != "0" && strings.HasPrefix(strings.ToLower(c.fieldText(seg, 10)), "min") {
 		r.set("minutesDuration", num(d))
 	}
-	r.set("comment", c.fieldText(seg, 6))
+	r.str("comment", c.fieldText(seg, 6))
 	return e
 }
 
@@ -572,7 +563,7 @@ func (c *conv) appointmentResource(appt *entry, seg hl7.Segment) {
 		actor = c.locationRef(c.first(seg, 3))
 	}
 	if actor != nil {
-		appt.res.add("participant", newObj("actor", actor, "status", "accepted"))
+		appt.res.add("participant", c.newObj("actor", actor, "status", "accepted"))
 	}
 }
 
@@ -581,5 +572,5 @@ func (c *conv) finishAppointment(appt *entry) {
 	if appt == nil {
 		return
 	}
-	appt.res.add("participant", newObj("actor", c.patientRef(), "status", "accepted"))
+	appt.res.add("participant", c.newObj("actor", c.patientRef(), "status", "accepted"))
 }

@@ -52,7 +52,7 @@ func Convert(m *hl7.Message, o Options) ([]byte, error) {
 		return nil, err
 	}
 	c.walk()
-	return c.bundle().appendJSON(make([]byte, 0, 4096)), nil
+	return c.bundle().appendJSON(make([]byte, 0, 8*len(m.Bytes())+2048)), nil
 }
 
 // ConvertBytes parses data and converts it.
@@ -66,6 +66,7 @@ func ConvertBytes(data []byte, o Options) ([]byte, error) {
 
 type conv struct {
 	texter
+	objArena
 	m          *hl7.Message
 	collection bool
 	loc        *time.Location
@@ -87,9 +88,10 @@ type entry struct {
 	id   string
 	res  *obj
 	cond string // conditional update query ("identifier=s|v"); "" to PUT by id
+	r    *obj   // its reference, made once and shared: objects are never changed once set
 }
 
-func (e *entry) ref() *obj { return newObj("reference", "urn:uuid:"+e.id) }
+func (e *entry) ref() *obj { return e.r }
 
 func newConv(m *hl7.Message, o Options) (*conv, error) {
 	msh, ok := firstSegment(m, "MSH")
@@ -181,9 +183,9 @@ func (c *conv) shared(typ string, identity ...string) (e *entry, isNew bool) {
 }
 
 func (c *conv) addEntry(typ, id string) *entry {
-	e := &entry{typ: typ, id: id, res: newObj("resourceType", typ)}
+	e := &entry{typ: typ, id: id, res: c.strObj("resourceType", typ), r: c.strObj("reference", "urn:uuid:"+id)}
 	if c.collection {
-		e.res.set("id", id)
+		e.res.str("id", id)
 	}
 	c.entries = append(c.entries, e)
 	c.byID[id] = e
@@ -207,31 +209,31 @@ func (c *conv) conditional(e *entry, ident *obj) {
 }
 
 func (c *conv) bundle() *obj {
-	b := newObj("resourceType", "Bundle")
+	b := c.strObj("resourceType", "Bundle")
 	msh, _ := firstSegment(c.m, "MSH")
 	f10, _ := msh.Field(10)
 	f7, _ := msh.Field(7)
 	if ctl := c.text(f10); ctl != "" {
 		f3, _ := msh.Field(3)
-		b.set("identifier", newObj("system", c.hdSystem(f3), "value", ctl))
+		b.set("identifier", c.newObj("system", c.hdSystem(f3), "value", ctl))
 	}
 	if c.collection {
-		b.set("type", "collection")
+		b.str("type", "collection")
 	} else {
-		b.set("type", "transaction")
+		b.str("type", "transaction")
 	}
-	b.set("timestamp", c.instant(f7))
+	b.str("timestamp", c.instant(f7))
 	entries := make([]*obj, 0, len(c.entries))
 	for _, e := range c.entries {
-		be := newObj("fullUrl", "urn:uuid:"+e.id, "resource", e.res)
+		be := c.newObj("fullUrl", "urn:uuid:"+e.id, "resource", e.res)
 		if !c.collection {
-			req := newObj("method", "PUT")
+			req := c.strObj("method", "PUT")
 			if e.cond != "" {
-				req.set("url", e.typ+"?"+e.cond)
+				req.str("url", e.typ+"?"+e.cond)
 			} else {
-				e.res.set("id", e.id)
-				e.res.keys, e.res.vals = moveToFront(e.res.keys, e.res.vals, 1)
-				req.set("url", e.typ+"/"+e.id)
+				e.res.str("id", e.id)
+				e.res.moveTo("id", 1)
+				req.str("url", e.typ+"/"+e.id)
 			}
 			be.set("request", req)
 		}
@@ -239,16 +241,6 @@ func (c *conv) bundle() *obj {
 	}
 	b.set("entry", entries)
 	return b
-}
-
-// moveToFront moves the last key to position at (id after resourceType).
-func moveToFront(keys []string, vals []any, at int) ([]string, []any) {
-	n := len(keys) - 1
-	k, v := keys[n], vals[n]
-	copy(keys[at+1:], keys[at:n])
-	copy(vals[at+1:], vals[at:n])
-	keys[at], vals[at] = k, v
-	return keys, vals
 }
 
 func base64Std(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }

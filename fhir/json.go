@@ -11,13 +11,47 @@ import (
 // strings, objects or arrays, and a field the message leaves empty maps to
 // nothing.
 type obj struct {
-	keys []string
-	vals []any // string, num, bool, int, *obj, []*obj, []string
+	kvs    []kv
+	inline [4]kv // most objects have a few keys: one allocation for both
+}
+
+type kv struct {
+	k string
+	s string // a string value, kept out of v: boxing it would allocate
+	v any    // num, bool, int, *obj, []*obj, []string; nil for a string
 }
 
 // num is a JSON number written as it stands (a FHIR decimal keeps its
 // precision: "1.50" stays 1.50).
 type num string
+
+// objArena hands out objects from slabs: one allocation for many.
+type objArena struct{ slab []obj }
+
+func (a *objArena) alloc() *obj {
+	if len(a.slab) == 0 {
+		a.slab = make([]obj, 32)
+	}
+	o := &a.slab[0]
+	a.slab = a.slab[1:]
+	return o
+}
+
+func (a *objArena) newObj(kv ...any) *obj {
+	o := a.alloc()
+	for i := 0; i+1 < len(kv); i += 2 {
+		o.set(kv[i].(string), kv[i+1])
+	}
+	return o
+}
+
+func (a *objArena) strObj(kv ...string) *obj {
+	o := a.alloc()
+	for i := 0; i+1 < len(kv); i += 2 {
+		o.str(kv[i], kv[i+1])
+	}
+	return o
+}
 
 func newObj(kv ...any) *obj {
 	o := &obj{}
@@ -27,18 +61,50 @@ func newObj(kv ...any) *obj {
 	return o
 }
 
-func (o *obj) set(key string, v any) *obj {
-	if isEmpty(v) {
+// str sets a string value; an empty one is dropped.
+func (o *obj) str(key, s string) *obj {
+	if s == "" {
 		return o
 	}
-	for i, k := range o.keys {
-		if k == key {
-			o.vals[i] = v
+	for i := range o.kvs {
+		if o.kvs[i].k == key {
+			o.kvs[i].s, o.kvs[i].v = s, nil
 			return o
 		}
 	}
-	o.keys = append(o.keys, key)
-	o.vals = append(o.vals, v)
+	if o.kvs == nil {
+		o.kvs = o.inline[:0]
+	}
+	o.kvs = append(o.kvs, kv{k: key, s: s})
+	return o
+}
+
+// strObj is newObj for string values only.
+func strObj(kv ...string) *obj {
+	o := &obj{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		o.str(kv[i], kv[i+1])
+	}
+	return o
+}
+
+func (o *obj) set(key string, v any) *obj {
+	if s, ok := v.(string); ok {
+		return o.str(key, s)
+	}
+	if isEmpty(v) {
+		return o
+	}
+	for i := range o.kvs {
+		if o.kvs[i].k == key {
+			o.kvs[i].v = v
+			return o
+		}
+	}
+	if o.kvs == nil {
+		o.kvs = o.inline[:0]
+	}
+	o.kvs = append(o.kvs, kv{k: key, v: v})
 	return o
 }
 
@@ -47,9 +113,9 @@ func (o *obj) add(key string, v *obj) *obj {
 	if v.empty() {
 		return o
 	}
-	for i, k := range o.keys {
-		if k == key {
-			o.vals[i] = append(o.vals[i].([]*obj), v)
+	for i := range o.kvs {
+		if o.kvs[i].k == key {
+			o.kvs[i].v = append(o.kvs[i].v.([]*obj), v)
 			return o
 		}
 	}
@@ -61,9 +127,9 @@ func (o *obj) addString(key, s string) *obj {
 	if s == "" {
 		return o
 	}
-	for i, k := range o.keys {
-		if k == key {
-			o.vals[i] = append(o.vals[i].([]string), s)
+	for i := range o.kvs {
+		if o.kvs[i].k == key {
+			o.kvs[i].v = append(o.kvs[i].v.([]string), s)
 			return o
 		}
 	}
@@ -74,15 +140,41 @@ func (o *obj) get(key string) any {
 	if o == nil {
 		return nil
 	}
-	for i, k := range o.keys {
-		if k == key {
-			return o.vals[i]
+	for i := range o.kvs {
+		if o.kvs[i].k == key {
+			if o.kvs[i].v == nil {
+				return o.kvs[i].s
+			}
+			return o.kvs[i].v
 		}
 	}
 	return nil
 }
 
-func (o *obj) empty() bool { return o == nil || len(o.keys) == 0 }
+func (o *obj) empty() bool { return o == nil || len(o.kvs) == 0 }
+
+// drop removes key.
+func (o *obj) drop(key string) {
+	for i := range o.kvs {
+		if o.kvs[i].k == key {
+			o.kvs = append(o.kvs[:i], o.kvs[i+1:]...)
+			return
+		}
+	}
+}
+
+// moveTo moves key to position at, keeping FHIR's usual element order
+// (id after resourceType).
+func (o *obj) moveTo(key string, at int) {
+	for i := range o.kvs {
+		if o.kvs[i].k == key && i > at {
+			e := o.kvs[i]
+			copy(o.kvs[at+1:i+1], o.kvs[at:i])
+			o.kvs[at] = e
+			return
+		}
+	}
+}
 
 func isEmpty(v any) bool {
 	switch v := v.(type) {
@@ -104,13 +196,17 @@ func isEmpty(v any) bool {
 
 func (o *obj) appendJSON(b []byte) []byte {
 	b = append(b, '{')
-	for i, k := range o.keys {
+	for i := range o.kvs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, k)
+		b = appendString(b, o.kvs[i].k)
 		b = append(b, ':')
-		b = appendValue(b, o.vals[i])
+		if o.kvs[i].v == nil {
+			b = appendString(b, o.kvs[i].s)
+		} else {
+			b = appendValue(b, o.kvs[i].v)
+		}
 	}
 	return append(b, '}')
 }

@@ -34,7 +34,7 @@ func (c *conv) codeableConcept(raw []byte) *obj {
 		code, display, system := c.compText(raw, at), c.compText(raw, at+1), c.compText(raw, at+2)
 		if code == "" {
 			if display != "" && cc.get("text") == nil {
-				cc.set("text", display)
+				cc.str("text", display)
 			}
 			continue
 		}
@@ -42,10 +42,10 @@ func (c *conv) codeableConcept(raw []byte) *obj {
 		if at == 4 {
 			version = c.compText(raw, 8)
 		}
-		cc.add("coding", newObj("system", systemURI(system), "version", version, "code", code, "display", display))
+		cc.add("coding", c.strObj("system", systemURI(system), "version", version, "code", code, "display", display))
 	}
 	if t := c.compText(raw, 9); t != "" {
-		cc.set("text", t)
+		cc.str("text", t)
 	}
 	return cc
 }
@@ -61,7 +61,7 @@ func (c *conv) coding(raw []byte, defaultSystem string) *obj {
 	if system == "" {
 		system = defaultSystem
 	}
-	return newObj("system", system, "code", code, "display", c.compText(raw, 2))
+	return c.strObj("system", system, "code", code, "display", c.compText(raw, 2))
 }
 
 // tableConcept maps a coded field of HL7 table n (ID, IS, or CWE whose
@@ -69,7 +69,7 @@ func (c *conv) coding(raw []byte, defaultSystem string) *obj {
 func (c *conv) tableConcept(raw []byte, table string) *obj {
 	cc := c.codeableConcept(raw)
 	if codings, ok := cc.get("coding").([]*obj); ok && c.compText(raw, 3) == "" {
-		codings[0].set("system", v2Table(table))
+		codings[0].str("system", v2Table(table))
 	}
 	return cc
 }
@@ -82,12 +82,13 @@ func (c *conv) identifier(raw []byte) *obj {
 		return nil
 	}
 	hd := c.comp(raw, 4)
-	id := newObj(
-		"type", c.identifierType(c.compText(raw, 5)),
-		"system", c.hdSystem(hd),
-		"value", value,
-		"period", c.period(c.comp(raw, 7), c.comp(raw, 8)),
-		"assigner", newObj("display", c.text(c.sub(hd, 1))))
+	id := &obj{}
+	id.set("type", c.identifierType(c.compText(raw, 5)))
+	id.str("system", c.hdSystem(hd)).str("value", value)
+	id.set("period", c.period(c.comp(raw, 7), c.comp(raw, 8)))
+	if a := c.text(c.sub(hd, 1)); a != "" {
+		id.set("assigner", c.strObj("display", a))
+	}
 	return id
 }
 
@@ -95,7 +96,7 @@ func (c *conv) identifierType(code string) *obj {
 	if code == "" {
 		return nil
 	}
-	return newObj("coding", []*obj{newObj("system", v2Table("0203"), "code", code)})
+	return c.newObj("coding", []*obj{c.newObj("system", v2Table("0203"), "code", code)})
 }
 
 // hdSystem is the identifier system an HD names: its universal ID as a URI
@@ -141,7 +142,7 @@ func isOID(s string) bool {
 // suffix (4) and degree (6), prefix (5), use from the name type (7, table
 // 0200), period (10, or 12 and 13).
 func (c *conv) humanName(raw []byte) *obj {
-	n := newObj("use", nameUseMap[c.compText(raw, 7)], "family", c.compText(raw, 1))
+	n := c.strObj("use", nameUseMap[c.compText(raw, 7)], "family", c.compText(raw, 1))
 	for _, at := range []int{2, 3} {
 		split(c.comp(raw, at), ' ', func(g []byte) { n.addString("given", c.text(g)) })
 	}
@@ -153,7 +154,7 @@ func (c *conv) humanName(raw []byte) *obj {
 	} else {
 		n.set("period", c.period(c.comp(raw, 12), c.comp(raw, 13)))
 	}
-	if len(n.keys) == 1 && n.keys[0] == "use" {
+	if len(n.kvs) == 1 && n.kvs[0].k == "use" {
 		return nil
 	}
 	return n
@@ -164,11 +165,11 @@ func (c *conv) humanName(raw []byte) *obj {
 // period (12, 13).
 func (c *conv) address(raw []byte) *obj {
 	typ := c.compText(raw, 7)
-	a := newObj("use", addressUseMap[typ], "type", addressTypeMap[typ])
+	a := c.strObj("use", addressUseMap[typ], "type", addressTypeMap[typ])
 	a.addString("line", c.compText(raw, 1))
 	a.addString("line", c.compText(raw, 2))
-	a.set("city", c.compText(raw, 3)).set("district", c.compText(raw, 9)).set("state", c.compText(raw, 4)).
-		set("postalCode", c.compText(raw, 5)).set("country", c.compText(raw, 6)).
+	a.str("city", c.compText(raw, 3)).str("district", c.compText(raw, 9)).str("state", c.compText(raw, 4)).
+		set("postalCode", c.compText(raw, 5)).str("country", c.compText(raw, 6)).
 		set("period", c.period(c.comp(raw, 12), c.comp(raw, 13)))
 	if a.get("line") == nil && a.get("city") == nil && a.get("state") == nil && a.get("postalCode") == nil && a.get("country") == nil && a.get("district") == nil {
 		return nil
@@ -226,12 +227,12 @@ func (c *conv) contactPoint(raw []byte, fieldUse string) *obj {
 	if use == "" {
 		use = fieldUse
 	}
-	return newObj("system", system, "value", value, "use", use)
+	return c.strObj("system", system, "value", value, "use", use)
 }
 
 // period maps a start and an end DTM to a Period.
 func (c *conv) period(start, end []byte) *obj {
-	return newObj("start", c.dateTime(start), "end", c.dateTime(end))
+	return c.strObj("start", c.dateTime(start), "end", c.dateTime(end))
 }
 
 // periodDR maps a DR (start^end) to a Period.
@@ -407,7 +408,7 @@ func (c *conv) quantity(value string, unitRaw []byte) *obj {
 	if value == "" {
 		return nil
 	}
-	q := newObj("value", num(value))
+	q := c.newObj("value", num(value))
 	c.setUnit(q, unitRaw)
 	return q
 }
@@ -418,14 +419,14 @@ func (c *conv) quantity(value string, unitRaw []byte) *obj {
 // without a system (qty-3), so a unit with no system is text only.
 func (c *conv) setUnit(q *obj, unitRaw []byte) {
 	code, text, system := c.compText(unitRaw, 1), c.compText(unitRaw, 2), c.compText(unitRaw, 3)
-	q.set("unit", orDefault(text, code))
+	q.str("unit", orDefault(text, code))
 	if code == "" || system == "" {
 		return
 	}
 	if strings.EqualFold(system, "ANSI+") || strings.EqualFold(system, "ISO+") { // v2.3's unit tables, UCUM's predecessors
 		system = "UCUM"
 	}
-	q.set("system", systemURI(system)).set("code", code)
+	q.str("system", systemURI(system)).str("code", code)
 }
 
 // attachment maps ED (ED[Attachment]): ED-2/3 the content type, ED-5 the
@@ -437,14 +438,14 @@ func (c *conv) attachment(raw []byte) *obj {
 	}
 	typ, sub, enc := c.compText(raw, 2), c.compText(raw, 3), c.compText(raw, 4)
 	ct := mimeType(typ, sub)
-	a := newObj("contentType", ct)
+	a := c.strObj("contentType", ct)
 	if b64 := strings.Map(dropSpace, string(data)); strings.EqualFold(enc, "Base64") && validBase64(b64) {
-		a.set("data", b64)
+		a.str("data", b64)
 	} else { // text, or base64 that does not decode: the characters as sent
 		if !strings.EqualFold(enc, "Base64") || ct == "application/octet-stream" {
-			a.set("contentType", "text/plain")
+			a.str("contentType", "text/plain")
 		}
-		a.set("data", base64Std(c.text(data)))
+		a.str("data", base64Std(c.text(data)))
 	}
 	return a
 }
