@@ -173,7 +173,9 @@ func TestResendSameIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	strip := func(b []byte) string { return strings.Replace(string(b), "2026-01-14T09:15:30-05:00", "2026-01-14T08:15:30-05:00", 1) }
+	strip := func(b []byte) string {
+		return strings.Replace(string(b), "2026-01-14T09:15:30-05:00", "2026-01-14T08:15:30-05:00", 1)
+	}
 	if strip(second) != string(first) {
 		t.Errorf("a resend converted differently:\n%s\n%s", first, second)
 	}
