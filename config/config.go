@@ -151,7 +151,7 @@ type DestinationConfig struct {
 	Dir         string            `mapstructure:"dir"`                                        // file
 	Headers     map[string]string `mapstructure:"headers"`
 	ContentType string            `mapstructure:"content_type"`
-	Encoding    string            `mapstructure:"encoding" enum:"er7,json"`             // http, file: what is sent; default er7
+	Encoding    string            `mapstructure:"encoding" enum:"er7,json,fhir"`        // http, file, sftp: what is sent; default er7 (fhir for type fhir)
 	Terminator  string            `mapstructure:"segment_terminator" enum:"cr,lf,crlf"` // er7: default as received
 	Timeout     time.Duration     `mapstructure:"timeout"`
 	Ordering    string            `mapstructure:"ordering" enum:"fifo,parallel,key"` // fifo | parallel | key
@@ -178,9 +178,28 @@ type DestinationConfig struct {
 	KnownHosts               string `mapstructure:"known_hosts"`                  // default ~/.ssh/known_hosts
 	InsecureSkipHostKeyCheck bool   `mapstructure:"insecure_skip_host_key_check"` // a test server only
 
+	// FHIRBundle is the kind of Bundle encoding fhir makes: transaction
+	// (default) or collection.
+	FHIRBundle string `mapstructure:"fhir_bundle" enum:"transaction,collection"`
+
+	// type fhir: how the broker authenticates to the FHIR server, a bearer
+	// token (by reference) or OAuth 2.0 client credentials.
+	Token  string       `mapstructure:"token"`
+	OAuth2 OAuth2Config `mapstructure:"oauth2"`
+
 	// FileName names each file written (file, sftp): {seq}, {control_id},
 	// {message_id}, {received} and {ext} are replaced.
 	FileName string `mapstructure:"file_name"`
+}
+
+// OAuth2Config is the OAuth 2.0 client credentials grant (RFC 6749 4.4):
+// the broker asks token_url for a token with its client ID and secret
+// (by reference), and renews it before it expires.
+type OAuth2Config struct {
+	TokenURL     string   `mapstructure:"token_url"`
+	ClientID     string   `mapstructure:"client_id"`
+	ClientSecret string   `mapstructure:"client_secret"` // by reference only
+	Scopes       []string `mapstructure:"scopes"`
 }
 
 // RetryConfig is a destination's retry schedule; the last backoff repeats.
@@ -429,7 +448,7 @@ func (c *Config) expandSecrets() []Problem {
 	password := func(key string, v *string) {
 		if *v != "" && !secret.IsRef(*v) {
 			problems = append(problems, Problem{Key: key,
-				Message: "give it by reference, ${env:NAME} or ${file:PATH}: a password is never written in the config"})
+				Message: "give it by reference, ${env:NAME} or ${file:PATH}: a secret is never written in the config"})
 			return
 		}
 		expand(key, v)
@@ -441,6 +460,9 @@ func (c *Config) expandSecrets() []Problem {
 		d := &c.Destinations[i]
 		key := fmt.Sprintf("destinations[%d]", i)
 		password(key+".password", &d.Password)
+		password(key+".token", &d.Token)
+		password(key+".oauth2.client_secret", &d.OAuth2.ClientSecret)
+		expand(key+".oauth2.token_url", &d.OAuth2.TokenURL)
 		expand(key+".url", &d.URL)
 		for h, v := range d.Headers {
 			expand(key+".headers."+h, &v)

@@ -182,8 +182,14 @@ func (c *Config) validateDestination(v *validator, key string, d DestinationConf
 	if d.Terminator != "" {
 		v.oneOf(key+".segment_terminator", d.Terminator, enumOf(d, "Terminator")...)
 	}
-	if d.Encoding == "json" && d.Terminator != "" {
-		v.add(key+".segment_terminator", "applies to er7, not json")
+	if (d.Encoding == "json" || d.Encoding == "fhir") && d.Terminator != "" {
+		v.add(key+".segment_terminator", "applies to er7, not %s", d.Encoding)
+	}
+	if d.FHIRBundle != "" {
+		v.oneOf(key+".fhir_bundle", d.FHIRBundle, enumOf(d, "FHIRBundle")...)
+		if d.Encoding != "fhir" {
+			v.add(key+".fhir_bundle", "applies to encoding fhir, not %s", d.Encoding)
+		}
 	}
 	if d.Timeout <= 0 {
 		v.add(key+".timeout", "must be a positive duration")

@@ -3,7 +3,10 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"time"
 
+	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/fhir"
 	"github.com/hl7broker/hl7broker/hl7"
 )
 
@@ -12,9 +15,19 @@ import (
 type Encoding func(data []byte) ([]byte, error)
 
 // NewEncoding returns the encoding a destination asks for: "json" (the
-// mapping of hl7.EncodeJSON), or ER7 with its segments ended by "cr",
-// "lf" or "crlf"; nil for ER7 as received.
-func NewEncoding(encoding, terminator string) (Encoding, error) {
+// mapping of hl7.EncodeJSON), "fhir" (a FHIR R4 Bundle, package fhir), or
+// ER7 with its segments ended by "cr", "lf" or "crlf"; nil for ER7 as
+// received.
+func NewEncoding(d config.DestinationConfig) (Encoding, error) {
+	encoding, terminator := d.Encoding, d.Terminator
+	if encoding == "fhir" {
+		loc, err := loadZone(d.TimeZone)
+		if err != nil {
+			return nil, fmt.Errorf("time_zone: %w", err)
+		}
+		opts := fhir.Options{Bundle: d.FHIRBundle, TimeZone: loc}
+		return func(data []byte) ([]byte, error) { return fhir.ConvertBytes(data, opts) }, nil
+	}
 	if encoding == "json" {
 		return func(data []byte) ([]byte, error) {
 			m, err := hl7.Parse(data)
@@ -27,7 +40,7 @@ func NewEncoding(encoding, terminator string) (Encoding, error) {
 	term, ok := map[string]string{"": "", "cr": "\r", "lf": "\n", "crlf": "\r\n"}[terminator]
 	switch {
 	case encoding != "" && encoding != "er7":
-		return nil, fmt.Errorf("encoding %q is not er7 or json", encoding)
+		return nil, fmt.Errorf("encoding %q is not er7, json or fhir", encoding)
 	case !ok:
 		return nil, fmt.Errorf("segment_terminator %q is not cr, lf or crlf", terminator)
 	case term == "":
@@ -65,4 +78,25 @@ func (e *encodedDeliverer) Deliver(ctx context.Context, msg Message) Result {
 	}
 	msg.Data = out
 	return e.Deliverer.Deliver(ctx, msg)
+}
+
+// loadZone is a time_zone key's zone: the broker's own when empty.
+func loadZone(name string) (*time.Location, error) {
+	if name == "" {
+		return time.Local, nil
+	}
+	return time.LoadLocation(name)
+}
+
+// checkFHIREncoding checks the keys that belong to encoding fhir on a
+// destination that may take it (http, file, sftp).
+func checkFHIREncoding(d config.DestinationConfig, key string, c *config.Checker) {
+	if d.TimeZone == "" {
+		return
+	}
+	if d.Encoding != "fhir" {
+		c.Add(key+".time_zone", "applies to encoding fhir, not %s", d.Encoding)
+	} else if _, err := loadZone(d.TimeZone); err != nil {
+		c.Add(key+".time_zone", "%q is not a time zone name such as America/Chicago", d.TimeZone)
+	}
 }

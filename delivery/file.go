@@ -15,12 +15,13 @@ import (
 var fileType = Type{
 	DestinationType: config.DestinationType{
 		Name: "file",
-		Keys: []string{"dir", "file_name"},
+		Keys: []string{"dir", "file_name", "fhir_bundle", "time_zone"},
 		Check: func(d config.DestinationConfig, key string, c *config.Checker) {
 			if d.Dir == "" {
 				c.Add(key+".dir", "a file destination needs a dir")
 			}
 			checkFileName(d, key, c)
+			checkFHIREncoding(d, key, c)
 		},
 		Defaults: defaultFileName,
 	},

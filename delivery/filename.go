@@ -60,7 +60,7 @@ func FileName(pattern, ext string, msg Message) string {
 
 // extFor is a file's extension by the destination's encoding.
 func extFor(encoding string) string {
-	if encoding == "json" {
+	if encoding == "json" || encoding == "fhir" {
 		return "json"
 	}
 	return "hl7"

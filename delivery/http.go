@@ -18,21 +18,26 @@ import (
 var httpType = Type{
 	DestinationType: config.DestinationType{
 		Name: "http",
-		Keys: []string{"url", "headers", "content_type"},
+		Keys: []string{"url", "headers", "content_type", "fhir_bundle", "time_zone"},
 		Check: func(d config.DestinationConfig, key string, c *config.Checker) {
-			if u, err := url.Parse(d.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				c.Add(key+".url", "%s is not an http or https URL", secret.URL(d.URL))
-			}
+			checkHTTPURL(d, key, c)
+			checkFHIREncoding(d, key, c)
 		},
 		Defaults: func(d *config.DestinationConfig) {
 			if d.ContentType == "" {
-				d.ContentType = map[string]string{"er7": "x-application/hl7-v2+er7", "json": "application/json"}[d.Encoding]
+				d.ContentType = map[string]string{"er7": "x-application/hl7-v2+er7", "json": "application/json", "fhir": "application/fhir+json"}[d.Encoding]
 			}
 		},
 	},
 	New: func(d config.DestinationConfig, env Env) (Deliverer, error) {
 		return NewHTTPDeliverer(d.URL, d.ContentType, d.Headers, d.Timeout, env.TLS), nil
 	},
+}
+
+func checkHTTPURL(d config.DestinationConfig, key string, c *config.Checker) {
+	if u, err := url.Parse(d.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		c.Add(key+".url", "%s is not an http or https URL", secret.URL(d.URL))
+	}
 }
 
 // HTTPDeliverer POSTs each message. 2xx delivered; 408, 429, 5xx and

@@ -16,8 +16,8 @@ var mllpType = Type{
 		Keys: []string{"addr"},
 		Check: func(d config.DestinationConfig, key string, c *config.Checker) {
 			c.Addr(key+".addr", d.Addr)
-			if d.Encoding == "json" {
-				c.Add(key+".encoding", "an MLLP destination receives HL7 (er7); json is for http and file")
+			if d.Encoding == "json" || d.Encoding == "fhir" {
+				c.Add(key+".encoding", "an MLLP destination receives HL7 (er7); %s is for http, file and sftp", d.Encoding)
 			}
 		},
 	},

@@ -99,12 +99,7 @@ func checkPostgres(d config.DestinationConfig, key string, c *config.Checker) {
 }
 
 // pgLocation is the zone named, the broker's own when none is.
-func pgLocation(name string) (*time.Location, error) {
-	if name == "" {
-		return time.Local, nil
-	}
-	return time.LoadLocation(name)
-}
+func pgLocation(name string) (*time.Location, error) { return loadZone(name) }
 
 // pgColumn is one mapped column: a field path, or one of the specials.
 type pgColumn struct {

@@ -31,6 +31,7 @@ var Types = []Type{
 	fileType,
 	postgresType,
 	sftpType,
+	fhirType,
 }
 
 func init() {
@@ -59,9 +60,9 @@ func New(d config.DestinationConfig) (Deliverer, error) {
 			return nil, err
 		}
 	}
-	enc, err := NewEncoding(d.Encoding, d.Terminator)
+	enc, err := NewEncoding(d)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("destination %s: %w", d.Name, err)
 	}
 	dl, err := t.New(d, env)
 	if err != nil {

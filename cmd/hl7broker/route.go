@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -149,14 +150,14 @@ func asSent(cfg *config.Config, c routing.Copy) (sent []byte, ext string, err er
 		return c.Data, "hl7", nil
 	}
 	d := cfg.Destinations[i]
-	enc, err := delivery.NewEncoding(d.Encoding, d.Terminator)
+	enc, err := delivery.NewEncoding(d)
 	if err != nil || enc == nil {
 		return c.Data, "hl7", err
 	}
 	if sent, err = enc(c.Data); err != nil {
 		return nil, "", err
 	}
-	if d.Encoding == "json" {
+	if d.Encoding == "json" || d.Encoding == "fhir" {
 		return sent, "json", nil
 	}
 	return sent, "hl7", nil
@@ -169,8 +170,13 @@ func printCopy(w io.Writer, c routing.Copy, sent []byte, ext string, original []
 		same = ", unchanged"
 	}
 	fmt.Fprintf(w, "-> %s (route %s, %d bytes%s)\n", c.Destination, c.Route, len(sent), same)
-	if ext == "json" {
-		fmt.Fprintf(w, "   %s\n", sent)
+	if ext == "json" { // indented to be read (a FHIR Bundle is long); --out writes it as sent
+		var out bytes.Buffer
+		if json.Indent(&out, sent, "   ", "  ") != nil {
+			out.Reset()
+			out.Write(sent)
+		}
+		fmt.Fprintf(w, "   %s\n", out.Bytes())
 		return
 	}
 	for _, seg := range strings.FieldsFunc(string(sent), func(r rune) bool { return r == '\r' || r == '\n' }) {
