@@ -75,15 +75,21 @@ func (c *conv) xonOrganizationRef(raw []byte) *obj {
 	if name == "" && id == "" {
 		return nil
 	}
-	system := c.hdSystem(c.comp(raw, 6))
-	e, isNew := c.shared("Organization", system, id, name)
+	e, _ := c.organization(c.hdSystem(c.comp(raw, 6)), id, name)
+	return e.ref()
+}
+
+// organization adds, or finds, the shared Organization with identifier
+// system|id and name: written as a conditional update on its identifier.
+func (c *conv) organization(system, id, name string) (e *entry, isNew bool) {
+	e, isNew = c.shared("Organization", system, id, name)
 	if isNew {
 		ident := c.strObj("system", system, "value", id)
 		e.res.add("identifier", ident)
 		e.res.str("name", name)
 		c.conditional(e, ident)
 	}
-	return e.ref()
+	return e, isNew
 }
 
 // practitionerRef maps XCN (XCN[Practitioner]): XCN-1 the identifier with
@@ -533,14 +539,9 @@ func (c *conv) insurerRef(seg hl7.Segment) *obj {
 	if id == "" && name == "" {
 		return nil
 	}
-	system := c.hdSystem(c.comp(idRaw, 4))
-	e, isNew := c.shared("Organization", system, id, name)
+	e, isNew := c.organization(c.hdSystem(c.comp(idRaw, 4)), id, name)
 	if isNew {
-		ident := c.strObj("system", system, "value", id)
-		e.res.add("identifier", ident)
-		e.res.str("name", name)
 		c.reps(field(seg, 5), func(b []byte) { e.res.add("address", c.address(b)) })
-		c.conditional(e, ident)
 	}
 	return e.ref()
 }

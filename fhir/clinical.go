@@ -441,14 +441,7 @@ func (c *conv) manufacturerRef(raw []byte) *obj {
 	if code == "" && name == "" {
 		return nil
 	}
-	system := systemURI(c.compText(raw, 3))
-	e, isNew := c.shared("Organization", system, code, name)
-	if isNew {
-		ident := c.strObj("system", system, "value", code)
-		e.res.add("identifier", ident)
-		e.res.str("name", name)
-		c.conditional(e, ident)
-	}
+	e, _ := c.organization(systemURI(c.compText(raw, 3)), code, name)
 	return e.ref()
 }
 
