@@ -31,7 +31,7 @@ func (c *conv) orc(seg hl7.Segment, key string) *entry {
 // OBR: in a result (ORU) a DiagnosticReport based on the order; in an
 // order (ORM, OML) the order's details. An OBR without an ORC is its own
 // order.
-func (c *conv) obr(x *context, seg hl7.Segment, key string) {
+func (c *conv) obr(x *segContext, seg hl7.Segment, key string) {
 	x.obr, x.hasOBR = seg, true
 	if x.order == nil || x.report != nil {
 		x.order = c.resource("ServiceRequest", key)
@@ -101,7 +101,7 @@ func (c *conv) required(v *obj) *obj {
 
 // OBX[Observation]; an ED value becomes a DocumentReference (OBX
 // [DocumentReference]); in MDM the values are the document's content.
-func (c *conv) obx(x *context, seg hl7.Segment, key string) {
+func (c *conv) obx(x *segContext, seg hl7.Segment, key string) {
 	vt := strings.ToUpper(c.fieldText(seg, 2))
 	if x.doc != nil {
 		c.documentContent(x, seg, vt)
@@ -322,7 +322,7 @@ func (c *conv) obxDocument(seg hl7.Segment, key string) *entry {
 }
 
 // NTE → note on the resource before it (Observation, order, allergy, ...).
-func (c *conv) nte(x *context, seg hl7.Segment) {
+func (c *conv) nte(x *segContext, seg hl7.Segment) {
 	if x.last == nil {
 		return
 	}
@@ -344,7 +344,7 @@ func (c *conv) nte(x *context, seg hl7.Segment) {
 
 // SPM[Specimen]: identifiers (SPM-2 placer&filler), type (4), collection
 // method (7), body site (8), time (17), received (18).
-func (c *conv) spm(x *context, seg hl7.Segment, key string) {
+func (c *conv) spm(x *segContext, seg hl7.Segment, key string) {
 	e := c.resource("Specimen", key)
 	r := e.res
 	ids := c.first(seg, 2)
@@ -480,7 +480,7 @@ func (c *conv) txa(seg hl7.Segment, key string) *entry {
 }
 
 // documentContent gathers an MDM OBX's value into the document.
-func (c *conv) documentContent(x *context, seg hl7.Segment, vt string) {
+func (c *conv) documentContent(x *segContext, seg hl7.Segment, vt string) {
 	if vt == "ED" {
 		c.reps(field(seg, 5), func(b []byte) {
 			if a := c.attachment(b); a != nil {
@@ -492,7 +492,7 @@ func (c *conv) documentContent(x *context, seg hl7.Segment, vt string) {
 	split(field(seg, 5), c.d.Repetition, func(b []byte) { x.docTexts = append(x.docTexts, c.text(b)) })
 }
 
-func (c *conv) finishDocument(x *context) {
+func (c *conv) finishDocument(x *segContext) {
 	if x.doc == nil {
 		return
 	}

@@ -9,7 +9,7 @@ import (
 // walk reads the message's segments in order, keeping the context a
 // segment belongs to (the order an OBX is under, the report it adds to),
 // as the IG's message maps do.
-type context struct {
+type segContext struct {
 	order    *entry // ServiceRequest from ORC (or OBR without ORC)
 	report   *entry // DiagnosticReport from OBR (ORU)
 	last     *entry // resource a following NTE adds notes to
@@ -26,7 +26,7 @@ type context struct {
 }
 
 func (c *conv) walk() {
-	var x context
+	var x segContext
 	for seg := range c.m.Segments() {
 		key := strconv.Itoa(seg.Index())
 		switch seg.Name() {
