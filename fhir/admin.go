@@ -20,7 +20,7 @@ func (c *conv) messageHeader(msh hl7.Segment) {
 		e.res.add("destination", d.set("receiver", c.organizationRef(field(msh, 6))))
 	}
 	if org := c.organizationRef(field(msh, 4)); org != nil {
-		c.sender = c.byID[strings.TrimPrefix(org.get("reference").(string), "urn:uuid:")]
+		c.sender = c.byID[strings.TrimPrefix(org.text("reference"), "urn:uuid:")]
 		e.res.set("sender", org)
 	}
 	src := field(msh, 3)
@@ -195,7 +195,7 @@ func (c *conv) pid(seg hl7.Segment, key string) {
 		c.reps(field(seg, f), func(r []byte) {
 			id := c.identifier(r)
 			p.add("identifier", id)
-			if f == 3 && id != nil && id.get("system") != nil && (key3 == nil || c.compText(r, 5) == "MR" && !hasType(key3, "MR")) {
+			if f == 3 && id != nil && id.has("system") && (key3 == nil || c.compText(r, 5) == "MR" && !hasType(key3, "MR")) {
 				key3 = id
 			}
 		})
@@ -247,12 +247,7 @@ func (c *conv) pid(seg hl7.Segment, key string) {
 }
 
 func hasType(id *obj, code string) bool {
-	t, _ := id.get("type").(*obj)
-	if t == nil {
-		return false
-	}
-	codings, _ := t.get("coding").([]*obj)
-	return len(codings) > 0 && codings[0].get("code") == code
+	return id.child("type").child("coding").item(0).text("code") == code
 }
 
 func orDefault(s, d string) string {
@@ -318,7 +313,7 @@ func (c *conv) pv1(seg hl7.Segment, key string) {
 	c.encounter = e
 	r := e.res
 	ident := c.identifier(visit)
-	if ident != nil && ident.get("type") == nil {
+	if ident != nil && !ident.has("type") {
 		ident.set("type", c.identifierType("VN"))
 		ident.moveTo("type", 0)
 	}
@@ -418,7 +413,7 @@ func (c *conv) mrg(seg hl7.Segment, key string) {
 		c.reps(field(seg, f), func(r []byte) {
 			id := c.identifier(r)
 			e.res.add("identifier", id)
-			if ident == nil && id != nil && id.get("system") != nil {
+			if ident == nil && id != nil && id.has("system") {
 				ident = id
 			}
 		})

@@ -46,10 +46,10 @@ func (c *conv) obr(x *segContext, seg hl7.Segment, key string) {
 	x.report = nil
 	sr := x.order.res
 	code := c.first(seg, 4)
-	if sr.get("code") == nil {
+	if !sr.has("code") {
 		sr.set("code", c.codeableConcept(code))
 	}
-	if sr.get("requester") == nil {
+	if !sr.has("requester") {
 		sr.set("requester", c.practitionerRef(c.first(seg, 16)))
 	}
 	c.reps(field(seg, 31), func(b []byte) { sr.add("reasonCode", c.codeableConcept(b)) })
@@ -312,7 +312,7 @@ func (c *conv) obxDocument(seg hl7.Segment, key string) *entry {
 			r.add("content", c.newObj("attachment", c.newObj("url", t)))
 		}
 	})
-	if r.get("content") == nil {
+	if !r.has("content") {
 		r.add("content", c.newObj("attachment", c.required(nil)))
 	}
 	if c.encounter != nil {
@@ -497,7 +497,7 @@ func (c *conv) finishDocument(x *segContext) {
 		return
 	}
 	r := x.doc.res
-	ct, _ := r.get("_contentType").(string)
+	ct := r.text("_contentType")
 	r.drop("_contentType")
 	if len(x.docTexts) > 0 {
 		r.add("content", c.newObj("attachment", c.newObj("contentType", "text/plain; charset=utf-8", "data", base64Std(strings.Join(x.docTexts, "\n")))))
@@ -505,7 +505,7 @@ func (c *conv) finishDocument(x *segContext) {
 	for _, a := range x.docAttch {
 		r.add("content", c.newObj("attachment", a))
 	}
-	if r.get("content") == nil {
+	if !r.has("content") {
 		r.add("content", c.newObj("attachment", c.newObj("contentType", mimeType(ct, ""))))
 	}
 	if c.encounter != nil {

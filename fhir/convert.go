@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hl7broker/hl7broker/hl7"
@@ -51,8 +52,25 @@ func Convert(m *hl7.Message, o Options) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer c.release()
 	c.walk()
 	return c.bundle().appendJSON(make([]byte, 0, 8*len(m.Bytes())+2048)), nil
+}
+
+// convPool keeps converters with their slabs between messages: a
+// conversion's objects are garbage as soon as its JSON is written, and
+// reusing their memory spares the collector most of its work.
+var convPool = sync.Pool{New: func() any { return &conv{byID: map[string]*entry{}} }}
+
+// release clears c (nothing of the message stays behind) and pools it.
+func (c *conv) release() {
+	c.objArena.reset()
+	clear(c.byID)
+	clear(c.entries)
+	byID, entries, arena, idTypes := c.byID, c.entries[:0], c.objArena, c.idTypes[:0]
+	clear(c.idTypes[:cap(c.idTypes)])
+	*c = conv{byID: byID, entries: entries, objArena: arena, idTypes: idTypes}
+	convPool.Put(c)
 }
 
 // ConvertBytes parses data and converts it.
@@ -80,6 +98,7 @@ type conv struct {
 	patient   *entry // from PID
 	encounter *entry // from PV1
 	sender    *entry // Organization from MSH-4
+	idTypes   []idType
 }
 
 // entry is one resource of the Bundle with how it is written.
@@ -99,7 +118,8 @@ func newConv(m *hl7.Message, o Options) (*conv, error) {
 		return nil, &UnsupportedError{}
 	}
 	d := m.Delimiters()
-	c := &conv{m: m, loc: o.TimeZone, collection: o.Bundle == "collection", byID: map[string]*entry{}}
+	c := convPool.Get().(*conv)
+	c.m, c.loc, c.collection = m, o.TimeZone, o.Bundle == "collection"
 	c.texter = texter{d: d}
 	if cs, err := m.ResolveCharset(o.Charset, true); err == nil {
 		c.charset = cs
@@ -119,6 +139,7 @@ func newConv(m *hl7.Message, o Options) (*conv, error) {
 		if c.event != "" {
 			t += "^" + c.event
 		}
+		c.release()
 		return nil, &UnsupportedError{Type: t}
 	}
 	// Ids derive from who sent the message and its control ID, so a resend
@@ -144,13 +165,12 @@ func firstSegment(m *hl7.Message, name string) (hl7.Segment, bool) {
 
 // newID is a name-based UUID (RFC 9562 version 5 layout) of parts.
 func newID(parts ...string) string {
-	h := sha1.New()
+	var buf [256]byte
+	in := buf[:0]
 	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
+		in = append(append(in, p...), 0)
 	}
-	var sum [20]byte
-	h.Sum(sum[:0])
+	sum := sha1.Sum(in)
 	sum[6] = sum[6]&0x0f | 0x50
 	sum[8] = sum[8]&0x3f | 0x80
 	const hexd = "0123456789abcdef"
@@ -200,8 +220,8 @@ func (c *conv) conditional(e *entry, ident *obj) {
 	if ident == nil || c.collection {
 		return
 	}
-	system, _ := ident.get("system").(string)
-	value, _ := ident.get("value").(string)
+	system := ident.text("system")
+	value := ident.text("value")
 	if system == "" || value == "" {
 		return
 	}
@@ -225,7 +245,8 @@ func (c *conv) bundle() *obj {
 	b.str("timestamp", c.instant(f7))
 	entries := make([]*obj, 0, len(c.entries))
 	for _, e := range c.entries {
-		be := c.newObj("fullUrl", "urn:uuid:"+e.id, "resource", e.res)
+		be := c.strObj("fullUrl", e.r.kvs[0].s) // the reference's urn:uuid
+		be.set("resource", e.res)
 		if !c.collection {
 			req := c.strObj("method", "PUT")
 			if e.cond != "" {

@@ -5,36 +5,66 @@ import (
 	"unicode/utf8"
 )
 
-// obj is a JSON object that keeps its keys in the order they were set, so
-// a Bundle reads like the FHIR spec's examples and the same message always
-// gives the same bytes. set drops empty values: FHIR JSON has no empty
-// strings, objects or arrays, and a field the message leaves empty maps to
-// nothing.
+// obj is a JSON object, or array, that keeps its members in the order
+// they were added, so a Bundle reads like the FHIR spec's examples and the
+// same message always gives the same bytes. Setters drop empty values:
+// FHIR JSON has no empty strings, objects or arrays, and a field the
+// message leaves empty maps to nothing. Members are appended, not looked
+// up: a key is set once (put replaces).
 type obj struct {
 	kvs    []kv
-	inline [4]kv // most objects have a few keys: one allocation for both
+	arena  *objArena // where its arrays come from; nil: the heap
+	array  bool      // members have no keys
+	inline [4]kv     // most objects have a few members: one allocation for both
 }
 
+// kv is one member. Its value is a string (v nil), a JSON number or
+// literal written as it stands (v is rawValue), or an object or array.
+// Keeping strings out of an interface saves an allocation each.
 type kv struct {
 	k string
-	s string // a string value, kept out of v: boxing it would allocate
-	v any    // num, bool, int, *obj, []*obj, []string; nil for a string
+	s string
+	v *obj
 }
 
 // num is a JSON number written as it stands (a FHIR decimal keeps its
 // precision: "1.50" stays 1.50).
 type num string
 
-// objArena hands out objects from slabs: one allocation for many.
-type objArena struct{ slab []obj }
+// rawValue marks a member whose s is written without quotes.
+var rawValue = &obj{}
+
+// objArena hands out objects from slabs: one allocation for many, and
+// none at all once a pooled converter has grown its slabs (reset clears
+// them for the next message).
+type objArena struct {
+	slabs     [][]obj
+	cur, used int // slabs[cur][:used] are handed out
+}
+
+const slabSize = 64
 
 func (a *objArena) alloc() *obj {
-	if len(a.slab) == 0 {
-		a.slab = make([]obj, 32)
+	if a.cur == len(a.slabs) {
+		a.slabs = append(a.slabs, make([]obj, slabSize))
 	}
-	o := &a.slab[0]
-	a.slab = a.slab[1:]
+	o := &a.slabs[a.cur][a.used]
+	if a.used++; a.used == slabSize {
+		a.cur, a.used = a.cur+1, 0
+	}
+	o.arena = a
 	return o
+}
+
+// reset clears what was handed out, for the next conversion.
+func (a *objArena) reset() {
+	for i := 0; i < a.cur && i < len(a.slabs); i++ {
+		clear(a.slabs[i])
+	}
+	if a.cur < len(a.slabs) {
+		clear(a.slabs[a.cur][:a.used])
+	}
+	a.cur, a.used = 0, 0
 }
 
 func (a *objArena) newObj(kv ...any) *obj {
@@ -53,6 +83,18 @@ func (a *objArena) strObj(kv ...string) *obj {
 	return o
 }
 
+// list is an array of the given objects (nil ones left out).
+func (a *objArena) list(items ...*obj) *obj {
+	l := a.alloc()
+	l.array = true
+	for _, it := range items {
+		if !it.empty() {
+			l.push(kv{v: it})
+		}
+	}
+	return l
+}
+
 func newObj(kv ...any) *obj {
 	o := &obj{}
 	for i := 0; i+1 < len(kv); i += 2 {
@@ -61,94 +103,127 @@ func newObj(kv ...any) *obj {
 	return o
 }
 
-// str sets a string value; an empty one is dropped.
+func (o *obj) push(m kv) {
+	if o.kvs == nil {
+		o.kvs = o.inline[:0]
+	}
+	o.kvs = append(o.kvs, m)
+}
+
+// str adds a string member; an empty string is dropped.
 func (o *obj) str(key, s string) *obj {
-	if s == "" {
-		return o
-	}
-	for i := range o.kvs {
-		if o.kvs[i].k == key {
-			o.kvs[i].s, o.kvs[i].v = s, nil
-			return o
-		}
-	}
-	if o.kvs == nil {
-		o.kvs = o.inline[:0]
-	}
-	o.kvs = append(o.kvs, kv{k: key, s: s})
-	return o
-}
-
-// strObj is newObj for string values only.
-func strObj(kv ...string) *obj {
-	o := &obj{}
-	for i := 0; i+1 < len(kv); i += 2 {
-		o.str(kv[i], kv[i+1])
+	if s != "" {
+		o.push(kv{k: key, s: s})
 	}
 	return o
 }
 
+// set adds a member of any supported type: string, num, bool, int,
+// *obj, []*obj or []string.
 func (o *obj) set(key string, v any) *obj {
-	if s, ok := v.(string); ok {
-		return o.str(key, s)
-	}
-	if isEmpty(v) {
-		return o
-	}
-	for i := range o.kvs {
-		if o.kvs[i].k == key {
-			o.kvs[i].v = v
-			return o
+	switch v := v.(type) {
+	case string:
+		return o.str(key, v)
+	case num:
+		if v != "" {
+			o.push(kv{k: key, s: string(v), v: rawValue})
+		}
+	case bool:
+		o.push(kv{k: key, s: strconv.FormatBool(v), v: rawValue})
+	case int:
+		o.push(kv{k: key, s: strconv.Itoa(v), v: rawValue})
+	case *obj:
+		if !v.empty() {
+			o.push(kv{k: key, v: v})
+		}
+	case []*obj:
+		for _, it := range v {
+			o.add(key, it)
+		}
+	case []string:
+		for _, s := range v {
+			o.addString(key, s)
 		}
 	}
-	if o.kvs == nil {
-		o.kvs = o.inline[:0]
-	}
-	o.kvs = append(o.kvs, kv{k: key, v: v})
 	return o
 }
 
-// add appends v to the array at key.
-func (o *obj) add(key string, v *obj) *obj {
-	if v.empty() {
-		return o
-	}
-	for i := range o.kvs {
-		if o.kvs[i].k == key {
-			o.kvs[i].v = append(o.kvs[i].v.([]*obj), v)
-			return o
-		}
-	}
-	return o.set(key, []*obj{v})
+// put sets key, replacing a value it has.
+func (o *obj) put(key string, v any) *obj {
+	o.drop(key)
+	return o.set(key, v)
 }
 
-// addString appends s to the string array at key.
-func (o *obj) addString(key, s string) *obj {
-	if s == "" {
-		return o
-	}
-	for i := range o.kvs {
-		if o.kvs[i].k == key {
-			o.kvs[i].v = append(o.kvs[i].v.([]string), s)
-			return o
-		}
-	}
-	return o.set(key, []string{s})
-}
-
-func (o *obj) get(key string) any {
+// member finds key's member.
+func (o *obj) member(key string) *kv {
 	if o == nil {
 		return nil
 	}
 	for i := range o.kvs {
 		if o.kvs[i].k == key {
-			if o.kvs[i].v == nil {
-				return o.kvs[i].s
-			}
-			return o.kvs[i].v
+			return &o.kvs[i]
 		}
 	}
 	return nil
+}
+
+// arrayAt is the array at key, made when missing.
+func (o *obj) arrayAt(key string) *obj {
+	if m := o.member(key); m != nil {
+		return m.v
+	}
+	var l *obj
+	if o.arena != nil {
+		l = o.arena.alloc()
+	} else {
+		l = &obj{}
+	}
+	l.array = true
+	o.push(kv{k: key, v: l})
+	return l
+}
+
+// add appends v to the array at key.
+func (o *obj) add(key string, v *obj) *obj {
+	if !v.empty() {
+		o.arrayAt(key).push(kv{v: v})
+	}
+	return o
+}
+
+// addString appends s to the string array at key.
+func (o *obj) addString(key, s string) *obj {
+	if s != "" {
+		o.arrayAt(key).push(kv{s: s})
+	}
+	return o
+}
+
+// has reports whether key is set.
+func (o *obj) has(key string) bool { return o.member(key) != nil }
+
+// text is key's string value ("" when it has none).
+func (o *obj) text(key string) string {
+	if m := o.member(key); m != nil && m.v == nil {
+		return m.s
+	}
+	return ""
+}
+
+// child is key's object or array (nil when it has none).
+func (o *obj) child(key string) *obj {
+	if m := o.member(key); m != nil && m.v != rawValue {
+		return m.v
+	}
+	return nil
+}
+
+// item is an array's i-th object.
+func (o *obj) item(i int) *obj {
+	if o == nil || i >= len(o.kvs) {
+		return nil
+	}
+	return o.kvs[i].v
 }
 
 func (o *obj) empty() bool { return o == nil || len(o.kvs) == 0 }
@@ -176,76 +251,43 @@ func (o *obj) moveTo(key string, at int) {
 	}
 }
 
-func isEmpty(v any) bool {
-	switch v := v.(type) {
-	case nil:
-		return true
-	case string:
-		return v == ""
-	case num:
-		return v == ""
-	case *obj:
-		return v.empty()
-	case []*obj:
-		return len(v) == 0
-	case []string:
-		return len(v) == 0
-	}
-	return false
-}
-
 func (o *obj) appendJSON(b []byte) []byte {
-	b = append(b, '{')
+	open, end := byte('{'), byte('}')
+	if o.array {
+		open, end = '[', ']'
+	}
+	b = append(b, open)
 	for i := range o.kvs {
+		m := &o.kvs[i]
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, o.kvs[i].k)
-		b = append(b, ':')
-		if o.kvs[i].v == nil {
-			b = appendString(b, o.kvs[i].s)
-		} else {
-			b = appendValue(b, o.kvs[i].v)
+		if !o.array { // keys are the converter's own names: nothing to escape
+			b = append(b, '"')
+			b = append(b, m.k...)
+			b = append(b, '"', ':')
+		}
+		switch m.v {
+		case nil:
+			b = appendString(b, m.s)
+		case rawValue:
+			b = append(b, m.s...)
+		default:
+			b = m.v.appendJSON(b)
 		}
 	}
-	return append(b, '}')
-}
-
-func appendValue(b []byte, v any) []byte {
-	switch v := v.(type) {
-	case string:
-		return appendString(b, v)
-	case num:
-		return append(b, v...)
-	case bool:
-		return strconv.AppendBool(b, v)
-	case int:
-		return strconv.AppendInt(b, int64(v), 10)
-	case *obj:
-		return v.appendJSON(b)
-	case []*obj:
-		b = append(b, '[')
-		for i, e := range v {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = e.appendJSON(b)
-		}
-		return append(b, ']')
-	case []string:
-		b = append(b, '[')
-		for i, e := range v {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, e)
-		}
-		return append(b, ']')
-	}
-	return append(b, "null"...)
+	return append(b, end)
 }
 
 const hexDigits = "0123456789abcdef"
+
+// plain marks the bytes a JSON string holds as they are.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // appendString writes s as a JSON string. Bytes that are not UTF-8 become
 // U+FFFD: FHIR JSON is UTF-8, and the converter decodes the message's
@@ -255,7 +297,7 @@ func appendString(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+		if plain[c] {
 			i++
 			continue
 		}

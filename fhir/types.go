@@ -16,11 +16,18 @@ func (c *conv) compText(raw []byte, n int) string {
 	return c.text(c.sub(c.comp(raw, n), 1))
 }
 
-// reps calls f with each non-empty repetition of a field.
+// reps calls f with each non-empty repetition of a field: one that holds
+// more than separators, spaces and HL7's explicit null ("").
 func (c *conv) reps(raw []byte, f func([]byte)) {
 	split(raw, c.d.Repetition, func(r []byte) {
-		if c.text(r) != "" || len(strings.Trim(string(r), string([]byte{c.d.Component, c.d.Subcomponent, ' '}))) > 0 {
-			f(r)
+		if len(r) == 2 && r[0] == '"' && r[1] == '"' {
+			return
+		}
+		for _, b := range r {
+			if b != c.d.Component && b != c.d.Subcomponent && b != ' ' {
+				f(r)
+				return
+			}
 		}
 	})
 }
@@ -29,11 +36,11 @@ func (c *conv) reps(raw []byte, f func([]byte)) {
 // and alternate triplets become codings, CWE-9 the text; a triplet with
 // text and no code gives the text alone.
 func (c *conv) codeableConcept(raw []byte) *obj {
-	cc := &obj{}
+	cc := c.alloc()
 	for _, at := range [2]int{1, 4} {
 		code, display, system := c.compText(raw, at), c.compText(raw, at+1), c.compText(raw, at+2)
 		if code == "" {
-			if display != "" && cc.get("text") == nil {
+			if display != "" && !cc.has("text") {
 				cc.str("text", display)
 			}
 			continue
@@ -45,7 +52,7 @@ func (c *conv) codeableConcept(raw []byte) *obj {
 		cc.add("coding", c.strObj("system", systemURI(system), "version", version, "code", code, "display", display))
 	}
 	if t := c.compText(raw, 9); t != "" {
-		cc.str("text", t)
+		cc.put("text", t)
 	}
 	return cc
 }
@@ -68,8 +75,9 @@ func (c *conv) coding(raw []byte, defaultSystem string) *obj {
 // code is the table's) to a CodeableConcept in the table's code system.
 func (c *conv) tableConcept(raw []byte, table string) *obj {
 	cc := c.codeableConcept(raw)
-	if codings, ok := cc.get("coding").([]*obj); ok && c.compText(raw, 3) == "" {
-		codings[0].str("system", v2Table(table))
+	if first := cc.child("coding").item(0); first != nil && c.compText(raw, 3) == "" {
+		first.put("system", v2Table(table))
+		first.moveTo("system", 0)
 	}
 	return cc
 }
@@ -96,7 +104,21 @@ func (c *conv) identifierType(code string) *obj {
 	if code == "" {
 		return nil
 	}
-	return c.newObj("coding", []*obj{c.newObj("system", v2Table("0203"), "code", code)})
+	for _, t := range c.idTypes { // a few codes, used again and again: made once (never changed once made)
+		if t.code == code {
+			return t.o
+		}
+	}
+	o := c.newObj("coding", []*obj{c.strObj("system", v2Table0203, "code", code)})
+	c.idTypes = append(c.idTypes, idType{code, o})
+	return o
+}
+
+const v2Table0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+
+type idType struct {
+	code string
+	o    *obj
 }
 
 // hdSystem is the identifier system an HD names: its universal ID as a URI
@@ -171,7 +193,7 @@ func (c *conv) address(raw []byte) *obj {
 	a.str("city", c.compText(raw, 3)).str("district", c.compText(raw, 9)).str("state", c.compText(raw, 4)).
 		set("postalCode", c.compText(raw, 5)).str("country", c.compText(raw, 6)).
 		set("period", c.period(c.comp(raw, 12), c.comp(raw, 13)))
-	if a.get("line") == nil && a.get("city") == nil && a.get("state") == nil && a.get("postalCode") == nil && a.get("country") == nil && a.get("district") == nil {
+	if !a.has("line") && !a.has("city") && !a.has("state") && !a.has("postalCode") && !a.has("country") && !a.has("district") {
 		return nil
 	}
 	return a
@@ -355,11 +377,17 @@ func (c *conv) formatTime(t hl7Time, min int) string {
 		if t.frac != "" {
 			b = append(append(b, '.'), t.frac...)
 		}
-		zone := t.zone
-		if zone == "" {
-			zone = time.Date(t.y, time.Month(t.mo), t.d, t.h, t.mi, t.s, 0, c.loc).Format("-07:00")
+		if t.zone != "" {
+			b = append(b, t.zone...)
+		} else {
+			_, off := time.Date(t.y, time.Month(t.mo), t.d, t.h, t.mi, t.s, 0, c.loc).Zone()
+			sign := byte('+')
+			if off < 0 {
+				sign, off = '-', -off
+			}
+			b = appendInt(append(b, sign), off/3600, 2)
+			b = appendInt(append(b, ':'), off%3600/60, 2)
 		}
-		b = append(b, zone...)
 	}
 	return string(b)
 }

@@ -44,6 +44,9 @@ func validate(t *testing.T, name string, bundle []byte) {
 	if _, err := unmarshaller.Unmarshal(bundle); err != nil {
 		t.Errorf("%s: not valid FHIR R4: %v", name, err)
 	}
+	if err := checkNoDuplicateKeys(json.NewDecoder(bytes.NewReader(bundle))); err != nil {
+		t.Errorf("%s: %v", name, err)
+	}
 	var doc any
 	if err := json.Unmarshal(bundle, &doc); err != nil {
 		t.Fatalf("%s: not JSON: %v", name, err)
@@ -94,6 +97,39 @@ func checkNoEmpty(v any, path string) error {
 		}
 	}
 	return nil
+}
+
+// checkNoDuplicateKeys walks the JSON tokens: an object must not repeat a
+// key (encoding/json would keep the last one silently).
+func checkNoDuplicateKeys(dec *json.Decoder) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			k, _ := dec.Token()
+			key := k.(string)
+			if seen[key] {
+				return fmt.Errorf("key %q twice in one object", key)
+			}
+			seen[key] = true
+			if err := checkNoDuplicateKeys(dec); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token()
+	case json.Delim('['):
+		for dec.More() {
+			if err := checkNoDuplicateKeys(dec); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token()
+	}
+	return err
 }
 
 var corpusRow = regexp.MustCompile("^\\| `([^`]+)` \\| `[^`]*` \\| ([^|]+) \\|")
