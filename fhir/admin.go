@@ -96,22 +96,23 @@ func (c *conv) organization(system, id, name string) (e *entry, isNew bool) {
 // its system (9) and type (13), the name from 2-7, to a shared
 // Practitioner.
 func (c *conv) practitionerRef(raw []byte) *obj {
-	id := c.compText(raw, 1)
-	system := c.hdSystem(c.comp(raw, 9))
-	family, given := c.compText(raw, 2), c.compText(raw, 3)
+	cs := splitParts(raw, c.d.Component)
+	id := c.partText(&cs, 1)
+	system := c.hdSystem(cs.at(9))
+	family, given := c.partText(&cs, 2), c.partText(&cs, 3)
 	if id == "" && family == "" && given == "" {
 		return nil
 	}
 	e, isNew := c.shared("Practitioner", system, id, family, given)
 	if isNew {
-		ident := c.newObj("type", c.identifierType(c.compText(raw, 13)), "system", system, "value", id)
+		ident := c.newObj("type", c.identifierType(c.partText(&cs, 13)), "system", system, "value", id)
 		e.res.add("identifier", ident)
 		name := c.strObj("family", family)
 		name.addString("given", given)
-		split(c.comp(raw, 4), ' ', func(g []byte) { name.addString("given", c.text(g)) })
-		name.addString("prefix", c.compText(raw, 6))
-		name.addString("suffix", c.compText(raw, 5))
-		name.addString("suffix", c.compText(raw, 7))
+		split(cs.at(4), ' ', func(g []byte) { name.addString("given", c.text(g)) })
+		name.addString("prefix", c.partText(&cs, 6))
+		name.addString("suffix", c.partText(&cs, 5))
+		name.addString("suffix", c.partText(&cs, 7))
 		e.res.add("name", name)
 		c.conditional(e, ident)
 	}
@@ -122,9 +123,10 @@ func (c *conv) practitionerRef(raw []byte) *obj {
 // point of care names the Location, its physical type says which; the
 // facility (PL-4) is its managing organization.
 func (c *conv) locationRef(raw []byte) *obj {
-	poc, room, bed := c.compText(raw, 1), c.compText(raw, 2), c.compText(raw, 3)
-	facility := c.comp(raw, 4)
-	desc := c.compText(raw, 9)
+	cs := splitParts(raw, c.d.Component)
+	poc, room, bed := c.partText(&cs, 1), c.partText(&cs, 2), c.partText(&cs, 3)
+	facility := cs.at(4)
+	desc := c.partText(&cs, 9)
 	if poc == "" && room == "" && bed == "" && desc == "" {
 		return nil
 	}
@@ -161,13 +163,14 @@ func (c *conv) locationRef(raw []byte) *obj {
 // eiIdentifier maps EI (EI[Identifier]): EI-1 value, EI-2/3/4 as an HD
 // for the system, with an identifier type (PLAC, FILL) when given.
 func (c *conv) eiIdentifier(raw []byte, typ string) *obj {
-	value := c.compText(raw, 1)
+	cs := splitParts(raw, c.d.Component)
+	value := c.partText(&cs, 1)
 	if value == "" {
 		return nil
 	}
-	hd := c.sub(c.comp(raw, 2), 1)
+	hd := c.sub(cs.at(2), 1)
 	system := ""
-	ns, uid, ut := c.compText(raw, 2), c.compText(raw, 3), strings.ToUpper(c.compText(raw, 4))
+	ns, uid, ut := c.partText(&cs, 2), c.partText(&cs, 3), strings.ToUpper(c.partText(&cs, 4))
 	switch {
 	case uid != "" && (ut == "ISO" || isOID(uid)):
 		system = "urn:oid:" + uid

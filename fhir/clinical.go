@@ -33,6 +33,7 @@ func (c *conv) orc(seg hl7.Segment, key string) *entry {
 // order.
 func (c *conv) obr(x *segContext, seg hl7.Segment, key string) {
 	x.obr, x.hasOBR = seg, true
+	x.obrTime, x.obrIssued = c.dateTime(field(seg, 7)), c.instant(field(seg, 22)) // its OBXs' defaults
 	if x.order == nil || x.report != nil {
 		x.order = c.resource("ServiceRequest", key)
 		r := x.order.res
@@ -127,11 +128,11 @@ func (c *conv) obx(x *segContext, seg hl7.Segment, key string) {
 	r.set("encounter", c.encounterRef())
 	eff := c.dateTime(field(seg, 14))
 	if eff == "" && x.hasOBR {
-		eff = c.dateTime(field(x.obr, 7))
+		eff = x.obrTime
 	}
 	r.str("effectiveDateTime", eff)
 	if x.hasOBR {
-		r.str("issued", c.instant(field(x.obr, 22)))
+		r.str("issued", x.obrIssued)
 	}
 	c.reps(field(seg, 16), func(b []byte) { r.add("performer", c.practitionerRef(b)) })
 	c.reps(field(seg, 23), func(b []byte) { r.add("performer", c.xonOrganizationRef(b)) })

@@ -135,7 +135,7 @@ func newConv(m *hl7.Message, o Options) (*conv, error) {
 	typ, _ := msh.Field(9)
 	c.code, c.event = c.compText(typ, 1), c.compText(typ, 2)
 	if !supported[c.code] {
-		t := c.code
+		t := strings.Clone(c.code) // it leaves Convert: not a view of the message
 		if c.event != "" {
 			t += "^" + c.event
 		}
@@ -163,8 +163,11 @@ func firstSegment(m *hl7.Message, name string) (hl7.Segment, bool) {
 	return hl7.Segment{}, false
 }
 
-// newID is a name-based UUID (RFC 9562 version 5 layout) of parts.
-func newID(parts ...string) string {
+// newID is a name-based UUID (as newRef's tail).
+func newID(parts ...string) string { return newRef(parts...)[len("urn:uuid:"):] }
+
+// newRef is urn:uuid: and a name-based UUID (RFC 9562 version 5 layout) of parts.
+func newRef(parts ...string) string {
 	var buf [256]byte
 	in := buf[:0]
 	for _, p := range parts {
@@ -174,7 +177,8 @@ func newID(parts ...string) string {
 	sum[6] = sum[6]&0x0f | 0x50
 	sum[8] = sum[8]&0x3f | 0x80
 	const hexd = "0123456789abcdef"
-	b := make([]byte, 0, 36)
+	var out [45]byte
+	b := append(out[:0], "urn:uuid:"...) // one string for the reference; the id is its tail
 	for i := 0; i < 16; i++ {
 		if i == 4 || i == 6 || i == 8 || i == 10 {
 			b = append(b, '-')
@@ -187,7 +191,7 @@ func newID(parts ...string) string {
 // resource adds a resource made from this message: its id derives from the
 // message and key (the segment and its place).
 func (c *conv) resource(typ, key string) *entry {
-	return c.addEntry(typ, newID(string(c.seed), typ, key))
+	return c.addEntry(typ, newRef(string(c.seed), typ, key))
 }
 
 // shared adds, or finds, a resource that stands for something outside the
@@ -195,15 +199,17 @@ func (c *conv) resource(typ, key string) *entry {
 // from what identifies it, so every message that names it names the same
 // resource, and the Bundle holds it once.
 func (c *conv) shared(typ string, identity ...string) (e *entry, isNew bool) {
-	id := newID(append([]string{typ}, identity...)...)
-	if e, ok := c.byID[id]; ok {
+	ref := newRef(append([]string{typ}, identity...)...)
+	if e, ok := c.byID[ref[len("urn:uuid:"):]]; ok {
 		return e, false
 	}
-	return c.addEntry(typ, id), true
+	return c.addEntry(typ, ref), true
 }
 
-func (c *conv) addEntry(typ, id string) *entry {
-	e := &entry{typ: typ, id: id, res: c.strObj("resourceType", typ), r: c.strObj("reference", "urn:uuid:"+id)}
+// addEntry adds a resource whose reference is ref (urn:uuid:<id>).
+func (c *conv) addEntry(typ, ref string) *entry {
+	id := ref[len("urn:uuid:"):]
+	e := &entry{typ: typ, id: id, res: c.strObj("resourceType", typ), r: c.strObj("reference", ref)}
 	if c.collection {
 		e.res.str("id", id)
 	}

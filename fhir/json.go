@@ -40,6 +40,24 @@ var rawValue = &obj{}
 type objArena struct {
 	slabs     [][]obj
 	cur, used int // slabs[cur][:used] are handed out
+
+	kvSlabs       [][]kv // room for objects that outgrow their inline members
+	kvCur, kvUsed int
+}
+
+const kvSlabSize = 512
+
+// room is an empty slice with capacity n, from the kv slabs.
+func (a *objArena) room(n int) []kv {
+	if a.kvCur < len(a.kvSlabs) && a.kvUsed+n > kvSlabSize {
+		a.kvCur, a.kvUsed = a.kvCur+1, 0
+	}
+	if a.kvCur == len(a.kvSlabs) {
+		a.kvSlabs = append(a.kvSlabs, make([]kv, kvSlabSize))
+	}
+	r := a.kvSlabs[a.kvCur][a.kvUsed : a.kvUsed : a.kvUsed+n]
+	a.kvUsed += n
+	return r
 }
 
 const slabSize = 64
@@ -65,6 +83,13 @@ func (a *objArena) reset() {
 		clear(a.slabs[a.cur][:a.used])
 	}
 	a.cur, a.used = 0, 0
+	for i := 0; i < a.kvCur && i < len(a.kvSlabs); i++ {
+		clear(a.kvSlabs[i])
+	}
+	if a.kvCur < len(a.kvSlabs) {
+		clear(a.kvSlabs[a.kvCur][:a.kvUsed])
+	}
+	a.kvCur, a.kvUsed = 0, 0
 }
 
 func (a *objArena) newObj(kv ...any) *obj {
@@ -106,6 +131,9 @@ func newObj(kv ...any) *obj {
 func (o *obj) push(m kv) {
 	if o.kvs == nil {
 		o.kvs = o.inline[:0]
+	}
+	if len(o.kvs) == cap(o.kvs) && o.arena != nil && cap(o.kvs) < kvSlabSize/4 {
+		o.kvs = append(o.arena.room(2*cap(o.kvs)), o.kvs...)
 	}
 	o.kvs = append(o.kvs, m)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/hl7broker/hl7broker/hl7"
 )
@@ -54,6 +55,9 @@ func (t *texter) text(raw []byte) string {
 	if len(raw) == 0 || (len(raw) == 2 && raw[0] == '"' && raw[1] == '"') {
 		return ""
 	}
+	if !t.decode && bytes.IndexByte(raw, t.d.Escape) < 0 && utf8.Valid(raw) {
+		return view(raw)
+	}
 	var s string
 	if bytes.IndexByte(raw, t.d.Escape) >= 0 {
 		s = t.unescape(raw)
@@ -68,6 +72,12 @@ func (t *texter) text(raw []byte) string {
 	}
 	return strings.TrimSpace(s)
 }
+
+// view is b as a string without copying it. The converter only reads the
+// message's bytes while it converts, and every string it keeps is written
+// into the Bundle before Convert returns; whatever leaves Convert (an
+// error's text) is cloned first.
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // unescape decodes delimiter escapes, \Xhh..\ hex data, and the formatting
 // escapes of FT: \.br\ and \.sp\ are line breaks; highlighting (\H\ \N\)
@@ -111,3 +121,39 @@ func (t *texter) unescape(raw []byte) string {
 	}
 	return string(out)
 }
+
+// maxParts is how many components splitParts keeps: every component the
+// maps read is below it.
+const maxParts = 16
+
+// parts is a value split at one separator, without allocating.
+type parts struct {
+	p [maxParts][]byte
+	n int
+}
+
+func splitParts(raw []byte, sep byte) (ps parts) {
+	for ps.n < maxParts {
+		j := bytes.IndexByte(raw, sep)
+		if j < 0 {
+			ps.p[ps.n] = raw
+			ps.n++
+			return ps
+		}
+		ps.p[ps.n] = raw[:j]
+		ps.n++
+		raw = raw[j+1:]
+	}
+	return ps
+}
+
+// at is part n (1-based), nil when absent.
+func (ps *parts) at(n int) []byte {
+	if n < 1 || n > ps.n {
+		return nil
+	}
+	return ps.p[n-1]
+}
+
+// partText is component n's text (its first subcomponent).
+func (c *conv) partText(ps *parts, n int) string { return c.text(c.sub(ps.at(n), 1)) }

@@ -36,22 +36,23 @@ func (c *conv) reps(raw []byte, f func([]byte)) {
 // and alternate triplets become codings, CWE-9 the text; a triplet with
 // text and no code gives the text alone.
 func (c *conv) codeableConcept(raw []byte) *obj {
+	cs := splitParts(raw, c.d.Component)
 	cc := c.alloc()
 	for _, at := range [2]int{1, 4} {
-		code, display, system := c.compText(raw, at), c.compText(raw, at+1), c.compText(raw, at+2)
+		code, display, system := c.partText(&cs, at), c.partText(&cs, at+1), c.partText(&cs, at+2)
 		if code == "" {
 			if display != "" && !cc.has("text") {
 				cc.str("text", display)
 			}
 			continue
 		}
-		version := c.compText(raw, 7)
+		version := c.partText(&cs, 7)
 		if at == 4 {
-			version = c.compText(raw, 8)
+			version = c.partText(&cs, 8)
 		}
 		cc.add("coding", c.strObj("system", systemURI(system), "version", version, "code", code, "display", display))
 	}
-	if t := c.compText(raw, 9); t != "" {
+	if t := c.partText(&cs, 9); t != "" {
 		cc.put("text", t)
 	}
 	return cc
@@ -60,15 +61,16 @@ func (c *conv) codeableConcept(raw []byte) *obj {
 // coding maps the first triplet of a CWE to a Coding, the system given
 // when the message leaves it out (an HL7 table field, say).
 func (c *conv) coding(raw []byte, defaultSystem string) *obj {
-	code := c.compText(raw, 1)
+	cs := splitParts(raw, c.d.Component)
+	code := c.partText(&cs, 1)
 	if code == "" {
 		return nil
 	}
-	system := systemURI(c.compText(raw, 3))
+	system := systemURI(c.partText(&cs, 3))
 	if system == "" {
 		system = defaultSystem
 	}
-	return c.strObj("system", system, "code", code, "display", c.compText(raw, 2))
+	return c.strObj("system", system, "code", code, "display", c.partText(&cs, 2))
 }
 
 // tableConcept maps a coded field of HL7 table n (ID, IS, or CWE whose
@@ -85,15 +87,16 @@ func (c *conv) tableConcept(raw []byte, table string) *obj {
 // identifier maps CX (CX[Identifier]): CX-1 value, CX-4 system (from the
 // assigning authority) and assigner, CX-5 type (table 0203), CX-7/8 period.
 func (c *conv) identifier(raw []byte) *obj {
-	value := c.compText(raw, 1)
+	cs := splitParts(raw, c.d.Component)
+	value := c.partText(&cs, 1)
 	if value == "" {
 		return nil
 	}
-	hd := c.comp(raw, 4)
+	hd := cs.at(4)
 	id := &obj{}
-	id.set("type", c.identifierType(c.compText(raw, 5)))
+	id.set("type", c.identifierType(c.partText(&cs, 5)))
 	id.str("system", c.hdSystem(hd)).str("value", value)
-	id.set("period", c.period(c.comp(raw, 7), c.comp(raw, 8)))
+	id.set("period", c.period(cs.at(7), cs.at(8)))
 	if a := c.text(c.sub(hd, 1)); a != "" {
 		id.set("assigner", c.strObj("display", a))
 	}
@@ -164,17 +167,18 @@ func isOID(s string) bool {
 // suffix (4) and degree (6), prefix (5), use from the name type (7, table
 // 0200), period (10, or 12 and 13).
 func (c *conv) humanName(raw []byte) *obj {
-	n := c.strObj("use", nameUseMap[c.compText(raw, 7)], "family", c.compText(raw, 1))
+	cs := splitParts(raw, c.d.Component)
+	n := c.strObj("use", nameUseMap[c.partText(&cs, 7)], "family", c.partText(&cs, 1))
 	for _, at := range []int{2, 3} {
-		split(c.comp(raw, at), ' ', func(g []byte) { n.addString("given", c.text(g)) })
+		split(cs.at(at), ' ', func(g []byte) { n.addString("given", c.text(g)) })
 	}
-	n.addString("prefix", c.compText(raw, 5))
-	n.addString("suffix", c.compText(raw, 4))
-	n.addString("suffix", c.compText(raw, 6))
-	if p := c.periodDR(c.comp(raw, 10)); p != nil {
+	n.addString("prefix", c.partText(&cs, 5))
+	n.addString("suffix", c.partText(&cs, 4))
+	n.addString("suffix", c.partText(&cs, 6))
+	if p := c.periodDR(cs.at(10)); p != nil {
 		n.set("period", p)
 	} else {
-		n.set("period", c.period(c.comp(raw, 12), c.comp(raw, 13)))
+		n.set("period", c.period(cs.at(12), cs.at(13)))
 	}
 	if len(n.kvs) == 1 && n.kvs[0].k == "use" {
 		return nil
@@ -186,13 +190,14 @@ func (c *conv) humanName(raw []byte) *obj {
 // postal code (5), country (6), use and type (7, table 0190), district (9),
 // period (12, 13).
 func (c *conv) address(raw []byte) *obj {
-	typ := c.compText(raw, 7)
+	cs := splitParts(raw, c.d.Component)
+	typ := c.partText(&cs, 7)
 	a := c.strObj("use", addressUseMap[typ], "type", addressTypeMap[typ])
-	a.addString("line", c.compText(raw, 1))
-	a.addString("line", c.compText(raw, 2))
-	a.str("city", c.compText(raw, 3)).str("district", c.compText(raw, 9)).str("state", c.compText(raw, 4)).
-		set("postalCode", c.compText(raw, 5)).str("country", c.compText(raw, 6)).
-		set("period", c.period(c.comp(raw, 12), c.comp(raw, 13)))
+	a.addString("line", c.partText(&cs, 1))
+	a.addString("line", c.partText(&cs, 2))
+	a.str("city", c.partText(&cs, 3)).str("district", c.partText(&cs, 9)).str("state", c.partText(&cs, 4)).
+		set("postalCode", c.partText(&cs, 5)).str("country", c.partText(&cs, 6)).
+		set("period", c.period(cs.at(12), cs.at(13)))
 	if !a.has("line") && !a.has("city") && !a.has("state") && !a.has("postalCode") && !a.has("country") && !a.has("district") {
 		return nil
 	}
@@ -204,30 +209,31 @@ func (c *conv) address(raw []byte) *obj {
 // 0201) else the field's own use, value from the e-mail, the unformatted
 // number (12), the parts (5-8) or XTN-1.
 func (c *conv) contactPoint(raw []byte, fieldUse string) *obj {
-	useCode, equip := c.compText(raw, 2), c.compText(raw, 3)
-	email := c.compText(raw, 4)
+	cs := splitParts(raw, c.d.Component)
+	useCode, equip := c.partText(&cs, 2), c.partText(&cs, 3)
+	email := c.partText(&cs, 4)
 	var value string
 	switch {
 	case email != "" && (useCode == "NET" || equip == "Internet" || equip == "X.400" || strings.Contains(email, "@")):
 		value = email
 		equip = "Internet"
-	case c.compText(raw, 12) != "":
-		value = c.compText(raw, 12)
-	case c.compText(raw, 7) != "":
+	case c.partText(&cs, 12) != "":
+		value = c.partText(&cs, 12)
+	case c.partText(&cs, 7) != "":
 		var b strings.Builder
-		if cc := c.compText(raw, 5); cc != "" {
+		if cc := c.partText(&cs, 5); cc != "" {
 			b.WriteString("+" + strings.TrimPrefix(cc, "+") + " ")
 		}
-		if area := c.compText(raw, 6); area != "" {
+		if area := c.partText(&cs, 6); area != "" {
 			b.WriteString("(" + area + ") ")
 		}
-		b.WriteString(c.compText(raw, 7))
-		if ext := c.compText(raw, 8); ext != "" {
+		b.WriteString(c.partText(&cs, 7))
+		if ext := c.partText(&cs, 8); ext != "" {
 			b.WriteString(" ext. " + ext)
 		}
 		value = b.String()
 	default:
-		value = c.compText(raw, 1)
+		value = c.partText(&cs, 1)
 	}
 	if value == "" {
 		return nil
@@ -362,7 +368,8 @@ func (c *conv) formatTime(t hl7Time, min int) string {
 	if t.precision < min {
 		return ""
 	}
-	b := make([]byte, 0, 35)
+	var buf [40]byte
+	b := buf[:0]
 	b = appendInt(b, t.y, 4)
 	if t.precision >= 2 {
 		b = appendInt(append(b, '-'), t.mo, 2)

@@ -10,19 +10,21 @@ import (
 // segment belongs to (the order an OBX is under, the report it adds to),
 // as the IG's message maps do.
 type segContext struct {
-	order    *entry // ServiceRequest from ORC (or OBR without ORC)
-	report   *entry // DiagnosticReport from OBR (ORU)
-	last     *entry // resource a following NTE adds notes to
-	imm      *entry // Immunization from RXA
-	doc      *entry // DocumentReference from TXA
-	appt     *entry // Appointment from SCH
-	obr      hl7.Segment
-	hasOBR   bool
-	orcFill  []byte // ORC-3 for RXA's identifier
-	docTexts []string
-	docAttch []*obj
-	evn      hl7.Segment
-	hasEVN   bool
+	order     *entry // ServiceRequest from ORC (or OBR without ORC)
+	report    *entry // DiagnosticReport from OBR (ORU)
+	last      *entry // resource a following NTE adds notes to
+	imm       *entry // Immunization from RXA
+	doc       *entry // DocumentReference from TXA
+	appt      *entry // Appointment from SCH
+	obr       hl7.Segment
+	hasOBR    bool
+	obrTime   string // OBR-7, as its OBXs' effective time when OBX-14 is empty
+	obrIssued string // OBR-22
+	orcFill   []byte // ORC-3 for RXA's identifier
+	docTexts  []string
+	docAttch  []*obj
+	evn       hl7.Segment
+	hasEVN    bool
 }
 
 func (c *conv) walk() {
