@@ -209,7 +209,9 @@ func (c *conv) shared(typ string, identity ...string) (e *entry, isNew bool) {
 // addEntry adds a resource whose reference is ref (urn:uuid:<id>).
 func (c *conv) addEntry(typ, ref string) *entry {
 	id := ref[len("urn:uuid:"):]
-	e := &entry{typ: typ, id: id, res: c.strObj("resourceType", typ), r: c.strObj("reference", ref)}
+	res := c.alloc()
+	res.kvs = c.room(24) // a resource has many members: room for them at once
+	e := &entry{typ: typ, id: id, res: res.str("resourceType", typ), r: c.strObj("reference", ref)}
 	if c.collection {
 		e.res.str("id", id)
 	}

@@ -326,3 +326,38 @@ func TestCharset(t *testing.T) {
 		t.Errorf("8859/1 not decoded: %s", out)
 	}
 }
+
+// Converters are pooled: conversions on several goroutines at once give
+// what each gives alone (run under -race in .ci/run).
+func TestConcurrentConversions(t *testing.T) {
+	files := []string{"testdata/adt_a01_full.hl7", "testdata/vxu_v04.hl7", "testdata/mdm_t02.hl7", "../hl7/testdata/oru_r01.hl7"}
+	want := map[string]string{}
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		out, err := ConvertBytes(data, Options{TimeZone: newYork})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[f] = string(out)
+	}
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			for i := range 50 {
+				f := files[(g+i)%len(files)]
+				data, _ := os.ReadFile(f)
+				out, err := ConvertBytes(data, Options{TimeZone: newYork})
+				if err != nil || string(out) != want[f] {
+					errs <- fmt.Errorf("%s differs when converted alongside others (err %v)", f, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -309,6 +309,16 @@ func (o *obj) appendJSON(b []byte) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// plain8 reports whether none of 8 bytes needs escaping: no control
+// character, quote, backslash or non-ASCII byte.
+func plain8(s string) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	u := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	zero := func(x uint64) uint64 { return (x - ones) & ^x & highs } // a high bit where x has a zero byte
+	return (u&highs)|((u-0x20*ones)&^u&highs)|zero(u^('"'*ones))|zero(u^('\\'*ones)) == 0
+}
+
 // plain marks the bytes a JSON string holds as they are.
 var plain = func() (t [256]bool) {
 	for c := 0x20; c < utf8.RuneSelf; c++ {
@@ -324,6 +334,12 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		for i+8 <= len(s) && plain8(s[i:i+8]) { // eight bytes at a time while nothing needs escaping
+			i += 8
+		}
+		if i == len(s) {
+			break
+		}
 		c := s[i]
 		if plain[c] {
 			i++
