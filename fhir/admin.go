@@ -109,7 +109,7 @@ func (c *conv) practitionerRef(raw []byte) *obj {
 		e.res.add("identifier", ident)
 		name := c.strObj("family", family)
 		name.addString("given", given)
-		split(cs.at(4), ' ', func(g []byte) { name.addString("given", c.text(g)) })
+		name.addString("given", c.partText(&cs, 4))
 		name.addString("prefix", c.partText(&cs, 6))
 		name.addString("suffix", c.partText(&cs, 5))
 		name.addString("suffix", c.partText(&cs, 7))

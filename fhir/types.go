@@ -170,7 +170,7 @@ func (c *conv) humanName(raw []byte) *obj {
 	cs := splitParts(raw, c.d.Component)
 	n := c.strObj("use", nameUseMap[c.partText(&cs, 7)], "family", c.partText(&cs, 1))
 	for _, at := range []int{2, 3} {
-		split(cs.at(at), ' ', func(g []byte) { n.addString("given", c.text(g)) })
+		n.addString("given", c.partText(&cs, at)) // as written: "Mary Ann" is one given name
 	}
 	n.addString("prefix", c.partText(&cs, 5))
 	n.addString("suffix", c.partText(&cs, 4))

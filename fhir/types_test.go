@@ -30,6 +30,8 @@ func TestDataTypes(t *testing.T) {
 			"Everywoman^Eve^E^JR^DR^MD^L", `{"use":"official","family":"Everywoman","given":["Eve","E"],"prefix":["DR"],"suffix":["JR","MD"]}`, c.humanName},
 		{"XPN[HumanName] XPN.7 M→maiden; XPN.10 validity range → period",
 			"Smith^Ann^^^^^M^^^20200101&20201231", `{"use":"maiden","family":"Smith","given":["Ann"],"period":{"start":"2020-01-01","end":"2020-12-31"}}`, c.humanName},
+		{"XPN[HumanName] XPN.2 given as written (a space does not split it)",
+			"Smith^Mary Ann^J", `{"family":"Smith","given":["Mary Ann","J"]}`, c.humanName},
 		{"XPN[HumanName] escapes decoded",
 			`O\S\Brien^Pat`, `{"family":"O^Brien","given":["Pat"]}`, c.humanName},
 		{"CX[Identifier] CX.1 value, CX.4 (HD.2 ISO) system urn:oid, CX.4.1 assigner, CX.5 type (table 0203)",
