@@ -181,6 +181,9 @@ type DestinationConfig struct {
 	// FHIRBundle is the kind of Bundle encoding fhir makes: transaction
 	// (default) or collection.
 	FHIRBundle string `mapstructure:"fhir_bundle" enum:"transaction,collection"`
+	// Charset is the stored messages' character set for encoding fhir
+	// (HL7 table 0211 or an alias), over MSH-18; empty: MSH-18.
+	Charset string `mapstructure:"charset"`
 
 	// type fhir: how the broker authenticates to the FHIR server, a bearer
 	// token (by reference) or OAuth 2.0 client credentials.

@@ -61,7 +61,7 @@ func destinationType(name string) (DestinationType, bool) {
 // another; every other key is common to all kinds. A key is set when its
 // field is not zero.
 var typeKeys = []string{"addr", "url", "headers", "content_type", "dir", "password", "table", "columns", "row_per", "time_zone",
-	"user", "private_key_file", "known_hosts", "insecure_skip_host_key_check", "file_name", "fhir_bundle", "token", "oauth2"}
+	"user", "private_key_file", "known_hosts", "insecure_skip_host_key_check", "file_name", "fhir_bundle", "charset", "token", "oauth2"}
 
 // keySet reports whether d sets the key named by its mapstructure tag.
 func keySet(d DestinationConfig, key string) bool {

@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hl7broker/hl7broker/config"
@@ -25,7 +26,7 @@ func NewEncoding(d config.DestinationConfig) (Encoding, error) {
 		if err != nil {
 			return nil, fmt.Errorf("time_zone: %w", err)
 		}
-		opts := fhir.Options{Bundle: d.FHIRBundle, TimeZone: loc}
+		opts := fhir.Options{Bundle: d.FHIRBundle, TimeZone: loc, Charset: d.Charset}
 		return func(data []byte) ([]byte, error) { return fhir.ConvertBytes(data, opts) }, nil
 	}
 	if encoding == "json" {
@@ -91,6 +92,13 @@ func loadZone(name string) (*time.Location, error) {
 // checkFHIREncoding checks the keys that belong to encoding fhir on a
 // destination that may take it (http, file, sftp).
 func checkFHIREncoding(d config.DestinationConfig, key string, c *config.Checker) {
+	if d.Charset != "" {
+		if d.Encoding != "fhir" {
+			c.Add(key+".charset", "applies to encoding fhir, not %s", d.Encoding)
+		} else if _, err := hl7.LookupCharset(d.Charset); err != nil {
+			c.Add(key+".charset", "%s", strings.TrimPrefix(err.Error(), "hl7: "))
+		}
+	}
 	if d.TimeZone == "" {
 		return
 	}

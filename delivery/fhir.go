@@ -23,7 +23,7 @@ import (
 var fhirType = Type{
 	DestinationType: config.DestinationType{
 		Name: "fhir",
-		Keys: []string{"url", "headers", "fhir_bundle", "time_zone", "token", "oauth2"},
+		Keys: []string{"url", "headers", "fhir_bundle", "time_zone", "charset", "token", "oauth2"},
 		Check: func(d config.DestinationConfig, key string, c *config.Checker) {
 			checkHTTPURL(d, key, c)
 			if d.Encoding != "fhir" {

@@ -224,7 +224,8 @@ func TestFHIRConfig(t *testing.T) {
   - {name: http, type: http, url: "https://x.example", fhir_bundle: collection, time_zone: Mars/Base}
   - {name: mllp, type: mllp, addr: "127.0.0.1:1", encoding: fhir}
   - {name: oa, type: fhir, url: "https://ehr.example/fhir", oauth2: {token_url: "ftp://x", client_secret: "plain"}}
-  - {name: tz, type: file, dir: ` + dir + `, encoding: fhir, time_zone: Nowhere/Else}
+  - {name: tz, type: file, dir: ` + dir + `, encoding: fhir, time_zone: Nowhere/Else, charset: EBCDIC}
+  - {name: cs, type: sftp, addr: "127.0.0.1:22", user: u, private_key_file: /nonexistent, dir: /in, charset: 8859/1}
 `)
 	require.Error(t, err)
 	for _, want := range []string{
@@ -237,9 +238,27 @@ func TestFHIRConfig(t *testing.T) {
 		"destinations[3].oauth2.token_url: ftp://x is not an http or https URL",
 		"destinations[3].oauth2.client_id: client credentials need a client_id",
 		"destinations[4].time_zone: \"Nowhere/Else\" is not a time zone name",
+		"destinations[4].charset: unsupported character set \"EBCDIC\"",
+		"destinations[5].charset: applies to encoding fhir, not er7",
 	} {
 		assert.Contains(t, err.Error(), want)
 	}
 	assert.NotContains(t, err.Error(), "literal-token")
 	assert.NotContains(t, err.Error(), "plain")
+}
+
+// charset decodes the stored text when MSH-18 does not name its charset;
+// encoding fhir on an http destination sends application/fhir+json.
+func TestFHIREncodingCharsetOverHTTP(t *testing.T) {
+	srv := newFHIRServer(t, func(int, []byte) (int, string) { return 200, "" })
+	d := config.DestinationConfig{Name: "h", Type: "http", URL: srv.URL, Encoding: "fhir", Charset: "windows-1252", Timeout: time.Second}
+	config.DestinationTypeDefaults(&d)
+	dl, err := New(d)
+	require.NoError(t, err)
+	msg := "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rPID|1||1^^^H^MR||M\xfcller^J\xf6rg \x96 Jr\r"
+	res := dl.Deliver(context.Background(), Message{Data: []byte(msg)})
+	require.Equal(t, Delivered, res.Outcome, res.Reason)
+	req, body := srv.request(0)
+	assert.Equal(t, "application/fhir+json", req.Header.Get("Content-Type"))
+	assert.Contains(t, string(body), `"family":"Müller","given":["Jörg – Jr"]`)
 }

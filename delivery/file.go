@@ -15,7 +15,7 @@ import (
 var fileType = Type{
 	DestinationType: config.DestinationType{
 		Name: "file",
-		Keys: []string{"dir", "file_name", "fhir_bundle", "time_zone"},
+		Keys: []string{"dir", "file_name", "fhir_bundle", "time_zone", "charset"},
 		Check: func(d config.DestinationConfig, key string, c *config.Checker) {
 			if d.Dir == "" {
 				c.Add(key+".dir", "a file destination needs a dir")

@@ -18,7 +18,7 @@ import (
 var httpType = Type{
 	DestinationType: config.DestinationType{
 		Name: "http",
-		Keys: []string{"url", "headers", "content_type", "fhir_bundle", "time_zone"},
+		Keys: []string{"url", "headers", "content_type", "fhir_bundle", "time_zone", "charset"},
 		Check: func(d config.DestinationConfig, key string, c *config.Checker) {
 			checkHTTPURL(d, key, c)
 			checkFHIREncoding(d, key, c)

@@ -17,7 +17,7 @@ import (
 var sftpType = Type{
 	DestinationType: config.DestinationType{
 		Name: "sftp",
-		Keys: []string{"addr", "dir", "password", "user", "private_key_file", "known_hosts", "insecure_skip_host_key_check", "file_name", "fhir_bundle", "time_zone"},
+		Keys: []string{"addr", "dir", "password", "user", "private_key_file", "known_hosts", "insecure_skip_host_key_check", "file_name", "fhir_bundle", "time_zone", "charset"},
 		Check: func(d config.DestinationConfig, key string, c *config.Checker) {
 			c.SSH(key, d.Addr, d.User, d.Password, d.PrivateKeyFile)
 			checkFHIREncoding(d, key, c)
