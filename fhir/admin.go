@@ -103,7 +103,11 @@ func (c *conv) practitionerRef(raw []byte) *obj {
 	if id == "" && family == "" && given == "" {
 		return nil
 	}
-	e, isNew := c.shared("Practitioner", system, id, family, given)
+	scope := "" // a practitioner with no ID is known by name only within one sender
+	if id == "" {
+		scope = c.sender3and4
+	}
+	e, isNew := c.shared("Practitioner", system, id, family, given, scope)
 	if isNew {
 		ident := c.newObj("type", c.identifierType(c.partText(&cs, 13)), "system", system, "value", id)
 		e.res.add("identifier", ident)
@@ -130,7 +134,11 @@ func (c *conv) locationRef(raw []byte) *obj {
 	if poc == "" && room == "" && bed == "" && desc == "" {
 		return nil
 	}
-	e, isNew := c.shared("Location", c.compText(facility, 1), poc, room, bed, desc)
+	scope := "" // without a facility, a ward's name means something only to its sender
+	if c.compText(facility, 1) == "" {
+		scope = c.sender3and4
+	}
+	e, isNew := c.shared("Location", c.compText(facility, 1), poc, room, bed, desc, scope)
 	if isNew {
 		parts := make([]string, 0, 3)
 		for _, p := range []string{poc, room, bed} {

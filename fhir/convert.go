@@ -99,6 +99,8 @@ type conv struct {
 	encounter *entry // from PV1
 	sender    *entry // Organization from MSH-4
 	idTypes   []idType
+
+	sender3and4 string // MSH-3|MSH-4: the scope of names with no identifier
 }
 
 // entry is one resource of the Bundle with how it is written.
@@ -147,6 +149,7 @@ func newConv(m *hl7.Message, o Options) (*conv, error) {
 	f3, _ := msh.Field(3)
 	f4, _ := msh.Field(4)
 	f10, _ := msh.Field(10)
+	c.sender3and4 = c.text(f3) + "|" + c.text(f4)
 	if c.text(f10) != "" {
 		c.seed = []byte(c.text(f3) + "|" + c.text(f4) + "|" + c.text(f10))
 	} else {

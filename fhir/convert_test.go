@@ -157,7 +157,7 @@ func TestADTA01(t *testing.T) {
 	prov := b.of("Provenance")[0]
 	expect(t, "EVN-2", prov, "recorded", "2026-01-14T08:15:00-05:00")
 	expect(t, "EVN-6", prov, "occurredDateTime", "2026-01-14T08:00:00-05:00")
-	expect(t, "EVN-5", prov, "agent.0.who.reference", "urn:uuid:"+newID("Practitioner", "", "U123", "Clerk", "Carl"))
+	expect(t, "EVN-5", prov, "agent.0.who.reference", "urn:uuid:"+newID("Practitioner", "", "U123", "Clerk", "Carl", ""))
 }
 
 // A resend converts to the same ids, so a server updates, never adds.
