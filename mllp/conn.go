@@ -61,6 +61,7 @@ func (c *serverConn) serve() {
 	c.log(zerolog.DebugLevel).Msg("connection opened")
 
 	r := NewReader(c.rwc)
+	waitReadable := readableWaiter(c.rwc) // nil: buffers are kept while idle
 	r.MaxFrameBytes, r.AllowMissingCR = s.MaxFrameBytes, s.AllowMissingCR
 	inFrame, inJunk := false, false
 	r.OnFrameStart = func() {
@@ -75,16 +76,36 @@ func (c *serverConn) serve() {
 			_ = c.rwc.SetReadDeadline(time.Now().Add(readTimeout))
 		}
 	}
+	quiet := false // the sender said nothing for releaseAfter: wait for it holding no buffers
 	for {
 		inFrame, inJunk = false, false
+		now := time.Now()
 		var idleDeadline time.Time
 		if s.IdleTimeout > 0 {
-			idleDeadline = time.Now().Add(s.IdleTimeout)
+			idleDeadline = now.Add(s.IdleTimeout)
 		}
-		_ = c.rwc.SetReadDeadline(idleDeadline)
+		if quiet && r.Buffered() == 0 {
+			// An error (the idle deadline, a close) is the read's to
+			// report: ReadFrame meets it at once.
+			_ = c.rwc.SetReadDeadline(idleDeadline)
+			r.Release()
+			_ = waitReadable()
+		}
+		quiet = false
+		// A busy sender's next message comes before releaseAfter, read as
+		// ever; one that stays quiet ends this read, and the next waits.
+		deadline, releasing := idleDeadline, false
+		if waitReadable != nil && r.Buffered() == 0 && (idleDeadline.IsZero() || now.Add(releaseAfter).Before(idleDeadline)) {
+			deadline, releasing = now.Add(releaseAfter), true
+		}
+		_ = c.rwc.SetReadDeadline(deadline)
 
 		junk := r.JunkBytes
 		frame, err := r.ReadFrame()
+		if err != nil && releasing && !inFrame && !inJunk && r.JunkBytes == junk && errors.Is(err, os.ErrDeadlineExceeded) {
+			quiet = true
+			continue
+		}
 		if n := r.JunkBytes - junk; n > 0 {
 			s.stats.junk.Add(n)
 			if err != nil && inJunk && errors.Is(err, os.ErrDeadlineExceeded) {
