@@ -112,6 +112,9 @@ destinations:
 		batch = append(append(batch, b...), '\r')
 	}
 	batch = append([]byte("FHS|^~\\&|REG\r"), append(batch, []byte("FTS|2\r")...)...)
+	// The source makes its folder as it starts, which may be just after
+	// "broker started" is logged.
+	require.Eventually(t, func() bool { _, err := os.Stat(drop); return err == nil }, 10*time.Second, 10*time.Millisecond, "waiting for the source to make %s", drop)
 	require.NoError(t, os.WriteFile(filepath.Join(drop, "batch.hl7.tmp"), batch, 0o640))
 	require.NoError(t, os.Rename(filepath.Join(drop, "batch.hl7.tmp"), filepath.Join(drop, "batch.hl7")))
 	require.Eventually(t, func() bool { names, _ := received(t, outDir); return len(names) == 2 }, 10*time.Second, 10*time.Millisecond, "waiting for %s; stderr: %s", `len(names) == 2`, stderr)

@@ -46,7 +46,9 @@ destinations:
 		entries, _ := os.ReadDir(inbound)
 		var names []string
 		for _, e := range entries {
-			names = append(names, e.Name())
+			if !strings.HasPrefix(e.Name(), ".") { // a file being written (.NAME.tmp) is not there yet
+				names = append(names, e.Name())
+			}
 		}
 		return names
 	}
