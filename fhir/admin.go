@@ -11,7 +11,6 @@ import (
 // application, MSH-4 facility as the sender) and destination (MSH-5, 6).
 func (c *conv) messageHeader(msh hl7.Segment) {
 	e := c.resource("MessageHeader", "MSH")
-	c.header = e.res
 	event := c.event
 	e.res.set("eventCoding", c.newObj("system", v2Table("0003"), "code", event))
 	if dest := field(msh, 5); c.compText(dest, 1) != "" || c.compText(dest, 2) != "" {
@@ -176,20 +175,7 @@ func (c *conv) eiIdentifier(raw []byte, typ string) *obj {
 	if value == "" {
 		return nil
 	}
-	hd := c.sub(cs.at(2), 1)
-	system := ""
-	ns, uid, ut := c.partText(&cs, 2), c.partText(&cs, 3), strings.ToUpper(c.partText(&cs, 4))
-	switch {
-	case uid != "" && (ut == "ISO" || isOID(uid)):
-		system = "urn:oid:" + uid
-	case uid != "" && (ut == "URI" || ut == "URL"):
-		system = uid
-	case uid != "" && ut == "UUID":
-		system = "urn:uuid:" + strings.ToLower(uid)
-	case ns != "":
-		system = systemURIForNamespace(ns)
-	}
-	_ = hd
+	system := idSystem(c.partText(&cs, 2), c.partText(&cs, 3), c.partText(&cs, 4))
 	return c.newObj("type", c.identifierType(typ), "system", system, "value", value)
 }
 

@@ -385,12 +385,7 @@ func (c *conv) eiIdentifierSub(raw []byte, typ string) *obj {
 	if value == "" {
 		return nil
 	}
-	system := ""
-	if ns, uid := c.text(c.sub(raw, 2)), c.text(c.sub(raw, 3)); uid != "" && isOID(uid) {
-		system = "urn:oid:" + uid
-	} else if ns != "" {
-		system = systemURIForNamespace(ns)
-	}
+	system := idSystem(c.text(c.sub(raw, 2)), c.text(c.sub(raw, 3)), c.text(c.sub(raw, 4)))
 	return c.newObj("type", c.identifierType(typ), "system", system, "value", value)
 }
 
@@ -476,7 +471,6 @@ func (c *conv) txa(seg hl7.Segment, key string) *entry {
 	r.str("date", c.instant(field(seg, 4)))
 	c.reps(field(seg, 9), func(b []byte) { r.add("author", c.practitionerRef(b)) })
 	r.set("authenticator", c.practitionerRef(c.first(seg, 22)))
-	r.str("_contentType", c.fieldText(seg, 3)) // resolved in finishDocument
 	return e
 }
 
@@ -498,8 +492,7 @@ func (c *conv) finishDocument(x *segContext) {
 		return
 	}
 	r := x.doc.res
-	ct := r.text("_contentType")
-	r.drop("_contentType")
+	ct := x.docType
 	if len(x.docTexts) > 0 {
 		r.add("content", c.newObj("attachment", c.newObj("contentType", "text/plain; charset=utf-8", "data", base64Std(strings.Join(x.docTexts, "\n")))))
 	}

@@ -41,10 +41,6 @@ func (e *UnsupportedError) Error() string {
 	return fmt.Sprintf("fhir: no FHIR mapping for message type %s (ADT, ORU, VXU, ORM, OML, MDM and SIU convert)", e.Type)
 }
 
-// Supported reports whether a message of code (MSH-9.1, such as "ADT")
-// converts.
-func Supported(code string) bool { return supported[code] }
-
 // Convert maps one HL7 v2 message to a FHIR R4 Bundle in JSON. The same
 // message (same MSH-3, MSH-4 and MSH-10) always gives the same resource ids.
 func Convert(m *hl7.Message, o Options) ([]byte, error) {
@@ -94,7 +90,6 @@ type conv struct {
 	entries    []*entry
 	byID       map[string]*entry
 
-	header    *obj   // MessageHeader
 	patient   *entry // from PID
 	encounter *entry // from PV1
 	sender    *entry // Organization from MSH-4

@@ -108,26 +108,6 @@ func (a *objArena) strObj(kv ...string) *obj {
 	return o
 }
 
-// list is an array of the given objects (nil ones left out).
-func (a *objArena) list(items ...*obj) *obj {
-	l := a.alloc()
-	l.array = true
-	for _, it := range items {
-		if !it.empty() {
-			l.push(kv{v: it})
-		}
-	}
-	return l
-}
-
-func newObj(kv ...any) *obj {
-	o := &obj{}
-	for i := 0; i+1 < len(kv); i += 2 {
-		o.set(kv[i].(string), kv[i+1])
-	}
-	return o
-}
-
 func (o *obj) push(m kv) {
 	if o.kvs == nil {
 		o.kvs = o.inline[:0]

@@ -128,7 +128,13 @@ type idType struct {
 // (an ISO OID as urn:oid:, a UUID as urn:uuid:, a URI as it is), else its
 // namespace ID as urn:id:<namespace>.
 func (c *conv) hdSystem(hd []byte) string {
-	ns, uid, typ := c.text(c.sub(hd, 1)), c.text(c.sub(hd, 2)), strings.ToUpper(c.text(c.sub(hd, 3)))
+	return idSystem(c.text(c.sub(hd, 1)), c.text(c.sub(hd, 2)), c.text(c.sub(hd, 3)))
+}
+
+// idSystem is the identifier system of an assigning authority's
+// namespace ID, universal ID and its type (HD, and EI-2..4).
+func idSystem(ns, uid, typ string) string {
+	typ = strings.ToUpper(typ)
 	switch {
 	case uid != "" && typ == "ISO":
 		return "urn:oid:" + uid

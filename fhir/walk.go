@@ -21,6 +21,7 @@ type segContext struct {
 	obrTime   string // OBR-7, as its OBXs' effective time when OBX-14 is empty
 	obrIssued string // OBR-22
 	orcFill   []byte // ORC-3 for RXA's identifier
+	docType   string // TXA-3: the content's type when no OBX gives one
 	docTexts  []string
 	docAttch  []*obj
 	evn       hl7.Segment
@@ -79,7 +80,7 @@ func (c *conv) walk() {
 		case "RXR":
 			c.rxr(x.imm, seg)
 		case "TXA":
-			x.doc = c.txa(seg, key)
+			x.doc, x.docType = c.txa(seg, key), c.fieldText(seg, 3)
 		case "SCH":
 			x.appt = c.sch(seg, key)
 		case "AIP", "AIL", "AIS":
