@@ -129,7 +129,11 @@ func (ix *Index) apply(ctx context.Context, items []Item, now time.Time) error {
 			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 		}
 	}()
-	a := applier{ix: ix, ctx: ctx}
+	// The batch's statements do not watch ctx: for a statement whose
+	// context can end, the SQLite driver starts a goroutine to interrupt
+	// it, and a batch runs thousands of short ones. The loop below looks
+	// at ctx between messages instead.
+	a := applier{ix: ix, ctx: context.WithoutCancel(ctx)}
 	known, err := a.known(b)
 	if err != nil {
 		return fmt.Errorf("history index: %w", err)
@@ -142,7 +146,10 @@ func (ix *Index) apply(ctx context.Context, items []Item, now time.Time) error {
 	a.newCopies = bulk{a: &a, head: `INSERT INTO dests(message, destination, status, at, attempts, code, reason, out_seq, changed) VALUES `, cols: 9}
 	a.newJourneys = bulk{a: &a, head: `INSERT INTO journeys(message, body) VALUES `, cols: 2}
 	a.newKeys = bulk{a: &a, head: `INSERT OR IGNORE INTO keys(name, value, message) VALUES `, cols: 3}
-	for _, id := range b.order {
+	for i, id := range b.order {
+		if i%256 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
 		c := b.byID[id]
 		if c.head != nil && !known[id] {
 			err = a.insert(c)

@@ -1,13 +1,18 @@
 package history
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/hl7broker/hl7broker/wire"
 )
 
 // benchN is how many messages BenchmarkIndexMillion indexes
@@ -41,7 +46,9 @@ func BenchmarkApply(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer ix.Close()
-			ctx := context.Background()
+			// A context that can end, as the Indexer's does.
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
 			batches := make([][]Item, 0, b.N/perBatch+1)
 			for from := 0; from < b.N; from += perBatch {
 				to := min(from+perBatch, b.N)
@@ -59,6 +66,59 @@ func BenchmarkApply(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkApplyLate is BenchmarkApply with the destination behind: each
+// batch holds perBatch new messages with their received and routed
+// events, and the delivered events of the previous batch's messages,
+// which were indexed already (the general path: upserts and a status
+// recomputed). This is the index's cost while a queue has a backlog.
+//
+//	go test ./history -run '^$' -bench ApplyLate -benchtime 50000x
+func BenchmarkApplyLate(b *testing.B) {
+	const perBatch = 1000
+	ix, err := OpenIndex(filepath.Join(b.TempDir(), "history.db"), map[string]string{"mrn": "PID-3.1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ix.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var batches [][]Item
+	evSeq := uint64(0)
+	for from := 0; from < b.N; from += perBatch {
+		to := min(from+perBatch, b.N)
+		items := make([]Item, 0, to-from+2)
+		for i := from; i < to; i++ {
+			items = append(items, synthetic(i))
+		}
+		evSeq++
+		items = append(items, onlyEvents(journeyBatch(evSeq, from, to), wire.EventReceived, wire.EventRouted))
+		if from > 0 {
+			evSeq++
+			items = append(items, onlyEvents(journeyBatch(evSeq, from-perBatch, from), wire.EventDelivered, wire.EventDeadLettered))
+		}
+		batches = append(batches, items)
+	}
+	b.ResetTimer()
+	for _, items := range batches {
+		if err := ix.Apply(ctx, items); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// onlyEvents keeps the events of an HL7_EVENTS record that are of kinds.
+func onlyEvents(it Item, kinds ...string) Item {
+	var out []byte
+	for line := range bytes.Lines(it.Data) {
+		var e wire.Event
+		if json.Unmarshal(line, &e) == nil && slices.Contains(kinds, e.Kind) {
+			out = append(out, line...)
+		}
+	}
+	it.Data = out
+	return it
 }
 
 // BenchmarkIndexMillion builds an index of a million messages (about two
