@@ -209,6 +209,33 @@ func TestOrderedQueueHoldsTheLineWithoutRedeliveries(t *testing.T) {
 	require.EqualValues(t, 50, info.Delivered.Consumer, "each message handed out once: none timed out while it waited behind the head")
 }
 
+// One attempt that takes longer than the ack wait (a slow receiver) is
+// not handed out again meanwhile: an ordered slot keeps the message it is
+// delivering in progress itself, with no timer of its own per attempt.
+func TestOrderedQueueSlowAttemptIsNotRedelivered(t *testing.T) {
+	t.Parallel()
+	n := openStore(t)
+	queueCopies(t, n, "lab", 1, 5)
+	var d deliveries
+	dest := testDest("lab", nil)
+	slow := dest.ackWait() + 2*time.Second // the receiver's first answer comes this late
+	var once sync.Once
+	rec := d.recorder("w", func(m Message) bool {
+		if m.InSeq == 1 {
+			once.Do(func() { <-time.After(slow) })
+		}
+		return false
+	})
+	dest.NewDeliverer = func() (Deliverer, error) { return rec, nil }
+	startWorker(t, &Worker{JetStream: n.JetStream, Dest: dest, Log: zerolog.Nop()})
+	requireInOrderOnce(t, d.waitDelivered(t, 5, "after the slow attempt"), 1, 5)
+	cons, err := n.JetStream.Consumer(context.Background(), wire.StreamOut, wire.DeliveryConsumer("lab"))
+	require.NoError(t, err)
+	info, err := cons.Info(context.Background())
+	require.NoError(t, err)
+	require.EqualValues(t, 5, info.Delivered.Consumer, "each message handed out once: the slow one did not time out")
+}
+
 // Several broker instances on one store (Shared) run a worker each for
 // the same queue: one delivers at a time, in order; when it stops, the
 // other takes over where it left.

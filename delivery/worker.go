@@ -178,9 +178,11 @@ func (w *Worker) runParallel(ctx context.Context) error {
 // deliver makes attempts until the message is delivered, rejected for
 // good, out of attempts, or ctx ends. It returns true when the message
 // left the queue (delivered or dead-lettered), false when it was left
-// queued because ctx ended. holdLine: a dead-lettering that fails is
-// retried in place (ordered slots: nothing may overtake the message);
-// otherwise the message is handed back to be redelivered.
+// queued because ctx ended. holdLine is set by ordered slots: a
+// dead-lettering that fails is retried in place (nothing may overtake the
+// message), and the slot itself keeps the message in progress (its inbox's
+// touch, every ackWait/3), so no timer is set per attempt; otherwise the
+// message is handed back to be redelivered.
 func (w *Worker) deliver(ctx context.Context, d Deliverer, msg queued, holdLine bool) bool {
 	h := msg.Headers()
 	inSeq, _ := strconv.ParseUint(h.Get(wire.HeaderInSeq), 10, 64)
@@ -191,7 +193,10 @@ func (w *Worker) deliver(ctx context.Context, d Deliverer, msg queued, holdLine 
 		start := time.Now()
 		actx, span := tracing.Start(parent, tracing.SpanDeliver, tracing.AttrDestination.String(w.Dest.Name),
 			tracing.AttrDestType.String(w.Dest.Type), tracing.AttrAttempt.Int(attempt))
-		stop := store.KeepInProgress([]queued{msg}, w.Dest.ackWait()/3)
+		stop := func() {}
+		if !holdLine {
+			stop = store.KeepInProgress([]queued{msg}, w.Dest.ackWait()/3)
+		}
 		res, panicked := deliverSafely(actx, d, dm)
 		stop()
 		w.endAttempt(span, res, panicked)

@@ -391,8 +391,17 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 			span.End()
 		}()
 	}
-	log := r.Log.With().Uint64("in_seq", seq).Str("control_id", h.Get(wire.HeaderControlID)).
-		Str("type", h.Get(wire.HeaderType)+"^"+h.Get(wire.HeaderEvent)).Str("listener", listener).Logger()
+	// A logger that names the message, built only when something is
+	// logged about it (most messages log nothing).
+	var msgLog *zerolog.Logger
+	log := func() *zerolog.Logger {
+		if msgLog == nil {
+			l := r.Log.With().Uint64("in_seq", seq).Str("control_id", h.Get(wire.HeaderControlID)).
+				Str("type", h.Get(wire.HeaderType)+"^"+h.Get(wire.HeaderEvent)).Str("listener", listener).Logger()
+			msgLog = &l
+		}
+		return msgLog
+	}
 	// store publishes one copy, retrying until it is stored; it returns
 	// stopped when ctx ended, tooBig when the copy can never be stored.
 	var outSeq uint64 // the last copy's HL7_OUT sequence
@@ -411,7 +420,9 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 			cancel()
 			if err == nil {
 				outSeq = ack.Sequence
-				log.Debug().Str("destination", dest).Str("route", route).Msg("routed")
+				if r.Log.GetLevel() <= zerolog.DebugLevel {
+					log().Debug().Str("destination", dest).Str("route", route).Msg("routed")
+				}
 				return false, false
 			}
 			if ctx.Err() != nil {
@@ -420,7 +431,7 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 			if store.IsTooLarge(err) {
 				return false, true
 			}
-			log.Error().Str("destination", dest).Int("attempt", attempt).Str("reason", err.Error()).Msg("router: storing the copy failed; retrying")
+			log().Error().Str("destination", dest).Int("attempt", attempt).Str("reason", err.Error()).Msg("router: storing the copy failed; retrying")
 			if !wait() {
 				return true, false
 			}
@@ -428,11 +439,11 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 	}
 
 	deadLetter := func(route, reason string) bool {
-		log.Error().Str("route", route).Str("reason", reason).Msg("message sent to the dead-letter queue")
+		log().Error().Str("route", route).Str("reason", reason).Msg("message sent to the dead-letter queue")
 		why := nats.Header{wire.HeaderDLQReason: {reason}, wire.HeaderDLQAttempts: {"0"}, wire.HeaderDLQTime: {time.Now().UTC().Format(time.RFC3339Nano)}}
 		stopped, tooBig := store(why, wire.TransformDLQ+":"+route, route, data, wire.DLQSubject(wire.TransformDLQ))
 		if tooBig { // the input itself fit in HL7_IN; only the DLQ headers can tip it over
-			log.Error().Str("route", route).Msg("the dead-letter copy is too large to store; the message stays in HL7_IN's history only")
+			log().Error().Str("route", route).Msg("the dead-letter copy is too large to store; the message stays in HL7_IN's history only")
 		}
 		if !stopped && !tooBig {
 			r.Events.Record(wire.Event{Kind: wire.EventDeadLettered, Message: seq, Destination: wire.TransformDLQ, Reason: reason, DLQ: outSeq})
@@ -507,7 +518,7 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 		r.OnMatched(ev.Routes)
 	}
 	if o.Unrouted {
-		log.Warn().Str("unrouted_to", t.UnroutedTo).Msg("no route matched: unrouted")
+		log().Warn().Str("unrouted_to", t.UnroutedTo).Msg("no route matched: unrouted")
 	}
 	return sent, true
 }
