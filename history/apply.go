@@ -146,6 +146,13 @@ func (ix *Index) apply(ctx context.Context, items []Item, now time.Time) error {
 	a.newCopies = bulk{a: &a, head: `INSERT INTO dests(message, destination, status, at, attempts, code, reason, out_seq, changed) VALUES `, cols: 9}
 	a.newJourneys = bulk{a: &a, head: `INSERT INTO journeys(message, body) VALUES `, cols: 2}
 	a.newKeys = bulk{a: &a, head: `INSERT OR IGNORE INTO keys(name, value, message) VALUES `, cols: 3}
+	a.lateMessages = bulk{a: &a, head: `INSERT OR IGNORE INTO messages(id) VALUES `, cols: 1}
+	a.lateCopies = bulk{a: &a, head: `INSERT INTO dests(message, destination, status, at, attempts, code, reason) VALUES `, cols: 7,
+		tail: ` ON CONFLICT(message, destination) DO UPDATE SET status=excluded.status, at=excluded.at,
+			attempts=max(dests.attempts, excluded.attempts), code=excluded.code, reason=excluded.reason
+			WHERE excluded.at >= dests.at`}
+	a.lateJourneys = bulk{a: &a, head: `INSERT INTO journeys(message, body) VALUES `, cols: 2,
+		tail: ` ON CONFLICT(message) DO UPDATE SET body = journeys.body || excluded.body`}
 	for i, id := range b.order {
 		if i%256 == 0 && ctx.Err() != nil {
 			return ctx.Err()
@@ -160,10 +167,13 @@ func (ix *Index) apply(ctx context.Context, items []Item, now time.Time) error {
 			return fmt.Errorf("history index: message %d: %w", id, err)
 		}
 	}
-	for _, bk := range []*bulk{&a.newMessages, &a.newCopies, &a.newJourneys, &a.newKeys} {
+	for _, bk := range []*bulk{&a.newMessages, &a.newCopies, &a.newJourneys, &a.newKeys, &a.lateMessages, &a.lateCopies, &a.lateJourneys} {
 		if err := bk.flush(); err != nil {
 			return fmt.Errorf("history index: %w", err)
 		}
+	}
+	if err := a.refreshLate(); err != nil {
+		return fmt.Errorf("history index: %w", err)
 	}
 	for _, it := range b.dlq {
 		if err := a.deadLetter(it); err != nil {
@@ -473,9 +483,14 @@ func (c *change) touched() bool { return c.routed || len(c.copies) > 0 }
 
 type applier struct {
 	newMessages, newCopies, newJourneys, newKeys bulk
-	ix                                           *Index
-	ctx                                          context.Context
-	parsed                                       hl7.Message
+	// Events of messages indexed earlier that only set copies' statuses
+	// (the usual delivered events of a queue with a backlog): upserted
+	// many rows a statement, their statuses refreshed together at the end.
+	lateMessages, lateCopies, lateJourneys bulk
+	lateRefresh                            []uint64
+	ix                                     *Index
+	ctx                                    context.Context
+	parsed                                 hl7.Message
 }
 
 // known returns which of b's messages with their record in b already
@@ -547,6 +562,7 @@ const bulkRows = 32
 type bulk struct {
 	a    *applier
 	head string // INSERT INTO t(columns) VALUES
+	tail string // after the rows: ON CONFLICT ..., or nothing
 	cols int
 	args []any
 	rows int
@@ -566,7 +582,7 @@ func (b *bulk) flush() error {
 		return nil
 	}
 	row := "(?" + strings.Repeat(", ?", b.cols-1) + ")"
-	_, err := b.a.exec(b.head+row+strings.Repeat(", "+row, b.rows-1), b.args...)
+	_, err := b.a.exec(b.head+row+strings.Repeat(", "+row, b.rows-1)+b.tail, b.args...)
 	b.args, b.rows = b.args[:0], 0
 	return err
 }
@@ -601,6 +617,9 @@ func (c *change) status() string {
 // hold (or whose record has not come yet: a row is added to hang its
 // events on, and filled when the record comes).
 func (a *applier) merge(c *change) error {
+	if c.onlySetsCopies() {
+		return a.mergeLate(c)
+	}
 	if h := c.head; h != nil {
 		_, err := a.exec(`INSERT INTO messages(id, received_at, listener, sending_app, sending_fac, type, event, control_id, version, remote, size, replay_of)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -739,22 +758,78 @@ func (a *applier) audit(it Item) error {
 	return err
 }
 
-// refresh sets a message's status from its copies' statuses, in order
+// statusCase is a message's status from its copies' statuses, in order
 // of what needs a person most: a dead letter, a retry, a queued copy, a
 // purged letter; then delivered; without copies, unrouted, filtered or
-// received. One prepared statement: it runs for every message touched.
-func (a *applier) refresh(id uint64) error {
-	_, err := a.exec(`UPDATE messages SET status = CASE
-		WHEN EXISTS (SELECT 1 FROM dests WHERE message = ?1 AND status = 'dead_lettered') THEN 'dead_lettered'
-		WHEN EXISTS (SELECT 1 FROM dests WHERE message = ?1 AND status = 'retrying') THEN 'retrying'
-		WHEN EXISTS (SELECT 1 FROM dests WHERE message = ?1 AND status = 'queued') THEN 'queued'
-		WHEN EXISTS (SELECT 1 FROM dests WHERE message = ?1 AND status = 'purged') THEN 'purged'
-		WHEN EXISTS (SELECT 1 FROM dests WHERE message = ?1) THEN 'delivered'
+// received. For an UPDATE of messages.
+const statusCase = `CASE
+		WHEN EXISTS (SELECT 1 FROM dests WHERE message = messages.id AND status = 'dead_lettered') THEN 'dead_lettered'
+		WHEN EXISTS (SELECT 1 FROM dests WHERE message = messages.id AND status = 'retrying') THEN 'retrying'
+		WHEN EXISTS (SELECT 1 FROM dests WHERE message = messages.id AND status = 'queued') THEN 'queued'
+		WHEN EXISTS (SELECT 1 FROM dests WHERE message = messages.id AND status = 'purged') THEN 'purged'
+		WHEN EXISTS (SELECT 1 FROM dests WHERE message = messages.id) THEN 'delivered'
 		WHEN routed AND unrouted THEN 'unrouted'
 		WHEN routed THEN 'filtered'
-		ELSE 'received' END
-		WHERE id = ?1`, id)
+		ELSE 'received' END`
+
+// refresh sets a message's status from its copies (statusCase). One
+// prepared statement: it runs for every message touched.
+func (a *applier) refresh(id uint64) error {
+	_, err := a.exec(`UPDATE messages SET status = `+statusCase+` WHERE id = ?`, id)
 	return err
+}
+
+// onlySetsCopies reports whether a batch's change to a message is events
+// that only set its copies' statuses (attempts, deliveries, dead letters):
+// no record, no routed event, no copy newly queued.
+func (c *change) onlySetsCopies() bool {
+	if c.head != nil || c.routed || len(c.copies) == 0 {
+		return false
+	}
+	for _, d := range c.copies {
+		if d.queued || !d.set {
+			return false
+		}
+	}
+	return true
+}
+
+// mergeLate is merge for a change that onlySetsCopies, by the late bulks:
+// the same rows as merge writes, many a statement, the status refreshed
+// by refreshLate once every row is written.
+func (a *applier) mergeLate(c *change) error {
+	if err := a.lateMessages.add(c.id); err != nil {
+		return err
+	}
+	for _, d := range c.copies {
+		if err := a.lateCopies.add(c.id, d.dest, d.status, d.at, d.attempts, d.code, d.reason); err != nil {
+			return err
+		}
+	}
+	if len(c.journey) > 0 {
+		if err := a.lateJourneys.add(c.id, c.journey); err != nil {
+			return err
+		}
+	}
+	a.lateRefresh = append(a.lateRefresh, c.id)
+	return nil
+}
+
+// refreshLate refreshes the status of every message mergeLate wrote,
+// bulkRows a statement; the late bulks must be flushed first.
+func (a *applier) refreshLate() error {
+	for ids := range slices.Chunk(a.lateRefresh, bulkRows) {
+		args := make([]any, len(ids))
+		for i, id := range ids {
+			args[i] = id
+		}
+		q := `UPDATE messages SET status = ` + statusCase + ` WHERE id IN (?` + strings.Repeat(", ?", len(ids)-1) + `)`
+		if _, err := a.exec(q, args...); err != nil {
+			return err
+		}
+	}
+	a.lateRefresh = a.lateRefresh[:0]
+	return nil
 }
 
 // exec runs query with args through a statement prepared once per

@@ -138,6 +138,46 @@ func TestApplyEventsOutOfOrder(t *testing.T) {
 	require.Equal(t, StatusDelivered, detail(t, ix, 30).Status)
 }
 
+// Events of messages indexed in an earlier batch that only set copies'
+// statuses are written many a statement (more than bulkRows here), and
+// each message's status is still worked out from all its copies.
+func TestApplyLateEventsInBulk(t *testing.T) {
+	ix := openTestIndex(t)
+	ctx := context.Background()
+	const n = 3*bulkRows + 5
+	var first, late []wire.Event
+	var records []Item
+	for id := uint64(1); id <= n; id++ {
+		records = append(records, record(int(id), t0))
+		dests := []string{"emr"}
+		if id%2 == 0 {
+			dests = append(dests, "lis") // lis: still queued
+		}
+		first = append(first, received(id, t0), routed(id, t0.Add(time.Millisecond), dests...))
+		if id%10 == 0 {
+			late = append(late, wire.Event{Kind: wire.EventDeadLettered, At: t0.Add(2 * time.Millisecond), Message: id, Destination: "emr", Attempt: 1, Reason: "rejected: AR"})
+		} else {
+			late = append(late, delivered(id, t0.Add(2*time.Millisecond), "emr"))
+		}
+	}
+	require.NoError(t, ix.Apply(ctx, append(records, eventsRecord(t, 1, first...))))
+	require.NoError(t, ix.Apply(ctx, []Item{eventsRecord(t, 2, late...)}))
+	for id := uint64(1); id <= n; id++ {
+		d := detail(t, ix, id)
+		want := StatusDelivered
+		switch {
+		case id%10 == 0:
+			want = StatusDeadLettered
+		case id%2 == 0:
+			want = StatusQueued
+		}
+		require.Equal(t, want, d.Status, "message %d", id)
+		require.Equal(t, []string{"received", "routed", late[id-1].Kind}, kinds(d), "message %d", id)
+		require.Equal(t, "emr", d.Copies[0].Destination)
+		require.Equal(t, 1, d.Copies[0].Attempts, "message %d", id)
+	}
+}
+
 func TestApplyTwiceChangesNothing(t *testing.T) {
 	ix := openTestIndex(t)
 	ctx := context.Background()
