@@ -202,11 +202,17 @@ func TestOrderedQueueHoldsTheLineWithoutRedeliveries(t *testing.T) {
 	require.Less(t, dest.ackWait(), time.Until(until))
 	startWorker(t, &Worker{JetStream: n.JetStream, Dest: dest, Log: zerolog.Nop()})
 	requireInOrderOnce(t, d.waitDelivered(t, 50, "after the head was retried"), 1, 50)
-	cons, err := n.JetStream.Consumer(context.Background(), wire.StreamOut, wire.DeliveryConsumer("lab"))
+	require.EqualValues(t, 50, handedOut(t, n, "lab"), "each message handed out once: none timed out while it waited behind the head")
+}
+
+// handedOut is how many times dest's queue handed out a message.
+func handedOut(t *testing.T, n *store.NATS, dest string) uint64 {
+	t.Helper()
+	cons, err := n.JetStream.Consumer(context.Background(), wire.StreamOut, wire.DeliveryConsumer(dest))
 	require.NoError(t, err)
 	info, err := cons.Info(context.Background())
 	require.NoError(t, err)
-	require.EqualValues(t, 50, info.Delivered.Consumer, "each message handed out once: none timed out while it waited behind the head")
+	return info.Delivered.Consumer
 }
 
 // One attempt that takes longer than the ack wait (a slow receiver) is
@@ -229,11 +235,7 @@ func TestOrderedQueueSlowAttemptIsNotRedelivered(t *testing.T) {
 	dest.NewDeliverer = func() (Deliverer, error) { return rec, nil }
 	startWorker(t, &Worker{JetStream: n.JetStream, Dest: dest, Log: zerolog.Nop()})
 	requireInOrderOnce(t, d.waitDelivered(t, 5, "after the slow attempt"), 1, 5)
-	cons, err := n.JetStream.Consumer(context.Background(), wire.StreamOut, wire.DeliveryConsumer("lab"))
-	require.NoError(t, err)
-	info, err := cons.Info(context.Background())
-	require.NoError(t, err)
-	require.EqualValues(t, 5, info.Delivered.Consumer, "each message handed out once: the slow one did not time out")
+	require.EqualValues(t, 5, handedOut(t, n, "lab"), "each message handed out once: the slow one did not time out")
 }
 
 // Several broker instances on one store (Shared) run a worker each for

@@ -33,6 +33,19 @@ func buildIndex(tb testing.TB, path string, n int) *Index {
 	return ix
 }
 
+// benchIndex is an empty index for a benchmark, closed at its end, and a
+// context that can end, as the Indexer's does.
+func benchIndex(b *testing.B) (*Index, context.Context) {
+	ix, err := OpenIndex(filepath.Join(b.TempDir(), "history.db"), map[string]string{"mrn": "PID-3.1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ix.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	return ix, ctx
+}
+
 // BenchmarkApply is the index's cost a message, as the broker pays it:
 // each batch holds perBatch messages and their journeys (the Indexer
 // gathers 100 ms: 100 messages a batch at 1,000 msg/s).
@@ -41,14 +54,7 @@ func buildIndex(tb testing.TB, path string, n int) *Index {
 func BenchmarkApply(b *testing.B) {
 	for _, perBatch := range []int{100, 1000} {
 		b.Run(fmt.Sprintf("batch=%d", perBatch), func(b *testing.B) {
-			ix, err := OpenIndex(filepath.Join(b.TempDir(), "history.db"), map[string]string{"mrn": "PID-3.1"})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer ix.Close()
-			// A context that can end, as the Indexer's does.
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
+			ix, ctx := benchIndex(b)
 			batches := make([][]Item, 0, b.N/perBatch+1)
 			for from := 0; from < b.N; from += perBatch {
 				to := min(from+perBatch, b.N)
@@ -77,13 +83,7 @@ func BenchmarkApply(b *testing.B) {
 //	go test ./history -run '^$' -bench ApplyLate -benchtime 50000x
 func BenchmarkApplyLate(b *testing.B) {
 	const perBatch = 1000
-	ix, err := OpenIndex(filepath.Join(b.TempDir(), "history.db"), map[string]string{"mrn": "PID-3.1"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ix.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ix, ctx := benchIndex(b)
 	var batches [][]Item
 	evSeq := uint64(0)
 	for from := 0; from < b.N; from += perBatch {
