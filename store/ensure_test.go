@@ -1,0 +1,85 @@
+package store
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/hl7broker/hl7broker/internal/testkit"
+	"github.com/hl7broker/hl7broker/wire"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+)
+
+// A queue whose consumer has another ack policy (an ordered queue made by
+// an older hl7broker, or a destination switched to parallel delivery) is
+// made again from its ack floor: what was acknowledged is not handed out
+// again, what was handed out but not acknowledged is, and nothing is
+// skipped. A second call with the same policy keeps the consumer's state.
+func TestEnsureConsumerChangesTheAckPolicyFromTheAckFloor(t *testing.T) {
+	n, err := Open(context.Background(), testkit.Config(t))
+	require.NoError(t, err)
+	defer n.Close()
+	ctx := context.Background()
+	for i := 1; i <= 10; i++ {
+		_, err := n.JetStream.Publish(ctx, "hl7.out.emr", []byte(strconv.Itoa(i)))
+		require.NoError(t, err)
+		_, err = n.JetStream.Publish(ctx, "hl7.out.lab", []byte("another destination's copy"))
+		require.NoError(t, err)
+	}
+	cfg := jetstream.ConsumerConfig{Durable: "deliver-emr", FilterSubject: "hl7.out.emr", AckPolicy: jetstream.AckExplicitPolicy,
+		MaxAckPending: 100, AckWait: 30 * time.Second}
+	cons, remade, _, err := EnsureConsumer(ctx, n.JetStream, wire.StreamOut, cfg)
+	require.NoError(t, err)
+	require.False(t, remade)
+	// Three acknowledged, two more handed out and not.
+	next := func(cons jetstream.Consumer, k int, ack bool) []string {
+		batch, err := cons.Fetch(k, jetstream.FetchMaxWait(2*time.Second))
+		require.NoError(t, err)
+		var got []string
+		for m := range batch.Messages() {
+			got = append(got, string(m.Data()))
+			if ack {
+				require.NoError(t, m.DoubleAck(ctx))
+			}
+		}
+		return got
+	}
+	require.Equal(t, []string{"1", "2", "3"}, next(cons, 3, true))
+	require.Equal(t, []string{"4", "5"}, next(cons, 2, false))
+
+	cfg.AckPolicy = jetstream.AckAllPolicy
+	cons, remade, unacked, err := EnsureConsumer(ctx, n.JetStream, wire.StreamOut, cfg)
+	require.NoError(t, err)
+	require.True(t, remade)
+	require.Equal(t, 2, unacked, "4 and 5 were handed out, not acknowledged")
+	info, err := cons.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, jetstream.AckAllPolicy, info.Config.AckPolicy)
+	require.Equal(t, []string{"4", "5", "6"}, next(cons, 3, false), "from the old ack floor on")
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+	require.NoError(t, err)
+	m := <-batch.Messages()
+	require.Equal(t, "7", string(m.Data()))
+	require.NoError(t, m.DoubleAck(ctx), "acknowledges 4 to 7 at once")
+
+	// The same policy again (a restart): the consumer and its state stay.
+	cons, remade, _, err = EnsureConsumer(ctx, n.JetStream, wire.StreamOut, cfg)
+	require.NoError(t, err)
+	require.False(t, remade)
+	info, err = cons.Info(ctx)
+	require.NoError(t, err)
+	require.Zero(t, info.NumAckPending, "4 to 7 acknowledged together")
+	require.Equal(t, []string{"8", "9", "10"}, next(cons, 3, true))
+
+	// And back to explicit acks: nothing left to hand out.
+	cfg.AckPolicy = jetstream.AckExplicitPolicy
+	cons, remade, _, err = EnsureConsumer(ctx, n.JetStream, wire.StreamOut, cfg)
+	require.NoError(t, err)
+	require.True(t, remade)
+	info, err = cons.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, jetstream.AckExplicitPolicy, info.Config.AckPolicy)
+	require.Zero(t, info.NumPending+uint64(info.NumAckPending), "every message was acknowledged before the change")
+}
