@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -236,6 +237,102 @@ func TestOrderedQueueSlowAttemptIsNotRedelivered(t *testing.T) {
 	startWorker(t, &Worker{JetStream: n.JetStream, Dest: dest, Log: zerolog.Nop()})
 	requireInOrderOnce(t, d.waitDelivered(t, 5, "after the slow attempt"), 1, 5)
 	require.EqualValues(t, 5, handedOut(t, n, "lab"), "each message handed out once: the slow one did not time out")
+}
+
+// An ordered queue acknowledges cumulatively: while messages wait in its
+// inbox it sends one ack per ackEvery, and when the inbox is empty it
+// acknowledges the last one, so that nothing delivered stays pending.
+func TestOrderedQueueAcknowledgesCumulatively(t *testing.T) {
+	t.Parallel()
+	n := openStore(t)
+	const total = 50
+	queueCopies(t, n, "lab", 1, total)
+	var acks atomic.Int64 // what the client sent to the queue's ack subjects
+	sub, err := n.Conn.Subscribe("$JS.ACK."+wire.StreamOut+"."+wire.DeliveryConsumer("lab")+".>", func(*nats.Msg) { acks.Add(1) })
+	require.NoError(t, err)
+	defer sub.Unsubscribe()
+	release := make(chan struct{})
+	var d deliveries
+	rec := d.recorder("w", func(m Message) bool {
+		if m.InSeq == 1 {
+			<-release // the rest gather in the inbox meanwhile
+		}
+		return false
+	})
+	dest := testDest("lab", nil)
+	dest.NewDeliverer = func() (Deliverer, error) { return rec, nil }
+	startWorker(t, &Worker{JetStream: n.JetStream, Dest: dest, Log: zerolog.Nop()})
+	var cons jetstream.Consumer
+	testkit.WaitFor(t, 10*time.Second, func() error {
+		var err error
+		if cons, err = n.JetStream.Consumer(context.Background(), wire.StreamOut, wire.DeliveryConsumer("lab")); err != nil {
+			return fmt.Errorf("the worker's consumer: %w", err)
+		}
+		info := cons.CachedInfo()
+		if info.NumAckPending < total {
+			return fmt.Errorf("%d of %d handed to the worker", info.NumAckPending, total)
+		}
+		return nil
+	})
+	close(release)
+	requireInOrderOnce(t, d.waitDelivered(t, total, "after the first was released"), 1, total)
+	testkit.WaitFor(t, 10*time.Second, func() error {
+		info, err := cons.Info(context.Background())
+		if err != nil {
+			return err
+		}
+		if info.Config.AckPolicy != jetstream.AckAllPolicy || info.NumAckPending != 0 || info.NumPending != 0 {
+			return fmt.Errorf("ack policy %s, %d pending, %d unacknowledged", info.Config.AckPolicy, info.NumPending, info.NumAckPending)
+		}
+		return nil
+	})
+	require.NoError(t, n.Conn.Flush())
+	require.LessOrEqual(t, acks.Load(), int64(10), "%d messages acknowledged with a few cumulative acks, not one each", total)
+	require.Positive(t, acks.Load())
+}
+
+// sentAck is a queue message that records the acks sent for it.
+type sentAck struct {
+	jetstream.Msg // nil: only Metadata and Ack are called
+	seq           uint64
+	sent          *[]uint64
+}
+
+func (m sentAck) Metadata() (*jetstream.MsgMetadata, error) {
+	return &jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Stream: m.seq}}, nil
+}
+
+func (m sentAck) Ack() error {
+	*m.sent = append(*m.sent, m.seq)
+	return nil
+}
+
+// A cumulative ack names the highest message finished since the last one
+// sent; a redelivery of one acknowledged before (its ack lost, as when the
+// server restarted) is acknowledged again, or a queue handing out one
+// message at a time would wait for that ack forever.
+func TestOrderedAcksAreCumulativeAndResentForRedeliveries(t *testing.T) {
+	var sent []uint64
+	a := &acks{log: zerolog.Nop()}
+	msg := func(seq uint64) jetstream.Msg { return sentAck{seq: seq, sent: &sent} }
+	a.finished(msg(10))
+	a.finished(msg(11))
+	a.send()
+	require.Equal(t, []uint64{11}, sent, "one ack for both")
+	a.send()
+	require.Equal(t, []uint64{11}, sent, "nothing finished since")
+	a.finished(msg(11)) // redelivered: the ack of 11 was lost
+	a.send()
+	a.finished(msg(5)) // an older one, redelivered
+	a.send()
+	a.finished(msg(12))
+	a.finished(msg(6))
+	a.send()
+	require.Equal(t, []uint64{11, 11, 5, 12}, sent)
+	for i := range ackEvery - 1 {
+		require.False(t, a.finished(msg(uint64(100+i))))
+	}
+	require.True(t, a.finished(msg(200)), "ackEvery finished: time to send")
 }
 
 // Several broker instances on one store (Shared) run a worker each for

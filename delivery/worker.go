@@ -125,12 +125,12 @@ func (w *Worker) Run(ctx context.Context) error {
 // runParallel delivers with Concurrency messages in flight, in no order.
 func (w *Worker) runParallel(ctx context.Context) error {
 	pending := max(1, w.Dest.Concurrency)
-	cons, err := w.JetStream.CreateOrUpdateConsumer(ctx, wire.StreamOut, jetstream.ConsumerConfig{
+	cons, err := w.ensureConsumer(ctx, jetstream.ConsumerConfig{
 		Durable: wire.DeliveryConsumer(w.Dest.Name), FilterSubject: wire.OutSubject(w.Dest.Name), AckPolicy: jetstream.AckExplicitPolicy,
 		MaxAckPending: pending, AckWait: w.Dest.ackWait(), MaxDeliver: -1,
 	})
 	if err != nil {
-		return fmt.Errorf("destination %s: consumer: %w", w.Dest.Name, err)
+		return fmt.Errorf("destination %s: %w", w.Dest.Name, err)
 	}
 	// One deliverer per message in flight.
 	free := make(chan Deliverer, pending)
@@ -173,6 +173,23 @@ func (w *Worker) runParallel(ctx context.Context) error {
 	case <-cc.Closed():
 		return fmt.Errorf("destination %s: a consumer's subscription ended", w.Dest.Name)
 	}
+}
+
+// ensureConsumer creates or updates one of the queue's consumers. An
+// ordered queue's acks are cumulative and a parallel one's are not: a
+// queue whose ordering changed, or made by an hl7broker before ordered
+// queues acknowledged cumulatively, is re-created from its ack floor, and
+// the log says so.
+func (w *Worker) ensureConsumer(ctx context.Context, cc jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	cons, remade, unacked, err := store.EnsureConsumer(ctx, w.JetStream, wire.StreamOut, cc)
+	if err != nil {
+		return nil, fmt.Errorf("consumer: %w", err)
+	}
+	if remade {
+		w.Log.Info().Str("destination", w.Dest.Name).Str("consumer", cc.Durable).Str("ack_policy", cc.AckPolicy.String()).
+			Int("handed_out_again", unacked).Msg("delivery: the queue's consumer was re-created from its ack floor for its ack policy; messages it had handed out without an ack are delivered again")
+	}
+	return cons, nil
 }
 
 // deliver makes attempts until the message is delivered, rejected for
