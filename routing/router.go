@@ -128,9 +128,10 @@ const SharedPinnedTTL = 15 * time.Second
 // line, so no later input overtakes it; inputs not acked when ctx ends are
 // redelivered on the next start and their copies deduplicated.
 func (r *Router) Run(ctx context.Context) error {
-	cons, err := r.JetStream.CreateOrUpdateConsumer(ctx, wire.StreamIn, jetstream.ConsumerConfig{
-		Durable:       wire.RouterConsumer,
-		AckPolicy:     jetstream.AckExplicitPolicy,
+	cons, remade, unacked, err := store.EnsureConsumer(ctx, r.JetStream, wire.StreamIn, jetstream.ConsumerConfig{
+		Durable: wire.RouterConsumer,
+		// Cumulative: a group of inputs is acknowledged with one ack.
+		AckPolicy:     jetstream.AckAllPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		MaxAckPending: routerBatch,
 		// Short, so that inputs a crashed router held come back soon
@@ -144,6 +145,10 @@ func (r *Router) Run(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("router consumer: %w", err)
+	}
+	if remade {
+		r.Log.Info().Int("handed_out_again", unacked).
+			Msg("router: its consumer was re-created from its ack floor for cumulative acks; inputs it had handed out without an ack are routed again (their copies deduplicated)")
 	}
 	next, err := r.recover(ctx, cons)
 	if err != nil {
@@ -336,12 +341,24 @@ func (r *Router) routeGroup(ctx context.Context, group []jetstream.Msg) {
 			return
 		}
 	}
+	// One ack for the group: the consumer's acks are cumulative (AckAll),
+	// and every input up to the group's last was routed, by this group or
+	// before it (recover routes what another run left first).
+	var last routed
 	for _, rt := range done {
-		if err := rt.msg.Ack(); err != nil {
-			r.Log.Warn().Uint64("in_seq", rt.seq).Err(err).Msg("router: ack failed; the input will be redelivered and deduplicated")
-			continue
+		if rt.seq >= last.seq {
+			last = rt
 		}
-		if r.OnRouted != nil {
+	}
+	if last.msg == nil {
+		return
+	}
+	if err := last.msg.Ack(); err != nil {
+		r.Log.Warn().Uint64("in_seq", last.seq).Int("inputs", len(done)).Err(err).Msg("router: ack failed; the inputs will be redelivered and deduplicated")
+		return
+	}
+	if r.OnRouted != nil {
+		for _, rt := range done {
 			r.OnRouted(rt.seq, rt.sent)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -239,4 +240,50 @@ func outControlIDs(t *testing.T, n *store.NATS) []string {
 		ids = append(ids, m.Header.Get(wire.HeaderControlID))
 	}
 	return ids
+}
+
+// The router acknowledges a group of inputs with one cumulative ack, not
+// one ack per input, and leaves nothing unacknowledged.
+func TestRouterAcknowledgesAGroupAtOnce(t *testing.T) {
+	n, err := store.Open(context.Background(), testkit.Config(t))
+	require.NoError(t, err)
+	defer n.Close()
+	const total = 300
+	publishADTs(t, n, 0, total)
+	var acks sync.Mutex
+	sent := 0
+	sub, err := n.Conn.Subscribe("$JS.ACK."+wire.StreamIn+"."+wire.RouterConsumer+".>", func(*nats.Msg) {
+		acks.Lock()
+		sent++
+		acks.Unlock()
+	})
+	require.NoError(t, err)
+	defer sub.Unsubscribe()
+	routed := make(chan string, total)
+	stop := startTestRouter(n, "r", nil, routed)
+	defer stop()
+	for i := range total {
+		select {
+		case <-routed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d inputs routed", i, total)
+		}
+	}
+	require.Equal(t, total, len(distinct(outControlIDs(t, n))), "every input routed once")
+	testkit.WaitFor(t, 10*time.Second, func() error {
+		cons, err := n.JetStream.Consumer(context.Background(), wire.StreamIn, wire.RouterConsumer)
+		if err != nil {
+			return err
+		}
+		info := cons.CachedInfo()
+		if info.Config.AckPolicy != jetstream.AckAllPolicy || info.NumAckPending != 0 || info.AckFloor.Stream != total {
+			return fmt.Errorf("ack policy %s, %d unacknowledged, ack floor %d of %d", info.Config.AckPolicy, info.NumAckPending, info.AckFloor.Stream, total)
+		}
+		return nil
+	})
+	require.NoError(t, n.Conn.Flush())
+	acks.Lock()
+	defer acks.Unlock()
+	require.Positive(t, sent)
+	require.LessOrEqual(t, sent, total/10, "%d inputs acknowledged in groups, not one by one", total)
 }
