@@ -12,15 +12,23 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// openTestStore is an embedded store in a temporary folder, closed when
+// the test ends.
+func openTestStore(t *testing.T) *NATS {
+	t.Helper()
+	n, err := Open(context.Background(), testkit.Config(t))
+	require.NoError(t, err)
+	t.Cleanup(n.Close)
+	return n
+}
+
 // A queue whose consumer has another ack policy (an ordered queue made by
 // an older hl7broker, or a destination switched to parallel delivery) is
 // made again from its ack floor: what was acknowledged is not handed out
 // again, what was handed out but not acknowledged is, and nothing is
 // skipped. A second call with the same policy keeps the consumer's state.
 func TestEnsureConsumerChangesTheAckPolicyFromTheAckFloor(t *testing.T) {
-	n, err := Open(context.Background(), testkit.Config(t))
-	require.NoError(t, err)
-	defer n.Close()
+	n := openTestStore(t)
 	ctx := context.Background()
 	for i := 1; i <= 10; i++ {
 		_, err := n.JetStream.Publish(ctx, "hl7.out.emr", []byte(strconv.Itoa(i)))

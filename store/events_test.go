@@ -37,9 +37,7 @@ func readEvents(t *testing.T, n *NATS) []wire.Event {
 // Events are stored in batches of at most eventBatch, in the order they
 // were recorded, and what is queued when Run stops is stored too.
 func TestEventLogStoresEveryEventInBatches(t *testing.T) {
-	n, err := Open(context.Background(), testkit.Config(t))
-	require.NoError(t, err)
-	defer n.Close()
+	n := openTestStore(t)
 	l := NewEventLog(n.JetStream, zerolog.Nop())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -18,15 +18,13 @@ import (
 // a duplicate window ago: never one not yet acknowledged, nor one
 // acknowledged less than a window ago.
 func TestJanitorPurgesWhatWasDeliveredAWindowAgo(t *testing.T) {
-	n, err := Open(context.Background(), testkit.Config(t))
-	require.NoError(t, err)
-	defer n.Close()
+	n := openTestStore(t)
 	ctx := context.Background()
 	for i := range 5 {
 		_, err := n.JetStream.Publish(ctx, "hl7.out.emr", []byte("copy "+strconv.Itoa(i)))
 		require.NoError(t, err)
 	}
-	_, err = n.JetStream.Publish(ctx, "hl7.out.lab", []byte("another destination's copy"))
+	_, err := n.JetStream.Publish(ctx, "hl7.out.lab", []byte("another destination's copy"))
 	require.NoError(t, err)
 	cons, err := n.JetStream.CreateOrUpdateConsumer(ctx, wire.StreamOut, jetstream.ConsumerConfig{
 		Durable: "deliver-emr", FilterSubject: "hl7.out.emr", AckPolicy: jetstream.AckExplicitPolicy})
