@@ -38,8 +38,8 @@ const sharedFetchAhead = 1
 // finished: once ackEvery are waiting, whenever its inbox is empty, at
 // each touch (a third of the ack wait) and when it stops. One ack per
 // ackEvery messages, not one each: the server, the client and the
-// scheduler do that much less per message, and a backlog drained about a
-// fifth faster (docs/BENCHMARKS.md). After a crash, at most ackEvery
+// scheduler do that much less per message, and a backlog drained a third
+// faster (docs/BENCHMARKS.md). After a crash, at most ackEvery
 // delivered messages are delivered again (at least once, as always).
 const ackEvery = 32
 

@@ -247,8 +247,8 @@ func TestOrderedQueueAcknowledgesCumulatively(t *testing.T) {
 	n := openStore(t)
 	const total = 50
 	queueCopies(t, n, "lab", 1, total)
-	var acks atomic.Int64 // what the client sent to the queue's ack subjects
-	sub, err := n.Conn.Subscribe("$JS.ACK."+wire.StreamOut+"."+wire.DeliveryConsumer("lab")+".>", func(*nats.Msg) { acks.Add(1) })
+	var sentAcks atomic.Int64 // what the client sent to the queue's ack subjects
+	sub, err := n.Conn.Subscribe("$JS.ACK."+wire.StreamOut+"."+wire.DeliveryConsumer("lab")+".>", func(*nats.Msg) { sentAcks.Add(1) })
 	require.NoError(t, err)
 	defer sub.Unsubscribe()
 	release := make(chan struct{})
@@ -287,8 +287,8 @@ func TestOrderedQueueAcknowledgesCumulatively(t *testing.T) {
 		return nil
 	})
 	require.NoError(t, n.Conn.Flush())
-	require.LessOrEqual(t, acks.Load(), int64(10), "%d messages acknowledged with a few cumulative acks, not one each", total)
-	require.Positive(t, acks.Load())
+	require.LessOrEqual(t, sentAcks.Load(), int64(10), "%d messages acknowledged with a few cumulative acks, not one each", total)
+	require.Positive(t, sentAcks.Load())
 }
 
 // sentAck is a queue message that records the acks sent for it.
