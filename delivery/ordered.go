@@ -94,20 +94,17 @@ type acks struct {
 	n    int           // finished since the last ack sent
 }
 
-// finished records m as done; it reports whether ackEvery are waiting.
+// finished records m, of stream sequence seq, as done; it reports whether
+// ackEvery are waiting.
 // A redelivery of a message finished before the last ack sent is acked
 // again: that ack may have been lost (the server restarted), and with one
 // message handed out at a time (brokers sharing a store) nothing else
 // would ever move the queue on.
-func (a *acks) finished(m jetstream.Msg) bool {
-	meta, err := m.Metadata()
-	if err != nil {
-		return false
-	}
+func (a *acks) finished(m jetstream.Msg, seq uint64) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if meta.Sequence.Stream > a.seq {
-		a.last, a.seq = m, meta.Sequence.Stream
+	if seq > a.seq {
+		a.last, a.seq = m, seq
 	}
 	a.n++
 	return a.n >= ackEvery
@@ -133,10 +130,11 @@ func (a *acks) send() {
 type ackLater struct {
 	jetstream.Msg
 	acks *acks
+	seq  uint64 // its stream sequence, read once by take
 }
 
 func (m ackLater) Ack() error {
-	if m.acks.finished(m.Msg) {
+	if m.acks.finished(m.Msg, m.seq) {
 		m.acks.send()
 	}
 	return nil
@@ -292,7 +290,7 @@ func (s *orderedSlot) run(ctx context.Context) error {
 				if !ok {
 					break
 				}
-				s.take(ctx, cons, ackLater{m, s.acks})
+				s.take(ctx, cons, m)
 				if box.empty() {
 					s.acks.send()
 				}
@@ -308,6 +306,7 @@ func (s *orderedSlot) take(ctx context.Context, cons jetstream.Consumer, m jetst
 	if err != nil {
 		return // not a JetStream message: nothing to deliver or ack
 	}
+	m = ackLater{Msg: m, acks: s.acks, seq: meta.Sequence.Stream}
 	if id := m.Headers().Get(headerPinID); id != "" {
 		s.pinID = id
 	}

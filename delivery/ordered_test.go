@@ -293,13 +293,9 @@ func TestOrderedQueueAcknowledgesCumulatively(t *testing.T) {
 
 // sentAck is a queue message that records the acks sent for it.
 type sentAck struct {
-	jetstream.Msg // nil: only Metadata and Ack are called
+	jetstream.Msg // nil: only Ack is called
 	seq           uint64
 	sent          *[]uint64
-}
-
-func (m sentAck) Metadata() (*jetstream.MsgMetadata, error) {
-	return &jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Stream: m.seq}}, nil
 }
 
 func (m sentAck) Ack() error {
@@ -315,24 +311,24 @@ func TestOrderedAcksAreCumulativeAndResentForRedeliveries(t *testing.T) {
 	var sent []uint64
 	a := &acks{log: zerolog.Nop()}
 	msg := func(seq uint64) jetstream.Msg { return sentAck{seq: seq, sent: &sent} }
-	a.finished(msg(10))
-	a.finished(msg(11))
+	a.finished(msg(10), 10)
+	a.finished(msg(11), 11)
 	a.send()
 	require.Equal(t, []uint64{11}, sent, "one ack for both")
 	a.send()
 	require.Equal(t, []uint64{11}, sent, "nothing finished since")
-	a.finished(msg(11)) // redelivered: the ack of 11 was lost
+	a.finished(msg(11), 11) // redelivered: the ack of 11 was lost
 	a.send()
-	a.finished(msg(5)) // an older one, redelivered
+	a.finished(msg(5), 5) // an older one, redelivered
 	a.send()
-	a.finished(msg(12))
-	a.finished(msg(6))
+	a.finished(msg(12), 12)
+	a.finished(msg(6), 6)
 	a.send()
 	require.Equal(t, []uint64{11, 11, 5, 12}, sent)
 	for i := range ackEvery - 1 {
-		require.False(t, a.finished(msg(uint64(100+i))))
+		require.False(t, a.finished(msg(uint64(100+i)), uint64(100+i)))
 	}
-	require.True(t, a.finished(msg(200)), "ackEvery finished: time to send")
+	require.True(t, a.finished(msg(200), 200), "ackEvery finished: time to send")
 }
 
 // Several broker instances on one store (Shared) run a worker each for
