@@ -22,7 +22,7 @@ var mllpType = Type{
 		},
 	},
 	New: func(d config.DestinationConfig, env Env) (Deliverer, error) {
-		return &MLLPDeliverer{Client: &mllp.Client{Addr: d.Addr, TLSConfig: env.TLS, ReplyTimeout: d.Timeout, MaxBackoff: d.Timeout}}, nil
+		return &MLLPDeliverer{Client: &mllp.Client{Addr: d.Addr, TLSConfig: env.TLS, ReplyTimeout: d.Timeout, MaxBackoff: d.Timeout, EagerReplies: true}}, nil
 	},
 }
 

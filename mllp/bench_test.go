@@ -76,3 +76,48 @@ func benchRoundTrips(b *testing.B, addr string, conns int) {
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msg/s")
 }
+
+// One queue's connection (one message on the wire at a time) while 64
+// other connections keep the cores busy, with and without EagerReplies:
+// how often the queue's goroutine gets its reply in time. Run:
+//
+//	go test ./mllp -run '^$' -bench QueueLane -count 6
+func BenchmarkQueueLaneUnderLoad(b *testing.B) {
+	srv := &Server{Handler: HandlerFunc(func(context.Context, *ConnInfo, []byte) []byte { return fixedAck })}
+	addr := serve(b, srv)
+	for _, eager := range []bool{false, true} {
+		b.Run(fmt.Sprintf("eager=%t", eager), func(b *testing.B) {
+			ctx, stop := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			var others atomic.Int64
+			for range 64 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c := &Client{Addr: addr, ReplyTimeout: 30 * time.Second}
+					defer c.Close()
+					for ctx.Err() == nil {
+						if _, err := c.Send(ctx, oneKB); err == nil {
+							others.Add(1)
+						}
+					}
+				}()
+			}
+			lane := &Client{Addr: addr, ReplyTimeout: 30 * time.Second, EagerReplies: eager}
+			defer lane.Close()
+			b.ResetTimer()
+			start, before := time.Now(), others.Load()
+			for range b.N {
+				if _, err := lane.Send(context.Background(), oneKB); err != nil {
+					b.Fatal(err)
+				}
+			}
+			took := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/took.Seconds(), "lane-msg/s")
+			b.ReportMetric(float64(others.Load()-before)/took.Seconds(), "others-msg/s")
+			stop()
+			wg.Wait()
+		})
+	}
+}

@@ -40,10 +40,15 @@ type Client struct {
 	MinBackoff     time.Duration
 	MaxBackoff     time.Duration
 	Logger         zerolog.Logger
+	// EagerReplies waits for each reply with short read deadlines before
+	// blocking (plain TCP only): for a connection that carries a queue,
+	// whose next message waits for this reply (see quickReader).
+	EagerReplies bool
 
 	mu       sync.Mutex
 	conn     net.Conn
 	reader   *Reader
+	quick    *quickReader // the reader's source on a plain TCP connection
 	failures int
 	retryAt  time.Time
 	closed   bool
@@ -101,7 +106,12 @@ func (c *Client) dial(ctx context.Context) error {
 		return fmt.Errorf("mllp: dial %s: %w", c.Addr, err)
 	}
 	c.conn = conn
-	c.reader = NewReader(conn)
+	if c.EagerReplies && c.TLSConfig == nil {
+		c.quick = &quickReader{conn: conn}
+		c.reader = NewReader(c.quick)
+	} else {
+		c.reader = NewReader(conn)
+	}
 	c.reader.MaxFrameBytes, c.reader.AllowMissingCR = c.MaxReplyBytes, c.AllowMissingCR
 	c.Logger.Debug().Str("addr", c.Addr).Msg("connected")
 	return nil
@@ -123,6 +133,10 @@ func (c *Client) roundTrip(ctx context.Context, msg []byte) ([]byte, error) {
 		deadline = d
 	}
 	_ = c.conn.SetDeadline(deadline)
+	if c.quick != nil {
+		c.quick.ctx, c.quick.deadline = ctx, deadline
+		defer func() { c.quick.ctx = nil }()
+	}
 	if err := WriteFrame(c.conn, msg); err != nil {
 		return nil, ctxErr(ctx, err)
 	}
@@ -144,7 +158,7 @@ func ctxErr(ctx context.Context, err error) error {
 func (c *Client) fail() {
 	if c.conn != nil {
 		c.conn.Close()
-		c.conn, c.reader = nil, nil
+		c.conn, c.reader, c.quick = nil, nil, nil
 	}
 	c.failures++
 	lo, hi := orDefault(c.MinBackoff, DefaultMinBackoff), orDefault(c.MaxBackoff, DefaultMaxBackoff)
@@ -164,7 +178,7 @@ func (c *Client) Reset() {
 	defer c.mu.Unlock()
 	if c.conn != nil {
 		c.conn.Close()
-		c.conn, c.reader = nil, nil
+		c.conn, c.reader, c.quick = nil, nil, nil
 	}
 }
 

@@ -356,7 +356,16 @@ func TestClientReconnectsAfterServerRestart(t *testing.T) {
 	}, 5*time.Second, 5*time.Millisecond, "the client reconnects and a send succeeds")
 }
 
+// The reply timeout and a cancelled context end a round trip, with and
+// without EagerReplies (whose short read deadlines must not outlast the
+// round trip's own, nor undo a cancel).
 func TestClientReplyTimeoutAndCancel(t *testing.T) {
+	for _, eager := range []bool{false, true} {
+		t.Run(fmt.Sprintf("eager=%t", eager), func(t *testing.T) { clientReplyTimeoutAndCancel(t, eager) })
+	}
+}
+
+func clientReplyTimeoutAndCancel(t *testing.T, eager bool) {
 	noLeaks(t)
 	srv := &Server{Handler: HandlerFunc(func(_ context.Context, _ *ConnInfo, frame []byte) []byte {
 		if string(frame) == "silent" {
@@ -365,14 +374,14 @@ func TestClientReplyTimeoutAndCancel(t *testing.T) {
 		return append([]byte("ACK:"), frame...)
 	})}
 	addr := serve(t, srv)
-	c := &Client{Addr: addr, ReplyTimeout: 100 * time.Millisecond, MinBackoff: time.Millisecond}
+	c := &Client{Addr: addr, ReplyTimeout: 100 * time.Millisecond, MinBackoff: time.Millisecond, EagerReplies: eager}
 	defer c.Close()
 	_, err := c.Send(context.Background(), []byte("silent"))
 	var ne net.Error
 	require.True(t, errors.As(err, &ne) && ne.Timeout(), "err = %v, want a timeout", err)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	c2 := &Client{Addr: addr}
+	c2 := &Client{Addr: addr, EagerReplies: eager}
 	defer c2.Close()
 	go func() {
 		require.Eventually(t, func() bool { return srv.Stats().Frames >= 2 }, 5*time.Second, time.Millisecond, "waiting for %s", `srv.Stats().Frames >= 2`)
@@ -387,6 +396,27 @@ func TestClientReplyTimeoutAndCancel(t *testing.T) {
 	require.NoError(t, c.Close())
 	_, err = c.Send(context.Background(), []byte("closed"))
 	assert.ErrorIs(t, err, ErrClientClosed)
+}
+
+// With EagerReplies, a reply that comes after the short read deadlines
+// have all passed is read whole, and the next round trip works.
+func TestEagerClientReadsASlowReply(t *testing.T) {
+	noLeaks(t)
+	srv := &Server{Handler: HandlerFunc(func(_ context.Context, _ *ConnInfo, frame []byte) []byte {
+		if string(frame) == "slow" {
+			time.Sleep(5 * time.Millisecond) // a downstream that takes its time: longer than the short deadlines
+		}
+		return append([]byte("ACK:"), frame...)
+	})}
+	addr := serve(t, srv)
+	c := &Client{Addr: addr, ReplyTimeout: 10 * time.Second, EagerReplies: true}
+	defer c.Close()
+	for _, m := range []string{"slow", "fast", "slow"} {
+		reply, err := c.Send(context.Background(), []byte(m))
+		require.NoError(t, err, "send %q", m)
+		assert.Equal(t, "ACK:"+m, string(reply))
+	}
+	assert.EqualValues(t, 1, srv.Stats().Accepted, "one connection for all three")
 }
 
 // A handler that panics on one frame closes that connection without a
