@@ -19,6 +19,7 @@ import (
 	"github.com/hl7broker/hl7broker/internal/syncbuf"
 	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/hl7broker/hl7broker/store"
+	"github.com/hl7broker/hl7broker/wire"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -207,7 +208,8 @@ func TestHTTPSourceRecoversAPanicWithoutLoggingItsValue(t *testing.T) {
 
 // With Sync, a request's messages are stored without a flush each and
 // acknowledged after one flush; if the flush fails, every message of the
-// request is answered AE (503), to be resent, and counted as AE.
+// request is answered AE (503), to be resent, and counted as AE, and
+// its journey says AE too.
 func TestHTTPSourceAcknowledgesARequestAfterOneFlush(t *testing.T) {
 	n, err := store.Open(context.Background(), testkit.Config(t))
 	require.NoError(t, err)
@@ -217,6 +219,10 @@ func TestHTTPSourceAcknowledgesARequestAfterOneFlush(t *testing.T) {
 	in := New(cfg.Listener(), n.BatchCommitter(2*time.Second), zerolog.Nop())
 	in.Metrics = &Metrics{Received: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "r"}, []string{"source"}), Acks: acks,
 		StoreSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "s"}, []string{"source"}), ReusedIDs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "u"}, []string{"source"})}
+	in.Events = store.NewEventLog(n.JetStream, zerolog.Nop())
+	ctx, stop := context.WithCancel(context.Background())
+	logged := make(chan error, 1)
+	go func() { logged <- in.Events.Run(ctx) }()
 	var syncs atomic.Int64
 	var failSync atomic.Bool
 	src := &HTTPSource{Config: cfg, Ingest: in, Tokens: map[string]string{"lab": httpToken}, Log: zerolog.Nop(),
@@ -249,4 +255,14 @@ func TestHTTPSourceAcknowledgesARequestAfterOneFlush(t *testing.T) {
 	status, _, body = post(t, srv.URL+"/hl7", httpToken, ContentTypeER7, fileMsg("B4")+fileMsg("B5"))
 	assert.Equal(t, http.StatusOK, status, body)
 	assert.EqualValues(t, 5, streamCount(t, n), "stored once each")
+
+	stop()
+	require.NoError(t, <-logged)
+	var acked []string
+	for _, e := range testkit.ReadEvents(t, n.JetStream) {
+		require.Equal(t, wire.EventReceived, e.Kind)
+		acked = append(acked, fmt.Sprintf("%d:%s:%t", e.Message, e.Ack, e.Duplicate))
+	}
+	assert.Equal(t, []string{"1:AA:false", "2:AA:false", "3:AA:false", "4:AE:false", "5:AE:false", "4:AA:true", "5:AA:true"}, acked,
+		"each received event has the ACK its sender got")
 }

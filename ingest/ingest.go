@@ -112,6 +112,8 @@ type Outcome struct {
 	Sequence  uint64     // HL7_IN sequence when stored
 	ControlID string     // MSH-10, "" when unparseable
 	Err       *hl7.Error // why it was refused; nil when stored or not stored for the store's sake
+
+	received *wire.Event // its journey's first event, recorded once the ACK is final
 }
 
 // Metrics are the series Ingest counts into, labelled by source name.
@@ -157,6 +159,7 @@ func (in *Ingest) Receive(ctx context.Context, raw []byte, o Origin) Outcome {
 	var out Outcome
 	out.Ack = in.answer(ctx, raw, o, &out)
 	out.Code = ackCode(out.Ack)
+	in.recordReceived(&out)
 	in.count(out.Ack)
 	return out
 }
@@ -188,10 +191,22 @@ func (in *Ingest) ReceiveAll(ctx context.Context, raws [][]byte, o Origin, sync 
 			outs[i].Code, outs[i].Stored, outs[i].Duplicate = ackCode(outs[i].Ack), false, false
 		}
 	}
-	for _, out := range outs {
-		in.count(out.Ack)
+	for i := range outs {
+		in.recordReceived(&outs[i])
+		in.count(outs[i].Ack)
 	}
 	return outs
+}
+
+// recordReceived records a stored message's received event with the ACK
+// its sender got (AE when a later flush failed).
+func (in *Ingest) recordReceived(out *Outcome) {
+	if out.received == nil {
+		return
+	}
+	out.received.Ack = out.Code
+	in.Events.Record(*out.received)
+	out.received = nil
 }
 
 // Check runs Accept's checks on a message without storing it: parse,
@@ -338,12 +353,12 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin, out *Outco
 	ack = hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Accepted, Mode: in.mode})
 	if in.Events != nil {
 		e := wire.Event{Kind: wire.EventReceived, At: received, Message: stored.Sequence, Listener: in.listener.Name,
-			Remote: o.RemoteAddr, Ack: ackCode(ack), Duplicate: stored.Duplicate}
+			Remote: o.RemoteAddr, Duplicate: stored.Duplicate} // Ack: in recordReceived
 		if !stored.Duplicate {
 			e.Head(rec.Header, len(frame))
 			e.Keys = KeyValues(&m, in.SearchKeys)
 		}
-		in.Events.Record(e)
+		out.received = &e
 	}
 	return ack
 }

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"testing"
@@ -14,25 +13,7 @@ import (
 )
 
 // readEvents reads every event stored in HL7_EVENTS, in order.
-func readEvents(t *testing.T, n *NATS) []wire.Event {
-	t.Helper()
-	ctx := context.Background()
-	s, err := n.JetStream.Stream(ctx, wire.StreamEvents)
-	require.NoError(t, err)
-	info, err := s.Info(ctx)
-	require.NoError(t, err)
-	var out []wire.Event
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		require.NoError(t, err)
-		for line := range bytes.SplitSeq(bytes.TrimSpace(m.Data), []byte("\n")) {
-			var e wire.Event
-			require.NoError(t, wire.ParseEvent(line, &e))
-			out = append(out, e)
-		}
-	}
-	return out
-}
+func readEvents(t *testing.T, n *NATS) []wire.Event { return testkit.ReadEvents(t, n.JetStream) }
 
 // Events are stored in batches of at most eventBatch, in the order they
 // were recorded, and what is queued when Run stops is stored too.
