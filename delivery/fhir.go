@@ -1,11 +1,9 @@
 package delivery
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -84,29 +82,14 @@ type FHIRDeliverer struct {
 	Client  *http.Client
 }
 
+var fhirHeaders = map[string]string{"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+
 // Deliver posts msg.Data, a Bundle.
 func (d *FHIRDeliverer) Deliver(ctx context.Context, msg Message) Result {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(msg.Data))
-	if err != nil {
-		return Result{Outcome: Rejected, Reason: "bad request to " + secret.URL(d.URL)}
+	resp, body, failed := post(ctx, d.Client, d.URL, msg, fhirHeaders, d.Headers, d.Token, 4<<20)
+	if failed != nil {
+		return *failed
 	}
-	req.Header.Set("Content-Type", "application/fhir+json")
-	req.Header.Set("Accept", "application/fhir+json")
-	req.Header.Set("X-HL7-Control-Id", msg.ControlID)
-	for k, v := range d.Headers {
-		req.Header.Set(k, v)
-	}
-	if d.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+d.Token)
-	}
-	resp, err := d.Client.Do(req)
-	if err != nil { // its text holds URLs, and an OAuth error the token endpoint's reply: first line, redacted
-		reason, _, _ := strings.Cut(secret.Error(err).Error(), "\n")
-		return Result{Outcome: Retry, Reason: reason}
-	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
 	code := strconv.Itoa(resp.StatusCode)
 	switch s := resp.StatusCode; {
 	case s >= 200 && s < 300:
@@ -116,7 +99,7 @@ func (d *FHIRDeliverer) Deliver(ctx context.Context, msg Message) Result {
 		return Result{Outcome: Delivered, Code: code}
 	case s == http.StatusUnauthorized || s == http.StatusForbidden:
 		return Result{Outcome: Retry, Reason: "HTTP " + resp.Status + ": the FHIR server refused the broker's credentials (token or oauth2)", Code: code}
-	case s == http.StatusRequestTimeout || s == http.StatusTooManyRequests || s >= 500:
+	case retryableStatus(s):
 		return Result{Outcome: Retry, Reason: "HTTP " + resp.Status + outcomeIssues(body), Code: code}
 	default:
 		return Result{Outcome: Rejected, Reason: "HTTP " + resp.Status + outcomeIssues(body), Code: code}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hl7broker/hl7broker/config"
@@ -58,31 +59,61 @@ func NewHTTPDeliverer(url, contentType string, headers map[string]string, timeou
 
 // Deliver posts data.
 func (d *HTTPDeliverer) Deliver(ctx context.Context, msg Message) Result {
-	data := msg.Data
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(data))
-	if err != nil {
-		return Result{Outcome: Rejected, Reason: "bad request to " + secret.URL(d.URL)}
+	resp, _, failed := post(ctx, d.Client, d.URL, msg, map[string]string{"Content-Type": d.ContentType}, d.Headers, "", 0)
+	if failed != nil {
+		return *failed
 	}
-	req.Header.Set("Content-Type", d.ContentType)
-	req.Header.Set("X-HL7-Control-Id", msg.ControlID)
-	for k, v := range d.Headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := d.Client.Do(req)
-	if err != nil { // its text holds the URL: a token in the query must not reach logs or the DLQ
-		return Result{Outcome: Retry, Reason: secret.Error(err).Error()}
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
 	code := strconv.Itoa(resp.StatusCode)
 	switch s := resp.StatusCode; {
 	case s >= 200 && s < 300:
 		return Result{Outcome: Delivered, Code: code}
-	case s == http.StatusRequestTimeout || s == http.StatusTooManyRequests || s >= 500:
+	case retryableStatus(s):
 		return Result{Outcome: Retry, Reason: "HTTP " + resp.Status, Code: code}
 	default:
 		return Result{Outcome: Rejected, Reason: "HTTP " + resp.Status, Code: code}
 	}
+}
+
+// post POSTs msg.Data to url with the given headers, the message's
+// control ID (X-HL7-Control-Id), the destination's own headers and, when
+// set, a bearer token (which they cannot replace), and returns the response (its body closed) with up to keep bytes of its
+// body. With no response it returns the Result instead: rejected for a
+// URL that makes no request, retried otherwise, the reason redacted (an
+// error's text holds the URL, whose query may carry a token, and an
+// OAuth 2.0 error the token endpoint's reply: only its first line).
+func post(ctx context.Context, c *http.Client, url string, msg Message, headers, own map[string]string, token string, keep int64) (*http.Response, []byte, *Result) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(msg.Data))
+	if err != nil {
+		return nil, nil, &Result{Outcome: Rejected, Reason: "bad request to " + secret.URL(url)}
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	req.Header.Set("X-HL7-Control-Id", msg.ControlID)
+	for k, v := range own {
+		req.Header.Set(k, v)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		reason, _, _ := strings.Cut(secret.Error(err).Error(), "\n")
+		return nil, nil, &Result{Outcome: Retry, Reason: reason}
+	}
+	var body []byte
+	if keep > 0 {
+		body, _ = io.ReadAll(io.LimitReader(resp.Body, keep))
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // the rest, so the connection is reused
+	resp.Body.Close()
+	return resp, body, nil
+}
+
+// retryableStatus: a status worth retrying (timeout, rate limit, server
+// error), not the message's fault.
+func retryableStatus(s int) bool {
+	return s == http.StatusRequestTimeout || s == http.StatusTooManyRequests || s >= 500
 }
 
 // Close releases idle connections.
