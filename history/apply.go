@@ -147,6 +147,9 @@ func (ix *Index) apply(ctx context.Context, items []Item, now time.Time) error {
 	a.newJourneys = bulk{a: &a, head: `INSERT INTO journeys(message, body) VALUES `, cols: 2}
 	a.newKeys = bulk{a: &a, head: `INSERT OR IGNORE INTO keys(name, value, message) VALUES `, cols: 3}
 	a.lateMessages = bulk{a: &a, head: `INSERT OR IGNORE INTO messages(id) VALUES `, cols: 1}
+	// As merge: a routed event repeated must not move a delivered copy back to queued.
+	a.lateQueued = bulk{a: &a, head: `INSERT INTO dests(message, destination, status, at, out_seq, changed) VALUES `, cols: 6,
+		tail: ` ON CONFLICT(message, destination) DO UPDATE SET out_seq=excluded.out_seq, changed=excluded.changed`}
 	a.lateCopies = bulk{a: &a, head: `INSERT INTO dests(message, destination, status, at, attempts, code, reason) VALUES `, cols: 7,
 		tail: ` ON CONFLICT(message, destination) DO UPDATE SET status=excluded.status, at=excluded.at,
 			attempts=max(dests.attempts, excluded.attempts), code=excluded.code, reason=excluded.reason
@@ -167,10 +170,13 @@ func (ix *Index) apply(ctx context.Context, items []Item, now time.Time) error {
 			return fmt.Errorf("history index: message %d: %w", id, err)
 		}
 	}
-	for _, bk := range []*bulk{&a.newMessages, &a.newCopies, &a.newJourneys, &a.newKeys, &a.lateMessages, &a.lateCopies, &a.lateJourneys} {
+	for _, bk := range []*bulk{&a.newMessages, &a.newCopies, &a.newJourneys, &a.newKeys, &a.lateMessages, &a.lateQueued, &a.lateCopies, &a.lateJourneys} {
 		if err := bk.flush(); err != nil {
 			return fmt.Errorf("history index: %w", err)
 		}
+	}
+	if err := a.routedLate(); err != nil {
+		return fmt.Errorf("history index: %w", err)
 	}
 	if err := a.refreshLate(); err != nil {
 		return fmt.Errorf("history index: %w", err)
@@ -483,14 +489,16 @@ func (c *change) touched() bool { return c.routed || len(c.copies) > 0 }
 
 type applier struct {
 	newMessages, newCopies, newJourneys, newKeys bulk
-	// Events of messages indexed earlier that only set copies' statuses
-	// (the usual delivered events of a queue with a backlog): upserted
-	// many rows a statement, their statuses refreshed together at the end.
-	lateMessages, lateCopies, lateJourneys bulk
-	lateRefresh                            []uint64
-	ix                                     *Index
-	ctx                                    context.Context
-	parsed                                 hl7.Message
+	// Events of messages without their record in the batch (routed and
+	// delivered events of messages indexed earlier: the usual case while
+	// a queue has a backlog or the index is behind): upserted many rows a
+	// statement, their routed flags and statuses set together at the end.
+	lateMessages, lateQueued, lateCopies, lateJourneys bulk
+	lateRouted                                         [3][]uint64
+	lateRefresh                                        []uint64
+	ix                                                 *Index
+	ctx                                                context.Context
+	parsed                                             hl7.Message
 }
 
 // known returns which of b's messages with their record in b already
@@ -614,30 +622,26 @@ func (c *change) status() string {
 }
 
 // merge applies a batch's changes to a message the index may already
-// hold (or whose record has not come yet: a row is added to hang its
-// events on, and filled when the record comes).
+// hold: its record (or received event) came with this batch, after
+// other events of it (a row was added to hang those on, filled now), or
+// again. A change without the record goes to mergeLate.
 func (a *applier) merge(c *change) error {
-	if c.onlySetsCopies() {
+	h := c.head
+	if h == nil {
 		return a.mergeLate(c)
 	}
-	if h := c.head; h != nil {
-		_, err := a.exec(`INSERT INTO messages(id, received_at, listener, sending_app, sending_fac, type, event, control_id, version, remote, size, replay_of)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT(id) DO UPDATE SET received_at=excluded.received_at, listener=excluded.listener, sending_app=excluded.sending_app,
-			sending_fac=excluded.sending_fac, type=excluded.type, event=excluded.event, control_id=excluded.control_id,
-			version=excluded.version, remote=excluded.remote, size=excluded.size, replay_of=excluded.replay_of`,
-			c.id, h.at.UnixNano(), h.listener, h.sendingApp, h.sendingFac, h.typ, h.event, h.controlID, h.version,
-			h.remote, h.size, h.replayOf)
-		if err != nil {
-			return err
-		}
-		if err := a.keys(c); err != nil {
-			return err
-		}
-	} else if c.touched() {
-		if _, err := a.exec(`INSERT OR IGNORE INTO messages(id) VALUES (?)`, c.id); err != nil {
-			return err
-		}
+	_, err := a.exec(`INSERT INTO messages(id, received_at, listener, sending_app, sending_fac, type, event, control_id, version, remote, size, replay_of)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(id) DO UPDATE SET received_at=excluded.received_at, listener=excluded.listener, sending_app=excluded.sending_app,
+		sending_fac=excluded.sending_fac, type=excluded.type, event=excluded.event, control_id=excluded.control_id,
+		version=excluded.version, remote=excluded.remote, size=excluded.size, replay_of=excluded.replay_of`,
+		c.id, h.at.UnixNano(), h.listener, h.sendingApp, h.sendingFac, h.typ, h.event, h.controlID, h.version,
+		h.remote, h.size, h.replayOf)
+	if err != nil {
+		return err
+	}
+	if err := a.keys(c); err != nil {
+		return err
 	}
 	if c.routed {
 		var err error
@@ -779,31 +783,39 @@ func (a *applier) refresh(id uint64) error {
 	return err
 }
 
-// onlySetsCopies reports whether a batch's change to a message is events
-// that only set its copies' statuses (attempts, deliveries, dead letters):
-// no record, no routed event, no copy newly queued.
-func (c *change) onlySetsCopies() bool {
-	if c.head != nil || c.routed || len(c.copies) == 0 {
-		return false
-	}
-	for _, d := range c.copies {
-		if d.queued || !d.set {
-			return false
-		}
-	}
-	return true
-}
-
-// mergeLate is merge for a change that onlySetsCopies, by the late bulks:
-// the same rows as merge writes, many a statement, the status refreshed
-// by refreshLate once every row is written.
+// mergeLate is merge for a change without the message's record or
+// received event (its routed and delivery events, which come after the
+// message was indexed while a queue has a backlog or the index is
+// behind), by the late bulks: the same rows as merge writes, many a
+// statement. Its routed flag and status are set by routedLate and
+// refreshLate once every row is written.
 func (a *applier) mergeLate(c *change) error {
-	if err := a.lateMessages.add(c.id); err != nil {
-		return err
+	if c.touched() {
+		if err := a.lateMessages.add(c.id); err != nil {
+			return err
+		}
+		a.lateRefresh = append(a.lateRefresh, c.id)
+	}
+	if c.routed {
+		k := routedOnly
+		if c.unrouted != nil {
+			k = routedWith(*c.unrouted)
+		}
+		a.lateRouted[k] = append(a.lateRouted[k], c.id)
 	}
 	for _, d := range c.copies {
-		if err := a.lateCopies.add(c.id, d.dest, d.status, d.at, d.attempts, d.code, d.reason); err != nil {
-			return err
+		// Queued and status rows of one copy may be written in either
+		// order: a queued row never changes a status (see merge), and a
+		// status row applies over a queued one by its later time.
+		if d.queued {
+			if err := a.lateQueued.add(c.id, d.dest, StatusQueued, d.queuedAt, d.outSeq, d.changed); err != nil {
+				return err
+			}
+		}
+		if d.set {
+			if err := a.lateCopies.add(c.id, d.dest, d.status, d.at, d.attempts, d.code, d.reason); err != nil {
+				return err
+			}
 		}
 	}
 	if len(c.journey) > 0 {
@@ -811,24 +823,57 @@ func (a *applier) mergeLate(c *change) error {
 			return err
 		}
 	}
-	a.lateRefresh = append(a.lateRefresh, c.id)
+	return nil
+}
+
+// The routed updates mergeLate gathers: routed, and unrouted left as it
+// is, set to 0 or set to 1.
+const (
+	routedOnly = iota
+	routedMatched
+	routedUnrouted
+)
+
+func routedWith(unrouted bool) int {
+	if unrouted {
+		return routedUnrouted
+	}
+	return routedMatched
+}
+
+// routedLate sets the routed flag of every message mergeLate gathered,
+// bulkRows a statement; lateMessages must be flushed first.
+func (a *applier) routedLate() error {
+	set := [...]string{routedOnly: `routed = 1`, routedMatched: `routed = 1, unrouted = 0`, routedUnrouted: `routed = 1, unrouted = 1`}
+	for k, all := range a.lateRouted {
+		if err := a.eachChunk(all, `UPDATE messages SET `+set[k]+` WHERE id IN `); err != nil {
+			return err
+		}
+		a.lateRouted[k] = all[:0]
+	}
 	return nil
 }
 
 // refreshLate refreshes the status of every message mergeLate wrote,
 // bulkRows a statement; the late bulks must be flushed first.
 func (a *applier) refreshLate() error {
-	for ids := range slices.Chunk(a.lateRefresh, bulkRows) {
-		args := make([]any, len(ids))
-		for i, id := range ids {
+	err := a.eachChunk(a.lateRefresh, `UPDATE messages SET status = `+statusCase+` WHERE id IN `)
+	a.lateRefresh = a.lateRefresh[:0]
+	return err
+}
+
+// eachChunk runs query, which ends in "IN ", with ids in lists of up to
+// bulkRows.
+func (a *applier) eachChunk(ids []uint64, query string) error {
+	for chunk := range slices.Chunk(ids, bulkRows) {
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
 			args[i] = id
 		}
-		q := `UPDATE messages SET status = ` + statusCase + ` WHERE id IN (?` + strings.Repeat(", ?", len(ids)-1) + `)`
-		if _, err := a.exec(q, args...); err != nil {
+		if _, err := a.exec(query+`(?`+strings.Repeat(", ?", len(chunk)-1)+`)`, args...); err != nil {
 			return err
 		}
 	}
-	a.lateRefresh = a.lateRefresh[:0]
 	return nil
 }
 

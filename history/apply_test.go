@@ -178,6 +178,75 @@ func TestApplyLateEventsInBulk(t *testing.T) {
 	}
 }
 
+// Routed events that come in a batch after their message's record (the
+// usual case while the index is behind) are written in bulk too: the
+// routed flag, the copies (queued, or the status a delivery event in the
+// same batch gave), the journey and the status are as if they had come
+// with the record, and applying that batch again changes nothing.
+func TestApplyRoutedEventsLateInBulk(t *testing.T) {
+	ix := openTestIndex(t)
+	ctx := context.Background()
+	const n = 3*bulkRows + 5
+	var records []Item
+	var first, late []wire.Event
+	want := map[uint64]string{}
+	for id := uint64(1); id <= n; id++ {
+		records = append(records, record(int(id), t0))
+		first = append(first, received(id, t0))
+		at := t0.Add(time.Millisecond)
+		switch id % 4 {
+		case 0: // no route matched
+			late = append(late, routed(id, at))
+			want[id] = StatusUnrouted
+		case 1: // a route matched, its filter kept nothing
+			late = append(late, wire.Event{Kind: wire.EventRouted, At: at, Message: id, Routes: []string{"adt"}})
+			want[id] = StatusFiltered
+		case 2: // two copies, one delivered in the same batch
+			late = append(late, routed(id, at, "emr", "lis"), delivered(id, at.Add(time.Millisecond), "emr"))
+			want[id] = StatusQueued
+		case 3: // one copy, delivered
+			late = append(late, routed(id, at, "emr"), delivered(id, at.Add(time.Millisecond), "emr"))
+			want[id] = StatusDelivered
+		}
+	}
+	require.NoError(t, ix.Apply(ctx, append(records, eventsRecord(t, 1, first...))))
+	for id := uint64(1); id <= n; id++ {
+		require.Equal(t, StatusReceived, detail(t, ix, id).Status)
+	}
+	check := func() {
+		t.Helper()
+		for id := uint64(1); id <= n; id++ {
+			d := detail(t, ix, id)
+			require.Equal(t, want[id], d.Status, "message %d", id)
+			wantKinds := []string{"received", "routed"}
+			if id%4 >= 2 {
+				wantKinds = append(wantKinds, "delivered")
+			}
+			require.Equal(t, wantKinds, kinds(d), "message %d", id)
+			switch id % 4 {
+			case 2:
+				require.Len(t, d.Copies, 2, "message %d", id)
+				byDest := map[string]Copy{d.Copies[0].Destination: d.Copies[0], d.Copies[1].Destination: d.Copies[1]}
+				require.Equal(t, StatusDelivered, byDest["emr"].Status)
+				require.Equal(t, StatusQueued, byDest["lis"].Status)
+				require.Equal(t, id*10, byDest["emr"].OutSeq)
+				require.Equal(t, id*10+1, byDest["lis"].OutSeq)
+			case 3:
+				require.Len(t, d.Copies, 1, "message %d", id)
+				require.Equal(t, StatusDelivered, d.Copies[0].Status)
+				require.Equal(t, id*10, d.Copies[0].OutSeq)
+			default:
+				require.Empty(t, d.Copies, "message %d", id)
+			}
+		}
+	}
+	second := eventsRecord(t, 2, late...)
+	require.NoError(t, ix.Apply(ctx, []Item{second}))
+	check()
+	require.NoError(t, ix.Apply(ctx, []Item{second}), "the same batch again, as after a crash")
+	check()
+}
+
 func TestApplyTwiceChangesNothing(t *testing.T) {
 	ix := openTestIndex(t)
 	ctx := context.Background()

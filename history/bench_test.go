@@ -82,21 +82,38 @@ func BenchmarkApply(b *testing.B) {
 //
 //	go test ./history -run '^$' -bench ApplyLate -benchtime 50000x
 func BenchmarkApplyLate(b *testing.B) {
+	benchLate(b, []string{wire.EventReceived, wire.EventRouted}, []string{wire.EventDelivered, wire.EventDeadLettered})
+}
+
+// BenchmarkApplyRoutedLate is BenchmarkApplyLate with the index behind
+// the router too: each batch holds perBatch new messages with only their
+// received events, the routed events of the previous batch's messages,
+// and the delivered events of the batch's before that. This is the
+// index's cost while many senders keep the cores busy.
+//
+//	go test ./history -run '^$' -bench ApplyRoutedLate -benchtime 50000x
+func BenchmarkApplyRoutedLate(b *testing.B) {
+	benchLate(b, []string{wire.EventReceived}, []string{wire.EventRouted}, []string{wire.EventDelivered, wire.EventDeadLettered})
+}
+
+// benchLate applies batches of 1,000 new messages each, with the events
+// of kinds[k] of the messages of k batches before.
+func benchLate(b *testing.B, kinds ...[]string) {
 	const perBatch = 1000
 	ix, ctx := benchIndex(b)
 	var batches [][]Item
 	evSeq := uint64(0)
 	for from := 0; from < b.N; from += perBatch {
 		to := min(from+perBatch, b.N)
-		items := make([]Item, 0, to-from+2)
+		items := make([]Item, 0, to-from+len(kinds))
 		for i := from; i < to; i++ {
 			items = append(items, synthetic(i))
 		}
-		evSeq++
-		items = append(items, onlyEvents(journeyBatch(evSeq, from, to), wire.EventReceived, wire.EventRouted))
-		if from > 0 {
-			evSeq++
-			items = append(items, onlyEvents(journeyBatch(evSeq, from-perBatch, from), wire.EventDelivered, wire.EventDeadLettered))
+		for back, ks := range kinds {
+			if lo := from - back*perBatch; lo >= 0 {
+				evSeq++
+				items = append(items, onlyEvents(journeyBatch(evSeq, lo, min(lo+perBatch, b.N)), ks...))
+			}
 		}
 		batches = append(batches, items)
 	}
