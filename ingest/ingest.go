@@ -113,7 +113,7 @@ type Outcome struct {
 	ControlID string     // MSH-10, "" when unparseable
 	Err       *hl7.Error // why it was refused; nil when stored or not stored for the store's sake
 
-	received *wire.Event // its journey's first event, recorded once the ACK is final
+	received wire.Event // its journey's first event (Kind "": none), recorded once the ACK is final
 }
 
 // Metrics are the series Ingest counts into, labelled by source name.
@@ -201,12 +201,12 @@ func (in *Ingest) ReceiveAll(ctx context.Context, raws [][]byte, o Origin, sync 
 // recordReceived records a stored message's received event with the ACK
 // its sender got (AE when a later flush failed).
 func (in *Ingest) recordReceived(out *Outcome) {
-	if out.received == nil {
+	if out.received.Kind == "" {
 		return
 	}
 	out.received.Ack = out.Code
-	in.Events.Record(*out.received)
-	out.received = nil
+	in.Events.Record(out.received)
+	out.received = wire.Event{}
 }
 
 // Check runs Accept's checks on a message without storing it: parse,
@@ -358,7 +358,7 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin, out *Outco
 			e.Head(rec.Header, len(frame))
 			e.Keys = KeyValues(&m, in.SearchKeys)
 		}
-		out.received = &e
+		out.received = e
 	}
 	return ack
 }
