@@ -133,9 +133,9 @@ func (c *Client) roundTrip(ctx context.Context, msg []byte) ([]byte, error) {
 		deadline = d
 	}
 	_ = c.conn.SetDeadline(deadline)
-	if c.quick != nil {
-		c.quick.ctx, c.quick.deadline = ctx, deadline
-		defer func() { c.quick.ctx = nil }()
+	if q := c.quick; q != nil {
+		q.ctx, q.deadline = ctx, deadline
+		defer func() { q.ctx = nil }()
 	}
 	if err := WriteFrame(c.conn, msg); err != nil {
 		return nil, ctxErr(ctx, err)
