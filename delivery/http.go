@@ -76,11 +76,12 @@ func (d *HTTPDeliverer) Deliver(ctx context.Context, msg Message) Result {
 
 // post POSTs msg.Data to url with the given headers, the message's
 // control ID (X-HL7-Control-Id), the destination's own headers and, when
-// set, a bearer token (which they cannot replace), and returns the response (its body closed) with up to keep bytes of its
-// body. With no response it returns the Result instead: rejected for a
-// URL that makes no request, retried otherwise, the reason redacted (an
-// error's text holds the URL, whose query may carry a token, and an
-// OAuth 2.0 error the token endpoint's reply: only its first line).
+// set, a bearer token (which those cannot replace). It returns the
+// response (its body closed) with up to keep bytes of its body. With no
+// response it returns the Result instead: rejected for a URL that makes
+// no request, retried otherwise, the reason redacted (an error's text
+// holds the URL, whose query may carry a token, and an OAuth 2.0 error
+// the token endpoint's reply: only its first line).
 func post(ctx context.Context, c *http.Client, url string, msg Message, headers, own map[string]string, token string, keep int64) (*http.Response, []byte, *Result) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(msg.Data))
 	if err != nil {

@@ -644,7 +644,6 @@ func (a *applier) merge(c *change) error {
 		return err
 	}
 	if c.routed {
-		var err error
 		if c.unrouted != nil {
 			_, err = a.exec(`UPDATE messages SET routed = 1, unrouted = ? WHERE id = ?`, *c.unrouted, c.id)
 		} else {
