@@ -9,15 +9,17 @@
 #
 # BIN is the broker that serves (default ./hl7broker), BENCH the one that
 # runs bench (default BIN): keep BENCH fixed to compare two builds of
-# BIN. SERVE_ENV adds environment to serve only (SERVE_ENV=GOMAXPROCS=4).
+# BIN. SERVE_ENV adds environment to serve only (SERVE_ENV=GOMAXPROCS=4,
+# SERVE_ENV=GOMEMLIMIT=200MiB).
 # Uses ports 12575 (listener), 12576 (sink) and 19090 (admin). Prints
-# bench's report, then the broker's CPU time per message sent.
+# bench's report, then the broker's CPU time per message sent and its
+# peak resident memory (VmHWM).
 set -eu
 BIN=${BIN:-./hl7broker}
 BENCH=${BENCH:-$BIN}
 mode=${1:?usage: fifo-bench.sh load CONNECTIONS DURATION | drain MESSAGES}
 dir=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
+trap '{ kill "${pid:-}" && wait "$pid"; } 2>/dev/null || true; rm -rf "$dir"' EXIT
 echo "bench-operator-token-$$" > "$dir/op.token"
 cat > "$dir/fifo.yaml" <<EOF
 data_dir: $dir/data
@@ -61,3 +63,4 @@ esac
 sent=$(grep -o 'messages [0-9]*' "$dir/bench.txt" | head -1 | grep -o '[0-9]*')
 awk -v c="$(($(cpu) - c0))" -v hz="$(getconf CLK_TCK)" -v n="${sent:-0}" \
   'BEGIN { if (n > 0) printf "broker CPU: %.3f ms a message\n", c * 1000 / hz / n }'
+echo "broker peak memory: $(awk '/^VmHWM/ { printf "%.0f MB", $2 / 1024 }' "/proc/$pid/status")"
