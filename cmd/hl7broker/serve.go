@@ -29,7 +29,9 @@ stops NATS and exits 0. On SIGHUP, and when the file changes (unless
 --watch=false), it validates the whole file again and applies it without a
 restart: routes, transforms and destinations swap between two messages,
 listeners are added or removed without touching the others. An invalid file
-leaves the running configuration in place. Logs are JSON unless
+leaves the running configuration in place. In a container (or a systemd
+unit with MemoryMax) it sets Go's soft memory limit to three quarters of
+the container's limit, unless GOMEMLIMIT is set. Logs are JSON unless
 --log-format console.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := logger(cmd)
@@ -44,6 +46,7 @@ leaves the running configuration in place. Logs are JSON unless
 			} else if err != nil {
 				return err
 			}
+			broker.ApplyMemoryLimit(log)
 			b, err := broker.Start(cmd.Context(), cfg, log, broker.Hooks{})
 			if err != nil {
 				log.Error().Err(err).Msg("broker did not start")
