@@ -51,10 +51,6 @@ const ackEvery = 32
 // the embedded store is alone: its one slot per queue needs no pin.)
 const orderedPinnedTTL = 15 * time.Second
 
-// headerPinID is the header JetStream sets on a message delivered to the
-// pinned client of a priority group.
-const headerPinID = "Nats-Pin-Id"
-
 // queued is what an ordered slot delivers: a message from the consumer,
 // or one read back from the stream while taking over (see recoverHeld).
 type queued interface {
@@ -307,7 +303,7 @@ func (s *orderedSlot) take(ctx context.Context, cons jetstream.Consumer, m jetst
 		return // not a JetStream message: nothing to deliver or ack
 	}
 	m = ackLater{Msg: m, acks: s.acks, seq: meta.Sequence.Stream}
-	if id := m.Headers().Get(headerPinID); id != "" {
+	if id := m.Headers().Get(store.PinIDHeader); id != "" {
 		s.pinID = id
 	}
 	// A delivery sequence beyond the next expected: deliveries went to
@@ -400,33 +396,11 @@ func (s *orderedSlot) stop(cc jetstream.ConsumeContext, box *inbox) {
 	cc.Stop()
 	store.WaitClosed(cc)
 	s.acks.send()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
 	// The acks sent so far reach the server before the pin is given up,
 	// so that the next slot starts after them (what it cannot tell was
 	// delivered, it delivers again).
-	_ = s.w.JetStream.Conn().FlushWithContext(ctx)
-	if s.pinID != "" {
-		if stream, err := s.w.JetStream.Stream(ctx, wire.StreamOut); err == nil {
-			if c, err := stream.Consumer(ctx, s.durable); err == nil && pinnedTo(c.CachedInfo(), s.pinID) {
-				_ = stream.UnpinConsumer(ctx, s.durable, wire.DeliveryGroup)
-			}
-		}
-	}
+	store.GiveUpPin(s.w.JetStream, wire.StreamOut, s.durable, wire.DeliveryGroup, s.pinID)
 	for _, m := range box.drain() {
 		requeue(m)
 	}
-}
-
-// pinnedTo reports whether the consumer's delivery group is pinned to id.
-func pinnedTo(ci *jetstream.ConsumerInfo, id string) bool {
-	if ci == nil {
-		return false
-	}
-	for _, g := range ci.PriorityGroups {
-		if g.Group == wire.DeliveryGroup && g.PinnedClientID == id {
-			return true
-		}
-	}
-	return false
 }

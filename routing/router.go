@@ -165,7 +165,16 @@ func (r *Router) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("router: %w", err)
 	}
-	defer func() { cc.Stop(); store.WaitClosed(cc) }()
+	var pinID string // this router's pin, from the last group it was handed
+	defer func() {
+		cc.Stop()
+		store.WaitClosed(cc)
+		// Stopping (a broker shutting down, say, in a rolling upgrade):
+		// the standby router takes over at once, not after the pin's time
+		// to live. Inputs of a group not acked yet are routed again by it
+		// (their copies deduplicated).
+		store.GiveUpPin(r.JetStream, wire.StreamIn, wire.RouterConsumer, wire.RouterGroup, pinID)
+	}()
 	group := make([]jetstream.Msg, 0, routerBatch)
 	seqs := make([]uint64, 0, routerBatch) // group's HL7_IN sequences
 	var ok bool
@@ -188,6 +197,9 @@ func (r *Router) Run(ctx context.Context) error {
 				default:
 					break more
 				}
+			}
+			if id := group[len(group)-1].Headers().Get(store.PinIDHeader); id != "" {
+				pinID = id
 			}
 			// Route the group in runs without a gap. An input past next
 			// means inputs before it were given to another router (or to

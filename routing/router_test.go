@@ -130,6 +130,45 @@ func TestTwoRoutersOneActiveAndFailover(t *testing.T) {
 	assert.Equal(t, want, order, "every input routed once, in stored order, across the failover")
 }
 
+// A router that stops (its broker shut down, as in a rolling upgrade)
+// gives up its pin: the standby takes over at once, not after the pin's
+// time to live (15 s where brokers share a store).
+func TestStoppedRouterHandsOverAtOnce(t *testing.T) {
+	n, err := store.Open(context.Background(), testkit.Config(t))
+	require.NoError(t, err)
+	defer n.Close()
+	routed := make(chan string, 200)
+	start := func(name string) (stop func()) {
+		return startTestRouterTTL(n, name, n.Sync, routed, routing.SharedPinnedTTL)
+	}
+	stops := map[string]func(){"a": start("a"), "b": start("b")}
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}()
+	publishADTs(t, n, 0, 10)
+	active := activeRouter(t, routed, 10)
+	standby := map[string]string{"a": "b", "b": "a"}[active]
+	stops[active]()
+	delete(stops, active)
+	stopped := time.Now()
+	publishADTs(t, n, 10, 20)
+	for i := range 10 {
+		select {
+		case who := <-routed:
+			require.Equal(t, standby, who)
+		case <-time.After(routing.SharedPinnedTTL - 5*time.Second):
+			t.Fatalf("%d of 10 routed %s after the active router stopped: the standby waited for the pin to expire", i, time.Since(stopped))
+		}
+	}
+	want := make([]string, 20)
+	for i := range want {
+		want[i] = fmt.Sprintf("C%03d", i)
+	}
+	assert.Equal(t, want, distinct(outControlIDs(t, n)), "in stored order across the hand-over")
+}
+
 // The active router dies holding inputs it was given but did not route
 // (as a crash leaves them: unacked, redelivered only after the ack wait).
 // The standby that takes over routes those first, then newer inputs.
@@ -158,14 +197,7 @@ func TestTakeoverRoutesWhatTheDeadRouterHeldFirst(t *testing.T) {
 		}
 	}()
 	publish(0, 20)
-	var active string
-	for range 20 {
-		select {
-		case active = <-routed:
-		case <-time.After(20 * time.Second):
-			t.Fatal("the first inputs were not routed")
-		}
-	}
+	active := activeRouter(t, routed, 20)
 	// The active router now stalls after routing: it holds its group and
 	// everything delivered to it meanwhile, unacked.
 	stall.Store(active, true)
@@ -190,10 +222,29 @@ func TestTakeoverRoutesWhatTheDeadRouterHeldFirst(t *testing.T) {
 	assert.Equal(t, want, distinct(outControlIDs(t, n)), "in stored order across the takeover")
 }
 
+// activeRouter waits for n inputs to be routed and returns the router
+// that routed the last of them.
+func activeRouter(t *testing.T, routed <-chan string, n int) (active string) {
+	t.Helper()
+	for range n {
+		select {
+		case active = <-routed:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the first inputs were not routed")
+		}
+	}
+	return active
+}
+
 // startTestRouter runs a router (one route, all to emr, pinned TTL 1 s)
 // that sends its name to routed for each input it acks.
 func startTestRouter(n *store.NATS, name string, sync func(context.Context) error, routed chan<- string) (stop func()) {
-	r := &routing.Router{JetStream: n.JetStream, Sync: sync, Log: zerolog.Nop(), PinnedTTL: time.Second,
+	return startTestRouterTTL(n, name, sync, routed, time.Second)
+}
+
+// startTestRouterTTL is startTestRouter with a pinned TTL of ttl.
+func startTestRouterTTL(n *store.NATS, name string, sync func(context.Context) error, routed chan<- string, ttl time.Duration) (stop func()) {
+	r := &routing.Router{JetStream: n.JetStream, Sync: sync, Log: zerolog.Nop(), PinnedTTL: ttl,
 		OnRouted: func(uint64, []string) { routed <- name }}
 	r.SetTable(&routing.Table{Routes: []routing.Route{{Name: "all", To: []string{"emr"}}}})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -27,6 +28,47 @@ func WaitClosed(cc jetstream.ConsumeContext) {
 	case <-cc.Closed():
 	case <-time.After(2 * time.Second):
 	}
+}
+
+// PinIDHeader is the header JetStream sets on a message it delivers to
+// the pinned client of a priority group: that client's pin.
+const PinIDHeader = "Nats-Pin-Id"
+
+// GiveUpPin is for a consumer in a pinned priority group whose client has
+// stopped consuming: it lets what was sent on js's connection (the last
+// acks) reach the server, then unpins the group if pinID still holds it,
+// so that another broker's client takes over at once instead of after the
+// pin's time to live. A pin that moved on already is left alone. Errors
+// are ignored: the pin then expires by itself.
+func GiveUpPin(js jetstream.JetStream, stream, durable, group, pinID string) {
+	if pinID == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = js.Conn().FlushWithContext(ctx)
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return
+	}
+	c, err := s.Consumer(ctx, durable)
+	if err != nil || !pinnedTo(c.CachedInfo(), group, pinID) {
+		return
+	}
+	_ = s.UnpinConsumer(ctx, durable, group)
+}
+
+// pinnedTo reports whether the consumer's group is pinned to id.
+func pinnedTo(ci *jetstream.ConsumerInfo, group, id string) bool {
+	if ci == nil {
+		return false
+	}
+	for _, g := range ci.PriorityGroups {
+		if g.Group == group && g.PinnedClientID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // IsTooLarge reports whether a publish failed because the message exceeds
