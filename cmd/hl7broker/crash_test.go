@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -52,6 +53,29 @@ func startServeProcess(t *testing.T, config string) *serveProcess {
 func (p *serveProcess) kill() {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	_ = p.cmd.Wait()
+}
+
+// stop asks serve to shut down (SIGTERM: it finishes what is in flight)
+// and waits up to limit; it is an error if serve has not exited by then,
+// or exits with a failure.
+func (p *serveProcess) stop(limit time.Duration) error { return stopProcess(p.cmd, limit) }
+
+// stopProcess sends cmd's process SIGTERM and waits up to limit for it to
+// exit (then kills it).
+func stopProcess(cmd *exec.Cmd, limit time.Duration) error {
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		return err
+	case <-time.After(limit):
+		_ = cmd.Process.Kill()
+		<-exited
+		return fmt.Errorf("%s did not exit within %s of SIGTERM", filepath.Base(cmd.Path), limit)
+	}
 }
 
 // Crash: serve under load from bench is killed with SIGKILL three times

@@ -265,11 +265,24 @@ func (p *natsProcess) start() {
 	require.NoError(p.t, p.cmd.Start())
 }
 
+// stop asks the node to shut down (SIGTERM) and waits up to limit.
+func (p *natsProcess) stop(limit time.Duration) error { return stopProcess(p.cmd, limit) }
+
 func (p *natsProcess) kill() {
 	if p.cmd != nil && p.cmd.ProcessState == nil {
 		_ = p.cmd.Process.Signal(syscall.SIGKILL)
 		_ = p.cmd.Wait()
 	}
+}
+
+// ready reports whether serve's /readyz at admin answers 200.
+func ready(admin string) bool {
+	resp, err := http.Get("http://" + admin + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // healthy reports /healthz of the node: 200 once JetStream is ready.
@@ -323,12 +336,11 @@ destinations: [{name: emr, type: mllp, addr: "%s", timeout: 2s, ordering: key, p
 	assert.Positive(t, r.Acks["AE"]+int(r.Errors), "the outage was felt by senders")
 }
 
-// Cluster: three nats-server processes on 127.0.0.1 with R3 streams and
-// two serve instances, loaded through both by bench (its connections fail
-// over). One NATS node is killed under load, then one broker: flow goes on
-// through the other, and every message acked AA is delivered.
-func TestClusterNodeAndBrokerKilled(t *testing.T) {
-	skipUnlessFaultTests(t)
+// startNATSCluster starts three nats-server processes clustered on
+// 127.0.0.1, waits until each is ready, and returns them with the URL
+// list for nats.url.
+func startNATSCluster(t *testing.T) ([]*natsProcess, string) {
+	t.Helper()
 	var nodes []*natsProcess
 	var clients, routes []string
 	for range 3 {
@@ -343,27 +355,41 @@ func TestClusterNodeAndBrokerKilled(t *testing.T) {
 	for _, n := range nodes {
 		require.Eventually(t, n.healthy, 30*time.Second, 50*time.Millisecond, "node not ready: %s", n.stderr)
 	}
+	return nodes, "nats://" + strings.Join(clients, ",nats://")
+}
 
-	sinkAddr := freePort(t)
-	type broker struct {
-		in, admin string
-		serve     *serveProcess
-	}
-	var brokers []*broker
-	for range 2 {
-		b := &broker{in: freePort(t), admin: freePort(t)}
-		config := fmt.Sprintf(`
+// clusterBroker is serve on a NATS cluster with R3 streams: one listener,
+// one route to a key-ordered MLLP destination.
+type clusterBroker struct {
+	in, admin, config string
+	serve             *serveProcess
+}
+
+func startClusterBroker(t *testing.T, natsURL, sinkAddr string) *clusterBroker {
+	t.Helper()
+	b := &clusterBroker{in: freePort(t), admin: freePort(t)}
+	b.config = writeConfig(t, fmt.Sprintf(`
 data_dir: %s
 admin: {addr: "%s"}
-nats: {url: "nats://%s", durability: fsync, replicas: 3, store_timeout: 3s}
+nats: {url: "%s", durability: fsync, replicas: 3, store_timeout: 3s}
 listeners: [{name: adt, addr: "%s"}]
 routes: [{name: all, to: [emr]}]
 destinations: [{name: emr, type: mllp, addr: "%s", timeout: 2s, ordering: key, partition_by: PID-3.1, partitions: 4, retry: {max_attempts: 10000, backoff: [100ms, 500ms]}}]
-`, t.TempDir(), b.admin, strings.Join(clients, ",nats://"), b.in, sinkAddr)
-		b.serve = startServeProcess(t, writeConfig(t, config))
-		defer b.serve.kill()
-		brokers = append(brokers, b)
-	}
+`, t.TempDir(), b.admin, natsURL, b.in, sinkAddr))
+	b.serve = startServeProcess(t, b.config)
+	t.Cleanup(func() { b.serve.kill() })
+	return b
+}
+
+// Cluster: three nats-server processes on 127.0.0.1 with R3 streams and
+// two serve instances, loaded through both by bench (its connections fail
+// over). One NATS node is killed under load, then one broker: flow goes on
+// through the other, and every message acked AA is delivered.
+func TestClusterNodeAndBrokerKilled(t *testing.T) {
+	skipUnlessFaultTests(t)
+	nodes, natsURL := startNATSCluster(t)
+	sinkAddr := freePort(t)
+	brokers := []*clusterBroker{startClusterBroker(t, natsURL, sinkAddr), startClusterBroker(t, natsURL, sinkAddr)}
 	aa := func() float64 { return ackedAA(brokers[0].admin) + ackedAA(brokers[1].admin) }
 
 	done := startBench(t, "--addr", brokers[0].in+","+brokers[1].in, "--sink", sinkAddr, "--sink-wait", "180s",
@@ -379,14 +405,71 @@ destinations: [{name: emr, type: mllp, addr: "%s", timeout: 2s, ordering: key, p
 		"flow goes on through the other broker")
 
 	r := waitBench(t, done, 5*time.Minute)
-	if os.Getenv("CLUSTER_DEBUG") != "" {
-		for i, b := range brokers {
-			for _, l := range strings.Split(b.serve.stderr.String(), "\n") {
-				if os.Getenv("SERVE_DEBUG") != "" || !strings.Contains(l, `"level":"debug"`) {
-					t.Logf("broker %d: %s", i, l)
-				}
+	logClusterBrokers(t, brokers)
+	assertNothingLost(t, r)
+}
+
+// logClusterBrokers logs the brokers' output with CLUSTER_DEBUG set (debug
+// lines too with SERVE_DEBUG).
+func logClusterBrokers(t *testing.T, brokers []*clusterBroker) {
+	if os.Getenv("CLUSTER_DEBUG") == "" {
+		return
+	}
+	for i, b := range brokers {
+		for _, l := range strings.Split(b.serve.stderr.String(), "\n") {
+			if os.Getenv("SERVE_DEBUG") != "" || !strings.Contains(l, `"level":"debug"`) {
+				t.Logf("broker %d: %s", i, l)
 			}
 		}
 	}
+}
+
+// Rolling restart, as an upgrade is done: under load through both
+// brokers, each broker in turn is stopped (SIGTERM) and started again on
+// its data, then each NATS node in turn. Flow never stops, each restarted
+// part is ready again before the next goes, and every message acked AA is
+// delivered, in order per patient.
+func TestClusterRollingRestart(t *testing.T) {
+	skipUnlessFaultTests(t)
+	nodes, natsURL := startNATSCluster(t)
+	sinkAddr := freePort(t)
+	brokers := []*clusterBroker{startClusterBroker(t, natsURL, sinkAddr), startClusterBroker(t, natsURL, sinkAddr)}
+	aa := func() float64 { return ackedAA(brokers[0].admin) + ackedAA(brokers[1].admin) } // a restart sets its broker's back to 0
+	flowGoesOn := func(what string) {
+		t.Helper()
+		mark := aa()
+		require.Eventually(t, func() bool { return aa() >= mark+150 }, 60*time.Second, 20*time.Millisecond, "flow goes on %s", what)
+	}
+
+	done := startBench(t, "--addr", brokers[0].in+","+brokers[1].in, "--sink", sinkAddr, "--sink-wait", "180s",
+		"--connections", "4", "--messages", "6000", "--rate", "150", "--patients", "50", "--timeout", "5s")
+	begin := time.Now()
+	step := func(format string, a ...any) {
+		t.Logf("%5.1fs "+format, append([]any{time.Since(begin).Seconds()}, a...)...)
+	}
+	require.Eventually(t, func() bool { return aa() >= 300 }, 60*time.Second, 20*time.Millisecond, "waiting for %s", `aa() >= 300`)
+	for i, b := range brokers {
+		step("stopping broker %d", i)
+		require.NoError(t, b.serve.stop(40*time.Second), "broker %d stops by itself on SIGTERM", i)
+		step("broker %d stopped", i)
+		flowGoesOn(fmt.Sprintf("while broker %d is stopped", i))
+		b.serve = startServeProcess(t, b.config)
+		require.Eventually(t, func() bool { return ready(b.admin) }, 30*time.Second, 50*time.Millisecond, "broker %d ready again", i)
+		step("broker %d ready again", i)
+	}
+	for i, n := range nodes {
+		step("stopping NATS node %d", i)
+		require.NoError(t, n.stop(30*time.Second), "NATS node %d stops by itself on SIGTERM", i)
+		step("NATS node %d stopped", i)
+		flowGoesOn(fmt.Sprintf("while NATS node %d is stopped", i))
+		n.start()
+		require.Eventually(t, n.healthy, 60*time.Second, 50*time.Millisecond, "NATS node %d healthy again: %s", i, n.stderr)
+		step("NATS node %d healthy again", i)
+	}
+	flowGoesOn("after the last restart")
+	step("done restarting")
+
+	r := waitBench(t, done, 5*time.Minute)
+	logClusterBrokers(t, brokers)
 	assertNothingLost(t, r)
 }
