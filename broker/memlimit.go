@@ -27,7 +27,7 @@ const (
 	softLimitDen = 4
 )
 
-// MemoryLimit is the soft memory limit ApplyMemoryLimit chose.
+// MemoryLimit is the soft memory limit ApplyMemoryLimit chooses.
 type MemoryLimit struct {
 	Bytes     int64  // the soft limit; 0: none set
 	Container int64  // the container's limit it derives from; 0: none found
@@ -39,21 +39,24 @@ type MemoryLimit struct {
 // memory limit, a systemd unit's MemoryMax), unless GOMEMLIMIT is set,
 // which the runtime has applied already (GOMEMLIMIT=off: no limit). It
 // logs the choice. serve calls it once, before the broker starts.
-func ApplyMemoryLimit(log zerolog.Logger) MemoryLimit {
+func ApplyMemoryLimit(log zerolog.Logger) {
 	container, err := cgroupMemoryLimit("/proc/self/cgroup", "/proc/self/mountinfo")
 	if err != nil {
-		log.Warn().Str("reason", err.Error()).Msg("memory: could not read the container's memory limit; no soft limit set")
+		log.Warn().Str("reason", err.Error()).Msg("memory: could not read the container's memory limit")
 	}
 	l := chooseMemoryLimit(os.Getenv("GOMEMLIMIT") != "", container)
 	switch l.Source {
 	case "GOMEMLIMIT":
-		log.Info().Int64("soft_limit_mib", debug.SetMemoryLimit(-1)>>20).Msg("memory: soft limit from GOMEMLIMIT")
+		if limit := debug.SetMemoryLimit(-1); limit == math.MaxInt64 {
+			log.Info().Msg("memory: no soft limit (GOMEMLIMIT=off)")
+		} else {
+			log.Info().Int64("soft_limit_mib", limit>>20).Msg("memory: soft limit from GOMEMLIMIT")
+		}
 	case "container":
 		debug.SetMemoryLimit(l.Bytes)
 		log.Info().Int64("soft_limit_mib", l.Bytes>>20).Int64("container_limit_mib", l.Container>>20).
 			Msg("memory: soft limit at three quarters of the container's limit (GOMEMLIMIT overrides it)")
 	}
-	return l
 }
 
 // chooseMemoryLimit is ApplyMemoryLimit's decision: GOMEMLIMIT wins, then
