@@ -91,6 +91,14 @@ const maxFileBytes = 1 << 30
 // errStoreUnavailable: a message could not be stored now; the file waits.
 var errStoreUnavailable = errors.New("the store did not take a message; the file will be read again")
 
+// errFileBusy: another process still has the file open for writing (a
+// writer that paused longer than stable_for); it is read once closed.
+var errFileBusy = errors.New("the file is still open for writing; it is read once its writer closes it")
+
+// errFileChanged: the file's size or time moved while it was read, so
+// what was read may be cut short; it is read again once stable.
+var errFileChanged = errors.New("the file changed while it was read; it is read again once stable")
+
 // Run watches the folder until ctx ends. A local folder that cannot be
 // listed ends it with the error (its supervisor starts it again); an SFTP
 // server that cannot be reached is tried again at each poll, with a
@@ -169,6 +177,12 @@ func (s *FileSource) scan(ctx context.Context) error {
 			return nil
 		}
 		if err := s.readFile(ctx, f); err != nil {
+			if errors.Is(err, errFileBusy) || errors.Is(err, errFileChanged) {
+				// Still being written: wait for stable_for again from now.
+				s.seen[f.path] = fileState{size: -1, since: now}
+				s.Log.Info().Str("source", s.Config.Name).Str("file", f.name()).Str("reason", err.Error()).Msg("file not read yet")
+				continue
+			}
 			s.Log.Warn().Str("source", s.Config.Name).Str("file", f.name()).Str("reason", err.Error()).Msg("file left in place; it will be read again")
 			if errors.Is(err, errStoreUnavailable) {
 				return nil // the next files would fail alike, and must not overtake this one
@@ -201,6 +215,11 @@ func (s *FileSource) readFile(ctx context.Context, f listed) error {
 	}
 	data, err := s.folder.read(ctx, f)
 	if err != nil {
+		return err
+	}
+	// A file that is not as it was listed was being written: nothing of
+	// it is stored, lest a result be stored cut short (5 for 5.4).
+	if err := s.unchanged(ctx, f, int64(len(data))); err != nil {
 		return err
 	}
 	name := f.name()
@@ -253,8 +272,28 @@ func (s *FileSource) readFile(ctx context.Context, f listed) error {
 	if s.Metrics != nil {
 		s.Metrics.Bytes.WithLabelValues(s.Config.Name).Add(float64(len(data)))
 	}
+	// Written to again while its messages were stored: the file stays, and
+	// is read again whole once stable (its first messages may be stored
+	// twice, under the new content's digest; none is lost).
+	if err := s.unchanged(ctx, f, int64(len(data))); err != nil {
+		log.Warn().Int("stored", report.Stored).Msg("file changed after its messages were stored; it will be read again whole once stable")
+		return err
+	}
 	log.Info().Int("messages", report.Messages).Int("stored", report.Stored).Int("refused", len(report.Refused)).Int("size", len(data)).Msg("file read")
 	return s.finish(ctx, f, data, report, log)
+}
+
+// unchanged checks that f still has the size and time it was listed
+// with, and that read bytes of it were read.
+func (s *FileSource) unchanged(ctx context.Context, f listed, read int64) error {
+	now, err := s.folder.stat(ctx, f)
+	if err != nil {
+		return fmt.Errorf("%w (%v)", errFileChanged, err)
+	}
+	if now.size != f.size || !now.modTime.Equal(f.modTime) || read != f.size {
+		return errFileChanged
+	}
+	return nil
 }
 
 // resumeAt is the index to store from: after the last message stored,

@@ -260,3 +260,93 @@ func TestSourceCharsetMismatchIsLoggedAndCounted(t *testing.T) {
 	assert.Contains(t, logs.String(), "bytes do not match the character set")
 	assert.NotContains(t, logs.String(), "Zyxwq")
 }
+
+// oruFile is a lab result file with two results; cut anywhere before its
+// end it still parses, with a value cut short (5 for 5.4) or a result gone.
+const oruFile = "MSH|^~\\&|LAB|LABFAC|EHR|HOSP|20261206120000||ORU^R01|CUT1|P|2.5.1\r" +
+	"PID|1||MRN7^^^H^MR||Zyxwquist^Ann\r" +
+	"OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L\r" +
+	"OBX|2|NM|2823-3^Potassium^LN||4.1|mmol/L\r"
+
+// storedBody is the one message stored in HL7_IN.
+func storedBody(t *testing.T, n *store.NATS) string {
+	t.Helper()
+	s, err := n.JetStream.Stream(context.Background(), wire.StreamIn)
+	require.NoError(t, err)
+	m, err := s.GetMsg(context.Background(), 1)
+	require.NoError(t, err)
+	return string(m.Data)
+}
+
+// A writer that pauses longer than stable_for with the file open is not
+// read until it closes the file: nothing is stored cut short.
+func TestFileSourceWaitsForAWriterThatPausesLongerThanStableFor(t *testing.T) {
+	f := newFileSource(t, config.SourceConfig{StableFor: time.Second})
+	clock := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	f.src.now = func() time.Time { return clock }
+	p := filepath.Join(f.dir, "result.hl7")
+	w, err := os.Create(p)
+	require.NoError(t, err)
+	cut := strings.Index(oruFile, "5.4") + 1
+	_, err = w.WriteString(oruFile[:cut]) // "…||5", then the writer pauses
+	require.NoError(t, err)
+
+	for range 3 { // stable for 2.5 s by size and time
+		require.NoError(t, f.src.scan(context.Background()))
+		clock = clock.Add(1250 * time.Millisecond)
+	}
+	assert.True(t, exists(p), "a file its writer still holds open is not taken")
+	assert.EqualValues(t, 0, streamCount(t, f.nats), "nothing stored cut short")
+
+	_, err = w.WriteString(oruFile[cut:])
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	done, _ := f.src.Config.FileDirs()
+	f.scanUntil(t, "result.hl7 in done/", func() bool {
+		clock = clock.Add(1250 * time.Millisecond)
+		return exists(filepath.Join(done, "result.hl7"))
+	})
+	require.EqualValues(t, 1, streamCount(t, f.nats))
+	assert.Equal(t, oruFile, storedBody(t, f.nats), "stored whole: 5.4 and the potassium result")
+}
+
+// growingFolder is a local folder whose file grows right after each of
+// the first reads of it, as a writer that resumes mid-read would.
+type growingFolder struct {
+	localFolder
+	grow *atomic.Int64 // reads left that are followed by an append
+	rest string
+}
+
+func (g growingFolder) read(ctx context.Context, f listed) ([]byte, error) {
+	data, err := g.localFolder.read(ctx, f)
+	if g.grow.Add(-1) >= 0 {
+		fh, ferr := os.OpenFile(f.path, os.O_APPEND|os.O_WRONLY, 0)
+		if ferr == nil {
+			_, _ = fh.WriteString(g.rest)
+			_ = fh.Close()
+		}
+	}
+	return data, err
+}
+
+// A file whose size or time moved while it was read (a writer without
+// the file held open: it reopens to append) is not stored; it is read
+// again once stable, whole.
+func TestFileSourceLeavesAFileThatChangedWhileRead(t *testing.T) {
+	f := newFileSource(t, config.SourceConfig{})
+	cut := strings.Index(oruFile, "5.4") + 1
+	p := f.write(t, "result.hl7", oruFile[:cut])
+	var grow atomic.Int64
+	grow.Store(1)
+	f.src.folder = growingFolder{localFolder: localFolder{cfg: f.src.Config}, grow: &grow, rest: oruFile[cut:]}
+
+	require.NoError(t, f.src.scan(context.Background()))
+	assert.True(t, exists(p), "a file that changed while read stays")
+	assert.EqualValues(t, 0, streamCount(t, f.nats), "nothing stored cut short")
+
+	done, _ := f.src.Config.FileDirs()
+	f.scanUntil(t, "result.hl7 in done/", func() bool { return exists(filepath.Join(done, "result.hl7")) })
+	require.EqualValues(t, 1, streamCount(t, f.nats))
+	assert.Equal(t, oruFile, storedBody(t, f.nats))
+}

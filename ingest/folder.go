@@ -25,7 +25,11 @@ type folder interface {
 	prepare(ctx context.Context) error
 	// list finds the candidate files, oldest first (then by path).
 	list(ctx context.Context) ([]listed, error)
+	// read reads f whole; errFileBusy when a writer still holds it open.
 	read(ctx context.Context, f listed) ([]byte, error)
+	// stat is how f looks now (an error wrapping fs.ErrNotExist when it
+	// is gone).
+	stat(ctx context.Context, f listed) (listed, error)
 	// finish moves f, read whole as data, to done_dir (or deletes it);
 	// refused, to error_dir. It returns where f went.
 	finish(ctx context.Context, f listed, data []byte, refused bool) (string, error)
@@ -111,7 +115,25 @@ func (l localFolder) list(context.Context) ([]listed, error) {
 	return out, err
 }
 
-func (l localFolder) read(_ context.Context, f listed) ([]byte, error) { return os.ReadFile(f.path) }
+func (l localFolder) read(_ context.Context, f listed) ([]byte, error) {
+	fh, err := os.Open(f.path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	if openForWriting(fh) {
+		return nil, errFileBusy
+	}
+	return io.ReadAll(io.LimitReader(fh, maxFileBytes+1))
+}
+
+func (l localFolder) stat(_ context.Context, f listed) (listed, error) {
+	info, err := os.Stat(f.path)
+	if err != nil {
+		return listed{}, err
+	}
+	return listed{path: f.path, size: info.Size(), modTime: info.ModTime()}, nil
+}
 
 func (l localFolder) finish(_ context.Context, f listed, _ []byte, refused bool) (string, error) {
 	done, failed := l.cfg.FileDirs()

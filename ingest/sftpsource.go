@@ -127,6 +127,19 @@ func (r *sftpFolder) read(ctx context.Context, f listed) ([]byte, error) {
 	return data, err
 }
 
+func (r *sftpFolder) stat(ctx context.Context, f listed) (listed, error) {
+	var now listed
+	err := r.do(ctx, func(c *sftpconn.Conn) error {
+		st, err := c.Stat(f.path)
+		if err != nil {
+			return err
+		}
+		now = listed{path: f.path, size: st.Size(), modTime: st.ModTime()}
+		return nil
+	})
+	return now, err
+}
+
 func (r *sftpFolder) finish(ctx context.Context, f listed, data []byte, refused bool) (string, error) {
 	done, failed := r.cfg.FileDirs()
 	to := done
