@@ -78,7 +78,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.srv == nil {
 		return nil
 	}
-	return s.srv.Shutdown(ctx)
+	err := s.srv.Shutdown(ctx)
+	if s.API != nil {
+		s.API.FlushRefusals()
+	}
+	return err
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

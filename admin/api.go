@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,8 +26,13 @@ type API struct {
 	Ops *history.Ops
 	// Status computes GET /api/v1/status.
 	Status func(ctx context.Context) Status
-	// Audit appends an entry to the audit trail.
+	// Audit appends an entry to the audit trail. Content is shown only
+	// once its view is stored (no audit entry, no content: 503).
 	Audit func(ctx context.Context, e wire.AuditEntry) error
+	// AuditReady, if set, says whether an entry can be stored now (e.g.
+	// the audit's share of the disk is left); a change (replay, purge,
+	// pause) is refused with 503 when it cannot.
+	AuditReady func(ctx context.Context) error
 	// SearchKeys are the configured search keys' names.
 	SearchKeys []string
 	// MaxBulk bounds how many messages one replay or purge by filter takes.
@@ -33,6 +40,8 @@ type API struct {
 	// Sessions are the console's; a request without a bearer token may
 	// carry a session cookie instead.
 	Sessions Sessions
+
+	refusals refusals
 }
 
 // user is who made a request, once authenticated.
@@ -72,37 +81,70 @@ func (a *API) authorized(role string, fn func(http.ResponseWriter, *http.Request
 		if !ok && r.Header.Get("Authorization") == "" {
 			var sess *session
 			if sess, tok, ok = a.fromCookie(r); ok && !csrfOK(r, sess) {
-				a.record(r, tok.Name, "request.refused", "403 no CSRF token", nil, r.Method+" "+r.URL.Path)
-				writeError(w, http.StatusForbidden, "missing or wrong X-CSRF-Token (the console sends it with every change)")
+				a.refused(w, r, tok.Name, http.StatusForbidden, "403 no CSRF token", r.Method+" "+r.URL.Path,
+					"missing or wrong X-CSRF-Token (the console sends it with every change)")
 				return
 			}
 		}
 		if !ok {
-			a.record(r, "", "request.refused", "401 no valid token", nil, r.Method+" "+r.URL.Path)
-			w.Header().Set("WWW-Authenticate", `Bearer realm="hl7broker"`)
-			writeError(w, http.StatusUnauthorized, "a valid API token is needed: Authorization: Bearer <token>")
+			a.refused(w, r, "", http.StatusUnauthorized, "401 no valid token", r.Method+" "+r.URL.Path,
+				"a valid API token is needed: Authorization: Bearer <token>")
 			return
 		}
 		if !allows(tok.Role, role) {
-			a.record(r, tok.Name, "request.refused", "403 role "+tok.Role, nil, r.Method+" "+r.URL.Path)
-			writeError(w, http.StatusForbidden, fmt.Sprintf("role %s may not do this (it needs %s)", tok.Role, role))
+			a.refused(w, r, tok.Name, http.StatusForbidden, "403 role "+tok.Role, r.Method+" "+r.URL.Path,
+				fmt.Sprintf("role %s may not do this (it needs %s)", tok.Role, role))
 			return
 		}
 		fn(w, r, user{tok})
 	})
 }
 
-// record appends to the audit trail; a failure to is logged by Audit's
-// owner and does not fail the request already done.
-func (a *API) record(r *http.Request, who, action, result string, ids []string, detail string) {
-	if a.Audit == nil {
-		return
-	}
+// record appends to the audit trail. A failure is logged by Audit's
+// owner; the caller decides whether the request may go on without its
+// entry (content may not: see mustRecord).
+func (a *API) record(r *http.Request, who, action, result string, ids []string, detail string) error {
 	if ids == nil {
 		ids = []string{}
 	}
-	_ = a.Audit(context.WithoutCancel(r.Context()), wire.AuditEntry{At: time.Now().UTC(), User: who, Action: action, Result: result,
+	return a.append(r, wire.AuditEntry{At: time.Now().UTC(), User: who, Action: action, Result: result,
 		IDs: ids, Detail: detail, Remote: r.RemoteAddr})
+}
+
+// append stores e (r, if any, is the request it is about).
+func (a *API) append(r *http.Request, e wire.AuditEntry) error {
+	if a.Audit == nil {
+		return nil
+	}
+	ctx := context.Background()
+	if r != nil {
+		ctx = context.WithoutCancel(r.Context())
+	}
+	return a.Audit(ctx, e)
+}
+
+// mustRecord stores the entry for a view (of content, a patient's search,
+// the trail itself) before it is answered. When it cannot be stored the
+// view is refused: 503 with the reason, and nothing of the content.
+func (a *API) mustRecord(w http.ResponseWriter, r *http.Request, who, action string, ids []string, detail string) bool {
+	if err := a.record(r, who, action, "ok", ids, detail); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "the audit trail could not record this view, so it is not shown (no audit entry, no content): "+err.Error())
+		return false
+	}
+	return true
+}
+
+// auditReady refuses a change (503) when its audit entry could not be
+// stored.
+func (a *API) auditReady(w http.ResponseWriter, r *http.Request) bool {
+	if a.AuditReady == nil {
+		return true
+	}
+	if err := a.AuditReady(r.Context()); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "the audit trail cannot record changes now, so none is made: "+err.Error())
+		return false
+	}
+	return true
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -189,7 +231,7 @@ func (a *API) filterFrom(get func(string) string, keys map[string]string) (histo
 	return f, nil
 }
 
-func (a *API) searchMessages(w http.ResponseWriter, r *http.Request, _ user) {
+func (a *API) searchMessages(w http.ResponseWriter, r *http.Request, u user) {
 	if a.noHistory(w) {
 		return
 	}
@@ -204,11 +246,24 @@ func (a *API) searchMessages(w http.ResponseWriter, r *http.Request, _ user) {
 	if err == nil {
 		var page history.Page
 		if page, err = a.Ops.Index.Search(r.Context(), f); err == nil {
+			// A search by a patient's key says who looked for that patient.
+			if len(keys) > 0 && !a.mustRecord(w, r, u.Name, "message.search", page.IDs(), searchDetail(q)) {
+				return
+			}
 			writeJSON(w, http.StatusOK, page)
 			return
 		}
 	}
 	writeError(w, errorCode(err), err.Error())
+}
+
+// searchDetail is a search's parameters, in a stable order, for its
+// audit entry (the key values are what "who looked for this patient"
+// finds).
+func searchDetail(q url.Values) string {
+	q = maps.Clone(q)
+	q.Del("cursor")
+	return q.Encode()
 }
 
 func pathID(r *http.Request) (uint64, error) {
@@ -227,8 +282,9 @@ func (a *API) showMessage(w http.ResponseWriter, r *http.Request, u user) {
 	if err == nil {
 		var v history.View
 		if v, err = a.Ops.Show(r.Context(), id); err == nil {
-			a.record(r, u.Name, "message.view", "ok", []string{r.PathValue("id")}, "")
-			writeJSON(w, http.StatusOK, v)
+			if a.mustRecord(w, r, u.Name, "message.view", []string{r.PathValue("id")}, "") {
+				writeJSON(w, http.StatusOK, v)
+			}
 			return
 		}
 	}
@@ -292,7 +348,7 @@ func (a *API) bulkLimit(n int) int {
 }
 
 func (a *API) replayMessages(w http.ResponseWriter, r *http.Request, u user) {
-	if a.noHistory(w) {
+	if a.noHistory(w) || !a.auditReady(w, r) {
 		return
 	}
 	var req replayRequest
@@ -375,8 +431,9 @@ func (a *API) showDLQ(w http.ResponseWriter, r *http.Request, u user) {
 		if d, err = a.Ops.Index.DeadLetterByID(r.Context(), id); err == nil {
 			var data []byte
 			if data, err = a.Ops.DeadLetterContent(r.Context(), id); err == nil {
-				a.record(r, u.Name, "dlq.view", "ok", []string{d.ID}, d.Destination)
-				writeJSON(w, http.StatusOK, dlqView{DeadLetter: d, Message: string(data)})
+				if a.mustRecord(w, r, u.Name, "dlq.view", []string{d.ID}, d.Destination) {
+					writeJSON(w, http.StatusOK, dlqView{DeadLetter: d, Message: string(data)})
+				}
 				return
 			}
 		}
@@ -408,7 +465,7 @@ func (a *API) dlqIDs(ctx context.Context, req dlqRequest) (IDs, error) {
 }
 
 func (a *API) replayDLQ(w http.ResponseWriter, r *http.Request, u user) {
-	if a.noHistory(w) {
+	if a.noHistory(w) || !a.auditReady(w, r) {
 		return
 	}
 	var req dlqRequest
@@ -423,7 +480,7 @@ func (a *API) replayDLQ(w http.ResponseWriter, r *http.Request, u user) {
 }
 
 func (a *API) purgeDLQ(w http.ResponseWriter, r *http.Request, u user) {
-	if a.noHistory(w) {
+	if a.noHistory(w) || !a.auditReady(w, r) {
 		return
 	}
 	var req dlqRequest
@@ -447,7 +504,7 @@ func (a *API) destinations(w http.ResponseWriter, r *http.Request, _ user) {
 func (a *API) pause(paused bool) func(http.ResponseWriter, *http.Request, user) {
 	action := map[bool]string{true: "destination.pause", false: "destination.resume"}[paused]
 	return func(w http.ResponseWriter, r *http.Request, u user) {
-		if a.noHistory(w) {
+		if a.noHistory(w) || !a.auditReady(w, r) {
 			return
 		}
 		name := r.PathValue("name")
@@ -462,7 +519,7 @@ func (a *API) pause(paused bool) func(http.ResponseWriter, *http.Request, user) 
 	}
 }
 
-func (a *API) audit(w http.ResponseWriter, r *http.Request, _ user) {
+func (a *API) audit(w http.ResponseWriter, r *http.Request, u user) {
 	if a.noHistory(w) {
 		return
 	}
@@ -481,6 +538,9 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request, _ user) {
 	}
 	if err != nil {
 		writeError(w, errorCode(err), err.Error())
+		return
+	}
+	if !a.mustRecord(w, r, u.Name, "audit.read", []string{}, searchDetail(q)) {
 		return
 	}
 	writeJSON(w, http.StatusOK, p)

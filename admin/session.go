@@ -138,8 +138,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	}
 	tok, ok := a.Tokens.lookup("Bearer " + req.Token)
 	if !ok {
-		a.record(r, "", "request.refused", "401 sign-in with no valid token", nil, "console sign-in")
-		writeError(w, http.StatusUnauthorized, "this is not a valid API token")
+		a.refused(w, r, "", http.StatusUnauthorized, "401 sign-in with no valid token", "console sign-in", "this is not a valid API token")
 		return
 	}
 	id, sess := a.Sessions.create(sha256.Sum256([]byte(req.Token)))

@@ -159,7 +159,10 @@ func apiTokens(cfg *config.Config) ([]admin.Token, error) {
 // audit appends an entry to HL7_AUDIT; a failure is logged (the entry has
 // no content, so it can be).
 func (b *Broker) audit(ctx context.Context, e wire.AuditEntry) error {
-	err := store.AppendAudit(ctx, b.nats.JetStream, e)
+	err := b.nats.AuditRoom()
+	if err == nil {
+		err = store.AppendAudit(ctx, b.nats.JetStream, e)
+	}
 	if err != nil {
 		b.log.Error().Str("action", e.Action).Str("user", e.User).Str("reason", err.Error()).Msg("audit entry could not be stored")
 	}

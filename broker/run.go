@@ -160,7 +160,8 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 	}
 	b.metrics.watch(b, n.Syncer)
 	if cfg.Admin.Addr != "" {
-		api := &admin.API{Tokens: b.tokens, Ops: b.ops, Status: b.status, Audit: b.audit, SearchKeys: slices.Sorted(maps.Keys(cfg.History.SearchKeys))}
+		api := &admin.API{Tokens: b.tokens, Ops: b.ops, Status: b.status, Audit: b.audit,
+			AuditReady: func(context.Context) error { return b.nats.AuditRoom() }, SearchKeys: slices.Sorted(maps.Keys(cfg.History.SearchKeys))}
 		b.admin = &admin.Server{Metrics: b.metrics.reg, Ready: b.readiness, Log: log, API: api, CertFile: cfg.Admin.TLS.CertFile, KeyFile: cfg.Admin.TLS.KeyFile}
 		if err := b.admin.Start(cfg.Admin.Addr); err != nil {
 			b.stopAllListeners(context.Background())

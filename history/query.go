@@ -432,3 +432,12 @@ func (ix *Index) Prune(ctx context.Context, firstIn, firstDLQ, firstAudit uint64
 	}
 	return nil
 }
+
+// IDs are the page's message ids, for an audit entry.
+func (p Page) IDs() []string {
+	ids := make([]string, len(p.Items))
+	for i, s := range p.Items {
+		ids[i] = s.ID
+	}
+	return ids
+}

@@ -167,7 +167,7 @@ func (l *EventLog) publish(ctx context.Context, data []byte, n int) {
 
 // AppendAudit stores one audit entry and waits until it is stored.
 func AppendAudit(ctx context.Context, js jetstream.JetStream, e wire.AuditEntry) error {
-	data, err := json.Marshal(e)
+	data, err := json.Marshal(e.Bounded())
 	if err != nil {
 		return err
 	}

@@ -7,9 +7,11 @@ package wire
 import (
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 )
@@ -266,4 +268,43 @@ type AuditEntry struct {
 	IDs    []string  `json:"ids"`
 	Detail string    `json:"detail,omitempty"` // a destination, a filter, a path
 	Remote string    `json:"remote,omitempty"`
+}
+
+// Bounds of an audit entry's fields: what a client sends (a path, a
+// filter) is cut to these, so no request can make an entry large.
+const (
+	AuditMaxField = 256 // user, action, result, detail, remote: bytes each
+	AuditMaxID    = 64  // each id
+)
+
+// Bounded is e with each field cut to its bound; a cut field ends with
+// "…(N bytes)", N its whole length.
+func (e AuditEntry) Bounded() AuditEntry {
+	e.User, e.Action, e.Result = cut(e.User, AuditMaxField), cut(e.Action, AuditMaxField), cut(e.Result, AuditMaxField)
+	e.Detail, e.Remote = cut(e.Detail, AuditMaxField), cut(e.Remote, AuditMaxField)
+	for i, id := range e.IDs {
+		if len(id) > AuditMaxID {
+			ids := slices.Clone(e.IDs)
+			for j := i; j < len(ids); j++ {
+				ids[j] = cut(ids[j], AuditMaxID)
+			}
+			e.IDs = ids
+			break
+		}
+	}
+	return e
+}
+
+// cut is s if it fits in max bytes, else its start (whole UTF-8
+// characters) and how long it was.
+func cut(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	tail := fmt.Sprintf("…(%d bytes)", len(s))
+	n := max - len(tail)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + tail
 }

@@ -1,7 +1,9 @@
 package wire
 
 import (
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 )
@@ -23,4 +25,17 @@ func TestNamesAndRecipesAreStable(t *testing.T) {
 	id := IngestID("lab", [16]byte{0xab}, [16]byte{0xcd})
 	assert.Len(t, id, len("lab:")+64)
 	assert.Equal(t, "lab:ab", id[:6])
+}
+
+func TestAuditEntryBoundedCutsLongFieldsOnCharacterBoundaries(t *testing.T) {
+	long := strings.Repeat("é", 1000) // 2,000 bytes
+	e := AuditEntry{User: "olga", Detail: "GET /api/v1/" + long, IDs: []string{"1", strings.Repeat("9", 100)}}
+	b := e.Bounded()
+	assert.Equal(t, "olga", b.User, "short fields stay")
+	assert.LessOrEqual(t, len(b.Detail), AuditMaxField)
+	assert.True(t, utf8.ValidString(b.Detail), "cut between characters")
+	assert.True(t, strings.HasSuffix(b.Detail, "…(2012 bytes)"), b.Detail)
+	assert.Equal(t, "1", b.IDs[0])
+	assert.LessOrEqual(t, len(b.IDs[1]), AuditMaxID)
+	assert.Len(t, e.IDs[1], 100, "the entry given is not changed")
 }

@@ -1,49 +1,18 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// mountTmpfs mounts a tmpfs of size MB on a new folder, or skips the
-// test where mounting is not allowed (not root, no CAP_SYS_ADMIN).
-func mountTmpfs(t *testing.T, mb int) string {
-	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm", mb), "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		t.Skipf("cannot mount a tmpfs here (%v: %s): the full-disk fault test needs root", err, strings.TrimSpace(string(out)))
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
-
-// fillDisk writes to file until the file system is full.
-func fillDisk(t *testing.T, file string) {
-	t.Helper()
-	f, err := os.Create(file)
-	require.NoError(t, err)
-	defer f.Close()
-	block := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(block); err != nil {
-			require.True(t, errors.Is(err, syscall.ENOSPC), "filling the disk: %v", err)
-			return
-		}
-	}
-}
 
 func readyz(admin string) (int, string) {
 	resp, err := http.Get("http://" + admin + "/readyz")
@@ -62,7 +31,7 @@ func readyz(admin string) (int, string) {
 // message acked AA is delivered.
 func TestFullDiskRecoversByItself(t *testing.T) {
 	skipUnlessFaultTests(t)
-	data := mountTmpfs(t, 40)
+	data := testkit.MountTmpfs(t, 40)
 	in, sinkAddr, admin := freePort(t), freePort(t), freePort(t)
 	config := fmt.Sprintf(`
 data_dir: %s
@@ -80,7 +49,7 @@ destinations: [{name: emr, type: mllp, addr: "%s", timeout: 2s, ordering: key, p
 	require.Eventually(t, func() bool { return ackedAA(admin) >= 300 }, 60*time.Second, 20*time.Millisecond, "waiting for %s", `ackedAA(admin) >= 300`)
 
 	filler := filepath.Join(data, "filler")
-	fillDisk(t, filler)
+	testkit.FillDisk(t, filler, 0)
 	ae := metric(admin, "hl7broker_acks_total", `code="AE"`)
 	require.Eventually(t, func() bool { return metric(admin, "hl7broker_acks_total", `code="AE"`) > ae }, 30*time.Second, 20*time.Millisecond,
 		"senders get AE once the disk is full")

@@ -1,0 +1,118 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hl7broker/hl7broker/admin"
+	"github.com/hl7broker/hl7broker/history"
+	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/internal/testkit"
+	"github.com/hl7broker/hl7broker/wire"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// No audit entry, no content: while the audit trail cannot store an
+// entry, a message, a dead letter, a search by a patient's key and the
+// trail itself are answered 503 without content, and no change is made;
+// once it can, each view is answered and audited.
+func TestNoAuditEntryNoContent(t *testing.T) {
+	p := startPipeline(t, historyConfig(t, t.TempDir()))
+	require.Equal(t, hl7.AA, p.send(t, "in", adtMsg("AU-1", "MRN1", "A08")))
+	require.Equal(t, hl7.AA, p.send(t, "in", oruMsg("AU-2"))) // dead-lettered for "down"
+	var letter string
+	testkit.WaitFor(t, 20*time.Second, func() error {
+		d, err := p.ops.Index.DeadLetters(context.Background(), history.DLQFilter{})
+		if err != nil || len(d.Items) != 1 {
+			return fmt.Errorf("waiting for one dead letter: %v %+v", err, d.Items)
+		}
+		letter = d.Items[0].ID
+		return nil
+	})
+
+	var failing atomic.Bool
+	var mu sync.Mutex
+	var trail []wire.AuditEntry
+	full := errors.New("the data folder's disk is full")
+	tokens := &admin.Tokens{}
+	tokens.Set([]admin.Token{admin.NewToken("olga", admin.RoleAdmin, "admin-token-0123456789")})
+	api := &admin.API{Tokens: tokens, Ops: p.ops, SearchKeys: []string{"mrn"},
+		Status: func(context.Context) admin.Status { return admin.Status{} },
+		Audit: func(_ context.Context, e wire.AuditEntry) error {
+			if failing.Load() {
+				return full
+			}
+			mu.Lock()
+			trail = append(trail, e)
+			mu.Unlock()
+			return nil
+		},
+		AuditReady: func(context.Context) error {
+			if failing.Load() {
+				return full
+			}
+			return nil
+		}}
+	s := &admin.Server{Metrics: prometheus.NewRegistry(), Ready: func(context.Context) admin.Readiness { return admin.Readiness{Ready: true} },
+		Log: zerolog.Nop(), API: api}
+	require.NoError(t, s.Start("127.0.0.1:0"))
+	defer s.Shutdown(context.Background())
+	do := func(method, path, body string) (int, string) {
+		req, err := http.NewRequest(method, "http://"+s.Addr().String()+path, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer admin-token-0123456789")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	views := []struct{ action, method, path, body string }{
+		{"message.view", "GET", "/api/v1/messages/1", ""},
+		{"dlq.view", "GET", "/api/v1/dlq/" + letter, ""},
+		{"message.search", "GET", "/api/v1/messages?key.mrn=MRN1", ""},
+		{"audit.read", "GET", "/api/v1/audit", ""},
+		{"destination.pause", "POST", "/api/v1/destinations/files/pause", ""},
+		{"dlq.replay", "POST", "/api/v1/dlq/replay", `{"ids":["` + letter + `"]}`},
+	}
+
+	failing.Store(true)
+	for _, v := range views {
+		code, body := do(v.method, v.path, v.body)
+		assert.Equal(t, http.StatusServiceUnavailable, code, "%s while the audit fails: %s", v.action, body)
+		assert.Contains(t, body, "audit trail", v.action)
+		assert.NotContains(t, body, "MSH|", "%s: no content", v.action)
+		assert.NotContains(t, body, "Müller", "%s: no content", v.action)
+	}
+	d, err := p.ops.Index.DeadLetters(context.Background(), history.DLQFilter{})
+	require.NoError(t, err)
+	assert.Len(t, d.Items, 1, "no replay was made")
+
+	failing.Store(false)
+	for _, v := range views {
+		code, body := do(v.method, v.path, v.body)
+		assert.Equal(t, http.StatusOK, code, "%s: %s", v.action, body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var actions []string
+	for _, e := range trail {
+		actions = append(actions, e.Action)
+		if e.Action == "message.search" {
+			assert.Equal(t, "key.mrn=MRN1", e.Detail, "who looked for which patient")
+			assert.Equal(t, []string{"1"}, e.IDs, "and which messages it found")
+		}
+	}
+	assert.Equal(t, []string{"message.view", "dlq.view", "message.search", "audit.read", "destination.pause", "dlq.replay"}, actions)
+}
