@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -172,12 +173,14 @@ func (o *Ops) sync(ctx context.Context) error {
 
 // ReplayMessages replays each message: through today's routes as a new
 // message (dest empty), or its copy for dest sent again. by is who asked.
+// Whatever order ids come in, they are replayed in the order the broker
+// received them (ids are HL7_IN sequences).
 func (o *Ops) ReplayMessages(ctx context.Context, ids []uint64, dest, by string) (Outcome, error) {
 	if dest != "" && !o.Destination(dest) {
 		return Outcome{}, fmt.Errorf("%w: %s", ErrUnknownDestination, dest)
 	}
 	out := Outcome{Items: []Result{}}
-	for _, id := range ids {
+	for _, id := range slices.Compact(slices.Sorted(slices.Values(ids))) {
 		newID, err := o.replayMessage(ctx, id, dest, by)
 		out.add(id, err, newID)
 	}
@@ -258,13 +261,15 @@ func (o *Ops) queue(ctx context.Context, dest string, data []byte, h nats.Header
 // ReplayDeadLetters sends dead letters again: to their destination, or to
 // dest when given; a letter the router parked (a failed transform) is
 // reprocessed through today's routes. Each leaves HL7_DLQ once its
-// replay is stored.
+// replay is stored. They are replayed in the order their messages were
+// received (inReceivedOrder), and each by one replay only: a letter
+// another replay or purge has claimed is reported, not sent twice.
 func (o *Ops) ReplayDeadLetters(ctx context.Context, ids []uint64, dest, by string) (Outcome, error) {
 	if dest != "" && !o.Destination(dest) {
 		return Outcome{}, fmt.Errorf("%w: %s", ErrUnknownDestination, dest)
 	}
 	out := Outcome{Items: []Result{}}
-	for _, id := range ids {
+	for _, id := range o.inReceivedOrder(ctx, slices.Compact(slices.Sorted(slices.Values(ids)))) {
 		newID, err := o.replayDeadLetter(ctx, id, dest, by)
 		out.add(id, err, newID)
 	}
@@ -273,6 +278,11 @@ func (o *Ops) ReplayDeadLetters(ctx context.Context, ids []uint64, dest, by stri
 
 func (o *Ops) replayDeadLetter(ctx context.Context, id uint64, dest, by string) (uint64, error) {
 	at := time.Now() // see replayMessage
+	release, err := o.claimDeadLetter(ctx, id, by)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
 	m, err := o.get(ctx, wire.StreamDLQ, id)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, ErrNotFound
@@ -314,7 +324,7 @@ func (o *Ops) replayDeadLetter(ctx context.Context, id uint64, dest, by string) 
 		}
 	}
 	if err := o.deleteDeadLetter(ctx, id); err != nil {
-		return newID, fmt.Errorf("replayed, but removing the dead letter failed (it may be replayed twice): %w", err)
+		return newID, fmt.Errorf("replayed, but removing the dead letter failed (it stays; replaying it again would send it twice): %w", err)
 	}
 	o.Events.Record(ev)
 	return newID, nil
@@ -338,37 +348,53 @@ func (o *Ops) deleteDeadLetter(ctx context.Context, id uint64) error {
 func (o *Ops) PurgeDeadLetters(ctx context.Context, ids []uint64, by string) Outcome {
 	out := Outcome{Items: []Result{}}
 	for _, id := range ids {
-		var err error
-		m, gerr := o.get(ctx, wire.StreamDLQ, id)
-		switch {
-		case errors.Is(gerr, jetstream.ErrMsgNotFound):
-			err = ErrNotFound
-		case gerr != nil:
-			err = gerr
-		default:
-			if err = o.deleteDeadLetter(ctx, id); err == nil {
-				inSeq, _ := strconv.ParseUint(m.Header.Get(wire.HeaderInSeq), 10, 64)
-				o.Events.Record(wire.Event{Kind: wire.EventPurged, Message: inSeq, Destination: strings.TrimPrefix(m.Subject, wire.SubjectDLQ+"."), DLQ: id, By: by})
-			}
-		}
-		out.add(id, err, 0)
+		out.add(id, o.purgeDeadLetter(ctx, id, by), 0)
 	}
 	return out
 }
 
-// DeadLetterIDs lists the ids of every dead letter of dest ("" all), up
-// to max.
+func (o *Ops) purgeDeadLetter(ctx context.Context, id uint64, by string) error {
+	release, err := o.claimDeadLetter(ctx, id, by)
+	if err != nil {
+		return err
+	}
+	defer release()
+	m, err := o.get(ctx, wire.StreamDLQ, id)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return ErrNotFound
+	} else if err != nil {
+		return err
+	}
+	if err := o.deleteDeadLetter(ctx, id); err != nil {
+		return err
+	}
+	inSeq, _ := strconv.ParseUint(m.Header.Get(wire.HeaderInSeq), 10, 64)
+	o.Events.Record(wire.Event{Kind: wire.EventPurged, Message: inSeq, Destination: strings.TrimPrefix(m.Subject, wire.SubjectDLQ+"."), DLQ: id, By: by})
+	return nil
+}
+
+// DeadLetterIDs lists the ids of the dead letters of dest ("" all), up
+// to max: the oldest messages' first, so that a bulk replay cut at max
+// leaves only later messages for the next one.
 func (o *Ops) DeadLetterIDs(ctx context.Context, dest string, maxN int) ([]uint64, error) {
-	f := DLQFilter{Destination: dest, Limit: 1000}
-	return collectIDs(maxN, func(cursor string) ([]string, string, error) {
-		f.Cursor = cursor
-		p, err := o.Index.DeadLetters(ctx, f)
-		ids := make([]string, len(p.Items))
-		for i, d := range p.Items {
-			ids[i] = d.ID
+	q, args := `SELECT id FROM dlq ORDER BY message, id LIMIT ?`, []any{maxN}
+	if dest != "" {
+		q, args = `SELECT id FROM dlq WHERE destination = ? ORDER BY message, id LIMIT ?`, []any{dest, maxN}
+	}
+	rows, err := o.Index.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []uint64
+	for rows.Next() {
+		var id uint64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
 		}
-		return ids, p.NextCursor, err
-	})
+		out = append(out, id)
+	}
+	return out, rows.Err()
 }
 
 // MessageIDs lists the ids of the messages f selects, up to max.

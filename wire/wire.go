@@ -178,6 +178,10 @@ const (
 // PausedKey is present in StateBucket while destination dest is paused.
 func PausedKey(dest string) string { return "paused." + dest }
 
+// DLQClaimKey is present in StateBucket while a replay or purge has
+// claimed dead letter id: whoever creates it first does the work.
+func DLQClaimKey(id uint64) string { return "claim.dlq." + strconv.FormatUint(id, 10) }
+
 // Headers of a replayed message.
 const (
 	HeaderReplayOf   = "HL7-Replay-Of"   // "message <HL7_IN seq>" or "dlq <HL7_DLQ seq>"
