@@ -206,6 +206,9 @@ type OAuth2Config struct {
 }
 
 // RetryConfig is a destination's retry schedule; the last backoff repeats.
+// MaxAttempts 0 in a file (RetryForever here) retries until delivered;
+// left out, it is RetryForever for fifo and key destinations and
+// DefaultMaxAttempts for parallel ones.
 type RetryConfig struct {
 	MaxAttempts int             `mapstructure:"max_attempts"`
 	Backoff     []time.Duration `mapstructure:"backoff"`
@@ -251,12 +254,11 @@ var defaults = map[string]any{
 	"sources[].max_body_bytes":    16 << 20,
 	"sources[].move_to":           "server",
 
-	"destinations[].ordering":           "fifo",
-	"destinations[].on_reject":          "dead_letter",
-	"destinations[].retry.max_attempts": DefaultMaxAttempts,
-	"destinations[].retry.backoff":      DefaultBackoff,
-	"destinations[].encoding":           "er7",
-	"destinations[].timeout":            30 * time.Second,
+	"destinations[].ordering":      "fifo",
+	"destinations[].on_reject":     "dead_letter",
+	"destinations[].retry.backoff": DefaultBackoff,
+	"destinations[].encoding":      "er7",
+	"destinations[].timeout":       30 * time.Second,
 }
 
 // Defaults that code elsewhere names.
@@ -265,7 +267,14 @@ const (
 	// documentation that long): 6 × 365.25 days.
 	DefaultAuditAge        = 6 * 8766 * time.Hour
 	DefaultMaxMessageBytes = 1 << 20
-	DefaultMaxAttempts     = 10
+	// DefaultMaxAttempts is a parallel destination's when none is given.
+	// An ordered (fifo or key) destination holds its line until delivered
+	// (RetryForever): skipping a message would reorder its feed.
+	DefaultMaxAttempts = 10
+	// RetryForever is retry.max_attempts: 0 as written in a file: retry
+	// until delivered or an operator acts (pause, purge). A rejection
+	// (AR/AE) still goes by on_reject.
+	RetryForever = -1
 )
 
 // DefaultBackoff is a destination's retry schedule when none is given.
@@ -422,6 +431,10 @@ func (c *Config) restoreMapKeys(pos *positions) {
 	for i := range c.Destinations {
 		d := &c.Destinations[i]
 		d.Headers = restore(fmt.Sprintf("destinations[%d].headers", i), d.Headers)
+		// max_attempts: 0 written out means forever, not "left out".
+		if n := pos.node(fmt.Sprintf("destinations[%d].retry.max_attempts", i)); n != nil && d.Retry.MaxAttempts == 0 && n.Value == "0" {
+			d.Retry.MaxAttempts = RetryForever
+		}
 	}
 }
 
@@ -491,6 +504,12 @@ func (c *Config) ApplyDefaults() {
 	for i := range c.Destinations {
 		d := &c.Destinations[i]
 		applyEntryDefaults("destinations[].", reflect.ValueOf(d).Elem())
+		if d.Retry.MaxAttempts == 0 {
+			d.Retry.MaxAttempts = RetryForever
+			if d.Ordering == "parallel" {
+				d.Retry.MaxAttempts = DefaultMaxAttempts
+			}
+		}
 		DestinationTypeDefaults(d)
 	}
 }

@@ -342,10 +342,38 @@ func TestEntryDefaults(t *testing.T) {
 	assert.Equal(t, "auto", c.Listeners[0].AckMode)
 	assert.Equal(t, config.DefaultMaxMessageBytes, c.Listeners[0].MaxMessageBytes)
 	d := c.Destinations[0]
-	assert.Equal(t, []any{"fifo", "dead_letter", config.DefaultMaxAttempts, "er7", 30 * time.Second, "x-application/hl7-v2+er7"},
+	assert.Equal(t, []any{"fifo", "dead_letter", config.RetryForever, "er7", 30 * time.Second, "x-application/hl7-v2+er7"},
 		[]any{d.Ordering, d.OnReject, d.Retry.MaxAttempts, d.Encoding, d.Timeout, d.ContentType})
 	assert.Equal(t, config.DefaultBackoff, d.Retry.Backoff)
 	assert.Equal(t, "key", c.Destinations[1].Ordering, "a value given is kept")
 	assert.Equal(t, time.Second, c.Destinations[1].Timeout)
 	assert.Empty(t, c.Destinations[1].ContentType, "the http type's default is not an mllp key")
+}
+
+// retry.max_attempts: 0 written out means until delivered; left out, an
+// ordered destination holds its line until delivered and a parallel one
+// gives up after DefaultMaxAttempts; a negative count is a problem.
+func TestRetryUntilDelivered(t *testing.T) {
+	c, err := config.Load(writeConfig(t, `
+listeners: [{name: in, addr: "127.0.0.1:0"}]
+routes: [{name: r, to: [a, b, c, d]}]
+destinations:
+  - {name: a, type: file, dir: /tmp/a, retry: {max_attempts: 0}, ordering: parallel, concurrency: 4}
+  - {name: b, type: file, dir: /tmp/b}
+  - {name: c, type: file, dir: /tmp/c, ordering: parallel, concurrency: 4}
+  - {name: d, type: file, dir: /tmp/d, retry: {max_attempts: 3}}
+`))
+	require.NoError(t, err)
+	got := []int{}
+	for _, d := range c.Destinations {
+		got = append(got, d.Retry.MaxAttempts)
+	}
+	assert.Equal(t, []int{config.RetryForever, config.RetryForever, config.DefaultMaxAttempts, 3}, got)
+
+	_, problems := loadProblems(t, writeConfig(t, `
+listeners: [{name: in, addr: "127.0.0.1:0"}]
+routes: [{name: r, to: [a]}]
+destinations: [{name: a, type: file, dir: /tmp/a, retry: {max_attempts: -2}}]
+`))
+	assert.Contains(t, problems["destinations[0].retry.max_attempts"], "0 (until delivered)")
 }

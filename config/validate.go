@@ -169,8 +169,8 @@ func (c *Config) validateDestination(v *validator, key string, d DestinationConf
 	default:
 		v.add(key+".ordering", "%q is not one of %s", d.Ordering, strings.Join(enumOf(d, "Ordering"), ", "))
 	}
-	if d.Retry.MaxAttempts < 1 {
-		v.add(key+".retry.max_attempts", "must be at least 1")
+	if d.Retry.MaxAttempts < RetryForever {
+		v.add(key+".retry.max_attempts", "must be 0 (until delivered) or a number of attempts")
 	}
 	for j, b := range d.Retry.Backoff {
 		if b <= 0 {

@@ -365,3 +365,28 @@ func TestOrderedQueueSharedByTwoWorkersKeepsOrder(t *testing.T) {
 		require.Equal(t, "b", w, "delivery %d: the worker left running", 401+i)
 	}
 }
+
+// retry: {max_attempts: 0} (RetryForever), an ordered queue's default:
+// a downstream down for many more attempts than any count would allow is
+// waited for, and the queue then drains in order with nothing
+// dead-lettered (an overnight EMR outage, shortened).
+func TestOrderedQueueRetriesUntilDeliveredWithRetryForever(t *testing.T) {
+	t.Parallel()
+	n := openStore(t)
+	queueCopies(t, n, "emr", 1, 20)
+	var d deliveries
+	var attempts atomic.Int64
+	down := d.recorder("w", func(m Message) bool { return attempts.Add(1) <= 40 }) // the first 40 attempts fail
+	dest := testDest("emr", down)
+	dest.MaxAttempts = -1 // config.RetryForever
+	dest.Backoff = []time.Duration{time.Millisecond}
+	var dead atomic.Int64
+	startWorker(t, &Worker{JetStream: n.JetStream, Dest: dest, Log: zerolog.Nop(), OnDone: func(outcome string, _ nats.Header) {
+		if outcome == "dead_lettered" {
+			dead.Add(1)
+		}
+	}})
+	requireInOrderOnce(t, d.waitDelivered(t, 20, "after 40 failed attempts"), 1, 20)
+	require.Zero(t, dead.Load(), "nothing dead-lettered")
+	require.Greater(t, attempts.Load(), int64(40))
+}

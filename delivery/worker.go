@@ -25,10 +25,10 @@ type Destination struct {
 	// queue, one partition, or one of the parallel slots. Each has its own
 	// (an MLLP connection carries one message at a time).
 	NewDeliverer func() (Deliverer, error)
-	Ordering     string // fifo | parallel | key
-	Concurrency  int    // parallel
-	Partitions   int    // key
-	MaxAttempts  int
+	Ordering     string          // fifo | parallel | key
+	Concurrency  int             // parallel
+	Partitions   int             // key
+	MaxAttempts  int             // < 1: until delivered (config.RetryForever)
 	Backoff      []time.Duration // the last one repeats
 	OnReject     string          // dead_letter | retry
 	// Timeout bounds one attempt. The queue's ack wait is Timeout plus a
@@ -247,7 +247,7 @@ func (w *Worker) deliver(ctx context.Context, d Deliverer, msg queued, holdLine 
 			return true
 		case res.Outcome == Rejected && w.Dest.OnReject != "retry":
 			return w.deadLetterHolding(ctx, msg, "rejected: "+res.Reason, attempt, holdLine)
-		case attempt >= w.Dest.MaxAttempts:
+		case w.Dest.MaxAttempts > 0 && attempt >= w.Dest.MaxAttempts: // else (RetryForever) until delivered
 			return w.deadLetterHolding(ctx, msg, fmt.Sprintf("gave up after %d attempts: %s", attempt, res.Reason), attempt, holdLine)
 		}
 		wait := w.backoff(attempt)
