@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hl7broker/hl7broker/internal/secret"
 	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/tracing"
 	"github.com/hl7broker/hl7broker/wire"
@@ -215,6 +216,7 @@ func (w *Worker) deliver(ctx context.Context, d Deliverer, msg queued, holdLine 
 			stop = store.KeepInProgress([]queued{msg}, w.Dest.ackWait()/3)
 		}
 		res, panicked := deliverSafely(actx, d, dm)
+		res.Reason = secret.Scrub(res.Reason) // a reason may quote a URL with a secret in its path
 		stop()
 		w.endAttempt(span, res, panicked)
 		if panicked {

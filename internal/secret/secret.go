@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // ref matches one reference: ${env:NAME} or ${file:PATH}.
@@ -43,6 +44,7 @@ func Expand(s, dir string) (string, error) {
 			if !ok && firstErr == nil {
 				firstErr = fmt.Errorf("environment variable %s is not set", name)
 			}
+			remember(v)
 			return v
 		default:
 			if name != "" && !filepath.IsAbs(name) {
@@ -52,7 +54,9 @@ func Expand(s, dir string) (string, error) {
 			if err != nil && firstErr == nil {
 				firstErr = fmt.Errorf("secret file %s cannot be read", name)
 			}
-			return strings.TrimRight(string(b), "\r\n")
+			v := strings.TrimRight(string(b), "\r\n")
+			remember(v)
+			return v
 		}
 	})
 	if firstErr != nil {
@@ -95,15 +99,61 @@ func URL(u string) string {
 		p.RawQuery = q.Encode()
 	}
 	p.Fragment, p.RawFragment = "", ""
-	return p.String()
+	return Scrub(p.String())
+}
+
+// known are the values references were expanded to: a secret may stand
+// anywhere in a URL (https://hooks.example/hook/${env:TOKEN}/in), so a
+// printed URL or error is scrubbed of each.
+var known sync.Map // string -> struct{}
+
+// minKnown is the shortest value scrubbed: shorter ones would blank out
+// ordinary text.
+const minKnown = 4
+
+func remember(v string) {
+	if len(v) >= minKnown {
+		known.Store(v, struct{}{})
+	}
+}
+
+// Scrub replaces every value a reference was expanded to (as it is, and
+// as escaped in a URL path or query) with REDACTED.
+func Scrub(s string) string {
+	known.Range(func(k, _ any) bool {
+		v := k.(string)
+		for _, form := range []string{v, url.PathEscape(v), url.QueryEscape(v)} {
+			if strings.Contains(s, form) {
+				s = strings.ReplaceAll(s, form, Redacted)
+			}
+		}
+		return true
+	})
+	return s
 }
 
 // Error returns err with the URL inside a *url.Error redacted (Go's HTTP
 // client puts the whole request URL in its errors).
 func Error(err error) error {
-	var ue *url.Error
-	if !errors.As(err, &ue) {
-		return err
+	if err == nil {
+		return nil
 	}
-	return &url.Error{Op: ue.Op, URL: URL(ue.URL), Err: ue.Err}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = &url.Error{Op: ue.Op, URL: URL(ue.URL), Err: ue.Err}
+	}
+	if msg := err.Error(); Scrub(msg) != msg {
+		return scrubbed{msg: Scrub(msg), err: err}
+	}
+	return err
 }
+
+// scrubbed is an error whose text had a secret in it; errors.Is and As
+// still see the error it stands for.
+type scrubbed struct {
+	msg string
+	err error
+}
+
+func (e scrubbed) Error() string { return e.msg }
+func (e scrubbed) Unwrap() error { return e.err }

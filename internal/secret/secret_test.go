@@ -2,6 +2,8 @@ package secret
 
 import (
 	"errors"
+	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -51,4 +53,25 @@ func TestExpand(t *testing.T) {
 	assert.True(t, strings.Contains(err.Error(), "cannot be read"))
 	assert.True(t, IsRef("${env:X}"))
 	assert.False(t, IsRef("x${env:X}"))
+}
+
+// A secret may stand anywhere in a URL: in its path, as a webhook's token
+// does. Once expanded from a reference it is scrubbed from every printed
+// URL and error, as written and as escaped.
+func TestSecretInAURLPathIsRedactedWherePrinted(t *testing.T) {
+	t.Setenv("HL7B_PATHTOK", "hooktok/9f3+x")
+	u, err := Expand("http://127.0.0.1:1/hook/${env:HL7B_PATHTOK}/in", "")
+	require.NoError(t, err)
+	assert.Equal(t, "http://127.0.0.1:1/hook/REDACTED/in", URL(u))
+	escaped := "http://127.0.0.1:1/hook/" + url.PathEscape("hooktok/9f3+x") + "/in"
+	assert.NotContains(t, URL(escaped), "9f3")
+	_, perr := http.Post(u, "text/plain", strings.NewReader("x"))
+	require.Error(t, perr)
+	got := Error(perr)
+	assert.NotContains(t, got.Error(), "9f3", "Go's HTTP client error, redacted")
+	var ue *url.Error
+	assert.True(t, errors.As(got, &ue), "still a *url.Error underneath")
+	wrapped := Error(fmt.Errorf("posting to %s: refused", u))
+	assert.Equal(t, "posting to http://127.0.0.1:1/hook/REDACTED/in: refused", wrapped.Error())
+	assert.Equal(t, "short: abc", Scrub("short: abc"), "values under 4 bytes are not scrubbed")
 }
