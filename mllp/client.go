@@ -64,6 +64,11 @@ func (c *Client) Send(ctx context.Context, msg []byte) ([]byte, error) {
 	if c.closed {
 		return nil, ErrClientClosed
 	}
+	if c.conn != nil && stale(c.conn) { // closed by a receiver that restarted: dial anew, at no cost
+		c.Logger.Debug().Str("addr", c.Addr).Msg("the idle connection was closed by the receiver; connecting again")
+		c.conn.Close()
+		c.conn, c.reader, c.quick = nil, nil, nil
+	}
 	if c.conn == nil {
 		if err := c.dial(ctx); err != nil {
 			return nil, err
