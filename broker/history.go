@@ -143,17 +143,29 @@ func (b *Broker) setPaused(name string, paused bool) {
 	}
 }
 
-// apiTokens reads the configured tokens, keeping only their hashes.
-func apiTokens(cfg *config.Config) ([]admin.Token, error) {
+// apiTokens reads the configured tokens, keeping only their hashes; an
+// optional one that is missing is left out, and named in missing.
+func apiTokens(cfg *config.Config) (tokens []admin.Token, missing []string, err error) {
 	var out []admin.Token
 	for _, t := range cfg.Admin.Tokens {
 		secret, err := cfg.ReadToken(t)
+		if t.Optional && errors.Is(err, config.ErrTokenMissing) {
+			missing = append(missing, t.Name)
+			continue
+		}
 		if err != nil {
-			return nil, fmt.Errorf("admin.tokens %s: %w", t.Name, err)
+			return nil, nil, fmt.Errorf("admin.tokens %s: %w", t.Name, err)
 		}
 		out = append(out, admin.NewToken(t.Name, t.Role, secret))
 	}
-	return out, nil
+	return out, missing, nil
+}
+
+// warnMissingTokens names the optional tokens left out.
+func (b *Broker) warnMissingTokens(missing []string) {
+	for _, name := range missing {
+		b.log.Warn().Str("token", name).Msg("admin.tokens: this optional token's file or variable is missing, so it is left out (create it and reload)")
+	}
 }
 
 // audit appends an entry to HL7_AUDIT; a failure is logged (the entry has

@@ -82,11 +82,12 @@ func (b *Broker) apply(cfg *config.Config, table *routing.Table) error {
 	next := *cfg
 	next.DataDir, next.NATS, next.History, next.Tracing = old.DataDir, old.NATS, old.History, old.Tracing
 	next.Admin.Addr, next.Admin.TLS, next.Admin.AuditAge = old.Admin.Addr, old.Admin.TLS, old.Admin.AuditAge
-	if tokens, err := apiTokens(&next); err != nil {
+	if tokens, missing, err := apiTokens(&next); err != nil {
 		b.log.Error().Str("reason", err.Error()).Msg("config reload: API tokens not changed")
 		next.Admin.Tokens = old.Admin.Tokens
 	} else {
 		b.tokens.Set(tokens)
+		b.warnMissingTokens(missing)
 	}
 
 	oldDests := byName(old.Destinations, func(d config.DestinationConfig) string { return d.Name })

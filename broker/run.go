@@ -126,11 +126,12 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 		_ = stopTracing(ctx)
 		return nil, err
 	}
-	tokens, err := apiTokens(cfg)
+	tokens, missing, err := apiTokens(cfg)
 	if err != nil {
 		return fail(err)
 	}
 	b.tokens.Set(tokens)
+	b.warnMissingTokens(missing)
 	if err := b.openHistory(cfg); err != nil {
 		return fail(err)
 	}

@@ -76,6 +76,11 @@ type TokenConfig struct {
 	Role      string `mapstructure:"role" enum:"viewer,operator,admin"`
 	TokenFile string `mapstructure:"token_file"`
 	TokenEnv  string `mapstructure:"token_env"`
+	// Optional: a token whose file or variable is missing is left out
+	// (with a warning at start) instead of stopping the broker: for a
+	// config shared by machines that do not all have it, such as the
+	// example's.
+	Optional bool `mapstructure:"optional"`
 }
 
 // TracingConfig is OpenTelemetry tracing: a trace per message, exported

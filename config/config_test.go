@@ -377,3 +377,19 @@ destinations: [{name: a, type: file, dir: /tmp/a, retry: {max_attempts: -2}}]
 `))
 	assert.Contains(t, problems["destinations[0].retry.max_attempts"], "0 (until delivered)")
 }
+
+// An optional token whose file is missing is no problem (the broker
+// leaves it out with a warning); a required one is.
+func TestOptionalTokenMayBeMissing(t *testing.T) {
+	base := `
+listeners: [{name: in, addr: "127.0.0.1:0"}]
+routes: [{name: r, to: [a]}]
+destinations: [{name: a, type: file, dir: /tmp/a}]
+admin:
+  tokens: [{name: alice, role: operator, token_file: nowhere.token%s}]
+`
+	_, err := config.Load(writeConfig(t, fmt.Sprintf(base, ", optional: true")))
+	require.NoError(t, err)
+	_, problems := loadProblems(t, writeConfig(t, fmt.Sprintf(base, "")))
+	assert.Contains(t, problems["admin.tokens[0]"], "no such file")
+}

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -350,10 +352,14 @@ func (c *Config) validateToken(v *validator, key string, t TokenConfig) {
 		v.add(key, "give the token by token_file or token_env (one of them)")
 		return
 	}
-	if _, err := c.ReadToken(t); err != nil {
+	if _, err := c.ReadToken(t); err != nil && !(t.Optional && errors.Is(err, ErrTokenMissing)) {
 		v.add(key, "%s", err.Error())
 	}
 }
+
+// ErrTokenMissing: a token's file does not exist, or its variable is not
+// set.
+var ErrTokenMissing = errors.New("token missing")
 
 // ReadToken reads a token from its file or environment variable. Its
 // errors name where it was looked for, never the token.
@@ -362,7 +368,7 @@ func (c *Config) ReadToken(t TokenConfig) (string, error) {
 	if t.TokenEnv != "" {
 		tok = os.Getenv(t.TokenEnv)
 		if tok == "" {
-			return "", fmt.Errorf("environment variable %s is not set", t.TokenEnv)
+			return "", fmt.Errorf("environment variable %s is not set (%w)", t.TokenEnv, ErrTokenMissing)
 		}
 	} else {
 		name := t.TokenFile
@@ -370,7 +376,9 @@ func (c *Config) ReadToken(t TokenConfig) (string, error) {
 			name = filepath.Join(c.dir, name)
 		}
 		b, err := os.ReadFile(name)
-		if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("token_file: %w (%w)", err, ErrTokenMissing)
+		} else if err != nil {
 			return "", fmt.Errorf("token_file: %w", err)
 		}
 		tok = string(b)
