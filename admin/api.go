@@ -21,8 +21,9 @@ import (
 // bearer token; every view of content and every change is audited.
 type API struct {
 	Tokens *Tokens
-	// Ops is the history; nil when history.enabled is false (the message,
-	// dead-letter and audit endpoints then answer 503).
+	// Ops are the operations on stored messages. Its Index is nil when
+	// history.enabled is false: the message, dead-letter and audit
+	// endpoints then answer 503; pause and resume still work.
 	Ops *history.Ops
 	// Status computes GET /api/v1/status.
 	Status func(ctx context.Context) Status
@@ -179,7 +180,7 @@ func (e *badRequest) Error() string { return e.why }
 func bad(format string, args ...any) error { return &badRequest{fmt.Sprintf(format, args...)} }
 
 func (a *API) noHistory(w http.ResponseWriter) bool {
-	if a.Ops == nil {
+	if a.Ops == nil || a.Ops.Index == nil {
 		writeError(w, http.StatusServiceUnavailable, "history is off (history.enabled: false): no message history, dead letters or audit to show")
 		return true
 	}
@@ -504,7 +505,11 @@ func (a *API) destinations(w http.ResponseWriter, r *http.Request, _ user) {
 func (a *API) pause(paused bool) func(http.ResponseWriter, *http.Request, user) {
 	action := map[bool]string{true: "destination.pause", false: "destination.resume"}[paused]
 	return func(w http.ResponseWriter, r *http.Request, u user) {
-		if a.noHistory(w) || !a.auditReady(w, r) {
+		if a.Ops == nil {
+			writeError(w, http.StatusServiceUnavailable, "pause and resume are not available on this server")
+			return
+		}
+		if !a.auditReady(w, r) {
 			return
 		}
 		name := r.PathValue("name")

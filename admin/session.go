@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -142,7 +143,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id, sess := a.Sessions.create(sha256.Sum256([]byte(req.Token)))
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", HttpOnly: true, Secure: r.TLS != nil,
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", HttpOnly: true, Secure: overTLS(r),
 		SameSite: http.SameSiteStrictMode, Expires: sess.expires})
 	a.record(r, tok.Name, "console.sign_in", "ok", nil, "")
 	writeJSON(w, http.StatusOK, a.info(tok, sess))
@@ -158,7 +159,7 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(SessionCookie); err == nil {
 		a.Sessions.remove(c.Value)
 	}
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: r.TLS != nil,
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: overTLS(r),
 		SameSite: http.SameSiteStrictMode, MaxAge: -1})
 	if ok {
 		a.record(r, tok.Name, "console.sign_out", "ok", nil, "")
@@ -175,4 +176,12 @@ func (a *API) sessionNow(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, a.info(tok, sess))
+}
+
+// overTLS says whether the browser reached the console over HTTPS: served
+// with admin.tls, or through a TLS proxy that says so
+// (X-Forwarded-Proto: https). Then the session cookie is Secure, and a
+// browser never sends it in clear.
+func overTLS(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 }

@@ -113,3 +113,25 @@ func TestConsoleSession(t *testing.T) {
 	code, _, _ = cc.do("GET", "/api/v1/status", "", false)
 	assert.Equal(t, http.StatusUnauthorized, code, "signed out")
 }
+
+// Behind a TLS proxy (X-Forwarded-Proto: https) the session cookie is
+// Secure; served over plain HTTP to a browser on this machine it cannot
+// be (a browser would drop it).
+func TestSessionCookieIsSecureBehindATLSProxy(t *testing.T) {
+	tokens := &Tokens{}
+	tokens.Set([]Token{NewToken("olga", RoleOperator, "operator-token-0123456789")})
+	base := startConsoleServer(t, tokens)
+	for _, proto := range []string{"", "https"} {
+		req, err := http.NewRequest("POST", base+"/ui/login", strings.NewReader(`{"token":"operator-token-0123456789"}`))
+		require.NoError(t, err)
+		if proto != "" {
+			req.Header.Set("X-Forwarded-Proto", proto)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Len(t, resp.Cookies(), 1)
+		assert.Equal(t, proto == "https", resp.Cookies()[0].Secure, "X-Forwarded-Proto %q", proto)
+	}
+}

@@ -116,3 +116,44 @@ func TestNoAuditEntryNoContent(t *testing.T) {
 	}
 	assert.Equal(t, []string{"message.view", "dlq.view", "message.search", "audit.read", "destination.pause", "dlq.replay"}, actions)
 }
+
+// With history off, the endpoints that need the index answer 503 with
+// why (they used to panic on the missing index: an empty reply), and
+// pause and resume still work, as the docs say.
+func TestHistoryOffAnswers503AndPauseStillWorks(t *testing.T) {
+	cfg := historyConfig(t, t.TempDir())
+	cfg.History.Enabled = false
+	p := startPipeline(t, cfg)
+	tokens := &admin.Tokens{}
+	tokens.Set([]admin.Token{admin.NewToken("olga", admin.RoleAdmin, "admin-token-0123456789")})
+	api := &admin.API{Tokens: tokens, Ops: p.ops, Status: func(context.Context) admin.Status { return admin.Status{} },
+		Audit: func(context.Context, wire.AuditEntry) error { return nil }}
+	s := &admin.Server{Metrics: prometheus.NewRegistry(), Ready: func(context.Context) admin.Readiness { return admin.Readiness{Ready: true} },
+		Log: zerolog.Nop(), API: api}
+	require.NoError(t, s.Start("127.0.0.1:0"))
+	defer s.Shutdown(context.Background())
+	do := func(method, path string) (int, string) {
+		req, err := http.NewRequest(method, "http://"+s.Addr().String()+path, strings.NewReader(`{"all":true}`))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer admin-token-0123456789")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, path := range []string{"/api/v1/messages", "/api/v1/messages/1", "/api/v1/dlq", "/api/v1/dlq/1", "/api/v1/audit"} {
+		code, body := do("GET", path)
+		assert.Equal(t, http.StatusServiceUnavailable, code, path)
+		assert.Contains(t, body, "history.enabled", path)
+	}
+	code, body := do("POST", "/api/v1/dlq/replay")
+	assert.Equal(t, http.StatusServiceUnavailable, code, body)
+	code, body = do("POST", "/api/v1/destinations/files/pause")
+	assert.Equal(t, http.StatusOK, code, body)
+	paused, err := p.ops.Paused(context.Background())
+	require.NoError(t, err)
+	assert.True(t, paused["files"])
+	code, body = do("POST", "/api/v1/destinations/files/resume")
+	assert.Equal(t, http.StatusOK, code, body)
+}

@@ -173,15 +173,8 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 			log.Warn().Msg("admin.tokens is empty: the admin API (/api/v1) refuses every request")
 		}
 	}
-	for _, s := range cfg.Sources {
-		if s.Type == "sftp" && s.InsecureSkipHostKeyCheck {
-			log.Warn().Str("source", s.Name).Msg("insecure_skip_host_key_check: any server answering at this address is trusted; for a test server only")
-		}
-	}
-	for _, d := range cfg.Destinations {
-		if d.Type == "sftp" && d.InsecureSkipHostKeyCheck {
-			log.Warn().Str("destination", d.Name).Msg("insecure_skip_host_key_check: any server answering at this address is trusted; for a test server only")
-		}
+	for _, w := range cfg.Warnings() {
+		log.Warn().Str("key", w.Key).Msg(w.Message)
 	}
 	m := b.metrics
 	routerSync := func(ctx context.Context) error { return n.SyncSoon(ctx, routerSyncWait) }

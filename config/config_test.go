@@ -393,3 +393,22 @@ admin:
 	_, problems := loadProblems(t, writeConfig(t, fmt.Sprintf(base, "")))
 	assert.Contains(t, problems["admin.tokens[0]"], "no such file")
 }
+
+// An admin address beyond loopback without TLS passes check with a
+// warning naming the key; on loopback, or with TLS, there is none.
+func TestAdminBeyondLoopbackWithoutTLSIsWarned(t *testing.T) {
+	for addr, warned := range map[string]bool{"0.0.0.0:8080": true, ":8080": true, "10.1.2.3:8080": true,
+		"127.0.0.1:8080": false, "localhost:8080": false, "[::1]:8080": false} {
+		c := &config.Config{Admin: config.AdminConfig{Addr: addr}}
+		w := c.Warnings()
+		if !warned {
+			assert.Empty(t, w, addr)
+			continue
+		}
+		require.Len(t, w, 1, addr)
+		assert.Equal(t, "admin.addr", w[0].Key)
+		assert.Contains(t, w[0].Message, "without TLS")
+		c.Admin.TLS.CertFile = "server.pem"
+		assert.Empty(t, c.Warnings(), "%s with TLS", addr)
+	}
+}

@@ -33,6 +33,9 @@ when the configuration is valid and 1 when it is not.`,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid (%d listeners, %s%d routes, %d destinations)\n",
 				file, len(c.Listeners), sources, len(c.Routes), len(c.Destinations))
+			for _, w := range c.Warnings() {
+				fmt.Fprintf(cmd.OutOrStdout(), "warning: %s: %s\n", w.Key, w.Message)
+			}
 			return nil
 		},
 	}

@@ -195,6 +195,14 @@ func TestCheck(t *testing.T) {
 	stdout, _, code := runCmd(t, "check", "--config", "../../examples/hl7broker.yaml")
 	assert.Equal(t, 0, code, stdout)
 	assert.Contains(t, stdout, "valid (2 listeners, 2 routes, 2 destinations)")
+	assert.NotContains(t, stdout, "warning", "the example's admin address is on loopback")
+
+	open := filepath.Join(t.TempDir(), "open.yaml")
+	example := strings.Replace(string(readFile(t, "../../examples/hl7broker.yaml")), "addr: 127.0.0.1:8080", "addr: 0.0.0.0:8080", 1)
+	require.NoError(t, os.WriteFile(open, []byte(example), 0o644))
+	stdout, _, code = runCmd(t, "check", "--config", open)
+	assert.Equal(t, 0, code, "a warning does not fail check")
+	assert.Contains(t, stdout, "warning: admin.addr: 0.0.0.0:8080 is reachable beyond this machine without TLS")
 
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	require.NoError(t, os.WriteFile(bad, []byte("listeners: [{name: adt, addr: nowhere}]\nroutes: [{name: r, to: [emr]}]\n"), 0o644))

@@ -1,0 +1,45 @@
+package config
+
+import (
+	"fmt"
+	"net"
+)
+
+// Warnings are what a valid config does that an admin should know is
+// risky: check prints them and serve logs them at start, each with its
+// key. None stops the broker.
+func (c *Config) Warnings() []Problem {
+	var out []Problem
+	if c.Admin.Addr != "" && c.Admin.TLS.CertFile == "" && !loopbackAddr(c.Admin.Addr) {
+		out = append(out, Problem{Key: "admin.addr", Message: fmt.Sprintf("%s is reachable beyond this machine without TLS: "+
+			"tokens, session cookies and message content cross the network in clear; give admin.tls, or put a TLS proxy in front and bind to 127.0.0.1", c.Admin.Addr)})
+	}
+	for i, s := range c.Sources {
+		if s.Type == "sftp" && s.InsecureSkipHostKeyCheck {
+			out = append(out, Problem{Key: fmt.Sprintf("sources[%d].insecure_skip_host_key_check", i),
+				Message: "any server answering at this address is trusted; for a test server only"})
+		}
+	}
+	for i, d := range c.Destinations {
+		if d.Type == "sftp" && d.InsecureSkipHostKeyCheck {
+			out = append(out, Problem{Key: fmt.Sprintf("destinations[%d].insecure_skip_host_key_check", i),
+				Message: "any server answering at this address is trusted; for a test server only"})
+		}
+	}
+	return out
+}
+
+// loopbackAddr says whether addr (HOST:PORT) listens on this machine
+// only: a loopback IP or localhost. An empty host or 0.0.0.0 is every
+// interface.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
