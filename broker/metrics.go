@@ -58,7 +58,10 @@ func newMetrics() *metrics {
 		Files:           counter("source_files_total", "Files a file source finished: done (every message stored) or error (moved to error_dir with a report).", "source", "outcome"),
 		Bytes:           counter("source_bytes_total", "Bytes of the files a file source finished.", "source"),
 		CharsetWarnings: counter("source_charset_warnings_total", "Messages from a source whose bytes contradict their character set (stored as they are).", "source"),
+		Stuck: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "hl7broker", Name: "source_stuck_files",
+			Help: "Files a file source read and stored but could not move on (done_dir or error_dir not writable); tried again with a backoff."}, []string{"source"}),
 	}
+	m.reg.MustRegister(m.files.Stuck)
 	m.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sort"
 	"strings"
 	"time"
 
@@ -41,6 +42,24 @@ func (b *Broker) readiness(ctx context.Context) admin.Readiness {
 	}
 	if bad := b.sup.unhealthy(); len(bad) > 0 {
 		fail("components", strings.Join(bad, "; "))
+	}
+	// A source with files it cannot move on still takes everything else:
+	// still ready (a balancer must not cut the MLLP senders off for it),
+	// and the detail says which files and why.
+	res.Checks["sources"] = "ok"
+	b.mu.Lock()
+	var stuck []string
+	for name, r := range b.sources {
+		if r.problem != nil {
+			if p := r.problem(); p != "" {
+				stuck = append(stuck, "source "+name+": "+p)
+			}
+		}
+	}
+	b.mu.Unlock()
+	if len(stuck) > 0 {
+		sort.Strings(stuck)
+		res.Checks["sources"] = strings.Join(stuck, "; ")
 	}
 	// A reload that failed leaves the previous config running: still
 	// ready, and the detail says what is wrong with the file.

@@ -18,6 +18,8 @@ type sourceRun struct {
 	cfg    config.SourceConfig
 	cancel context.CancelFunc
 	done   chan struct{} // closed when it has stopped
+	// problem, if set, says what is wrong with it now ("" when nothing).
+	problem func() string
 }
 
 // startSource starts a source under supervision. b.mu is held or the
@@ -35,10 +37,12 @@ func (b *Broker) startSource(s config.SourceConfig) error {
 		in.SearchKeys = b.index.KeyPaths()
 	}
 	var run func(context.Context) error
+	var problem func() string
 	switch s.Type {
 	case "file", "sftp":
-		run = (&ingest.FileSource{Config: s, Ingest: in, Metrics: b.metrics.files, Log: b.log, Sync: b.nats.Sync,
-			LastPlace: func(ctx context.Context) (store.FilePlace, bool, error) { return b.nats.LastFilePlace(ctx, s.Name) }}).Run
+		fs := &ingest.FileSource{Config: s, Ingest: in, Metrics: b.metrics.files, Log: b.log, Sync: b.nats.Sync,
+			LastPlace: func(ctx context.Context) (store.FilePlace, bool, error) { return b.nats.LastFilePlace(ctx, s.Name) }}
+		run, problem = fs.Run, fs.Problem
 	case "http":
 		tc, err := serverTLS(s.TLS)
 		if err != nil {
@@ -57,7 +61,7 @@ func (b *Broker) startSource(s config.SourceConfig) error {
 		return fmt.Errorf("source %s: no source type %q", s.Name, s.Type)
 	}
 	ctx, cancel := context.WithCancel(b.runCtx)
-	r := &sourceRun{cfg: s, cancel: cancel, done: make(chan struct{})}
+	r := &sourceRun{cfg: s, cancel: cancel, done: make(chan struct{}), problem: problem}
 	b.sources[s.Name] = r
 	go func() {
 		defer close(r.done)

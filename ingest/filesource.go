@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hl7broker/hl7broker/config"
@@ -47,11 +49,52 @@ type FileSource struct {
 	seen   map[string]fileState // candidate files by path: how they looked last time
 	now    func() time.Time     // the clock; tests set it
 	folder folder               // where the files are: local, or on an SFTP server
+
+	mu    sync.Mutex
+	stuck map[string]stuckFile // files read that could not be moved on, by path
+
+	skipped map[string]bool // files not read (links...), each warned of once while present
+}
+
+// stuckFile is a file whose messages were stored but that could not leave
+// the folder (done_dir read-only, full, gone): it is tried again after a
+// backoff that doubles up to maxStuckWait, not at every poll.
+type stuckFile struct {
+	name     string
+	since    time.Time
+	retryAt  time.Time
+	failures int
+	reason   string
+}
+
+// maxStuckWait is the longest wait between tries of a stuck file.
+const maxStuckWait = 5 * time.Minute
+
+// errNotMoved: the file's messages are stored; moving it on failed.
+var errNotMoved = errors.New("the file could not be moved on")
+
+// Problem says what is wrong with this source now, for /readyz: the files
+// it cannot move on, or "".
+func (s *FileSource) Problem() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.stuck) == 0 {
+		return ""
+	}
+	var first stuckFile
+	for _, f := range s.stuck {
+		if first.since.IsZero() || f.since.Before(first.since) {
+			first = f
+		}
+	}
+	return fmt.Sprintf("%d file(s) read but not moved on, the first (%s) since %s: %s",
+		len(s.stuck), first.name, first.since.UTC().Format(time.RFC3339), first.reason)
 }
 
 // FileMetrics are the series a file source counts into, by source.
 type FileMetrics struct {
 	Files           *prometheus.CounterVec // source, outcome: done | error
+	Stuck           *prometheus.GaugeVec   // source: files read that could not be moved on
 	Bytes           *prometheus.CounterVec // source
 	CharsetWarnings *prometheus.CounterVec // source (Ingest.Charset counts into it)
 }
@@ -156,6 +199,19 @@ func (s *FileSource) scan(ctx context.Context) error {
 	var ready []listed
 	for _, f := range files {
 		present[f.path] = true
+		if f.skip != "" {
+			if !s.skipped[f.path] {
+				s.Log.Warn().Str("source", s.Config.Name).Str("file", f.name()).Str("reason", f.skip).Msg("file skipped")
+				if s.skipped == nil {
+					s.skipped = map[string]bool{}
+				}
+				s.skipped[f.path] = true
+			}
+			continue
+		}
+		if s.waiting(f.path, now) {
+			continue
+		}
 		st, ok := s.seen[f.path]
 		if !ok || st.size != f.size || !st.modTime.Equal(f.modTime) {
 			s.seen[f.path] = fileState{size: f.size, modTime: f.modTime, since: now}
@@ -172,11 +228,21 @@ func (s *FileSource) scan(ctx context.Context) error {
 			delete(s.seen, p)
 		}
 	}
+	for p := range s.skipped {
+		if !present[p] {
+			delete(s.skipped, p)
+		}
+	}
+	s.forgetGone(present)
 	for _, f := range ready {
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err := s.readFile(ctx, f); err != nil {
+			if errors.Is(err, errNotMoved) {
+				s.markStuck(f, now, err)
+				continue
+			}
 			if errors.Is(err, errFileBusy) || errors.Is(err, errFileChanged) {
 				// Still being written: wait for stable_for again from now.
 				s.seen[f.path] = fileState{size: -1, since: now}
@@ -190,8 +256,70 @@ func (s *FileSource) scan(ctx context.Context) error {
 			continue
 		}
 		delete(s.seen, f.path)
+		s.unstick(f.path)
 	}
 	return nil
+}
+
+// waiting says whether path is a stuck file whose next try is not due.
+func (s *FileSource) waiting(path string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.stuck[path]
+	return ok && now.Before(st.retryAt)
+}
+
+// markStuck records a failed move of f and when to try again, with one
+// warning a try (not one a poll).
+func (s *FileSource) markStuck(f listed, now time.Time, err error) {
+	s.mu.Lock()
+	st, ok := s.stuck[f.path]
+	if !ok {
+		st = stuckFile{name: f.name(), since: now}
+	}
+	st.failures++
+	wait := min(max(s.Config.Poll, time.Second)<<min(st.failures-1, 20), maxStuckWait)
+	st.retryAt, st.reason = now.Add(wait), err.Error()
+	if s.stuck == nil {
+		s.stuck = map[string]stuckFile{}
+	}
+	s.stuck[f.path] = st
+	n := len(s.stuck)
+	s.mu.Unlock()
+	s.gaugeStuck(n)
+	s.Log.Warn().Str("source", s.Config.Name).Str("file", f.name()).Str("reason", err.Error()).Int("tries", st.failures).Dur("retry_in", wait).
+		Msg("file read and its messages stored, but it cannot be moved on; it stays, and is not stored again")
+}
+
+func (s *FileSource) unstick(path string) {
+	s.mu.Lock()
+	_, ok := s.stuck[path]
+	delete(s.stuck, path)
+	n := len(s.stuck)
+	s.mu.Unlock()
+	if ok {
+		s.Log.Info().Str("source", s.Config.Name).Str("file", filepath.Base(path)).Msg("the file could be moved on at last")
+		s.gaugeStuck(n)
+	}
+}
+
+// forgetGone drops stuck files that left the folder (an admin moved them).
+func (s *FileSource) forgetGone(present map[string]bool) {
+	s.mu.Lock()
+	for p := range s.stuck {
+		if !present[p] {
+			delete(s.stuck, p)
+		}
+	}
+	n := len(s.stuck)
+	s.mu.Unlock()
+	s.gaugeStuck(n)
+}
+
+func (s *FileSource) gaugeStuck(n int) {
+	if s.Metrics != nil && s.Metrics.Stuck != nil {
+		s.Metrics.Stuck.WithLabelValues(s.Config.Name).Set(float64(n))
+	}
 }
 
 // temporaryName is a name a writer uses until the file is complete.
@@ -331,7 +459,7 @@ func (s *FileSource) finish(ctx context.Context, f listed, data []byte, report *
 	refused := len(report.Refused) > 0 || report.Error != ""
 	dest, err := s.folder.finish(ctx, f, data, refused)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %v", errNotMoved, err)
 	}
 	outcome := "done"
 	if refused {

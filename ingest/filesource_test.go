@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -349,4 +350,82 @@ func TestFileSourceLeavesAFileThatChangedWhileRead(t *testing.T) {
 	f.scanUntil(t, "result.hl7 in done/", func() bool { return exists(filepath.Join(done, "result.hl7")) })
 	require.EqualValues(t, 1, streamCount(t, f.nats))
 	assert.Equal(t, oruFile, storedBody(t, f.nats))
+}
+
+// stuckFolder is a local folder whose finish fails while fail is set, as
+// a read-only done_dir does (root may write anywhere, so a chmod would
+// not stop the tests' root).
+type stuckFolder struct {
+	localFolder
+	fail     *atomic.Bool
+	finishes *atomic.Int64
+}
+
+func (s stuckFolder) finish(ctx context.Context, f listed, data []byte, refused bool) (string, error) {
+	s.finishes.Add(1)
+	if s.fail.Load() {
+		return "", &os.PathError{Op: "rename", Path: f.path, Err: syscall.EROFS}
+	}
+	return s.localFolder.finish(ctx, f, data, refused)
+}
+
+// A file read whose move fails (done_dir read-only) is not read again at
+// every poll: it is tried after a backoff that doubles, with one warning
+// a try; the source's Problem (in /readyz) and gauge say so; its messages
+// are stored once; once the folder is writable it moves on.
+func TestFileSourceBacksOffAFileItCannotMoveOn(t *testing.T) {
+	var logs syncbuf.Buffer
+	f := newFileSource(t, config.SourceConfig{Poll: time.Second})
+	f.src.Log = zerolog.New(&logs)
+	stuck := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "stuck"}, []string{"source"})
+	f.src.Metrics = &FileMetrics{Files: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "f"}, []string{"source", "outcome"}),
+		Bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b"}, []string{"source"}), Stuck: stuck}
+	clock := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	f.src.now = func() time.Time { return clock }
+	var fail atomic.Bool
+	var finishes atomic.Int64
+	fail.Store(true)
+	f.src.folder = stuckFolder{localFolder: localFolder{cfg: f.src.Config}, fail: &fail, finishes: &finishes}
+	p := f.write(t, "adt.hl7", fileMsg("RO1"))
+
+	tries := []int64{}
+	for range 8 { // 8 polls a second apart: tries at 0, 1, 3 (+1 s, +2 s) and 7 s (+4 s)
+		require.NoError(t, f.src.scan(context.Background()))
+		tries = append(tries, finishes.Load())
+		clock = clock.Add(time.Second)
+	}
+	assert.Equal(t, []int64{1, 2, 2, 3, 3, 3, 3, 4}, tries, "tried again after 1, 2 and 4 s, not at every poll")
+	assert.EqualValues(t, 1, streamCount(t, f.nats), "stored once")
+	assert.True(t, exists(p), "the file stays")
+	assert.Contains(t, f.src.Problem(), "1 file(s) read but not moved on, the first (adt.hl7)")
+	assert.Contains(t, f.src.Problem(), "read-only file system")
+	assert.Equal(t, 1.0, testutil.ToFloat64(stuck.WithLabelValues("labfiles")))
+	assert.Equal(t, 4, strings.Count(logs.String(), "cannot be moved on"), "one warning a try")
+
+	fail.Store(false)
+	clock = clock.Add(10 * time.Second)
+	require.NoError(t, f.src.scan(context.Background()))
+	done, _ := f.src.Config.FileDirs()
+	assert.True(t, exists(filepath.Join(done, "adt.hl7")), "moved once the folder is writable")
+	assert.Empty(t, f.src.Problem())
+	assert.Equal(t, 0.0, testutil.ToFloat64(stuck.WithLabelValues("labfiles")))
+	assert.EqualValues(t, 1, streamCount(t, f.nats), "still stored once")
+}
+
+// A symbolic link in the inbox is not read (it could point anywhere),
+// and says so once, not at every poll.
+func TestFileSourceSaysOnceThatItSkipsASymlink(t *testing.T) {
+	var logs syncbuf.Buffer
+	f := newFileSource(t, config.SourceConfig{})
+	f.src.Log = zerolog.New(&logs)
+	target := filepath.Join(t.TempDir(), "elsewhere.hl7")
+	require.NoError(t, os.WriteFile(target, []byte(fileMsg("L1")), 0o640))
+	require.NoError(t, os.Symlink(target, filepath.Join(f.dir, "link.hl7")))
+	for range 3 {
+		require.NoError(t, f.src.scan(context.Background()))
+	}
+	assert.EqualValues(t, 0, streamCount(t, f.nats))
+	assert.Equal(t, 1, strings.Count(logs.String(), "file skipped"), logs.String())
+	assert.Contains(t, logs.String(), `"file":"link.hl7"`)
+	assert.Contains(t, logs.String(), "reads regular files only")
 }

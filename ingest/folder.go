@@ -50,6 +50,7 @@ type listed struct {
 	path    string
 	size    int64
 	modTime time.Time
+	skip    string // why a file that matches is not read (a symbolic link); "" for one to read
 }
 
 func (f listed) name() string { return path.Base(filepath.ToSlash(f.path)) }
@@ -101,7 +102,13 @@ func (l localFolder) list(context.Context) ([]listed, error) {
 			}
 			return nil
 		}
-		if !d.Type().IsRegular() || !candidate(l.cfg, d.Name()) {
+		if !candidate(l.cfg, d.Name()) {
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			// Named like a message file, but a link, pipe or device: never
+			// read (a link could point anywhere), and said once.
+			out = append(out, listed{path: p, skip: "not a regular file (" + d.Type().String() + "): a file source reads regular files only"})
 			return nil
 		}
 		info, err := d.Info()

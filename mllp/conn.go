@@ -43,6 +43,7 @@ func (c *serverConn) serve() {
 		s.trackConn(c, false)
 	}()
 	setKeepAlive(c.rwc)
+	setReplyBuffer(c.rwc)
 	readTimeout := orDefault(s.ReadTimeout, DefaultReadTimeout)
 	writeTimeout := orDefault(s.WriteTimeout, DefaultWriteTimeout)
 
@@ -241,6 +242,24 @@ func orDefault(d, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// replyBuffer is the kernel's send buffer for a connection's replies.
+// Left to itself Linux grows it to megabytes, so a sender that never reads
+// its ACKs (against MLLP: one message, then its ACK) is answered into the
+// buffer for a minute before a write blocks and WriteTimeout can end it.
+// ACKs are small, and a sender that reads them never has more than one
+// waiting: 64 KiB (the kernel doubles it) is ample, and bounds what such
+// a sender gets before the write timeout runs.
+const replyBuffer = 64 << 10
+
+func setReplyBuffer(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(replyBuffer)
+	}
 }
 
 // setKeepAlive turns TCP keepalive on, so a sender that vanished without

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -474,4 +475,40 @@ func TestBytesWithoutStartBlockGetTheReadTimeout(t *testing.T) {
 	defer mu.Unlock()
 	assert.Equal(t, 1, strings.Count(logs.String(), "\n"), "one log line: %s", logs.String())
 	assert.Contains(t, logs.String(), "bytes without a start block")
+}
+
+// A sender that never reads its ACKs (it sends and sends) is cut off once
+// a reply cannot be written within WriteTimeout: its replies no longer
+// fill megabytes of kernel buffer first (which took 50-70 s with the 30 s
+// default). It is cut off before 20,000 messages; a sender that reads its
+// ACKs on another connection is answered meanwhile.
+func TestSenderThatNeverReadsItsACKsIsCutOff(t *testing.T) {
+	noLeaks(t)
+	var handled atomic.Int64
+	ack := []byte("MSH|^~\\&|BROKER|HOSP|LAB|LAB|20261206120000||ACK|1|P|2.5.1\rMSA|AA|" + strings.Repeat("0", 60) + "\r")
+	srv := &Server{Handler: HandlerFunc(func(context.Context, *ConnInfo, []byte) []byte { handled.Add(1); return ack }),
+		WriteTimeout: 300 * time.Millisecond}
+	addr := serve(t, srv)
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer conn.Close()
+	frame := []byte("\x0bMSH|^~\\&|LAB|LAB|BROKER|HOSP|20261206120000||ORU^R01|1|P|2.5.1\r\x1c\r")
+	var sendErr error
+	sent := 0
+	_ = conn.SetWriteDeadline(time.Now().Add(20 * time.Second))
+	for ; sent < 1_000_000; sent++ { // until the server cuts it off, or the sender's own deadline
+		if _, sendErr = conn.Write(frame); sendErr != nil {
+			break
+		}
+	}
+	require.Error(t, sendErr, "the server cut the sender off (it sent %d frames)", sent)
+	assert.NotErrorIs(t, sendErr, os.ErrDeadlineExceeded, "cut off by the server, not the sender's own deadline")
+	t.Logf("%d answered before the sender was cut off", handled.Load())
+	assert.Less(t, handled.Load(), int64(20_000), "answered into the kernel's buffers before it was cut off")
+
+	c := &Client{Addr: addr}
+	defer c.Close()
+	reply, err := c.Send(context.Background(), []byte("polite"))
+	require.NoError(t, err)
+	assert.Equal(t, ack, reply)
 }
