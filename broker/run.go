@@ -46,6 +46,7 @@ type Broker struct {
 	nats        *store.NATS
 	hooks       Hooks
 	committer   store.Committer
+	budget      *mllp.Budget // shared by every listener: frames being received, connections
 	reuse       *ingest.ReuseTracker
 	router      *routing.Router
 	sup         *supervisor
@@ -142,6 +143,8 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 	b.store = &store.Health{}
 	b.store.Register(b.metrics.reg)
 	b.committer = b.store.Committer(n.Committer(cfg.NATS.StoreTimeout))
+	b.budget = newBudget(cfg, log)
+	b.metrics.watchBudget(b.budget)
 	b.runCtx, b.cancel = context.WithCancel(context.Background())
 	b.reuse = ingest.NewReuseTracker(cfg.NATS.DuplicateWindow)
 	for _, l := range cfg.Listeners {
@@ -305,8 +308,8 @@ func (b *Broker) listen(l config.ListenerConfig) error {
 	if b.index != nil {
 		in.SearchKeys = b.index.KeyPaths()
 	}
-	srv := &mllp.Server{Name: l.Name, Handler: in, TLSConfig: tc, MaxConns: l.MaxConnections,
-		MaxFrameBytes: l.MaxMessageBytes, IdleTimeout: l.IdleTimeout, ReadTimeout: l.ReadTimeout, Logger: b.log}
+	srv := &mllp.Server{Name: l.Name, Handler: in, TLSConfig: tc, MaxConns: l.MaxConnections, Budget: b.budget,
+		MaxFrameBytes: l.MaxMessageBytes, IdleTimeout: max(l.IdleTimeout, 0), ReadTimeout: l.ReadTimeout, Logger: b.log}
 	ln, err := net.Listen("tcp", l.Addr)
 	if err != nil {
 		return fmt.Errorf("listener %s: %w", l.Name, err)

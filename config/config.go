@@ -26,6 +26,7 @@ type Config struct {
 	Admin        AdminConfig         `mapstructure:"admin"`
 	History      HistoryConfig       `mapstructure:"history"`
 	Tracing      TracingConfig       `mapstructure:"tracing"`
+	Limits       LimitsConfig        `mapstructure:"limits"`
 	Listeners    []ListenerConfig    `mapstructure:"listeners"`
 	Sources      []SourceConfig      `mapstructure:"sources"`
 	Routes       []RouteConfig       `mapstructure:"routes"`
@@ -100,6 +101,14 @@ type TracingConfig struct {
 	// Headers go with every export (a collector's API key): values may
 	// reference a secret, ${env:NAME} or ${file:PATH}.
 	Headers map[string]string `mapstructure:"headers"`
+}
+
+// LimitsConfig bounds what senders can make the broker hold, across all
+// listeners and sources.
+type LimitsConfig struct {
+	// FramesMemory bounds the bytes of MLLP frames being received on all
+	// connections together (at least 4 × the largest max_message_bytes).
+	FramesMemory int64 `mapstructure:"frames_memory"`
 }
 
 // HistoryConfig is each message's journey and the search index.
@@ -246,9 +255,12 @@ var defaults = map[string]any{
 	"tracing.control_ids":    false,
 	"tracing.service_name":   "hl7broker",
 	"tracing.ca_file":        "",
+	"limits.frames_memory":   DefaultFramesMemory,
 
 	"listeners[].ack_mode":          "auto",
 	"listeners[].max_message_bytes": DefaultMaxMessageBytes,
+	"listeners[].max_connections":   DefaultMaxConnections,
+	"listeners[].idle_timeout":      DefaultIdleTimeout,
 
 	"sources[].max_message_bytes": DefaultMaxMessageBytes,
 	"sources[].glob":              DefaultSourceGlob,
@@ -257,6 +269,7 @@ var defaults = map[string]any{
 	"sources[].poll":              DefaultSourcePoll,
 	"sources[].path":              "/",
 	"sources[].max_body_bytes":    16 << 20,
+	"sources[].max_requests":      8,
 	"sources[].move_to":           "server",
 
 	"destinations[].ordering":      "fifo",
@@ -272,6 +285,19 @@ const (
 	// documentation that long): 6 × 365.25 days.
 	DefaultAuditAge        = 6 * 8766 * time.Hour
 	DefaultMaxMessageBytes = 1 << 20
+	// DefaultMaxConnections is a listener's bound on connections at once;
+	// all listeners together are also bound by the process's file
+	// descriptors, less a reserve for storage and admin.
+	DefaultMaxConnections = 10_000
+	// DefaultIdleTimeout closes a listener's connection with no message
+	// for that long (the sender connects again for its next one);
+	// idle_timeout: 0 written out keeps connections open for ever.
+	DefaultIdleTimeout = time.Hour
+	// DefaultFramesMemory bounds MLLP frames being received, all
+	// connections together.
+	DefaultFramesMemory = 128 << 20
+	// NoTimeout is a timeout of 0 written out in the file: none.
+	NoTimeout = -1
 	// DefaultMaxAttempts is a parallel destination's when none is given.
 	// An ordered (fifo or key) destination holds its line until delivered
 	// (RetryForever): skipping a message would reorder its feed.
@@ -431,6 +457,13 @@ func (c *Config) restoreMapKeys(pos *positions) {
 		for j := range c.Routes[i].Transform {
 			st := &c.Routes[i].Transform[j]
 			st.Table = restore(fmt.Sprintf("routes[%d].transform[%d].table", i, j), st.Table)
+		}
+	}
+	for i := range c.Listeners {
+		l := &c.Listeners[i]
+		// idle_timeout: 0 written out means none, not "left out".
+		if n := pos.node(fmt.Sprintf("listeners[%d].idle_timeout", i)); n != nil && l.IdleTimeout == 0 {
+			l.IdleTimeout = NoTimeout
 		}
 	}
 	for i := range c.Destinations {

@@ -412,3 +412,22 @@ func TestAdminBeyondLoopbackWithoutTLSIsWarned(t *testing.T) {
 		assert.Empty(t, c.Warnings(), "%s with TLS", addr)
 	}
 }
+
+// A listener is bounded by default (10,000 connections, idle 1 h);
+// idle_timeout: 0 written out keeps connections for ever; the frames'
+// memory is bounded (128 MiB) and an HTTP source's requests (8).
+func TestSenderLimitsHaveDefaults(t *testing.T) {
+	t.Setenv("HL7B_TEST_WEB_TOKEN", "a-token-of-sixteen-or-more")
+	c, err := config.Load(writeConfig(t, `
+listeners: [{name: a, addr: "127.0.0.1:0"}, {name: b, addr: "127.0.0.1:1", idle_timeout: 0}]
+sources: [{name: web, type: http, addr: "127.0.0.1:0", tokens: [{name: x, token_env: HL7B_TEST_WEB_TOKEN}]}]
+routes: [{name: r, to: [d]}]
+destinations: [{name: d, type: file, dir: /tmp/d}]
+`))
+	require.NoError(t, err)
+	assert.Equal(t, config.DefaultMaxConnections, c.Listeners[0].MaxConnections)
+	assert.Equal(t, config.DefaultIdleTimeout, c.Listeners[0].IdleTimeout)
+	assert.Equal(t, time.Duration(config.NoTimeout), c.Listeners[1].IdleTimeout, "0 written out: none")
+	assert.EqualValues(t, config.DefaultFramesMemory, c.Limits.FramesMemory)
+	assert.Equal(t, 8, c.Sources[0].MaxRequests)
+}

@@ -48,11 +48,15 @@ type SourceConfig struct {
 	MoveTo string `mapstructure:"move_to" enum:"server,local"`
 
 	// type http (and sftp: the server's HOST:PORT)
-	Addr         string              `mapstructure:"addr"`           // HOST:PORT
-	Path         string              `mapstructure:"path"`           // default /
-	MaxBodyBytes int                 `mapstructure:"max_body_bytes"` // a request's body (one message or a batch)
-	TLS          TLSFiles            `mapstructure:"tls"`
-	Tokens       []SourceTokenConfig `mapstructure:"tokens"` // bearer tokens a sender must show
+	Addr         string `mapstructure:"addr"`           // HOST:PORT
+	Path         string `mapstructure:"path"`           // default /
+	MaxBodyBytes int    `mapstructure:"max_body_bytes"` // a request's body (one message or a batch)
+	// MaxRequests bounds the requests handled at once; more are answered
+	// 503 with Retry-After before their body is read. With max_body_bytes
+	// it bounds the memory requests can hold.
+	MaxRequests int                 `mapstructure:"max_requests"`
+	TLS         TLSFiles            `mapstructure:"tls"`
+	Tokens      []SourceTokenConfig `mapstructure:"tokens"` // bearer tokens a sender must show
 }
 
 // SourceTokenConfig is a bearer token an HTTP source accepts, read from a
@@ -186,6 +190,9 @@ func (c *Config) validateHTTPSource(v *validator, key string, s SourceConfig) {
 	}
 	if s.MaxBodyBytes < s.MaxMessageBytes {
 		v.add(key+".max_body_bytes", "%d is less than max_message_bytes (%d)", s.MaxBodyBytes, s.MaxMessageBytes)
+	}
+	if s.MaxRequests < 1 {
+		v.add(key+".max_requests", "must be at least 1")
 	}
 	v.serverTLS(key+".tls", s.TLS)
 	if len(s.Tokens) == 0 {

@@ -55,10 +55,13 @@ func (c *Config) Validate() []Problem {
 		}
 		v.oneOf(key+".ack_mode", l.AckMode, enumOf(l, "AckMode")...)
 		v.intake(key, l.MaxMessageBytes, l.AcceptTypes)
-		if l.MaxConnections < 0 || l.IdleTimeout < 0 || l.ReadTimeout < 0 {
+		if l.MaxConnections < 0 || (l.IdleTimeout < 0 && l.IdleTimeout != NoTimeout) || l.ReadTimeout < 0 {
 			v.add(key, "max_connections, idle_timeout and read_timeout must not be negative")
 		}
 		v.serverTLS(key+".tls", l.TLS)
+	}
+	if c.Limits.FramesMemory < 0 {
+		v.add("limits.frames_memory", "must not be negative")
 	}
 	compiled := make([]*CompiledRoute, len(c.Routes))
 	for i, r := range c.Routes {

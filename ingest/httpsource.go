@@ -44,7 +44,8 @@ type HTTPSource struct {
 	// messages of a request share one flush, and are acknowledged after it.
 	Sync func(ctx context.Context) error
 
-	hashes map[[32]byte]string // token hash -> name
+	hashes   map[[32]byte]string // token hash -> name
+	inFlight chan struct{}       // a slot per request being handled (Config.MaxRequests)
 }
 
 // Run serves until ctx ends, then lets requests in flight finish (up to
@@ -82,6 +83,7 @@ func (s *HTTPSource) Handler() http.Handler {
 	for name, tok := range s.Tokens {
 		s.hashes[sha256.Sum256([]byte(tok))] = name
 	}
+	s.inFlight = make(chan struct{}, max(s.Config.MaxRequests, 1))
 	return http.HandlerFunc(s.serveHTTP)
 }
 
@@ -114,7 +116,18 @@ func (s *HTTPSource) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusUnsupportedMediaType, "Content-Type must be "+ContentTypeER7+" or text/plain")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.Config.MaxBodyBytes)))
+	// Requests at once are bounded, so bodies held at once are too: one
+	// more is told to come back, before its body is read.
+	select {
+	case s.inFlight <- struct{}{}:
+		defer func() { <-s.inFlight }()
+	default:
+		log.Warn().Int("max_requests", cap(s.inFlight)).Msg("request refused: as many requests as max_requests are being handled")
+		w.Header().Set("Retry-After", "1")
+		httpError(w, http.StatusServiceUnavailable, fmt.Sprintf("this source handles %d requests at once; resend shortly", cap(s.inFlight)))
+		return
+	}
+	body, err := readBody(http.MaxBytesReader(w, r.Body, int64(s.Config.MaxBodyBytes)), r.ContentLength, s.Config.MaxBodyBytes)
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		log.Warn().Int64("limit", tooLarge.Limit).Msg("request refused: body too large")
@@ -162,6 +175,23 @@ func (s *HTTPSource) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", ContentTypeER7)
 	w.WriteHeader(status)
 	_, _ = w.Write(acks)
+}
+
+// readBody reads a request's body into one buffer sized by its
+// Content-Length (when given, and within limit): no doubling copies and
+// their garbage, as io.ReadAll makes of a 15 MB body.
+func readBody(r io.Reader, length int64, limit int) ([]byte, error) {
+	if length <= 0 || length > int64(limit) {
+		return io.ReadAll(r)
+	}
+	buf := make([]byte, length, length+1)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("the body ended before its Content-Length: %w", err)
+		}
+		return nil, err
+	}
+	return buf, nil
 }
 
 // authorized checks a bearer token in constant time against each known one.

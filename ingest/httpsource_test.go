@@ -37,6 +37,13 @@ func httpSource(t testing.TB, cfg config.SourceConfig, log zerolog.Logger) (stri
 // (as serve runs it).
 func httpSourceWith(t testing.TB, cfg config.SourceConfig, log zerolog.Logger, perRequest bool) (string, *store.NATS) {
 	t.Helper()
+	url, n, _ := httpSourceServer(t, cfg, log, perRequest)
+	return url, n
+}
+
+// httpSourceServer is httpSourceWith, with the source itself.
+func httpSourceServer(t testing.TB, cfg config.SourceConfig, log zerolog.Logger, perRequest bool) (string, *store.NATS, *HTTPSource) {
+	t.Helper()
 	n, err := store.Open(context.Background(), testkit.Config(t))
 	require.NoError(t, err)
 	t.Cleanup(n.Close)
@@ -44,6 +51,9 @@ func httpSourceWith(t testing.TB, cfg config.SourceConfig, log zerolog.Logger, p
 	cfg.MaxMessageBytes = config.DefaultMaxMessageBytes
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 4 << 20
+	}
+	if cfg.MaxRequests == 0 {
+		cfg.MaxRequests = 8
 	}
 	committer := n.Committer(2 * time.Second)
 	if perRequest {
@@ -56,7 +66,7 @@ func httpSourceWith(t testing.TB, cfg config.SourceConfig, log zerolog.Logger, p
 	}
 	srv := httptest.NewServer(src.Handler())
 	t.Cleanup(srv.Close)
-	return srv.URL + "/hl7", n
+	return srv.URL + "/hl7", n, src
 }
 
 func post(t *testing.T, url, token, contentType, body string) (int, http.Header, string) {
@@ -265,4 +275,49 @@ func TestHTTPSourceAcknowledgesARequestAfterOneFlush(t *testing.T) {
 	}
 	assert.Equal(t, []string{"1:AA:false", "2:AA:false", "3:AA:false", "4:AE:false", "5:AE:false", "4:AA:true", "5:AA:true"}, acked,
 		"each received event has the ACK its sender got")
+}
+
+// Requests at once are bounded (max_requests): one more is answered 503
+// with Retry-After before its body is read, so 20 senders of 15 MB bodies
+// cannot make the source hold 300 MB; the one in flight goes on, and a
+// sender that comes back after it is taken.
+func TestHTTPSourceBoundsRequestsInFlight(t *testing.T) {
+	url, n, src := httpSourceServer(t, config.SourceConfig{MaxRequests: 1}, zerolog.Nop(), false)
+	pr, pw := io.Pipe()
+	req, err := http.NewRequest(http.MethodPost, url, pr)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+httpToken)
+	req.Header.Set("Content-Type", ContentTypeER7)
+	first := make(chan int, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	msg := testkit.ADT
+	_, err = pw.Write([]byte(msg[:20])) // the first request is being read: it holds the one slot
+	require.NoError(t, err)
+	testkit.WaitFor(t, 10*time.Second, func() error {
+		if len(src.inFlight) != 1 {
+			return fmt.Errorf("waiting for the first request to take the one slot")
+		}
+		return nil
+	})
+
+	code, h, body := post(t, url, httpToken, ContentTypeER7, strings.Replace(msg, "MSG00001", "MSG00002", 1))
+	assert.Equal(t, http.StatusServiceUnavailable, code, body)
+	assert.Equal(t, "1", h.Get("Retry-After"))
+	assert.Contains(t, body, "1 requests at once")
+
+	_, err = pw.Write([]byte(msg[20:]))
+	require.NoError(t, err)
+	require.NoError(t, pw.Close())
+	assert.Equal(t, http.StatusOK, <-first, "the request in flight goes on")
+	code, _, body = post(t, url, httpToken, ContentTypeER7, strings.Replace(msg, "MSG00001", "MSG00002", 1))
+	assert.Equal(t, http.StatusOK, code, body)
+	assert.EqualValues(t, 2, streamCount(t, n))
 }

@@ -41,6 +41,7 @@ func (c *serverConn) serve() {
 		cancel()
 		c.rwc.Close()
 		s.trackConn(c, false)
+		s.Budget.giveConn()
 	}()
 	setKeepAlive(c.rwc)
 	setReplyBuffer(c.rwc)
@@ -62,8 +63,9 @@ func (c *serverConn) serve() {
 	c.log(zerolog.DebugLevel).Msg("connection opened")
 
 	r := NewReader(c.rwc)
+	defer r.Close()
 	waitReadable := readableWaiter(c.rwc) // nil: buffers are kept while idle
-	r.MaxFrameBytes, r.AllowMissingCR = s.MaxFrameBytes, s.AllowMissingCR
+	r.MaxFrameBytes, r.AllowMissingCR, r.Budget = s.MaxFrameBytes, s.AllowMissingCR, s.Budget
 	inFrame, inJunk := false, false
 	r.OnFrameStart = func() {
 		inFrame, inJunk = true, false
@@ -128,6 +130,12 @@ func (c *serverConn) serve() {
 					}
 				}
 				continue
+			}
+			if errors.Is(err, ErrFrameBudget) {
+				s.stats.refusedFrames.Add(1)
+				c.log(zerolog.WarnLevel).Int64("budget", s.Budget.FrameBytes).
+					Msg("frame refused: the frames being received on all connections hold the listeners' memory budget; connection closed (the sender resends)")
+				return
 			}
 			c.logReadEnd(err, inFrame)
 			return

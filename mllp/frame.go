@@ -71,6 +71,12 @@ type Reader struct {
 	// JunkBytes counts bytes discarded outside frames (not counting CR or
 	// LF between frames, which senders often add).
 	JunkBytes int64
+
+	// Budget, if set, is charged for the frame buffer's capacity as it
+	// grows; ReadFrame fails with ErrFrameBudget when it would go over.
+	// Close gives back what was charged.
+	Budget  *Budget
+	charged int64 // cap(buf) charged to Budget
 }
 
 // readBufferSize is a Reader's read buffer: small, as net/http's, since a
@@ -117,6 +123,7 @@ func (r *Reader) Release() {
 	r.br.Reset(nil)
 	readBuffers.Put(r.br)
 	r.br, r.buf = nil, nil
+	r.uncharge()
 	if testHookRelease != nil {
 		testHookRelease()
 	}
@@ -147,6 +154,7 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 	}
 	if cap(r.buf) > retainBytes {
 		r.buf = nil
+		r.uncharge()
 	}
 	r.buf = r.buf[:0]
 	total := 0 // bytes of this frame read so far, with the EndBlock once seen
@@ -161,6 +169,11 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 		}
 		total += len(chunk)
 		if total <= limit+1 {
+			if err := r.grow(len(chunk)); err != nil {
+				r.buf = nil
+				r.uncharge()
+				return nil, err
+			}
 			r.buf = append(r.buf, chunk...)
 		} else if len(r.buf) < PrefixBytes {
 			// Over the limit: keep only a prefix, drop the rest as it comes.
@@ -187,6 +200,41 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 		}
 		return r.buf[:size], nil
 	}
+}
+
+// grow makes room for n more bytes in buf, charging the budget for the
+// larger buffer first: a large frame may be refused when the frames of
+// all connections fill the budget. Buffers up to retainBytes (most HL7
+// messages) are charged but never refused, so senders of ordinary
+// messages go on while a few large ones wait.
+func (r *Reader) grow(n int) error {
+	if r.Budget == nil || len(r.buf)+n <= cap(r.buf) {
+		return nil
+	}
+	newCap := max(2*cap(r.buf), len(r.buf)+n, readBufferSize)
+	if newCap <= retainBytes {
+		r.Budget.frameBytes.Add(int64(newCap - cap(r.buf)))
+	} else if !r.Budget.takeFrame(int64(newCap - cap(r.buf))) {
+		return ErrFrameBudget
+	}
+	r.charged += int64(newCap - cap(r.buf))
+	nb := make([]byte, len(r.buf), newCap)
+	copy(nb, r.buf)
+	r.buf = nb
+	return nil
+}
+
+// uncharge gives the budget back what buf was charged.
+func (r *Reader) uncharge() {
+	r.Budget.giveFrame(r.charged)
+	r.charged = 0
+}
+
+// Close gives back the buffers and what they were charged; the Reader is
+// not used after.
+func (r *Reader) Close() {
+	r.buf = nil
+	r.uncharge()
 }
 
 func (r *Reader) frameError(reason string, size int) *FrameError {

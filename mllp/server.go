@@ -69,6 +69,9 @@ type Server struct {
 	MaxConns       int  // connections at once; more are closed on arrival. 0: no limit
 	MaxFrameBytes  int  // 0: DefaultMaxFrameBytes
 	AllowMissingCR bool // accept frames ended by 0x1C without 0x0D
+	// Budget, if set, is shared with other servers: the frames being
+	// received and the connections of all of them together are bounded.
+	Budget *Budget
 
 	// ReadTimeout limits reading one frame, from its start block, so a
 	// sender trickling bytes is cut off. 0: DefaultReadTimeout; <0: none.
@@ -165,7 +168,15 @@ func (s *Server) Serve(l net.Listener) error {
 		backoff = 0
 		s.stats.accepted.Add(1)
 		c := &serverConn{srv: s, rwc: rwc, info: ConnInfo{Listener: s.Name, ID: s.nextID.Add(1), RemoteAddr: rwc.RemoteAddr()}}
+		if !s.Budget.takeConn() {
+			s.stats.refused.Add(1)
+			s.Logger.Warn().Str("listener", s.Name).Str("remote", rwc.RemoteAddr().String()).Int64("max_conns", s.Budget.Conns).
+				Msg("connection refused: the connections of all listeners reached their bound (file descriptors are kept for storage and admin)")
+			rwc.Close()
+			continue
+		}
 		if !s.trackConn(c, true) {
+			s.Budget.giveConn()
 			s.stats.refused.Add(1)
 			s.Logger.Warn().Str("listener", s.Name).Str("remote", rwc.RemoteAddr().String()).Int("max_conns", s.MaxConns).
 				Msg("connection refused: connection limit reached")

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/hl7broker/hl7broker/internal/testpki"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
@@ -511,4 +512,108 @@ func TestSenderThatNeverReadsItsACKsIsCutOff(t *testing.T) {
 	reply, err := c.Send(context.Background(), []byte("polite"))
 	require.NoError(t, err)
 	assert.Equal(t, ack, reply)
+}
+
+// Senders that start large frames and never end them cannot take more
+// than the listeners' shared frame budget: past it their connections are
+// closed; the budget's count stays within its bound and is all given back
+// once they are gone; a sender of an ordinary message is answered all
+// along, on another listener sharing the budget.
+func TestFrameBudgetBoundsUnendedFramesAcrossConnections(t *testing.T) {
+	noLeaks(t)
+	budget := &Budget{FrameBytes: 8 << 20}
+	echo := HandlerFunc(func(_ context.Context, _ *ConnInfo, f []byte) []byte { return append([]byte("ACK:"), f...) })
+	big := &Server{Handler: echo, MaxFrameBytes: 4 << 20, Budget: budget, ReadTimeout: 2 * time.Second}
+	small := &Server{Handler: echo, Budget: budget}
+	bigAddr, smallAddr := serve(t, big), serve(t, small)
+
+	chunk := append([]byte{StartBlock}, bytes.Repeat([]byte("x"), 3<<20)...) // 3 MB, no end block
+	closed := make(chan bool, 10)
+	for range 10 {
+		go func() {
+			conn, err := net.Dial("tcp", bigAddr)
+			if err != nil {
+				closed <- false
+				return
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := conn.Write(chunk); err != nil {
+				closed <- true
+				return
+			}
+			_, err = conn.Read(make([]byte, 1)) // the server's close, or our deadline
+			closed <- err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
+		}()
+	}
+	testkit.WaitFor(t, 10*time.Second, func() error {
+		if used := budget.FrameBytesUsed(); used > budget.FrameBytes {
+			return fmt.Errorf("over the budget: %d", used)
+		}
+		if s := big.Stats(); s.RefusedFrames < 8 {
+			return fmt.Errorf("%d of at least 8 unended frames refused (budget used %d)", s.RefusedFrames, budget.FrameBytesUsed())
+		}
+		return nil
+	})
+	assert.LessOrEqual(t, budget.FrameBytesUsed(), budget.FrameBytes)
+
+	c := &Client{Addr: smallAddr}
+	defer c.Close()
+	reply, err := c.Send(context.Background(), []byte("MSH|^~\\&|ordinary"))
+	require.NoError(t, err, "an ordinary message gets through while the budget is full")
+	assert.Equal(t, "ACK:MSH|^~\\&|ordinary", string(reply))
+
+	cut := 0
+	for range 10 {
+		if <-closed {
+			cut++
+		}
+	}
+	assert.GreaterOrEqual(t, cut, 8, "the connections over the budget were closed by the server")
+	c.Close()
+	testkit.WaitFor(t, 10*time.Second, func() error {
+		if used := budget.FrameBytesUsed(); used != 0 {
+			return fmt.Errorf("%d bytes still charged after every connection closed", used)
+		}
+		return nil
+	})
+}
+
+// The connections of all servers sharing a budget are bounded together
+// (the file descriptors left after the broker's reserve): one more is
+// closed on arrival and counted as refused; once one closes, a new one
+// is taken.
+func TestConnectionBudgetIsSharedByServers(t *testing.T) {
+	noLeaks(t)
+	budget := &Budget{Conns: 2}
+	echo := HandlerFunc(func(_ context.Context, _ *ConnInfo, f []byte) []byte { return f })
+	a, b := &Server{Handler: echo, Budget: budget}, &Server{Handler: echo, Budget: budget}
+	addrA, addrB := serve(t, a), serve(t, b)
+	ca, cb := &Client{Addr: addrA}, &Client{Addr: addrB}
+	for _, c := range []*Client{ca, cb} {
+		_, err := c.Send(context.Background(), []byte("x"))
+		require.NoError(t, err)
+	}
+	third, err := net.Dial("tcp", addrA)
+	require.NoError(t, err)
+	defer third.Close()
+	_ = third.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = third.Read(make([]byte, 1))
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, os.ErrDeadlineExceeded, "closed on arrival by the server")
+	assert.EqualValues(t, 1, a.Stats().Refused)
+	assert.EqualValues(t, 2, budget.ConnsOpen())
+
+	cb.Close()
+	testkit.WaitFor(t, 10*time.Second, func() error {
+		if n := budget.ConnsOpen(); n != 1 {
+			return fmt.Errorf("%d connections counted, waiting for 1", n)
+		}
+		return nil
+	})
+	c := &Client{Addr: addrB}
+	defer c.Close()
+	_, err = c.Send(context.Background(), []byte("y"))
+	require.NoError(t, err, "a connection is taken again once one closed")
+	ca.Close()
 }
