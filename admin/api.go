@@ -55,6 +55,7 @@ func (a *API) routes(mux *http.ServeMux) {
 	h("GET /api/v1/status", RoleViewer, a.status)
 	h("GET /api/v1/messages", RoleViewer, a.searchMessages)
 	h("GET /api/v1/messages/{id}", RoleOperator, a.showMessage)
+	h("GET /api/v1/refused", RoleViewer, a.listRefused)
 	h("POST /api/v1/messages/replay", RoleOperator, a.replayMessages)
 	h("GET /api/v1/dlq", RoleViewer, a.listDLQ)
 	h("GET /api/v1/dlq/{id}", RoleOperator, a.showDLQ)
@@ -265,6 +266,34 @@ func searchDetail(q url.Values) string {
 	q = maps.Clone(q)
 	q.Del("cursor")
 	return q.Encode()
+}
+
+// listRefused lists the messages ingest did not store (AR/AE to their
+// sender): what could be read of their header and why, no content.
+func (a *API) listRefused(w http.ResponseWriter, r *http.Request, _ user) {
+	if a.noHistory(w) {
+		return
+	}
+	q := r.URL.Query()
+	f := history.RefusedFilter{Listener: q.Get("listener"), ControlID: q.Get("control_id"), Cursor: q.Get("cursor")}
+	var err error
+	if f.From, err = parseTime("from", q.Get("from")); err == nil {
+		f.To, err = parseTime("to", q.Get("to"))
+	}
+	if l := q.Get("limit"); l != "" && err == nil {
+		if f.Limit, err = strconv.Atoi(l); err != nil || f.Limit < 1 {
+			err = bad("limit: %q is not a positive number", l)
+		}
+	}
+	var p history.RefusedPage
+	if err == nil {
+		p, err = a.Ops.Index.RefusedMessages(r.Context(), f)
+	}
+	if err != nil {
+		writeError(w, errorCode(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
 }
 
 func pathID(r *http.Request) (uint64, error) {

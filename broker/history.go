@@ -57,6 +57,11 @@ func (b *Broker) runHistory() {
 			defer b.wg.Done()
 			b.sup.run(b.runCtx, "history", b.indexer.Run)
 		}()
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			b.sup.run(b.runCtx, "reconcile", b.reconcile)
+		}()
 	}
 	b.wg.Add(1)
 	go func() {
@@ -188,4 +193,33 @@ func (b *Broker) auditReload(result string, err error) {
 		e.Result = result + ": " + strings.ReplaceAll(err.Error(), "\n", "; ")
 	}
 	go func() { _ = b.audit(context.Background(), e) }()
+}
+
+// Journey events lost in a crash are rebuilt from the queues' state:
+// every reconcileEvery, for copies older than reconcileAge.
+const (
+	reconcileEvery = 30 * time.Second
+	reconcileAge   = time.Minute
+)
+
+// reconcile makes the index whole after a crash (history.Ops.Reconcile),
+// at start and then every reconcileEvery.
+func (b *Broker) reconcile(ctx context.Context) error {
+	t := time.NewTicker(reconcileEvery)
+	defer t.Stop()
+	for {
+		n, err := b.ops.Reconcile(ctx, reconcileAge)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			b.log.Warn().Str("component", "reconcile").Str("reason", err.Error()).Msg("the index could not be checked against the queues; will retry")
+		case n > 0:
+			b.log.Warn().Str("component", "reconcile").Int("copies", n).
+				Msg("journey events lost in a crash were rebuilt from the queues: copies the index said were queued had been delivered or dead-lettered")
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }

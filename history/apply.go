@@ -197,6 +197,14 @@ func (ix *Index) apply(ctx context.Context, items []Item, now time.Time) error {
 			return fmt.Errorf("history index: %s %d: %w", it.Stream, it.Seq, err)
 		}
 	}
+	for _, r := range b.refused {
+		e := r.e
+		if _, err := a.exec(`INSERT OR REPLACE INTO refused(seq, line, at, listener, remote, ack, code, reason, type, event, control_id, sending_app, sending_fac, size)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.seq, r.line, e.At.UnixNano(), e.Listener, e.Remote, e.Ack, e.Code, e.Reason,
+			e.Type, e.Trigger, e.ControlID, e.SendingApp, e.SendingFac, e.Size); err != nil {
+			return fmt.Errorf("history index: refused message: %w", err)
+		}
+	}
 	p, _ := json.Marshal(held.positions(ix.seen, ix.covered))
 	if _, err := a.exec(`INSERT OR REPLACE INTO meta(k, v) VALUES ('positions', ?)`, string(p)); err != nil {
 		return err
@@ -353,11 +361,20 @@ func (held *batch) positions(seen Positions, covered uint64) Positions {
 
 // batch is what one Apply learned, message by message.
 type batch struct {
-	byID  map[uint64]*change
-	order []uint64 // messages in the order first seen
-	dlq   []Item
-	audit []Item
-	gone  []uint64 // dead letters replayed or purged
+	byID    map[uint64]*change
+	order   []uint64 // messages in the order first seen
+	dlq     []Item
+	audit   []Item
+	gone    []uint64 // dead letters replayed or purged
+	refused []refusedRow
+}
+
+// refusedRow is a message ingest did not store: where its event stands
+// in HL7_EVENTS (a record holds several lines) and the event.
+type refusedRow struct {
+	seq  uint64
+	line int
+	e    wire.Event
 }
 
 // change is what a batch says about one message.
@@ -423,10 +440,19 @@ func (d *copyChange) setTo(status string, at int64, attempts int, code, reason s
 }
 
 func (b *batch) events(it Item) {
+	n := 0
 	for line := range bytes.SplitSeq(bytes.TrimSpace(it.Data), []byte("\n")) {
+		n++
 		var e wire.Event
-		if wire.ParseEvent(line, &e) != nil || e.Message == 0 {
-			continue // not ours, or not about a message
+		if wire.ParseEvent(line, &e) != nil {
+			continue // not ours
+		}
+		if e.Kind == wire.EventRefused {
+			b.refused = append(b.refused, refusedRow{seq: it.Seq, line: n, e: e})
+			continue
+		}
+		if e.Message == 0 {
+			continue // not about a message
 		}
 		c := b.of(e.Message)
 		if c.firstEvents == 0 || it.Seq < c.firstEvents {

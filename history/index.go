@@ -45,7 +45,7 @@ type Index struct {
 
 // schemaVersion changes whenever the tables do; an index of another
 // version (or other search keys) is rebuilt from the streams.
-const schemaVersion = "3"
+const schemaVersion = "4"
 
 const schema = `
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -99,6 +99,15 @@ CREATE TABLE IF NOT EXISTS audit (
 	ids TEXT NOT NULL, detail TEXT NOT NULL, remote TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_time ON audit(at);
+CREATE TABLE IF NOT EXISTS refused (
+	seq INTEGER NOT NULL, line INTEGER NOT NULL, -- where its event is in HL7_EVENTS
+	at INTEGER NOT NULL, listener TEXT NOT NULL, remote TEXT NOT NULL, ack TEXT NOT NULL,
+	code TEXT NOT NULL, reason TEXT NOT NULL, type TEXT NOT NULL, event TEXT NOT NULL,
+	control_id TEXT NOT NULL, sending_app TEXT NOT NULL, sending_fac TEXT NOT NULL, size INTEGER NOT NULL,
+	PRIMARY KEY (seq, line)
+);
+CREATE INDEX IF NOT EXISTS refused_time ON refused(at);
+CREATE INDEX IF NOT EXISTS refused_control ON refused(control_id);
 `
 
 // OpenIndex opens (or creates) the index at path for the given search

@@ -430,7 +430,10 @@ func (ix *Index) Prune(ctx context.Context, firstIn, firstDLQ, firstAudit uint64
 			}
 		}
 	}
-	return nil
+	// Refused messages go with the events of their time (HL7_EVENTS keeps
+	// what HL7_IN keeps): older than the oldest message left.
+	_, err := ix.w.ExecContext(ctx, `DELETE FROM refused WHERE at < (SELECT MIN(received_at) FROM messages)`)
+	return err
 }
 
 // IDs are the page's message ids, for an audit entry.
@@ -440,4 +443,84 @@ func (p Page) IDs() []string {
 		ids[i] = s.ID
 	}
 	return ids
+}
+
+// RefusedFilter selects refused messages.
+type RefusedFilter struct {
+	From, To            time.Time
+	Listener, ControlID string
+	Limit               int
+	Cursor              string
+}
+
+// Refused is a message ingest did not store, as the history keeps it:
+// what could be read of its header, the ACK its sender got and why.
+// Never its content: there is none to show.
+type Refused struct {
+	ID         string    `json:"id"`
+	At         time.Time `json:"at"`
+	Listener   string    `json:"listener"`
+	Remote     string    `json:"remote_addr,omitempty"`
+	Ack        string    `json:"ack"`  // AR, AE, CR, CE
+	Code       string    `json:"code"` // HL7 table 0357
+	Reason     string    `json:"reason"`
+	Type       string    `json:"type,omitempty"`
+	Event      string    `json:"event,omitempty"`
+	ControlID  string    `json:"control_id,omitempty"`
+	SendingApp string    `json:"sending_application,omitempty"`
+	SendingFac string    `json:"sending_facility,omitempty"`
+	Size       int       `json:"size"`
+}
+
+// RefusedPage is one page of refused messages, newest first.
+type RefusedPage struct {
+	Items      []Refused `json:"items"`
+	NextCursor string    `json:"next_cursor"`
+}
+
+// RefusedMessages returns a page of the messages ingest refused.
+func (ix *Index) RefusedMessages(ctx context.Context, f RefusedFilter) (RefusedPage, error) {
+	where, args := []string{"1"}, []any{}
+	add := func(c string, a any) { where, args = append(where, c), append(args, a) }
+	if !f.From.IsZero() {
+		add("at >= ?", f.From.UnixNano())
+	}
+	if !f.To.IsZero() {
+		add("at < ?", f.To.UnixNano())
+	}
+	if f.Listener != "" {
+		add("listener = ?", f.Listener)
+	}
+	if f.ControlID != "" {
+		add("control_id = ?", f.ControlID)
+	}
+	if f.Cursor != "" {
+		c, err := strconv.ParseInt(f.Cursor, 10, 64)
+		if err != nil {
+			return RefusedPage{}, ErrBadCursor
+		}
+		add("rowid < ?", c)
+	}
+	n := limit(f.Limit)
+	rows, err := ix.r.QueryContext(ctx, fmt.Sprintf(`SELECT rowid, at, listener, remote, ack, code, reason, type, event, control_id, sending_app, sending_fac, size
+		FROM refused WHERE %s ORDER BY rowid DESC LIMIT %d`, strings.Join(where, " AND "), n+1), args...)
+	if err != nil {
+		return RefusedPage{}, err
+	}
+	defer rows.Close()
+	p := RefusedPage{Items: []Refused{}}
+	for rows.Next() {
+		var r Refused
+		var id, at int64
+		if err := rows.Scan(&id, &at, &r.Listener, &r.Remote, &r.Ack, &r.Code, &r.Reason, &r.Type, &r.Event, &r.ControlID, &r.SendingApp, &r.SendingFac, &r.Size); err != nil {
+			return p, err
+		}
+		r.ID, r.At = strconv.FormatInt(id, 10), time.Unix(0, at).UTC()
+		p.Items = append(p.Items, r)
+	}
+	if len(p.Items) > n {
+		p.Items = p.Items[:n]
+		p.NextCursor = p.Items[n-1].ID
+	}
+	return p, rows.Err()
 }

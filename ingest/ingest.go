@@ -114,6 +114,7 @@ type Outcome struct {
 	Err       *hl7.Error // why it was refused; nil when stored or not stored for the store's sake
 
 	received wire.Event // its journey's first event (Kind "": none), recorded once the ACK is final
+	refused  wire.Event // for a message not stored: what the history keeps of it (Kind "": none)
 }
 
 // Metrics are the series Ingest counts into, labelled by source name.
@@ -199,9 +200,14 @@ func (in *Ingest) ReceiveAll(ctx context.Context, raws [][]byte, o Origin, sync 
 }
 
 // recordReceived records a stored message's received event with the ACK
-// its sender got (AE when a later flush failed).
+// its sender got (AE when a later flush failed), or a message's refusal.
 func (in *Ingest) recordReceived(out *Outcome) {
 	if out.received.Kind == "" {
+		if out.refused.Kind != "" {
+			out.refused.Ack = out.Code
+			in.Events.Record(out.refused)
+			out.refused = wire.Event{}
+		}
 		return
 	}
 	out.received.Ack = out.Code
@@ -283,6 +289,24 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin, out *Outco
 		}()
 	}
 	var m hl7.Message
+	refuse := func(m *hl7.Message, code hl7.ErrorCode, reason string) {
+		out.refused = wire.Event{Kind: wire.EventRefused, At: received, Listener: in.listener.Name, Remote: o.RemoteAddr,
+			Size: len(frame), Code: strconv.Itoa(int(code)), Reason: reason}
+		if m != nil {
+			out.refused.Type, out.refused.Trigger, out.refused.ControlID = m.Type(), m.Trigger(), m.ControlID()
+			out.refused.SendingApp, out.refused.SendingFac, out.refused.Version = m.SendingApplication(), m.SendingFacility(), m.Version()
+		}
+	}
+	parsed := false
+	defer func() {
+		if out.Err != nil && out.refused.Kind == "" {
+			mm := &m
+			if !parsed {
+				mm = nil
+			}
+			refuse(mm, out.Err.Code, out.Err.Reason)
+		}
+	}()
 	if err := m.ParseWith(frame, in.limits); err != nil {
 		he := parseError(err)
 		in.log.Warn().Str("remote", o.RemoteAddr).Int("size", len(frame)).Int("code", int(he.Code)).
@@ -290,6 +314,7 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin, out *Outco
 		out.Err = he
 		return hl7.BuildRejectAck(frame, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Err: he, Text: fmt.Sprintf(textUnparseable, he.Reason)})
 	}
+	parsed = true
 	out.ControlID = m.ControlID()
 	ev := func(e *zerolog.Event) *zerolog.Event {
 		if !e.Enabled() { // a level that is off: build no fields
@@ -335,6 +360,7 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin, out *Outco
 	}
 	if err != nil {
 		ev(in.log.Error()).Str("reason", err.Error()).Dur("after", time.Since(received)).Msg("storing failed: sender told to resend")
+		refuse(&m, hl7.CodeInternal, textStoreFailed)
 		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Errored, Mode: in.mode, Text: textStoreFailed,
 			Err: &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Location: hl7.Location{Offset: -1}}})
 	}
@@ -398,6 +424,8 @@ func KeyValues(m *hl7.Message, paths map[string]hl7.Path) map[string][]string {
 func (in *Ingest) RejectMLLP(ctx context.Context, conn *mllp.ConnInfo, fe *mllp.FrameError) []byte {
 	ack := in.reject(conn, fe)
 	in.count(ack)
+	in.Events.Record(wire.Event{Kind: wire.EventRefused, At: time.Now(), Listener: in.listener.Name, Remote: conn.RemoteAddr.String(),
+		Size: fe.Size, Ack: ackCode(ack), Code: strconv.Itoa(int(hl7.CodeInternal)), Reason: "MLLP frame refused: " + fe.Reason})
 	return ack
 }
 

@@ -203,6 +203,11 @@ const (
 	EventDeadLettered = "dead_lettered" // parked in HL7_DLQ (DLQ is its sequence there)
 	EventReplayed     = "replayed"      // a person replayed it (By): As a new message, or to Destination
 	EventPurged       = "purged"        // a person purged its dead letter DLQ
+	// EventRefused: a message ingest did not store (AR/CR: refused; AE/CE:
+	// the store did not take it, to be resent). Message is 0; it carries
+	// what could be read of the header, the code (HL7 table 0357) and
+	// the reason, never content.
+	EventRefused = "refused"
 )
 
 // Event is one step of a message's journey. Message is its HL7_IN

@@ -213,7 +213,7 @@ flags to replay what they select (up to --limit).`,
 	filter(replay, false)
 	replay.Flags().StringVar(&replayDest, "destination", "", "resend this destination's copy as it was sent (default: reprocess through today's routes)")
 	replay.Flags().BoolVar(&replayFilter, "filter", false, "replay what the search flags select")
-	cmd.AddCommand(search, show, replay)
+	cmd.AddCommand(search, show, replay, newRefusedCmd())
 	return cmd
 }
 
@@ -466,4 +466,43 @@ func newStatusCmd() *cobra.Command {
 		})}
 	apiFlags(cmd)
 	return cmd
+}
+
+// newRefusedCmd is "messages refused": what ingest did not store.
+func newRefusedCmd() *cobra.Command {
+	var listener, controlID, from, to, cursor string
+	var limit int
+	c := &cobra.Command{Use: "refused", Short: "List messages the broker refused (AR/AE to their sender): header and reason, no content",
+		RunE: apiCommand(func(cmd *cobra.Command, c *apiClient, _ []string) error {
+			q := url.Values{"limit": {strconv.Itoa(limit)}}
+			for k, v := range map[string]string{"listener": listener, "control_id": controlID, "from": from, "to": to, "cursor": cursor} {
+				if v != "" {
+					q.Set(k, v)
+				}
+			}
+			var page history.RefusedPage
+			if printed, err := getJSON(cmd, c, "/api/v1/refused", q, &page); err != nil || printed {
+				return err
+			}
+			var rows [][]string
+			for _, r := range page.Items {
+				typ := ""
+				if r.Type != "" {
+					typ = r.Type + "^" + r.Event
+				}
+				rows = append(rows, []string{when(r.At), r.Listener, r.Remote, typ, r.ControlID, r.Ack, r.Code, r.Reason})
+			}
+			table(cmd.OutOrStdout(), "AT\tLISTENER\tFROM\tTYPE\tCONTROL ID\tACK\tCODE\tREASON", rows)
+			if page.NextCursor != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "more: --cursor %s\n", page.NextCursor)
+			}
+			return nil
+		})}
+	c.Flags().StringVar(&listener, "listener", "", "listener or source name")
+	c.Flags().StringVar(&controlID, "control-id", "", "MSH-10, where it could be read")
+	c.Flags().StringVar(&from, "from", "", "refused at or after (RFC 3339 or a date)")
+	c.Flags().StringVar(&to, "to", "", "refused before (RFC 3339 or a date)")
+	c.Flags().StringVar(&cursor, "cursor", "", "the next page, as the last page said")
+	c.Flags().IntVar(&limit, "limit", 50, "at most this many")
+	return c
 }
