@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -85,6 +86,16 @@ type Router struct {
 
 	parsed hl7.Message // the input being routed, parsed once for every route's condition
 	table  atomic.Pointer[Table]
+
+	// The fence (fence.go), used by Run's goroutine only: the sequence of
+	// this router's fence record (0: none up), the pin it was raised for,
+	// and whether a copy was refused because another router took over.
+	fence    uint64
+	fencePin string
+	fenced   bool
+
+	// testHookBeforeStore, set by tests, runs before each copy is stored.
+	testHookBeforeStore func(inSeq uint64)
 }
 
 // routerLimits admit whatever a listener can: its limit goes up to 64 MiB.
@@ -150,9 +161,18 @@ func (r *Router) Run(ctx context.Context) error {
 		r.Log.Info().Int("handed_out_again", unacked).
 			Msg("router: its consumer was re-created from its ack floor for cumulative acks; inputs it had handed out without an ack are routed again (their copies deduplicated)")
 	}
-	next, err := r.recover(ctx, cons)
-	if err != nil {
+	// A standby (another router holds the pin) routes nothing now: it
+	// recovers when it is first handed inputs (a gap from 0).
+	var next uint64
+	if holder, err := r.pinHolder(ctx); err != nil {
 		return fmt.Errorf("router: %w", err)
+	} else if holder == "" && r.raiseFence(ctx, "") == nil { // else: when first handed inputs
+		if next, err = r.recover(ctx, cons); errors.Is(err, errFenced) {
+			r.dropFenced()
+			next = 0
+		} else if err != nil {
+			return fmt.Errorf("router: %w", err)
+		}
 	}
 	// Never full: the server hands out at most MaxAckPending unacked inputs.
 	inbox := make(chan jetstream.Msg, routerBatch)
@@ -201,6 +221,19 @@ func (r *Router) Run(ctx context.Context) error {
 			if id := group[len(group)-1].Headers().Get(store.PinIDHeader); id != "" {
 				pinID = id
 			}
+			// Handed inputs under a new pin: fence out whoever routed
+			// before. Until the fence is up, nothing is routed (the line
+			// is held, as when a copy cannot be stored).
+			for attempt := 1; r.fence == 0 || pinID != r.fencePin; attempt++ {
+				err := r.raiseFence(ctx, pinID)
+				if err == nil {
+					break
+				}
+				r.Log.Error().Int("attempt", attempt).Str("reason", err.Error()).Msg("router: its fence could not be put up; retrying")
+				if !r.wait(ctx, group) {
+					return nil
+				}
+			}
 			// Route the group in runs without a gap. An input past next
 			// means inputs before it were given to another router (or to
 			// this one before a reconnect) and are not all acked: a router
@@ -216,6 +249,9 @@ func (r *Router) Run(ctx context.Context) error {
 					if next, ok = r.takeOver(ctx, cons); !ok {
 						return nil
 					}
+					if r.fenced {
+						break
+					}
 				}
 				k, end := runWithoutGap(seqs[i:], next)
 				run := group[i : i+k]
@@ -225,7 +261,14 @@ func (r *Router) Run(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return nil
 				}
+				if r.fenced {
+					break
+				}
 				next, i = max(next, end), i+k
+			}
+			if r.fenced { // the rest of the group is the pin holder's now
+				r.dropFenced()
+				next = 0
 			}
 		}
 	}
@@ -251,8 +294,8 @@ func runWithoutGap(seqs []uint64, next uint64) (int, uint64) {
 func (r *Router) takeOver(ctx context.Context, cons jetstream.Consumer) (uint64, bool) {
 	for {
 		next, err := r.recover(ctx, cons)
-		if err == nil {
-			return next, true
+		if err == nil || errors.Is(err, errFenced) {
+			return next, true // fenced: r.fenced says so
 		}
 		r.Log.Error().Str("reason", err.Error()).Msg("router: taking over from another router failed; retrying")
 		select {
@@ -310,6 +353,9 @@ func (r *Router) recover(ctx context.Context, cons jetstream.Consumer) (next uin
 			return 0, fmt.Errorf("read input %d: %w", seq, err)
 		}
 		if _, ok := r.routeInput(ctx, seq, m.Header, m.Data, wait); !ok {
+			if r.fenced {
+				return 0, errFenced
+			}
 			return 0, ctx.Err() // stopping
 		}
 		n++
@@ -444,9 +490,24 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 		tracing.Inject(tctx, out.Header) // each attempt's span is a child of this route's
 		id := wire.CopyID(seq, dest)
 		for attempt := 1; ; attempt++ {
+			if r.testHookBeforeStore != nil {
+				r.testHookBeforeStore(seq)
+			}
+			opts := []jetstream.PublishOpt{jetstream.WithMsgID(id)}
+			if strings.HasPrefix(subject, wire.SubjectOut+".") { // a copy in HL7_OUT: behind the fence (not a dead letter: another stream)
+				opts = append(opts, jetstream.WithExpectLastSequenceForSubject(r.fence, wire.SubjectRouterFence))
+			}
 			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			ack, err := r.JetStream.PublishMsg(pctx, out, jetstream.WithMsgID(id))
+			ack, err := r.JetStream.PublishMsg(pctx, out, opts...)
 			cancel()
+			if err != nil && fenceRefused(err) {
+				if ferr := r.afterFenceRefused(ctx); errors.Is(ferr, errFenced) {
+					r.fenced = true
+					return true, false
+				} else if ferr == nil {
+					continue // still the pin's holder: its fence is up again
+				}
+			}
 			if err == nil {
 				outSeq = ack.Sequence
 				if r.Log.GetLevel() <= zerolog.DebugLevel {

@@ -276,7 +276,8 @@ func distinct(ids []string) []string {
 	return out
 }
 
-// outControlIDs lists the control IDs in HL7_OUT, in stored order.
+// outControlIDs lists the control IDs of the copies in HL7_OUT, in stored
+// order (not the routers' fence records).
 func outControlIDs(t *testing.T, n *store.NATS) []string {
 	t.Helper()
 	ctx := context.Background()
@@ -288,6 +289,9 @@ func outControlIDs(t *testing.T, n *store.NATS) []string {
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
 		m, err := s.GetMsg(ctx, seq)
 		require.NoError(t, err)
+		if m.Subject == wire.SubjectRouterFence {
+			continue
+		}
 		ids = append(ids, m.Header.Get(wire.HeaderControlID))
 	}
 	return ids

@@ -29,7 +29,13 @@ const (
 const (
 	SubjectIn  = "hl7.in"
 	SubjectOut = "hl7.out"
-	SubjectDLQ = "hl7.dlq"
+	// SubjectRouterFence holds the router fence in HL7_OUT: a router that
+	// takes over publishes a record here, and every copy a router stores
+	// must find the last record here to be its own (routing.Router). No
+	// destination's consumer reads it: destination names start with a
+	// letter or digit.
+	SubjectRouterFence = "hl7.out._fence"
+	SubjectDLQ         = "hl7.dlq"
 )
 
 // InSubject is where a received message is stored:
