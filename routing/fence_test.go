@@ -159,7 +159,8 @@ func TestAStalledRouterStoresNothingAfterItsPinMoved(t *testing.T) {
 // The fence under load, many times: two routers, inputs arriving all the
 // while, the pin moved between them every few tens of milliseconds, and
 // routers stalling now and then (pauses up to 150 ms, as a collector or a
-// starved core makes). Every input's copy is stored once, in stored order.
+// starved core makes), and copies replayed into HL7_OUT by a person all
+// the while. Every input's copy is stored once, in stored order.
 func TestFenceKeepsOrderWhileThePinMovesUnderLoad(t *testing.T) {
 	rounds, inputs := 3, 2000
 	if testing.Short() {
@@ -210,6 +211,23 @@ func TestFenceKeepsOrderWhileThePinMovesUnderLoad(t *testing.T) {
 					}
 				}
 			}()
+			replaying := make(chan struct{})
+			replayed := make(chan int)
+			go func() { // a person replays copies into HL7_OUT all the while: not a router, never fenced out
+				n2, tick := 0, time.NewTicker(5*time.Millisecond)
+				defer tick.Stop()
+				for {
+					select {
+					case <-replaying:
+						replayed <- n2
+						return
+					case <-tick.C:
+						if _, err := n.JetStream.Publish(context.Background(), wire.OutSubject("other"), []byte("MSH|^~\\&|x\r")); err == nil {
+							n2++
+						}
+					}
+				}
+			}()
 			<-published
 			ctx := context.Background()
 			testkit.WaitFor(t, 60*time.Second, func() error {
@@ -228,11 +246,14 @@ func TestFenceKeepsOrderWhileThePinMovesUnderLoad(t *testing.T) {
 			})
 			close(flipping)
 			<-flipped
+			close(replaying)
+			replays := <-replayed
 			got := copiesOf(t, n, "emr")
 			require.Equal(t, wantIDs(0, inputs), got, "each copy once, in stored order, after %d pin moves", moves.Load())
 			fenced := strings.Count(a.logs.String(), "another router took over") + strings.Count(b.logs.String(), "another router took over")
 			require.Positive(t, moves.Load())
-			t.Logf("round %d: %d inputs, %d pin moves, routed by a %d and b %d, a router fenced out %d times", round, inputs, moves.Load(), a.routed.Load(), b.routed.Load(), fenced)
+			t.Logf("round %d: %d inputs, %d pin moves, %d replays stored meanwhile, routed by a %d and b %d, a router fenced out %d times",
+				round, inputs, moves.Load(), replays, a.routed.Load(), b.routed.Load(), fenced)
 		})
 	}
 }

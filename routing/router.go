@@ -93,6 +93,7 @@ type Router struct {
 	fence    uint64
 	fencePin string
 	fenced   bool
+	lastOut  uint64 // HL7_OUT's last sequence as this router last saw it
 
 	// testHookBeforeStore, set by tests, runs before each copy is stored.
 	testHookBeforeStore func(inSeq uint64)
@@ -493,22 +494,26 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 			if r.testHookBeforeStore != nil {
 				r.testHookBeforeStore(seq)
 			}
-			opts := []jetstream.PublishOpt{jetstream.WithMsgID(id)}
-			if strings.HasPrefix(subject, wire.SubjectOut+".") { // a copy in HL7_OUT: behind the fence (not a dead letter: another stream)
-				opts = append(opts, jetstream.WithExpectLastSequenceForSubject(r.fence, wire.SubjectRouterFence))
+			fenced := strings.HasPrefix(subject, wire.SubjectOut+".") // a copy in HL7_OUT, behind the fence (a dead letter is in another stream)
+			expect := jetstream.WithExpectLastSequence(r.lastOut)
+			if !fenced {
+				expect = jetstream.WithMsgID(id) // no expectation: the same option again
 			}
 			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			ack, err := r.JetStream.PublishMsg(pctx, out, opts...)
+			ack, err := r.JetStream.PublishMsg(pctx, out, jetstream.WithMsgID(id), expect)
 			cancel()
-			if err != nil && fenceRefused(err) {
+			if fenced && err != nil && fenceRefused(err) {
 				if ferr := r.afterFenceRefused(ctx); errors.Is(ferr, errFenced) {
 					r.fenced = true
 					return true, false
 				} else if ferr == nil {
-					continue // still the pin's holder: its fence is up again
+					continue // still the pin's holder, or a replay was stored meanwhile
 				}
 			}
 			if err == nil {
+				if fenced && !ack.Duplicate {
+					r.lastOut = ack.Sequence
+				}
 				outSeq = ack.Sequence
 				if r.Log.GetLevel() <= zerolog.DebugLevel {
 					log().Debug().Str("destination", dest).Str("route", route).Msg("routed")
