@@ -163,7 +163,7 @@ func TestAStalledRouterStoresNothingAfterItsPinMoved(t *testing.T) {
 // the while. Every input's copy is stored once, in stored order.
 func TestFenceKeepsOrderWhileThePinMovesUnderLoad(t *testing.T) {
 	rounds, inputs := 3, 2000
-	if testing.Short() {
+	if testing.Short() || raceEnabled { // the race detector's run: one round (CI runs both)
 		rounds, inputs = 1, 1000
 	}
 	for round := range rounds {

@@ -1,0 +1,6 @@
+//go:build !race
+
+package routing
+
+// raceEnabled: this test binary was built with -race.
+const raceEnabled = false
