@@ -64,20 +64,7 @@ func TestNoAuditEntryNoContent(t *testing.T) {
 			}
 			return nil
 		}}
-	s := &admin.Server{Metrics: prometheus.NewRegistry(), Ready: func(context.Context) admin.Readiness { return admin.Readiness{Ready: true} },
-		Log: zerolog.Nop(), API: api}
-	require.NoError(t, s.Start("127.0.0.1:0"))
-	defer s.Shutdown(context.Background())
-	do := func(method, path, body string) (int, string) {
-		req, err := http.NewRequest(method, "http://"+s.Addr().String()+path, strings.NewReader(body))
-		require.NoError(t, err)
-		req.Header.Set("Authorization", "Bearer admin-token-0123456789")
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	do := serveAPI(t, api)
 	views := []struct{ action, method, path, body string }{
 		{"message.view", "GET", "/api/v1/messages/1", ""},
 		{"dlq.view", "GET", "/api/v1/dlq/" + letter, ""},
@@ -128,20 +115,8 @@ func TestHistoryOffAnswers503AndPauseStillWorks(t *testing.T) {
 	tokens.Set([]admin.Token{admin.NewToken("olga", admin.RoleAdmin, "admin-token-0123456789")})
 	api := &admin.API{Tokens: tokens, Ops: p.ops, Status: func(context.Context) admin.Status { return admin.Status{} },
 		Audit: func(context.Context, wire.AuditEntry) error { return nil }}
-	s := &admin.Server{Metrics: prometheus.NewRegistry(), Ready: func(context.Context) admin.Readiness { return admin.Readiness{Ready: true} },
-		Log: zerolog.Nop(), API: api}
-	require.NoError(t, s.Start("127.0.0.1:0"))
-	defer s.Shutdown(context.Background())
-	do := func(method, path string) (int, string) {
-		req, err := http.NewRequest(method, "http://"+s.Addr().String()+path, strings.NewReader(`{"all":true}`))
-		require.NoError(t, err)
-		req.Header.Set("Authorization", "Bearer admin-token-0123456789")
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	serve := serveAPI(t, api)
+	do := func(method, path string) (int, string) { return serve(method, path, `{"all":true}`) }
 	for _, path := range []string{"/api/v1/messages", "/api/v1/messages/1", "/api/v1/dlq", "/api/v1/dlq/1", "/api/v1/audit"} {
 		code, body := do("GET", path)
 		assert.Equal(t, http.StatusServiceUnavailable, code, path)
@@ -156,4 +131,24 @@ func TestHistoryOffAnswers503AndPauseStillWorks(t *testing.T) {
 	assert.True(t, paused["files"])
 	code, body = do("POST", "/api/v1/destinations/files/resume")
 	assert.Equal(t, http.StatusOK, code, body)
+}
+
+// serveAPI serves api on 127.0.0.1 for the test and returns a request
+// maker that shows olga's admin token.
+func serveAPI(t *testing.T, api *admin.API) func(method, path, body string) (int, string) {
+	t.Helper()
+	s := &admin.Server{Metrics: prometheus.NewRegistry(), Ready: func(context.Context) admin.Readiness { return admin.Readiness{Ready: true} },
+		Log: zerolog.Nop(), API: api}
+	require.NoError(t, s.Start("127.0.0.1:0"))
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	return func(method, path, body string) (int, string) {
+		req, err := http.NewRequest(method, "http://"+s.Addr().String()+path, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer admin-token-0123456789")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
 }

@@ -355,29 +355,15 @@ type AuditPage struct {
 
 // Audit returns a page of the audit trail.
 func (ix *Index) Audit(ctx context.Context, f AuditFilter) (AuditPage, error) {
-	where, args := []string{"1"}, []any{}
-	add := func(c string, a any) { where, args = append(where, c), append(args, a) }
-	if !f.From.IsZero() {
-		add("at >= ?", f.From.UnixNano())
-	}
-	if !f.To.IsZero() {
-		add("at < ?", f.To.UnixNano())
-	}
-	if f.User != "" {
-		add("user = ?", f.User)
-	}
-	if f.Action != "" {
-		add("action = ?", f.Action)
-	}
-	if f.Cursor != "" {
-		c, err := strconv.ParseInt(f.Cursor, 10, 64)
-		if err != nil {
-			return AuditPage{}, ErrBadCursor
-		}
-		add("seq < ?", c)
+	var w conds
+	w.between(f.From, f.To)
+	w.equal("user", f.User)
+	w.equal("action", f.Action)
+	if err := w.before("seq", f.Cursor); err != nil {
+		return AuditPage{}, err
 	}
 	n := limit(f.Limit)
-	rows, err := ix.r.QueryContext(ctx, fmt.Sprintf("SELECT seq, at, user, action, result, ids, detail, remote FROM audit WHERE %s ORDER BY seq DESC LIMIT %d", strings.Join(where, " AND "), n+1), args...)
+	rows, err := ix.r.QueryContext(ctx, fmt.Sprintf("SELECT seq, at, user, action, result, ids, detail, remote FROM audit WHERE %s ORDER BY seq DESC LIMIT %d", w.sql(), n+1), w.args...)
 	if err != nil {
 		return AuditPage{}, err
 	}
@@ -480,30 +466,16 @@ type RefusedPage struct {
 
 // RefusedMessages returns a page of the messages ingest refused.
 func (ix *Index) RefusedMessages(ctx context.Context, f RefusedFilter) (RefusedPage, error) {
-	where, args := []string{"1"}, []any{}
-	add := func(c string, a any) { where, args = append(where, c), append(args, a) }
-	if !f.From.IsZero() {
-		add("at >= ?", f.From.UnixNano())
-	}
-	if !f.To.IsZero() {
-		add("at < ?", f.To.UnixNano())
-	}
-	if f.Listener != "" {
-		add("listener = ?", f.Listener)
-	}
-	if f.ControlID != "" {
-		add("control_id = ?", f.ControlID)
-	}
-	if f.Cursor != "" {
-		c, err := strconv.ParseInt(f.Cursor, 10, 64)
-		if err != nil {
-			return RefusedPage{}, ErrBadCursor
-		}
-		add("rowid < ?", c)
+	var w conds
+	w.between(f.From, f.To)
+	w.equal("listener", f.Listener)
+	w.equal("control_id", f.ControlID)
+	if err := w.before("rowid", f.Cursor); err != nil {
+		return RefusedPage{}, err
 	}
 	n := limit(f.Limit)
 	rows, err := ix.r.QueryContext(ctx, fmt.Sprintf(`SELECT rowid, at, listener, remote, ack, code, reason, type, event, control_id, sending_app, sending_fac, size
-		FROM refused WHERE %s ORDER BY rowid DESC LIMIT %d`, strings.Join(where, " AND "), n+1), args...)
+		FROM refused WHERE %s ORDER BY rowid DESC LIMIT %d`, w.sql(), n+1), w.args...)
 	if err != nil {
 		return RefusedPage{}, err
 	}
@@ -523,4 +495,52 @@ func (ix *Index) RefusedMessages(ctx context.Context, f RefusedFilter) (RefusedP
 		p.NextCursor = p.Items[n-1].ID
 	}
 	return p, rows.Err()
+}
+
+// conds builds a WHERE clause of a listing: a time range on column at,
+// columns equal to values given, and a page cursor.
+type conds struct {
+	where []string
+	args  []any
+}
+
+func (c *conds) add(cond string, arg any) {
+	c.where, c.args = append(c.where, cond), append(c.args, arg)
+}
+
+// between keeps rows at or after from and before to (a zero time: no bound).
+func (c *conds) between(from, to time.Time) {
+	if !from.IsZero() {
+		c.add("at >= ?", from.UnixNano())
+	}
+	if !to.IsZero() {
+		c.add("at < ?", to.UnixNano())
+	}
+}
+
+// equal keeps rows whose column is v, unless v is "".
+func (c *conds) equal(column, v string) {
+	if v != "" {
+		c.add(column+" = ?", v)
+	}
+}
+
+// before keeps rows whose column is below the cursor (a page's last), if any.
+func (c *conds) before(column, cursor string) error {
+	if cursor == "" {
+		return nil
+	}
+	n, err := strconv.ParseInt(cursor, 10, 64)
+	if err != nil {
+		return ErrBadCursor
+	}
+	c.add(column+" < ?", n)
+	return nil
+}
+
+func (c *conds) sql() string {
+	if len(c.where) == 0 {
+		return "1"
+	}
+	return strings.Join(c.where, " AND ")
 }
