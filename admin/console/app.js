@@ -88,7 +88,7 @@ function route() {
   const parts = path.split("/").filter(Boolean);
   const page = {
     dashboard: dashboard, messages: messages, message: () => message(parts[1]),
-    dlq: deadLetters, destinations: destinations, audit: audit,
+    dlq: deadLetters, destinations: destinations, audit: audit, refused: refused,
   }[parts[0] || "dashboard"] || dashboard;
   page(params).catch((e) => show(errorLine(e)));
 }
@@ -332,6 +332,31 @@ async function audit(params) {
       page.items.map((a) => h("tr", {}, h("td", {}, fmtTime(a.at)), h("td", {}, a.user), h("td", {}, a.action), h("td", {}, a.result),
         h("td", {}, (a.ids || []).join(", ")), h("td", {}, a.detail || "")))),
     page.next_cursor ? h("a", { href: "#/audit?" + next.toString() }, "Next page") : null);
+}
+
+// ---- refused: messages the broker did not store (no content: there is none)
+
+async function refused(params) {
+  const q = new URLSearchParams({ limit: "100" });
+  for (const k of ["listener", "control_id", "cursor"]) if (params.get(k)) q.set(k, params.get(k));
+  for (const k of ["from", "to"]) if (params.get(k)) q.set(k, new Date(params.get(k)).toISOString());
+  const page = await api("GET", "/api/v1/refused?" + q.toString());
+  const next = new URLSearchParams(params);
+  next.set("cursor", page.next_cursor);
+  const form = h("form", { class: "filters", onsubmit: (ev) => { ev.preventDefault(); const f = new URLSearchParams(); for (const [k, v] of new FormData(ev.target)) if (v) f.set(k, v); location.hash = "#/refused?" + f; } },
+    h("label", {}, "Listener", h("input", { name: "listener", value: params.get("listener") || "" })),
+    h("label", {}, "Control ID", h("input", { name: "control_id", value: params.get("control_id") || "" })),
+    h("label", {}, "From", h("input", { name: "from", type: "datetime-local", value: params.get("from") || "" })),
+    h("label", {}, "To", h("input", { name: "to", type: "datetime-local", value: params.get("to") || "" })),
+    h("button", { type: "submit" }, "Search"));
+  show(h("h1", {}, "Refused messages"),
+    h("p", {}, "Messages the broker did not store: their sender got AR or CR (refused), or AE or CE (not stored, to be resent). Only what could be read of the header is kept, never the content."),
+    form,
+    h("table", { id: "refused" }, h("tr", {}, ["At", "Listener", "From", "Type", "Control ID", "ACK", "Code", "Reason", "Bytes"].map((c) => h("th", {}, c))),
+      page.items.map((r) => h("tr", {}, h("td", {}, fmtTime(r.at)), h("td", {}, r.listener), h("td", {}, r.remote_addr || ""),
+        h("td", {}, r.type ? r.type + "^" + r.event : ""), h("td", {}, r.control_id || "(unreadable)"), h("td", {}, r.ack), h("td", {}, r.code),
+        h("td", {}, r.reason), h("td", {}, String(r.size))))),
+    page.next_cursor ? h("a", { href: "#/refused?" + next.toString() }, "Next page") : null);
 }
 
 // ---- start

@@ -186,6 +186,16 @@ func TestBrowserConsole(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, images, "markup from the message became an element")
 
+	// A message refused (no MSH-9) is on the Refused page, without content.
+	refusedMsg := "MSH|^~\\&|LAB|LABFAC|EHR|HOSP|20261206120000|||REF-9|P|2.5.1\rPID|1||MRN77^^^H^MR||Zyxwquist^Ann\r"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "refused.hl7"), []byte(refusedMsg), 0o600))
+	_, _, _ = runCmd(t, "send", "--addr", adtAddr, filepath.Join(dir, "refused.hl7"))
+	openUntil(t, ctx, base+"/ui/#/refused", "#refused", "REF-9")
+	waitText(t, ctx, "#refused", "AR")
+	refusedText, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("main").textContent`))
+	require.NoError(t, err)
+	assert.NotContains(t, refusedText, "Zyxwquist", "no content of a refused message")
+
 	// A change without the CSRF token is refused, with the session cookie.
 	status, err := chromedp.Run(ctx, chromedp.Evaluate[int](
 		`fetch("/api/v1/destinations/emr/pause", {method: "POST", credentials: "same-origin"}).then(r => r.status)`, chromedp.EvalAwaitPromise))
