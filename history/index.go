@@ -43,9 +43,11 @@ type Index struct {
 	stmts    map[string]*sql.Stmt // prepared on wconn
 }
 
-// schemaVersion changes whenever the tables do; an index of another
-// version (or other search keys) is rebuilt from the streams.
-const schemaVersion = "4"
+// schemaVersion changes whenever the tables do in a way an index made
+// before cannot take; an index of another version (or other search keys)
+// is rebuilt from the streams. A new table (refused) is made by the schema
+// itself in an index made before, with nothing to fill in from before it.
+const schemaVersion = "3"
 
 const schema = `
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
