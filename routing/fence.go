@@ -52,6 +52,11 @@ func (r *Router) raiseFence(ctx context.Context, pin string) error {
 		return fmt.Errorf("router fence: %w", err)
 	}
 	r.fence, r.fencePin, r.lastOut = ack.Sequence, pin, ack.Sequence
+	// Only the last record counts: the older ones go, so that a router
+	// whose pin is renewed all day does not leave a record each time.
+	if st, err := r.JetStream.Stream(ctx, wire.StreamOut); err == nil {
+		_ = st.Purge(ctx, jetstream.WithPurgeSubject(wire.SubjectRouterFence), jetstream.WithPurgeKeep(1))
+	}
 	return nil
 }
 

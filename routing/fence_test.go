@@ -16,6 +16,7 @@ import (
 	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -250,6 +251,11 @@ func TestFenceKeepsOrderWhileThePinMovesUnderLoad(t *testing.T) {
 			replays := <-replayed
 			got := copiesOf(t, n, "emr")
 			require.Equal(t, wantIDs(0, inputs), got, "each copy once, in stored order, after %d pin moves", moves.Load())
+			st, err := n.JetStream.Stream(ctx, wire.StreamOut)
+			require.NoError(t, err)
+			fences, err := st.Info(ctx, jetstream.WithSubjectFilter(wire.SubjectRouterFence))
+			require.NoError(t, err)
+			assert.EqualValues(t, 1, fences.State.Subjects[wire.SubjectRouterFence], "only the last fence record is kept")
 			fenced := strings.Count(a.logs.String(), "another router took over") + strings.Count(b.logs.String(), "another router took over")
 			require.Positive(t, moves.Load())
 			t.Logf("round %d: %d inputs, %d pin moves, %d replays stored meanwhile, routed by a %d and b %d, a router fenced out %d times",
