@@ -476,6 +476,8 @@ func (f *fieldNode) test(v []byte) bool {
 		return n >= f.number
 	case "lt":
 		return n < f.number
+	case "le":
+		return n <= f.number
 	}
-	return n <= f.number
+	return false // compile admits no other operator
 }

@@ -366,7 +366,7 @@ func (w *Worker) deadLetter(ctx context.Context, msg queued, reason string, atte
 		seq = meta.Sequence.Stream
 	}
 	id := wire.DeadLetterID(w.Dest.Name, seq)
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	pctx, cancel := context.WithTimeout(ctx, store.PublishTimeout)
 	defer cancel()
 	ack, err := w.JetStream.PublishMsg(pctx, out, jetstream.WithMsgID(id))
 	if err == nil && w.Sync != nil {

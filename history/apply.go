@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/hl7"
-	"github.com/hl7broker/hl7broker/ingest"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
 )
@@ -717,7 +716,7 @@ func (a *applier) keys(c *change) error {
 		if len(a.ix.paths) == 0 || a.parsed.ParseWith(h.data, indexLimits) != nil {
 			return nil
 		}
-		h.keys = ingest.KeyValues(&a.parsed, a.ix.paths)
+		h.keys = hl7.SearchKeyValues(&a.parsed, a.ix.paths)
 	}
 	for name, values := range h.keys {
 		if _, ok := a.ix.paths[name]; !ok {

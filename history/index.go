@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/hl7"
-	"github.com/hl7broker/hl7broker/ingest"
 	_ "modernc.org/sqlite" // pure Go SQLite: no cgo, one static binary
 )
 
@@ -116,7 +115,7 @@ CREATE INDEX IF NOT EXISTS refused_control ON refused(control_id);
 // keys (name -> HL7 path). An index made by another version or for other
 // keys is deleted and rebuilt: Rebuilt reports it.
 func OpenIndex(path string, searchKeys map[string]string) (*Index, error) {
-	paths, err := ingest.KeyPaths(searchKeys)
+	paths, err := hl7.SearchKeyPaths(searchKeys)
 	if err != nil {
 		return nil, fmt.Errorf("history index: %w", err)
 	}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/hl7"
-	"github.com/hl7broker/hl7broker/ingest"
 	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
@@ -240,7 +239,7 @@ func (o *Ops) reprocess(ctx context.Context, subject string, h nats.Header, data
 	e.Head(h, len(data))
 	var m hl7.Message
 	if o.Index != nil && m.ParseWith(data, indexLimits) == nil {
-		e.Keys = ingest.KeyValues(&m, o.Index.KeyPaths())
+		e.Keys = hl7.SearchKeyValues(&m, o.Index.KeyPaths())
 	}
 	o.Events.Record(e)
 	return ack.Sequence, nil

@@ -46,7 +46,7 @@ type Ingest struct {
 	// Events, if set, records each stored message's receipt in its journey.
 	Events *store.EventLog
 	// SearchKeys are read from each stored message into its received
-	// event, for the search index (history.search_keys, see KeyPaths).
+	// event, for the search index (history.search_keys, see hl7.SearchKeyPaths).
 	SearchKeys map[string]hl7.Path
 	// Charset, if set, checks each message's bytes against its character
 	// set (a source's charset key, else MSH-18) before it is stored.
@@ -382,42 +382,11 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin, out *Outco
 			Remote: o.RemoteAddr, Duplicate: stored.Duplicate} // Ack: in recordReceived
 		if !stored.Duplicate {
 			e.Head(rec.Header, len(frame))
-			e.Keys = KeyValues(&m, in.SearchKeys)
+			e.Keys = hl7.SearchKeyValues(&m, in.SearchKeys)
 		}
 		out.received = e
 	}
 	return ack
-}
-
-// KeyPaths parses search keys (name -> HL7 path, history.search_keys).
-func KeyPaths(keys map[string]string) (map[string]hl7.Path, error) {
-	paths := make(map[string]hl7.Path, len(keys))
-	for name, p := range keys {
-		path, err := hl7.ParsePath(p)
-		if err != nil {
-			return nil, fmt.Errorf("search key %s: %w", name, err)
-		}
-		paths[name] = path
-	}
-	return paths, nil
-}
-
-// KeyValues reads m's search keys: every non-empty repetition (PID-3
-// often holds an MRN and more). Nil when there are none.
-func KeyValues(m *hl7.Message, paths map[string]hl7.Path) map[string][]string {
-	var out map[string][]string
-	for name, path := range paths {
-		for _, v := range m.Values(path) {
-			if len(v) == 0 {
-				continue
-			}
-			if out == nil {
-				out = map[string][]string{}
-			}
-			out[name] = append(out[name], string(v))
-		}
-	}
-	return out
 }
 
 // RejectMLLP answers a frame over max_message_bytes.

@@ -478,10 +478,10 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 		}
 		return msgLog
 	}
-	// store publishes one copy, retrying until it is stored; it returns
+	// storeRecord publishes one copy (or dead letter), retrying until it is stored; it returns
 	// stopped when ctx ended, tooBig when the copy can never be stored.
 	var outSeq uint64 // the last copy's HL7_OUT sequence
-	store := func(extra nats.Header, dest, route string, data []byte, subject string) (stopped, tooBig bool) {
+	storeRecord := func(extra nats.Header, dest, route string, data []byte, subject string) (stopped, tooBig bool) {
 		out := &nats.Msg{Subject: subject, Data: data, Header: wire.OwnHeaders(h)}
 		for k, v := range extra {
 			out.Header[k] = v
@@ -499,7 +499,7 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 			if !fenced {
 				expect = jetstream.WithMsgID(id) // no expectation: the same option again
 			}
-			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			pctx, cancel := context.WithTimeout(ctx, store.PublishTimeout)
 			ack, err := r.JetStream.PublishMsg(pctx, out, jetstream.WithMsgID(id), expect)
 			cancel()
 			if fenced && err != nil && fenceRefused(err) {
@@ -536,7 +536,7 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 	deadLetter := func(route, reason string) bool {
 		log().Error().Str("route", route).Str("reason", reason).Msg("message sent to the dead-letter queue")
 		why := nats.Header{wire.HeaderDLQReason: {reason}, wire.HeaderDLQAttempts: {"0"}, wire.HeaderDLQTime: {time.Now().UTC().Format(time.RFC3339Nano)}}
-		stopped, tooBig := store(why, wire.TransformDLQ+":"+route, route, data, wire.DLQSubject(wire.TransformDLQ))
+		stopped, tooBig := storeRecord(why, wire.TransformDLQ+":"+route, route, data, wire.DLQSubject(wire.TransformDLQ))
 		if tooBig { // the input itself fit in HL7_IN; only the DLQ headers can tip it over
 			log().Error().Str("route", route).Msg("the dead-letter copy is too large to store; the message stays in HL7_IN's history only")
 		}
@@ -586,7 +586,7 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 		if !sameBytes(c.Data, data) {
 			parsed = nil
 		}
-		stopped, tooBig := store(nil, c.Destination, c.Route, c.Data, t.outSubject(c.Destination, c.Data, parsed))
+		stopped, tooBig := storeRecord(nil, c.Destination, c.Route, c.Data, t.outSubject(c.Destination, c.Data, parsed))
 		if stopped {
 			return nil, false
 		}
@@ -635,7 +635,7 @@ func (r *Router) sync(ctx context.Context) error {
 	if r.Sync == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, store.PublishTimeout)
 	defer cancel()
 	return r.Sync(ctx)
 }

@@ -260,3 +260,8 @@ func (n *NATS) Close() {
 		n.Syncer.Close()
 	}
 }
+
+// PublishTimeout bounds one publish of a record the broker cannot lose (a
+// copy, a dead letter, a flush after it): past it the caller retries
+// rather than wait on a server that went away.
+const PublishTimeout = 10 * time.Second
