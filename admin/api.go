@@ -48,7 +48,14 @@ type API struct {
 // user is who made a request, once authenticated.
 type user struct{ Token }
 
-func (a *API) routes(mux *http.ServeMux) {
+// registrar takes the API's routes: an *http.ServeMux, or a test that
+// lists them.
+type registrar interface {
+	Handle(pattern string, handler http.Handler)
+	HandleFunc(pattern string, handler func(http.ResponseWriter, *http.Request))
+}
+
+func (a *API) routes(mux registrar) {
 	h := func(pattern, role string, fn func(http.ResponseWriter, *http.Request, user)) {
 		mux.Handle(pattern, a.authorized(role, fn))
 	}
