@@ -1,8 +1,9 @@
 // Package admin is the admin HTTP server: /metrics (Prometheus), /healthz
 // (the process is alive) and /readyz (the broker can take and deliver
-// messages, each check saying why not), open; and /api/v1 (messages,
-// dead letters, destinations, audit), behind bearer tokens with roles,
-// every content view and change audited. The web console joins it next.
+// messages, each check saying why not), open; /api/v1 (messages, refused
+// messages, dead letters, destinations, audit), behind bearer tokens with
+// roles, every content view, key search and change audited (no audit
+// entry, no content); and the web console at /ui/, a static client of it.
 package admin
 
 import (
