@@ -209,13 +209,13 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 	janitor := store.NewJanitor(n.JetStream, keep, log)
 	b.runHistory()
 	b.wg.Add(2)
-	go func() {
+	go func() { // supervised, as everything long-running: a panic in it is recovered and it starts again
 		defer b.wg.Done()
-		newMemTrimmer().run(b.runCtx)
+		b.sup.run(b.runCtx, "memtrim", func(ctx context.Context) error { newMemTrimmer().run(ctx); return nil })
 	}()
 	go func() {
 		defer b.wg.Done()
-		_ = b.sampleRates(b.runCtx)
+		b.sup.run(b.runCtx, "rates", b.sampleRates)
 	}()
 	if n.Server() != nil {
 		keeper := store.NewKeeper(n, cfg, b.store, log)
