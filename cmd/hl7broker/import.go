@@ -1,19 +1,13 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"crypto/sha256"
-	"crypto/tls"
 	"encoding/csv"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"maps"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,10 +18,9 @@ import (
 	"github.com/hl7broker/hl7broker/broker"
 	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/feed"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/ingest"
-	"github.com/hl7broker/hl7broker/internal/secret"
-	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/routing"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -104,12 +97,12 @@ func runImport(cmd *cobra.Command, args []string, o importOptions) error {
 	if sv.Route, err = importRouting(o, intake.Name); err != nil {
 		return err
 	}
-	var snd *importSender
+	var snd *feed.Sender
 	if !o.validateOnly {
-		if snd, err = newImportSender(cmd.Context(), o); err != nil {
+		if snd, err = newFeed(o); err != nil {
 			return err
 		}
-		defer snd.close()
+		defer snd.Close()
 	}
 	prog := newImportProgress(cmd.ErrOrStderr(), o.progress, total)
 	defer prog.stop()
@@ -124,7 +117,7 @@ func runImport(cmd *cobra.Command, args []string, o importOptions) error {
 		}
 		if o.validateOnly {
 			sv.File(file, data)
-		} else if err := snd.file(cmd.Context(), sv, file, data); err != nil {
+		} else if err := snd.File(cmd.Context(), sv, file, data); err != nil {
 			printSurvey(cmd.OutOrStdout(), sv.Survey, snd)
 			fmt.Fprintln(cmd.ErrOrStderr(), "hl7broker import:", err)
 			return exitError{1}
@@ -138,10 +131,34 @@ func runImport(cmd *cobra.Command, args []string, o importOptions) error {
 			return err
 		}
 	}
-	if sv.Survey.Invalid+sv.Survey.FilesRefused > 0 || (snd != nil && snd.refused > 0) {
+	if sv.Survey.Invalid+sv.Survey.FilesRefused > 0 || (snd != nil && snd.Refused > 0) {
 		return exitError{1}
 	}
 	return nil
+}
+
+// newFeed is the sender --to, --tls, --token-file and the rest ask for.
+func newFeed(o importOptions) (*feed.Sender, error) {
+	tc, err := o.tls.config()
+	if err != nil {
+		return nil, err
+	}
+	fo := feed.Options{To: o.to, TLS: tc, Batch: o.batch, Rate: o.rate, Timeout: o.timeout, StatePath: o.state}
+	if feed.IsHTTP(o.to) {
+		if o.tokenFile == "" {
+			return nil, usageError("--to URL needs --token-file: the HTTP source's bearer token")
+		}
+		tok, err := os.ReadFile(o.tokenFile)
+		if err != nil {
+			return nil, usageError("--token-file: " + err.Error())
+		}
+		fo.Token = strings.TrimSpace(string(tok))
+	}
+	snd, err := feed.NewSender(fo)
+	if err != nil {
+		return nil, fmt.Errorf("--state: %w", err)
+	}
+	return snd, nil
 }
 
 // importIntake is the checks' settings: a listener's or source's of
@@ -225,234 +242,6 @@ func importFiles(args []string) ([]string, int64, error) {
 	return files, total, nil
 }
 
-// importSender feeds a broker and keeps the progress state.
-type importSender struct {
-	to       importTransport
-	o        importOptions
-	state    map[string]int // file digest -> messages done
-	saved    time.Time
-	sent     int
-	skipped  int // done in an earlier run
-	refused  int // negative or missing ACKs
-	interval time.Duration
-	last     time.Time
-}
-
-// importTransport sends messages to a broker and returns each one's ACK
-// code (MSA-1; "" when none came back for it). An error ends the import
-// (it resumes from --state).
-type importTransport interface {
-	send(ctx context.Context, msgs [][]byte) ([]string, error)
-	batch() int // messages per send
-	close()
-}
-
-func newImportSender(ctx context.Context, o importOptions) (*importSender, error) {
-	tc, err := o.tls.config()
-	if err != nil {
-		return nil, err
-	}
-	s := &importSender{o: o, state: map[string]int{}}
-	if strings.HasPrefix(o.to, "http://") || strings.HasPrefix(o.to, "https://") {
-		if s.to, err = newHTTPImport(o, tc); err != nil {
-			return nil, err
-		}
-	} else {
-		s.to = mllpImport{&mllp.Client{Addr: o.to, TLSConfig: tc, ReplyTimeout: o.timeout}}
-	}
-	if o.rate > 0 {
-		s.interval = time.Duration(float64(time.Second) / o.rate)
-	}
-	if b, err := os.ReadFile(o.state); err == nil {
-		if err := json.Unmarshal(b, &s.state); err != nil {
-			return nil, fmt.Errorf("--state %s: %w", o.state, err)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("--state: %w", err)
-	}
-	return s, nil
-}
-
-func (s *importSender) close() {
-	_ = s.save()
-	s.to.close()
-}
-
-func (s *importSender) save() error {
-	b, _ := json.Marshal(s.state)
-	tmp := s.o.state + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o640); err != nil {
-		return err
-	}
-	return os.Rename(tmp, s.o.state)
-}
-
-// file surveys one file and sends its valid messages in order, after
-// those an earlier run had sent, s.to.batch() at a time.
-func (s *importSender) file(ctx context.Context, sv *ingest.Surveyor, name string, data []byte) error {
-	sum := sha256.Sum256(data)
-	digest := hex.EncodeToString(sum[:])
-	msgs, valid := sv.File(name, data)
-	done := s.state[digest]
-	var pending [][]byte
-	flush := func(upTo int) error { // messages before index upTo are done
-		if len(pending) > 0 {
-			if err := s.send(ctx, pending); err != nil {
-				return err
-			}
-			pending = pending[:0]
-		}
-		s.state[digest] = upTo
-		if time.Since(s.saved) >= time.Second {
-			if err := s.save(); err != nil {
-				return fmt.Errorf("--state: %w", err)
-			}
-			s.saved = time.Now()
-		}
-		return nil
-	}
-	for i := range msgs {
-		if i < done {
-			s.skipped++
-			continue
-		}
-		if valid[i] {
-			pending = append(pending, msgs[i])
-		}
-		if len(pending) >= s.to.batch() || i == len(msgs)-1 {
-			if err := flush(i + 1); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// send sends messages and checks their ACKs; a negative or missing one is
-// counted.
-func (s *importSender) send(ctx context.Context, msgs [][]byte) error {
-	if s.interval > 0 {
-		if wait := time.Until(s.last.Add(s.interval * time.Duration(len(msgs)))); wait > 0 {
-			time.Sleep(wait)
-		}
-		s.last = time.Now()
-	}
-	codes, err := s.to.send(ctx, msgs)
-	if err != nil {
-		return fmt.Errorf("sending to %s: %w (run the same command again to resume)", secret.URL(s.o.to), err)
-	}
-	s.sent += len(msgs)
-	for _, c := range codes {
-		if c != string(hl7.AA) && c != string(hl7.CA) {
-			s.refused++
-		}
-	}
-	return nil
-}
-
-// mllpImport sends one message at a time over MLLP.
-type mllpImport struct{ client *mllp.Client }
-
-func (m mllpImport) batch() int { return 1 }
-func (m mllpImport) close()     { _ = m.client.Close() }
-
-func (m mllpImport) send(ctx context.Context, msgs [][]byte) ([]string, error) {
-	codes := make([]string, len(msgs))
-	for i, raw := range msgs {
-		reply, err := m.client.Send(ctx, raw)
-		if err != nil {
-			return nil, err
-		}
-		if ack, err := hl7.ParseAck(reply); err == nil {
-			codes[i] = string(ack.Code)
-		}
-	}
-	return codes, nil
-}
-
-// httpImport POSTs messages back to back to an HTTP source, and reads
-// their ACKs, one per message in order, from the response. A 503 (the
-// broker could not store some now) is sent again after its Retry-After,
-// up to the --timeout: what was stored is recognised as a resend.
-type httpImport struct {
-	url, token string
-	size       int
-	timeout    time.Duration
-	client     *http.Client
-}
-
-func newHTTPImport(o importOptions, tc *tls.Config) (*httpImport, error) {
-	if o.tokenFile == "" {
-		return nil, usageError("--to URL needs --token-file: the HTTP source's bearer token")
-	}
-	tok, err := os.ReadFile(o.tokenFile)
-	if err != nil {
-		return nil, usageError("--token-file: " + err.Error())
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tc
-	return &httpImport{url: o.to, token: strings.TrimSpace(string(tok)), size: max(o.batch, 1), timeout: o.timeout,
-		client: &http.Client{Transport: tr, Timeout: o.timeout}}, nil
-}
-
-func (h *httpImport) batch() int { return h.size }
-func (h *httpImport) close()     { h.client.CloseIdleConnections() }
-
-func (h *httpImport) send(ctx context.Context, msgs [][]byte) ([]string, error) {
-	body := bytes.Join(msgs, nil)
-	deadline := time.Now().Add(h.timeout)
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Content-Type", ingest.ContentTypeER7)
-		req.Header.Set("Authorization", "Bearer "+h.token)
-		resp, err := h.client.Do(req)
-		if err != nil {
-			return nil, secret.Error(err)
-		}
-		reply, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-		resp.Body.Close()
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case resp.StatusCode == http.StatusServiceUnavailable && time.Now().Before(deadline):
-			wait := time.Second
-			if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
-				wait = time.Duration(n) * time.Second
-			}
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(wait):
-			}
-			continue
-		case resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusBadRequest:
-			return nil, fmt.Errorf("HTTP %s: %s", resp.Status, strings.TrimSpace(string(reply[:min(len(reply), 200)])))
-		}
-		return ackCodes(reply, len(msgs)), nil
-	}
-}
-
-// ackCodes are the MSA-1 codes of the ACKs back to back in reply, n of
-// them ("" for any missing).
-func ackCodes(reply []byte, n int) []string {
-	codes := make([]string, n)
-	if b, err := hl7.SplitBatch(reply, hl7.Limits{MaxMessageBytes: len(reply) + 1}); err == nil {
-		for i, raw := range b.Messages {
-			if i >= n {
-				break
-			}
-			if ack, err := hl7.ParseAck(raw); err == nil {
-				codes[i] = string(ack.Code)
-			}
-		}
-	}
-	return codes
-}
-
 // importProgress prints a progress line with a bar by bytes read.
 type importProgress struct {
 	w        io.Writer
@@ -496,7 +285,7 @@ func (p *importProgress) stop() {
 	p.stopped = true
 }
 
-func printSurvey(w io.Writer, s ingest.Survey, snd *importSender) {
+func printSurvey(w io.Writer, s ingest.Survey, snd *feed.Sender) {
 	fmt.Fprintf(w, "files %d (%d refused whole), messages %d: valid %d, invalid %d\n", s.Files, s.FilesRefused, s.Messages, s.Valid, s.Invalid)
 	if len(s.ByCode) > 0 {
 		var parts []string
@@ -511,7 +300,7 @@ func printSurvey(w io.Writer, s ingest.Survey, snd *importSender) {
 			countList(s.ByDestination), s.Unrouted, countList(s.TransformFailed))
 	}
 	if snd != nil {
-		fmt.Fprintf(w, "sent %d (not AA/CA: %d), already sent by an earlier run: %d\n", snd.sent, snd.refused, snd.skipped)
+		fmt.Fprintf(w, "sent %d (not AA/CA: %d), already sent by an earlier run: %d\n", snd.Sent, snd.Refused, snd.Skipped)
 	}
 }
 
