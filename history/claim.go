@@ -38,7 +38,13 @@ func (o *Ops) claimDeadLetter(ctx context.Context, id uint64, by string) (releas
 	}
 	key := wire.DLQClaimKey(id)
 	v, _ := json.Marshal(claim{By: by, At: time.Now().UTC()})
-	release = func() { _ = kv.Purge(context.WithoutCancel(ctx), key) }
+	// Released by purging the key's subject from the bucket's stream: no
+	// marker is left behind (a KV purge leaves one a letter, for ever).
+	release = func() {
+		if st, err := o.JetStream.Stream(context.WithoutCancel(ctx), "KV_"+wire.StateBucket); err == nil {
+			_ = st.Purge(context.WithoutCancel(ctx), jetstream.WithPurgeSubject("$KV."+wire.StateBucket+"."+key))
+		}
+	}
 	if _, err = kv.Create(ctx, key, v); err == nil {
 		return release, nil
 	}

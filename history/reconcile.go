@@ -35,30 +35,35 @@ func (o *Ops) Reconcile(ctx context.Context, minAge time.Duration) (int, error) 
 	if err != nil {
 		return 0, err
 	}
-	rows, err := o.Index.r.QueryContext(ctx, `SELECT message, destination, out_seq FROM dests
-		WHERE status IN ('queued', 'retrying') AND out_seq > 0 AND at < ? ORDER BY message LIMIT ?`,
-		time.Now().Add(-minAge).UnixNano(), reconcileBatch)
-	if err != nil {
-		return 0, err
-	}
 	type stuck struct {
-		msg, outSeq uint64
-		dest        string
+		msg  uint64
+		dest string
 	}
 	var found []stuck
-	for rows.Next() {
-		var s stuck
-		if err := rows.Scan(&s.msg, &s.dest, &s.outSeq); err != nil {
-			rows.Close()
+	// One destination at a time, by its index (destination, status):
+	// only copies at or below its floor, so a long queue costs nothing.
+	for dest, floor := range floors {
+		if len(found) >= reconcileBatch {
+			break
+		}
+		rows, err := o.Index.r.QueryContext(ctx, `SELECT message FROM dests
+			WHERE destination = ? AND status IN ('queued', 'retrying') AND out_seq > 0 AND out_seq <= ? AND at < ? LIMIT ?`,
+			dest, floor, time.Now().Add(-minAge).UnixNano(), reconcileBatch-len(found))
+		if err != nil {
 			return 0, err
 		}
-		if floor, ok := floors[s.dest]; ok && s.outSeq <= floor {
+		for rows.Next() {
+			s := stuck{dest: dest}
+			if err := rows.Scan(&s.msg); err != nil {
+				rows.Close()
+				return 0, err
+			}
 			found = append(found, s)
 		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return 0, err
+		}
 	}
 	now := time.Now()
 	for _, s := range found {

@@ -495,12 +495,13 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 				r.testHookBeforeStore(seq)
 			}
 			fenced := strings.HasPrefix(subject, wire.SubjectOut+".") // a copy in HL7_OUT, behind the fence (a dead letter is in another stream)
-			expect := jetstream.WithExpectLastSequence(r.lastOut)
-			if !fenced {
-				expect = jetstream.WithMsgID(id) // no expectation: the same option again
+			opts := [2]jetstream.PublishOpt{jetstream.WithMsgID(id)}
+			n := 1
+			if fenced {
+				opts[1], n = jetstream.WithExpectLastSequence(r.lastOut), 2
 			}
 			pctx, cancel := context.WithTimeout(ctx, store.PublishTimeout)
-			ack, err := r.JetStream.PublishMsg(pctx, out, jetstream.WithMsgID(id), expect)
+			ack, err := r.JetStream.PublishMsg(pctx, out, opts[:n]...)
 			cancel()
 			if fenced && err != nil && fenceRefused(err) {
 				if ferr := r.afterFenceRefused(ctx); errors.Is(ferr, errFenced) {

@@ -12,8 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // ref matches one reference: ${env:NAME} or ${file:PATH}.
@@ -102,33 +104,52 @@ func URL(u string) string {
 	return Scrub(p.String())
 }
 
-// known are the values references were expanded to: a secret may stand
-// anywhere in a URL (https://hooks.example/hook/${env:TOKEN}/in), so a
-// printed URL or error is scrubbed of each.
-var known sync.Map // string -> struct{}
+// known are the values references were expanded to, each as written and
+// as escaped in a URL's path and query: a secret may stand anywhere in a
+// URL (https://hooks.example/hook/${env:TOKEN}/in), so a printed URL or
+// error is scrubbed of each. Written when a config is loaded, read on
+// every delivery attempt's reason: copied on write, read without a lock.
+var known atomic.Pointer[[]string]
+
+var knownMu sync.Mutex // serialises writers of known
 
 // minKnown is the shortest value scrubbed: shorter ones would blank out
 // ordinary text.
 const minKnown = 4
 
 func remember(v string) {
-	if len(v) >= minKnown {
-		known.Store(v, struct{}{})
+	if len(v) < minKnown {
+		return
 	}
+	knownMu.Lock()
+	defer knownMu.Unlock()
+	var forms []string
+	if cur := known.Load(); cur != nil {
+		if slices.Contains(*cur, v) {
+			return
+		}
+		forms = slices.Clone(*cur)
+	}
+	for _, f := range []string{v, url.PathEscape(v), url.QueryEscape(v)} {
+		if !slices.Contains(forms, f) {
+			forms = append(forms, f)
+		}
+	}
+	known.Store(&forms)
 }
 
 // Scrub replaces every value a reference was expanded to (as it is, and
 // as escaped in a URL path or query) with REDACTED.
 func Scrub(s string) string {
-	known.Range(func(k, _ any) bool {
-		v := k.(string)
-		for _, form := range []string{v, url.PathEscape(v), url.QueryEscape(v)} {
-			if strings.Contains(s, form) {
-				s = strings.ReplaceAll(s, form, Redacted)
-			}
+	forms := known.Load()
+	if s == "" || forms == nil {
+		return s
+	}
+	for _, f := range *forms {
+		if strings.Contains(s, f) {
+			s = strings.ReplaceAll(s, f, Redacted)
 		}
-		return true
-	})
+	}
 	return s
 }
 
