@@ -11,6 +11,7 @@ import (
 
 	"github.com/hl7broker/hl7broker/admin"
 	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/delivery"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/stretchr/testify/assert"
@@ -22,7 +23,7 @@ func TestAdminMetricsHealthAndReadiness(t *testing.T) {
 	cfg := baseConfig(t)
 	cfg.Admin.Addr = "127.0.0.1:0"
 	cfg.Routes = []config.RouteConfig{{Name: "a01", When: config.WhenConfig{Event: []string{"A01"}}, To: []string{"emr"}}}
-	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Options: &delivery.MLLPOptions{Addr: emr.addr}, Retry: fast}}
 	p := startPipeline(t, cfg)
 	base := "http://" + p.AdminAddr().String()
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/delivery"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/internal/syncbuf"
 	"github.com/hl7broker/hl7broker/internal/testkit"
@@ -172,7 +173,7 @@ func TestEndToEndRoutesAndDelivers(t *testing.T) {
 		{Name: "results", From: []string{"lab"}, When: config.WhenConfig{Type: []string{"ORU"}}, To: []string{"emr", "archive"},
 			Transform: []transforms.Spec{{Set: "MSH-5", Value: &emrName}}},
 	}
-	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}, {Name: "archive", Type: "file", Dir: archive}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Options: &delivery.MLLPOptions{Addr: emr.addr}, Retry: fast}, {Name: "archive", Type: "file", Options: &delivery.FileOptions{Dir: archive}}}
 	p := startPipeline(t, cfg)
 
 	a1, a2, o1 := adtMsg("A-1", "M1", "A01"), adtMsg("A-2", "M1", "A08"), oruMsg("R-1")
@@ -218,7 +219,7 @@ func TestRetryThenDeliverAndRejectToDLQ(t *testing.T) {
 	})
 	cfg := baseConfig(t)
 	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"emr"}}}
-	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Options: &delivery.MLLPOptions{Addr: emr.addr}, Retry: fast}}
 	p := startPipeline(t, cfg)
 	p.send(t, "adt", adtMsg("FLAKY-1", "M1", "A01"))
 	require.Eventually(t, func() bool { return len(emr.got()) == 1 }, 10*time.Second, 10*time.Millisecond, "AE, then delivered")
@@ -242,7 +243,7 @@ func TestDestinationDownThenUpKeepsOrder(t *testing.T) {
 	addr := freeAddr(t)
 	cfg := baseConfig(t)
 	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"emr"}}}
-	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: addr, Timeout: time.Second,
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Options: &delivery.MLLPOptions{Addr: addr}, Timeout: time.Second,
 		Retry: config.RetryConfig{MaxAttempts: 1000, Backoff: []time.Duration{20 * time.Millisecond}}}}
 	p := startPipeline(t, cfg)
 	var sent []string
@@ -277,7 +278,7 @@ func TestHTTPDestination(t *testing.T) {
 	defer srv.Close()
 	cfg := baseConfig(t)
 	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"web"}}}
-	cfg.Destinations = []config.DestinationConfig{{Name: "web", Type: "http", URL: srv.URL, Headers: map[string]string{"X-Test": "yes"}, Retry: fast}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "web", Type: "http", Options: &delivery.HTTPOptions{URL: srv.URL, Headers: map[string]string{"X-Test": "yes"}}, Retry: fast}}
 	p := startPipeline(t, cfg)
 	p.send(t, "adt", adtMsg("H-503", "M1", "A01"))
 	require.Eventually(t, func() bool { _, ok := got.Load("H-503"); return ok }, 10*time.Second, 10*time.Millisecond, "503, then delivered")
@@ -290,7 +291,7 @@ func TestKeyOrderingAcrossPartitions(t *testing.T) {
 	emr := newEndpoint(t, "", nil)
 	cfg := baseConfig(t)
 	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"emr"}}}
-	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Ordering: "key", PartitionBy: "PID-3.1", Partitions: 4, Retry: fast}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Options: &delivery.MLLPOptions{Addr: emr.addr}, Ordering: "key", PartitionBy: "PID-3.1", Partitions: 4, Retry: fast}}
 	p := startPipeline(t, cfg)
 	want := map[string][]string{}
 	for i := range 40 {
@@ -314,7 +315,7 @@ func TestRestartDeliversWhatWasQueued(t *testing.T) {
 	addr := freeAddr(t)
 	cfg := baseConfig(t)
 	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"emr"}}}
-	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: addr, Timeout: time.Second,
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Options: &delivery.MLLPOptions{Addr: addr}, Timeout: time.Second,
 		Retry: config.RetryConfig{MaxAttempts: 1000, Backoff: []time.Duration{20 * time.Millisecond}}}}
 	cfg.ApplyDefaults()
 	logs := &syncbuf.Buffer{}
@@ -366,7 +367,7 @@ func TestCorpusThroughThePipeline(t *testing.T) {
 	cfg := baseConfig(t)
 	cfg.Listeners = []config.ListenerConfig{{Name: "all", Addr: "127.0.0.1:0", MaxMessageBytes: 1 << 20}}
 	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"archive"}}}
-	cfg.Destinations = []config.DestinationConfig{{Name: "archive", Type: "file", Dir: out}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "archive", Type: "file", Options: &delivery.FileOptions{Dir: out}}}
 	p := startPipeline(t, cfg)
 	c := &mllp.Client{Addr: p.Addr("all").String()}
 	defer c.Close()
@@ -417,7 +418,7 @@ func TestParallelDestinationDeliversEverything(t *testing.T) {
 
 	cfg := baseConfig(t)
 	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"emr"}}}
-	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: ln.Addr().String(), Ordering: "parallel", Concurrency: 4, Retry: fast}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Options: &delivery.MLLPOptions{Addr: ln.Addr().String()}, Ordering: "parallel", Concurrency: 4, Retry: fast}}
 	p := startPipeline(t, cfg)
 	for i := range 8 {
 		p.send(t, "adt", adtMsg(fmt.Sprintf("P-%d", i), "M1", "A08"))
@@ -435,7 +436,7 @@ func TestTransformFailureDeadLettersThatMessageOnly(t *testing.T) {
 		{RemoveSegments: []string{"EVN"}},
 		{Map: "PID-3.4", Table: map[string]string{"MCM": "MAIN"}, OnMiss: "reject"},
 	}}}
-	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Options: &delivery.MLLPOptions{Addr: emr.addr}, Retry: fast}}
 	p := startPipeline(t, cfg)
 
 	unmapped := strings.Replace(adtMsg("T-1", "M1", "A01"), "^^^MCM^", "^^^ELSEWHERE^", 1)
@@ -465,7 +466,7 @@ func TestFieldConditionsRouteOnlyFinalResults(t *testing.T) {
 	final := "F"
 	cfg.Routes = []config.RouteConfig{{Name: "finals", To: []string{"emr"},
 		When: config.WhenConfig{Type: []string{"ORU"}, All: []config.WhenConfig{{Field: "OBX-11", Equals: &final, Over: "all"}}}}}
-	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Options: &delivery.MLLPOptions{Addr: emr.addr}, Retry: fast}}
 	routed := make(chan []string, 10)
 	p := startPipelineWithHooks(t, cfg, Hooks{OnRouted: func(_ uint64, dests []string) { routed <- dests }})
 
@@ -491,9 +492,9 @@ func TestDestinationEncodings(t *testing.T) {
 	cfg := baseConfig(t)
 	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"web", "jsonfiles", "crlf"}}}
 	cfg.Destinations = []config.DestinationConfig{
-		{Name: "web", Type: "http", URL: srv.URL, Encoding: "json", Retry: fast},
-		{Name: "jsonfiles", Type: "file", Dir: jsonDir, Encoding: "json"},
-		{Name: "crlf", Type: "file", Dir: crlfDir, Terminator: "crlf"},
+		{Name: "web", Type: "http", Options: &delivery.HTTPOptions{URL: srv.URL}, Encoding: "json", Retry: fast},
+		{Name: "jsonfiles", Type: "file", Options: &delivery.FileOptions{Dir: jsonDir}, Encoding: "json"},
+		{Name: "crlf", Type: "file", Options: &delivery.FileOptions{Dir: crlfDir}, Terminator: "crlf"},
 	}
 	p := startPipeline(t, cfg)
 	msg := adtMsg("E-1", "M1", "A01")
@@ -517,8 +518,8 @@ func TestDestinationEncodings(t *testing.T) {
 	assert.Equal(t, strings.ReplaceAll(msg, "\r", "\r\n"), string(crlf))
 
 	bad := baseConfig(t)
-	bad.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: "127.0.0.1:1", Encoding: "json"},
-		{Name: "web", Type: "http", URL: srv.URL, Encoding: "json", Terminator: "lf"}}
+	bad.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Options: &delivery.MLLPOptions{Addr: "127.0.0.1:1"}, Encoding: "json"},
+		{Name: "web", Type: "http", Options: &delivery.HTTPOptions{URL: srv.URL}, Encoding: "json", Terminator: "lf"}}
 	bad.ApplyDefaults()
 	keys := map[string]bool{}
 	for _, pr := range bad.Validate() {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/delivery"
 	"github.com/hl7broker/hl7broker/history"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/internal/testkit"
@@ -26,8 +27,8 @@ func historyConfig(t *testing.T, dataDir string) *config.Config {
 	cfg.Listeners = []config.ListenerConfig{{Name: "in", Addr: "127.0.0.1:0"}}
 	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"files"}}, {Name: "labs", When: config.WhenConfig{Type: []string{"ORU"}}, To: []string{"down"}}}
 	cfg.Destinations = []config.DestinationConfig{
-		{Name: "files", Type: "file", Dir: t.TempDir()},
-		{Name: "down", Type: "mllp", Addr: "127.0.0.1:1", Retry: config.RetryConfig{MaxAttempts: 1}},
+		{Name: "files", Type: "file", Options: &delivery.FileOptions{Dir: t.TempDir()}},
+		{Name: "down", Type: "mllp", Options: &delivery.MLLPOptions{Addr: "127.0.0.1:1"}, Retry: config.RetryConfig{MaxAttempts: 1}},
 	}
 	return cfg
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/delivery"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/stretchr/testify/assert"
@@ -59,7 +60,7 @@ func TestNodeHL7ServerDestination(t *testing.T) {
 	addr := nodeHL7Server(t)
 	cfg := baseConfig(t)
 	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"node"}}}
-	cfg.Destinations = []config.DestinationConfig{{Name: "node", Type: "mllp", Addr: addr, Timeout: 5 * time.Second,
+	cfg.Destinations = []config.DestinationConfig{{Name: "node", Type: "mllp", Options: &delivery.MLLPOptions{Addr: addr}, Timeout: 5 * time.Second,
 		Retry: config.RetryConfig{MaxAttempts: 3, Backoff: []time.Duration{10 * time.Millisecond}}}}
 	p := startPipeline(t, cfg)
 	const n = 5

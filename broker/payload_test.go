@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/delivery"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/hl7broker/hl7broker/mllp"
@@ -29,7 +30,7 @@ func TestLargeMessagesAreStoredAndDelivered(t *testing.T) {
 	cfg := baseConfig(t)
 	cfg.Listeners = []config.ListenerConfig{{Name: "big", Addr: "127.0.0.1:0", MaxMessageBytes: 4 << 20}, {Name: "small", Addr: "127.0.0.1:0"}}
 	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"archive"}}}
-	cfg.Destinations = []config.DestinationConfig{{Name: "archive", Type: "file", Dir: out}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "archive", Type: "file", Options: &delivery.FileOptions{Dir: out}}}
 	p := startPipeline(t, cfg)
 	c := &mllp.Client{Addr: p.Addr("big").String(), ReplyTimeout: 30 * time.Second}
 	defer c.Close()

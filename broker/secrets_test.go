@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/delivery"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/hl7broker/hl7broker/store"
@@ -56,8 +57,8 @@ destinations:
 	require.NoError(t, os.WriteFile(file, []byte(yaml), 0o600))
 	cfg, err := config.Load(file)
 	require.NoError(t, err)
-	assert.Equal(t, "http://"+down+"/in?token="+queryToken, cfg.Destinations[0].URL, "expanded at load")
-	assert.Equal(t, authToken, cfg.Destinations[0].Headers["Authorization"])
+	assert.Equal(t, "http://"+down+"/in?token="+queryToken, config.OptionsOf[delivery.HTTPOptions](cfg.Destinations[0]).URL, "expanded at load")
+	assert.Equal(t, authToken, config.OptionsOf[delivery.HTTPOptions](cfg.Destinations[0]).Headers["Authorization"])
 
 	p := startPipeline(t, cfg)
 	require.Equal(t, hl7.AA, p.send(t, "lab", oruMsg("SEC1")))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/delivery"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/stretchr/testify/assert"
@@ -40,8 +41,8 @@ func TestNoDeliveryStallUnderSustainedIngest(t *testing.T) {
 	cfg := baseConfig(t)
 	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"fifo", "keyed"}}}
 	cfg.Destinations = []config.DestinationConfig{
-		{Name: "fifo", Type: "mllp", Addr: fifo.addr},
-		{Name: "keyed", Type: "mllp", Addr: keyed.addr, Ordering: "key", PartitionBy: "PID-3.1", Partitions: 4},
+		{Name: "fifo", Type: "mllp", Options: &delivery.MLLPOptions{Addr: fifo.addr}},
+		{Name: "keyed", Type: "mllp", Options: &delivery.MLLPOptions{Addr: keyed.addr}, Ordering: "key", PartitionBy: "PID-3.1", Partitions: 4},
 	}
 	p := startPipelineWithHooks(t, cfg, Hooks{OnRouted: func(_ uint64, d []string) { countRouted(d) }})
 

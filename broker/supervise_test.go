@@ -44,7 +44,7 @@ func TestPanickingTransformStepDeadLettersOnlyThatMessage(t *testing.T) {
 	emr := newEndpoint(t, "", nil)
 	cfg := baseConfig(t)
 	cfg.Routes = []config.RouteConfig{{Name: "adt", To: []string{"emr"}}}
-	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Options: &delivery.MLLPOptions{Addr: emr.addr}, Retry: fast}}
 	p := startPipeline(t, cfg)
 	table := p.router.Table()
 	table.Routes[0].Transform = transforms.Pipeline{panicStep{}}
@@ -87,7 +87,7 @@ func (d *panicDeliverer) Close() error { return nil }
 func TestPanickingDelivererDeadLettersOnlyThatMessage(t *testing.T) {
 	cfg := baseConfig(t)
 	cfg.Routes = []config.RouteConfig{{Name: "adt", To: []string{"emr"}}}
-	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "file", Dir: t.TempDir(), Retry: fast}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "file", Options: &delivery.FileOptions{Dir: t.TempDir()}, Retry: fast}}
 	p := startPipeline(t, cfg)
 	p.mu.Lock()
 	p.stopWorker("emr") // its queue is taken over by a worker with a buggy deliverer
@@ -137,7 +137,7 @@ func TestFailedWorkerIsRestartedAndReported(t *testing.T) {
 	cfg := baseConfig(t)
 	cfg.Admin.Addr = "127.0.0.1:0"
 	cfg.Routes = []config.RouteConfig{{Name: "adt", To: []string{"emr"}}}
-	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "file", Dir: out, TLS: config.TLSFiles{CAFile: ca}}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "file", Options: &delivery.FileOptions{Dir: out}, TLS: config.TLSFiles{CAFile: ca}}}
 	p := startPipeline(t, cfg)
 	base := "http://" + p.AdminAddr().String()
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/delivery"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/hl7broker/hl7broker/tracing"
@@ -42,7 +43,7 @@ func TestOneTracePerMessage(t *testing.T) {
 			})
 			cfg := baseConfig(t)
 			cfg.Routes = []config.RouteConfig{{Name: "adt", From: []string{"adt"}, To: []string{"emr"}}}
-			cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}}
+			cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Options: &delivery.MLLPOptions{Addr: emr.addr}, Retry: fast}}
 			p := startPipeline(t, cfg)
 			require.Equal(t, hl7.AA, p.send(t, "adt", adtMsg("TRACE-1", "MRN-777", "A01")))
 
@@ -121,7 +122,7 @@ func TestTracingOffAddsNoHeader(t *testing.T) {
 	emr := newEndpoint(t, "", nil)
 	cfg := baseConfig(t)
 	cfg.Routes = []config.RouteConfig{{Name: "adt", From: []string{"adt"}, To: []string{"emr"}}}
-	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Options: &delivery.MLLPOptions{Addr: emr.addr}, Retry: fast}}
 	done := make(chan nats.Header, 1)
 	p := startPipelineWithHooks(t, cfg, Hooks{OnDone: func(_, _ string, h nats.Header) { done <- h }})
 	require.Equal(t, hl7.AA, p.send(t, "adt", adtMsg("NOTRACE-1", "M1", "A01")))
@@ -154,7 +155,7 @@ func TestTracesExportedOverOTLPHTTP(t *testing.T) {
 	emr := newEndpoint(t, "", nil)
 	cfg := baseConfig(t)
 	cfg.Routes = []config.RouteConfig{{Name: "adt", From: []string{"adt"}, To: []string{"emr"}}}
-	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Addr: emr.addr, Retry: fast}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Options: &delivery.MLLPOptions{Addr: emr.addr}, Retry: fast}}
 	cfg.Tracing = config.TracingConfig{Enabled: true, Endpoint: collector.URL, SampleRatio: 1, ServiceName: "hl7broker", Headers: map[string]string{"X-Api-Key": "s3cret-api-key"}}
 	p := startPipeline(t, cfg)
 	require.True(t, tracing.On())

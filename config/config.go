@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -156,66 +157,59 @@ type UnroutedConfig struct {
 	To string `mapstructure:"to"` // a destination name; empty: drop
 }
 
-// DestinationConfig is one downstream system.
+// DestinationConfig is one downstream system: the keys every type of
+// destination takes, and in Options those of its type.
 type DestinationConfig struct {
-	Name        string            `mapstructure:"name"`
-	Type        string            `mapstructure:"type" enum:"(registered destination types)"` // see DestinationType
-	Addr        string            `mapstructure:"addr"`                                       // mllp
-	URL         string            `mapstructure:"url"`                                        // http
-	Dir         string            `mapstructure:"dir"`                                        // file
-	Headers     map[string]string `mapstructure:"headers"`
-	ContentType string            `mapstructure:"content_type"`
-	Encoding    string            `mapstructure:"encoding" enum:"er7,json,fhir"`        // http, file, sftp: what is sent; default er7 (fhir for type fhir)
-	Terminator  string            `mapstructure:"segment_terminator" enum:"cr,lf,crlf"` // er7: default as received
-	Timeout     time.Duration     `mapstructure:"timeout"`
-	Ordering    string            `mapstructure:"ordering" enum:"fifo,parallel,key"` // fifo | parallel | key
-	Concurrency int               `mapstructure:"concurrency"`
-	PartitionBy string            `mapstructure:"partition_by"`
-	Partitions  int               `mapstructure:"partitions"`
-	Retry       RetryConfig       `mapstructure:"retry"`
-	OnReject    string            `mapstructure:"on_reject" enum:"dead_letter,retry"` // dead_letter | retry
-	TLS         TLSFiles          `mapstructure:"tls"`
-
-	// Password is a database's or SSH server's password (postgres, sftp),
-	// always by reference: ${env:NAME} or ${file:PATH}, never written here.
-	Password string `mapstructure:"password"`
-
-	// type postgres
-	Table    string            `mapstructure:"table"`     // [schema.]table the rows go to
-	Columns  map[string]string `mapstructure:"columns"`   // column: field path or $message, $message_id...
-	RowPer   string            `mapstructure:"row_per"`   // a segment ID: a row per such segment (OBX); empty: a row per message
-	TimeZone string            `mapstructure:"time_zone"` // how HL7 times without an offset are read; default the broker's zone
-
-	// type sftp (with addr, dir and password)
-	User                     string `mapstructure:"user"`
-	PrivateKeyFile           string `mapstructure:"private_key_file"`             // an unencrypted key, or password
-	KnownHosts               string `mapstructure:"known_hosts"`                  // default ~/.ssh/known_hosts
-	InsecureSkipHostKeyCheck bool   `mapstructure:"insecure_skip_host_key_check"` // a test server only
-
+	Name       string `mapstructure:"name"`
+	Type       string `mapstructure:"type" enum:"(registered destination types)"` // see DestinationType
+	Encoding   string `mapstructure:"encoding" enum:"er7,json,fhir"`              // what is sent; default er7 (fhir for type fhir)
+	Terminator string `mapstructure:"segment_terminator" enum:"cr,lf,crlf"`       // er7: default as received
 	// FHIRBundle is the kind of Bundle encoding fhir makes: transaction
 	// (default) or collection.
 	FHIRBundle string `mapstructure:"fhir_bundle" enum:"transaction,collection"`
 	// Charset is the stored messages' character set for encoding fhir
 	// (HL7 table 0211 or an alias), over MSH-18; empty: MSH-18.
 	Charset string `mapstructure:"charset"`
+	// TimeZone is how HL7 times without an offset are read (encoding
+	// fhir, and types that read times: postgres); default the broker's.
+	TimeZone    string        `mapstructure:"time_zone"`
+	Timeout     time.Duration `mapstructure:"timeout"`
+	Ordering    string        `mapstructure:"ordering" enum:"fifo,parallel,key"` // fifo | parallel | key
+	Concurrency int           `mapstructure:"concurrency"`
+	PartitionBy string        `mapstructure:"partition_by"`
+	Partitions  int           `mapstructure:"partitions"`
+	Retry       RetryConfig   `mapstructure:"retry"`
+	OnReject    string        `mapstructure:"on_reject" enum:"dead_letter,retry"` // dead_letter | retry
+	TLS         TLSFiles      `mapstructure:"tls"`
 
-	// type fhir: how the broker authenticates to the FHIR server, a bearer
-	// token (by reference) or OAuth 2.0 client credentials.
-	Token  string       `mapstructure:"token"`
-	OAuth2 OAuth2Config `mapstructure:"oauth2"`
+	// Options are the keys of the destination's type, as a pointer to the
+	// struct its registration names (DestinationType.Options): decoded
+	// from the same YAML mapping by Load; a config built in code sets it
+	// (nil: the type's defaults).
+	Options any `mapstructure:"-"`
+	// Rest holds the keys that are not common while Load decodes them
+	// into Options; empty after.
+	Rest map[string]any `mapstructure:",remain"`
+}
 
-	// FileName names each file written (file, sftp): {seq}, {control_id},
-	// {message_id}, {received} and {ext} are replaced.
-	FileName string `mapstructure:"file_name"`
+// SSHLogin is how an SFTP source or destination logs in to its server.
+type SSHLogin struct {
+	Addr string `mapstructure:"addr"` // HOST:PORT
+	User string `mapstructure:"user"`
+	// Password is by reference only: ${env:NAME} or ${file:PATH}.
+	Password                 string `mapstructure:"password" secret:"ref"`
+	PrivateKeyFile           string `mapstructure:"private_key_file"`             // an unencrypted key, or password
+	KnownHosts               string `mapstructure:"known_hosts"`                  // default ~/.ssh/known_hosts
+	InsecureSkipHostKeyCheck bool   `mapstructure:"insecure_skip_host_key_check"` // a test server only
 }
 
 // OAuth2Config is the OAuth 2.0 client credentials grant (RFC 6749 4.4):
 // the broker asks token_url for a token with its client ID and secret
 // (by reference), and renews it before it expires.
 type OAuth2Config struct {
-	TokenURL     string   `mapstructure:"token_url"`
+	TokenURL     string   `mapstructure:"token_url" secret:"expand"`
 	ClientID     string   `mapstructure:"client_id"`
-	ClientSecret string   `mapstructure:"client_secret"` // by reference only
+	ClientSecret string   `mapstructure:"client_secret" secret:"ref"` // by reference only
 	Scopes       []string `mapstructure:"scopes"`
 }
 
@@ -335,8 +329,7 @@ func Load(file string) (*Config, error) {
 	var c Config
 	err := v.Unmarshal(&c, func(dc *mapstructure.DecoderConfig) {
 		dc.ErrorUnused = true
-		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
-			mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
+		dc.DecodeHook = decodeHooks
 	})
 	// A key that cannot be decoded does not hide the rest: what decoded
 	// is validated too, and every problem is reported in one run.
@@ -345,7 +338,9 @@ func Load(file string) (*Config, error) {
 		problems = decodeProblems(err)
 	}
 	c.file, c.dir = file, filepath.Dir(file)
-	c.restoreMapKeys(readPositions(file))
+	pos := readPositions(file)
+	problems = append(problems, c.decodeOptions(pos)...)
+	c.restoreMapKeys(pos)
 	problems = append(problems, c.expandSecrets()...)
 	c.ApplyDefaults()
 	problems = mergeProblems(problems, c.Validate())
@@ -353,6 +348,66 @@ func Load(file string) (*Config, error) {
 		return nil, NewError(file, problems)
 	}
 	return &c, nil
+}
+
+// decodeHooks turn YAML's strings into durations and lists, as for every
+// key of the file.
+var decodeHooks = mapstructure.ComposeDecodeHookFunc(
+	mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
+
+// decodeInto decodes m into out (a pointer to a struct of mapstructure
+// keys) as Load decodes the file, each problem's key under key.
+func decodeInto(key string, m map[string]any, out any) []Problem {
+	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		Result: out, ErrorUnused: true, WeaklyTypedInput: true, DecodeHook: decodeHooks})
+	if err != nil {
+		panic(err) // out is not a pointer: a programming error
+	}
+	if err := dec.Decode(m); err != nil {
+		problems := decodeProblems(err)
+		root := reflect.TypeOf(out).Elem().String() // how mapstructure names the struct itself
+		for i := range problems {
+			k := strings.TrimPrefix(strings.TrimPrefix(problems[i].Key, root), ".")
+			problems[i].Key = strings.TrimSuffix(key+"."+k, ".")
+		}
+		return problems
+	}
+	return nil
+}
+
+// decodeOptions decodes each destination's own keys into its type's
+// struct, from the file's YAML (so that keys of maps, such as headers,
+// keep their case), or from what the first decoding left over.
+func (c *Config) decodeOptions(pos *positions) []Problem {
+	var problems []Problem
+	common := topKeys(reflect.TypeFor[DestinationConfig]())
+	for i := range c.Destinations {
+		d := &c.Destinations[i]
+		rest := d.Rest
+		d.Rest = nil
+		if n := pos.node(fmt.Sprintf("destinations[%d]", i)); n != nil && n.Kind == yaml.MappingNode {
+			var m map[string]any
+			if n.Decode(&m) == nil {
+				for _, k := range common {
+					delete(m, k)
+				}
+				rest = m
+			}
+		}
+		problems = append(problems, decodeDestinationOptions(i, d, rest)...)
+	}
+	return problems
+}
+
+// topKeys are a struct's own mapstructure keys (not those of its fields).
+func topKeys(t reflect.Type) []string {
+	var keys []string
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("mapstructure"), ","); name != "" && name != "-" {
+			keys = append(keys, name)
+		}
+	}
+	return keys
 }
 
 // mergeProblems adds validation problems to decoding ones, leaving out
@@ -468,7 +523,6 @@ func (c *Config) restoreMapKeys(pos *positions) {
 	}
 	for i := range c.Destinations {
 		d := &c.Destinations[i]
-		d.Headers = restore(fmt.Sprintf("destinations[%d].headers", i), d.Headers)
 		// max_attempts: 0 written out means forever, not "left out".
 		if n := pos.node(fmt.Sprintf("destinations[%d].retry.max_attempts", i)); n != nil && d.Retry.MaxAttempts == 0 && n.Value == "0" {
 			d.Retry.MaxAttempts = RetryForever
@@ -477,8 +531,8 @@ func (c *Config) restoreMapKeys(pos *positions) {
 }
 
 // expandSecrets replaces ${env:NAME} and ${file:PATH} references in the
-// keys that may hold secrets: nats.url, and destinations' url, header
-// values and password (which must be a reference). A missing variable or
+// keys that may hold secrets: nats.url, tracing's, sources' passwords, and
+// the keys of destination types tagged secret (expandTagged). A missing variable or
 // file is a problem naming the key.
 func (c *Config) expandSecrets() []Problem {
 	var problems []Problem
@@ -510,20 +564,44 @@ func (c *Config) expandSecrets() []Problem {
 	for i := range c.Sources {
 		password(fmt.Sprintf("sources[%d].password", i), &c.Sources[i].Password)
 	}
-	for i := range c.Destinations {
-		d := &c.Destinations[i]
-		key := fmt.Sprintf("destinations[%d]", i)
-		password(key+".password", &d.Password)
-		password(key+".token", &d.Token)
-		password(key+".oauth2.client_secret", &d.OAuth2.ClientSecret)
-		expand(key+".oauth2.token_url", &d.OAuth2.TokenURL)
-		expand(key+".url", &d.URL)
-		for h, v := range d.Headers {
-			expand(key+".headers."+h, &v)
-			d.Headers[h] = v
+	for i, d := range c.Destinations {
+		if d.Options != nil {
+			c.expandTagged(fmt.Sprintf("destinations[%d]", i), reflect.ValueOf(d.Options).Elem(), expand, password)
 		}
 	}
 	return problems
+}
+
+// expandTagged expands the fields of a type's options that may hold a
+// secret, by their tags: secret:"ref" must be a reference (password),
+// secret:"expand" may hold references (a URL, header values).
+func (c *Config) expandTagged(key string, s reflect.Value, expand, ref func(string, *string)) {
+	for i := range s.NumField() {
+		f, fv := s.Type().Field(i), s.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+		if !f.IsExported() {
+			continue
+		}
+		at := key + "." + name
+		if opts == "squash" {
+			at = key
+		}
+		how := map[string]func(string, *string){"expand": expand, "ref": ref}[f.Tag.Get("secret")]
+		switch {
+		case fv.Kind() == reflect.Struct && fv.Type() != durationType:
+			c.expandTagged(at, fv, expand, ref)
+		case how != nil && fv.Kind() == reflect.String:
+			how(at, fv.Addr().Interface().(*string))
+		case how != nil && fv.Kind() == reflect.Map && fv.Type().Elem().Kind() == reflect.String:
+			keys := fv.MapKeys()
+			slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(a.String(), b.String()) })
+			for _, k := range keys {
+				v := fv.MapIndex(k).String()
+				how(at+"."+k.String(), &v)
+				fv.SetMapIndex(k, reflect.ValueOf(v))
+			}
+		}
+	}
 }
 
 // ApplyDefaults fills the keys of each listener, source and destination that were

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/delivery"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -220,7 +221,7 @@ destinations:
 	c, err := config.Load(f)
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{"M": "male", "F": "female", "Unk": "unknown"}, c.Routes[0].Transform[0].Table)
-	assert.Equal(t, map[string]string{"X-Api-Key": "k"}, c.Destinations[0].Headers)
+	assert.Equal(t, map[string]string{"X-Api-Key": "k"}, config.OptionsOf[delivery.HTTPOptions](c.Destinations[0]).Headers)
 	p, problems := c.Pipeline(0)
 	require.Empty(t, problems)
 	out, err := p.Apply([]byte("MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rPID|1||X||Doe^J||19700101|M\r"))
@@ -276,7 +277,7 @@ destinations:
 	assert.Equal(t, "is not a key of type http destinations", got["destinations[1].addr"])
 	assert.Equal(t, "is not a key of type file destinations", got["destinations[2].headers"])
 	assert.Equal(t, "is not a key of type file destinations", got["destinations[2].content_type"])
-	assert.Equal(t, `"pigeon" is not one of mllp, http, file, postgres, sftp, fhir`, got["destinations[3].type"])
+	assert.Equal(t, `"pigeon" is not one of fhir, file, http, mllp, postgres, sftp`, got["destinations[3].type"])
 	assert.Len(t, ce.Problems, 6)
 }
 
@@ -343,11 +344,11 @@ func TestEntryDefaults(t *testing.T) {
 	assert.Equal(t, config.DefaultMaxMessageBytes, c.Listeners[0].MaxMessageBytes)
 	d := c.Destinations[0]
 	assert.Equal(t, []any{"fifo", "dead_letter", config.RetryForever, "er7", 30 * time.Second, "x-application/hl7-v2+er7"},
-		[]any{d.Ordering, d.OnReject, d.Retry.MaxAttempts, d.Encoding, d.Timeout, d.ContentType})
+		[]any{d.Ordering, d.OnReject, d.Retry.MaxAttempts, d.Encoding, d.Timeout, config.OptionsOf[delivery.HTTPOptions](d).ContentType})
 	assert.Equal(t, config.DefaultBackoff, d.Retry.Backoff)
 	assert.Equal(t, "key", c.Destinations[1].Ordering, "a value given is kept")
 	assert.Equal(t, time.Second, c.Destinations[1].Timeout)
-	assert.Empty(t, c.Destinations[1].ContentType, "the http type's default is not an mllp key")
+	assert.IsType(t, &delivery.MLLPOptions{}, c.Destinations[1].Options, "each destination has its own type's keys")
 }
 
 // retry.max_attempts: 0 written out means until delivered; left out, an

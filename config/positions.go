@@ -48,6 +48,9 @@ func (p *positions) find(key string) (line, col int) {
 
 // node returns the node at key exactly, or nil.
 func (p *positions) node(key string) *yaml.Node {
+	if p == nil {
+		return nil
+	}
 	n := p.root
 	for _, part := range splitKey(key) {
 		if n, _ = child(n, part); n == nil {

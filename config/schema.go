@@ -62,6 +62,13 @@ func (g *schemaGen) schema(t reflect.Type, enum string) map[string]any {
 		return map[string]any{"type": "object", "additionalProperties": g.schema(t.Elem(), "")}
 	case reflect.Struct:
 		name := t.Name()
+		if t == reflect.TypeFor[DestinationConfig]() {
+			name = "DestinationConfig"
+			if _, done := g.defs[name]; !done {
+				g.defs[name] = g.destination()
+			}
+			return map[string]any{"$ref": "#/$defs/" + name}
+		}
 		if _, done := g.defs[name]; !done {
 			g.defs[name] = nil // a placeholder first: When refers to itself
 			g.defs[name] = g.object(t)
@@ -73,16 +80,40 @@ func (g *schemaGen) schema(t reflect.Type, enum string) map[string]any {
 
 // object describes a struct's mapstructure keys.
 func (g *schemaGen) object(t reflect.Type) map[string]any {
-	props := map[string]any{}
+	return map[string]any{"type": "object", "properties": g.properties(t, map[string]any{}), "additionalProperties": false}
+}
+
+// properties adds a struct's keys to props (a squashed struct's as its
+// own).
+func (g *schemaGen) properties(t reflect.Type, props map[string]any) map[string]any {
 	for i := range t.NumField() {
 		f := t.Field(i)
-		key := f.Tag.Get("mapstructure")
-		if key == "" || key == "-" || !f.IsExported() {
-			continue
+		key, opts, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+		switch {
+		case !f.IsExported() || key == "-":
+		case opts == "squash":
+			g.properties(f.Type, props)
+		case key != "":
+			props[key] = g.schema(f.Type, f.Tag.Get("enum"))
 		}
-		props[key] = g.schema(f.Type, f.Tag.Get("enum"))
 	}
-	return map[string]any{"type": "object", "properties": props, "additionalProperties": false}
+	return props
+}
+
+// destination describes a destination: the common keys, and for each
+// registered type (if type is it) those and its own, no others.
+func (g *schemaGen) destination() map[string]any {
+	common := reflect.TypeFor[DestinationConfig]()
+	var branches []any
+	for _, name := range DestinationTypes() {
+		t, _ := LookupDestinationType(name)
+		props := g.properties(t.Options, g.properties(common, map[string]any{}))
+		branches = append(branches, map[string]any{
+			"if":   map[string]any{"properties": map[string]any{"type": map[string]any{"const": name}}, "required": []string{"type"}},
+			"then": map[string]any{"properties": props, "additionalProperties": false},
+		})
+	}
+	return map[string]any{"type": "object", "properties": g.properties(common, map[string]any{}), "required": []string{"name", "type"}, "allOf": branches}
 }
 
 // destinationTypesEnum, as a field's enum tag, stands for the registered

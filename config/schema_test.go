@@ -38,10 +38,12 @@ func yamlInstance(t *testing.T, text []byte) any {
 
 func TestSchemaAcceptsOurConfigsAndRefusesMistakes(t *testing.T) {
 	s := compiledSchema(t)
-	for _, f := range []string{"../examples/hl7broker.yaml", "../testdata/routetest/hl7broker.yaml"} {
+	for _, f := range []string{"../examples/hl7broker.yaml", "../testdata/routetest/hl7broker.yaml", "../deploy/hl7broker/hl7broker.yaml"} {
 		text, err := os.ReadFile(f)
 		require.NoError(t, err)
 		assert.NoError(t, s.Validate(yamlInstance(t, text)), f)
+		_, err = config.Load(f)
+		assert.NoError(t, err, "check passes %s", f)
 	}
 	for _, bad := range []string{
 		"nats: {histroy: 1h}",           // unknown key

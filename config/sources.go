@@ -144,7 +144,7 @@ func (c *Config) validateSources(v *validator, listeners map[string]bool) map[st
 			c.validateHTTPSource(v, key, s)
 		}
 		if s.Type == "sftp" {
-			v.ssh(key, s.Addr, s.User, s.Password, s.PrivateKeyFile)
+			v.ssh(key, SSHLogin{Addr: s.Addr, User: s.User, Password: s.Password, PrivateKeyFile: s.PrivateKeyFile})
 			v.oneOf(key+".move_to", s.MoveTo, enumOf(s, "MoveTo")...)
 			if s.MoveTo == "local" && s.OnDone == "move" && (s.DoneDir == "" || s.ErrorDir == "") {
 				v.add(key, "with move_to: local, give done_dir and error_dir: the local folders files are copied to")

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/hl7"
@@ -196,12 +197,29 @@ func (c *Config) validateDestination(v *validator, key string, d DestinationConf
 			v.add(key+".fhir_bundle", "applies to encoding fhir, not %s", d.Encoding)
 		}
 	}
+	if d.Charset != "" {
+		if d.Encoding != "fhir" {
+			v.add(key+".charset", "applies to encoding fhir, not %s", d.Encoding)
+		} else if _, err := hl7.LookupCharset(d.Charset); err != nil {
+			v.add(key+".charset", "%s", strings.TrimPrefix(err.Error(), "hl7: "))
+		}
+	}
+	if d.TimeZone != "" {
+		if t, _ := LookupDestinationType(d.Type); d.Encoding != "fhir" && !t.ReadsTimes {
+			v.add(key+".time_zone", "applies to encoding fhir, not %s", d.Encoding)
+		} else if _, err := LoadZone(d.TimeZone); err != nil {
+			v.add(key+".time_zone", "%q is not a time zone name such as America/Chicago", d.TimeZone)
+		}
+	}
 	if d.Timeout <= 0 {
 		v.add(key+".timeout", "must be a positive duration")
 	}
 	v.fileExists(key+".tls.ca_file", d.TLS.CAFile)
 	v.fileExists(key+".tls.cert_file", d.TLS.CertFile)
 	v.fileExists(key+".tls.key_file", d.TLS.KeyFile)
+	if d.TLS.ClientCAFile != "" {
+		v.add(key+".tls.client_ca_file", "is for servers (listeners, sources, admin): a destination is a client")
+	}
 }
 
 // validator collects problems.
@@ -338,12 +356,12 @@ func (c *Config) validateAdmin(v *validator) {
 }
 
 // ssh checks the keys an SFTP source or destination logs in with.
-func (v *validator) ssh(key, addr, user, password, keyFile string) {
-	v.addr(key+".addr", addr)
-	if user == "" {
+func (v *validator) ssh(key string, s SSHLogin) {
+	v.addr(key+".addr", s.Addr)
+	if s.User == "" {
 		v.add(key+".user", "an sftp server needs the user to log in as")
 	}
-	if password == "" && keyFile == "" {
+	if s.Password == "" && s.PrivateKeyFile == "" {
 		v.add(key, "give private_key_file or password (by reference) to log in with")
 	}
 }
@@ -430,4 +448,12 @@ func (c *Config) validateHistory(v *validator) {
 	if c.History.KeepCopies < 0 || c.History.DLQMaxAge < 0 {
 		v.add("history", "keep_copies and dlq_max_age must not be negative")
 	}
+}
+
+// LoadZone is a time_zone key's zone: the broker's own when empty.
+func LoadZone(name string) (*time.Location, error) {
+	if name == "" {
+		return time.Local, nil
+	}
+	return time.LoadLocation(name)
 }

@@ -21,12 +21,19 @@ func (c *Config) Warnings() []Problem {
 		}
 	}
 	for i, d := range c.Destinations {
-		if d.Type == "sftp" && d.InsecureSkipHostKeyCheck {
-			out = append(out, Problem{Key: fmt.Sprintf("destinations[%d].insecure_skip_host_key_check", i),
-				Message: "any server answering at this address is trusted; for a test server only"})
+		if t, ok := LookupDestinationType(d.Type); ok && t.Warnings != nil {
+			out = append(out, t.Warnings(d, fmt.Sprintf("destinations[%d]", i))...)
 		}
 	}
 	return out
+}
+
+// Warnings are the risks of a login (at key): a host key not checked.
+func (s SSHLogin) Warnings(key string) []Problem {
+	if !s.InsecureSkipHostKeyCheck {
+		return nil
+	}
+	return []Problem{{Key: key + ".insecure_skip_host_key_check", Message: "any server answering at this address is trusted; for a test server only"}}
 }
 
 // loopbackAddr says whether addr (HOST:PORT) listens on this machine

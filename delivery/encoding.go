@@ -3,8 +3,6 @@ package delivery
 import (
 	"context"
 	"fmt"
-	"strings"
-	"time"
 
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/fhir"
@@ -22,7 +20,7 @@ type Encoding func(data []byte) ([]byte, error)
 func NewEncoding(d config.DestinationConfig) (Encoding, error) {
 	encoding, terminator := d.Encoding, d.Terminator
 	if encoding == "fhir" {
-		loc, err := loadZone(d.TimeZone)
+		loc, err := config.LoadZone(d.TimeZone)
 		if err != nil {
 			return nil, fmt.Errorf("time_zone: %w", err)
 		}
@@ -79,32 +77,4 @@ func (e *encodedDeliverer) Deliver(ctx context.Context, msg Message) Result {
 	}
 	msg.Data = out
 	return e.Deliverer.Deliver(ctx, msg)
-}
-
-// loadZone is a time_zone key's zone: the broker's own when empty.
-func loadZone(name string) (*time.Location, error) {
-	if name == "" {
-		return time.Local, nil
-	}
-	return time.LoadLocation(name)
-}
-
-// checkFHIREncoding checks the keys that belong to encoding fhir on a
-// destination that may take it (http, file, sftp).
-func checkFHIREncoding(d config.DestinationConfig, key string, c *config.Checker) {
-	if d.Charset != "" {
-		if d.Encoding != "fhir" {
-			c.Add(key+".charset", "applies to encoding fhir, not %s", d.Encoding)
-		} else if _, err := hl7.LookupCharset(d.Charset); err != nil {
-			c.Add(key+".charset", "%s", strings.TrimPrefix(err.Error(), "hl7: "))
-		}
-	}
-	if d.TimeZone == "" {
-		return
-	}
-	if d.Encoding != "fhir" {
-		c.Add(key+".time_zone", "applies to encoding fhir, not %s", d.Encoding)
-	} else if _, err := loadZone(d.TimeZone); err != nil {
-		c.Add(key+".time_zone", "%q is not a time zone name such as America/Chicago", d.TimeZone)
-	}
 }

@@ -16,57 +16,65 @@ import (
 	"github.com/hl7broker/hl7broker/internal/secret"
 )
 
-// fhirType: each message converted to a FHIR R4 Bundle (encoding fhir)
+// FHIROptions are the keys of type fhir.
+type FHIROptions struct {
+	URL     string            `mapstructure:"url" secret:"expand"`     // the FHIR server's base URL
+	Headers map[string]string `mapstructure:"headers" secret:"expand"` // extra request headers
+	// Token is a bearer token, by reference only; or OAuth2's client
+	// credentials.
+	Token  string              `mapstructure:"token" secret:"ref"`
+	OAuth2 config.OAuth2Config `mapstructure:"oauth2"`
+}
+
+// type fhir: each message converted to a FHIR R4 Bundle (encoding fhir)
 // and POSTed to a FHIR server's base URL.
-var fhirType = Type{
-	DestinationType: config.DestinationType{
-		Name: "fhir",
-		Keys: []string{"url", "headers", "fhir_bundle", "time_zone", "charset", "token", "oauth2"},
-		Check: func(d config.DestinationConfig, key string, c *config.Checker) {
-			checkHTTPURL(d, key, c)
-			if d.Encoding != "fhir" {
-				c.Add(key+".encoding", "a fhir destination sends FHIR: leave encoding out, or say fhir")
-			}
-			checkFHIREncoding(d, key, c)
-			o := d.OAuth2
+func init() {
+	Register(Type[FHIROptions]{
+		Name:      "fhir",
+		Encodings: []string{"fhir"},
+		Check: func(o *FHIROptions, _ config.DestinationConfig, key string, c *config.Checker) {
+			checkHTTPURL(o.URL, key, c)
+			oa := o.OAuth2
 			switch {
-			case d.Token != "" && o.TokenURL != "":
+			case o.Token != "" && oa.TokenURL != "":
 				c.Add(key+".token", "give a token or oauth2, not both")
-			case o.TokenURL != "" || o.ClientID != "" || o.ClientSecret != "" || len(o.Scopes) > 0:
-				if u, err := url.Parse(o.TokenURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-					c.Add(key+".oauth2.token_url", "%s is not an http or https URL", secret.URL(o.TokenURL))
+			case oa.TokenURL != "" || oa.ClientID != "" || oa.ClientSecret != "" || len(oa.Scopes) > 0:
+				if u, err := url.Parse(oa.TokenURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					c.Add(key+".oauth2.token_url", "%s is not an http or https URL", secret.URL(oa.TokenURL))
 				}
-				if o.ClientID == "" {
+				if oa.ClientID == "" {
 					c.Add(key+".oauth2.client_id", "client credentials need a client_id")
 				}
-				if o.ClientSecret == "" {
+				if oa.ClientSecret == "" {
 					c.Add(key+".oauth2.client_secret", "client credentials need a client_secret, by reference")
 				}
 			}
 		},
-		Defaults: func(d *config.DestinationConfig) {
+		Defaults: func(_ *FHIROptions, d *config.DestinationConfig) {
 			if d.Encoding == "" || d.Encoding == "er7" { // er7 is every destination's default: a fhir one sends FHIR
 				d.Encoding = "fhir"
 			}
 		},
-	},
-	New: func(d config.DestinationConfig, env Env) (Deliverer, error) {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = env.TLS
-		client := &http.Client{Timeout: d.Timeout, Transport: tr}
-		if d.OAuth2.TokenURL != "" {
-			cc := clientcredentials.Config{ClientID: d.OAuth2.ClientID, ClientSecret: d.OAuth2.ClientSecret,
-				TokenURL: d.OAuth2.TokenURL, Scopes: d.OAuth2.Scopes}
-			// the token endpoint is asked through the same transport (TLS, timeout)
-			ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Timeout: d.Timeout, Transport: tr})
-			client.Transport = &oauth2.Transport{Source: cc.TokenSource(ctx), Base: tr}
-		}
-		target := strings.TrimRight(d.URL, "/")
-		if d.FHIRBundle == "collection" { // a collection is stored as a Bundle resource, not processed
-			target += "/Bundle"
-		}
-		return &FHIRDeliverer{URL: target, Token: d.Token, Headers: d.Headers, Client: client}, nil
-	},
+		New: newFHIRDeliverer,
+	})
+}
+
+func newFHIRDeliverer(o *FHIROptions, d config.DestinationConfig, env Env) (Deliverer, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = env.TLS
+	client := &http.Client{Timeout: d.Timeout, Transport: tr}
+	if o.OAuth2.TokenURL != "" {
+		cc := clientcredentials.Config{ClientID: o.OAuth2.ClientID, ClientSecret: o.OAuth2.ClientSecret,
+			TokenURL: o.OAuth2.TokenURL, Scopes: o.OAuth2.Scopes}
+		// the token endpoint is asked through the same transport (TLS, timeout)
+		ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Timeout: d.Timeout, Transport: tr})
+		client.Transport = &oauth2.Transport{Source: cc.TokenSource(ctx), Base: tr}
+	}
+	target := strings.TrimRight(o.URL, "/")
+	if d.FHIRBundle == "collection" { // a collection is stored as a Bundle resource, not processed
+		target += "/Bundle"
+	}
+	return &FHIRDeliverer{URL: target, Token: o.Token, Headers: o.Headers, Client: client}, nil
 }
 
 // FHIRDeliverer POSTs each Bundle to a FHIR server. 2xx with every entry

@@ -68,9 +68,9 @@ func transactionResponse(body []byte, status func(i int) string) string {
 	return `{"resourceType":"Bundle","type":"transaction-response","entry":[` + strings.Join(entries, ",") + `]}`
 }
 
-func newFHIRDeliverer(t *testing.T, d config.DestinationConfig) Deliverer {
+func fhirTestDeliverer(t *testing.T, o FHIROptions, d config.DestinationConfig) Deliverer {
 	t.Helper()
-	d.Name, d.Type = "fhir-test", "fhir"
+	d.Name, d.Type, d.Options = "fhir-test", "fhir", &o
 	if d.Timeout == 0 {
 		d.Timeout = 5 * time.Second
 	}
@@ -103,7 +103,7 @@ func TestFHIRDestinationOutcomes(t *testing.T) {
 		}
 		return 200, transactionResponse(body, func(int) string { return "201 Created" })
 	})
-	d := newFHIRDeliverer(t, config.DestinationConfig{URL: srv.URL + "/fhir/", Token: "tok-123", TimeZone: "America/New_York"})
+	d := fhirTestDeliverer(t, FHIROptions{URL: srv.URL + "/fhir/", Token: "tok-123"}, config.DestinationConfig{TimeZone: "America/New_York"})
 	msg := Message{Data: []byte(fhirADT), ControlID: "CTL-9"}
 
 	res := d.Deliver(context.Background(), msg)
@@ -161,8 +161,8 @@ func TestFHIRDestinationOAuth2(t *testing.T) {
 	})
 	secretFile := t.TempDir() + "/secret"
 	require.NoError(t, os.WriteFile(secretFile, []byte("s3cret"), 0o600))
-	d := newFHIRDeliverer(t, config.DestinationConfig{URL: srv.URL, OAuth2: config.OAuth2Config{
-		TokenURL: tokens.URL, ClientID: "broker", ClientSecret: "s3cret", Scopes: []string{"system/*.write"}}})
+	d := fhirTestDeliverer(t, FHIROptions{URL: srv.URL, OAuth2: config.OAuth2Config{
+		TokenURL: tokens.URL, ClientID: "broker", ClientSecret: "s3cret", Scopes: []string{"system/*.write"}}}, config.DestinationConfig{})
 	msg := Message{Data: []byte(fhirADT)}
 	for i := range 2 {
 		res := d.Deliver(context.Background(), msg)
@@ -171,7 +171,7 @@ func TestFHIRDestinationOAuth2(t *testing.T) {
 		assert.Equal(t, fmt.Sprintf("Bearer tok-%d", i+1), req.Header.Get("Authorization"))
 	}
 
-	bad := newFHIRDeliverer(t, config.DestinationConfig{URL: srv.URL, OAuth2: config.OAuth2Config{TokenURL: tokens.URL, ClientID: "broker", ClientSecret: "wrong"}})
+	bad := fhirTestDeliverer(t, FHIROptions{URL: srv.URL, OAuth2: config.OAuth2Config{TokenURL: tokens.URL, ClientID: "broker", ClientSecret: "wrong"}}, config.DestinationConfig{})
 	res := bad.Deliver(context.Background(), msg)
 	assert.Equal(t, Retry, res.Outcome, "a refused client is retried: the message is not at fault")
 	assert.Contains(t, res.Reason, "oauth2")
@@ -181,7 +181,7 @@ func TestFHIRDestinationOAuth2(t *testing.T) {
 // A collection Bundle is stored as a Bundle resource ([base]/Bundle).
 func TestFHIRDestinationCollection(t *testing.T) {
 	srv := newFHIRServer(t, func(int, []byte) (int, string) { return 201, `{"resourceType":"Bundle","type":"collection"}` })
-	d := newFHIRDeliverer(t, config.DestinationConfig{URL: srv.URL, FHIRBundle: "collection"})
+	d := fhirTestDeliverer(t, FHIROptions{URL: srv.URL}, config.DestinationConfig{FHIRBundle: "collection"})
 	res := d.Deliver(context.Background(), Message{Data: []byte(fhirADT)})
 	require.Equal(t, Delivered, res.Outcome, res.Reason)
 	req, body := srv.request(0)
@@ -192,7 +192,7 @@ func TestFHIRDestinationCollection(t *testing.T) {
 // encoding: fhir on a file destination writes the Bundle as a .json file.
 func TestFHIREncodingOnFileDestination(t *testing.T) {
 	dir := t.TempDir()
-	d := config.DestinationConfig{Name: "files", Type: "file", Dir: dir, Encoding: "fhir", FHIRBundle: "collection", Timeout: time.Second}
+	d := config.DestinationConfig{Name: "files", Type: "file", Options: &FileOptions{Dir: dir}, Encoding: "fhir", FHIRBundle: "collection", Timeout: time.Second}
 	config.DestinationTypeDefaults(&d)
 	dl, err := New(d)
 	require.NoError(t, err)
@@ -218,7 +218,7 @@ func TestFHIRConfig(t *testing.T) {
 	cfg, err := load(`  - {name: ehr, type: fhir, url: "https://ehr.example/fhir", token: "${env:EHR_TOKEN}"}` + "\n")
 	require.NoError(t, err)
 	assert.Equal(t, "fhir", cfg.Destinations[0].Encoding, "a fhir destination sends FHIR")
-	assert.Equal(t, "tok", cfg.Destinations[0].Token)
+	assert.Equal(t, "tok", config.OptionsOf[FHIROptions](cfg.Destinations[0]).Token)
 
 	_, err = load(`  - {name: ehr, type: fhir, url: "https://ehr.example/fhir", token: "literal-token", encoding: json}
   - {name: http, type: http, url: "https://x.example", fhir_bundle: collection, time_zone: Mars/Base}
@@ -230,10 +230,10 @@ func TestFHIRConfig(t *testing.T) {
 	require.Error(t, err)
 	for _, want := range []string{
 		"destinations[0].token: give it by reference",
-		"destinations[0].encoding: a fhir destination sends FHIR",
+		"destinations[0].encoding: json is not for type fhir, which sends fhir: leave encoding out",
 		"destinations[1].fhir_bundle: applies to encoding fhir, not er7",
 		"destinations[1].time_zone: applies to encoding fhir, not er7",
-		"destinations[2].encoding: an MLLP destination receives HL7 (er7); fhir is for http, file and sftp",
+		"destinations[2].encoding: fhir is not for type mllp, which sends er7: leave encoding out",
 		"destinations[3].oauth2.client_secret: give it by reference",
 		"destinations[3].oauth2.token_url: ftp://x is not an http or https URL",
 		"destinations[3].oauth2.client_id: client credentials need a client_id",
@@ -251,7 +251,7 @@ func TestFHIRConfig(t *testing.T) {
 // encoding fhir on an http destination sends application/fhir+json.
 func TestFHIREncodingCharsetOverHTTP(t *testing.T) {
 	srv := newFHIRServer(t, func(int, []byte) (int, string) { return 200, "" })
-	d := config.DestinationConfig{Name: "h", Type: "http", URL: srv.URL, Encoding: "fhir", Charset: "windows-1252", Timeout: time.Second}
+	d := config.DestinationConfig{Name: "h", Type: "http", Options: &HTTPOptions{URL: srv.URL}, Encoding: "fhir", Charset: "windows-1252", Timeout: time.Second}
 	config.DestinationTypeDefaults(&d)
 	dl, err := New(d)
 	require.NoError(t, err)

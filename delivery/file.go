@@ -11,35 +11,41 @@ import (
 	"github.com/hl7broker/hl7broker/internal/fsutil"
 )
 
-// fileType: one file per message in a folder.
-var fileType = Type{
-	DestinationType: config.DestinationType{
-		Name: "file",
-		Keys: []string{"dir", "file_name", "fhir_bundle", "time_zone", "charset"},
-		Check: func(d config.DestinationConfig, key string, c *config.Checker) {
-			if d.Dir == "" {
-				c.Add(key+".dir", "a file destination needs a dir")
-			}
-			checkFileName(d, key, c)
-			checkFHIREncoding(d, key, c)
-		},
-		Defaults: defaultFileName,
-	},
-	New: func(d config.DestinationConfig, _ Env) (Deliverer, error) {
-		removeStaleTemps(d.Dir, time.Minute)
-		return &FileDeliverer{Dir: d.Dir, Ext: extFor(d.Encoding), Name: d.FileName}, nil
-	},
+// FileOptions are the keys of type file.
+type FileOptions struct {
+	Dir string `mapstructure:"dir"` // the folder that receives a file per message
+	// FileName names each file written: {seq}, {control_id},
+	// {message_id}, {received} and {ext} are replaced (see FileName).
+	FileName string `mapstructure:"file_name"`
 }
 
-func checkFileName(d config.DestinationConfig, key string, c *config.Checker) {
-	if err := CheckFileName(d.FileName); err != nil {
-		c.Add(key+".file_name", "%q %s", d.FileName, err.Error())
+// type file: one file per message in a folder.
+func init() {
+	Register(Type[FileOptions]{
+		Name: "file",
+		Check: func(o *FileOptions, _ config.DestinationConfig, key string, c *config.Checker) {
+			if o.Dir == "" {
+				c.Add(key+".dir", "a file destination needs a dir")
+			}
+			checkFileName(o.FileName, key, c)
+		},
+		Defaults: func(o *FileOptions, _ *config.DestinationConfig) { defaultFileName(&o.FileName) },
+		New: func(o *FileOptions, d config.DestinationConfig, _ Env) (Deliverer, error) {
+			removeStaleTemps(o.Dir, time.Minute)
+			return &FileDeliverer{Dir: o.Dir, Ext: extFor(d.Encoding), Name: o.FileName}, nil
+		},
+	})
+}
+
+func checkFileName(name, key string, c *config.Checker) {
+	if err := CheckFileName(name); err != nil {
+		c.Add(key+".file_name", "%q %s", name, err.Error())
 	}
 }
 
-func defaultFileName(d *config.DestinationConfig) {
-	if d.FileName == "" {
-		d.FileName = DefaultFileName
+func defaultFileName(name *string) {
+	if *name == "" {
+		*name = DefaultFileName
 	}
 }
 

@@ -15,29 +15,34 @@ import (
 	"github.com/hl7broker/hl7broker/internal/secret"
 )
 
-// httpType: an HTTP POST per message.
-var httpType = Type{
-	DestinationType: config.DestinationType{
-		Name: "http",
-		Keys: []string{"url", "headers", "content_type", "fhir_bundle", "time_zone", "charset"},
-		Check: func(d config.DestinationConfig, key string, c *config.Checker) {
-			checkHTTPURL(d, key, c)
-			checkFHIREncoding(d, key, c)
-		},
-		Defaults: func(d *config.DestinationConfig) {
-			if d.ContentType == "" {
-				d.ContentType = map[string]string{"er7": "x-application/hl7-v2+er7", "json": "application/json", "fhir": "application/fhir+json"}[d.Encoding]
-			}
-		},
-	},
-	New: func(d config.DestinationConfig, env Env) (Deliverer, error) {
-		return NewHTTPDeliverer(d.URL, d.ContentType, d.Headers, d.Timeout, env.TLS), nil
-	},
+// HTTPOptions are the keys of type http.
+type HTTPOptions struct {
+	URL         string            `mapstructure:"url" secret:"expand"`     // where messages are POSTed
+	Headers     map[string]string `mapstructure:"headers" secret:"expand"` // extra request headers
+	ContentType string            `mapstructure:"content_type"`            // default by encoding
 }
 
-func checkHTTPURL(d config.DestinationConfig, key string, c *config.Checker) {
-	if u, err := url.Parse(d.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		c.Add(key+".url", "%s is not an http or https URL", secret.URL(d.URL))
+// type http: an HTTP POST per message.
+func init() {
+	Register(Type[HTTPOptions]{
+		Name: "http",
+		Check: func(o *HTTPOptions, _ config.DestinationConfig, key string, c *config.Checker) {
+			checkHTTPURL(o.URL, key, c)
+		},
+		Defaults: func(o *HTTPOptions, d *config.DestinationConfig) {
+			if o.ContentType == "" {
+				o.ContentType = map[string]string{"er7": "x-application/hl7-v2+er7", "json": "application/json", "fhir": "application/fhir+json"}[d.Encoding]
+			}
+		},
+		New: func(o *HTTPOptions, d config.DestinationConfig, env Env) (Deliverer, error) {
+			return NewHTTPDeliverer(o.URL, o.ContentType, o.Headers, d.Timeout, env.TLS), nil
+		},
+	})
+}
+
+func checkHTTPURL(target, key string, c *config.Checker) {
+	if u, err := url.Parse(target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		c.Add(key+".url", "%s is not an http or https URL", secret.URL(target))
 	}
 }
 

@@ -9,21 +9,23 @@ import (
 	"github.com/hl7broker/hl7broker/mllp"
 )
 
-// mllpType: MLLP to a downstream system, each message's ACK checked.
-var mllpType = Type{
-	DestinationType: config.DestinationType{
-		Name: "mllp",
-		Keys: []string{"addr"},
-		Check: func(d config.DestinationConfig, key string, c *config.Checker) {
-			c.Addr(key+".addr", d.Addr)
-			if d.Encoding == "json" || d.Encoding == "fhir" {
-				c.Add(key+".encoding", "an MLLP destination receives HL7 (er7); %s is for http, file and sftp", d.Encoding)
-			}
+// MLLPOptions are the keys of type mllp.
+type MLLPOptions struct {
+	Addr string `mapstructure:"addr"` // HOST:PORT of the receiver
+}
+
+// type mllp: MLLP to a downstream system, each message's ACK checked.
+func init() {
+	Register(Type[MLLPOptions]{
+		Name:      "mllp",
+		Encodings: []string{"er7"},
+		Check: func(o *MLLPOptions, _ config.DestinationConfig, key string, c *config.Checker) {
+			c.Addr(key+".addr", o.Addr)
 		},
-	},
-	New: func(d config.DestinationConfig, env Env) (Deliverer, error) {
-		return &MLLPDeliverer{Client: &mllp.Client{Addr: d.Addr, TLSConfig: env.TLS, ReplyTimeout: d.Timeout, MaxBackoff: d.Timeout, EagerReplies: true}}, nil
-	},
+		New: func(o *MLLPOptions, d config.DestinationConfig, env Env) (Deliverer, error) {
+			return &MLLPDeliverer{Client: &mllp.Client{Addr: o.Addr, TLSConfig: env.TLS, ReplyTimeout: d.Timeout, MaxBackoff: d.Timeout, EagerReplies: true}}, nil
+		},
+	})
 }
 
 // MLLPDeliverer sends over a kept MLLP connection and checks the ACK:

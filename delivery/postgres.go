@@ -23,15 +23,28 @@ import (
 	"github.com/hl7broker/hl7broker/internal/secret"
 )
 
-// postgresType: a row per message (or per repeated segment) in a
+// PostgresOptions are the keys of type postgres (with time_zone, which
+// reads its HL7 times).
+type PostgresOptions struct {
+	URL      string            `mapstructure:"url" secret:"expand"`   // postgres://USER@HOST/DB?..., no password
+	Password string            `mapstructure:"password" secret:"ref"` // by reference only
+	Table    string            `mapstructure:"table"`                 // [schema.]table the rows go to
+	Columns  map[string]string `mapstructure:"columns"`               // column: field path or $message, $message_id...
+	RowPer   string            `mapstructure:"row_per"`               // a segment ID: a row per such segment (OBX); empty: a row per message
+}
+
+// type postgres: a row per message (or per repeated segment) in a
 // PostgreSQL table, in one transaction per message.
-var postgresType = Type{
-	DestinationType: config.DestinationType{
-		Name:  "postgres",
-		Keys:  []string{"url", "password", "table", "columns", "row_per", "time_zone"},
-		Check: checkPostgres,
-	},
-	New: func(d config.DestinationConfig, env Env) (Deliverer, error) { return NewPostgresDeliverer(d, env) },
+func init() {
+	Register(Type[PostgresOptions]{
+		Name:       "postgres",
+		Encodings:  []string{"er7"},
+		ReadsTimes: true,
+		Check:      checkPostgres,
+		New: func(o *PostgresOptions, d config.DestinationConfig, env Env) (Deliverer, error) {
+			return NewPostgresDeliverer(o, d, env)
+		},
+	})
 }
 
 // The values a column may take besides a field path.
@@ -52,21 +65,21 @@ var (
 	pgTable = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$`)
 )
 
-func checkPostgres(d config.DestinationConfig, key string, c *config.Checker) {
-	if u, err := url.Parse(d.URL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		c.Add(key+".url", "%s is not a postgres:// URL", secret.URL(d.URL))
+func checkPostgres(o *PostgresOptions, _ config.DestinationConfig, key string, c *config.Checker) {
+	if u, err := url.Parse(o.URL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		c.Add(key+".url", "%s is not a postgres:// URL", secret.URL(o.URL))
 	} else if _, has := u.User.Password(); has {
 		c.Add(key+".url", "holds a password: give it as password: ${env:NAME} or ${file:PATH} instead")
 	}
-	if !pgTable.MatchString(d.Table) {
-		c.Add(key+".table", "%q is not a table name (table or schema.table, letters, digits and _)", d.Table)
+	if !pgTable.MatchString(o.Table) {
+		c.Add(key+".table", "%q is not a table name (table or schema.table, letters, digits and _)", o.Table)
 	}
-	if len(d.Columns) == 0 {
+	if len(o.Columns) == 0 {
 		c.Add(key+".columns", "a postgres destination needs columns: {column: field path or $message...}")
 	}
 	var ids, rows int
-	for _, name := range slices.Sorted(maps.Keys(d.Columns)) {
-		v := strings.TrimSpace(d.Columns[name])
+	for _, name := range slices.Sorted(maps.Keys(o.Columns)) {
+		v := strings.TrimSpace(o.Columns[name])
 		switch {
 		case !pgIdent.MatchString(name):
 			c.Add(key+".columns."+name, "is not a column name (letters, digits and _)")
@@ -85,21 +98,15 @@ func checkPostgres(d config.DestinationConfig, key string, c *config.Checker) {
 	if ids != 1 {
 		c.Add(key+".columns", "map exactly one column to $message_id, with a unique index on it: a retry must not add a row twice")
 	}
-	if d.RowPer != "" {
-		if p, err := hl7.ParsePath(d.RowPer); err != nil || p.Field != 0 || p.Occurrence != 0 {
-			c.Add(key+".row_per", "%q is not a segment ID such as OBX", d.RowPer)
+	if o.RowPer != "" {
+		if p, err := hl7.ParsePath(o.RowPer); err != nil || p.Field != 0 || p.Occurrence != 0 {
+			c.Add(key+".row_per", "%q is not a segment ID such as OBX", o.RowPer)
 		}
 		if rows != 1 {
 			c.Add(key+".columns", "with row_per, map exactly one column to $row, and make ($message_id, $row) the unique index")
 		}
 	}
-	if _, err := pgLocation(d.TimeZone); err != nil {
-		c.Add(key+".time_zone", "%q is not a time zone name such as America/Chicago", d.TimeZone)
-	}
 }
-
-// pgLocation is the zone named, the broker's own when none is.
-func pgLocation(name string) (*time.Location, error) { return loadZone(name) }
 
 // pgColumn is one mapped column: a field path, or one of the specials.
 type pgColumn struct {
@@ -134,12 +141,12 @@ type PostgresDeliverer struct {
 
 // NewPostgresDeliverer makes a deliverer for d with its own pool of one
 // connection, opened at the first delivery.
-func NewPostgresDeliverer(d config.DestinationConfig, env Env) (*PostgresDeliverer, error) {
-	cfg, err := pgxpool.ParseConfig(d.URL)
+func NewPostgresDeliverer(o *PostgresOptions, d config.DestinationConfig, env Env) (*PostgresDeliverer, error) {
+	cfg, err := pgxpool.ParseConfig(o.URL)
 	if err != nil {
 		return nil, fmt.Errorf("destination %s: url: %w", d.Name, secret.Error(err))
 	}
-	cfg.ConnConfig.Password = d.Password
+	cfg.ConnConfig.Password = o.Password
 	if env.TLS != nil {
 		t := env.TLS.Clone()
 		if t.ServerName == "" {
@@ -152,14 +159,14 @@ func NewPostgresDeliverer(d config.DestinationConfig, env Env) (*PostgresDeliver
 	if d.Timeout > 0 {
 		cfg.ConnConfig.ConnectTimeout = d.Timeout
 	}
-	loc, err := pgLocation(d.TimeZone)
+	loc, err := config.LoadZone(d.TimeZone)
 	if err != nil {
 		return nil, fmt.Errorf("destination %s: time_zone: %w", d.Name, err)
 	}
-	p := &PostgresDeliverer{table: pgx.Identifier(strings.Split(d.Table, ".")).Sanitize(), rowPer: d.RowPer, loc: loc, timeout: d.Timeout}
+	p := &PostgresDeliverer{table: pgx.Identifier(strings.Split(o.Table, ".")).Sanitize(), rowPer: o.RowPer, loc: loc, timeout: d.Timeout}
 	var names, params, key []string
-	for _, name := range slices.Sorted(maps.Keys(d.Columns)) {
-		v := strings.TrimSpace(d.Columns[name])
+	for _, name := range slices.Sorted(maps.Keys(o.Columns)) {
+		v := strings.TrimSpace(o.Columns[name])
 		col := pgColumn{name: name}
 		if strings.HasPrefix(v, "$") {
 			col.special = v
@@ -170,7 +177,7 @@ func NewPostgresDeliverer(d config.DestinationConfig, env Env) (*PostgresDeliver
 		q := pgx.Identifier{name}.Sanitize()
 		names = append(names, q)
 		params = append(params, "$"+strconv.Itoa(len(names)))
-		if v == ColMessageID || v == ColRow && d.RowPer != "" {
+		if v == ColMessageID || v == ColRow && o.RowPer != "" {
 			key = append(key, q)
 		}
 	}

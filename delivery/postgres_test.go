@@ -31,12 +31,13 @@ const pgObsTable = `CREATE TABLE lab.obs (
 	PRIMARY KEY (message_id, row_no))`
 
 func pgDest(srv *testpg.Server) config.DestinationConfig {
-	return config.DestinationConfig{Name: "warehouse", Type: "postgres", URL: srv.URL(""), Password: testpg.Password,
-		Table: "lab.obs", RowPer: "OBX", TimeZone: "America/Chicago", Timeout: 10 * time.Second,
-		Columns: map[string]string{"message_id": "$message_id", "row_no": "$row", "mrn": "PID-3.1", "family": "PID-5.1",
+	return config.DestinationConfig{Name: "warehouse", Type: "postgres", TimeZone: "America/Chicago", Timeout: 10 * time.Second,
+		Options: &PostgresOptions{URL: srv.URL(""), Password: testpg.Password, Table: "lab.obs", RowPer: "OBX", Columns: map[string]string{"message_id": "$message_id", "row_no": "$row", "mrn": "PID-3.1", "family": "PID-5.1",
 			"code": "OBX-3.1", "value": "OBX-5", "observed_at": "OBX-14", "observed_local": "OBX-14",
-			"in_seq": "$in_seq", "control_id": "$control_id", "raw": "$message", "doc": "$json"}}
+			"in_seq": "$in_seq", "control_id": "$control_id", "raw": "$message", "doc": "$json"}}}
 }
+
+func pgOpts(d config.DestinationConfig) *PostgresOptions { return config.OptionsOf[PostgresOptions](d) }
 
 func pgMessage(data string) Message {
 	return Message{Data: []byte(data), ControlID: "CTRL-9", InSeq: 41, ReceivedAt: time.Date(2026, 1, 14, 13, 15, 31, 0, time.UTC)}
@@ -117,7 +118,7 @@ func TestPostgresRetriesWhileTheDatabaseIsDownOrUnfit(t *testing.T) {
 	srv := testpg.Start(t)
 	srv.Exec("CREATE SCHEMA lab; CREATE TABLE lab.obs (message_id text, row_no int, value text)")
 	dc := pgDest(srv)
-	dc.Columns = map[string]string{"message_id": "$message_id", "row_no": "$row", "value": "OBX-5"}
+	pgOpts(dc).Columns = map[string]string{"message_id": "$message_id", "row_no": "$row", "value": "OBX-5"}
 	dc.Timeout = 3 * time.Second
 	d, err := New(dc)
 	require.NoError(t, err)
@@ -173,8 +174,9 @@ func TestPostgresValueErrorsNeverQuoteTheValue(t *testing.T) {
 	srv := testpg.Start(t)
 	srv.Exec("CREATE TABLE ids (message_id text PRIMARY KEY, ref uuid, small smallint)")
 	dc := pgDest(srv)
-	dc.Table, dc.RowPer = "ids", ""
-	dc.Columns = map[string]string{"message_id": "$message_id", "ref": "PID-5.1"}
+	o := pgOpts(dc)
+	o.Table, o.RowPer = "ids", ""
+	pgOpts(dc).Columns = map[string]string{"message_id": "$message_id", "ref": "PID-5.1"}
 	d, err := New(dc)
 	require.NoError(t, err)
 	res := d.Deliver(context.Background(), pgMessage(pgORU))
@@ -183,7 +185,7 @@ func TestPostgresValueErrorsNeverQuoteTheValue(t *testing.T) {
 	assert.Contains(t, res.Reason, "22P02 (invalid_text_representation)")
 	assert.NotContains(t, res.Reason, "SECRETFAMILY")
 
-	dc.Columns = map[string]string{"message_id": "$message_id", "small": "$in_seq"}
+	pgOpts(dc).Columns = map[string]string{"message_id": "$message_id", "small": "$in_seq"}
 	d, err = New(dc)
 	require.NoError(t, err)
 	defer d.Close()
@@ -204,9 +206,10 @@ func TestPostgresOverTLS(t *testing.T) {
 	srv.EnableTLS(pki.ServerCert, pki.ServerKey)
 	srv.Exec("CREATE TABLE notes (message_id text PRIMARY KEY, control_id text)")
 	dc := pgDest(srv)
-	dc.URL = strings.Replace(srv.URL(""), "sslmode=disable", "sslmode=verify-full", 1)
-	dc.Table, dc.RowPer = "notes", ""
-	dc.Columns = map[string]string{"message_id": "$message_id", "control_id": "$control_id"}
+	pgOpts(dc).URL = strings.Replace(srv.URL(""), "sslmode=disable", "sslmode=verify-full", 1)
+	o := pgOpts(dc)
+	o.Table, o.RowPer = "notes", ""
+	pgOpts(dc).Columns = map[string]string{"message_id": "$message_id", "control_id": "$control_id"}
 	dc.TLS.CAFile = pki.CAFile
 	d, err := New(dc)
 	require.NoError(t, err)

@@ -13,26 +13,32 @@ import (
 	"github.com/hl7broker/hl7broker/internal/sftpconn"
 )
 
-// sftpType: a file per message in a folder of an SFTP server.
-var sftpType = Type{
-	DestinationType: config.DestinationType{
+// SFTPOptions are the keys of type sftp.
+type SFTPOptions struct {
+	config.SSHLogin `mapstructure:",squash"`
+	Dir             string `mapstructure:"dir"`       // the folder on the server
+	FileName        string `mapstructure:"file_name"` // as type file's
+}
+
+// type sftp: a file per message in a folder of an SFTP server.
+func init() {
+	Register(Type[SFTPOptions]{
 		Name: "sftp",
-		Keys: []string{"addr", "dir", "password", "user", "private_key_file", "known_hosts", "insecure_skip_host_key_check", "file_name", "fhir_bundle", "time_zone", "charset"},
-		Check: func(d config.DestinationConfig, key string, c *config.Checker) {
-			c.SSH(key, d.Addr, d.User, d.Password, d.PrivateKeyFile)
-			checkFHIREncoding(d, key, c)
-			if d.Dir == "" {
+		Check: func(o *SFTPOptions, _ config.DestinationConfig, key string, c *config.Checker) {
+			c.SSH(key, o.SSHLogin)
+			if o.Dir == "" {
 				c.Add(key+".dir", "an sftp destination needs the server's folder it writes to")
 			}
-			checkFileName(d, key, c)
+			checkFileName(o.FileName, key, c)
 		},
-		Defaults: defaultFileName,
-	},
-	New: func(d config.DestinationConfig, _ Env) (Deliverer, error) {
-		conn := sftpconn.Config{Addr: d.Addr, User: d.User, Password: d.Password, PrivateKeyFile: d.PrivateKeyFile,
-			KnownHosts: d.KnownHosts, InsecureSkipHostKeyCheck: d.InsecureSkipHostKeyCheck, Timeout: d.Timeout}
-		return &SFTPDeliverer{Conn: conn, Dir: d.Dir, Ext: extFor(d.Encoding), Name: d.FileName, Timeout: d.Timeout}, nil
-	},
+		Defaults: func(o *SFTPOptions, _ *config.DestinationConfig) { defaultFileName(&o.FileName) },
+		Warnings: func(o *SFTPOptions, key string) []config.Problem { return o.SSHLogin.Warnings(key) },
+		New: func(o *SFTPOptions, d config.DestinationConfig, _ Env) (Deliverer, error) {
+			conn := sftpconn.Config{Addr: o.Addr, User: o.User, Password: o.Password, PrivateKeyFile: o.PrivateKeyFile,
+				KnownHosts: o.KnownHosts, InsecureSkipHostKeyCheck: o.InsecureSkipHostKeyCheck, Timeout: d.Timeout}
+			return &SFTPDeliverer{Conn: conn, Dir: o.Dir, Ext: extFor(d.Encoding), Name: o.FileName, Timeout: d.Timeout}, nil
+		},
+	})
 }
 
 // SFTPDeliverer writes each message as a file in Dir on an SFTP server:

@@ -21,9 +21,9 @@ import (
 func TestSFTPDestinationWritesRenamesAndRetries(t *testing.T) {
 	srv := testsshd.Start(t)
 	out := filepath.Join(srv.Dir, "inbound", "results")
-	dc := config.DestinationConfig{Name: "lab", Type: "sftp", Addr: srv.Addr, Dir: out,
-		User: srv.User, PrivateKeyFile: srv.KeyFile, KnownHosts: srv.KnownHosts, Timeout: 5 * time.Second,
-		FileName: "{received}_{control_id}_{seq}.{ext}"}
+	dc := config.DestinationConfig{Name: "lab", Type: "sftp", Timeout: 5 * time.Second, Options: &SFTPOptions{
+		SSHLogin: config.SSHLogin{Addr: srv.Addr, User: srv.User, PrivateKeyFile: srv.KeyFile, KnownHosts: srv.KnownHosts},
+		Dir:      out, FileName: "{received}_{control_id}_{seq}.{ext}"}}
 	config.DestinationTypeDefaults(&dc)
 	d, err := New(dc)
 	require.NoError(t, err)
@@ -68,8 +68,9 @@ func TestCheckFileName(t *testing.T) {
 // write, close, rename.
 func BenchmarkSFTPDeliver(b *testing.B) {
 	srv := testsshd.Start(b)
-	dc := config.DestinationConfig{Name: "lab", Type: "sftp", Addr: srv.Addr, Dir: filepath.Join(srv.Dir, "in"),
-		User: srv.User, PrivateKeyFile: srv.KeyFile, KnownHosts: srv.KnownHosts, Timeout: 10 * time.Second}
+	dc := config.DestinationConfig{Name: "lab", Type: "sftp", Timeout: 10 * time.Second, Options: &SFTPOptions{
+		SSHLogin: config.SSHLogin{Addr: srv.Addr, User: srv.User, PrivateKeyFile: srv.KeyFile, KnownHosts: srv.KnownHosts},
+		Dir:      filepath.Join(srv.Dir, "in")}}
 	config.DestinationTypeDefaults(&dc)
 	d, err := New(dc)
 	if err != nil {

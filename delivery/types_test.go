@@ -16,14 +16,13 @@ import (
 
 const oru = "MSH|^~\\&|LAB|F|EHR|H|20260101||ORU^R01|C1|P|2.5\rPID|1||P1\r"
 
-// Every type is registered with the config, once, in the order of Types.
+// Every type is registered with the config and has a maker: one
+// registration does both.
 func TestTypesAreRegistered(t *testing.T) {
-	var names []string
-	for _, ty := range Types {
-		names = append(names, ty.Name)
-		require.NotNil(t, ty.New, ty.Name)
+	assert.Equal(t, []string{"fhir", "file", "http", "mllp", "postgres", "sftp"}, config.DestinationTypes())
+	for _, name := range config.DestinationTypes() {
+		assert.NotNil(t, makers[name], name)
 	}
-	assert.Equal(t, names, config.DestinationTypes())
 	_, err := New(config.DestinationConfig{Name: "x", Type: "pigeon"})
 	assert.ErrorContains(t, err, `no destination type "pigeon"`)
 }
@@ -32,7 +31,7 @@ func TestTypesAreRegistered(t *testing.T) {
 // destination asks: JSON in a .json file named by sequence and control ID.
 func TestNewFileDestinationEncodes(t *testing.T) {
 	dir := t.TempDir()
-	d, err := New(config.DestinationConfig{Name: "disk", Type: "file", Dir: dir, Encoding: "json"})
+	d, err := New(config.DestinationConfig{Name: "disk", Type: "file", Options: &FileOptions{Dir: dir}, Encoding: "json"})
 	require.NoError(t, err)
 	defer d.Close()
 	res := d.Deliver(context.Background(), Message{Data: []byte(oru), ControlID: "C1", InSeq: 7})
@@ -52,7 +51,7 @@ func TestNewHTTPDestinationOutcomes(t *testing.T) {
 		w.WriteHeader(status)
 	}))
 	defer srv.Close()
-	dc := config.DestinationConfig{Name: "web", Type: "http", URL: srv.URL + "/in?token=abc", Encoding: "er7", Timeout: 5 * time.Second}
+	dc := config.DestinationConfig{Name: "web", Type: "http", Options: &HTTPOptions{URL: srv.URL + "/in?token=abc"}, Encoding: "er7", Timeout: 5 * time.Second}
 	config.DestinationTypeDefaults(&dc)
 	d, err := New(dc)
 	require.NoError(t, err)
@@ -81,7 +80,7 @@ func TestFileDestinationRemovesStaleTemporaryFiles(t *testing.T) {
 	require.NoError(t, os.WriteFile(fresh, []byte("half"), 0o640))
 	old := time.Now().Add(-time.Hour)
 	require.NoError(t, os.Chtimes(stale, old, old))
-	d, err := New(config.DestinationConfig{Name: "disk", Type: "file", Dir: dir, Encoding: "er7", FileName: DefaultFileName})
+	d, err := New(config.DestinationConfig{Name: "disk", Type: "file", Options: &FileOptions{Dir: dir, FileName: DefaultFileName}, Encoding: "er7"})
 	require.NoError(t, err)
 	defer d.Close()
 	_, err = os.Stat(stale)
