@@ -171,7 +171,7 @@ func TestEndToEndRoutesAndDelivers(t *testing.T) {
 	cfg.Routes = []config.RouteConfig{
 		{Name: "adt", From: []string{"adt"}, When: config.WhenConfig{Type: []string{"ADT"}, Event: []string{"A01", "A08"}}, To: []string{"emr"}},
 		{Name: "results", From: []string{"lab"}, When: config.WhenConfig{Type: []string{"ORU"}}, To: []string{"emr", "archive"},
-			Transform: []transforms.Spec{{Set: "MSH-5", Value: &emrName}}},
+			Transform: []transforms.Spec{{Op: "set", Options: &transforms.SetOptions{Set: "MSH-5", Value: &emrName}}}},
 	}
 	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Options: &delivery.MLLPOptions{Addr: emr.addr}, Retry: fast}, {Name: "archive", Type: "file", Options: &delivery.FileOptions{Dir: archive}}}
 	p := startPipeline(t, cfg)
@@ -433,8 +433,8 @@ func TestTransformFailureDeadLettersThatMessageOnly(t *testing.T) {
 	emr := newEndpoint(t, "", nil)
 	cfg := baseConfig(t)
 	cfg.Routes = []config.RouteConfig{{Name: "adt", To: []string{"emr"}, Transform: []transforms.Spec{
-		{RemoveSegments: []string{"EVN"}},
-		{Map: "PID-3.4", Table: map[string]string{"MCM": "MAIN"}, OnMiss: "reject"},
+		{Op: "remove_segments", Options: &transforms.RemoveOptions{RemoveSegments: []string{"EVN"}}},
+		{Op: "map", Options: &transforms.MapOptions{Map: "PID-3.4", Table: map[string]string{"MCM": "MAIN"}, OnMiss: "reject"}},
 	}}}
 	cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Options: &delivery.MLLPOptions{Addr: emr.addr}, Retry: fast}}
 	p := startPipeline(t, cfg)

@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"reflect"
 	"slices"
@@ -25,47 +24,30 @@ type sourceRun struct {
 // startSource starts a source under supervision. b.mu is held or the
 // broker is starting.
 func (b *Broker) startSource(s config.SourceConfig) error {
-	committer := b.committer // a sender waits for its ACK: a flush per request
-	if s.Type == "file" || s.Type == "sftp" || s.Type == "http" {
-		// One flush per file, or per request (acknowledged after it).
-		committer = b.store.Committer(b.nats.BatchCommitter(b.cfg.NATS.StoreTimeout))
-	}
+	// One flush per file or per request, acknowledged after it (Sync).
+	committer := b.store.Committer(b.nats.BatchCommitter(b.cfg.NATS.StoreTimeout))
 	in := ingest.New(s.Listener(), committer, b.log)
 	in.Metrics, in.Reuse, in.Events = b.metrics.ingest(), b.reuse, b.events
 	in.Charset = &ingest.CharsetCheck{Configured: s.Charset, Warnings: b.metrics.files.CharsetWarnings}
 	if b.index != nil {
 		in.SearchKeys = b.index.KeyPaths()
 	}
-	var run func(context.Context) error
+	src, err := ingest.NewSource(s, ingest.SourceEnv{Ingest: in, Log: b.log, Sync: b.nats.Sync, Files: b.metrics.files,
+		LastPlace: func(ctx context.Context) (store.FilePlace, bool, error) { return b.nats.LastFilePlace(ctx, s.Name) },
+		Token:     b.cfg.SourceToken})
+	if err != nil {
+		return err
+	}
 	var problem func() string
-	switch s.Type {
-	case "file", "sftp":
-		fs := &ingest.FileSource{Config: s, Ingest: in, Metrics: b.metrics.files, Log: b.log, Sync: b.nats.Sync,
-			LastPlace: func(ctx context.Context) (store.FilePlace, bool, error) { return b.nats.LastFilePlace(ctx, s.Name) }}
-		run, problem = fs.Run, fs.Problem
-	case "http":
-		tc, err := serverTLS(s.TLS)
-		if err != nil {
-			return fmt.Errorf("source %s: %w", s.Name, err)
-		}
-		tokens := map[string]string{}
-		for _, t := range s.Tokens {
-			tok, err := b.cfg.SourceToken(t)
-			if err != nil {
-				return fmt.Errorf("source %s: token %s: %w", s.Name, t.Name, err)
-			}
-			tokens[t.Name] = tok
-		}
-		run = (&ingest.HTTPSource{Config: s, Ingest: in, Tokens: tokens, TLSConfig: tc, Log: b.log, Sync: b.nats.Sync}).Run
-	default:
-		return fmt.Errorf("source %s: no source type %q", s.Name, s.Type)
+	if t, ok := src.(ingest.Troubled); ok {
+		problem = t.Problem
 	}
 	ctx, cancel := context.WithCancel(b.runCtx)
 	r := &sourceRun{cfg: s, cancel: cancel, done: make(chan struct{}), problem: problem}
 	b.sources[s.Name] = r
 	go func() {
 		defer close(r.done)
-		b.sup.run(ctx, "source:"+s.Name, run)
+		b.sup.run(ctx, "source:"+s.Name, src.Run)
 	}()
 	return nil
 }

@@ -61,6 +61,20 @@ type TLSFiles struct {
 	ClientCAFile string `mapstructure:"client_ca_file"`
 }
 
+// ServerTLSFiles are the PEM files of a server that is not an MLLP
+// listener (an HTTP source): its certificate and key, and the CAs whose
+// client certificates it requires (mutual TLS).
+type ServerTLSFiles struct {
+	CertFile     string `mapstructure:"cert_file"`
+	KeyFile      string `mapstructure:"key_file"`
+	ClientCAFile string `mapstructure:"client_ca_file"`
+}
+
+// Files are f as TLSFiles.
+func (f ServerTLSFiles) Files() TLSFiles {
+	return TLSFiles{CertFile: f.CertFile, KeyFile: f.KeyFile, ClientCAFile: f.ClientCAFile}
+}
+
 // AdminConfig is the admin HTTP server: /metrics, /healthz and /readyz
 // open; /api/v1 behind bearer tokens.
 type AdminConfig struct {
@@ -190,6 +204,8 @@ type DestinationConfig struct {
 	// Rest holds the keys that are not common while Load decodes them
 	// into Options; empty after.
 	Rest map[string]any `mapstructure:",remain"`
+
+	zeros map[string]any // own keys written as 0 or false (explicitZeros)
 }
 
 // SSHLogin is how an SFTP source or destination logs in to its server.
@@ -257,14 +273,6 @@ var defaults = map[string]any{
 	"listeners[].idle_timeout":      DefaultIdleTimeout,
 
 	"sources[].max_message_bytes": DefaultMaxMessageBytes,
-	"sources[].glob":              DefaultSourceGlob,
-	"sources[].on_done":           "move",
-	"sources[].stable_for":        DefaultSourceStableFor,
-	"sources[].poll":              DefaultSourcePoll,
-	"sources[].path":              "/",
-	"sources[].max_body_bytes":    16 << 20,
-	"sources[].max_requests":      8,
-	"sources[].move_to":           "server",
 
 	"destinations[].ordering":      "fifo",
 	"destinations[].on_reject":     "dead_letter",
@@ -353,7 +361,7 @@ func Load(file string) (*Config, error) {
 // decodeHooks turn YAML's strings into durations and lists, as for every
 // key of the file.
 var decodeHooks = mapstructure.ComposeDecodeHookFunc(
-	mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
+	mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","), transforms.SpecHook)
 
 // decodeInto decodes m into out (a pointer to a struct of mapstructure
 // keys) as Load decodes the file, each problem's key under key.
@@ -375,26 +383,41 @@ func decodeInto(key string, m map[string]any, out any) []Problem {
 	return nil
 }
 
-// decodeOptions decodes each destination's own keys into its type's
-// struct, from the file's YAML (so that keys of maps, such as headers,
-// keep their case), or from what the first decoding left over.
+// decodeOptions decodes each destination's and source's own keys into
+// its type's struct, and reads each transform step, from the file's YAML
+// (so that keys of maps, such as headers or a table, keep their case), or
+// from what the first decoding left over.
 func (c *Config) decodeOptions(pos *positions) []Problem {
 	var problems []Problem
-	common := topKeys(reflect.TypeFor[DestinationConfig]())
+	// rest is entry key's keys that are not in common (as written).
+	rest := func(key string, common reflect.Type, leftOver map[string]any) map[string]any {
+		m := pos.mapping(key)
+		if m == nil {
+			return leftOver
+		}
+		for _, k := range topKeys(common) {
+			delete(m, k)
+		}
+		return m
+	}
 	for i := range c.Destinations {
 		d := &c.Destinations[i]
-		rest := d.Rest
+		r := rest(fmt.Sprintf("destinations[%d]", i), reflect.TypeFor[DestinationConfig](), d.Rest)
 		d.Rest = nil
-		if n := pos.node(fmt.Sprintf("destinations[%d]", i)); n != nil && n.Kind == yaml.MappingNode {
-			var m map[string]any
-			if n.Decode(&m) == nil {
-				for _, k := range common {
-					delete(m, k)
-				}
-				rest = m
+		problems = append(problems, decodeDestinationOptions(i, d, r)...)
+	}
+	for i := range c.Sources {
+		s := &c.Sources[i]
+		r := rest(fmt.Sprintf("sources[%d]", i), reflect.TypeFor[SourceConfig](), s.Rest)
+		s.Rest = nil
+		problems = append(problems, decodeSourceOptions(i, s, r)...)
+	}
+	for i := range c.Routes {
+		for j := range c.Routes[i].Transform {
+			if m := pos.mapping(fmt.Sprintf("routes[%d].transform[%d]", i, j)); m != nil {
+				c.Routes[i].Transform[j] = transforms.SpecFrom(m)
 			}
 		}
-		problems = append(problems, decodeDestinationOptions(i, d, rest)...)
 	}
 	return problems
 }
@@ -489,30 +512,14 @@ func decodeProblems(err error) []Problem {
 	return problems
 }
 
-// restoreMapKeys puts back the keys of maps whose keys are data, as the
-// file wrote them: viper lowercases every key it reads, so an inline map
-// table {M: male} would never match M. Affected: transform steps' table
-// and destinations' headers.
+// restoreMapKeys reads what viper's decoding loses: a zero written out
+// (idle_timeout: 0, retry.max_attempts: 0), which differs from a key left
+// out. (Keys of maps whose keys are data, such as a transform's table or
+// a destination's headers, keep their case because decodeOptions reads
+// them from the file's YAML: viper lowercases every key it reads.)
 func (c *Config) restoreMapKeys(pos *positions) {
 	if pos == nil {
 		return
-	}
-	restore := func(key string, m map[string]string) map[string]string {
-		n := pos.node(key)
-		if m == nil || n == nil || n.Kind != yaml.MappingNode {
-			return m
-		}
-		var exact map[string]string
-		if n.Decode(&exact) != nil || len(exact) != len(m) {
-			return m
-		}
-		return exact
-	}
-	for i := range c.Routes {
-		for j := range c.Routes[i].Transform {
-			st := &c.Routes[i].Transform[j]
-			st.Table = restore(fmt.Sprintf("routes[%d].transform[%d].table", i, j), st.Table)
-		}
 	}
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
@@ -561,8 +568,10 @@ func (c *Config) expandSecrets() []Problem {
 		}
 		expand(key, v)
 	}
-	for i := range c.Sources {
-		password(fmt.Sprintf("sources[%d].password", i), &c.Sources[i].Password)
+	for i, s := range c.Sources {
+		if s.Options != nil {
+			c.expandTagged(fmt.Sprintf("sources[%d]", i), reflect.ValueOf(s.Options).Elem(), expand, password)
+		}
 	}
 	for i, d := range c.Destinations {
 		if d.Options != nil {
@@ -616,6 +625,7 @@ func (c *Config) ApplyDefaults() {
 	}
 	for i := range c.Sources {
 		applyEntryDefaults("sources[].", reflect.ValueOf(&c.Sources[i]).Elem())
+		SourceTypeDefaults(&c.Sources[i])
 	}
 	for i := range c.Destinations {
 		d := &c.Destinations[i]

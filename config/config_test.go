@@ -10,6 +10,7 @@ import (
 
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/delivery"
+	"github.com/hl7broker/hl7broker/ingest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -34,7 +35,7 @@ func TestExampleConfigLoads(t *testing.T) {
 	assert.Equal(t, "auto", c.Listeners[1].AckMode, "default")
 	assert.Equal(t, []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute}, c.Destinations[0].Retry.Backoff)
 	assert.Equal(t, []string{"emr", "archive"}, c.Routes[1].To)
-	assert.Equal(t, "MSH-5", c.Routes[1].Transform[0].Set)
+	assert.Equal(t, "MSH-5", c.Routes[1].Transform[0].Raw()["set"])
 	assert.Equal(t, "fifo", c.Destinations[1].Ordering, "default")
 }
 
@@ -220,7 +221,7 @@ destinations:
 `)
 	c, err := config.Load(f)
 	require.NoError(t, err)
-	assert.Equal(t, map[string]string{"M": "male", "F": "female", "Unk": "unknown"}, c.Routes[0].Transform[0].Table)
+	assert.Equal(t, map[string]any{"M": "male", "F": "female", "Unk": "unknown"}, c.Routes[0].Transform[0].Raw()["table"], "keys as written")
 	assert.Equal(t, map[string]string{"X-Api-Key": "k"}, config.OptionsOf[delivery.HTTPOptions](c.Destinations[0]).Headers)
 	p, problems := c.Pipeline(0)
 	require.Empty(t, problems)
@@ -430,5 +431,5 @@ destinations: [{name: d, type: file, dir: /tmp/d}]
 	assert.Equal(t, config.DefaultIdleTimeout, c.Listeners[0].IdleTimeout)
 	assert.Equal(t, time.Duration(config.NoTimeout), c.Listeners[1].IdleTimeout, "0 written out: none")
 	assert.EqualValues(t, config.DefaultFramesMemory, c.Limits.FramesMemory)
-	assert.Equal(t, 8, c.Sources[0].MaxRequests)
+	assert.Equal(t, 8, config.SourceOptionsOf[ingest.HTTPOptions](c.Sources[0]).MaxRequests)
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // DestinationType is what the config knows of one kind of destination:
@@ -34,49 +35,63 @@ type DestinationType struct {
 	Warnings func(d DestinationConfig, key string) []Problem
 }
 
-var (
-	typesMu          sync.RWMutex
-	destinationTypes = map[string]DestinationType{}
-	typeOrder        []string // as registered
-)
+// registry holds the registered types of one kind (destination, source).
+type registry[T any] struct {
+	kind   string
+	mu     sync.RWMutex
+	byName map[string]T
+	order  []string // as registered
+}
+
+func (r *registry[T]) add(name string, t T, options reflect.Type, common reflect.Type) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.byName[name]; dup {
+		panic("config: " + r.kind + " type " + name + " registered twice")
+	}
+	if options == nil || options.Kind() != reflect.Struct {
+		panic("config: " + r.kind + " type " + name + " has no options struct")
+	}
+	for _, k := range Keys(options) {
+		if slices.Contains(Keys(common), k) {
+			panic("config: " + r.kind + " type " + name + " redefines the common key " + k)
+		}
+	}
+	if r.byName == nil {
+		r.byName = map[string]T{}
+	}
+	r.byName[name] = t
+	r.order = append(r.order, name)
+}
+
+func (r *registry[T]) get(name string) (T, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	t, ok := r.byName[name]
+	return t, ok
+}
+
+func (r *registry[T]) names() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return slices.Clone(r.order)
+}
+
+var destinationTypes = registry[DestinationType]{kind: "destination"}
 
 // RegisterDestinationType makes a kind of destination known. It panics if
 // the name is taken (two kinds cannot share one) or if its options use a
 // key every destination has.
 func RegisterDestinationType(t DestinationType) {
-	typesMu.Lock()
-	defer typesMu.Unlock()
-	if _, dup := destinationTypes[t.Name]; dup {
-		panic("config: destination type " + t.Name + " registered twice")
-	}
-	if t.Options == nil || t.Options.Kind() != reflect.Struct {
-		panic("config: destination type " + t.Name + " has no options struct")
-	}
-	common := Keys(reflect.TypeFor[DestinationConfig]())
-	for _, k := range Keys(t.Options) {
-		if slices.Contains(common, k) {
-			panic("config: destination type " + t.Name + " redefines the common key " + k)
-		}
-	}
-	destinationTypes[t.Name] = t
-	typeOrder = append(typeOrder, t.Name)
+	destinationTypes.add(t.Name, t, t.Options, reflect.TypeFor[DestinationConfig]())
 }
 
 // DestinationTypes are the names of the kinds registered, in the order
 // they were.
-func DestinationTypes() []string {
-	typesMu.RLock()
-	defer typesMu.RUnlock()
-	return slices.Clone(typeOrder)
-}
+func DestinationTypes() []string { return destinationTypes.names() }
 
 // LookupDestinationType returns the registration of a kind of destination.
-func LookupDestinationType(name string) (DestinationType, bool) {
-	typesMu.RLock()
-	defer typesMu.RUnlock()
-	t, ok := destinationTypes[name]
-	return t, ok
-}
+func LookupDestinationType(name string) (DestinationType, bool) { return destinationTypes.get(name) }
 
 // OptionsOf returns a destination's own keys as its type's struct: for
 // package delivery's types, which know their T. A destination built in
@@ -88,13 +103,30 @@ func OptionsOf[T any](d DestinationConfig) *T {
 	return new(T)
 }
 
-// Checker is how a destination type's Check reports problems.
-type Checker struct{ v *validator }
+// Checker is how a source or destination type's Check reports problems,
+// with the checks types share.
+type Checker struct {
+	v *validator
+	c *Config
+}
 
 // Add adds a problem at key.
 func (c *Checker) Add(key, format string, args ...any) { c.v.add(key, format, args...) }
 
-// SSH checks the keys an SFTP destination logs in with.
+// ServerTLS checks the TLS files of a server (a source's listening
+// socket): both cert_file and key_file or neither, files that exist.
+func (c *Checker) ServerTLS(key string, t ServerTLSFiles) { c.v.serverTLS(key, t.Files()) }
+
+// Tokens checks a list of tokens (names unique, each readable, given one
+// way), without printing one.
+func (c *Checker) Tokens(key string, tokens []SourceTokenConfig) {
+	c.v.names(key, len(tokens), func(j int) string { return tokens[j].Name })
+	for j, t := range tokens {
+		c.c.validateToken(c.v, fmt.Sprintf("%s[%d]", key, j), TokenConfig{Name: t.Name, TokenFile: t.TokenFile, TokenEnv: t.TokenEnv})
+	}
+}
+
+// SSH checks the keys an SFTP source or destination logs in with.
 func (c *Checker) SSH(key string, s SSHLogin) { c.v.ssh(key, s) }
 
 // Addr checks that addr is HOST:PORT; false (and a problem) if not.
@@ -102,10 +134,10 @@ func (c *Checker) Addr(key, addr string) bool { return c.v.addr(key, addr) }
 
 // checkDestinationType runs d's type's checks: the encodings it can send,
 // the enumerated values of its own keys, and its own Check.
-func checkDestinationType(v *validator, key string, d DestinationConfig) {
+func (c *Config) checkDestinationType(v *validator, key string, d DestinationConfig) {
 	t, ok := LookupDestinationType(d.Type)
 	if !ok {
-		v.add(key+".type", "%q is not one of %s", d.Type, strings.Join(DestinationTypes(), ", "))
+		v.add(key+".type", "%s", unknownType(d.Type, DestinationTypes(), "destination", "delivery"))
 		return
 	}
 	if len(t.Encodings) > 0 && !slices.Contains(t.Encodings, d.Encoding) {
@@ -119,7 +151,7 @@ func checkDestinationType(v *validator, key string, d DestinationConfig) {
 		checkEnums(v, key, reflect.ValueOf(d.Options).Elem())
 	}
 	if t.Check != nil {
-		t.Check(d, key, &Checker{v})
+		t.Check(d, key, &Checker{v: v, c: c})
 	}
 }
 
@@ -135,6 +167,7 @@ func DestinationTypeDefaults(d *DestinationConfig) {
 	}
 	if t.Defaults != nil && reflect.TypeOf(d.Options) == reflect.PointerTo(t.Options) {
 		t.Defaults(d)
+		keepZeros(d.Options, d.zeros)
 	}
 }
 
@@ -147,21 +180,69 @@ func decodeDestinationOptions(i int, d *DestinationConfig, rest map[string]any) 
 	if !ok {
 		return nil
 	}
-	opts := reflect.New(t.Options)
-	key := fmt.Sprintf("destinations[%d]", i)
+	var problems []Problem
+	d.Options, problems = decodeTypeOptions(fmt.Sprintf("destinations[%d]", i), "type "+d.Type+" destinations", t.Options, rest)
+	d.zeros = explicitZeros(rest)
+	return problems
+}
+
+// explicitZeros are the keys of rest written as 0 or false: a type's
+// Defaults fills zero keys, and these are put back after it, so that
+// stable_for: 0 means none rather than "left out".
+func explicitZeros(rest map[string]any) map[string]any {
+	var out map[string]any
+	for k, v := range rest {
+		zero := false
+		switch x := v.(type) {
+		case int:
+			zero = x == 0
+		case float64:
+			zero = x == 0
+		case bool:
+			zero = !x
+		case string:
+			d, err := time.ParseDuration(x)
+			zero = x == "0" || err == nil && d == 0
+		}
+		if zero {
+			if out == nil {
+				out = map[string]any{}
+			}
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// keepZeros puts back into options (a pointer) the keys written as zero.
+func keepZeros(options any, zeros map[string]any) {
+	if len(zeros) > 0 && options != nil {
+		_ = decodeInto("", zeros, options) // decoded once already: no problem left
+	}
+}
+
+// decodeTypeOptions decodes rest into a new struct of type options; a key
+// it does not have "is not a key of " whose.
+func decodeTypeOptions(key, whose string, options reflect.Type, rest map[string]any) (any, []Problem) {
+	opts := reflect.New(options)
 	problems := decodeInto(key, rest, opts.Interface())
 	for j := range problems {
 		if problems[j].Message == "unknown key" {
-			problems[j].Message = fmt.Sprintf("is not a key of type %s destinations", d.Type)
+			problems[j].Message = "is not a key of " + whose
 		}
 	}
-	d.Options = opts.Interface()
-	return problems
+	return opts.Interface(), problems
 }
 
 // Keys are the keys of a struct's mapstructure tags, a nested struct's
 // as key.sub (squashed ones as the struct's own), sorted.
-func Keys(t reflect.Type) []string {
+func Keys(t reflect.Type) []string { return keysOf(t, map[reflect.Type]bool{}) }
+
+// keysOf is Keys, not going into a struct already being listed (a
+// condition holds conditions): such a key is listed as itself.
+func keysOf(t reflect.Type, open map[reflect.Type]bool) []string {
+	open[t] = true
+	defer delete(open, t)
 	var keys []string
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -175,9 +256,9 @@ func Keys(t reflect.Type) []string {
 		}
 		switch {
 		case opts == "squash":
-			keys = append(keys, Keys(ft)...)
-		case ft.Kind() == reflect.Struct && ft != durationType:
-			for _, k := range Keys(ft) {
+			keys = append(keys, keysOf(ft, open)...)
+		case ft.Kind() == reflect.Struct && ft != durationType && !open[ft]:
+			for _, k := range keysOf(ft, open) {
 				keys = append(keys, name+"."+k)
 			}
 		default:
@@ -208,4 +289,13 @@ func checkEnums(v *validator, key string, s reflect.Value) {
 			v.oneOf(key+"."+name, fv.String(), strings.Split(f.Tag.Get("enum"), ",")...)
 		}
 	}
+}
+
+// unknownType is the problem of a type no registration has: the types
+// there are, or (a program that links none) which package registers them.
+func unknownType(name string, known []string, kind, pkg string) string {
+	if len(known) == 0 {
+		return fmt.Sprintf("%q: no %s types are registered (a program that loads configs imports package %s)", name, kind, pkg)
+	}
+	return fmt.Sprintf("%q is not one of %s", name, strings.Join(known, ", "))
 }

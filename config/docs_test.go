@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/transforms"
 )
 
 // mdSection is the text of a markdown section from its heading to the
@@ -61,36 +62,69 @@ func covered(key string, docs []string) bool {
 	})
 }
 
-// docs/configuration.md's key tables and the registered destination
-// types agree: the common table lists every common key, and each type's
-// section lists every key of its options and no key it does not take.
-func TestConfigurationDocsListEveryDestinationKey(t *testing.T) {
+// docs/configuration.md's key tables and the registered types agree: the
+// common table of destinations[] and of sources[] lists every common key,
+// and each type's section ("### ... (`type: NAME`)") lists every key of
+// its options and no key it does not take.
+func TestConfigurationDocsListEveryKey(t *testing.T) {
 	raw, err := os.ReadFile("../docs/configuration.md")
 	require.NoError(t, err)
 	doc := string(raw)
-	dests := mdSection(doc, "## `destinations[]`")
-	require.NotEmpty(t, dests)
-	common := slices.DeleteFunc(config.Keys(reflect.TypeFor[config.DestinationConfig]()),
-		func(k string) bool { return k == "tls.client_ca_file" }) // refused: a destination is a client
-	documented := tableKeys(dests)
-	assert.ElementsMatch(t, common, documented, "the common table of destinations[] against DestinationConfig's keys")
-	for _, name := range config.DestinationTypes() {
-		dt, _ := config.LookupDestinationType(name)
+	checkTypedKeys(t, doc, "## `destinations[]`",
+		slices.DeleteFunc(config.Keys(reflect.TypeFor[config.DestinationConfig]()),
+			func(k string) bool { return k == "tls.client_ca_file" }), // refused: a destination is a client
+		config.DestinationTypes(), func(name string) reflect.Type { dt, _ := config.LookupDestinationType(name); return dt.Options })
+	checkTypedKeys(t, doc, "## `sources[]`", config.Keys(reflect.TypeFor[config.SourceConfig]()),
+		config.SourceTypes(), func(name string) reflect.Type { st, _ := config.LookupSourceType(name); return st.Options })
+}
+
+func checkTypedKeys(t *testing.T, doc, heading string, common, types []string, options func(string) reflect.Type) {
+	t.Helper()
+	list := mdSection(doc, heading)
+	require.NotEmpty(t, list, heading)
+	assert.ElementsMatch(t, common, tableKeys(list), "the common table of %s", heading)
+	for _, name := range types {
 		var section string
-		for _, h := range regexp.MustCompile("(?m)^### .*\\(`type: "+name+"`\\)$").FindAllString(dests, -1) {
+		for _, h := range regexp.MustCompile("(?m)^### .*\\(`type: "+name+"`\\)$").FindAllString(list, -1) {
 			section = mdSection(doc, h)
 		}
-		if !assert.NotEmpty(t, section, "docs/configuration.md has no section \"### ... (`type: %s`)\" under destinations[]", name) {
+		if !assert.NotEmpty(t, section, "docs/configuration.md has no section \"### ... (`type: %s`)\" under %s", name, heading) {
 			continue
 		}
-		keys := tableKeys(section)
-		for _, k := range config.Keys(dt.Options) {
-			assert.True(t, covered(k, keys), "type %s: key %s is not in its table", name, k)
+		keys, own := tableKeys(section), config.Keys(options(name))
+		for _, k := range own {
+			assert.True(t, covered(k, keys), "%s type %s: key %s is not in its table", heading, name, k)
 		}
 		for _, k := range keys {
-			own := slices.ContainsFunc(config.Keys(dt.Options), func(o string) bool { return covered(o, []string{k}) })
-			assert.True(t, own || covered(k, common) || slices.ContainsFunc(common, func(c string) bool { return covered(c, []string{k}) }),
-				"type %s: its table lists %s, which it does not take", name, k)
+			takes := slices.ContainsFunc(own, func(o string) bool { return covered(o, []string{k}) })
+			assert.True(t, takes || covered(k, common) || slices.ContainsFunc(common, func(c string) bool { return covered(c, []string{k}) }),
+				"%s type %s: its table lists %s, which it does not take", heading, name, k)
+		}
+	}
+}
+
+// docs/routing.md's table of transform steps has a row for every
+// registered step ("`op: ...`") naming each of its keys.
+func TestRoutingDocsListEveryStepAndItsKeys(t *testing.T) {
+	raw, err := os.ReadFile("../docs/routing.md")
+	require.NoError(t, err)
+	steps := mdSection(string(raw), "## Transform steps")
+	require.NotEmpty(t, steps)
+	for _, op := range transforms.StepTypes() {
+		var rows []string
+		for _, line := range strings.Split(steps, "\n") {
+			if strings.HasPrefix(line, "| `"+op+":") {
+				rows = append(rows, line)
+			}
+		}
+		if !assert.NotEmpty(t, rows, "docs/routing.md has no row for the step %s", op) {
+			continue
+		}
+		text := strings.Join(rows, "\n")
+		for _, k := range config.Keys(transforms.StepOptions(op)) {
+			if k = strings.Split(k, ".")[0]; k != op {
+				assert.Contains(t, text, "`"+k+":", "step %s: its row names no key %s", op, k)
+			}
 		}
 	}
 }

@@ -107,3 +107,16 @@ func child(n *yaml.Node, part string) (next, at *yaml.Node) {
 	}
 	return nil, nil
 }
+
+// mapping decodes the mapping at key (keys as written), or nil.
+func (p *positions) mapping(key string) map[string]any {
+	n := p.node(key)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	var m map[string]any
+	if n.Decode(&m) != nil {
+		return nil
+	}
+	return m
+}

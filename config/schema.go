@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/hl7broker/hl7broker/transforms"
 )
 
 // Schema returns a JSON Schema (draft 2020-12) of the config file, made
@@ -41,6 +43,8 @@ func (g *schemaGen) schema(t reflect.Type, enum string) map[string]any {
 		s := map[string]any{"type": "string"}
 		if enum == destinationTypesEnum {
 			s["enum"] = DestinationTypes()
+		} else if enum == sourceTypesEnum {
+			s["enum"] = SourceTypes()
 		} else if enum != "" {
 			s["enum"] = strings.Split(enum, ",")
 		}
@@ -62,10 +66,16 @@ func (g *schemaGen) schema(t reflect.Type, enum string) map[string]any {
 		return map[string]any{"type": "object", "additionalProperties": g.schema(t.Elem(), "")}
 	case reflect.Struct:
 		name := t.Name()
-		if t == reflect.TypeFor[DestinationConfig]() {
-			name = "DestinationConfig"
+		if t == reflect.TypeFor[transforms.Spec]() {
 			if _, done := g.defs[name]; !done {
-				g.defs[name] = g.destination()
+				g.defs[name] = nil // a placeholder first: a step's where refers to When
+				g.defs[name] = g.step()
+			}
+			return map[string]any{"$ref": "#/$defs/" + name}
+		}
+		if t == reflect.TypeFor[DestinationConfig]() || t == reflect.TypeFor[SourceConfig]() {
+			if _, done := g.defs[name]; !done {
+				g.defs[name] = g.typed(t)
 			}
 			return map[string]any{"$ref": "#/$defs/" + name}
 		}
@@ -100,14 +110,27 @@ func (g *schemaGen) properties(t reflect.Type, props map[string]any) map[string]
 	return props
 }
 
-// destination describes a destination: the common keys, and for each
-// registered type (if type is it) those and its own, no others.
-func (g *schemaGen) destination() map[string]any {
-	common := reflect.TypeFor[DestinationConfig]()
+// step describes a transform step: one of the registered operations,
+// each with its own keys and no others.
+func (g *schemaGen) step() map[string]any {
 	var branches []any
-	for _, name := range DestinationTypes() {
-		t, _ := LookupDestinationType(name)
-		props := g.properties(t.Options, g.properties(common, map[string]any{}))
+	for _, name := range transforms.StepTypes() {
+		branches = append(branches, map[string]any{"type": "object", "required": []string{name},
+			"properties": g.properties(transforms.StepOptions(name), map[string]any{}), "additionalProperties": false})
+	}
+	return map[string]any{"oneOf": branches}
+}
+
+// typed describes a destination or a source: the common keys, and for
+// each registered type (if type is it) those and its own, no others.
+func (g *schemaGen) typed(common reflect.Type) map[string]any {
+	names, options := DestinationTypes(), func(name string) reflect.Type { t, _ := LookupDestinationType(name); return t.Options }
+	if common == reflect.TypeFor[SourceConfig]() {
+		names, options = SourceTypes(), func(name string) reflect.Type { t, _ := LookupSourceType(name); return t.Options }
+	}
+	var branches []any
+	for _, name := range names {
+		props := g.properties(options(name), g.properties(common, map[string]any{}))
 		branches = append(branches, map[string]any{
 			"if":   map[string]any{"properties": map[string]any{"type": map[string]any{"const": name}}, "required": []string{"type"}},
 			"then": map[string]any{"properties": props, "additionalProperties": false},
@@ -119,3 +142,6 @@ func (g *schemaGen) destination() map[string]any {
 // destinationTypesEnum, as a field's enum tag, stands for the registered
 // destination types.
 const destinationTypesEnum = "(registered destination types)"
+
+// sourceTypesEnum stands for the registered source types.
+const sourceTypesEnum = "(registered source types)"

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/ingest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -18,12 +19,13 @@ routes: [{name: r, from: [labdrop], to: [d]}]
 `))
 	require.NoError(t, err, "a source alone, without listeners, is a valid config")
 	s := c.Sources[0]
-	assert.Equal(t, "*", s.Glob)
-	assert.Equal(t, "move", s.OnDone)
-	assert.Equal(t, time.Second, s.StableFor)
-	assert.Equal(t, time.Second, s.Poll)
+	o := config.SourceOptionsOf[ingest.FolderOptions](s)
+	assert.Equal(t, "*", o.Glob)
+	assert.Equal(t, "move", o.OnDone)
+	assert.Equal(t, time.Second, o.StableFor)
+	assert.Equal(t, time.Second, o.Poll)
 	assert.Equal(t, config.DefaultMaxMessageBytes, s.MaxMessageBytes)
-	done, failed := s.FileDirs()
+	done, failed := ingest.FolderOf(s).FileDirs()
 	assert.Equal(t, filepath.FromSlash("/srv/hl7/done"), done, "done/ beside dir")
 	assert.Equal(t, filepath.FromSlash("/srv/hl7/error"), failed, "error/ beside dir")
 	assert.Equal(t, []string{"labdrop"}, c.Origins())
@@ -45,7 +47,7 @@ routes: [{name: r, from: [nosuch], to: [d]}]
 	assert.Contains(t, got["sources[2].done_dir"], "inside the watched folder")
 	assert.Contains(t, got["sources[2].on_done"], `"keep" is not one of move, delete`)
 	assert.Contains(t, got["sources[2].charset"], "klingon")
-	assert.Contains(t, got["sources[3].type"], `"carrier-pigeon" is not one of file`)
+	assert.Contains(t, got["sources[3].type"], `"carrier-pigeon" is not one of file, http, sftp`)
 	assert.Contains(t, got["routes[0].from[0]"], `no listener or source is named "nosuch"`)
 }
 
@@ -55,9 +57,10 @@ func TestHTTPSourceProblems(t *testing.T) {
 sources: [{name: webin, type: http, addr: "127.0.0.1:0", tokens: [{name: lab, token_env: WEBIN_TOKEN}]}]
 `))
 	require.NoError(t, err)
-	assert.Equal(t, "/", c.Sources[0].Path, "default")
-	assert.Equal(t, 16<<20, c.Sources[0].MaxBodyBytes, "default")
-	tok, err := c.SourceToken(c.Sources[0].Tokens[0])
+	o := config.SourceOptionsOf[ingest.HTTPOptions](c.Sources[0])
+	assert.Equal(t, "/", o.Path, "default")
+	assert.Equal(t, 16<<20, o.MaxBodyBytes, "default")
+	tok, err := c.SourceToken(o.Tokens[0])
 	require.NoError(t, err)
 	assert.Equal(t, "a-token-long-enough-1", tok)
 
@@ -71,4 +74,25 @@ sources:
 	assert.Contains(t, got["sources[1].path"], "must start with /")
 	assert.Contains(t, got["sources[1].max_body_bytes"], "less than max_message_bytes")
 	assert.Contains(t, got["sources[1].tokens[0]"], "NOT_SET_ANYWHERE is not set")
+}
+
+// A source's own keys are its type's: another type's key is a problem at
+// its line; a zero written out (stable_for: 0, read at first sight) is
+// kept, not taken for "left out".
+func TestSourceKeysAreTheirTypes(t *testing.T) {
+	c, err := config.Load(writeConfig(t, `
+sources: [{name: labdrop, type: file, dir: /srv/hl7/inbox, stable_for: 0}]
+destinations: [{name: d, type: file, dir: /tmp/x}]
+routes: [{name: r, to: [d]}]
+`))
+	require.NoError(t, err)
+	assert.Zero(t, config.SourceOptionsOf[ingest.FolderOptions](c.Sources[0]).StableFor, "0 written out: at first sight")
+
+	_, got := loadProblems(t, writeConfig(t, `
+sources:
+  - {name: a, type: file, dir: /in, addr: "127.0.0.1:1"}
+  - {name: b, type: http, addr: "127.0.0.1:0", tls: {ca_file: /x}, tokens: [{name: x, token_env: HOME}]}
+`))
+	assert.Equal(t, "is not a key of type file sources", got["sources[0].addr"])
+	assert.Equal(t, "is not a key of type http sources", got["sources[1].tls.ca_file"])
 }

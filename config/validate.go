@@ -158,7 +158,7 @@ func (c *Config) validateNATS(v *validator) {
 }
 
 func (c *Config) validateDestination(v *validator, key string, d DestinationConfig) {
-	checkDestinationType(v, key, d)
+	c.checkDestinationType(v, key, d)
 	switch d.Ordering {
 	case "fifo":
 	case "parallel":

@@ -15,9 +15,8 @@ func (c *Config) Warnings() []Problem {
 			"tokens, session cookies and message content cross the network in clear; give admin.tls, or put a TLS proxy in front and bind to 127.0.0.1", c.Admin.Addr)})
 	}
 	for i, s := range c.Sources {
-		if s.Type == "sftp" && s.InsecureSkipHostKeyCheck {
-			out = append(out, Problem{Key: fmt.Sprintf("sources[%d].insecure_skip_host_key_check", i),
-				Message: "any server answering at this address is trusted; for a test server only"})
+		if t, ok := LookupSourceType(s.Type); ok && t.Warnings != nil {
+			out = append(out, t.Warnings(s, fmt.Sprintf("sources[%d]", i))...)
 		}
 	}
 	for i, d := range c.Destinations {

@@ -19,6 +19,25 @@ import (
 	"github.com/rs/zerolog"
 )
 
+// type file: the files that appear in a folder of this machine.
+func init() {
+	RegisterSource(SourceType[FolderOptions]{
+		Name: "file",
+		Check: func(o *FolderOptions, _ config.SourceConfig, key string, c *config.Checker) {
+			Folder{FolderOptions: *o}.check("a file", key, c)
+		},
+		Defaults: func(o *FolderOptions, _ *config.SourceConfig) { o.defaults(false) },
+		New: func(_ *FolderOptions, s config.SourceConfig, env SourceEnv) (Source, error) {
+			return newFileSource(s, env), nil
+		},
+	})
+}
+
+// newFileSource makes a file or sftp source.
+func newFileSource(s config.SourceConfig, env SourceEnv) *FileSource {
+	return &FileSource{Config: s, Ingest: env.Ingest, Metrics: env.Files, Log: env.Log, Sync: env.Sync, LastPlace: env.LastPlace}
+}
+
 // FileSource reads the files that appear in a folder and stores each of
 // their messages through Ingest, as an MLLP listener would. A file is read
 // once it is complete: its size and time unchanged for StableFor, and its
@@ -48,6 +67,7 @@ type FileSource struct {
 
 	seen   map[string]fileState // candidate files by path: how they looked last time
 	now    func() time.Time     // the clock; tests set it
+	spec   Folder               // Config's folder keys
 	folder folder               // where the files are: local, or on an SFTP server
 
 	mu    sync.Mutex
@@ -147,18 +167,16 @@ var errFileChanged = errors.New("the file changed while it was read; it is read 
 // server that cannot be reached is tried again at each poll, with a
 // warning when it goes away and a line when it is back.
 func (s *FileSource) Run(ctx context.Context) error {
-	if s.folder == nil {
-		s.folder = newFolder(s.Config, s.Log)
-	}
+	s.init()
 	defer s.folder.close()
-	s.Log.Info().Str("source", s.Config.Name).Str("dir", s.Config.Dir).Str("type", s.Config.Type).Msg("watching for files")
-	tick := time.NewTicker(s.Config.Poll)
+	s.Log.Info().Str("source", s.Config.Name).Str("dir", s.spec.Dir).Str("type", s.Config.Type).Msg("watching for files")
+	tick := time.NewTicker(s.spec.Poll)
 	defer tick.Stop()
 	failing := false
 	for {
 		err := s.scan(ctx)
 		switch {
-		case err != nil && s.Config.Type != "sftp":
+		case err != nil && s.spec.Login == nil:
 			return err
 		case err != nil && !failing:
 			s.Log.Warn().Str("source", s.Config.Name).Str("reason", err.Error()).Msg("the server's folder cannot be listed; trying again at each poll")
@@ -175,12 +193,20 @@ func (s *FileSource) Run(ctx context.Context) error {
 	}
 }
 
+// init reads the folder's keys and opens it, once.
+func (s *FileSource) init() {
+	if s.spec.Dir == "" {
+		s.spec = FolderOf(s.Config)
+	}
+	if s.folder == nil {
+		s.folder = newFolder(s.spec, s.Log)
+	}
+}
+
 // scan lists the folder and reads each file that is complete, oldest
 // first. It returns an error only for a folder it cannot list.
 func (s *FileSource) scan(ctx context.Context) error {
-	if s.folder == nil {
-		s.folder = newFolder(s.Config, s.Log)
-	}
+	s.init()
 	if s.seen == nil {
 		if err := s.folder.prepare(ctx); err != nil {
 			return fmt.Errorf("source %s: %w", s.Config.Name, err)
@@ -215,10 +241,10 @@ func (s *FileSource) scan(ctx context.Context) error {
 		st, ok := s.seen[f.path]
 		if !ok || st.size != f.size || !st.modTime.Equal(f.modTime) {
 			s.seen[f.path] = fileState{size: f.size, modTime: f.modTime, since: now}
-			if s.Config.StableFor > 0 {
+			if s.spec.StableFor > 0 {
 				continue
 			}
-		} else if now.Sub(st.since) < s.Config.StableFor {
+		} else if now.Sub(st.since) < s.spec.StableFor {
 			continue
 		}
 		ready = append(ready, f)
@@ -278,7 +304,7 @@ func (s *FileSource) markStuck(f listed, now time.Time, err error) {
 		st = stuckFile{name: f.name(), since: now}
 	}
 	st.failures++
-	wait := min(max(s.Config.Poll, time.Second)<<min(st.failures-1, 20), maxStuckWait)
+	wait := min(max(s.spec.Poll, time.Second)<<min(st.failures-1, 20), maxStuckWait)
 	st.retryAt, st.reason = now.Add(wait), err.Error()
 	if s.stuck == nil {
 		s.stuck = map[string]stuckFile{}

@@ -40,7 +40,7 @@ type fileSourceFixture struct {
 	failAt  atomic.Int64 // when > 0, commit number failAt and later fail
 }
 
-func newFileSource(t testing.TB, cfg config.SourceConfig) *fileSourceFixture {
+func newFileFixture(t testing.TB, cfg config.SourceConfig) *fileSourceFixture {
 	t.Helper()
 	c := testkit.Config(t)
 	n, err := store.Open(context.Background(), c)
@@ -52,16 +52,26 @@ func newFileSource(t testing.TB, cfg config.SourceConfig) *fileSourceFixture {
 func fileSourceOn(t testing.TB, n *store.NATS, cfg config.SourceConfig) *fileSourceFixture {
 	t.Helper()
 	f := &fileSourceFixture{nats: n}
-	if cfg.Dir == "" {
-		cfg.Dir = filepath.Join(t.TempDir(), "in")
+	if cfg.Options == nil {
+		cfg.Options = &FolderOptions{}
 	}
+	var folder *FolderOptions // the test's clock decides stable_for; scan is called without poll
+	switch o := cfg.Options.(type) {
+	case *FolderOptions:
+		folder = o
+	case *SFTPOptions:
+		folder = &o.FolderOptions
+	}
+	if folder.Dir == "" {
+		folder.Dir = filepath.Join(t.TempDir(), "in")
+	}
+	folder.Glob, folder.OnDone = "*", "move"
 	cfg.Name, cfg.Type = "labfiles", cmp.Or(cfg.Type, "file")
 	if cfg.MaxMessageBytes == 0 {
 		cfg.MaxMessageBytes = config.DefaultMaxMessageBytes
 	}
-	cfg.Glob, cfg.OnDone = "*", "move"
-	f.dir = cfg.Dir
-	require.NoError(t, os.MkdirAll(cfg.Dir, 0o750))
+	f.dir = folder.Dir
+	require.NoError(t, os.MkdirAll(f.dir, 0o750))
 	in := New(cfg.Listener(), countingCommitter{n.BatchCommitter(5 * time.Second), f}, zerolog.Nop())
 	f.src = &FileSource{Config: cfg, Ingest: in, Log: zerolog.Nop(), Sync: n.Sync,
 		LastPlace: func(ctx context.Context) (store.FilePlace, bool, error) { return n.LastFilePlace(ctx, cfg.Name) }}
@@ -105,10 +115,10 @@ func (f *fileSourceFixture) scanUntil(t *testing.T, what string, cond func() boo
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 func TestFileSourceStoresABatchThenMovesTheFile(t *testing.T) {
-	f := newFileSource(t, config.SourceConfig{})
+	f := newFileFixture(t, config.SourceConfig{})
 	batch := "FHS|^~\\&|LAB\rBHS|^~\\&|LAB\r" + fileMsg("F1") + fileMsg("F2") + fileMsg("F3") + "BTS|3\rFTS|1\r"
 	f.write(t, "batch1.hl7", batch)
-	done, _ := f.src.Config.FileDirs()
+	done, _ := FolderOf(f.src.Config).FileDirs()
 	f.scanUntil(t, "batch1.hl7 in done/", func() bool { return exists(filepath.Join(done, "batch1.hl7")) })
 
 	assert.False(t, exists(filepath.Join(f.dir, "batch1.hl7")), "the file left the folder")
@@ -130,11 +140,11 @@ func TestFileSourceStoresABatchThenMovesTheFile(t *testing.T) {
 }
 
 func TestFileSourceReportsRefusedMessagesAndKeepsTheRest(t *testing.T) {
-	f := newFileSource(t, config.SourceConfig{AcceptTypes: []string{"ADT"}})
+	f := newFileFixture(t, config.SourceConfig{AcceptTypes: []string{"ADT"}})
 	noType := strings.Replace(fileMsg("F2"), "ADT^A08^ADT_A01", "", 1)
 	oru := strings.Replace(fileMsg("F3"), "ADT^A08^ADT_A01", "ORU^R01", 1)
 	f.write(t, "mixed.hl7", fileMsg("F1")+noType+oru+fileMsg("F4"))
-	_, failed := f.src.Config.FileDirs()
+	_, failed := FolderOf(f.src.Config).FileDirs()
 	f.scanUntil(t, "mixed.hl7 in error/", func() bool { return exists(filepath.Join(failed, "mixed.hl7.report.json")) })
 
 	assert.True(t, exists(filepath.Join(failed, "mixed.hl7")))
@@ -156,7 +166,7 @@ func TestFileSourceReportsRefusedMessagesAndKeepsTheRest(t *testing.T) {
 }
 
 func TestFileSourceHoldsEachMessageNotTheFileToTheLimit(t *testing.T) {
-	f := newFileSource(t, config.SourceConfig{MaxMessageBytes: 1024})
+	f := newFileFixture(t, config.SourceConfig{MaxMessageBytes: 1024})
 	var content strings.Builder
 	for i := range 20 {
 		content.WriteString(fileMsg(fmt.Sprintf("S%d", i)))
@@ -165,7 +175,7 @@ func TestFileSourceHoldsEachMessageNotTheFileToTheLimit(t *testing.T) {
 	content.WriteString(big)
 	require.Greater(t, content.Len(), 2048)
 	f.write(t, "many.hl7", content.String())
-	_, failed := f.src.Config.FileDirs()
+	_, failed := FolderOf(f.src.Config).FileDirs()
 	f.scanUntil(t, "many.hl7 in error/", func() bool { return exists(filepath.Join(failed, "many.hl7.report.json")) })
 	assert.EqualValues(t, 20, streamCount(t, f.nats), "a file larger than max_message_bytes is read; its small messages stored")
 	raw, err := os.ReadFile(filepath.Join(failed, "many.hl7.report.json"))
@@ -177,9 +187,9 @@ func TestFileSourceHoldsEachMessageNotTheFileToTheLimit(t *testing.T) {
 }
 
 func TestFileSourceRefusesAFileThatIsNotHL7(t *testing.T) {
-	f := newFileSource(t, config.SourceConfig{})
+	f := newFileFixture(t, config.SourceConfig{})
 	f.write(t, "notes.txt", "PID|1||MRN1^^^H^MR||Zyxwquist^Ann\r")
-	_, failed := f.src.Config.FileDirs()
+	_, failed := FolderOf(f.src.Config).FileDirs()
 	f.scanUntil(t, "notes.txt in error/", func() bool { return exists(filepath.Join(failed, "notes.txt.report.json")) })
 	raw, err := os.ReadFile(filepath.Join(failed, "notes.txt.report.json"))
 	require.NoError(t, err)
@@ -189,7 +199,7 @@ func TestFileSourceRefusesAFileThatIsNotHL7(t *testing.T) {
 }
 
 func TestFileSourceResumesAfterAFailureWithoutStoringTwice(t *testing.T) {
-	f := newFileSource(t, config.SourceConfig{})
+	f := newFileFixture(t, config.SourceConfig{})
 	var content strings.Builder
 	for i := 1; i <= 5; i++ {
 		content.WriteString(fileMsg(fmt.Sprintf("R%d", i)))
@@ -202,14 +212,14 @@ func TestFileSourceResumesAfterAFailureWithoutStoringTwice(t *testing.T) {
 
 	// A new run (as after a crash): the store is back.
 	again := fileSourceOn(t, f.nats, f.src.Config)
-	done, _ := again.src.Config.FileDirs()
+	done, _ := FolderOf(again.src.Config).FileDirs()
 	again.scanUntil(t, "five.hl7 in done/", func() bool { return exists(filepath.Join(done, "five.hl7")) })
 	assert.EqualValues(t, 2, again.commits.Load(), "only the messages after the last one stored are sent to the store")
 	assert.EqualValues(t, 5, streamCount(t, f.nats))
 }
 
 func TestFileSourceWaitsForACompleteFile(t *testing.T) {
-	f := newFileSource(t, config.SourceConfig{StableFor: time.Second})
+	f := newFileFixture(t, config.SourceConfig{Options: &FolderOptions{StableFor: time.Second}})
 	clock := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	f.src.now = func() time.Time { return clock }
 	p := f.write(t, "growing.hl7", fileMsg("G1"))
@@ -247,13 +257,13 @@ func TestFileSourceWaitsForACompleteFile(t *testing.T) {
 // text) and counted, and the message is stored as it is.
 func TestSourceCharsetMismatchIsLoggedAndCounted(t *testing.T) {
 	var logs syncbuf.Buffer
-	f := newFileSource(t, config.SourceConfig{})
+	f := newFileFixture(t, config.SourceConfig{})
 	warnings := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "w"}, []string{"source"})
 	in := New(f.src.Config.Listener(), f.src.Ingest.committer, zerolog.New(&logs))
 	in.Charset = &CharsetCheck{Configured: "ASCII", Warnings: warnings}
 	f.src.Ingest = in
 	f.write(t, "names.hl7", fileMsg("C1")+strings.Replace(fileMsg("C2"), "Zyxwquist", "Zyxwqüist", 1))
-	done, _ := f.src.Config.FileDirs()
+	done, _ := FolderOf(f.src.Config).FileDirs()
 	f.scanUntil(t, "names.hl7 in done/", func() bool { return exists(filepath.Join(done, "names.hl7")) })
 	assert.EqualValues(t, 2, streamCount(t, f.nats), "both stored, as they are")
 	assert.Equal(t, 1.0, testutil.ToFloat64(warnings.WithLabelValues("labfiles")))
@@ -282,7 +292,7 @@ func storedBody(t *testing.T, n *store.NATS) string {
 // A writer that pauses longer than stable_for with the file open is not
 // read until it closes the file: nothing is stored cut short.
 func TestFileSourceWaitsForAWriterThatPausesLongerThanStableFor(t *testing.T) {
-	f := newFileSource(t, config.SourceConfig{StableFor: time.Second})
+	f := newFileFixture(t, config.SourceConfig{Options: &FolderOptions{StableFor: time.Second}})
 	clock := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	f.src.now = func() time.Time { return clock }
 	p := filepath.Join(f.dir, "result.hl7")
@@ -302,7 +312,7 @@ func TestFileSourceWaitsForAWriterThatPausesLongerThanStableFor(t *testing.T) {
 	_, err = w.WriteString(oruFile[cut:])
 	require.NoError(t, err)
 	require.NoError(t, w.Close())
-	done, _ := f.src.Config.FileDirs()
+	done, _ := FolderOf(f.src.Config).FileDirs()
 	f.scanUntil(t, "result.hl7 in done/", func() bool {
 		clock = clock.Add(1250 * time.Millisecond)
 		return exists(filepath.Join(done, "result.hl7"))
@@ -335,18 +345,18 @@ func (g growingFolder) read(ctx context.Context, f listed) ([]byte, error) {
 // the file held open: it reopens to append) is not stored; it is read
 // again once stable, whole.
 func TestFileSourceLeavesAFileThatChangedWhileRead(t *testing.T) {
-	f := newFileSource(t, config.SourceConfig{})
+	f := newFileFixture(t, config.SourceConfig{})
 	cut := strings.Index(oruFile, "5.4") + 1
 	p := f.write(t, "result.hl7", oruFile[:cut])
 	var grow atomic.Int64
 	grow.Store(1)
-	f.src.folder = growingFolder{localFolder: localFolder{cfg: f.src.Config}, grow: &grow, rest: oruFile[cut:]}
+	f.src.folder = growingFolder{localFolder: localFolder{cfg: FolderOf(f.src.Config)}, grow: &grow, rest: oruFile[cut:]}
 
 	require.NoError(t, f.src.scan(context.Background()))
 	assert.True(t, exists(p), "a file that changed while read stays")
 	assert.EqualValues(t, 0, streamCount(t, f.nats), "nothing stored cut short")
 
-	done, _ := f.src.Config.FileDirs()
+	done, _ := FolderOf(f.src.Config).FileDirs()
 	f.scanUntil(t, "result.hl7 in done/", func() bool { return exists(filepath.Join(done, "result.hl7")) })
 	require.EqualValues(t, 1, streamCount(t, f.nats))
 	assert.Equal(t, oruFile, storedBody(t, f.nats))
@@ -375,7 +385,7 @@ func (s stuckFolder) finish(ctx context.Context, f listed, data []byte, refused 
 // are stored once; once the folder is writable it moves on.
 func TestFileSourceBacksOffAFileItCannotMoveOn(t *testing.T) {
 	var logs syncbuf.Buffer
-	f := newFileSource(t, config.SourceConfig{Poll: time.Second})
+	f := newFileFixture(t, config.SourceConfig{Options: &FolderOptions{Poll: time.Second}})
 	f.src.Log = zerolog.New(&logs)
 	stuck := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "stuck"}, []string{"source"})
 	f.src.Metrics = &FileMetrics{Files: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "f"}, []string{"source", "outcome"}),
@@ -385,7 +395,7 @@ func TestFileSourceBacksOffAFileItCannotMoveOn(t *testing.T) {
 	var fail atomic.Bool
 	var finishes atomic.Int64
 	fail.Store(true)
-	f.src.folder = stuckFolder{localFolder: localFolder{cfg: f.src.Config}, fail: &fail, finishes: &finishes}
+	f.src.folder = stuckFolder{localFolder: localFolder{cfg: FolderOf(f.src.Config)}, fail: &fail, finishes: &finishes}
 	p := f.write(t, "adt.hl7", fileMsg("RO1"))
 
 	tries := []int64{}
@@ -405,7 +415,7 @@ func TestFileSourceBacksOffAFileItCannotMoveOn(t *testing.T) {
 	fail.Store(false)
 	clock = clock.Add(10 * time.Second)
 	require.NoError(t, f.src.scan(context.Background()))
-	done, _ := f.src.Config.FileDirs()
+	done, _ := FolderOf(f.src.Config).FileDirs()
 	assert.True(t, exists(filepath.Join(done, "adt.hl7")), "moved once the folder is writable")
 	assert.Empty(t, f.src.Problem())
 	assert.Equal(t, 0.0, testutil.ToFloat64(stuck.WithLabelValues("labfiles")))
@@ -416,7 +426,7 @@ func TestFileSourceBacksOffAFileItCannotMoveOn(t *testing.T) {
 // and says so once, not at every poll.
 func TestFileSourceSaysOnceThatItSkipsASymlink(t *testing.T) {
 	var logs syncbuf.Buffer
-	f := newFileSource(t, config.SourceConfig{})
+	f := newFileFixture(t, config.SourceConfig{})
 	f.src.Log = zerolog.New(&logs)
 	target := filepath.Join(t.TempDir(), "elsewhere.hl7")
 	require.NoError(t, os.WriteFile(target, []byte(fileMsg("L1")), 0o640))

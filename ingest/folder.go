@@ -38,11 +38,114 @@ type folder interface {
 	close()
 }
 
-func newFolder(cfg config.SourceConfig, log zerolog.Logger) folder {
-	if cfg.Type == "sftp" {
+func newFolder(cfg Folder, log zerolog.Logger) folder {
+	if cfg.Login != nil {
 		return &sftpFolder{cfg: cfg, log: log}
 	}
 	return localFolder{cfg: cfg}
+}
+
+// FolderOptions are the keys of type file, and the folder keys of type
+// sftp.
+type FolderOptions struct {
+	Dir       string        `mapstructure:"dir"`       // the folder watched (sftp: on the server)
+	Glob      string        `mapstructure:"glob"`      // which names are read; default *
+	Recursive bool          `mapstructure:"recursive"` // also the folders under dir
+	DoneDir   string        `mapstructure:"done_dir"`  // default: "done" beside dir
+	ErrorDir  string        `mapstructure:"error_dir"` // default: "error" beside dir
+	OnDone    string        `mapstructure:"on_done" enum:"move,delete"`
+	StableFor time.Duration `mapstructure:"stable_for"` // a file is read once unchanged this long
+	Poll      time.Duration `mapstructure:"poll"`       // how often dir is listed
+}
+
+// Defaults of a folder's keys.
+const (
+	DefaultGlob      = "*"
+	DefaultStableFor = time.Second
+	DefaultPoll      = time.Second
+)
+
+func (o *FolderOptions) defaults(explicitStable bool) {
+	if o.Glob == "" {
+		o.Glob = DefaultGlob
+	}
+	if o.OnDone == "" {
+		o.OnDone = "move"
+	}
+	if o.StableFor == 0 && !explicitStable {
+		o.StableFor = DefaultStableFor
+	}
+	if o.Poll == 0 {
+		o.Poll = DefaultPoll
+	}
+}
+
+// Folder is where a file source's files are: a local folder, or one on an
+// SFTP server (Login set).
+type Folder struct {
+	FolderOptions
+	Login  *config.SSHLogin // nil: this machine's
+	MoveTo string           // sftp: server or local
+}
+
+// FolderOf is the folder of a file or sftp source.
+func FolderOf(s config.SourceConfig) Folder {
+	switch o := s.Options.(type) {
+	case *FolderOptions:
+		return Folder{FolderOptions: *o}
+	case *SFTPOptions:
+		return Folder{FolderOptions: o.FolderOptions, Login: &o.SSHLogin, MoveTo: o.MoveTo}
+	}
+	return Folder{}
+}
+
+// Remote says whether dir, done_dir and error_dir are on an SFTP server.
+func (f Folder) Remote() bool { return f.Login != nil && f.MoveTo != "local" }
+
+// FileDirs are the done and error folders, defaults applied: "done" and
+// "error" beside dir (an sftp source's on its server, with move_to:
+// server).
+func (f Folder) FileDirs() (done, failed string) {
+	dirOf, join, clean := filepath.Dir, filepath.Join, filepath.Clean
+	if f.Remote() {
+		dirOf, join, clean = path.Dir, path.Join, path.Clean
+	}
+	parent := dirOf(clean(f.Dir))
+	done, failed = f.DoneDir, f.ErrorDir
+	if done == "" {
+		done = join(parent, "done")
+	}
+	if failed == "" {
+		failed = join(parent, "error")
+	}
+	return done, failed
+}
+
+// check checks a folder's keys (at key): what would read a file twice or
+// never.
+func (f Folder) check(kind, key string, c *config.Checker) {
+	if f.Dir == "" {
+		c.Add(key+".dir", "%s source needs the folder it watches", kind)
+		return
+	}
+	if _, err := filepath.Match(f.Glob, "x"); err != nil {
+		c.Add(key+".glob", "%q is not a file name pattern", f.Glob)
+	}
+	if f.StableFor < 0 || f.Poll <= 0 {
+		c.Add(key, "stable_for must not be negative and poll must be positive")
+	}
+	done, failed := f.FileDirs()
+	dir := filepath.Clean(f.Dir)
+	if f.Login == nil || f.Remote() { // local folders of an sftp source are never the server's
+		for _, d := range []struct{ key, path string }{{"done_dir", done}, {"error_dir", failed}} {
+			if rel, err := filepath.Rel(dir, filepath.Clean(d.path)); err == nil && (rel == "." || f.Recursive && !strings.HasPrefix(rel, "..")) {
+				c.Add(key+"."+d.key, "%s is inside the watched folder: its files would be read again", d.path)
+			}
+		}
+	}
+	if f.OnDone == "move" && filepath.Clean(done) == filepath.Clean(failed) {
+		c.Add(key+".error_dir", "done_dir and error_dir must differ")
+	}
 }
 
 // listed is a candidate file.
@@ -56,7 +159,7 @@ type listed struct {
 func (f listed) name() string { return path.Base(filepath.ToSlash(f.path)) }
 
 // candidate says whether a file named name is one the source reads.
-func candidate(cfg config.SourceConfig, name string) bool {
+func candidate(cfg Folder, name string) bool {
 	if temporaryName(name) {
 		return false
 	}
@@ -74,7 +177,7 @@ func sortListed(out []listed) {
 }
 
 // localFolder is a folder of this machine.
-type localFolder struct{ cfg config.SourceConfig }
+type localFolder struct{ cfg Folder }
 
 func (l localFolder) prepare(context.Context) error {
 	done, failed := l.cfg.FileDirs()

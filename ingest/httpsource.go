@@ -17,11 +17,84 @@ import (
 
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/rs/zerolog"
 )
 
 // ContentTypeER7 is HL7 v2's media type for its pipe-and-hat encoding.
 const ContentTypeER7 = "x-application/hl7-v2+er7"
+
+// HTTPOptions are the keys of type http.
+type HTTPOptions struct {
+	Addr         string `mapstructure:"addr"`           // HOST:PORT
+	Path         string `mapstructure:"path"`           // default /
+	MaxBodyBytes int    `mapstructure:"max_body_bytes"` // a request's body (one message or a batch)
+	// MaxRequests bounds the requests handled at once; more are answered
+	// 503 with Retry-After before their body is read. With max_body_bytes
+	// it bounds the memory requests can hold.
+	MaxRequests int                        `mapstructure:"max_requests"`
+	TLS         config.ServerTLSFiles      `mapstructure:"tls"`
+	Tokens      []config.SourceTokenConfig `mapstructure:"tokens"` // bearer tokens a sender must show
+}
+
+// Defaults of an HTTP source.
+const (
+	DefaultMaxBodyBytes = 16 << 20
+	DefaultMaxRequests  = 8
+)
+
+// type http: messages POSTed to a path.
+func init() {
+	RegisterSource(SourceType[HTTPOptions]{
+		Name: "http",
+		Check: func(o *HTTPOptions, s config.SourceConfig, key string, c *config.Checker) {
+			c.Addr(key+".addr", o.Addr)
+			if !strings.HasPrefix(o.Path, "/") {
+				c.Add(key+".path", "%q must start with /", o.Path)
+			}
+			if o.MaxBodyBytes < s.MaxMessageBytes {
+				c.Add(key+".max_body_bytes", "%d is less than max_message_bytes (%d)", o.MaxBodyBytes, s.MaxMessageBytes)
+			}
+			if o.MaxRequests < 1 {
+				c.Add(key+".max_requests", "must be at least 1")
+			}
+			c.ServerTLS(key+".tls", o.TLS)
+			if len(o.Tokens) == 0 {
+				c.Add(key+".tokens", "an http source needs at least one token: senders show it as a bearer token")
+			}
+			c.Tokens(key+".tokens", o.Tokens)
+		},
+		Defaults: func(o *HTTPOptions, _ *config.SourceConfig) {
+			if o.Path == "" {
+				o.Path = "/"
+			}
+			if o.MaxBodyBytes == 0 {
+				o.MaxBodyBytes = DefaultMaxBodyBytes
+			}
+			if o.MaxRequests == 0 {
+				o.MaxRequests = DefaultMaxRequests
+			}
+		},
+		New: func(o *HTTPOptions, s config.SourceConfig, env SourceEnv) (Source, error) {
+			var tc *tls.Config
+			if o.TLS.CertFile != "" {
+				var err error
+				if tc, err = mllp.ServerTLSConfig(o.TLS.CertFile, o.TLS.KeyFile, o.TLS.ClientCAFile); err != nil {
+					return nil, fmt.Errorf("source %s: %w", s.Name, err)
+				}
+			}
+			tokens := map[string]string{}
+			for _, t := range o.Tokens {
+				tok, err := env.Token(t)
+				if err != nil {
+					return nil, fmt.Errorf("source %s: token %s: %w", s.Name, t.Name, err)
+				}
+				tokens[t.Name] = tok
+			}
+			return &HTTPSource{Config: s, Ingest: env.Ingest, Tokens: tokens, TLSConfig: tc, Log: env.Log, Sync: env.Sync}, nil
+		},
+	})
+}
 
 // HTTPSource takes messages POSTed to one path: one message or several (a
 // batch, or messages back to back) per request, each stored through
@@ -44,6 +117,7 @@ type HTTPSource struct {
 	// messages of a request share one flush, and are acknowledged after it.
 	Sync func(ctx context.Context) error
 
+	opts     *HTTPOptions        // Config's own keys
 	hashes   map[[32]byte]string // token hash -> name
 	inFlight chan struct{}       // a slot per request being handled (Config.MaxRequests)
 }
@@ -51,7 +125,7 @@ type HTTPSource struct {
 // Run serves until ctx ends, then lets requests in flight finish (up to
 // 10 s).
 func (s *HTTPSource) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.Config.Addr)
+	ln, err := net.Listen("tcp", config.SourceOptionsOf[HTTPOptions](s.Config).Addr)
 	if err != nil {
 		return fmt.Errorf("source %s: %w", s.Config.Name, err)
 	}
@@ -79,11 +153,12 @@ func (s *HTTPSource) Run(ctx context.Context) error {
 
 // Handler is the source's HTTP handler.
 func (s *HTTPSource) Handler() http.Handler {
+	s.opts = config.SourceOptionsOf[HTTPOptions](s.Config)
 	s.hashes = map[[32]byte]string{}
 	for name, tok := range s.Tokens {
 		s.hashes[sha256.Sum256([]byte(tok))] = name
 	}
-	s.inFlight = make(chan struct{}, max(s.Config.MaxRequests, 1))
+	s.inFlight = make(chan struct{}, max(s.opts.MaxRequests, 1))
 	return http.HandlerFunc(s.serveHTTP)
 }
 
@@ -97,8 +172,8 @@ func (s *HTTPSource) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			httpError(w, http.StatusInternalServerError, "internal error; resend the message")
 		}
 	}()
-	if r.URL.Path != s.Config.Path {
-		httpError(w, http.StatusNotFound, "HL7 messages are POSTed to "+s.Config.Path)
+	if r.URL.Path != s.opts.Path {
+		httpError(w, http.StatusNotFound, "HL7 messages are POSTed to "+s.opts.Path)
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -127,7 +202,7 @@ func (s *HTTPSource) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusServiceUnavailable, fmt.Sprintf("this source handles %d requests at once; resend shortly", cap(s.inFlight)))
 		return
 	}
-	body, err := readBody(http.MaxBytesReader(w, r.Body, int64(s.Config.MaxBodyBytes)), r.ContentLength, s.Config.MaxBodyBytes)
+	body, err := readBody(http.MaxBytesReader(w, r.Body, int64(s.opts.MaxBodyBytes)), r.ContentLength, s.opts.MaxBodyBytes)
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		log.Warn().Int64("limit", tooLarge.Limit).Msg("request refused: body too large")
@@ -137,7 +212,7 @@ func (s *HTTPSource) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "the body could not be read")
 		return
 	}
-	batch, err := hl7.SplitBatch(body, hl7.Limits{MaxMessageBytes: s.Config.MaxBodyBytes})
+	batch, err := hl7.SplitBatch(body, hl7.Limits{MaxMessageBytes: s.opts.MaxBodyBytes})
 	if err != nil || len(batch.Messages) == 0 {
 		reason := "no HL7 message in the body"
 		if err != nil {

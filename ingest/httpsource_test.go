@@ -47,14 +47,16 @@ func httpSourceServer(t testing.TB, cfg config.SourceConfig, log zerolog.Logger,
 	n, err := store.Open(context.Background(), testkit.Config(t))
 	require.NoError(t, err)
 	t.Cleanup(n.Close)
-	cfg.Name, cfg.Type, cfg.Path = "webin", "http", "/hl7"
+	o, _ := cfg.Options.(*HTTPOptions)
+	if o == nil {
+		o = &HTTPOptions{}
+	}
+	cfg.Name, cfg.Type, cfg.Options, o.Path = "webin", "http", o, "/hl7"
 	cfg.MaxMessageBytes = config.DefaultMaxMessageBytes
-	if cfg.MaxBodyBytes == 0 {
-		cfg.MaxBodyBytes = 4 << 20
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = 4 << 20
 	}
-	if cfg.MaxRequests == 0 {
-		cfg.MaxRequests = 8
-	}
+	config.SourceTypeDefaults(&cfg)
 	committer := n.Committer(2 * time.Second)
 	if perRequest {
 		committer = n.BatchCommitter(2 * time.Second)
@@ -120,7 +122,7 @@ func TestHTTPSourceStatusFollowsTheACK(t *testing.T) {
 
 func TestHTTPSourceRefusesWithAReason(t *testing.T) {
 	logs := &syncbuf.Buffer{}
-	url, n := httpSource(t, config.SourceConfig{MaxBodyBytes: 2048}, zerolog.New(logs))
+	url, n := httpSource(t, config.SourceConfig{Options: &HTTPOptions{MaxBodyBytes: 2048}}, zerolog.New(logs))
 	for _, c := range []struct {
 		name, token, ctype, body string
 		status                   int
@@ -200,7 +202,7 @@ func (panicCommitter) Commit(_ context.Context, r *store.Received) (store.Stored
 // type and stack but never its value, and the source goes on.
 func TestHTTPSourceRecoversAPanicWithoutLoggingItsValue(t *testing.T) {
 	var logs syncbuf.Buffer
-	cfg := config.SourceConfig{Name: "webin", Type: "http", Path: "/hl7", MaxMessageBytes: config.DefaultMaxMessageBytes, MaxBodyBytes: 1 << 20}
+	cfg := config.SourceConfig{Name: "webin", Type: "http", MaxMessageBytes: config.DefaultMaxMessageBytes, Options: &HTTPOptions{Path: "/hl7", MaxBodyBytes: 1 << 20}}
 	src := &HTTPSource{Config: cfg, Ingest: New(cfg.Listener(), panicCommitter{}, zerolog.Nop()), Tokens: map[string]string{"lab": httpToken},
 		Log: zerolog.New(&logs)}
 	srv := httptest.NewServer(src.Handler())
@@ -224,7 +226,7 @@ func TestHTTPSourceAcknowledgesARequestAfterOneFlush(t *testing.T) {
 	n, err := store.Open(context.Background(), testkit.Config(t))
 	require.NoError(t, err)
 	t.Cleanup(n.Close)
-	cfg := config.SourceConfig{Name: "webin", Type: "http", Path: "/hl7", MaxMessageBytes: config.DefaultMaxMessageBytes, MaxBodyBytes: 1 << 20}
+	cfg := config.SourceConfig{Name: "webin", Type: "http", MaxMessageBytes: config.DefaultMaxMessageBytes, Options: &HTTPOptions{Path: "/hl7", MaxBodyBytes: 1 << 20}}
 	acks := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "a"}, []string{"source", "code"})
 	in := New(cfg.Listener(), n.BatchCommitter(2*time.Second), zerolog.Nop())
 	in.Metrics = &Metrics{Received: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "r"}, []string{"source"}), Acks: acks,
@@ -282,7 +284,7 @@ func TestHTTPSourceAcknowledgesARequestAfterOneFlush(t *testing.T) {
 // cannot make the source hold 300 MB; the one in flight goes on, and a
 // sender that comes back after it is taken.
 func TestHTTPSourceBoundsRequestsInFlight(t *testing.T) {
-	url, n, src := httpSourceServer(t, config.SourceConfig{MaxRequests: 1}, zerolog.Nop(), false)
+	url, n, src := httpSourceServer(t, config.SourceConfig{Options: &HTTPOptions{MaxRequests: 1}}, zerolog.Nop(), false)
 	pr, pw := io.Pipe()
 	req, err := http.NewRequest(http.MethodPost, url, pr)
 	require.NoError(t, err)

@@ -21,12 +21,50 @@ import (
 // file is read again at a later poll.
 const sftpOpTimeout = 5 * time.Minute
 
+// SFTPOptions are the keys of type sftp: a folder on an SFTP server.
+type SFTPOptions struct {
+	config.SSHLogin `mapstructure:",squash"`
+	FolderOptions   `mapstructure:",squash"`
+	// MoveTo says where done_dir and error_dir are: on the server
+	// (default: "done" and "error" beside dir there), or local folders
+	// (both must be given) the files are copied to before they are
+	// removed from the server.
+	MoveTo string `mapstructure:"move_to" enum:"server,local"`
+}
+
+// type sftp: the files that appear in a folder of an SFTP server.
+func init() {
+	RegisterSource(SourceType[SFTPOptions]{
+		Name: "sftp",
+		Check: func(o *SFTPOptions, _ config.SourceConfig, key string, c *config.Checker) {
+			c.SSH(key, o.SSHLogin)
+			switch {
+			case o.MoveTo == "local" && o.OnDone == "move" && (o.DoneDir == "" || o.ErrorDir == ""):
+				c.Add(key, "with move_to: local, give done_dir and error_dir: the local folders files are copied to")
+			case o.MoveTo == "local" && o.ErrorDir == "":
+				c.Add(key+".error_dir", "with move_to: local, give error_dir: the local folder refused files are copied to")
+			}
+			Folder{FolderOptions: o.FolderOptions, Login: &o.SSHLogin, MoveTo: o.MoveTo}.check("an sftp", key, c)
+		},
+		Defaults: func(o *SFTPOptions, _ *config.SourceConfig) {
+			o.defaults(false)
+			if o.MoveTo == "" {
+				o.MoveTo = "server"
+			}
+		},
+		Warnings: func(o *SFTPOptions, key string) []config.Problem { return o.SSHLogin.Warnings(key) },
+		New: func(_ *SFTPOptions, s config.SourceConfig, env SourceEnv) (Source, error) {
+			return newFileSource(s, env), nil
+		},
+	})
+}
+
 // sftpFolder is a folder on an SFTP server (a source of type sftp). Its
 // session is opened at the first call and again after any failure. Done
 // and error folders are on the server (move_to: server) or local
 // (move_to: local: a file is copied there, then removed from the server).
 type sftpFolder struct {
-	cfg  config.SourceConfig
+	cfg  Folder
 	log  zerolog.Logger
 	conn *sftpconn.Conn
 }
@@ -37,7 +75,7 @@ func (r *sftpFolder) do(ctx context.Context, f func(c *sftpconn.Conn) error) err
 	ctx, cancel := context.WithTimeout(ctx, sftpOpTimeout)
 	defer cancel()
 	if r.conn == nil {
-		s := r.cfg
+		s := r.cfg.Login
 		c, err := sftpconn.Dial(ctx, sftpconn.Config{Addr: s.Addr, User: s.User, Password: s.Password, PrivateKeyFile: s.PrivateKeyFile,
 			KnownHosts: s.KnownHosts, InsecureSkipHostKeyCheck: s.InsecureSkipHostKeyCheck, Timeout: 30 * time.Second})
 		if err != nil {

@@ -19,10 +19,14 @@ import (
 // server runs on this machine, so the test drops files straight into the
 // folder it serves, as a lab's upload would.
 func sftpSource(t testing.TB, srv *testsshd.Server, cfg config.SourceConfig) *fileSourceFixture {
-	cfg.Type, cfg.Addr, cfg.User = "sftp", srv.Addr, srv.User
-	cfg.PrivateKeyFile, cfg.KnownHosts = srv.KeyFile, srv.KnownHosts
-	cfg.Dir = filepath.Join(srv.Dir, "outbound")
-	f := newFileSource(t, cfg)
+	o, _ := cfg.Options.(*SFTPOptions)
+	if o == nil {
+		o = &SFTPOptions{}
+	}
+	cfg.Type, cfg.Options = "sftp", o
+	o.SSHLogin = config.SSHLogin{Addr: srv.Addr, User: srv.User, PrivateKeyFile: srv.KeyFile, KnownHosts: srv.KnownHosts}
+	o.Dir = filepath.Join(srv.Dir, "outbound")
+	f := newFileFixture(t, cfg)
 	t.Cleanup(func() {
 		if f.src.folder != nil {
 			f.src.folder.close()
@@ -56,7 +60,7 @@ func TestSFTPSourceReadsAndMovesOnTheServer(t *testing.T) {
 func TestSFTPSourceMovesToLocalFolders(t *testing.T) {
 	srv := testsshd.Start(t)
 	local := t.TempDir()
-	f := sftpSource(t, srv, config.SourceConfig{MoveTo: "local", DoneDir: filepath.Join(local, "done"), ErrorDir: filepath.Join(local, "error")})
+	f := sftpSource(t, srv, config.SourceConfig{Options: &SFTPOptions{MoveTo: "local", FolderOptions: FolderOptions{DoneDir: filepath.Join(local, "done"), ErrorDir: filepath.Join(local, "error")}}})
 	content := fileMsg("L1") + fileMsg("L2")
 	f.write(t, "two.hl7", content)
 	f.scanUntil(t, "two.hl7 in the local done folder", func() bool { return exists(filepath.Join(local, "done", "two.hl7")) })
@@ -103,9 +107,9 @@ func BenchmarkFileSourceBatch(b *testing.B) {
 			if kind == "sftp" {
 				f = sftpSource(b, testsshd.Start(b), config.SourceConfig{})
 			} else {
-				f = newFileSource(b, config.SourceConfig{})
+				f = newFileFixture(b, config.SourceConfig{})
 			}
-			done, _ := f.src.Config.FileDirs()
+			done, _ := FolderOf(f.src.Config).FileDirs()
 			for i := 0; b.Loop(); i++ {
 				name := fmt.Sprintf("batch%d.hl7", i)
 				// A new first line per file: the same bytes again would be a resend.

@@ -79,11 +79,11 @@ func benchRoutes(b *testing.B) []Route {
 		routes = append(routes, Route{Name: "r" + string(rune('0'+i)), When: c, To: []string{"emr"}})
 	}
 	p, problems := transforms.Compile([]transforms.Spec{
-		{Set: "MSH-5", Value: s("EMR")},
-		{Set: "MSH-6", Value: s("MAIN")},
-		{Map: "MSH-4", Table: map[string]string{"LABFAC": "LAB1", "GHH LAB": "LAB2"}},
-		{Replace: "PID-5.1", Pattern: `[^A-Za-z]`, With: s("")},
-		{RemoveSegments: []string{"Z*", "NTE"}},
+		{Op: "set", Options: &transforms.SetOptions{Set: "MSH-5", Value: s("EMR")}},
+		{Op: "set", Options: &transforms.SetOptions{Set: "MSH-6", Value: s("MAIN")}},
+		{Op: "map", Options: &transforms.MapOptions{Map: "MSH-4", Table: map[string]string{"LABFAC": "LAB1", "GHH LAB": "LAB2"}}},
+		{Op: "replace", Options: &transforms.ReplaceOptions{Replace: "PID-5.1", Pattern: `[^A-Za-z]`, With: s("")}},
+		{Op: "remove_segments", Options: &transforms.RemoveOptions{RemoveSegments: []string{"Z*", "NTE"}}},
 	}, transforms.Options{})
 	if len(problems) > 0 {
 		b.Fatal(problems)

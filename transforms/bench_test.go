@@ -26,13 +26,13 @@ func BenchmarkStep(b *testing.B) {
 		name string
 		spec Spec
 	}{
-		{"none", Spec{Clear: "ZZZ-1"}},
-		{"set-MSH-5", Spec{Set: "MSH-5", Value: s("EMR")}},
-		{"set-PID-5.1", Spec{Set: "PID-5.1", Value: s("Someone")}},
-		{"map-MSH-4", Spec{Map: "MSH-4", Table: map[string]string{"LABFAC": "LAB1", "GHH LAB": "LAB2"}}},
-		{"replace-PID-5.1", Spec{Replace: "PID-5.1", Pattern: `[^A-Za-z]`, With: s("")}},
-		{"remove-Z-NTE", Spec{RemoveSegments: []string{"Z*", "NTE"}}},
-		{"template-PID-2", Spec{Set: "PID-2", Template: s("{{PID-3.1}}^{{PID-3.4}}")}},
+		{"none", Spec{Op: "clear", Options: &ClearOptions{Clear: "ZZZ-1"}}},
+		{"set-MSH-5", Spec{Op: "set", Options: &SetOptions{Set: "MSH-5", Value: s("EMR")}}},
+		{"set-PID-5.1", Spec{Op: "set", Options: &SetOptions{Set: "PID-5.1", Value: s("Someone")}}},
+		{"map-MSH-4", Spec{Op: "map", Options: &MapOptions{Map: "MSH-4", Table: map[string]string{"LABFAC": "LAB1", "GHH LAB": "LAB2"}}}},
+		{"replace-PID-5.1", Spec{Op: "replace", Options: &ReplaceOptions{Replace: "PID-5.1", Pattern: `[^A-Za-z]`, With: s("")}}},
+		{"remove-Z-NTE", Spec{Op: "remove_segments", Options: &RemoveOptions{RemoveSegments: []string{"Z*", "NTE"}}}},
+		{"template-PID-2", Spec{Op: "set", Options: &SetOptions{Set: "PID-2", Template: s("{{PID-3.1}}^{{PID-3.4}}")}}},
 	} {
 		p, problems := Compile([]Spec{bc.spec}, Options{})
 		if len(problems) > 0 {

@@ -48,7 +48,16 @@ func (s *dateStep) Apply(m *hl7.Message) error {
 // Java) into Go's reference layout.
 var layoutTokens = strings.NewReplacer("yyyy", "2006", "yy", "06", "MM", "01", "dd", "02", "HH", "15", "mm", "04", "ss", "05", "SSS", "000", "Z", "-0700")
 
-func (c *compiler) compileDate(s Spec) Step {
+// DateOptions are the keys of format_date.
+type DateOptions struct {
+	FormatDate string `mapstructure:"format_date"`
+	FromFormat string `mapstructure:"from_format"` // default: HL7 date/time (YYYYMMDDHHMMSS, any precision)
+	ToFormat   string `mapstructure:"to_format"`   // yyyy, MM, dd, HH, mm, ss; "hl7" for HL7 date/time
+}
+
+var dateType = StepType[DateOptions]{Name: "format_date", Compile: func(s *DateOptions, c *Compiler) Step { return c.compileDate(s) }}
+
+func (c *Compiler) compileDate(s *DateOptions) Step {
 	st := &dateStep{path: c.field("format_date", s.FormatDate, true)}
 	if s.ToFormat == "" {
 		c.add("to_format", "format_date needs a to_format such as yyyy-MM-dd, or hl7")

@@ -38,7 +38,19 @@ func (s *mapStep) Apply(m *hl7.Message) error {
 	return m.Set(s.path, to)
 }
 
-func (c *compiler) compileMap(s Spec, opt Options) Step {
+// MapOptions are the keys of map: a lookup table, inline or in a CSV file.
+type MapOptions struct {
+	Map     string            `mapstructure:"map"`
+	Table   map[string]string `mapstructure:"table"`                              // inline lookup table
+	CSV     string            `mapstructure:"csv"`                                // or a two-column CSV file: from,to
+	OnMiss  string            `mapstructure:"on_miss" enum:"keep,default,reject"` // keep (default) | default | reject
+	Default string            `mapstructure:"default"`
+}
+
+var mapType = StepType[MapOptions]{Name: "map", Compile: func(s *MapOptions, c *Compiler) Step { return c.compileMap(s) }}
+
+func (c *Compiler) compileMap(s *MapOptions) Step {
+	opt := c.opt
 	st := &mapStep{path: c.field("map", s.Map, true), table: map[string]string{}, onMiss: s.OnMiss, def: s.Default}
 	switch s.OnMiss {
 	case "":
@@ -65,7 +77,7 @@ func (c *compiler) compileMap(s Spec, opt Options) Step {
 
 // readCSV adds the rows of a two-column CSV file (from,to) to table. Lines
 // starting with # are comments; a first row "from,to" is a header.
-func (c *compiler) readCSV(name string, opt Options, table map[string]string) {
+func (c *Compiler) readCSV(name string, opt Options, table map[string]string) {
 	if opt.ReadFile == nil {
 		c.add("csv", "cannot read %s here", name)
 		return

@@ -53,7 +53,16 @@ type redactStep struct {
 
 func (s *redactStep) String() string { return "redact" }
 
-func (c *compiler) compileRedact(r RedactSpec, dir string) Step {
+// RedactOptions are the keys of redact.
+type RedactOptions struct {
+	Redact RedactSpec `mapstructure:"redact"`
+}
+
+var redactType = StepType[RedactOptions]{Name: "redact", Compile: func(s *RedactOptions, c *Compiler) Step {
+	return c.compileRedact(s.Redact, c.opt.Dir)
+}}
+
+func (c *Compiler) compileRedact(r RedactSpec, dir string) Step {
 	st := &redactStep{birthDate: r.BirthDate, shiftDays: r.ShiftDays,
 		birthPath: hl7.MustParsePath("PID-7"), patientKey: hl7.MustParsePath("PID-3.1")}
 	if st.birthDate == "" {

@@ -22,7 +22,7 @@ var phiValues = []string{"Garcia", "Lucia", "Pedro", "Ana", "Lucy", "Elm St", "5
 
 func redacted(t *testing.T, spec RedactSpec, msg string) *hl7.Message {
 	t.Helper()
-	p, problems := Compile([]Spec{{Redact: &spec}}, Options{})
+	p, problems := Compile([]Spec{{Op: "redact", Options: &RedactOptions{Redact: spec}}}, Options{})
 	require.Empty(t, problems)
 	return apply(t, p, msg)
 }
@@ -70,13 +70,13 @@ func TestRedactProblems(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "redact.key"), []byte("0123456789abcdef-from-a-file\n"), 0o600))
 	_, problems := Compile([]Spec{
-		{Redact: &RedactSpec{}},
-		{Redact: &RedactSpec{KeyEnv: "SHORT_KEY"}},
-		{Redact: &RedactSpec{Keep: []string{"identifiers"}, BirthDate: "blur"}},
-		{Redact: &RedactSpec{Keep: []string{"identifiers", "eyes"}}},
-		{Redact: &RedactSpec{Key: "a-literal-key-written-in-yaml"}},
-		{Redact: &RedactSpec{Key: "${env:HL7B_NO_SUCH_VARIABLE}"}},
-		{Redact: &RedactSpec{Key: "${file:redact.key}"}},
+		{Op: "redact", Options: &RedactOptions{Redact: RedactSpec{}}},
+		{Op: "redact", Options: &RedactOptions{Redact: RedactSpec{KeyEnv: "SHORT_KEY"}}},
+		{Op: "redact", Options: &RedactOptions{Redact: RedactSpec{Keep: []string{"identifiers"}, BirthDate: "blur"}}},
+		{Op: "redact", Options: &RedactOptions{Redact: RedactSpec{Keep: []string{"identifiers", "eyes"}}}},
+		{Op: "redact", Options: &RedactOptions{Redact: RedactSpec{Key: "a-literal-key-written-in-yaml"}}},
+		{Op: "redact", Options: &RedactOptions{Redact: RedactSpec{Key: "${env:HL7B_NO_SUCH_VARIABLE}"}}},
+		{Op: "redact", Options: &RedactOptions{Redact: RedactSpec{Key: "${file:redact.key}"}}},
 	}, Options{Dir: dir})
 	keys := map[string]string{}
 	for _, p := range problems {

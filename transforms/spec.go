@@ -3,52 +3,46 @@ package transforms
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
 	"regexp"
+	"slices"
 	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
 
 	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/hl7"
 )
 
-// Spec is the YAML form of one step: exactly one operation key (set, copy,
-// move, clear, delete, map, replace, remove_segments, add_segment,
-// truncate, format_date) naming what it works on, plus that operation's
-// options. docs/routing.md describes each with an example.
+// Spec is one step as the config writes it: exactly one operation key
+// (set, copy, move, ... as registered by RegisterStep) naming what it
+// works on, plus that operation's options. docs/routing.md describes each
+// with an example. From a file, Compile decodes its keys into the
+// operation's options struct; a Spec built in code sets Op and Options.
 type Spec struct {
-	Set      string  `mapstructure:"set"`
-	Value    *string `mapstructure:"value"`    // set: a literal, escaped as needed
-	Template *string `mapstructure:"template"` // set, add_segment: ER7 text with {{PATH}} placeholders
+	Op      string // the operation
+	Options any    // a pointer to the operation's options struct (SetOptions for set...)
 
-	Copy string `mapstructure:"copy"`
-	Move string `mapstructure:"move"`
-	To   string `mapstructure:"to"` // copy, move: the destination path
+	raw map[string]any // the keys as written, until compiled
+}
 
-	Clear  string `mapstructure:"clear"`
-	Delete string `mapstructure:"delete"`
+// SpecFrom is a step as a config file writes it (its YAML mapping).
+func SpecFrom(m map[string]any) Spec { return Spec{raw: m} }
 
-	Map     string            `mapstructure:"map"`
-	Table   map[string]string `mapstructure:"table"`                              // inline lookup table
-	CSV     string            `mapstructure:"csv"`                                // or a two-column CSV file: from,to
-	OnMiss  string            `mapstructure:"on_miss" enum:"keep,default,reject"` // keep (default) | default | reject
-	Default string            `mapstructure:"default"`
+// Raw is the step's keys as written (nil for a Spec built in code).
+func (s Spec) Raw() map[string]any { return s.raw }
 
-	Replace string  `mapstructure:"replace"`
-	Pattern string  `mapstructure:"pattern"` // a regular expression (Go RE2 syntax)
-	With    *string `mapstructure:"with"`    // the replacement; $1 names a group
-
-	RemoveSegments []string        `mapstructure:"remove_segments"` // names; Z* means every Z-segment
-	Where          *condition.When `mapstructure:"where"`           // remove_segments: only segments for which this holds
-	AddSegment     string          `mapstructure:"add_segment"`     // a literal segment such as ZPI|1|x
-	After          string          `mapstructure:"after"`           // add_segment: after the last segment of this name
-
-	Truncate string `mapstructure:"truncate"`
-	Length   int    `mapstructure:"length"` // characters kept
-
-	Redact *RedactSpec `mapstructure:"redact"` // de-identify: see RedactSpec
-
-	FormatDate string `mapstructure:"format_date"`
-	FromFormat string `mapstructure:"from_format"` // default: HL7 date/time (YYYYMMDDHHMMSS, any precision)
-	ToFormat   string `mapstructure:"to_format"`   // yyyy, MM, dd, HH, mm, ss; "hl7" for HL7 date/time
+// SpecHook is a mapstructure decode hook that reads a step's mapping as a
+// Spec, for the config's decoder.
+func SpecHook(_ reflect.Type, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeFor[Spec]() {
+		return data, nil
+	}
+	if m, ok := data.(map[string]any); ok {
+		return SpecFrom(m), nil
+	}
+	return data, nil
 }
 
 // Problem is one thing wrong with a step, at a key relative to the step
@@ -88,16 +82,28 @@ func Compile(specs []Spec, opt Options) (Pipeline, []Problem) {
 	return p, nil
 }
 
-// compiler collects the problems of one step.
-type compiler struct{ problems []Problem }
+// Compiler collects the problems of one step, for a StepType's Compile.
+type Compiler struct {
+	problems []Problem
+	opt      Options
+}
 
-func (c *compiler) add(key, format string, args ...any) {
+// Add adds a problem at key, relative to the step ("set", "pattern").
+func (c *Compiler) Add(key, format string, args ...any) { c.add(key, format, args...) }
+
+// Field parses a path that must name a field (or part of one), writable
+// or read; a problem at key if it does not.
+func (c *Compiler) Field(key, path string, writable bool) hl7.Path {
+	return c.field(key, path, writable)
+}
+
+func (c *Compiler) add(key, format string, args ...any) {
 	c.problems = append(c.problems, Problem{Key: key, Message: fmt.Sprintf(format, args...)})
 }
 
 // field parses a path that must name a field (or part of one) that can be
 // written or read.
-func (c *compiler) field(key, s string, writable bool) hl7.Path {
+func (c *Compiler) field(key, s string, writable bool) hl7.Path {
 	p, err := hl7.ParsePath(s)
 	if err != nil {
 		var pe *hl7.PathError
@@ -117,113 +123,95 @@ func (c *compiler) field(key, s string, writable bool) hl7.Path {
 }
 
 func compileOne(s Spec, opt Options) (Step, []Problem) {
-	var c compiler
-	ops := s.ops()
-	if len(ops) != 1 {
-		if len(ops) == 0 {
-			c.add("", "a step needs one operation: set, copy, move, clear, delete, map, replace, remove_segments, add_segment, truncate, format_date or redact")
-		} else {
-			c.add("", "a step has one operation, not %s", strings.Join(ops, " and "))
+	c := Compiler{opt: opt}
+	if s.Options == nil {
+		var ok bool
+		if s.Op, s.Options, ok = c.decode(s.raw); !ok {
+			return nil, c.problems
 		}
+	}
+	t, ok := lookupStep(s.Op)
+	if !ok {
+		c.add("", "%q is not a step: %s", s.Op, strings.Join(StepTypes(), ", "))
 		return nil, c.problems
 	}
-	var step Step
-	switch ops[0] {
-	case "set":
-		step = c.compileSet(s)
-	case "copy", "move":
-		from := s.Copy
-		if ops[0] == "move" {
-			from = s.Move
-		}
-		if s.To == "" {
-			c.add("to", "%s needs a destination path in to", ops[0])
-		}
-		step = &copyStep{from: c.field(ops[0], from, false), to: c.field("to", s.To, true), move: ops[0] == "move"}
-	case "clear":
-		step = &clearStep{path: c.field("clear", s.Clear, true)}
-	case "delete":
-		p, err := hl7.ParsePath(s.Delete)
-		if err != nil {
-			c.add("delete", "%q is not a path such as PID-13 or OBX[2]", s.Delete)
-		} else if p.Segment == "MSH" && (p.Field == 0 || p.Field <= 2) {
-			c.add("delete", "%q cannot be deleted", s.Delete)
-		}
-		step = &deleteStep{path: p}
-	case "map":
-		step = c.compileMap(s, opt)
-	case "replace":
-		step = c.compileReplace(s)
-	case "remove_segments":
-		step = c.compileRemove(s)
-	case "add_segment":
-		step = c.compileAdd(s)
-	case "truncate":
-		if s.Length < 1 {
-			c.add("length", "truncate needs a length of at least 1")
-		}
-		step = &truncateStep{path: c.field("truncate", s.Truncate, true), length: s.Length}
-	case "format_date":
-		step = c.compileDate(s)
-	case "redact":
-		step = c.compileRedact(*s.Redact, opt.Dir)
-	}
-	c.unused(s, ops[0])
+	step := t.compile(s.Options, &c)
 	return step, c.problems
 }
 
-// ops lists the operation keys a spec sets.
-func (s Spec) ops() []string {
+// decode finds a written step's operation and decodes its keys into the
+// operation's options.
+func (c *Compiler) decode(raw map[string]any) (string, any, bool) {
 	var ops []string
-	for _, o := range []struct {
-		name string
-		set  bool
-	}{
-		{"set", s.Set != ""}, {"copy", s.Copy != ""}, {"move", s.Move != ""}, {"clear", s.Clear != ""},
-		{"delete", s.Delete != ""}, {"map", s.Map != ""}, {"replace", s.Replace != ""},
-		{"remove_segments", len(s.RemoveSegments) > 0}, {"add_segment", s.AddSegment != ""},
-		{"truncate", s.Truncate != ""}, {"format_date", s.FormatDate != ""}, {"redact", s.Redact != nil},
-	} {
-		if o.set {
-			ops = append(ops, o.name)
+	for _, name := range StepTypes() {
+		if _, ok := raw[name]; ok {
+			ops = append(ops, name)
 		}
 	}
-	return ops
-}
-
-// unused reports options that do not belong to the step's operation, so
-// that a misplaced key is not silently ignored.
-func (c *compiler) unused(s Spec, op string) {
-	belongs := map[string][]string{
-		"set": {"value", "template"}, "copy": {"to"}, "move": {"to"},
-		"map": {"table", "csv", "on_miss", "default"}, "replace": {"pattern", "with"}, "remove_segments": {"where"},
-		"add_segment": {"template", "after"}, "truncate": {"length"}, "format_date": {"from_format", "to_format"},
-	}
-	for _, o := range []struct {
-		key string
-		set bool
-	}{
-		{"value", s.Value != nil}, {"template", s.Template != nil}, {"to", s.To != ""},
-		{"table", s.Table != nil}, {"csv", s.CSV != ""}, {"on_miss", s.OnMiss != ""}, {"default", s.Default != ""},
-		{"pattern", s.Pattern != ""}, {"with", s.With != nil}, {"after", s.After != ""}, {"length", s.Length != 0},
-		{"from_format", s.FromFormat != ""}, {"to_format", s.ToFormat != ""}, {"where", s.Where != nil},
-	} {
-		if o.set && !contains(belongs[op], o.key) {
-			c.add(o.key, "%s does not take %s", op, o.key)
+	switch len(ops) {
+	case 0:
+		msg := "a step needs one operation: " + strings.Join(StepTypes(), ", ")
+		if len(raw) > 0 {
+			msg += "; it has " + strings.Join(slices.Sorted(maps.Keys(raw)), ", ")
 		}
+		c.add("", "%s", msg)
+		return "", nil, false
+	case 1:
+	default:
+		c.add("", "a step has one operation, not %s", strings.Join(ops, " and "))
+		return "", nil, false
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+	t, _ := lookupStep(ops[0])
+	opts := reflect.New(t.options).Interface()
+	var md mapstructure.Metadata
+	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{Result: opts, Metadata: &md, WeaklyTypedInput: true,
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))})
+	if err != nil {
+		panic(err)
+	}
+	if err := dec.Decode(raw); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			line = strings.TrimSpace(line)
+			if key, msg, ok := strings.Cut(strings.TrimPrefix(line, "'"), "' "); ok && strings.HasPrefix(line, "'") {
+				c.add(strings.TrimPrefix(key, reflect.TypeOf(opts).Elem().String()+"."), "%s", msg)
+			}
 		}
+		if len(c.problems) == 0 {
+			c.add(ops[0], "%s", strings.ReplaceAll(err.Error(), "\n", " "))
+		}
+		return "", nil, false
 	}
-	return false
+	for _, k := range md.Unused {
+		c.add(k, "%s does not take %s", ops[0], k)
+	}
+	return ops[0], opts, len(md.Unused) == 0
 }
 
-func (c *compiler) compileSet(s Spec) Step {
+// The steps in the order docs/routing.md gives them: a new kind is a
+// file defining its StepType, and one line here.
+func init() {
+	RegisterStep(setType)
+	RegisterStep(copyType)
+	RegisterStep(moveType)
+	RegisterStep(clearType)
+	RegisterStep(deleteType)
+	RegisterStep(mapType)
+	RegisterStep(replaceType)
+	RegisterStep(removeType)
+	RegisterStep(addType)
+	RegisterStep(truncateType)
+	RegisterStep(dateType)
+	RegisterStep(redactType)
+}
+
+// SetOptions are the keys of set: a literal value or a template.
+type SetOptions struct {
+	Set      string  `mapstructure:"set"`
+	Value    *string `mapstructure:"value"`    // a literal, escaped as needed
+	Template *string `mapstructure:"template"` // ER7 text with {{PATH}} placeholders
+}
+
+var setType = StepType[SetOptions]{Name: "set", Compile: func(s *SetOptions, c *Compiler) Step {
 	p := c.field("set", s.Set, true)
 	switch {
 	case s.Value != nil && s.Template != nil:
@@ -236,9 +224,69 @@ func (c *compiler) compileSet(s Spec) Step {
 		c.add("set", "set needs a value (a literal) or a template (with {{PATH}} placeholders)")
 	}
 	return nil
+}}
+
+// CopyOptions are the keys of copy; MoveOptions of move (the source
+// field cleared after).
+type CopyOptions struct {
+	Copy string `mapstructure:"copy"`
+	To   string `mapstructure:"to"` // the destination path
 }
 
-func (c *compiler) compileReplace(s Spec) Step {
+// MoveOptions are the keys of move.
+type MoveOptions struct {
+	Move string `mapstructure:"move"`
+	To   string `mapstructure:"to"`
+}
+
+var (
+	copyType = StepType[CopyOptions]{Name: "copy", Compile: func(s *CopyOptions, c *Compiler) Step {
+		return c.compileCopy("copy", s.Copy, s.To, false)
+	}}
+	moveType = StepType[MoveOptions]{Name: "move", Compile: func(s *MoveOptions, c *Compiler) Step {
+		return c.compileCopy("move", s.Move, s.To, true)
+	}}
+)
+
+func (c *Compiler) compileCopy(op, from, to string, move bool) Step {
+	if to == "" {
+		c.add("to", "%s needs a destination path in to", op)
+	}
+	return &copyStep{from: c.field(op, from, false), to: c.field("to", to, true), move: move}
+}
+
+// ClearOptions are the keys of clear.
+type ClearOptions struct {
+	Clear string `mapstructure:"clear"`
+}
+
+var clearType = StepType[ClearOptions]{Name: "clear", Compile: func(s *ClearOptions, c *Compiler) Step {
+	return &clearStep{path: c.field("clear", s.Clear, true)}
+}}
+
+// DeleteOptions are the keys of delete.
+type DeleteOptions struct {
+	Delete string `mapstructure:"delete"`
+}
+
+var deleteType = StepType[DeleteOptions]{Name: "delete", Compile: func(s *DeleteOptions, c *Compiler) Step {
+	p, err := hl7.ParsePath(s.Delete)
+	if err != nil {
+		c.add("delete", "%q is not a path such as PID-13 or OBX[2]", s.Delete)
+	} else if p.Segment == "MSH" && (p.Field == 0 || p.Field <= 2) {
+		c.add("delete", "%q cannot be deleted", s.Delete)
+	}
+	return &deleteStep{path: p}
+}}
+
+// ReplaceOptions are the keys of replace.
+type ReplaceOptions struct {
+	Replace string  `mapstructure:"replace"`
+	Pattern string  `mapstructure:"pattern"` // a regular expression (Go RE2 syntax)
+	With    *string `mapstructure:"with"`    // the replacement; $1 names a group
+}
+
+var replaceType = StepType[ReplaceOptions]{Name: "replace", Compile: func(s *ReplaceOptions, c *Compiler) Step {
 	p := c.field("replace", s.Replace, true)
 	if s.Pattern == "" {
 		c.add("pattern", "replace needs a pattern")
@@ -254,12 +302,21 @@ func (c *compiler) compileReplace(s Spec) Step {
 		return nil
 	}
 	return &replaceStep{path: p, re: re, with: *s.With}
-}
+}}
 
 var segmentNameRE = regexp.MustCompile(`^([A-Z][A-Z0-9]{2}|Z\*)$`)
 
-func (c *compiler) compileRemove(s Spec) Step {
+// RemoveOptions are the keys of remove_segments.
+type RemoveOptions struct {
+	RemoveSegments []string        `mapstructure:"remove_segments"` // names; Z* means every Z-segment
+	Where          *condition.When `mapstructure:"where"`           // only segments for which this holds
+}
+
+var removeType = StepType[RemoveOptions]{Name: "remove_segments", Compile: func(s *RemoveOptions, c *Compiler) Step {
 	st := &removeStep{}
+	if len(s.RemoveSegments) == 0 {
+		c.add("remove_segments", "name the segments to remove, such as [NTE] or [Z*]")
+	}
 	for i, n := range s.RemoveSegments {
 		switch {
 		case !segmentNameRE.MatchString(n):
@@ -280,13 +337,16 @@ func (c *compiler) compileRemove(s Spec) Step {
 		st.where = &cond
 	}
 	return st
+}}
+
+// AddOptions are the keys of add_segment.
+type AddOptions struct {
+	AddSegment string `mapstructure:"add_segment"` // a segment such as ZPI|1|x, itself a template: {{PATH}} placeholders
+	After      string `mapstructure:"after"`       // after the last segment of this name
 }
 
-func (c *compiler) compileAdd(s Spec) Step {
+var addType = StepType[AddOptions]{Name: "add_segment", Compile: func(s *AddOptions, c *Compiler) Step {
 	st := &addStep{segment: c.template("add_segment", s.AddSegment)}
-	if s.Template != nil {
-		c.add("template", "add_segment is itself a template: write {{PATH}} placeholders in it")
-	}
 	name := s.AddSegment[:min(3, len(s.AddSegment))]
 	if !segmentNameRE.MatchString(name) || name == "MSH" || (len(s.AddSegment) > 3 && s.AddSegment[3] != '|') {
 		c.add("add_segment", "a segment starts with its three-character name, then |, such as ZPI|1|x")
@@ -298,4 +358,17 @@ func (c *compiler) compileAdd(s Spec) Step {
 		st.after = s.After
 	}
 	return st
+}}
+
+// TruncateOptions are the keys of truncate.
+type TruncateOptions struct {
+	Truncate string `mapstructure:"truncate"`
+	Length   int    `mapstructure:"length"` // characters kept
 }
+
+var truncateType = StepType[TruncateOptions]{Name: "truncate", Compile: func(s *TruncateOptions, c *Compiler) Step {
+	if s.Length < 1 {
+		c.add("length", "truncate needs a length of at least 1")
+	}
+	return &truncateStep{path: c.field("truncate", s.Truncate, true), length: s.Length}
+}}

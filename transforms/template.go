@@ -20,7 +20,7 @@ type part struct {
 	isPath  bool
 }
 
-func (c *compiler) template(key, text string) *template {
+func (c *Compiler) template(key, text string) *template {
 	t := &template{text: text}
 	rest := text
 	for {

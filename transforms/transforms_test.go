@@ -51,7 +51,7 @@ func TestEmptyPipelineKeepsTheBytes(t *testing.T) {
 	out, err := Pipeline(nil).Apply(in)
 	require.NoError(t, err)
 	assert.Same(t, &in[0], &out[0], "the very same bytes")
-	out, err = compile(t, Spec{Replace: "PID-13", Pattern: "[^0-9]", With: str("")}).Apply([]byte(strings.Replace(adt, "(555)555-1234", "5555551234", 1)))
+	out, err = compile(t, Spec{Op: "replace", Options: &ReplaceOptions{Replace: "PID-13", Pattern: "[^0-9]", With: str("")}}).Apply([]byte(strings.Replace(adt, "(555)555-1234", "5555551234", 1)))
 	require.NoError(t, err)
 	assert.Equal(t, strings.Replace(adt, "(555)555-1234", "5555551234", 1), string(out), "a step that changes nothing leaves every byte")
 }
@@ -62,43 +62,43 @@ func TestSteps(t *testing.T) {
 		specs []Spec
 		check func(t *testing.T, m *hl7.Message)
 	}{
-		{"set a literal, escaped", []Spec{{Set: "MSH-5", Value: str("EMR")}, {Set: "PID-5.1", Value: str("A^B")}}, func(t *testing.T, m *hl7.Message) {
+		{"set a literal, escaped", []Spec{{Op: "set", Options: &SetOptions{Set: "MSH-5", Value: str("EMR")}}, {Op: "set", Options: &SetOptions{Set: "PID-5.1", Value: str("A^B")}}}, func(t *testing.T, m *hl7.Message) {
 			assert.Equal(t, "EMR", get(t, m, "MSH-5"))
 			assert.Equal(t, "A^B", get(t, m, "PID-5.1"), "a literal's ^ is data, not structure")
 			assert.Equal(t, "José", get(t, m, "PID-5.2"))
 		}},
-		{"set a template", []Spec{{Set: "PID-2", Template: str("{{PID-3.1}}^{{ PID-3.4 }}")}}, func(t *testing.T, m *hl7.Message) {
+		{"set a template", []Spec{{Op: "set", Options: &SetOptions{Set: "PID-2", Template: str("{{PID-3.1}}^{{ PID-3.4 }}")}}}, func(t *testing.T, m *hl7.Message) {
 			assert.Equal(t, "MRN1", get(t, m, "PID-2.1"))
 			assert.Equal(t, "MCM", get(t, m, "PID-2.2"), "a template's ^ is structure")
 		}},
-		{"copy and move", []Spec{{Copy: "PID-3.1", To: "PID-2"}, {Move: "PV1-3.4", To: "PV1-39"}}, func(t *testing.T, m *hl7.Message) {
+		{"copy and move", []Spec{{Op: "copy", Options: &CopyOptions{Copy: "PID-3.1", To: "PID-2"}}, {Op: "move", Options: &MoveOptions{Move: "PV1-3.4", To: "PV1-39"}}}, func(t *testing.T, m *hl7.Message) {
 			assert.Equal(t, "MRN1", get(t, m, "PID-2"))
 			assert.Equal(t, "MRN1", get(t, m, "PID-3.1"), "copy keeps the source")
 			assert.Equal(t, "MCM", get(t, m, "PV1-39"))
 			assert.Equal(t, "", get(t, m, "PV1-3.4"), "move empties the source")
 		}},
-		{"clear and delete", []Spec{{Clear: "PID-13"}, {Delete: "NTE"}}, func(t *testing.T, m *hl7.Message) {
+		{"clear and delete", []Spec{{Op: "clear", Options: &ClearOptions{Clear: "PID-13"}}, {Op: "delete", Options: &DeleteOptions{Delete: "NTE"}}}, func(t *testing.T, m *hl7.Message) {
 			assert.Equal(t, "", get(t, m, "PID-13"))
 			assert.False(t, m.Has(hl7.MustParsePath("NTE")))
 		}},
-		{"map inline, keep on a miss", []Spec{{Map: "PV1-3.4", Table: map[string]string{"MCM": "MAIN"}}, {Map: "MSH-4", Table: map[string]string{"X": "Y"}}}, func(t *testing.T, m *hl7.Message) {
+		{"map inline, keep on a miss", []Spec{{Op: "map", Options: &MapOptions{Map: "PV1-3.4", Table: map[string]string{"MCM": "MAIN"}}}, {Op: "map", Options: &MapOptions{Map: "MSH-4", Table: map[string]string{"X": "Y"}}}}, func(t *testing.T, m *hl7.Message) {
 			assert.Equal(t, "MAIN", get(t, m, "PV1-3.4"))
 			assert.Equal(t, "MCM", get(t, m, "MSH-4"))
 		}},
-		{"map with a default", []Spec{{Map: "MSH-4", Table: map[string]string{"X": "Y"}, OnMiss: "default", Default: "OTHER"}}, func(t *testing.T, m *hl7.Message) {
+		{"map with a default", []Spec{{Op: "map", Options: &MapOptions{Map: "MSH-4", Table: map[string]string{"X": "Y"}, OnMiss: "default", Default: "OTHER"}}}, func(t *testing.T, m *hl7.Message) {
 			assert.Equal(t, "OTHER", get(t, m, "MSH-4"))
 		}},
-		{"replace by regular expression", []Spec{{Replace: "PID-13", Pattern: `\((\d{3})\)(\d{3})-(\d{4})`, With: str("$1-$2-$3")}}, func(t *testing.T, m *hl7.Message) {
+		{"replace by regular expression", []Spec{{Op: "replace", Options: &ReplaceOptions{Replace: "PID-13", Pattern: `\((\d{3})\)(\d{3})-(\d{4})`, With: str("$1-$2-$3")}}}, func(t *testing.T, m *hl7.Message) {
 			assert.Equal(t, "555-555-1234", get(t, m, "PID-13"))
 		}},
-		{"remove Z-segments and NTE", []Spec{{RemoveSegments: []string{"Z*", "NTE"}}}, func(t *testing.T, m *hl7.Message) {
+		{"remove Z-segments and NTE", []Spec{{Op: "remove_segments", Options: &RemoveOptions{RemoveSegments: []string{"Z*", "NTE"}}}}, func(t *testing.T, m *hl7.Message) {
 			var names []string
 			for s := range m.Segments() {
 				names = append(names, s.Name())
 			}
 			assert.Equal(t, []string{"MSH", "EVN", "PID", "PV1"}, names)
 		}},
-		{"add a segment after PID and at the end", []Spec{{AddSegment: "ZPD|{{PID-3.1}}", After: "PID"}, {AddSegment: "ZZZ|end"}}, func(t *testing.T, m *hl7.Message) {
+		{"add a segment after PID and at the end", []Spec{{Op: "add_segment", Options: &AddOptions{AddSegment: "ZPD|{{PID-3.1}}", After: "PID"}}, {Op: "add_segment", Options: &AddOptions{AddSegment: "ZZZ|end"}}}, func(t *testing.T, m *hl7.Message) {
 			var names []string
 			for s := range m.Segments() {
 				names = append(names, s.Name())
@@ -106,10 +106,10 @@ func TestSteps(t *testing.T) {
 			assert.Equal(t, []string{"MSH", "EVN", "PID", "ZPD", "ZPI", "PV1", "NTE", "ZXT", "ZZZ"}, names)
 			assert.Equal(t, "MRN1", get(t, m, "ZPD-1"))
 		}},
-		{"truncate by characters", []Spec{{Truncate: "PID-5.1", Length: 2}}, func(t *testing.T, m *hl7.Message) {
+		{"truncate by characters", []Spec{{Op: "truncate", Options: &TruncateOptions{Truncate: "PID-5.1", Length: 2}}}, func(t *testing.T, m *hl7.Message) {
 			assert.Equal(t, "Mü", get(t, m, "PID-5.1"))
 		}},
-		{"format dates", []Spec{{FormatDate: "PID-7", ToFormat: "yyyy-MM-dd"}, {FormatDate: "MSH-7", ToFormat: "dd/MM/yyyy HH:mm"}}, func(t *testing.T, m *hl7.Message) {
+		{"format dates", []Spec{{Op: "format_date", Options: &DateOptions{FormatDate: "PID-7", ToFormat: "yyyy-MM-dd"}}, {Op: "format_date", Options: &DateOptions{FormatDate: "MSH-7", ToFormat: "dd/MM/yyyy HH:mm"}}}, func(t *testing.T, m *hl7.Message) {
 			assert.Equal(t, "1961-06-15", get(t, m, "PID-7"))
 			assert.Equal(t, "14/01/2026 08:15", get(t, m, "MSH-7"))
 		}},
@@ -121,19 +121,19 @@ func TestSteps(t *testing.T) {
 func TestMapFromCSV(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "fac.csv"), []byte("from,to\n# hospital codes\nMCM,MAIN\n\"SUN, West\",WEST\n"), 0o644))
-	p, problems := Compile([]Spec{{Map: "PV1-3.4", CSV: "fac.csv"}}, Options{ReadFile: func(n string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, n)) }})
+	p, problems := Compile([]Spec{{Op: "map", Options: &MapOptions{Map: "PV1-3.4", CSV: "fac.csv"}}}, Options{ReadFile: func(n string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, n)) }})
 	require.Empty(t, problems)
 	assert.Equal(t, "MAIN", get(t, apply(t, p, adt), "PV1-3.4"))
 }
 
 func TestFailuresNameTheStepNotTheValue(t *testing.T) {
 	for _, spec := range []Spec{
-		{Map: "PV1-3.4", Table: map[string]string{"X": "Y"}, OnMiss: "reject"},
-		{FormatDate: "PID-5.1", ToFormat: "yyyy-MM-dd"},
-		{Set: "OBX-5", Value: str("x")},
-		{AddSegment: "ZPD|1", After: "OBX"},
+		{Op: "map", Options: &MapOptions{Map: "PV1-3.4", Table: map[string]string{"X": "Y"}, OnMiss: "reject"}},
+		{Op: "format_date", Options: &DateOptions{FormatDate: "PID-5.1", ToFormat: "yyyy-MM-dd"}},
+		{Op: "set", Options: &SetOptions{Set: "OBX-5", Value: str("x")}},
+		{Op: "add_segment", Options: &AddOptions{AddSegment: "ZPD|1", After: "OBX"}},
 	} {
-		_, err := compile(t, Spec{Set: "MSH-5", Value: str("EMR")}, spec).Apply([]byte(adt))
+		_, err := compile(t, Spec{Op: "set", Options: &SetOptions{Set: "MSH-5", Value: str("EMR")}}, spec).Apply([]byte(adt))
 		var se *StepError
 		require.True(t, errors.As(err, &se), "%+v", spec)
 		assert.Equal(t, 1, se.Step)
@@ -145,20 +145,20 @@ func TestFailuresNameTheStepNotTheValue(t *testing.T) {
 
 func TestCompileReportsEveryProblem(t *testing.T) {
 	_, problems := Compile([]Spec{
-		{},                              // no operation
-		{Set: "PID-5", Clear: "PID-6"},  // two
-		{Set: "PID-x", Value: str("a")}, // bad path
-		{Set: "MSH-2", Value: str("a")}, // delimiters
-		{Set: "PID-5"},                  // neither value nor template
-		{Replace: "PID-13", Pattern: "(", With: str("")}, // bad regexp
-		{Map: "PV1-3", OnMiss: "maybe"},                  // no table, bad on_miss
-		{Truncate: "PID-5"},                              // no length
-		{RemoveSegments: []string{"MSH", "nte"}},
-		{Copy: "PID-3"},                    // no to
-		{Clear: "PID-13", Pattern: "x"},    // option of another step
-		{FormatDate: "PID-7"},              // no to_format
-		{Map: "PV1-3", CSV: "missing.csv"}, // unreadable
-		{Set: "PID-2", Template: str("{{PID-3")},
+		{}, // no operation
+		SpecFrom(map[string]any{"set": "PID-5", "clear": "PID-6"}),                                // two operations
+		{Op: "set", Options: &SetOptions{Set: "PID-x", Value: str("a")}},                          // bad path
+		{Op: "set", Options: &SetOptions{Set: "MSH-2", Value: str("a")}},                          // delimiters
+		{Op: "set", Options: &SetOptions{Set: "PID-5"}},                                           // neither value nor template
+		{Op: "replace", Options: &ReplaceOptions{Replace: "PID-13", Pattern: "(", With: str("")}}, // bad regexp
+		{Op: "map", Options: &MapOptions{Map: "PV1-3", OnMiss: "maybe"}},                          // no table, bad on_miss
+		{Op: "truncate", Options: &TruncateOptions{Truncate: "PID-5"}},                            // no length
+		{Op: "remove_segments", Options: &RemoveOptions{RemoveSegments: []string{"MSH", "nte"}}},
+		{Op: "copy", Options: &CopyOptions{Copy: "PID-3"}},                  // no to
+		SpecFrom(map[string]any{"clear": "PID-13", "pattern": "x"}),         // option of another step
+		{Op: "format_date", Options: &DateOptions{FormatDate: "PID-7"}},     // no to_format
+		{Op: "map", Options: &MapOptions{Map: "PV1-3", CSV: "missing.csv"}}, // unreadable
+		{Op: "set", Options: &SetOptions{Set: "PID-2", Template: str("{{PID-3")}},
 	}, Options{ReadFile: os.ReadFile})
 	keys := map[string]bool{}
 	for _, p := range problems {
@@ -179,7 +179,7 @@ func TestRemoveSegmentsWhere(t *testing.T) {
 		"NTE|1||about OBX 2\r" +
 		"OBX|3|NM|777-3||250|10*3/uL|||||F\r"
 	d := "D"
-	m := apply(t, compile(t, Spec{RemoveSegments: []string{"OBX"}, Where: &condition.When{Field: "OBX-11", Equals: &d}}), oru)
+	m := apply(t, compile(t, Spec{Op: "remove_segments", Options: &RemoveOptions{RemoveSegments: []string{"OBX"}, Where: &condition.When{Field: "OBX-11", Equals: &d}}}), oru)
 	var ids []string
 	for seg := range m.SegmentsNamed("OBX") {
 		f, _ := seg.Field(3)
@@ -189,10 +189,10 @@ func TestRemoveSegmentsWhere(t *testing.T) {
 	assert.Equal(t, 1, m.Count(hl7.MustParsePath("NTE")))
 
 	female := "F"
-	m = apply(t, compile(t, Spec{RemoveSegments: []string{"NTE"}, Where: &condition.When{Field: "PID-8", Equals: &female}}), oru)
+	m = apply(t, compile(t, Spec{Op: "remove_segments", Options: &RemoveOptions{RemoveSegments: []string{"NTE"}, Where: &condition.When{Field: "PID-8", Equals: &female}}}), oru)
 	assert.Equal(t, 0, m.Count(hl7.MustParsePath("NTE")), "a where on another segment reads the message")
 
-	_, problems := Compile([]Spec{{RemoveSegments: []string{"OBX"}, Where: &condition.When{Field: "OBX-x", Equals: &d}}, {Clear: "PID-5", Where: &condition.When{}}}, Options{})
+	_, problems := Compile([]Spec{{Op: "remove_segments", Options: &RemoveOptions{RemoveSegments: []string{"OBX"}, Where: &condition.When{Field: "OBX-x", Equals: &d}}}, SpecFrom(map[string]any{"clear": "PID-5", "where": map[string]any{}})}, Options{})
 	keys := map[string]bool{}
 	for _, p := range problems {
 		keys[p.Key] = true
