@@ -2,9 +2,8 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,10 +12,10 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"time"
 
-	"github.com/hl7broker/hl7broker/internal/secret"
 	"github.com/spf13/cobra"
+
+	"github.com/hl7broker/hl7broker/client"
 )
 
 // Exit codes of the commands that talk to a running broker's admin API.
@@ -28,12 +27,10 @@ const (
 	exitUnreachable  = 5 // no answer from --server
 )
 
-// apiClient talks to /api/v1 with a bearer token.
+// apiClient is the API client of one command, with its --json flag.
 type apiClient struct {
-	server string
-	token  string
-	http   *http.Client
-	json   bool // --json: print the server's JSON as it came
+	*client.Client
+	json bool // --json: print the server's JSON as it came
 }
 
 // apiFlags are the flags every API command shares.
@@ -50,39 +47,17 @@ func newAPIClient(cmd *cobra.Command) (*apiClient, error) {
 	tokenFile, _ := cmd.Flags().GetString("token-file")
 	caFile, _ := cmd.Flags().GetString("ca-file")
 	asJSON, _ := cmd.Flags().GetBool("json")
-	if server == "" {
-		server = os.Getenv("HL7BROKER_SERVER")
-	}
-	if server == "" {
-		server = "http://127.0.0.1:8080"
-	}
-	if !strings.Contains(server, "://") {
-		server = "http://" + server
-	}
 	if tokenFile == "" {
 		tokenFile = os.Getenv("HL7BROKER_TOKEN_FILE")
 	}
 	if tokenFile == "" {
 		return nil, usageError("give the API token's file: --token-file FILE or HL7BROKER_TOKEN_FILE")
 	}
-	tok, err := os.ReadFile(tokenFile)
+	c, err := client.New(client.Options{Server: cmp.Or(server, os.Getenv("HL7BROKER_SERVER")), TokenFile: tokenFile, CAFile: caFile})
 	if err != nil {
-		return nil, usageError("token file: " + err.Error())
+		return nil, usageError(strings.TrimPrefix(strings.Replace(err.Error(), "CA file", "--ca-file", 1), "usage: "))
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, usageError("--ca-file: " + err.Error())
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, usageError("--ca-file: no PEM certificate in " + caFile)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
-	return &apiClient{server: strings.TrimRight(server, "/"), token: strings.TrimSpace(string(tok)),
-		http: &http.Client{Timeout: 60 * time.Second, Transport: tr}, json: asJSON}, nil
+	return &apiClient{Client: c, json: asJSON}, nil
 }
 
 // cliError is a failure with its exit code, printed once by the command.
@@ -95,65 +70,28 @@ func (e *cliError) Error() string { return e.msg }
 
 func usageError(msg string) error { return &cliError{exitUsage, msg} }
 
-// call sends a request and decodes the answer into out (raw JSON kept in
-// *json.RawMessage when out is one).
+// call is Client.Call with the server's answer as a cliError: its exit
+// code by status.
 func (c *apiClient) call(ctx context.Context, method, path string, query url.Values, body, out any) error {
-	u := c.server + path
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
-	if err != nil {
-		return usageError(secret.Error(err).Error())
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return &cliError{exitUnreachable, "cannot reach the broker: " + secret.Error(err).Error()}
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return &cliError{exitUnreachable, "reading the answer: " + err.Error()}
-	}
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		_ = json.Unmarshal(data, &e)
-		if e.Error == "" {
-			e.Error = strings.TrimSpace(string(data))
-		}
-		code := exitFailed
-		switch resp.StatusCode {
-		case http.StatusUnauthorized, http.StatusForbidden:
-			code = exitUnauthorized
-		case http.StatusNotFound:
-			code = exitNotFound
-		case http.StatusBadRequest:
-			code = exitUsage
-		}
-		return &cliError{code, fmt.Sprintf("%s (HTTP %d)", e.Error, resp.StatusCode)}
-	}
-	if out == nil {
+	err := c.Call(ctx, method, path, query, body, out)
+	var ce *client.Error
+	switch {
+	case err == nil:
 		return nil
+	case errors.Is(err, client.ErrUsage):
+		return usageError(strings.TrimPrefix(err.Error(), "usage: "))
+	case !errors.As(err, &ce):
+		return err
+	case ce.Status == 0:
+		return &cliError{exitUnreachable, ce.Message}
+	case ce.Status == http.StatusUnauthorized || ce.Status == http.StatusForbidden:
+		return &cliError{exitUnauthorized, ce.Error()}
+	case ce.Status == http.StatusNotFound:
+		return &cliError{exitNotFound, ce.Error()}
+	case ce.Status == http.StatusBadRequest:
+		return &cliError{exitUsage, ce.Error()}
 	}
-	if raw, ok := out.(*json.RawMessage); ok {
-		*raw = data
-		return nil
-	}
-	return json.Unmarshal(data, out)
+	return &cliError{exitFailed, ce.Error()}
 }
 
 // apiCommand runs fn with a client and turns its error into an exit code,

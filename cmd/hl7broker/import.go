@@ -1,17 +1,9 @@
 package main
 
 import (
-	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"maps"
 	"os"
-	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -89,7 +81,7 @@ func runImport(cmd *cobra.Command, args []string, o importOptions) error {
 	if err != nil {
 		return err
 	}
-	files, total, err := importFiles(args)
+	files, total, err := feed.Files(args)
 	if err != nil {
 		return err
 	}
@@ -104,30 +96,18 @@ func runImport(cmd *cobra.Command, args []string, o importOptions) error {
 		}
 		defer snd.Close()
 	}
-	prog := newImportProgress(cmd.ErrOrStderr(), o.progress, total)
-	defer prog.stop()
-	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			sv.Survey.Files++
-			sv.Survey.FilesRefused++
-			sv.Survey.Problems = append(sv.Survey.Problems, ingest.SurveyProblem{File: file,
-				ReportMessage: ingest.ReportMessage{Index: -1, Location: "file", Reason: err.Error()}})
-			continue
-		}
-		if o.validateOnly {
-			sv.File(file, data)
-		} else if err := snd.File(cmd.Context(), sv, file, data); err != nil {
-			printSurvey(cmd.OutOrStdout(), sv.Survey, snd)
-			fmt.Fprintln(cmd.ErrOrStderr(), "hl7broker import:", err)
-			return exitError{1}
-		}
-		prog.add(int64(len(data)), sv.Survey)
+	prog := feed.NewProgress(cmd.ErrOrStderr(), o.progress, total)
+	defer prog.Stop()
+	imp := &feed.Import{Survey: sv, Sender: snd, Progress: prog}
+	if err := imp.Run(cmd.Context(), files); err != nil {
+		feed.PrintSurvey(cmd.OutOrStdout(), sv.Survey, snd)
+		fmt.Fprintln(cmd.ErrOrStderr(), "hl7broker import:", err)
+		return exitError{1}
 	}
-	prog.stop()
-	printSurvey(cmd.OutOrStdout(), sv.Survey, snd)
+	prog.Stop()
+	feed.PrintSurvey(cmd.OutOrStdout(), sv.Survey, snd)
 	if o.report != "" {
-		if err := writeSurveyReport(o.report, sv.Survey); err != nil {
+		if err := feed.WriteReport(o.report, sv.Survey); err != nil {
 			return err
 		}
 	}
@@ -207,139 +187,4 @@ func importRouting(o importOptions, listener string) (func(*hl7.Message, []byte)
 		}
 		return r
 	}, nil
-}
-
-// importFiles expands folders into their files (recursively, leaving out
-// hidden ones), in name order, and sums their sizes.
-func importFiles(args []string) ([]string, int64, error) {
-	var files []string
-	var total int64
-	for _, a := range args {
-		err := filepath.WalkDir(a, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if p != a && strings.HasPrefix(d.Name(), ".") {
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if d.Type().IsRegular() {
-				info, err := d.Info()
-				if err != nil {
-					return err
-				}
-				files = append(files, p)
-				total += info.Size()
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, 0, err
-		}
-	}
-	return files, total, nil
-}
-
-// importProgress prints a progress line with a bar by bytes read.
-type importProgress struct {
-	w        io.Writer
-	total    int64
-	read     int64
-	survey   ingest.Survey
-	every    time.Duration
-	lastLine time.Time
-	started  time.Time
-	stopped  bool
-}
-
-func newImportProgress(w io.Writer, every time.Duration, total int64) *importProgress {
-	return &importProgress{w: w, total: total, every: every, started: time.Now(), lastLine: time.Now()}
-}
-
-func (p *importProgress) add(n int64, sv ingest.Survey) {
-	p.read += n
-	p.survey = sv
-	if p.every > 0 && time.Since(p.lastLine) >= p.every {
-		p.line()
-		p.lastLine = time.Now()
-	}
-}
-
-func (p *importProgress) line() {
-	frac := 1.0
-	if p.total > 0 {
-		frac = float64(p.read) / float64(p.total)
-	}
-	bar := strings.Repeat("#", int(frac*20)) + strings.Repeat(".", 20-int(frac*20))
-	secs := time.Since(p.started).Seconds()
-	fmt.Fprintf(p.w, "[%s] %3.0f%%  files %d  messages %d  invalid %d  %.0f msg/s\n", bar, frac*100,
-		p.survey.Files, p.survey.Messages, p.survey.Invalid, float64(p.survey.Messages)/max(secs, 1e-9))
-}
-
-func (p *importProgress) stop() {
-	if !p.stopped && p.every > 0 {
-		p.line()
-	}
-	p.stopped = true
-}
-
-func printSurvey(w io.Writer, s ingest.Survey, snd *feed.Sender) {
-	fmt.Fprintf(w, "files %d (%d refused whole), messages %d: valid %d, invalid %d\n", s.Files, s.FilesRefused, s.Messages, s.Valid, s.Invalid)
-	if len(s.ByCode) > 0 {
-		var parts []string
-		for _, c := range slices.Sorted(maps.Keys(s.ByCode)) {
-			parts = append(parts, fmt.Sprintf("%d (%s) %d", c, hl7.ErrorCode(c).Text(), s.ByCode[c]))
-		}
-		fmt.Fprintf(w, "invalid by code: %s\n", strings.Join(parts, ", "))
-	}
-	fmt.Fprintf(w, "duplicates by content: %d\ncontrol IDs reused for other content: %d\n", s.DuplicateContent, s.ReusedControlIDs)
-	if s.ByDestination != nil {
-		fmt.Fprintf(w, "routing (per --config): copies by destination: %s; no route: %d; transform failed: %s\n",
-			countList(s.ByDestination), s.Unrouted, countList(s.TransformFailed))
-	}
-	if snd != nil {
-		fmt.Fprintf(w, "sent %d (not AA/CA: %d), already sent by an earlier run: %d\n", snd.Sent, snd.Refused, snd.Skipped)
-	}
-}
-
-// countList prints counts by name, in name order ("none" when empty).
-func countList(m map[string]int) string {
-	if len(m) == 0 {
-		return "none"
-	}
-	var parts []string
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
-	}
-	return strings.Join(parts, ", ")
-}
-
-// writeSurveyReport writes the problems as CSV (one per line) or the whole
-// survey as JSON, by the file's extension.
-func writeSurveyReport(name string, s ingest.Survey) error {
-	f, err := os.Create(name)
-	if err != nil {
-		return fmt.Errorf("--report: %w", err)
-	}
-	defer f.Close()
-	if strings.EqualFold(filepath.Ext(name), ".json") {
-		enc := json.NewEncoder(f)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(s); err != nil {
-			return err
-		}
-		return f.Close()
-	}
-	cw := csv.NewWriter(f)
-	_ = cw.Write([]string{"file", "index", "control_id", "code", "location", "reason"})
-	for _, p := range s.Problems {
-		_ = cw.Write([]string{p.File, strconv.Itoa(p.Index), p.ControlID, strconv.Itoa(p.Code), p.Location, p.Reason})
-	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
-		return err
-	}
-	return f.Close()
 }

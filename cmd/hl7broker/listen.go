@@ -6,15 +6,10 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
-	"strings"
-	"sync"
 	"time"
 
-	"github.com/hl7broker/hl7broker/hl7"
-	"github.com/hl7broker/hl7broker/internal/fsutil"
+	"github.com/hl7broker/hl7broker/feed"
 	"github.com/hl7broker/hl7broker/mllp"
-	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 )
 
@@ -52,29 +47,8 @@ content) and stops cleanly on SIGINT or SIGTERM.`,
 	return cmd
 }
 
-// ackChoice maps --ack to an outcome and mode.
-func ackChoice(code string) (hl7.Outcome, hl7.AckMode, error) {
-	switch strings.ToUpper(code) {
-	case "AUTO":
-		return hl7.Accepted, hl7.AckModeAuto, nil
-	case "AA":
-		return hl7.Accepted, hl7.AckModeOriginal, nil
-	case "AE":
-		return hl7.Errored, hl7.AckModeOriginal, nil
-	case "AR":
-		return hl7.Rejected, hl7.AckModeOriginal, nil
-	case "CA":
-		return hl7.Accepted, hl7.AckModeEnhanced, nil
-	case "CE":
-		return hl7.Errored, hl7.AckModeEnhanced, nil
-	case "CR":
-		return hl7.Rejected, hl7.AckModeEnhanced, nil
-	}
-	return 0, 0, fmt.Errorf("--ack must be auto, AA, AE, AR, CA, CE or CR, not %q", code)
-}
-
 func runListen(cmd *cobra.Command, o listenOptions) error {
-	outcome, mode, err := ackChoice(o.ack)
+	outcome, mode, err := feed.AckChoice(o.ack)
 	if err != nil {
 		return err
 	}
@@ -91,7 +65,7 @@ func runListen(cmd *cobra.Command, o listenOptions) error {
 			return err
 		}
 	}
-	h := &listenHandler{out: o.out, outcome: outcome, mode: mode, delay: o.delay, log: log}
+	h := &feed.Endpoint{Out: o.out, Outcome: outcome, Mode: mode, Delay: o.delay, Log: log}
 	srv := &mllp.Server{Name: "listen", Handler: h, TLSConfig: tlsCfg, MaxFrameBytes: o.maxMessageBytes, Logger: log}
 	l, err := net.Listen("tcp", o.addr)
 	if err != nil {
@@ -113,65 +87,4 @@ func runListen(cmd *cobra.Command, o listenOptions) error {
 		return serveErr
 	}
 	return err
-}
-
-// listenHandler acknowledges every frame and optionally keeps a copy.
-type listenHandler struct {
-	out     string
-	outcome hl7.Outcome
-	mode    hl7.AckMode
-	delay   time.Duration
-	log     zerolog.Logger
-
-	mu  sync.Mutex
-	seq int
-}
-
-func (h *listenHandler) ServeMLLP(ctx context.Context, c *mllp.ConnInfo, frame []byte) []byte {
-	h.mu.Lock()
-	h.seq++
-	seq := h.seq
-	h.mu.Unlock()
-	ev := h.log.Info().Int("seq", seq).Str("remote", c.RemoteAddr.String()).Int("size", len(frame))
-
-	var ack []byte
-	name := fmt.Sprintf("%06d-unparsed.hl7", seq)
-	m, err := hl7.Parse(frame)
-	if err != nil {
-		var he *hl7.Error
-		if !errors.As(err, &he) {
-			he = &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Reason: "not an HL7 message"}
-		}
-		ack = hl7.BuildRejectAck(frame, hl7.AckOptions{Err: he, Text: he.Reason})
-		ev = ev.Str("error", he.Reason)
-	} else {
-		ack = hl7.BuildAck(m, hl7.AckOptions{Outcome: h.outcome, Mode: h.mode})
-		name = fmt.Sprintf("%06d-%s.hl7", seq, fsutil.SafeName(m.ControlID()))
-		ev = ev.Str("control_id", m.ControlID()).Str("type", m.Type()+"^"+m.Trigger())
-	}
-	if h.out != "" {
-		if err := fsutil.WriteAtomic(filepath.Join(h.out, name), frame); err != nil {
-			h.log.Error().Err(err).Int("seq", seq).Msg("could not write the message; answering AE")
-			ack = hl7.BuildRejectAck(frame, hl7.AckOptions{Outcome: hl7.Errored, Text: "receiver could not store the message"})
-		}
-	}
-	if h.delay > 0 {
-		select {
-		case <-time.After(h.delay):
-		case <-ctx.Done():
-			return nil
-		}
-	}
-	if a, err := hl7.ParseAck(ack); err == nil {
-		ev = ev.Str("ack", string(a.Code))
-	}
-	ev.Msg("message received")
-	return ack
-}
-
-// RejectMLLP answers a frame over --max-message-bytes with a reject ACK.
-func (h *listenHandler) RejectMLLP(_ context.Context, _ *mllp.ConnInfo, fe *mllp.FrameError) []byte {
-	return hl7.BuildRejectAck(fe.Prefix, hl7.AckOptions{
-		Err:  &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Location: hl7.Location{Offset: -1}},
-		Text: fmt.Sprintf("message of %d bytes is over the limit", fe.Size)})
 }
