@@ -37,6 +37,9 @@ type Config struct {
 	file     string           // the config file, for problems' positions
 	dir      string           // the config file's folder: files a config names are relative to it
 	compiled []*CompiledRoute // by Validate: each route whose condition and steps compiled
+	// keyAt is where an entry was written, when that differs from where
+	// it is ("listeners[2]" written as "sources[0]", type mllp).
+	keyAt map[string]string
 }
 
 // NATSConfig chooses the embedded server (URL empty) or an external
@@ -149,6 +152,9 @@ type ListenerConfig struct {
 	IdleTimeout     time.Duration `mapstructure:"idle_timeout"`
 	ReadTimeout     time.Duration `mapstructure:"read_timeout"`
 	TLS             TLSFiles      `mapstructure:"tls"`
+	// Charset names the messages' character set (HL7 table 0211 or an
+	// alias), as a source's charset; empty: MSH-18.
+	Charset string `mapstructure:"charset"`
 
 	maxBytesDefaulted bool // max_message_bytes left out: it may shrink to fit NATS's max_payload
 }
@@ -616,6 +622,12 @@ func (c *Config) expandTagged(key string, s reflect.Value, expand, ref func(stri
 // ApplyDefaults fills the keys of each listener, source and destination that were
 // left out (Load does; a Config built in code calls it before Validate).
 func (c *Config) ApplyDefaults() {
+	for i := range c.Sources { // a source of type mllp is a listener: its defaults are a listener's
+		if c.Sources[i].Type == "mllp" {
+			SourceTypeDefaults(&c.Sources[i])
+		}
+	}
+	c.mllpSourcesAsListeners()
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
 		if l.MaxMessageBytes == 0 { // left out (ApplyDefaults may run twice: keep what the first saw)

@@ -44,5 +44,5 @@ func (c *Config) FitPayload(maxPayload int64, embedded bool) []Problem {
 			Message: fmt.Sprintf("%d bytes plus %d for headers does not fit the NATS server's max_payload of %d bytes",
 				src.MaxMessageBytes, wire.HeaderRoom, maxPayload)})
 	}
-	return problems
+	return c.rewriteKeys(problems)
 }

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hl7broker/hl7broker/hl7"
 )
@@ -89,6 +90,86 @@ func SourceTypeDefaults(s *SourceConfig) {
 		t.Defaults(s)
 		keepZeros(s.Options, s.zeros)
 	}
+}
+
+// MLLPOptions are the keys of a source of type mllp: an MLLP listener
+// written under sources (listeners: is its shorthand, and both are the
+// same thing inside: Load turns each into a listener).
+type MLLPOptions struct {
+	Addr           string        `mapstructure:"addr"`
+	AckMode        string        `mapstructure:"ack_mode" enum:"auto,original,enhanced"`
+	MaxConnections int           `mapstructure:"max_connections"`
+	IdleTimeout    time.Duration `mapstructure:"idle_timeout"`
+	ReadTimeout    time.Duration `mapstructure:"read_timeout"`
+	TLS            TLSFiles      `mapstructure:"tls"`
+}
+
+func init() {
+	RegisterSourceType(SourceType{Name: "mllp", Options: reflect.TypeFor[MLLPOptions]()})
+}
+
+// mllpSourcesAsListeners moves each source of type mllp to the listeners,
+// remembering where each listener and source was written, so that their
+// problems are named there (rewriteKeys).
+func (c *Config) mllpSourcesAsListeners() {
+	var kept []SourceConfig
+	for i, s := range c.Sources {
+		written := c.writtenAt(fmt.Sprintf("sources[%d]", i))
+		o, ok := s.Options.(*MLLPOptions)
+		if s.Type != "mllp" || !ok {
+			c.setWrittenAt(fmt.Sprintf("sources[%d]", len(kept)), written)
+			kept = append(kept, s)
+			continue
+		}
+		l := ListenerConfig{Name: s.Name, Addr: o.Addr, AckMode: o.AckMode, MaxMessageBytes: s.MaxMessageBytes, AcceptTypes: s.AcceptTypes,
+			MaxConnections: o.MaxConnections, IdleTimeout: o.IdleTimeout, ReadTimeout: o.ReadTimeout, TLS: o.TLS, Charset: s.Charset}
+		if _, zero := s.zeros["idle_timeout"]; zero {
+			l.IdleTimeout = NoTimeout // idle_timeout: 0 written out: none
+		}
+		c.setWrittenAt(fmt.Sprintf("listeners[%d]", len(c.Listeners)), written)
+		c.Listeners = append(c.Listeners, l)
+	}
+	c.Sources = kept
+}
+
+// writtenAt is the key an entry (listeners[2], sources[0]) was written at.
+func (c *Config) writtenAt(key string) string {
+	if w, ok := c.keyAt[key]; ok {
+		return w
+	}
+	return key
+}
+
+func (c *Config) setWrittenAt(key, written string) {
+	if key == written {
+		delete(c.keyAt, key)
+		return
+	}
+	if c.keyAt == nil {
+		c.keyAt = map[string]string{}
+	}
+	c.keyAt[key] = written
+}
+
+// ListenerKey is the key path where listener i was written:
+// listeners[i], or sources[j] for a source of type mllp.
+func (c *Config) ListenerKey(i int) string { return c.writtenAt(fmt.Sprintf("listeners[%d]", i)) }
+
+// rewriteKeys names each problem of a listener or source where it was
+// written (a source of type mllp is a listener inside).
+func (c *Config) rewriteKeys(problems []Problem) []Problem {
+	if len(c.keyAt) == 0 {
+		return problems
+	}
+	for i := range problems {
+		key := problems[i].Key
+		entry, rest := key, ""
+		if j := strings.IndexByte(key, ']'); j >= 0 && (strings.HasPrefix(key, "listeners[") || strings.HasPrefix(key, "sources[")) {
+			entry, rest = key[:j+1], key[j+1:]
+		}
+		problems[i].Key = c.writtenAt(entry) + rest
+	}
+	return problems
 }
 
 // SourceTokenConfig is a bearer token an HTTP source accepts, read from a

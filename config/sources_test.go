@@ -47,7 +47,7 @@ routes: [{name: r, from: [nosuch], to: [d]}]
 	assert.Contains(t, got["sources[2].done_dir"], "inside the watched folder")
 	assert.Contains(t, got["sources[2].on_done"], `"keep" is not one of move, delete`)
 	assert.Contains(t, got["sources[2].charset"], "klingon")
-	assert.Contains(t, got["sources[3].type"], `"carrier-pigeon" is not one of file, http, sftp`)
+	assert.Contains(t, got["sources[3].type"], `"carrier-pigeon" is not one of mllp, file, http, sftp`)
 	assert.Contains(t, got["routes[0].from[0]"], `no listener or source is named "nosuch"`)
 }
 
@@ -95,4 +95,41 @@ sources:
 `))
 	assert.Equal(t, "is not a key of type file sources", got["sources[0].addr"])
 	assert.Equal(t, "is not a key of type http sources", got["sources[1].tls.ca_file"])
+}
+
+// A source of type mllp is a listener: listeners: is its shorthand. Its
+// defaults are a listener's (idle_timeout: 0 written out is none), it is
+// counted and routed as one, and its problems are named where it was
+// written, as are the other sources' after it.
+func TestAnMLLPSourceIsAListener(t *testing.T) {
+	c, err := config.Load(writeConfig(t, `
+sources:
+  - {name: drop, type: file, dir: /srv/in}
+  - {name: adt, type: mllp, addr: "127.0.0.1:2575", ack_mode: enhanced, idle_timeout: 0, accept_types: [ADT]}
+destinations: [{name: d, type: file, dir: /tmp/x}]
+routes: [{name: r, from: [adt, drop], to: [d]}]
+`))
+	require.NoError(t, err)
+	require.Len(t, c.Listeners, 1)
+	l := c.Listeners[0]
+	assert.Equal(t, "adt", l.Name)
+	assert.Equal(t, "enhanced", l.AckMode)
+	assert.Equal(t, []string{"ADT"}, l.AcceptTypes)
+	assert.Equal(t, time.Duration(config.NoTimeout), l.IdleTimeout, "0 written out: none")
+	assert.Equal(t, config.DefaultMaxConnections, l.MaxConnections, "a listener's default")
+	assert.Equal(t, config.DefaultMaxMessageBytes, l.MaxMessageBytes)
+	require.Len(t, c.Sources, 1)
+	assert.Equal(t, []string{"adt", "drop"}, c.Origins())
+	assert.Equal(t, "sources[1]", c.ListenerKey(0))
+
+	_, got := loadProblems(t, writeConfig(t, `
+sources:
+  - {name: adt, type: mllp, addr: nowhere, ack_mode: sometimes}
+  - {name: nodir, type: file}
+destinations: [{name: d, type: file, dir: /tmp/x}]
+routes: [{name: r, to: [d]}]
+`))
+	assert.Contains(t, got["sources[0].addr"], "HOST:PORT")
+	assert.Contains(t, got["sources[0].ack_mode"], `"sometimes" is not one of`)
+	assert.Contains(t, got["sources[1].dir"], "needs the folder", "the file source keeps its place")
 }

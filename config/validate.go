@@ -56,6 +56,9 @@ func (c *Config) Validate() []Problem {
 		}
 		v.oneOf(key+".ack_mode", l.AckMode, enumOf(l, "AckMode")...)
 		v.intake(key, l.MaxMessageBytes, l.AcceptTypes)
+		if _, err := hl7.LookupCharset(l.Charset); err != nil {
+			v.add(key+".charset", "%s", strings.TrimPrefix(err.Error(), "hl7: "))
+		}
 		if l.MaxConnections < 0 || (l.IdleTimeout < 0 && l.IdleTimeout != NoTimeout) || l.ReadTimeout < 0 {
 			v.add(key, "max_connections, idle_timeout and read_timeout must not be negative")
 		}
@@ -110,7 +113,7 @@ func (c *Config) Validate() []Problem {
 		c.validateDestination(&v, fmt.Sprintf("destinations[%d]", i), d)
 	}
 	c.compiled = compiled
-	return v.problems
+	return c.rewriteKeys(v.problems)
 }
 
 func (c *Config) validateNATS(v *validator) {
