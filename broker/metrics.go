@@ -104,20 +104,18 @@ func (c liveCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
-	c.b.mu.Lock()
 	conns := map[string]float64{}
-	for name, run := range c.b.listeners {
+	for name, run := range valuesOf[*listenerRun](c.b.host, "listener") {
 		conns[name] = float64(run.srv.Stats().Active)
 	}
 	var dests []string
 	paused := map[string]float64{}
-	for name := range c.b.workers {
+	for name, run := range valuesOf[*workerRun](c.b.host, "destination") {
 		dests = append(dests, name)
-		if c.b.paused[name] {
+		if run.paused {
 			paused[name] = 1
 		}
 	}
-	c.b.mu.Unlock()
 	for _, d := range dests {
 		ch <- prometheus.MustNewConstMetric(pausedDesc, prometheus.GaugeValue, paused[d], d)
 	}

@@ -60,12 +60,13 @@ func (b *Broker) setPaused(name string, paused bool) {
 		return
 	}
 	b.paused[name] = paused
-	run, ok := b.workers[name]
-	if !ok || b.stopping.Load() {
+	if _, ok := b.host.get("destination:" + name); !ok || b.stopping.Load() {
 		return
 	}
-	b.stopWorker(name)
-	b.startWorker(run.cfg)
+	// One part changed: the worker stops, or starts, on its own queue.
+	if err := b.host.sync(context.Background(), "destination", b.workerParts(b.cfg)); err != nil {
+		b.log.Error().Str("destination", name).Str("reason", err.Error()).Msg("pause or resume: a worker did not start")
+	}
 	if paused {
 		b.log.Warn().Str("destination", name).Msg("destination paused: its queue keeps filling, nothing is delivered until it is resumed")
 	} else {

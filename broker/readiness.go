@@ -30,7 +30,7 @@ func (b *Broker) readiness(ctx context.Context) admin.Readiness {
 		}
 	}
 	b.mu.Lock()
-	bound, want, reload := len(b.listeners), len(b.cfg.Listeners), b.lastReload
+	bound, want, reload := len(b.host.values("listener")), len(b.cfg.Listeners), b.lastReload
 	b.mu.Unlock()
 	if b.stopping.Load() {
 		fail("listeners", "shutting down")
@@ -47,16 +47,14 @@ func (b *Broker) readiness(ctx context.Context) admin.Readiness {
 	// still ready (a balancer must not cut the MLLP senders off for it),
 	// and the detail says which files and why.
 	res.Checks["sources"] = "ok"
-	b.mu.Lock()
 	var stuck []string
-	for name, r := range b.sources {
+	for name, r := range valuesOf[*sourceRun](b.host, "source") {
 		if r.problem != nil {
 			if p := r.problem(); p != "" {
 				stuck = append(stuck, "source "+name+": "+p)
 			}
 		}
 	}
-	b.mu.Unlock()
 	if len(stuck) > 0 {
 		sort.Strings(stuck)
 		res.Checks["sources"] = strings.Join(stuck, "; ")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -73,6 +72,9 @@ func (b *Broker) Reload(cfg *config.Config) error {
 
 // apply is Reload's work; b.mu is held.
 func (b *Broker) apply(cfg *config.Config, table *routing.Table) error {
+	if b.stopping.Load() {
+		return errors.New("the broker is shutting down")
+	}
 	old := b.cfg
 	oldAdmin, newAdmin := old.Admin, cfg.Admin
 	oldAdmin.Tokens, newAdmin.Tokens = nil, nil // tokens change on reload
@@ -90,52 +92,22 @@ func (b *Broker) apply(cfg *config.Config, table *routing.Table) error {
 		b.warnMissingTokens(missing)
 	}
 
-	oldDests := byName(old.Destinations, func(d config.DestinationConfig) string { return d.Name })
-	newDests := byName(next.Destinations, func(d config.DestinationConfig) string { return d.Name })
-	var stopDests []string
-	for name, d := range newDests {
-		if o, ok := oldDests[name]; ok && reflect.DeepEqual(o, d) {
-			continue
-		} else if ok {
-			b.stopWorker(name) // changed: the new settings take over its queue
-		}
-		b.startWorker(d)
-	}
-	b.router.SetTable(table)
-	for name := range oldDests {
-		if _, ok := newDests[name]; !ok {
-			stopDests = append(stopDests, name)
-			b.stopWorker(name)
-		}
-	}
-	if len(stopDests) > 0 {
-		b.log.Warn().Strs("destinations", stopDests).Msg("config reload: destinations removed; anything still queued for them stays in HL7_OUT")
-	}
-
-	oldLs := byName(old.Listeners, func(l config.ListenerConfig) string { return l.Name })
-	newLs := byName(next.Listeners, func(l config.ListenerConfig) string { return l.Name })
-	var stop []string
-	for name, o := range oldLs {
-		if n, ok := newLs[name]; !ok || !reflect.DeepEqual(o, n) {
-			stop = append(stop, name)
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var errs []error
-	if err := b.stopListeners(ctx, stop); err != nil {
-		errs = append(errs, err)
-	}
-	for _, name := range slices.Sorted(maps.Keys(newLs)) {
-		if _, running := b.listeners[name]; !running {
-			if err := b.listen(newLs[name]); err != nil {
-				errs = append(errs, err)
-			}
+	// New and changed destinations' workers first, then the routes that
+	// send to them; a destination removed keeps what is queued for it.
+	errs := []error{b.host.sync(ctx, "destination", b.workerParts(&next))}
+	b.router.SetTable(table)
+	var removed []string
+	for _, d := range old.Destinations {
+		if !slices.ContainsFunc(next.Destinations, func(n config.DestinationConfig) bool { return n.Name == d.Name }) {
+			removed = append(removed, d.Name)
 		}
 	}
-	if err := b.reloadSources(old.Sources, next.Sources); err != nil {
-		errs = append(errs, err)
+	if len(removed) > 0 {
+		b.log.Warn().Strs("destinations", removed).Msg("config reload: destinations removed; anything still queued for them stays in HL7_OUT")
 	}
+	errs = append(errs, b.host.sync(ctx, "listener", b.listenerParts(&next)), b.host.sync(ctx, "source", b.sourceParts(&next)))
 	b.cfg = &next
 	err := errors.Join(errs...)
 	b.reloadedLocked(err, "applied")

@@ -155,7 +155,7 @@ func TestReloadAddsAndRemovesListenersWithoutTouchingOthers(t *testing.T) {
 	_, err := client.Send(context.Background(), []byte(adtMsg("L-1", "M1", "A01")))
 	require.NoError(t, err)
 	p.mu.Lock()
-	adtServer := p.listeners["adt"].srv
+	adtServer := valuesOf[*listenerRun](p.host, "listener")["adt"].srv
 	p.mu.Unlock()
 
 	f.write(t, `[{name: adt, addr: "127.0.0.1:0"}, {name: lab, addr: "127.0.0.1:0"}]`, "a", "")
@@ -163,7 +163,7 @@ func TestReloadAddsAndRemovesListenersWithoutTouchingOthers(t *testing.T) {
 	require.NotNil(t, p.Addr("lab"))
 	assert.Equal(t, hl7.AA, p.send(t, "lab", adtMsg("L-2", "M1", "A01")), "the new listener takes messages")
 	p.mu.Lock()
-	assert.Same(t, adtServer, p.listeners["adt"].srv, "the unchanged listener was not touched")
+	assert.Same(t, adtServer, valuesOf[*listenerRun](p.host, "listener")["adt"].srv, "the unchanged listener was not touched")
 	p.mu.Unlock()
 	assert.EqualValues(t, 1, adtServer.Stats().Active, "its connection is still open")
 	_, err = client.Send(context.Background(), []byte(adtMsg("L-3", "M1", "A01")))
@@ -210,7 +210,7 @@ destinations: [{name: a, type: file, dir: %s}]
 	write("[]")
 	require.NoError(t, p.ReloadFile(f.file))
 	p.mu.Lock()
-	_, running := p.sources["drop"]
+	_, running := p.host.get("source:drop")
 	p.mu.Unlock()
 	assert.False(t, running, "the removed source stopped")
 	assert.Equal(t, hl7.AA, p.send(t, "adt", adtMsg("S-2", "M1", "A01")))

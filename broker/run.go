@@ -18,6 +18,7 @@ import (
 	"github.com/hl7broker/hl7broker/history"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/ingest"
+	"github.com/hl7broker/hl7broker/internal/memory"
 	"github.com/hl7broker/hl7broker/internal/secret"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/routing"
@@ -53,7 +54,8 @@ type Broker struct {
 	store       *store.Health
 	runCtx      context.Context
 	cancel      context.CancelFunc
-	wg          sync.WaitGroup // the router, the janitor, the store keeper, the indexer
+	wg          sync.WaitGroup // the indexer, the reconciler, the pause watcher
+	host        *host          // every listener, source, destination worker, router...
 	loadedAt    time.Time      // when the config in force was loaded
 
 	events       *store.EventLog // nil: history off
@@ -68,28 +70,28 @@ type Broker struct {
 
 	mu         sync.Mutex // guards what follows; held for a whole reload
 	cfg        *config.Config
-	listeners  map[string]*listenerRun
-	sources    map[string]*sourceRun
-	workers    map[string]*workerRun
 	lastReload reloadStatus
 	paused     map[string]bool // destinations paused (HL7_STATE)
 }
 
-// listenerRun is one bound listener.
+// listenerRun is one bound listener: its server and address (a part's
+// value).
 type listenerRun struct {
-	cfg    config.ListenerConfig
-	srv    *mllp.Server
-	addr   net.Addr
-	cancel context.CancelFunc // ends its supervision; Shutdown then ends Serve
-	done   chan struct{}      // closed when Serve has returned for good
+	srv  *mllp.Server
+	addr net.Addr
 }
 
-// workerRun is one destination's running delivery worker.
+// workerRun is one destination's delivery worker (a part's value).
 type workerRun struct {
 	cfg    config.DestinationConfig
 	paused bool // not running: the destination is paused
-	cancel context.CancelFunc
-	done   chan struct{} // closed when the worker has stopped
+}
+
+// workerConfig is what a destination's worker runs with: a change of
+// either restarts it.
+type workerConfig struct {
+	d      config.DestinationConfig
+	paused bool
 }
 
 // Hooks observe the pipeline, for metrics and tests. Nil fields are skipped.
@@ -118,7 +120,7 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 		return nil, err
 	}
 	b := &Broker{cfg: cfg, log: log, nats: n, hooks: hooks, metrics: newMetrics(), loadedAt: time.Now(),
-		listeners: map[string]*listenerRun{}, sources: map[string]*sourceRun{}, workers: map[string]*workerRun{}, tokens: &admin.Tokens{}, stopTracing: stopTracing}
+		tokens: &admin.Tokens{}, stopTracing: stopTracing}
 	fail := func(err error) (*Broker, error) {
 		if b.index != nil {
 			b.index.Close()
@@ -146,40 +148,61 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 	b.budget = newBudget(cfg, log)
 	b.metrics.watchBudget(b.budget)
 	b.runCtx, b.cancel = context.WithCancel(context.Background())
+	b.host = newHost(b.runCtx, b.sup)
 	b.reuse = ingest.NewReuseTracker(cfg.NATS.DuplicateWindow)
-	for _, l := range cfg.Listeners {
-		if err := b.listen(l); err != nil {
-			b.stopAllListeners(context.Background())
-			b.cancel()
-			return fail(err)
+	// What runs, in order; one unwind if any part cannot start.
+	unwind := func(err error) (*Broker, error) {
+		_ = b.host.stopAll(context.Background())
+		if b.admin != nil {
+			_ = b.admin.Shutdown(context.Background())
 		}
+		b.cancel()
+		b.wg.Wait()
+		return fail(err)
 	}
-	for _, s := range cfg.Sources {
-		if err := b.startSource(s); err != nil {
-			b.stopAllListeners(context.Background())
-			b.stopAllSources()
-			b.cancel()
-			return fail(err)
+	for _, step := range []func() error{
+		func() error { return b.host.sync(ctx, "listener", b.listenerParts(cfg)) },
+		func() error { return b.host.sync(ctx, "source", b.sourceParts(cfg)) },
+		func() error { return b.startAdmin(cfg) },
+		func() error { return b.startPipeline(cfg, table) },
+		func() error { return b.host.sync(ctx, "destination", b.workerParts(cfg)) },
+	} {
+		if err := step(); err != nil {
+			return unwind(err)
 		}
 	}
 	b.metrics.watch(b, n.Syncer)
-	if cfg.Admin.Addr != "" {
-		api := &admin.API{Tokens: b.tokens, Ops: b.ops, Status: b.status, Audit: b.audit,
-			AuditReady: func(context.Context) error { return b.nats.AuditRoom() }, SearchKeys: slices.Sorted(maps.Keys(cfg.History.SearchKeys))}
-		b.admin = &admin.Server{Metrics: b.metrics.reg, Ready: b.readiness, Log: log, API: api, CertFile: cfg.Admin.TLS.CertFile, KeyFile: cfg.Admin.TLS.KeyFile}
-		if err := b.admin.Start(cfg.Admin.Addr); err != nil {
-			b.stopAllListeners(context.Background())
-			b.cancel()
-			return fail(fmt.Errorf("admin: %w", err))
-		}
-		if b.tokens.Len() == 0 {
-			log.Warn().Msg("admin.tokens is empty: the admin API (/api/v1) refuses every request")
-		}
-	}
 	for _, w := range cfg.Warnings() {
 		log.Warn().Str("key", w.Key).Msg(w.Message)
 	}
-	m := b.metrics
+	log.Info().Int("listeners", len(cfg.Listeners)).Int("routes", len(cfg.Routes)).Int("destinations", len(cfg.Destinations)).
+		Bool("embedded_nats", cfg.NATS.URL == "").Str("durability", cfg.NATS.Durability).Msg("broker started")
+	return b, nil
+}
+
+// startAdmin starts the admin server, if configured.
+func (b *Broker) startAdmin(cfg *config.Config) error {
+	if cfg.Admin.Addr == "" {
+		return nil
+	}
+	api := &admin.API{Tokens: b.tokens, Ops: b.ops, Status: b.status, Audit: b.audit,
+		AuditReady: func(context.Context) error { return b.nats.AuditRoom() }, SearchKeys: slices.Sorted(maps.Keys(cfg.History.SearchKeys))}
+	b.admin = &admin.Server{Metrics: b.metrics.reg, Ready: b.readiness, Log: b.log, API: api, CertFile: cfg.Admin.TLS.CertFile, KeyFile: cfg.Admin.TLS.KeyFile}
+	if err := b.admin.Start(cfg.Admin.Addr); err != nil {
+		b.admin = nil
+		return fmt.Errorf("admin: %w", err)
+	}
+	if b.tokens.Len() == 0 {
+		b.log.Warn().Msg("admin.tokens is empty: the admin API (/api/v1) refuses every request")
+	}
+	return nil
+}
+
+// startPipeline starts the router and the parts that keep the broker: the
+// janitor, the memory trimmer, the rate sampler, the store's keeper, and
+// history's.
+func (b *Broker) startPipeline(cfg *config.Config, table *routing.Table) error {
+	n, log, m, hooks := b.nats, b.log, b.metrics, b.hooks
 	routerSync := func(ctx context.Context) error { return n.SyncSoon(ctx, routerSyncWait) }
 	pinTTL := routing.DefaultPinnedTTL
 	if n.Shared() {
@@ -208,38 +231,28 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 	}
 	janitor := store.NewJanitor(n.JetStream, keep, log)
 	b.runHistory()
-	b.wg.Add(2)
-	go func() { // supervised, as everything long-running: a panic in it is recovered and it starts again
-		defer b.wg.Done()
-		b.sup.run(b.runCtx, "memtrim", func(ctx context.Context) error { newMemTrimmer().run(ctx); return nil })
-	}()
-	go func() {
-		defer b.wg.Done()
-		b.sup.run(b.runCtx, "rates", b.sampleRates)
-	}()
+	parts := []part{
+		fixedPart("memtrim", func(ctx context.Context) error { memory.NewTrimmer().Run(ctx); return nil }),
+		fixedPart("rates", b.sampleRates),
+		fixedPart("router", b.router.Run),
+		fixedPart("janitor", func(ctx context.Context) error { janitor.Run(ctx); return nil }),
+	}
 	if n.Server() != nil {
-		keeper := store.NewKeeper(n, cfg, b.store, log)
-		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			b.sup.run(b.runCtx, "store", keeper.Run)
-		}()
+		parts = append(parts, fixedPart("store", store.NewKeeper(n, cfg, b.store, log).Run))
 	}
-	b.wg.Add(2)
-	go func() {
-		defer b.wg.Done()
-		b.sup.run(b.runCtx, "router", b.router.Run)
-	}()
-	go func() {
-		defer b.wg.Done()
-		b.sup.run(b.runCtx, "janitor", func(ctx context.Context) error { janitor.Run(ctx); return nil })
-	}()
-	for _, d := range cfg.Destinations {
-		b.startWorker(d)
+	for _, p := range parts {
+		if err := b.host.start(p); err != nil {
+			return err
+		}
 	}
-	log.Info().Int("listeners", len(cfg.Listeners)).Int("routes", len(cfg.Routes)).Int("destinations", len(cfg.Destinations)).
-		Bool("embedded_nats", cfg.NATS.URL == "").Str("durability", cfg.NATS.Durability).Msg("broker started")
-	return b, nil
+	return nil
+}
+
+// fixedPart is a part no config changes, that only runs.
+func fixedPart(name string, run func(context.Context) error) part {
+	return part{name: name, start: func() (func(context.Context) error, func(context.Context) error, any, error) {
+		return run, nil, nil, nil
+	}}
 }
 
 // routingTable compiles what the router routes by.
@@ -251,75 +264,87 @@ func routingTable(cfg *config.Config) (*routing.Table, error) {
 	return &routing.Table{Routes: rts, UnroutedTo: cfg.Unrouted.To, Partitions: partitions(cfg)}, nil
 }
 
-// startWorker starts destination d's delivery worker. b.mu is held or
-// the broker is starting.
-func (b *Broker) startWorker(d config.DestinationConfig) {
-	name, m, hooks := d.Name, b.metrics, b.hooks
-	if b.paused[name] {
-		done := make(chan struct{})
-		close(done)
-		b.workers[name] = &workerRun{cfg: d, paused: true, cancel: func() {}, done: done}
-		return
+// workerParts are cfg's destinations' workers, each paused or not.
+func (b *Broker) workerParts(cfg *config.Config) []part {
+	var parts []part
+	for _, d := range cfg.Destinations {
+		parts = append(parts, b.workerPart(d, b.paused[d.Name]))
 	}
-	w := &delivery.Worker{JetStream: b.nats.JetStream, Dest: destination(d), Log: b.log, Sync: b.nats.Sync, Events: b.events, Shared: b.nats.Shared(),
-		OnDone: func(outcome string, h nats.Header) {
-			if outcome == "delivered" {
-				m.delivered.WithLabelValues(name).Inc()
-			} else {
-				m.deadLettered.WithLabelValues(name).Inc()
+	return parts
+}
+
+// workerPart is destination d's delivery worker; a paused destination's
+// part is held: nothing runs, its queue fills.
+func (b *Broker) workerPart(d config.DestinationConfig, paused bool) part {
+	name, m, hooks := d.Name, b.metrics, b.hooks
+	return part{name: "destination:" + name, config: workerConfig{d: d, paused: paused},
+		start: func() (func(context.Context) error, func(context.Context) error, any, error) {
+			value := &workerRun{cfg: d, paused: paused}
+			if paused {
+				return nil, nil, value, nil
 			}
-			if hooks.OnDone != nil {
-				hooks.OnDone(name, outcome, h)
-			}
-		},
-		OnAttempt: func(res delivery.Result, took time.Duration) {
-			m.attemptSecs.WithLabelValues(name).Observe(took.Seconds())
-			if res.Outcome != delivery.Delivered {
-				m.retried.WithLabelValues(name).Inc()
-				b.lastErr.Store(name, lastError{reason: res.Reason, at: time.Now().UTC()})
-			}
+			w := &delivery.Worker{JetStream: b.nats.JetStream, Dest: destination(d), Log: b.log, Sync: b.nats.Sync, Events: b.events, Shared: b.nats.Shared(),
+				OnDone: func(outcome string, h nats.Header) {
+					if outcome == "delivered" {
+						m.delivered.WithLabelValues(name).Inc()
+					} else {
+						m.deadLettered.WithLabelValues(name).Inc()
+					}
+					if hooks.OnDone != nil {
+						hooks.OnDone(name, outcome, h)
+					}
+				},
+				OnAttempt: func(res delivery.Result, took time.Duration) {
+					m.attemptSecs.WithLabelValues(name).Observe(took.Seconds())
+					if res.Outcome != delivery.Delivered {
+						m.retried.WithLabelValues(name).Inc()
+						b.lastErr.Store(name, lastError{reason: res.Reason, at: time.Now().UTC()})
+					}
+				}}
+			return w.Run, nil, value, nil
 		}}
-	ctx, cancel := context.WithCancel(b.runCtx)
-	run := &workerRun{cfg: d, cancel: cancel, done: make(chan struct{})}
-	b.workers[name] = run
-	go func() {
-		defer close(run.done)
-		b.sup.run(ctx, "destination:"+name, w.Run)
-	}()
 }
 
 // stopWorker stops a destination's worker; a message being delivered is
-// left queued. b.mu is held.
+// left queued.
 func (b *Broker) stopWorker(name string) {
-	if run, ok := b.workers[name]; ok {
-		run.cancel()
-		<-run.done
-		delete(b.workers, name)
-	}
+	_ = b.host.stop(context.Background(), "destination:"+name)
 }
 
-func (b *Broker) listen(l config.ListenerConfig) error {
-	tc, err := serverTLS(l.TLS)
-	if err != nil {
-		return fmt.Errorf("listener %s: %w", l.Name, err)
+// listenerParts are cfg's MLLP listeners.
+func (b *Broker) listenerParts(cfg *config.Config) []part {
+	var parts []part
+	for _, l := range cfg.Listeners {
+		parts = append(parts, b.listenerPart(l))
 	}
-	in := ingest.New(l, b.committer, b.log)
-	in.Metrics, in.Reuse, in.Events = b.metrics.ingest(), b.reuse, b.events
-	if b.index != nil {
-		in.SearchKeys = b.index.KeyPaths()
-	}
-	srv := &mllp.Server{Name: l.Name, Handler: in, TLSConfig: tc, MaxConns: l.MaxConnections, Budget: b.budget,
-		MaxFrameBytes: l.MaxMessageBytes, IdleTimeout: max(l.IdleTimeout, 0), ReadTimeout: l.ReadTimeout, Logger: b.log}
-	ln, err := net.Listen("tcp", l.Addr)
-	if err != nil {
-		return fmt.Errorf("listener %s: %w", l.Name, err)
-	}
-	ctx, cancel := context.WithCancel(b.runCtx)
-	run := &listenerRun{cfg: l, srv: srv, addr: ln.Addr(), cancel: cancel, done: make(chan struct{})}
-	b.listeners[l.Name] = run
-	go func() {
-		defer close(run.done)
-		b.sup.run(ctx, "listener:"+l.Name, func(ctx context.Context) error {
+	return parts
+}
+
+// listenerPart binds listener l when it starts; a shutdown lets the
+// messages in flight finish.
+func (b *Broker) listenerPart(l config.ListenerConfig) part {
+	return part{name: "listener:" + l.Name, config: l, start: func() (func(context.Context) error, func(context.Context) error, any, error) {
+		tc, err := serverTLS(l.TLS)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("listener %s: %w", l.Name, err)
+		}
+		in := ingest.New(l, b.committer, b.log)
+		in.Metrics, in.Reuse, in.Events = b.metrics.ingest(), b.reuse, b.events
+		if l.Charset != "" {
+			in.Charset = &ingest.CharsetCheck{Configured: l.Charset, Warnings: b.metrics.files.CharsetWarnings}
+		}
+		if b.index != nil {
+			in.SearchKeys = b.index.KeyPaths()
+		}
+		srv := &mllp.Server{Name: l.Name, Handler: in, TLSConfig: tc, MaxConns: l.MaxConnections, Budget: b.budget,
+			MaxFrameBytes: l.MaxMessageBytes, IdleTimeout: max(l.IdleTimeout, 0), ReadTimeout: l.ReadTimeout, Logger: b.log}
+		ln, err := net.Listen("tcp", l.Addr)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("listener %s: %w", l.Name, err)
+		}
+		run := &listenerRun{srv: srv, addr: ln.Addr()}
+		b.log.Info().Str("listener", l.Name).Str("addr", run.addr.String()).Msg("listening")
+		serve := func(ctx context.Context) error {
 			if ln == nil { // a restart: bind again where it was bound
 				var err error
 				if ln, err = net.Listen("tcp", run.addr.String()); err != nil {
@@ -332,10 +357,9 @@ func (b *Broker) listen(l config.ListenerConfig) error {
 				return errors.New("closed without a shutdown")
 			}
 			return err
-		})
-	}()
-	b.log.Info().Str("listener", l.Name).Str("addr", run.addr.String()).Msg("listening")
-	return nil
+		}
+		return serve, srv.Shutdown, run, nil
+	}}
 }
 
 // serverTLS loads a listener's TLS files; nil without them.
@@ -349,9 +373,7 @@ func serverTLS(t config.TLSFiles) (*tls.Config, error) {
 // Addr is the bound address of a listener (useful with port 0); nil if
 // there is none by that name.
 func (b *Broker) Addr(listener string) net.Addr {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if run, ok := b.listeners[listener]; ok {
+	if run, ok := valuesOf[*listenerRun](b.host, "listener")[listener]; ok {
 		return run.addr
 	}
 	return nil
@@ -365,14 +387,14 @@ func (b *Broker) NATS() *store.NATS { return b.nats }
 // stays queued), and closes NATS.
 func (b *Broker) Shutdown(ctx context.Context) error {
 	b.stopping.Store(true)
-	b.mu.Lock()
-	err := b.stopAllListeners(ctx)
-	b.stopAllSources()
-	b.cancel()
-	for name := range b.workers {
-		b.stopWorker(name)
-	}
+	b.mu.Lock() // no reload meanwhile
+	// Stop taking messages in first, then delivering; then the rest, the
+	// last started first, without b.mu (the rate sampler takes it).
+	err := errors.Join(b.host.sync(ctx, "listener", nil), b.host.sync(ctx, "source", nil))
+	_ = b.host.sync(ctx, "destination", nil)
 	b.mu.Unlock()
+	_ = b.host.stopAll(ctx)
+	b.cancel()
 	b.wg.Wait()
 	if b.admin != nil {
 		_ = b.admin.Shutdown(ctx)
@@ -384,26 +406,6 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	}
 	b.log.Info().Msg("broker stopped")
 	return err
-}
-
-// stopListeners shuts down the named listeners, letting messages in
-// flight finish. b.mu is held or the broker is starting.
-func (b *Broker) stopListeners(ctx context.Context, names []string) error {
-	var errs []error
-	for _, name := range names {
-		if run, ok := b.listeners[name]; ok {
-			run.cancel()
-			errs = append(errs, run.srv.Shutdown(ctx))
-			<-run.done
-			delete(b.listeners, name)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// stopAllListeners shuts down every listener.
-func (b *Broker) stopAllListeners(ctx context.Context) error {
-	return b.stopListeners(ctx, slices.Collect(maps.Keys(b.listeners)))
 }
 
 // CompileRoutes is cfg's routes as config compiled them, in the router's

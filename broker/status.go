@@ -135,9 +135,10 @@ func (b *Broker) status(ctx context.Context) admin.Status {
 	b.mu.Lock()
 	cfg, reload, loadedAt := b.cfg, b.lastReload, b.loadedAt
 	var st admin.Status
+	listeners := valuesOf[*listenerRun](b.host, "listener")
 	for _, l := range cfg.Listeners {
 		ls := admin.ListenerStatus{Name: l.Name}
-		if run, ok := b.listeners[l.Name]; ok {
+		if run, ok := listeners[l.Name]; ok {
 			ls.Addr, ls.Connections = run.addr.String(), int(run.srv.Stats().Active)
 		}
 		st.Listeners = append(st.Listeners, ls)

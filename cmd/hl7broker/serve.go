@@ -11,6 +11,7 @@ import (
 
 	"github.com/hl7broker/hl7broker/broker"
 	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/internal/memory"
 	"github.com/spf13/cobra"
 )
 
@@ -46,7 +47,7 @@ the container's limit, unless GOMEMLIMIT is set. Logs are JSON unless
 			} else if err != nil {
 				return err
 			}
-			broker.ApplyMemoryLimit(log)
+			memory.ApplyLimit(log)
 			b, err := broker.Start(cmd.Context(), cfg, log, broker.Hooks{})
 			if err != nil {
 				log.Error().Err(err).Msg("broker did not start")

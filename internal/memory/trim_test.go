@@ -1,4 +1,4 @@
-package broker
+package memory
 
 import (
 	"testing"
@@ -11,7 +11,7 @@ import (
 func TestMemTrimmerFreesOnlyWhenIdle(t *testing.T) {
 	var allocated, heldFree uint64
 	freed := 0
-	m := &memTrimmer{read: func() (uint64, uint64) { return allocated, heldFree }, free: func() { freed++ }}
+	m := &Trimmer{read: func() (uint64, uint64) { return allocated, heldFree }, free: func() { freed++ }}
 
 	allocated, heldFree = 500<<20, 64<<20
 	require.False(t, m.tick(), "first look: nothing to compare with")
@@ -24,7 +24,7 @@ func TestMemTrimmerFreesOnlyWhenIdle(t *testing.T) {
 	require.False(t, m.tick(), "quiet, but little to give back")
 	require.Equal(t, 1, freed)
 
-	real := newMemTrimmer()
+	real := NewTrimmer()
 	a, _ := real.read()
 	require.Positive(t, a, "the runtime's metrics are read")
 }

@@ -1,4 +1,4 @@
-package broker
+package memory
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 // returned, goroutine stacks grown while messages waited for the store)
 // goes back to the operating system only slowly. A broker with a
 // thousand idle connections held about 80 MB that way after one message
-// each, 17 MB of it in use, and kept it. A memTrimmer returns it once the
+// each, 17 MB of it in use, and kept it. A Trimmer returns it once the
 // broker is quiet: when less than idleAllocBytes was allocated since its
 // last look and more than trimFreeBytes of heap is free but still held.
 // (A forced collection then costs little: little is allocated.)
@@ -22,17 +22,17 @@ const (
 	trimFreeBytes  = 1 << 20
 )
 
-// memTrimmer decides when to give memory back; read and free are the
+// Trimmer decides when to give memory back; read and free are the
 // runtime's unless a test sets them.
-type memTrimmer struct {
+type Trimmer struct {
 	read func() (allocated, heldFree uint64)
 	free func()
 	last uint64
 }
 
-func newMemTrimmer() *memTrimmer {
+func NewTrimmer() *Trimmer {
 	samples := []rtmetrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/memory/classes/heap/free:bytes"}}
-	return &memTrimmer{
+	return &Trimmer{
 		read: func() (uint64, uint64) {
 			rtmetrics.Read(samples)
 			return samples[0].Value.Uint64(), samples[1].Value.Uint64()
@@ -42,7 +42,7 @@ func newMemTrimmer() *memTrimmer {
 }
 
 // tick looks once; it reports whether it gave memory back.
-func (m *memTrimmer) tick() bool {
+func (m *Trimmer) tick() bool {
 	allocated, heldFree := m.read()
 	idle := m.last != 0 && allocated-m.last < idleAllocBytes
 	m.last = allocated
@@ -53,7 +53,7 @@ func (m *memTrimmer) tick() bool {
 	return false
 }
 
-func (m *memTrimmer) run(ctx context.Context) {
+func (m *Trimmer) Run(ctx context.Context) {
 	t := time.NewTicker(trimEvery)
 	defer t.Stop()
 	for {

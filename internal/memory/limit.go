@@ -1,4 +1,4 @@
-package broker
+package memory
 
 import (
 	"bufio"
@@ -19,7 +19,7 @@ import (
 // Go collects (the store alone keeps its last seconds of writes), and a
 // container's memory limit then ends it with an OOM kill. A soft limit
 // makes the collector work harder as the heap nears it instead
-// (docs/BENCHMARKS.md: 200 MiB took a third off the peak at the same
+// (docs/benchmarks-log.md: 200 MiB took a third off the peak at the same
 // rates). The resident set stays some 50 MB above the heap, hence three
 // quarters.
 const (
@@ -27,24 +27,24 @@ const (
 	softLimitDen = 4
 )
 
-// MemoryLimit is the soft memory limit ApplyMemoryLimit chooses.
-type MemoryLimit struct {
+// Limit is the soft memory limit ApplyLimit chooses.
+type Limit struct {
 	Bytes     int64  // the soft limit; 0: none set
 	Container int64  // the container's limit it derives from; 0: none found
 	Source    string // "GOMEMLIMIT", "container" or "" (none)
 }
 
-// ApplyMemoryLimit gives the Go runtime a soft memory limit of three
+// ApplyLimit gives the Go runtime a soft memory limit of three
 // quarters of what the process's control group allows (a container's
 // memory limit, a systemd unit's MemoryMax), unless GOMEMLIMIT is set,
 // which the runtime has applied already (GOMEMLIMIT=off: no limit). It
 // logs the choice. serve calls it once, before the broker starts.
-func ApplyMemoryLimit(log zerolog.Logger) {
-	container, err := cgroupMemoryLimit("/proc/self/cgroup", "/proc/self/mountinfo")
+func ApplyLimit(log zerolog.Logger) {
+	container, err := cgroupLimit("/proc/self/cgroup", "/proc/self/mountinfo")
 	if err != nil {
 		log.Warn().Str("reason", err.Error()).Msg("memory: could not read the container's memory limit")
 	}
-	l := chooseMemoryLimit(os.Getenv("GOMEMLIMIT") != "", container)
+	l := chooseLimit(os.Getenv("GOMEMLIMIT") != "", container)
 	switch l.Source {
 	case "GOMEMLIMIT":
 		if limit := debug.SetMemoryLimit(-1); limit == math.MaxInt64 {
@@ -59,25 +59,25 @@ func ApplyMemoryLimit(log zerolog.Logger) {
 	}
 }
 
-// chooseMemoryLimit is ApplyMemoryLimit's decision: GOMEMLIMIT wins, then
+// chooseLimit is ApplyLimit's decision: GOMEMLIMIT wins, then
 // the container's limit (0: none).
-func chooseMemoryLimit(envSet bool, container int64) MemoryLimit {
+func chooseLimit(envSet bool, container int64) Limit {
 	switch {
 	case envSet:
-		return MemoryLimit{Container: container, Source: "GOMEMLIMIT"}
+		return Limit{Container: container, Source: "GOMEMLIMIT"}
 	case container > 0:
-		return MemoryLimit{Bytes: container / softLimitDen * softLimitNum, Container: container, Source: "container"}
+		return Limit{Bytes: container / softLimitDen * softLimitNum, Container: container, Source: "container"}
 	}
-	return MemoryLimit{}
+	return Limit{}
 }
 
-// cgroupMemoryLimit is the smallest memory limit set on the process's
+// cgroupLimit is the smallest memory limit set on the process's
 // control group or an ancestor of it (0: none), read from the files
 // cgroupFile (/proc/self/cgroup) and mountinfo (/proc/self/mountinfo)
 // name. It reads cgroup v2 (memory.max) and v1's memory controller
 // (memory.limit_in_bytes, used where a hybrid system mounts it).
 // Missing files mean no limit.
-func cgroupMemoryLimit(cgroupFile, mountinfo string) (int64, error) {
+func cgroupLimit(cgroupFile, mountinfo string) (int64, error) {
 	paths, err := readCgroupPaths(cgroupFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil // not Linux, or no /proc

@@ -1,4 +1,4 @@
-package broker
+package memory
 
 import (
 	"os"
@@ -34,7 +34,7 @@ func (c *cgroupTree) limit(rel, value string) {
 	require.NoError(c.t, os.WriteFile(p, []byte(value+"\n"), 0o600))
 }
 
-func (c *cgroupTree) read() (int64, error) { return cgroupMemoryLimit(c.self, c.info) }
+func (c *cgroupTree) read() (int64, error) { return cgroupLimit(c.self, c.info) }
 
 const (
 	mountV2      = "30 22 0:27 / $DIR/fs rw,nosuid - cgroup2 cgroup2 rw,nsdelegate"
@@ -67,7 +67,7 @@ func TestCgroupMemoryLimitV2TakesTheSmallestUpTheTree(t *testing.T) {
 
 // This machine's own files parse, whatever they say.
 func TestCgroupMemoryLimitReadsThisMachine(t *testing.T) {
-	_, err := cgroupMemoryLimit("/proc/self/cgroup", "/proc/self/mountinfo")
+	_, err := cgroupLimit("/proc/self/cgroup", "/proc/self/mountinfo")
 	require.NoError(t, err)
 }
 
@@ -105,7 +105,7 @@ func TestCgroupMemoryLimitV1(t *testing.T) {
 // No limit to be found is no limit, not an error; a limit file that
 // cannot be read is an error that names the file.
 func TestCgroupMemoryLimitMissingAndBroken(t *testing.T) {
-	got, err := cgroupMemoryLimit(filepath.Join(t.TempDir(), "none"), filepath.Join(t.TempDir(), "none"))
+	got, err := cgroupLimit(filepath.Join(t.TempDir(), "none"), filepath.Join(t.TempDir(), "none"))
 	require.NoError(t, err)
 	assert.Zero(t, got, "no /proc")
 
@@ -135,7 +135,7 @@ func TestCgroupMemoryLimitEscapedMountPoint(t *testing.T) {
 }
 
 func TestChooseMemoryLimit(t *testing.T) {
-	assert.Equal(t, MemoryLimit{Bytes: 384 << 20, Container: 512 << 20, Source: "container"}, chooseMemoryLimit(false, 512<<20))
-	assert.Equal(t, MemoryLimit{Container: 512 << 20, Source: "GOMEMLIMIT"}, chooseMemoryLimit(true, 512<<20), "GOMEMLIMIT wins")
-	assert.Equal(t, MemoryLimit{}, chooseMemoryLimit(false, 0), "no container limit: none")
+	assert.Equal(t, Limit{Bytes: 384 << 20, Container: 512 << 20, Source: "container"}, chooseLimit(false, 512<<20))
+	assert.Equal(t, Limit{Container: 512 << 20, Source: "GOMEMLIMIT"}, chooseLimit(true, 512<<20), "GOMEMLIMIT wins")
+	assert.Equal(t, Limit{}, chooseLimit(false, 0), "no container limit: none")
 }
