@@ -65,7 +65,10 @@ func (b *beat) Run(ctx context.Context) error {
 		out := b.env.Ingest.Receive(ctx, []byte(msg), ingest.Origin{})
 		if out.Stored && b.env.Sync != nil {
 			if err := b.env.Sync(ctx); err != nil {
-				return err
+				if ctx.Err() != nil {
+					return nil // stopped: the message is stored, and flushed at shutdown
+				}
+				return err // the supervisor starts the source again
 			}
 		}
 		if !out.Stored && out.Code != string(hl7.AA) {
