@@ -198,22 +198,122 @@ func (c *whenCompiler) compile(key string, w When) node {
 	return &allNode{all}
 }
 
+// fieldOp is one operator of a field test (equals, in, prefix...): its
+// key, whether a When sets it, and what it compiles into. Adding an
+// operator is a field of When and an entry of fieldOps; a key no entry
+// has is refused when the config is decoded (an unknown key, at its
+// line), never taken for another test.
+type fieldOp struct {
+	name    string
+	set     func(w When) bool
+	compile func(w When, key string, c *whenCompiler) fieldTest
+}
+
+// fieldTest is a compiled operator: test says whether one value passes
+// (exists: instead, whether any value is present is compared with it);
+// what is how explain names it.
+type fieldTest struct {
+	test   func(v []byte) bool
+	exists *bool
+	what   string
+}
+
+var fieldOps = []fieldOp{
+	{"equals", func(w When) bool { return w.Equals != nil }, func(w When, _ string, _ *whenCompiler) fieldTest {
+		want := *w.Equals
+		return fieldTest{test: func(v []byte) bool { return string(v) == want }, what: fmt.Sprintf("equals %q", want)}
+	}},
+	{"in", func(w When) bool { return w.In != nil }, func(w When, _ string, _ *whenCompiler) fieldTest {
+		values := w.In
+		return fieldTest{test: func(v []byte) bool {
+			for _, want := range values {
+				if string(v) == want {
+					return true
+				}
+			}
+			return false
+		}, what: fmt.Sprintf("is one of %q", values)}
+	}},
+	{"prefix", func(w When) bool { return w.Prefix != nil }, func(w When, _ string, _ *whenCompiler) fieldTest {
+		p := []byte(*w.Prefix)
+		return fieldTest{test: func(v []byte) bool { return bytes.HasPrefix(v, p) }, what: fmt.Sprintf("prefix %q", *w.Prefix)}
+	}},
+	{"matches", func(w When) bool { return w.Matches != nil }, func(w When, key string, c *whenCompiler) fieldTest {
+		re, err := regexp.Compile(*w.Matches)
+		if err != nil {
+			c.add(key+".matches", "%q is not a valid regular expression: %v", *w.Matches, err)
+			return fieldTest{}
+		}
+		return fieldTest{test: re.Match, what: fmt.Sprintf("matches %q", re.String())}
+	}},
+	{"exists", func(w When) bool { return w.Exists != nil }, func(w When, _ string, _ *whenCompiler) fieldTest {
+		want := *w.Exists
+		return fieldTest{exists: &want, what: map[bool]string{true: "exists", false: "is empty or absent"}[want]}
+	}},
+	{"empty", func(w When) bool { return w.Empty != nil }, func(w When, _ string, _ *whenCompiler) fieldTest {
+		want := !*w.Empty
+		return fieldTest{exists: &want, what: map[bool]string{true: "exists", false: "is empty or absent"}[want]}
+	}},
+	numberOp("gt", func(w When) *float64 { return w.GT }, func(n, x float64) bool { return n > x }),
+	numberOp("ge", func(w When) *float64 { return w.GE }, func(n, x float64) bool { return n >= x }),
+	numberOp("lt", func(w When) *float64 { return w.LT }, func(n, x float64) bool { return n < x }),
+	numberOp("le", func(w When) *float64 { return w.LE }, func(n, x float64) bool { return n <= x }),
+	timeOp("before", func(w When) *string { return w.Before }, time.Time.Before),
+	timeOp("after", func(w When) *string { return w.After }, time.Time.After),
+}
+
+// numberOp compares a value read as a number (a value that is not one
+// fails the test).
+func numberOp(name string, of func(When) *float64, cmp func(n, x float64) bool) fieldOp {
+	return fieldOp{name, func(w When) bool { return of(w) != nil }, func(w When, _ string, _ *whenCompiler) fieldTest {
+		x := *of(w)
+		return fieldTest{test: func(v []byte) bool {
+			n, err := strconv.ParseFloat(strings.TrimSpace(string(v)), 64)
+			return err == nil && cmp(n, x)
+		}, what: name + " " + strconv.FormatFloat(x, 'g', -1, 64)}
+	}}
+}
+
+// timeOp compares a value read as an HL7 time (a value that is not one
+// fails the test).
+func timeOp(name string, of func(When) *string, cmp func(t, x time.Time) bool) fieldOp {
+	return fieldOp{name, func(w When) bool { return of(w) != nil }, func(w When, key string, c *whenCompiler) fieldTest {
+		text := *of(w)
+		x, err := hl7.ParseTime(text)
+		if err != nil {
+			c.add(key+"."+name, "%q is not an HL7 date such as 20000101 or 20260114081500", text)
+		}
+		return fieldTest{test: func(v []byte) bool {
+			t, err := hl7.ParseTime(string(v))
+			return err == nil && cmp(t, x)
+		}, what: name + " " + text}
+	}}
+}
+
+// Operators are the field tests' operators, in the order docs/routing.md
+// gives them.
+func Operators() []string {
+	var names []string
+	for _, op := range fieldOps {
+		names = append(names, op.name)
+	}
+	return names
+}
+
+func fieldOpNames() string { return strings.Join(Operators(), ", ") }
+
 // field compiles the field test of w, if it has one.
 func (c *whenCompiler) field(key string, w When) node {
-	ops := map[string]bool{"equals": w.Equals != nil, "in": w.In != nil, "prefix": w.Prefix != nil, "matches": w.Matches != nil,
-		"exists": w.Exists != nil, "empty": w.Empty != nil, "gt": w.GT != nil, "ge": w.GE != nil, "lt": w.LT != nil,
-		"le": w.LE != nil, "before": w.Before != nil, "after": w.After != nil}
-	var set []string
-	for op, ok := range ops {
-		if ok {
+	var set []fieldOp
+	for _, op := range fieldOps {
+		if op.set(w) {
 			set = append(set, op)
 		}
 	}
-	slices.Sort(set)
 	if w.Field == "" {
 		switch {
 		case len(set) > 0:
-			c.add(key+"."+set[0], "a field test needs field: PATH")
+			c.add(key+"."+set[0].name, "a field test needs field: PATH")
 		case w.Over != "":
 			c.add(key+".over", "a field test needs field: PATH")
 		}
@@ -225,46 +325,13 @@ func (c *whenCompiler) field(key string, w When) node {
 		return nil
 	}
 	if len(set) != 1 {
-		c.add(key+".field", "a field test takes one of equals, in, prefix, matches, exists, empty, gt, ge, lt, le, before, after; here %d", len(set))
+		c.add(key+".field", "a field test takes one of %s; here %d", fieldOpNames(), len(set))
 		return nil
 	}
-	f := &fieldNode{path: p, op: set[0], all: w.Over == "all"}
 	if w.Over != "" && w.Over != "any" && w.Over != "all" {
 		c.add(key+".over", "%q is not any or all", w.Over)
 	}
-	switch f.op {
-	case "equals":
-		f.values = []string{*w.Equals}
-	case "in":
-		f.values = w.In
-	case "prefix":
-		f.values = []string{*w.Prefix}
-	case "matches":
-		re, err := regexp.Compile(*w.Matches)
-		if err != nil {
-			c.add(key+".matches", "%q is not a valid regular expression: %v", *w.Matches, err)
-		}
-		f.re = re
-	case "exists":
-		f.want = *w.Exists
-	case "empty":
-		f.op, f.want = "exists", !*w.Empty
-	case "gt", "ge", "lt", "le":
-		f.number = *map[string]*float64{"gt": w.GT, "ge": w.GE, "lt": w.LT, "le": w.LE}[f.op]
-	case "before", "after":
-		v := ""
-		if f.op == "before" {
-			v = *w.Before
-		} else {
-			v = *w.After
-		}
-		t, err := hl7.ParseTime(v)
-		if err != nil {
-			c.add(key+"."+f.op, "%q is not an HL7 date such as 20000101 or 20260114081500", v)
-		}
-		f.time, f.timeText = t, v
-	}
-	return f
+	return &fieldNode{path: p, all: w.Over == "all", fieldTest: set[0].compile(w, key, c)}
 }
 
 type trueNode struct{}
@@ -364,20 +431,17 @@ func isOrNot(ok bool) string {
 // fieldNode tests the values at a path: each occurrence of its segment
 // (unless the path names one) and each repetition (unless it names one).
 type fieldNode struct {
-	path     hl7.Path
-	op       string
-	all      bool // over: all
-	values   []string
-	re       *regexp.Regexp
-	want     bool // exists
-	number   float64
-	time     time.Time
-	timeText string
+	path hl7.Path
+	all  bool // over: all
+	fieldTest
 }
 
 func (f *fieldNode) match(in Input) bool {
-	if f.op == "exists" {
-		return f.exists(in) == f.want
+	if f.exists != nil {
+		return f.present(in) == *f.exists
+	}
+	if f.test == nil { // did not compile (a problem was reported)
+		return false
 	}
 	seen := false
 	for v := range f.valuesIn(in.Message, in.Scope) {
@@ -399,25 +463,10 @@ func (f *fieldNode) explain(in Input) (bool, string) {
 	if f.all {
 		over = " (every one)"
 	}
-	var what string
-	switch f.op {
-	case "exists":
-		what = map[bool]string{true: "exists", false: "is empty or absent"}[f.want]
-	case "equals", "prefix":
-		what = fmt.Sprintf("%s %q", f.op, f.values[0])
-	case "in":
-		what = fmt.Sprintf("is one of %q", f.values)
-	case "matches":
-		what = fmt.Sprintf("matches %q", f.re.String())
-	case "before", "after":
-		what = f.op + " " + f.timeText
-	default:
-		what = f.op + " " + strconv.FormatFloat(f.number, 'g', -1, 64)
-	}
-	return ok, fmt.Sprintf("%s%s %s: %v", f.path, over, what, ok)
+	return ok, fmt.Sprintf("%s%s %s: %v", f.path, over, f.what, ok)
 }
 
-func (f *fieldNode) exists(in Input) bool {
+func (f *fieldNode) present(in Input) bool {
 	for v := range f.valuesIn(in.Message, in.Scope) {
 		if len(v) > 0 {
 			return true
@@ -440,44 +489,4 @@ func (f *fieldNode) valuesIn(m *hl7.Message, scope Scope) func(func([]byte) bool
 			}
 		}
 	}
-}
-
-func (f *fieldNode) test(v []byte) bool {
-	switch f.op {
-	case "equals", "in":
-		for _, want := range f.values {
-			if string(v) == want {
-				return true
-			}
-		}
-		return false
-	case "prefix":
-		return bytes.HasPrefix(v, []byte(f.values[0]))
-	case "matches":
-		return f.re.Match(v)
-	case "before", "after":
-		t, err := hl7.ParseTime(string(v))
-		if err != nil {
-			return false
-		}
-		if f.op == "before" {
-			return t.Before(f.time)
-		}
-		return t.After(f.time)
-	}
-	n, err := strconv.ParseFloat(strings.TrimSpace(string(v)), 64)
-	if err != nil {
-		return false
-	}
-	switch f.op {
-	case "gt":
-		return n > f.number
-	case "ge":
-		return n >= f.number
-	case "lt":
-		return n < f.number
-	case "le":
-		return n <= f.number
-	}
-	return false // compile admits no other operator
 }

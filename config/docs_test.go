@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/transforms"
 )
@@ -126,5 +127,25 @@ func TestRoutingDocsListEveryStepAndItsKeys(t *testing.T) {
 				assert.Contains(t, text, "`"+k+":", "step %s: its row names no key %s", op, k)
 			}
 		}
+	}
+}
+
+// docs/routing.md's table of conditions names every field-test operator
+// the condition language has.
+func TestRoutingDocsListEveryOperator(t *testing.T) {
+	raw, err := os.ReadFile("../docs/routing.md")
+	require.NoError(t, err)
+	table := mdSection(string(raw), "## Conditions (`when`)")
+	require.NotEmpty(t, table)
+	var keys []string
+	for _, line := range strings.Split(table, "\n") {
+		if strings.HasPrefix(line, "| ") {
+			for _, m := range regexp.MustCompile("`([a-z_]+)(:[^`]*)?`").FindAllStringSubmatch(strings.SplitN(line, "|", 3)[1], -1) {
+				keys = append(keys, m[1])
+			}
+		}
+	}
+	for _, op := range condition.Operators() {
+		assert.Contains(t, keys, op, "docs/routing.md's conditions table has no operator %s", op)
 	}
 }
