@@ -357,10 +357,7 @@ func waitInProgress(ctx context.Context, msg queued, d, ackWait time.Duration) b
 func (w *Worker) deadLetter(ctx context.Context, msg queued, reason string, attempts int) bool {
 	meta, _ := msg.Metadata()
 	out := &nats.Msg{Subject: wire.DLQSubject(w.Dest.Name), Data: msg.Data(), Header: wire.OwnHeaders(msg.Headers())}
-	out.Header.Set(wire.HeaderDestination, w.Dest.Name)
-	out.Header.Set(wire.HeaderDLQReason, reason)
-	out.Header.Set(wire.HeaderDLQAttempts, strconv.Itoa(attempts))
-	out.Header.Set(wire.HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
+	wire.Letter{Destination: w.Dest.Name, Reason: reason, Attempts: attempts, At: time.Now()}.Mark(out.Header)
 	seq, _ := strconv.ParseUint(msg.Headers().Get(wire.HeaderInSeq), 10, 64)
 	if meta != nil {
 		seq = meta.Sequence.Stream

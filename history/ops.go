@@ -209,9 +209,7 @@ func (o *Ops) replayMessage(ctx context.Context, id uint64, dest, by string) (ui
 			}
 		}
 	}
-	h := wire.OwnHeaders(in.Header)
-	h.Set(wire.HeaderInSeq, strconv.FormatUint(id, 10))
-	h.Set(wire.HeaderRoute, "_replay")
+	h := wire.CopyHeader(in.Header, "_replay", id)
 	if err := o.queue(ctx, dest, data, h, "message "+strconv.FormatUint(id, 10), by); err != nil {
 		return 0, err
 	}
@@ -223,13 +221,13 @@ func (o *Ops) replayMessage(ctx context.Context, id uint64, dest, by string) (ui
 // of what; the router routes it by today's routes.
 func (o *Ops) reprocess(ctx context.Context, subject string, h nats.Header, data []byte, what, by string) (uint64, error) {
 	h = wire.OwnHeaders(h)
-	for _, k := range []string{wire.HeaderDLQReason, wire.HeaderDLQAttempts, wire.HeaderDLQTime, wire.HeaderDestination, wire.HeaderRoute, wire.HeaderInSeq} {
-		h.Del(k)
-	}
+	wire.Unmark(h)
+	h.Del(wire.HeaderRoute) // a message again: no route made it yet
+	h.Del(wire.HeaderInSeq)
 	h.Set(wire.HeaderReplayOf, what)
 	h.Set(wire.HeaderReplayedBy, by)
 	at := time.Now()
-	h.Set(wire.HeaderReceivedAt, at.UTC().Format(time.RFC3339Nano))
+	h.Set(wire.HeaderReceivedAt, wire.FormatTime(at))
 	ack, err := o.JetStream.PublishMsg(ctx, &nats.Msg{Subject: subject, Header: h, Data: data},
 		jetstream.WithMsgID(wire.ReplayID(strings.ReplaceAll(what, " ", ":"), 0, nuid.Next())))
 	if err != nil {
@@ -304,9 +302,7 @@ func (o *Ops) replayDeadLetter(ctx context.Context, id uint64, dest, by string) 
 			return 0, fmt.Errorf("%w: %s (give another destination)", ErrUnknownDestination, to)
 		}
 		h := wire.OwnHeaders(m.Header)
-		for _, k := range []string{wire.HeaderDLQReason, wire.HeaderDLQAttempts, wire.HeaderDLQTime, wire.HeaderDestination} {
-			h.Del(k)
-		}
+		wire.Unmark(h)
 		err = o.queue(ctx, to, m.Data, h, what, by)
 	}
 	if err != nil {

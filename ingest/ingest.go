@@ -17,7 +17,6 @@ import (
 	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/tracing"
 	"github.com/hl7broker/hl7broker/wire"
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
@@ -158,10 +157,9 @@ func (in *Ingest) Accept(ctx context.Context, raw []byte, o Origin) []byte {
 // Receive is Accept with the whole outcome.
 func (in *Ingest) Receive(ctx context.Context, raw []byte, o Origin) Outcome {
 	var out Outcome
-	out.Ack = in.answer(ctx, raw, o, &out)
-	out.Code = ackCode(out.Ack)
+	in.answer(ctx, raw, o, &out)
 	in.recordReceived(&out)
-	in.count(out.Ack)
+	in.count(out.Code)
 	return out
 }
 
@@ -174,8 +172,7 @@ func (in *Ingest) Receive(ctx context.Context, raw []byte, o Origin) Outcome {
 func (in *Ingest) ReceiveAll(ctx context.Context, raws [][]byte, o Origin, sync func(context.Context) error) []Outcome {
 	outs := make([]Outcome, len(raws))
 	for i, raw := range raws {
-		outs[i].Ack = in.answer(ctx, raw, o, &outs[i])
-		outs[i].Code = ackCode(outs[i].Ack)
+		in.answer(ctx, raw, o, &outs[i])
 	}
 	if err := sync(ctx); err != nil {
 		for i := range outs {
@@ -187,14 +184,14 @@ func (in *Ingest) ReceiveAll(ctx context.Context, raws [][]byte, o Origin, sync 
 				continue // it parsed when it was stored
 			}
 			in.log.Error().Str("control_id", m.ControlID()).Str("reason", err.Error()).Msg("storing failed: the flush to disk failed; sender told to resend")
-			outs[i].Ack = hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Errored, Mode: in.mode, Text: textStoreFailed,
-				Err: &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Location: hl7.Location{Offset: -1}}})
-			outs[i].Code, outs[i].Stored, outs[i].Duplicate = ackCode(outs[i].Ack), false, false
+			outs[i].reply(hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Errored, Mode: in.mode, Text: textStoreFailed,
+				Err: &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Location: hl7.Location{Offset: -1}}}))
+			outs[i].Stored, outs[i].Duplicate = false, false
 		}
 	}
 	for i := range outs {
 		in.recordReceived(&outs[i])
-		in.count(outs[i].Ack)
+		in.count(outs[i].Code)
 	}
 	return outs
 }
@@ -225,17 +222,38 @@ func (in *Ingest) Check(raw []byte) (controlID string, refused *hl7.Error) {
 
 // check is Check parsing into m, for a caller that reads m afterwards.
 func (in *Ingest) check(raw []byte, m *hl7.Message) (controlID string, refused *hl7.Error) {
+	stage, refused := in.checkStage(raw, m)
+	if stage == unparsed {
+		return "", refused
+	}
+	return m.ControlID(), refused
+}
+
+// What check found wrong, by the check that failed.
+type checkStage int
+
+const (
+	checked     checkStage = iota // nothing: the message is to be stored
+	unparsed                      // not an HL7 message (m holds nothing)
+	badHeader                     // a required field of MSH missing
+	notAccepted                   // a type the listener does not take
+)
+
+// checkStage runs Accept's checks on raw, parsed into m, and says which
+// failed and why.
+func (in *Ingest) checkStage(raw []byte, m *hl7.Message) (checkStage, *hl7.Error) {
 	if err := m.ParseWith(raw, in.limits); err != nil {
-		return "", parseError(err)
+		return unparsed, parseError(err)
 	}
 	if err := m.CheckHeader(); err != nil {
-		errors.As(err, &refused)
-		return m.ControlID(), refused
+		var he *hl7.Error
+		errors.As(err, &he)
+		return badHeader, he
 	}
 	if in.accept != nil && !in.accept[m.Type()] {
-		return m.ControlID(), notAccepted()
+		return notAccepted, notAcceptedError()
 	}
-	return m.ControlID(), nil
+	return checked, nil
 }
 
 // parseError is why a message could not be parsed, as an HL7 error.
@@ -247,7 +265,7 @@ func parseError(err error) *hl7.Error {
 	return he
 }
 
-func notAccepted() *hl7.Error {
+func notAcceptedError() *hl7.Error {
 	return &hl7.Error{Code: hl7.CodeUnsupportedType, Severity: hl7.SeverityError, Reason: textNotAccepted,
 		Location: hl7.Location{Segment: "MSH", Sequence: 1, Field: 9, Component: 1, Offset: -1}}
 }
@@ -258,12 +276,17 @@ func (in *Ingest) ServeMLLP(ctx context.Context, conn *mllp.ConnInfo, frame []by
 }
 
 // count records a received message and its ACK's MSA-1.
-func (in *Ingest) count(ack []byte) {
+func (in *Ingest) count(code string) {
 	if in.Metrics == nil {
 		return
 	}
 	in.Metrics.Received.WithLabelValues(in.listener.Name).Inc()
-	in.Metrics.Acks.WithLabelValues(in.listener.Name, ackCode(ack)).Inc()
+	in.Metrics.Acks.WithLabelValues(in.listener.Name, code).Inc()
+}
+
+// reply sets the ACK the sender gets, and its MSA-1, read once.
+func (out *Outcome) reply(ack []byte) {
+	out.Ack, out.Code = ack, ackCode(ack)
 }
 
 // ackCode reads MSA-1 from an ACK this package built.
@@ -275,15 +298,14 @@ func ackCode(ack []byte) string {
 	return string(ack[i+5 : i+7])
 }
 
-func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin, out *Outcome) (ack []byte) {
+func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin, out *Outcome) {
 	received := time.Now()
 	ctx, span := tracing.Start(ctx, tracing.SpanReceive, tracing.AttrListener.String(in.listener.Name), tracing.AttrSize.Int(len(frame)))
 	if tracing.On() {
 		defer func() {
-			code := ackCode(ack)
-			span.SetAttributes(tracing.AttrAck.String(code))
-			if code != "AA" && code != "CA" {
-				tracing.Fail(span, code)
+			span.SetAttributes(tracing.AttrAck.String(out.Code))
+			if out.Code != "AA" && out.Code != "CA" {
+				tracing.Fail(span, out.Code)
 			}
 			span.End()
 		}()
@@ -307,12 +329,13 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin, out *Outco
 			refuse(mm, out.Err.Code, out.Err.Reason)
 		}
 	}()
-	if err := m.ParseWith(frame, in.limits); err != nil {
-		he := parseError(err)
-		in.log.Warn().Str("remote", o.RemoteAddr).Int("size", len(frame)).Int("code", int(he.Code)).
-			Str("reason", he.Reason).Msg("message rejected: not parseable")
-		out.Err = he
-		return hl7.BuildRejectAck(frame, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Err: he, Text: fmt.Sprintf(textUnparseable, he.Reason)})
+	stage, refused := in.checkStage(frame, &m)
+	if stage == unparsed {
+		in.log.Warn().Str("remote", o.RemoteAddr).Int("size", len(frame)).Int("code", int(refused.Code)).
+			Str("reason", refused.Reason).Msg("message rejected: not parseable")
+		out.Err = refused
+		out.reply(hl7.BuildRejectAck(frame, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Err: refused, Text: fmt.Sprintf(textUnparseable, refused.Reason)}))
+		return
 	}
 	parsed = true
 	out.ControlID = m.ControlID()
@@ -322,17 +345,17 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin, out *Outco
 		}
 		return e.Str("remote", o.RemoteAddr).Str("control_id", m.ControlID()).Str("type", m.Type()+"^"+m.Trigger()).Int("size", len(frame))
 	}
-	if err := m.CheckHeader(); err != nil {
-		var he *hl7.Error
-		errors.As(err, &he)
-		ev(in.log.Warn()).Str("reason", he.Reason).Msg("message rejected: required field missing")
-		out.Err = he
-		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Err: he, Text: fmt.Sprintf(textMissingHeader, he.Location)})
-	}
-	if in.accept != nil && !in.accept[m.Type()] {
+	switch stage {
+	case badHeader:
+		ev(in.log.Warn()).Str("reason", refused.Reason).Msg("message rejected: required field missing")
+		out.Err = refused
+		out.reply(hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Err: refused, Text: fmt.Sprintf(textMissingHeader, refused.Location)}))
+		return
+	case notAccepted:
 		ev(in.log.Warn()).Msg("message rejected: type not accepted")
-		out.Err = notAccepted()
-		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Text: textNotAccepted, Err: out.Err})
+		out.Err = refused
+		out.reply(hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Text: textNotAccepted, Err: out.Err}))
+		return
 	}
 	if in.Charset != nil {
 		in.checkCharset(&m, frame, o)
@@ -356,13 +379,15 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin, out *Outco
 	if err != nil && store.IsTooLarge(err) {
 		ev(in.log.Warn()).Str("reason", err.Error()).Msg("message rejected: too large for the store")
 		out.Err = &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Location: hl7.Location{Offset: -1}, Reason: fmt.Sprintf(textTooLargeToStore, len(frame))}
-		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Text: out.Err.Reason, Err: out.Err})
+		out.reply(hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Text: out.Err.Reason, Err: out.Err}))
+		return
 	}
 	if err != nil {
 		ev(in.log.Error()).Str("reason", err.Error()).Dur("after", time.Since(received)).Msg("storing failed: sender told to resend")
 		refuse(&m, hl7.CodeInternal, textStoreFailed)
-		return hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Errored, Mode: in.mode, Text: textStoreFailed,
-			Err: &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Location: hl7.Location{Offset: -1}}})
+		out.reply(hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Errored, Mode: in.mode, Text: textStoreFailed,
+			Err: &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Location: hl7.Location{Offset: -1}}}))
+		return
 	}
 	if in.Metrics != nil {
 		in.Metrics.StoreSeconds.WithLabelValues(in.listener.Name).Observe(time.Since(received).Seconds())
@@ -376,7 +401,7 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin, out *Outco
 	}
 	ev(in.log.Debug()).Uint64("seq", stored.Sequence).Bool("duplicate", stored.Duplicate).Dur("store", time.Since(received)).Msg("message stored")
 	out.Stored, out.Duplicate, out.Sequence = true, stored.Duplicate, stored.Sequence
-	ack = hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Accepted, Mode: in.mode})
+	out.reply(hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Accepted, Mode: in.mode}))
 	if in.Events != nil {
 		e := wire.Event{Kind: wire.EventReceived, At: received, Message: stored.Sequence, Listener: in.listener.Name,
 			Remote: o.RemoteAddr, Duplicate: stored.Duplicate} // Ack: in recordReceived
@@ -386,13 +411,12 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin, out *Outco
 		}
 		out.received = e
 	}
-	return ack
 }
 
 // RejectMLLP answers a frame over max_message_bytes.
 func (in *Ingest) RejectMLLP(ctx context.Context, conn *mllp.ConnInfo, fe *mllp.FrameError) []byte {
 	ack := in.reject(conn, fe)
-	in.count(ack)
+	in.count(ackCode(ack))
 	in.Events.Record(wire.Event{Kind: wire.EventRefused, At: time.Now(), Listener: in.listener.Name, Remote: conn.RemoteAddr.String(),
 		Size: fe.Size, Ack: ackCode(ack), Code: strconv.Itoa(int(hl7.CodeInternal)), Reason: "MLLP frame refused: " + fe.Reason})
 	return ack
@@ -410,26 +434,11 @@ func (in *Ingest) reject(conn *mllp.ConnInfo, fe *mllp.FrameError) []byte {
 
 // received builds what is stored: subject, headers and dedupe ID.
 func (in *Ingest) received(m *hl7.Message, frame []byte, o Origin, at time.Time, id messageID) *store.Received {
-	h := nats.Header{}
-	set := func(k, v string) {
-		if v != "" {
-			h.Set(k, v)
-		}
-	}
-	set(wire.HeaderControlID, m.ControlID())
-	set(wire.HeaderSendingApp, m.SendingApplication())
-	set(wire.HeaderSendingFac, m.SendingFacility())
-	set(wire.HeaderType, m.Type())
-	set(wire.HeaderEvent, m.Trigger())
-	set(wire.HeaderVersion, m.Version())
-	set(wire.HeaderListener, in.listener.Name)
-	set(wire.HeaderRemoteAddr, o.RemoteAddr)
-	set(wire.HeaderReceivedAt, at.UTC().Format(time.RFC3339Nano))
+	h := wire.InRecord{ControlID: m.ControlID(), SendingApp: m.SendingApplication(), SendingFac: m.SendingFacility(),
+		Type: m.Type(), Event: m.Trigger(), Version: m.Version(), Listener: in.listener.Name, RemoteAddr: o.RemoteAddr,
+		ReceivedAt: at, File: o.File, FileDigest: o.FileDigest, FileIndex: o.FileIndex}.Header()
 	msgID := wire.IngestID(in.listener.Name, id.key, id.digest)
 	if o.FileDigest != "" {
-		set(wire.HeaderFile, o.File)
-		set(wire.HeaderFileDigest, o.FileDigest)
-		h.Set(wire.HeaderFileIndex, strconv.Itoa(o.FileIndex))
 		msgID = wire.FileMessageID(in.listener.Name, o.FileDigest, o.FileIndex)
 	}
 	return &store.Received{

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -467,100 +466,128 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 			span.End()
 		}()
 	}
-	// A logger that names the message, built only when something is
-	// logged about it (most messages log nothing).
-	var msgLog *zerolog.Logger
-	log := func() *zerolog.Logger {
-		if msgLog == nil {
-			l := r.Log.With().Uint64("in_seq", seq).Str("control_id", h.Get(wire.HeaderControlID)).
-				Str("type", h.Get(wire.HeaderType)+"^"+h.Get(wire.HeaderEvent)).Str("listener", listener).Logger()
-			msgLog = &l
-		}
-		return msgLog
-	}
-	// storeRecord publishes one copy (or dead letter), retrying until it is stored; it returns
-	// stopped when ctx ended, tooBig when the copy can never be stored.
-	var outSeq uint64 // the last copy's HL7_OUT sequence
-	storeRecord := func(extra nats.Header, dest, route string, data []byte, subject string) (stopped, tooBig bool) {
-		out := &nats.Msg{Subject: subject, Data: data, Header: wire.OwnHeaders(h)}
-		for k, v := range extra {
-			out.Header[k] = v
-		}
-		out.Header.Set(wire.HeaderRoute, route)
-		out.Header.Set(wire.HeaderInSeq, strconv.FormatUint(seq, 10))
-		tracing.Inject(tctx, out.Header) // each attempt's span is a child of this route's
-		id := wire.CopyID(seq, dest)
-		for attempt := 1; ; attempt++ {
-			if r.testHookBeforeStore != nil {
-				r.testHookBeforeStore(seq)
-			}
-			fenced := strings.HasPrefix(subject, wire.SubjectOut+".") // a copy in HL7_OUT, behind the fence (a dead letter is in another stream)
-			opts := [2]jetstream.PublishOpt{jetstream.WithMsgID(id)}
-			n := 1
-			if fenced {
-				opts[1], n = jetstream.WithExpectLastSequence(r.lastOut), 2
-			}
-			pctx, cancel := context.WithTimeout(ctx, store.PublishTimeout)
-			ack, err := r.JetStream.PublishMsg(pctx, out, opts[:n]...)
-			cancel()
-			if fenced && err != nil && fenceRefused(err) {
-				if ferr := r.afterFenceRefused(ctx); errors.Is(ferr, errFenced) {
-					r.fenced = true
-					return true, false
-				} else if ferr == nil {
-					continue // still the pin's holder, or a replay was stored meanwhile
-				}
-			}
-			if err == nil {
-				if fenced && !ack.Duplicate {
-					r.lastOut = ack.Sequence
-				}
-				outSeq = ack.Sequence
-				if r.Log.GetLevel() <= zerolog.DebugLevel {
-					log().Debug().Str("destination", dest).Str("route", route).Msg("routed")
-				}
-				return false, false
-			}
-			if ctx.Err() != nil {
-				return true, false
-			}
-			if store.IsTooLarge(err) {
-				return false, true
-			}
-			log().Error().Str("destination", dest).Int("attempt", attempt).Str("reason", err.Error()).Msg("router: storing the copy failed; retrying")
-			if !wait() {
-				return true, false
-			}
-		}
-	}
+	in := &input{r: r, ctx: ctx, tctx: tctx, seq: seq, h: h, data: data, wait: wait, listener: listener}
+	return in.route()
+}
 
-	deadLetter := func(route, reason string) bool {
-		log().Error().Str("route", route).Str("reason", reason).Msg("message sent to the dead-letter queue")
-		why := nats.Header{wire.HeaderDLQReason: {reason}, wire.HeaderDLQAttempts: {"0"}, wire.HeaderDLQTime: {time.Now().UTC().Format(time.RFC3339Nano)}}
-		stopped, tooBig := storeRecord(why, wire.TransformDLQ+":"+route, route, data, wire.DLQSubject(wire.TransformDLQ))
-		if tooBig { // the input itself fit in HL7_IN; only the DLQ headers can tip it over
-			log().Error().Str("route", route).Msg("the dead-letter copy is too large to store; the message stays in HL7_IN's history only")
-		}
-		if !stopped && !tooBig {
-			r.Events.Record(wire.Event{Kind: wire.EventDeadLettered, Message: seq, Destination: wire.TransformDLQ, Reason: reason, DLQ: outSeq})
-		}
-		if r.OnDeadLettered != nil && !stopped {
-			r.OnDeadLettered(route)
-		}
-		return !stopped
+// input is one input being routed: what its copies and dead letters are
+// stored with.
+type input struct {
+	r        *Router
+	ctx      context.Context // the router's: its end stops the routing
+	tctx     context.Context // with the route's span, for the copies'
+	seq      uint64          // its HL7_IN sequence
+	h        nats.Header
+	data     []byte
+	wait     func() bool // waits before a retry; false when the router stops
+	listener string
+	msgLog   *zerolog.Logger
+	outSeq   uint64 // the last record's sequence in its stream
+}
+
+// log is a logger that names the message, built only when something is
+// logged about it (most messages log nothing).
+func (in *input) log() *zerolog.Logger {
+	if in.msgLog == nil {
+		h := in.h
+		l := in.r.Log.With().Uint64("in_seq", in.seq).Str("control_id", h.Get(wire.HeaderControlID)).
+			Str("type", h.Get(wire.HeaderType)+"^"+h.Get(wire.HeaderEvent)).Str("listener", in.listener).Logger()
+		in.msgLog = &l
 	}
+	return in.msgLog
+}
+
+// store publishes one copy (or dead letter), retrying until it is
+// stored; it returns stopped when the router stops (or is fenced), tooBig
+// when the record can never be stored.
+func (in *input) store(extra nats.Header, dest, route string, data []byte, subject string) (stopped, tooBig bool) {
+	r := in.r
+	out := &nats.Msg{Subject: subject, Data: data, Header: wire.CopyHeader(in.h, route, in.seq)}
+	for k, v := range extra {
+		out.Header[k] = v
+	}
+	tracing.Inject(in.tctx, out.Header) // each attempt's span is a child of this route's
+	id := wire.CopyID(in.seq, dest)
+	fenced := strings.HasPrefix(subject, wire.SubjectOut+".") // a copy in HL7_OUT, behind the fence (a dead letter is in another stream)
+	for attempt := 1; ; attempt++ {
+		if r.testHookBeforeStore != nil {
+			r.testHookBeforeStore(in.seq)
+		}
+		opts := [2]jetstream.PublishOpt{jetstream.WithMsgID(id)}
+		n := 1
+		if fenced {
+			opts[1], n = jetstream.WithExpectLastSequence(r.lastOut), 2
+		}
+		pctx, cancel := context.WithTimeout(in.ctx, store.PublishTimeout)
+		ack, err := r.JetStream.PublishMsg(pctx, out, opts[:n]...)
+		cancel()
+		if fenced && err != nil && fenceRefused(err) {
+			if ferr := r.afterFenceRefused(in.ctx); errors.Is(ferr, errFenced) {
+				r.fenced = true
+				return true, false
+			} else if ferr == nil {
+				continue // still the pin's holder, or a replay was stored meanwhile
+			}
+		}
+		if err == nil {
+			if fenced && !ack.Duplicate {
+				r.lastOut = ack.Sequence
+			}
+			in.outSeq = ack.Sequence
+			if r.Log.GetLevel() <= zerolog.DebugLevel {
+				in.log().Debug().Str("destination", dest).Str("route", route).Msg("routed")
+			}
+			return false, false
+		}
+		if in.ctx.Err() != nil {
+			return true, false
+		}
+		if store.IsTooLarge(err) {
+			return false, true
+		}
+		in.log().Error().Str("destination", dest).Int("attempt", attempt).Str("reason", err.Error()).Msg("router: storing the copy failed; retrying")
+		if !in.wait() {
+			return true, false
+		}
+	}
+}
+
+// deadLetter stores the input in the dead-letter queue, for route, with
+// reason; false when the router stopped first.
+func (in *input) deadLetter(route, reason string) bool {
+	r := in.r
+	in.log().Error().Str("route", route).Str("reason", reason).Msg("message sent to the dead-letter queue")
+	why := nats.Header{}
+	wire.Letter{Reason: reason, At: time.Now()}.Mark(why)
+	stopped, tooBig := in.store(why, wire.TransformDLQ+":"+route, route, in.data, wire.DLQSubject(wire.TransformDLQ))
+	if tooBig { // the input itself fit in HL7_IN; only the DLQ headers can tip it over
+		in.log().Error().Str("route", route).Msg("the dead-letter copy is too large to store; the message stays in HL7_IN's history only")
+	}
+	if !stopped && !tooBig {
+		r.Events.Record(wire.Event{Kind: wire.EventDeadLettered, Message: in.seq, Destination: wire.TransformDLQ, Reason: reason, DLQ: in.outSeq})
+	}
+	if r.OnDeadLettered != nil && !stopped {
+		r.OnDeadLettered(route)
+	}
+	return !stopped
+}
+
+// route evaluates the routes and stores each copy and dead letter, then
+// records the input's routed event.
+func (in *input) route() (sent []string, ok bool) {
+	r, data, seq := in.r, in.data, in.seq
 	// Stored messages were parsed at ingest; this can fail only on a
 	// message stored by something else, or limits changed since.
 	if err := r.parsed.ParseWith(data, routerLimits); err != nil {
-		if !deadLetter("_router", "the router could not parse the message: "+err.Error()) {
+		if !in.deadLetter("_router", "the router could not parse the message: "+err.Error()) {
 			return nil, false
 		}
 		return nil, true
 	}
 	t := r.Table() // one table for the whole message: a reload never half-applies
-	o, panicked := evaluateSafely(t, condition.Input{Listener: listener, Message: &r.parsed}, data)
+	o, panicked := evaluateSafely(t, condition.Input{Listener: in.listener, Message: &r.parsed}, data)
 	if panicked {
-		if !deadLetter("_router", "the router panicked while routing this message (a bug in hl7broker: please report it)") {
+		if !in.deadLetter("_router", "the router panicked while routing this message (a bug in hl7broker: please report it)") {
 			return nil, false
 		}
 		return nil, true
@@ -575,7 +602,7 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 	}
 	for _, d := range o.DeadLetters {
 		addRoute(d.Route)
-		if !deadLetter(d.Route, d.Reason) {
+		if !in.deadLetter(d.Route, d.Reason) {
 			return nil, false
 		}
 	}
@@ -587,12 +614,12 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 		if !sameBytes(c.Data, data) {
 			parsed = nil
 		}
-		stopped, tooBig := storeRecord(nil, c.Destination, c.Route, c.Data, t.outSubject(c.Destination, c.Data, parsed))
+		stopped, tooBig := in.store(nil, c.Destination, c.Route, c.Data, t.outSubject(c.Destination, c.Data, parsed))
 		if stopped {
 			return nil, false
 		}
 		if tooBig {
-			if !deadLetter(c.Route, fmt.Sprintf("the copy for destination %s (%d bytes) exceeds the store's max_payload", c.Destination, len(c.Data))) {
+			if !in.deadLetter(c.Route, fmt.Sprintf("the copy for destination %s (%d bytes) exceeds the store's max_payload", c.Destination, len(c.Data))) {
 				return nil, false
 			}
 			continue
@@ -602,7 +629,7 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 			if ev.OutSeqs == nil {
 				ev.OutSeqs = map[string]uint64{}
 			}
-			ev.OutSeqs[c.Destination] = outSeq
+			ev.OutSeqs[c.Destination] = in.outSeq
 			if parsed == nil {
 				ev.Changed = append(ev.Changed, c.Destination)
 			}
@@ -614,7 +641,7 @@ func (r *Router) routeInput(ctx context.Context, seq uint64, h nats.Header, data
 		r.OnMatched(ev.Routes)
 	}
 	if o.Unrouted {
-		log().Warn().Str("unrouted_to", t.UnroutedTo).Msg("no route matched: unrouted")
+		in.log().Warn().Str("unrouted_to", t.UnroutedTo).Msg("no route matched: unrouted")
 	}
 	return sent, true
 }
