@@ -218,8 +218,12 @@ func TestTakeoverRoutesWhatTheDeadRouterHeldFirst(t *testing.T) {
 		want[i] = fmt.Sprintf("C%03d", i)
 	}
 	// Well before the held inputs' ack wait (30 s) runs out.
-	require.Eventually(t, func() bool { return len(distinct(outControlIDs(t, n))) == 60 }, 15*time.Second, 20*time.Millisecond,
-		"every input routed: %v", outControlIDs(t, n))
+	testkit.WaitFor(t, 15*time.Second, func() error {
+		if got := distinct(outControlIDs(t, n)); len(got) != 60 {
+			return fmt.Errorf("every input routed: %d of 60 so far: %v", len(got), got)
+		}
+		return nil
+	})
 	assert.Equal(t, want, distinct(outControlIDs(t, n)), "in stored order across the takeover")
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hl7broker/hl7broker/internal/loadtest"
 	"github.com/hl7broker/hl7broker/internal/syncbuf"
+	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/stretchr/testify/require"
 )
 
@@ -45,8 +46,12 @@ func startServeProcess(t *testing.T, config string) *serveProcess {
 	p.cmd.Env = append(os.Environ(), "HL7BROKER_TEST_MAIN=1")
 	p.cmd.Stderr = p.stderr
 	require.NoError(t, p.cmd.Start())
-	require.Eventually(t, func() bool { return strings.Contains(p.stderr.String(), `"message":"broker started"`) },
-		20*time.Second, 10*time.Millisecond, "serve did not start: %s", p.stderr.String())
+	testkit.WaitFor(t, 20*time.Second, func() error { // the error shows stderr as it is when the wait gives up
+		if out := p.stderr.String(); !strings.Contains(out, `"message":"broker started"`) {
+			return fmt.Errorf("serve did not start: %s", out)
+		}
+		return nil
+	})
 	return p
 }
 
