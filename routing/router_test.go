@@ -2,7 +2,6 @@ package routing_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -283,27 +282,7 @@ func distinct(ids []string) []string {
 
 // outControlIDs lists the control IDs of the copies in HL7_OUT, in stored
 // order (not the routers' fence records).
-func outControlIDs(t *testing.T, n *store.NATS) []string {
-	t.Helper()
-	ctx := context.Background()
-	s, err := n.JetStream.Stream(ctx, wire.StreamOut)
-	require.NoError(t, err)
-	info, err := s.Info(ctx)
-	require.NoError(t, err)
-	var ids []string
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue // an older fence record, purged since: a hole in the sequence
-		}
-		require.NoError(t, err)
-		if m.Subject == wire.SubjectRouterFence {
-			continue
-		}
-		ids = append(ids, m.Header.Get(wire.HeaderControlID))
-	}
-	return ids
-}
+func outControlIDs(t testing.TB, n *store.NATS) []string { return routing.CopiesOf(t, n, "") }
 
 // The router acknowledges a group of inputs with one cumulative ack, not
 // one ack per input, and leaves nothing unacknowledged.
