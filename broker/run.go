@@ -83,7 +83,6 @@ type listenerRun struct {
 
 // workerRun is one destination's delivery worker (a part's value).
 type workerRun struct {
-	cfg    config.DestinationConfig
 	paused bool // not running: the destination is paused
 }
 
@@ -279,7 +278,7 @@ func (b *Broker) workerPart(d config.DestinationConfig, paused bool) part {
 	name, m, hooks := d.Name, b.metrics, b.hooks
 	return part{name: "destination:" + name, config: workerConfig{d: d, paused: paused},
 		start: func() (func(context.Context) error, func(context.Context) error, any, error) {
-			value := &workerRun{cfg: d, paused: paused}
+			value := &workerRun{paused: paused}
 			if paused {
 				return nil, nil, value, nil
 			}
