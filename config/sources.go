@@ -255,6 +255,33 @@ func decodeSourceOptions(i int, s *SourceConfig, rest map[string]any) []Problem 
 	return problems
 }
 
+// IntakeFor names the listener or source a message of type typ comes
+// from (want, or the first that takes it), or says why none would take it
+// (route test's choice).
+func (c *Config) IntakeFor(want, typ string) (name, why string) {
+	for _, l := range c.Intakes() {
+		if want != "" && l.Name != want {
+			continue
+		}
+		if len(l.AcceptTypes) == 0 || slices.Contains(l.AcceptTypes, typ) {
+			return l.Name, ""
+		}
+		if want != "" {
+			return "", fmt.Sprintf("listener %s accepts %v, not %s (AR)", l.Name, l.AcceptTypes, typ)
+		}
+	}
+	return "", fmt.Sprintf("no listener accepts %s (AR)", typ)
+}
+
+// Destination returns the destination named name.
+func (c *Config) Destination(name string) (DestinationConfig, bool) {
+	i := slices.IndexFunc(c.Destinations, func(d DestinationConfig) bool { return d.Name == name })
+	if i < 0 {
+		return DestinationConfig{}, false
+	}
+	return c.Destinations[i], true
+}
+
 // originSet is every listener's and source's name, for routes.
 func (c *Config) originSet() map[string]bool {
 	m := map[string]bool{}

@@ -78,3 +78,20 @@ func (e *encodedDeliverer) Deliver(ctx context.Context, msg Message) Result {
 	msg.Data = out
 	return e.Deliverer.Deliver(ctx, msg)
 }
+
+// AsSent is data exactly as destination d receives it: encoded as JSON or
+// FHIR, or ER7 with its segment terminator; ext names a file of it (hl7
+// or json), as a file destination names its files.
+func AsSent(d config.DestinationConfig, data []byte) (sent []byte, ext string, err error) {
+	enc, err := NewEncoding(d)
+	if err != nil {
+		return nil, "", err
+	}
+	if enc == nil {
+		return data, extFor(d.Encoding), nil
+	}
+	if sent, err = enc(data); err != nil {
+		return nil, "", err
+	}
+	return sent, extFor(d.Encoding), nil
+}

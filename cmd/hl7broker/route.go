@@ -77,7 +77,7 @@ func runRouteTest(cmd *cobra.Command, args []string, o routeTestOptions) error {
 			fmt.Fprintf(w, "not accepted: the listener would reject it (AR): %v\n\n", err)
 			continue
 		}
-		listener, why := pickListener(cfg, o.listener, m.Type())
+		listener, why := cfg.IntakeFor(o.listener, m.Type())
 		if why != "" {
 			fmt.Fprintf(w, "%s^%s, control ID %s: not accepted: %s\n\n", m.Type(), m.Trigger(), m.ControlID(), why)
 			continue
@@ -98,7 +98,10 @@ func runRouteTest(cmd *cobra.Command, args []string, o routeTestOptions) error {
 			fmt.Fprintf(w, "unrouted: no route matched%s\n", map[bool]string{true: "; sent to " + cfg.Unrouted.To, false: "; kept in history only"}[cfg.Unrouted.To != ""])
 		}
 		for _, c := range plan.Copies {
-			sent, ext, err := asSent(cfg, c)
+			sent, ext, err := c.Data, "hl7", error(nil)
+			if d, ok := cfg.Destination(c.Destination); ok {
+				sent, ext, err = delivery.AsSent(d, c.Data)
+			}
 			if err != nil {
 				fmt.Fprintf(w, "-> %s (route %s): cannot be encoded for it: %v\n", c.Destination, c.Route, err)
 				failures++
@@ -122,45 +125,6 @@ func runRouteTest(cmd *cobra.Command, args []string, o routeTestOptions) error {
 		return exitError{1}
 	}
 	return nil
-}
-
-// pickListener names the listener a message comes from, or why none
-// would accept it.
-func pickListener(cfg *config.Config, want, typ string) (string, string) {
-	for _, l := range cfg.Intakes() {
-		if want != "" && l.Name != want {
-			continue
-		}
-		if len(l.AcceptTypes) == 0 || slices.Contains(l.AcceptTypes, typ) {
-			return l.Name, ""
-		}
-		if want != "" {
-			return "", fmt.Sprintf("listener %s accepts %v, not %s (AR)", l.Name, l.AcceptTypes, typ)
-		}
-	}
-	return "", fmt.Sprintf("no listener accepts %s (AR)", typ)
-}
-
-// asSent is a copy exactly as its destination receives it: encoded as
-// JSON, or ER7 with the destination's segment terminator; ext names the
-// file it is written to.
-func asSent(cfg *config.Config, c routing.Copy) (sent []byte, ext string, err error) {
-	i := slices.IndexFunc(cfg.Destinations, func(d config.DestinationConfig) bool { return d.Name == c.Destination })
-	if i < 0 {
-		return c.Data, "hl7", nil
-	}
-	d := cfg.Destinations[i]
-	enc, err := delivery.NewEncoding(d)
-	if err != nil || enc == nil {
-		return c.Data, "hl7", err
-	}
-	if sent, err = enc(c.Data); err != nil {
-		return nil, "", err
-	}
-	if d.Encoding == "json" || d.Encoding == "fhir" {
-		return sent, "json", nil
-	}
-	return sent, "hl7", nil
 }
 
 // printCopy prints one copy as sent: JSON as it is, ER7 one segment a line.

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hl7broker/hl7broker/feed"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/spf13/cobra"
@@ -143,59 +144,15 @@ func readOutgoing(cmd *cobra.Command, args []string) ([]outgoing, int) {
 	return msgs, failures
 }
 
-// sendOne prepares, sends and checks one message, returning its report
-// line and whether it was accepted.
+// sendOne sends one message and returns its report line and whether it
+// was accepted.
 func sendOne(ctx context.Context, c *mllp.Client, msg outgoing, o sendOptions) (string, bool) {
-	payload, controlID, err := prepare(msg.raw, o)
-	if err != nil {
-		return report(msg, "-", "-", "not sent: "+err.Error()), false
-	}
-	reply, err := c.Send(ctx, payload)
-	if err != nil {
-		return report(msg, controlID, "-", err.Error()), false
-	}
-	ack, err := hl7.ParseAck(reply)
-	if err != nil {
-		return report(msg, controlID, "-", "reply is not an ACK: "+err.Error()), false
-	}
-	text := ack.Text
-	for _, e := range ack.Errors {
-		text = strings.TrimSpace(fmt.Sprintf("%s [ERR %d %s %s %s]", text, e.Code, e.CodeText, e.Location, e.Text))
-	}
-	if controlID != "" && ack.ControlID != controlID {
-		return report(msg, controlID, string(ack.Code), fmt.Sprintf("MSA-2 is %q, not the MSH-10 sent %s", ack.ControlID, text)), false
-	}
-	return report(msg, controlID, string(ack.Code), text), ack.Positive()
-}
-
-// prepare gives the bytes to send and the control ID sent. A message that
-// does not parse is sent anyway (to test a receiver's rejections) with
-// terminators made CR by plain replacement.
-func prepare(raw []byte, o sendOptions) ([]byte, string, error) {
-	m, err := hl7.Parse(raw)
-	if err != nil {
-		if o.keepTerminators {
-			return raw, "", nil
-		}
-		// SplitBatch has already removed any byte-order mark.
-		r := bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\r"))
-		return bytes.ReplaceAll(r, []byte("\n"), []byte("\r")), "", nil
-	}
-	if o.freshControlID {
-		if err := m.Set(hl7.PathMSH10, hl7.NewControlID()); err != nil {
-			return nil, "", err
-		}
-	}
-	if o.keepTerminators {
-		return m.Bytes(), m.ControlID(), nil
-	}
-	return m.AppendTerminated(nil, "\r"), m.ControlID(), nil
+	r := feed.SendOne(ctx, c, msg.raw, feed.SendOptions{KeepTerminators: o.keepTerminators, FreshControlID: o.freshControlID})
+	return report(msg, r.ControlID, r.Code, r.Text), r.Accepted
 }
 
 func report(msg outgoing, controlID, code, text string) string {
-	if controlID == "" {
-		controlID = "-"
-	}
+	controlID, code = cmp.Or(controlID, "-"), cmp.Or(code, "-")
 	return fmt.Sprintf("%s\t%d\t%s\t%s\t%s", msg.file, msg.index, controlID, code, oneLine(text))
 }
 
