@@ -2,6 +2,7 @@ package hl7
 
 import (
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -28,3 +29,11 @@ func ParseTimeIn(v string, loc *time.Location) (time.Time, error) {
 	}
 	return time.Time{}, ErrNotTime
 }
+
+// javaLayout translates the date patterns analysts write (as in Mirth and
+// Java's SimpleDateFormat) into Go's reference layout.
+var javaLayout = strings.NewReplacer("yyyy", "2006", "yy", "06", "MM", "01", "dd", "02", "HH", "15", "mm", "04", "ss", "05", "SSS", "000", "Z", "-0700")
+
+// Layout is a Java-style date pattern (yyyyMMddHHmmss, yyyy-MM-dd, SSS,
+// Z) as a Go time layout.
+func Layout(pattern string) string { return javaLayout.Replace(pattern) }

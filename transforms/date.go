@@ -44,10 +44,6 @@ func (s *dateStep) Apply(m *hl7.Message) error {
 	return m.Set(s.path, out)
 }
 
-// layoutTokens translate the patterns analysts write (as in Mirth and
-// Java) into Go's reference layout.
-var layoutTokens = strings.NewReplacer("yyyy", "2006", "yy", "06", "MM", "01", "dd", "02", "HH", "15", "mm", "04", "ss", "05", "SSS", "000", "Z", "-0700")
-
 // DateOptions are the keys of format_date.
 type DateOptions struct {
 	FormatDate string `mapstructure:"format_date"`
@@ -69,7 +65,7 @@ func (c *Compiler) compileDate(s *DateOptions) Step {
 		if !strings.ContainsAny(f, "yMdHms") {
 			c.add(key, "%q has none of yyyy, MM, dd, HH, mm, ss", f)
 		}
-		return layoutTokens.Replace(f)
+		return hl7.Layout(f)
 	}
 	st.from, st.to = conv("from_format", s.FromFormat), conv("to_format", s.ToFormat)
 	return st

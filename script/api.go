@@ -1,0 +1,279 @@
+package script
+
+import (
+	"crypto/rand"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dop251/goja"
+
+	"github.com/hl7broker/hl7broker/hl7"
+)
+
+// The script API (docs/scripts.md): msg, vars and log as parameters, and
+// global helpers. Each is made once per runtime and reads the run in
+// progress (r.in), so a run allocates no API objects.
+
+// nativeMessage is msg: read and write by path, segments, the text.
+func (r *runner) nativeMessage() *goja.Object {
+	vm := r.vm
+	o := vm.NewObject()
+	m := func() *hl7.Message {
+		if r.in == nil || r.in.Message == nil {
+			panic(vm.NewTypeError("there is no message here"))
+		}
+		return r.in.Message
+	}
+	fn := func(name string, f func(goja.FunctionCall) goja.Value) { _ = o.Set(name, f) }
+	fn("get", func(c goja.FunctionCall) goja.Value {
+		return vm.ToValue(string(m().Value(r.path("msg.get", c.Argument(0)))))
+	})
+	fn("set", func(c goja.FunctionCall) goja.Value {
+		r.check("msg.set", m().Set(r.path("msg.set", c.Argument(0)), text(c.Argument(1))))
+		return goja.Undefined()
+	})
+	fn("clear", func(c goja.FunctionCall) goja.Value {
+		r.check("msg.clear", m().Clear(r.path("msg.clear", c.Argument(0))))
+		return goja.Undefined()
+	})
+	fn("delete", func(c goja.FunctionCall) goja.Value {
+		r.check("msg.delete", m().Delete(r.path("msg.delete", c.Argument(0))))
+		return goja.Undefined()
+	})
+	fn("has", func(c goja.FunctionCall) goja.Value {
+		return vm.ToValue(len(m().Value(r.path("msg.has", c.Argument(0)))) > 0)
+	})
+	fn("count", func(c goja.FunctionCall) goja.Value {
+		return vm.ToValue(m().Count(r.path("msg.count", c.Argument(0))))
+	})
+	fn("all", func(c goja.FunctionCall) goja.Value {
+		p := r.path("msg.all", c.Argument(0))
+		var out []any
+		for _, v := range m().Values(p) {
+			out = append(out, string(v))
+		}
+		return vm.NewArray(out...)
+	})
+	fn("segments", func(c goja.FunctionCall) goja.Value {
+		name := ""
+		if !goja.IsUndefined(c.Argument(0)) {
+			name = c.Argument(0).String()
+		}
+		var out []any
+		occ := map[string]int{}
+		for seg := range m().Segments() {
+			n := seg.Name()
+			occ[n]++
+			if name == "" || n == name {
+				out = append(out, r.segment(n, occ[n]))
+			}
+		}
+		return vm.NewArray(out...)
+	})
+	fn("addSegment", func(c goja.FunctionCall) goja.Value {
+		seg := []byte(text(c.Argument(0)))
+		msg := m()
+		at := msg.SegmentCount()
+		if after := c.Argument(1); !goja.IsUndefined(after) {
+			found := false
+			for s := range msg.SegmentsNamed(after.String()) {
+				at, found = s.Index()+1, true
+			}
+			if !found {
+				panic(vm.NewTypeError(fmt.Sprintf("msg.addSegment: no %s segment to add after", after.String())))
+			}
+		}
+		r.check("msg.addSegment", msg.InsertSegment(at, seg))
+		return goja.Undefined()
+	})
+	fn("text", func(goja.FunctionCall) goja.Value {
+		return vm.ToValue(strings.TrimRight(string(m().Bytes()), "\r\n"))
+	})
+	fn("setText", func(c goja.FunctionCall) goja.Value {
+		data := []byte(text(c.Argument(0)))
+		next, err := hl7.Parse(data)
+		r.check("msg.setText", err)
+		*m() = *next
+		return goja.Undefined()
+	})
+	return o
+}
+
+// segment is one segment for msg.segments: get and set by a path within
+// it ("5.1" or "OBX-5.1").
+func (r *runner) segment(name string, occ int) *goja.Object {
+	vm := r.vm
+	o := vm.NewObject()
+	at := func(where string, v goja.Value) hl7.Path {
+		s := v.String()
+		if !strings.HasPrefix(s, name+"-") {
+			s = name + "-" + s
+		}
+		p := r.path(where, vm.ToValue(s))
+		p.Occurrence = occ
+		return p
+	}
+	_ = o.Set("name", name)
+	_ = o.Set("index", occ)
+	_ = o.Set("get", func(c goja.FunctionCall) goja.Value {
+		return vm.ToValue(string(r.in.Message.Value(at("segment.get", c.Argument(0)))))
+	})
+	_ = o.Set("set", func(c goja.FunctionCall) goja.Value {
+		r.check("segment.set", r.in.Message.Set(at("segment.set", c.Argument(0)), text(c.Argument(1))))
+		return goja.Undefined()
+	})
+	return o
+}
+
+// path parses a script's path argument, throwing a TypeError for a bad one
+// (the path is the script's own text, never a value).
+func (r *runner) path(where string, v goja.Value) hl7.Path {
+	p, err := hl7.ParsePath(v.String())
+	if err != nil {
+		panic(r.vm.NewTypeError(fmt.Sprintf("%s: %q is not a path such as PID-5.1: %s", where, v.String(), reason(err))))
+	}
+	return p
+}
+
+// check throws err (from an edit) as a TypeError.
+func (r *runner) check(where string, err error) {
+	if err != nil {
+		panic(r.vm.NewTypeError(where + ": " + reason(err)))
+	}
+}
+
+func reason(err error) string {
+	if pe, ok := err.(*hl7.PathError); ok {
+		return pe.Reason
+	}
+	return err.Error()
+}
+
+// text is a value as a script means it: undefined and null are "".
+func text(v goja.Value) string {
+	if v == nil || goja.IsUndefined(v) || goja.IsNull(v) {
+		return ""
+	}
+	return v.String()
+}
+
+// varsObject is vars: the run's variables, as strings.
+type varsObject struct{ r *runner }
+
+func (v *varsObject) Get(key string) goja.Value {
+	if s, ok := v.r.in.Vars[key]; ok {
+		return v.r.vm.ToValue(s)
+	}
+	return nil
+}
+
+func (v *varsObject) Set(key string, val goja.Value) bool {
+	in := v.r.in
+	if in.Vars == nil {
+		in.Vars = map[string]string{}
+	}
+	in.Vars[key] = text(val)
+	return true
+}
+
+func (v *varsObject) Has(key string) bool { _, ok := v.r.in.Vars[key]; return ok }
+
+func (v *varsObject) Delete(key string) bool { delete(v.r.in.Vars, key); return true }
+
+func (v *varsObject) Keys() []string {
+	keys := make([]string, 0, len(v.r.in.Vars))
+	for k := range v.r.in.Vars {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// logger is log: debug, info, warn, error.
+func (r *runner) logger() *goja.Object {
+	o := r.vm.NewObject()
+	for _, level := range []string{"debug", "info", "warn", "error"} {
+		_ = o.Set(level, func(c goja.FunctionCall) goja.Value {
+			parts := make([]string, len(c.Arguments))
+			for i, a := range c.Arguments {
+				parts[i] = text(a)
+			}
+			r.emit(level, strings.Join(parts, " "))
+			return goja.Undefined()
+		})
+	}
+	return o
+}
+
+// emit hands a logged line to the run's collector or the engine's sink.
+func (r *runner) emit(level, line string) {
+	if r.in == nil || r.script == nil {
+		return
+	}
+	l := LogLine{Script: r.script.name, Level: level, Text: line}
+	switch {
+	case r.in.Log != nil:
+		*r.in.Log = append(*r.in.Log, l)
+	case r.e.log != nil:
+		r.e.log(l)
+	}
+}
+
+// installHelpers sets the global helpers: uuid, now, formatDate, lookup.
+func (r *runner) installHelpers() {
+	vm := r.vm
+	g := vm.GlobalObject()
+	_ = g.Set("uuid", func(goja.FunctionCall) goja.Value { return vm.ToValue(newUUID()) })
+	_ = g.Set("now", func(c goja.FunctionCall) goja.Value {
+		return vm.ToValue(time.Now().Format(layoutArg(c.Argument(0))))
+	})
+	_ = g.Set("formatDate", func(c goja.FunctionCall) goja.Value {
+		s := text(c.Argument(0))
+		to := layoutArg(c.Argument(1))
+		var t time.Time
+		var err error
+		if from := c.Argument(2); goja.IsUndefined(from) {
+			t, err = hl7.ParseTime(s)
+		} else {
+			t, err = time.Parse(hl7.Layout(from.String()), s)
+		}
+		if err != nil {
+			panic(vm.NewTypeError("formatDate: the value is not a date in the expected format"))
+		}
+		return vm.ToValue(t.Format(to))
+	})
+	_ = g.Set("lookup", func(c goja.FunctionCall) goja.Value {
+		name := text(c.Argument(0))
+		table, ok := r.e.tables[name]
+		if !ok {
+			panic(vm.NewTypeError(fmt.Sprintf("lookup: no table is named %q", name)))
+		}
+		if v, ok := table[text(c.Argument(1))]; ok {
+			return vm.ToValue(v)
+		}
+		if len(c.Arguments) > 2 {
+			return c.Argument(2)
+		}
+		return goja.Null()
+	})
+}
+
+// layoutArg is a date pattern argument (yyyyMMddHHmmss by default) as a
+// Go layout.
+func layoutArg(v goja.Value) string {
+	if v == nil || goja.IsUndefined(v) || v.String() == "" || strings.EqualFold(v.String(), "hl7") {
+		return "20060102150405"
+	}
+	return hl7.Layout(v.String())
+}
+
+// newUUID is a random (version 4) UUID.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
