@@ -58,7 +58,7 @@ func (b *Broker) Reload(cfg *config.Config) error {
 		b.reloaded(err, "invalid")
 		return err
 	}
-	table, err := routingTable(cfg)
+	table, err := routingTable(cfg, b.log)
 	if err != nil {
 		b.reloaded(err, "invalid")
 		return err

@@ -22,6 +22,7 @@ import (
 	"github.com/hl7broker/hl7broker/internal/secret"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/routing"
+	"github.com/hl7broker/hl7broker/script"
 	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
@@ -89,8 +90,9 @@ type workerRun struct {
 // workerConfig is what a destination's worker runs with: a change of
 // either restarts it.
 type workerConfig struct {
-	d      config.DestinationConfig
-	paused bool
+	d       config.DestinationConfig
+	paused  bool
+	encoder string // config.EncoderDigest: what its encoder runs with
 }
 
 // Hooks observe the pipeline, for metrics and tests. Nil fields are skipped.
@@ -112,7 +114,7 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 		_ = stopTracing(ctx)
 		return nil, err
 	}
-	table, err := routingTable(cfg)
+	table, err := routingTable(cfg, log)
 	if err != nil {
 		n.Close()
 		_ = stopTracing(ctx)
@@ -254,8 +256,14 @@ func fixedPart(name string, run func(context.Context) error) part {
 	}}
 }
 
-// routingTable compiles what the router routes by.
-func routingTable(cfg *config.Config) (*routing.Table, error) {
+// routingTable compiles what the router routes by, and sends what the
+// config's scripts log to log when the config says so (scripts.log).
+func routingTable(cfg *config.Config, log zerolog.Logger) (*routing.Table, error) {
+	if e := cfg.ScriptEngine(); e != nil && cfg.Scripts.Log {
+		e.SetLog(func(l script.LogLine) {
+			log.WithLevel(scriptLevel(l.Level)).Str("script", l.Script).Msg(l.Text)
+		})
+	}
 	rts, err := CompileRoutes(cfg)
 	if err != nil {
 		return nil, err
@@ -267,22 +275,26 @@ func routingTable(cfg *config.Config) (*routing.Table, error) {
 func (b *Broker) workerParts(cfg *config.Config) []part {
 	var parts []part
 	for _, d := range cfg.Destinations {
-		parts = append(parts, b.workerPart(d, b.paused[d.Name]))
+		parts = append(parts, b.workerPart(cfg, d, b.paused[d.Name]))
 	}
 	return parts
 }
 
 // workerPart is destination d's delivery worker; a paused destination's
 // part is held: nothing runs, its queue fills.
-func (b *Broker) workerPart(d config.DestinationConfig, paused bool) part {
+func (b *Broker) workerPart(cfg *config.Config, d config.DestinationConfig, paused bool) part {
 	name, m, hooks := d.Name, b.metrics, b.hooks
-	return part{name: "destination:" + name, config: workerConfig{d: d, paused: paused},
+	return part{name: "destination:" + name, config: workerConfig{d: d, paused: paused, encoder: cfg.EncoderDigest(d)},
 		start: func() (func(context.Context) error, func(context.Context) error, any, error) {
 			value := &workerRun{paused: paused}
 			if paused {
 				return nil, nil, value, nil
 			}
-			w := &delivery.Worker{JetStream: b.nats.JetStream, Dest: destination(d), Log: b.log, Sync: b.nats.Sync, Events: b.events, Shared: b.nats.Shared(),
+			enc, err := cfg.Encoder(d)
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("destination %s: encoder: %w", name, err)
+			}
+			w := &delivery.Worker{JetStream: b.nats.JetStream, Dest: destination(d, enc), Log: b.log, Sync: b.nats.Sync, Events: b.events, Shared: b.nats.Shared(),
 				OnDone: func(outcome string, h nats.Header) {
 					if outcome == "delivered" {
 						m.delivered.WithLabelValues(name).Inc()
@@ -431,9 +443,16 @@ func partitions(cfg *config.Config) map[string]routing.Partitioning {
 	return p
 }
 
-func destination(d config.DestinationConfig) delivery.Destination {
+func destination(d config.DestinationConfig, enc *script.Script) delivery.Destination {
 	rd := delivery.Destination{Name: d.Name, Type: d.Type, Ordering: d.Ordering, Concurrency: d.Concurrency, Partitions: d.Partitions,
 		MaxAttempts: d.Retry.MaxAttempts, Backoff: d.Retry.Backoff, OnReject: d.OnReject, Timeout: d.Timeout}
-	rd.NewDeliverer = func() (delivery.Deliverer, error) { return delivery.New(d) }
+	rd.NewDeliverer = func() (delivery.Deliverer, error) { return delivery.New(d, enc) }
 	return rd
+}
+
+func scriptLevel(level string) zerolog.Level {
+	if l, err := zerolog.ParseLevel(level); err == nil {
+		return l
+	}
+	return zerolog.InfoLevel
 }

@@ -2,8 +2,9 @@ package condition
 
 import (
 	"bytes"
-
+	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/script"
 )
 
 // When is the YAML form of a route's condition: every key set in one When
@@ -46,6 +48,12 @@ type When struct {
 	All []When `mapstructure:"all"`
 	Any []When `mapstructure:"any"`
 	Not *When  `mapstructure:"not"`
+
+	// A script that returns whether the message matches: an expression
+	// or a body that returns a boolean (docs/scripts.md).
+	Script     string `mapstructure:"script"`
+	ScriptFile string `mapstructure:"script_file"` // or a file, relative to the config file
+	Mirth      bool   `mapstructure:"mirth"`       // written for Mirth Connect (a filter)
 }
 
 // Condition is a compiled When.
@@ -60,6 +68,11 @@ type Input struct {
 	Message  *hl7.Message
 	Scope    Scope
 	Header   *Header // optional: the message's header values, read once for every condition; nil reads them each time
+	// Vars are the message's variables so far, for scripts (a step's own
+	// when sees what earlier steps set).
+	Vars map[string]string
+	// Log, when not nil, collects what scripts log (route test).
+	Log *[]script.LogLine
 }
 
 // Header keeps the header values conditions compare (type, event, ...)
@@ -125,10 +138,25 @@ type node interface {
 	explain(Input) (bool, string)
 }
 
+// Options are what compiling scripts needs.
+type Options struct {
+	// Scripts compiles script tests; nil: a script is a problem.
+	Scripts *script.Engine
+	// ReadFile reads a script_file, relative to the config file.
+	ReadFile func(name string) ([]byte, error)
+	// Name says where the condition is written ("route adt when"), to
+	// name an inline script in errors.
+	Name string
+}
+
 // Compile compiles w, or returns every problem keyed relative to it
-// ("type[0]", "all[1].field").
-func Compile(w When) (Condition, []Problem) {
-	var c whenCompiler
+// ("type[0]", "all[1].field"). A script in w is a problem: use
+// CompileWith.
+func Compile(w When) (Condition, []Problem) { return CompileWith(w, Options{}) }
+
+// CompileWith is Compile with scripts.
+func CompileWith(w When, o Options) (Condition, []Problem) {
+	c := whenCompiler{opt: o}
 	n := c.compile("", w)
 	if len(c.problems) > 0 {
 		return Condition{}, c.problems
@@ -142,7 +170,10 @@ type Problem struct {
 	Message string
 }
 
-type whenCompiler struct{ problems []Problem }
+type whenCompiler struct {
+	problems []Problem
+	opt      Options
+}
 
 func (c *whenCompiler) add(key, format string, args ...any) {
 	c.problems = append(c.problems, Problem{Key: strings.TrimPrefix(key, "."), Message: fmt.Sprintf(format, args...)})
@@ -188,6 +219,9 @@ func (c *whenCompiler) compile(key string, w When) node {
 	}
 	if w.Not != nil {
 		all = append(all, &notNode{c.compile(key+".not", *w.Not)})
+	}
+	if n := c.script(key, w); n != nil {
+		all = append(all, n)
 	}
 	switch len(all) {
 	case 0:
@@ -489,4 +523,94 @@ func (f *fieldNode) valuesIn(m *hl7.Message, scope Scope) func(func([]byte) bool
 			}
 		}
 	}
+}
+
+// Failure is a test that could not decide: a script that threw or hit a
+// limit. Match panics with it (the router recovers it and dead-letters
+// the message for that route); MatchErr returns it.
+type Failure struct{ Err error }
+
+func (f *Failure) Error() string { return f.Err.Error() }
+
+func (f *Failure) Unwrap() error { return f.Err }
+
+// MatchErr is Match, with a test that could not decide returned as an
+// error rather than raised.
+func (c Condition) MatchErr(in Input) (ok bool, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			f, isFailure := p.(*Failure)
+			if !isFailure {
+				panic(p)
+			}
+			ok, err = false, f
+		}
+	}()
+	return c.Match(in), nil
+}
+
+// script compiles w's script test, if it has one.
+func (c *whenCompiler) script(key string, w When) node {
+	if w.Script == "" && w.ScriptFile == "" {
+		if w.Mirth {
+			c.add(key+".mirth", "mirth goes with script or script_file")
+		}
+		return nil
+	}
+	src, name, at := w.Script, c.opt.Name, key+".script"
+	if name == "" {
+		name = "condition"
+	}
+	switch {
+	case w.Script != "" && w.ScriptFile != "":
+		c.add(at, "a condition takes script or script_file, not both")
+		return nil
+	case w.ScriptFile != "":
+		at, name = key+".script_file", w.ScriptFile
+		if c.opt.ReadFile == nil {
+			c.add(at, "cannot read %s here", w.ScriptFile)
+			return nil
+		}
+		data, err := c.opt.ReadFile(w.ScriptFile)
+		if err != nil {
+			c.add(at, "cannot read %s: %v", w.ScriptFile, err)
+			return nil
+		}
+		src = string(data)
+	}
+	if c.opt.Scripts == nil {
+		c.add(at, "scripts cannot run here")
+		return nil
+	}
+	s, err := c.opt.Scripts.Compile(name, script.Condition, src, w.Mirth)
+	if err != nil {
+		var se *script.Error
+		if errors.As(err, &se) && se.Line > 0 {
+			c.add(at, "line %d:%d: %s", se.Line, se.Column, se.Reason)
+		} else {
+			c.add(at, "%v", err)
+		}
+		return nil
+	}
+	return &scriptNode{s: s}
+}
+
+// scriptNode is a script test.
+type scriptNode struct{ s *script.Script }
+
+func (n *scriptNode) match(in Input) bool {
+	vars := in.Vars
+	if vars != nil {
+		vars = maps.Clone(vars) // a condition reads the variables; what it sets stays with it
+	}
+	res, err := n.s.Run(&script.Input{Message: in.Message, Vars: vars, Log: in.Log})
+	if err != nil {
+		panic(&Failure{Err: err})
+	}
+	return res.Matched
+}
+
+func (n *scriptNode) explain(in Input) (bool, string) {
+	ok := n.match(in)
+	return ok, fmt.Sprintf("script %s returned %v", n.s.Name(), ok)
 }

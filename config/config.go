@@ -15,6 +15,7 @@ import (
 
 	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/internal/secret"
+	"github.com/hl7broker/hl7broker/script"
 	"github.com/hl7broker/hl7broker/transforms"
 )
 
@@ -30,13 +31,16 @@ type Config struct {
 	Limits       LimitsConfig        `mapstructure:"limits"`
 	Listeners    []ListenerConfig    `mapstructure:"listeners"`
 	Sources      []SourceConfig      `mapstructure:"sources"`
+	Scripts      ScriptsConfig       `mapstructure:"scripts"`
 	Routes       []RouteConfig       `mapstructure:"routes"`
 	Unrouted     UnroutedConfig      `mapstructure:"unrouted"`
 	Destinations []DestinationConfig `mapstructure:"destinations"`
 
-	file     string           // the config file, for problems' positions
-	dir      string           // the config file's folder: files a config names are relative to it
-	compiled []*CompiledRoute // by Validate: each route whose condition and steps compiled
+	file        string           // the config file, for problems' positions
+	dir         string           // the config file's folder: files a config names are relative to it
+	compiled    []*CompiledRoute // by Validate: each route whose condition and steps compiled
+	engine      *script.Engine   // by Validate: runs the config's scripts
+	engineTried bool
 	// keyAt is where an entry was written, when that differs from where
 	// it is ("listeners[2]" written as "sources[0]", type mllp).
 	keyAt map[string]string
@@ -201,6 +205,9 @@ type DestinationConfig struct {
 	Retry       RetryConfig   `mapstructure:"retry"`
 	OnReject    string        `mapstructure:"on_reject" enum:"dead_letter,retry"` // dead_letter | retry
 	TLS         TLSFiles      `mapstructure:"tls"`
+	// Encoder makes the payload with a script or a template
+	// (docs/scripts.md); nil: the encoding's.
+	Encoder *EncoderConfig `mapstructure:"encoder"`
 
 	// Options are the keys of the destination's type, as a pointer to the
 	// struct its registration names (DestinationType.Options): decoded
@@ -417,6 +424,10 @@ func (c *Config) decodeOptions(pos *positions) []Problem {
 		r := rest(fmt.Sprintf("sources[%d]", i), reflect.TypeFor[SourceConfig](), s.Rest)
 		s.Rest = nil
 		problems = append(problems, decodeSourceOptions(i, s, r)...)
+	}
+	if m := pos.mapping("scripts"); m != nil { // as written: table and map keys keep their case
+		c.Scripts = ScriptsConfig{}
+		problems = append(problems, decodeInto("scripts", m, &c.Scripts)...)
 	}
 	for i := range c.Routes {
 		for j := range c.Routes[i].Transform {
@@ -733,12 +744,7 @@ func (e *Error) Error() string {
 
 // Pipeline compiles route i's transform steps.
 func (c *Config) Pipeline(i int) (transforms.Pipeline, []transforms.Problem) {
-	return transforms.Compile(c.Routes[i].Transform, transforms.Options{Dir: c.dir, ReadFile: func(name string) ([]byte, error) {
-		if !filepath.IsAbs(name) {
-			name = filepath.Join(c.dir, name)
-		}
-		return os.ReadFile(name)
-	}})
+	return transforms.Compile(c.Routes[i].Transform, transforms.Options{Dir: c.dir, ReadFile: c.ReadFile, Scripts: c.ScriptEngine(), Name: "route " + c.Routes[i].Name})
 }
 
 // File is the file the config was loaded from ("" when built in code).

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/transforms"
 )
 
@@ -115,8 +116,10 @@ func (g *schemaGen) properties(t reflect.Type, props map[string]any) map[string]
 func (g *schemaGen) step() map[string]any {
 	var branches []any
 	for _, name := range transforms.StepTypes() {
+		props := g.properties(transforms.StepOptions(name), map[string]any{})
+		props["when"] = g.schema(reflect.TypeFor[condition.When](), "") // any step may have its own
 		branches = append(branches, map[string]any{"type": "object", "required": []string{name},
-			"properties": g.properties(transforms.StepOptions(name), map[string]any{}), "additionalProperties": false})
+			"properties": props, "additionalProperties": false})
 	}
 	return map[string]any{"oneOf": branches}
 }

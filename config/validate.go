@@ -67,6 +67,8 @@ func (c *Config) Validate() []Problem {
 	if c.Limits.FramesMemory < 0 {
 		v.add("limits.frames_memory", "must not be negative")
 	}
+	c.engine, c.engineTried = nil, false
+	c.validateScripts(&v)
 	compiled := make([]*CompiledRoute, len(c.Routes))
 	for i, r := range c.Routes {
 		key := fmt.Sprintf("routes[%d]", i)
@@ -78,7 +80,7 @@ func (c *Config) Validate() []Problem {
 				v.add(fmt.Sprintf("%s.from[%d]", key, j), "no listener or source is named %q", from)
 			}
 		}
-		when, wproblems := condition.Compile(r.When)
+		when, wproblems := condition.CompileWith(r.When, condition.Options{Scripts: c.ScriptEngine(), ReadFile: c.ReadFile, Name: "route " + r.Name + " when"})
 		for _, p := range wproblems {
 			v.add(key+".when."+p.Key, "%s", p.Message)
 		}
@@ -162,6 +164,7 @@ func (c *Config) validateNATS(v *validator) {
 
 func (c *Config) validateDestination(v *validator, key string, d DestinationConfig) {
 	c.checkDestinationType(v, key, d)
+	c.validateEncoder(v, key, d)
 	switch d.Ordering {
 	case "fifo":
 	case "parallel":

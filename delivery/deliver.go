@@ -45,6 +45,9 @@ type Message struct {
 	InSeq     uint64 // its input's HL7_IN sequence: a stable, ordered number
 	// ReceivedAt is when the broker received it (zero if not known).
 	ReceivedAt time.Time
+	// Vars are the variables its route's scripts set, for the
+	// destination's encoder.
+	Vars map[string]string
 }
 
 // Deliverer forwards one message to a downstream endpoint. Deliver is

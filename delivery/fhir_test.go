@@ -75,7 +75,7 @@ func fhirTestDeliverer(t *testing.T, o FHIROptions, d config.DestinationConfig) 
 		d.Timeout = 5 * time.Second
 	}
 	config.DestinationTypeDefaults(&d)
-	dl, err := New(d)
+	dl, err := New(d, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { dl.Close() })
 	return dl
@@ -194,7 +194,7 @@ func TestFHIREncodingOnFileDestination(t *testing.T) {
 	dir := t.TempDir()
 	d := config.DestinationConfig{Name: "files", Type: "file", Options: &FileOptions{Dir: dir}, Encoding: "fhir", FHIRBundle: "collection", Timeout: time.Second}
 	config.DestinationTypeDefaults(&d)
-	dl, err := New(d)
+	dl, err := New(d, nil)
 	require.NoError(t, err)
 	res := dl.Deliver(context.Background(), Message{Data: []byte(fhirADT), ControlID: "CTL-9", InSeq: 7})
 	require.Equal(t, Delivered, res.Outcome, res.Reason)
@@ -253,7 +253,7 @@ func TestFHIREncodingCharsetOverHTTP(t *testing.T) {
 	srv := newFHIRServer(t, func(int, []byte) (int, string) { return 200, "" })
 	d := config.DestinationConfig{Name: "h", Type: "http", Options: &HTTPOptions{URL: srv.URL}, Encoding: "fhir", Charset: "windows-1252", Timeout: time.Second}
 	config.DestinationTypeDefaults(&d)
-	dl, err := New(d)
+	dl, err := New(d, nil)
 	require.NoError(t, err)
 	msg := "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rPID|1||1^^^H^MR||M\xfcller^J\xf6rg \x96 Jr\r"
 	res := dl.Deliver(context.Background(), Message{Data: []byte(msg)})

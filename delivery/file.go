@@ -32,7 +32,7 @@ func init() {
 		Defaults: func(o *FileOptions, _ *config.DestinationConfig) { defaultFileName(&o.FileName) },
 		New: func(o *FileOptions, d config.DestinationConfig, _ Env) (Deliverer, error) {
 			removeStaleTemps(o.Dir, time.Minute)
-			return &FileDeliverer{Dir: o.Dir, Ext: extFor(d.Encoding), Name: o.FileName}, nil
+			return &FileDeliverer{Dir: o.Dir, Ext: extFor(d), Name: o.FileName}, nil
 		},
 	})
 }
@@ -63,13 +63,13 @@ func removeStaleTemps(dir string, age time.Duration) {
 
 // FileDeliverer writes each message to its own file in Dir, atomically
 // (a temporary file, then a rename), named by the pattern Name
-// (DefaultFileName when empty; see FileName); Ext is hl7 when empty.
+// (DefaultFileName when empty; see FileName); Ext empty names the file by its content (hl7, json, xml, txt).
 type FileDeliverer struct{ Dir, Ext, Name string }
 
 // Deliver writes data.
 func (d *FileDeliverer) Deliver(_ context.Context, msg Message) Result {
 	data := msg.Data
-	ext, pattern := cmp.Or(d.Ext, "hl7"), cmp.Or(d.Name, DefaultFileName)
+	ext, pattern := d.Ext, cmp.Or(d.Name, DefaultFileName)
 	name := filepath.Join(d.Dir, FileName(pattern, ext, msg))
 	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
 		return Result{Outcome: Retry, Reason: err.Error()}

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/internal/fsutil"
 )
 
@@ -26,7 +27,12 @@ var fileNameFields = map[string]func(Message, string) string{
 		}
 		return m.ReceivedAt.UTC().Format("20060102T150405.000Z")
 	},
-	"{ext}": func(_ Message, ext string) string { return ext },
+	"{ext}": func(m Message, ext string) string {
+		if ext == "" { // an encoder's payload: named by what it is
+			return sniffExt(m.Data)
+		}
+		return ext
+	},
 }
 
 // CheckFileName says what is wrong with a file_name pattern: a field it
@@ -58,9 +64,13 @@ func FileName(pattern, ext string, msg Message) string {
 	})
 }
 
-// extFor is a file's extension by the destination's encoding.
-func extFor(encoding string) string {
-	if encoding == "json" || encoding == "fhir" {
+// extFor is a file's extension by destination d's encoding; "" for an
+// encoder's payload, named by its first character (json, xml, hl7, txt).
+func extFor(d config.DestinationConfig) string {
+	if d.Encoder != nil {
+		return ""
+	}
+	if d.Encoding == "json" || d.Encoding == "fhir" {
 		return "json"
 	}
 	return "hl7"

@@ -48,7 +48,7 @@ func pgMessage(data string) Message {
 func TestPostgresInsertsARowPerSegmentTypedAndOnce(t *testing.T) {
 	srv := testpg.Start(t)
 	srv.Exec("CREATE SCHEMA lab; " + pgObsTable)
-	d, err := New(pgDest(srv))
+	d, err := New(pgDest(srv), nil)
 	require.NoError(t, err)
 	defer d.Close()
 
@@ -85,7 +85,7 @@ func TestPostgresInsertsARowPerSegmentTypedAndOnce(t *testing.T) {
 func TestPostgresRejectsWhatWillNeverSucceed(t *testing.T) {
 	srv := testpg.Start(t)
 	srv.Exec("CREATE SCHEMA lab; " + pgObsTable)
-	d, err := New(pgDest(srv))
+	d, err := New(pgDest(srv), nil)
 	require.NoError(t, err)
 	defer d.Close()
 
@@ -120,7 +120,7 @@ func TestPostgresRetriesWhileTheDatabaseIsDownOrUnfit(t *testing.T) {
 	dc := pgDest(srv)
 	pgOpts(dc).Columns = map[string]string{"message_id": "$message_id", "row_no": "$row", "value": "OBX-5"}
 	dc.Timeout = 3 * time.Second
-	d, err := New(dc)
+	d, err := New(dc, nil)
 	require.NoError(t, err)
 	defer d.Close()
 
@@ -150,7 +150,7 @@ func TestPostgresRetriesWhileTheDatabaseIsDownOrUnfit(t *testing.T) {
 func BenchmarkPostgresDeliver(b *testing.B) {
 	srv := testpg.Start(b)
 	srv.Exec("CREATE SCHEMA lab; " + pgObsTable)
-	d, err := New(pgDest(srv))
+	d, err := New(pgDest(srv), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestPostgresValueErrorsNeverQuoteTheValue(t *testing.T) {
 	o := pgOpts(dc)
 	o.Table, o.RowPer = "ids", ""
 	pgOpts(dc).Columns = map[string]string{"message_id": "$message_id", "ref": "PID-5.1"}
-	d, err := New(dc)
+	d, err := New(dc, nil)
 	require.NoError(t, err)
 	res := d.Deliver(context.Background(), pgMessage(pgORU))
 	d.Close()
@@ -186,7 +186,7 @@ func TestPostgresValueErrorsNeverQuoteTheValue(t *testing.T) {
 	assert.NotContains(t, res.Reason, "SECRETFAMILY")
 
 	pgOpts(dc).Columns = map[string]string{"message_id": "$message_id", "small": "$in_seq"}
-	d, err = New(dc)
+	d, err = New(dc, nil)
 	require.NoError(t, err)
 	defer d.Close()
 	msg := pgMessage(pgORU)
@@ -211,7 +211,7 @@ func TestPostgresOverTLS(t *testing.T) {
 	o.Table, o.RowPer = "notes", ""
 	pgOpts(dc).Columns = map[string]string{"message_id": "$message_id", "control_id": "$control_id"}
 	dc.TLS.CAFile = pki.CAFile
-	d, err := New(dc)
+	d, err := New(dc, nil)
 	require.NoError(t, err)
 	defer d.Close()
 	res := d.Deliver(context.Background(), pgMessage(pgORU))
@@ -221,7 +221,7 @@ func TestPostgresOverTLS(t *testing.T) {
 
 	other := testpki.New(t)
 	dc.TLS.CAFile = other.CAFile
-	d2, err := New(dc)
+	d2, err := New(dc, nil)
 	require.NoError(t, err)
 	defer d2.Close()
 	res = d2.Deliver(context.Background(), pgMessage(pgORU))

@@ -36,7 +36,7 @@ func init() {
 		New: func(o *SFTPOptions, d config.DestinationConfig, _ Env) (Deliverer, error) {
 			conn := sftpconn.Config{Addr: o.Addr, User: o.User, Password: o.Password, PrivateKeyFile: o.PrivateKeyFile,
 				KnownHosts: o.KnownHosts, InsecureSkipHostKeyCheck: o.InsecureSkipHostKeyCheck, Timeout: d.Timeout}
-			return &SFTPDeliverer{Conn: conn, Dir: o.Dir, Ext: extFor(d.Encoding), Name: o.FileName, Timeout: d.Timeout}, nil
+			return &SFTPDeliverer{Conn: conn, Dir: o.Dir, Ext: extFor(d), Name: o.FileName, Timeout: d.Timeout}, nil
 		},
 	})
 }

@@ -25,7 +25,7 @@ func TestSFTPDestinationWritesRenamesAndRetries(t *testing.T) {
 		SSHLogin: config.SSHLogin{Addr: srv.Addr, User: srv.User, PrivateKeyFile: srv.KeyFile, KnownHosts: srv.KnownHosts},
 		Dir:      out, FileName: "{received}_{control_id}_{seq}.{ext}"}}
 	config.DestinationTypeDefaults(&dc)
-	d, err := New(dc)
+	d, err := New(dc, nil)
 	require.NoError(t, err)
 	defer d.Close()
 	msg := Message{Data: []byte(oru), ControlID: "C/1", InSeq: 7, ReceivedAt: time.Date(2026, 1, 14, 13, 15, 31, 0, time.UTC)}
@@ -72,7 +72,7 @@ func BenchmarkSFTPDeliver(b *testing.B) {
 		SSHLogin: config.SSHLogin{Addr: srv.Addr, User: srv.User, PrivateKeyFile: srv.KeyFile, KnownHosts: srv.KnownHosts},
 		Dir:      filepath.Join(srv.Dir, "in")}}
 	config.DestinationTypeDefaults(&dc)
-	d, err := New(dc)
+	d, err := New(dc, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/mllp"
+	"github.com/hl7broker/hl7broker/script"
 )
 
 // Type is one kind of destination whose own keys are the struct T (its
@@ -71,9 +72,9 @@ func Register[T any](t Type[T]) {
 }
 
 // New makes a Deliverer for destination d by its type: its TLS files
-// loaded, and the copies encoded as d asks (JSON, FHIR, or ER7 with its
-// segment terminator).
-func New(d config.DestinationConfig) (Deliverer, error) {
+// loaded, and the copies encoded as d asks (its encoder, compiled: enc;
+// JSON, FHIR, or ER7 with its segment terminator).
+func New(d config.DestinationConfig, enc *script.Script) (Deliverer, error) {
 	makersMu.RLock()
 	mk := makers[d.Type]
 	makersMu.RUnlock()
@@ -87,7 +88,7 @@ func New(d config.DestinationConfig) (Deliverer, error) {
 			return nil, err
 		}
 	}
-	enc, err := NewEncoding(d)
+	encode, err := NewEncoding(d, enc)
 	if err != nil {
 		return nil, fmt.Errorf("destination %s: %w", d.Name, err)
 	}
@@ -95,5 +96,5 @@ func New(d config.DestinationConfig) (Deliverer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Encoded(dl, enc), nil
+	return Encoded(dl, encode), nil
 }

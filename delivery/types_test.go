@@ -23,7 +23,7 @@ func TestTypesAreRegistered(t *testing.T) {
 	for _, name := range config.DestinationTypes() {
 		assert.NotNil(t, makers[name], name)
 	}
-	_, err := New(config.DestinationConfig{Name: "x", Type: "pigeon"})
+	_, err := New(config.DestinationConfig{Name: "x", Type: "pigeon"}, nil)
 	assert.ErrorContains(t, err, `no destination type "pigeon"`)
 }
 
@@ -31,7 +31,7 @@ func TestTypesAreRegistered(t *testing.T) {
 // destination asks: JSON in a .json file named by sequence and control ID.
 func TestNewFileDestinationEncodes(t *testing.T) {
 	dir := t.TempDir()
-	d, err := New(config.DestinationConfig{Name: "disk", Type: "file", Options: &FileOptions{Dir: dir}, Encoding: "json"})
+	d, err := New(config.DestinationConfig{Name: "disk", Type: "file", Options: &FileOptions{Dir: dir}, Encoding: "json"}, nil)
 	require.NoError(t, err)
 	defer d.Close()
 	res := d.Deliver(context.Background(), Message{Data: []byte(oru), ControlID: "C1", InSeq: 7})
@@ -53,7 +53,7 @@ func TestNewHTTPDestinationOutcomes(t *testing.T) {
 	defer srv.Close()
 	dc := config.DestinationConfig{Name: "web", Type: "http", Options: &HTTPOptions{URL: srv.URL + "/in?token=abc"}, Encoding: "er7", Timeout: 5 * time.Second}
 	config.DestinationTypeDefaults(&dc)
-	d, err := New(dc)
+	d, err := New(dc, nil)
 	require.NoError(t, err)
 	defer d.Close()
 	for _, tc := range []struct {
@@ -80,7 +80,7 @@ func TestFileDestinationRemovesStaleTemporaryFiles(t *testing.T) {
 	require.NoError(t, os.WriteFile(fresh, []byte("half"), 0o640))
 	old := time.Now().Add(-time.Hour)
 	require.NoError(t, os.Chtimes(stale, old, old))
-	d, err := New(config.DestinationConfig{Name: "disk", Type: "file", Options: &FileOptions{Dir: dir, FileName: DefaultFileName}, Encoding: "er7"})
+	d, err := New(config.DestinationConfig{Name: "disk", Type: "file", Options: &FileOptions{Dir: dir, FileName: DefaultFileName}, Encoding: "er7"}, nil)
 	require.NoError(t, err)
 	defer d.Close()
 	_, err = os.Stat(stale)

@@ -205,7 +205,7 @@ func (w *Worker) deliver(ctx context.Context, d Deliverer, msg queued, holdLine 
 	h := msg.Headers()
 	inSeq, _ := strconv.ParseUint(h.Get(wire.HeaderInSeq), 10, 64)
 	received, _ := time.Parse(time.RFC3339Nano, h.Get(wire.HeaderReceivedAt))
-	dm := Message{Data: msg.Data(), ControlID: h.Get(wire.HeaderControlID), InSeq: inSeq, ReceivedAt: received}
+	dm := Message{Data: msg.Data(), ControlID: h.Get(wire.HeaderControlID), InSeq: inSeq, ReceivedAt: received, Vars: wire.Vars(h)}
 	parent := tracing.Extract(ctx, h)
 	for attempt := 1; ; attempt++ {
 		start := time.Now()

@@ -1,18 +1,26 @@
 package routing
 
-import "github.com/hl7broker/hl7broker/condition"
+import (
+	"github.com/hl7broker/hl7broker/condition"
+	"github.com/hl7broker/hl7broker/script"
+	"github.com/hl7broker/hl7broker/transforms"
+)
 
 // Copy is one message a destination receives.
 type Copy struct {
 	Route       string // the route that sent it; "_unrouted" for unrouted.to
 	Destination string
 	Data        []byte
+	// Vars are the variables the route's scripts set, which the
+	// destination's encoder and templates see.
+	Vars map[string]string
 }
 
 // DeadLetter is a route whose transform failed on the message.
 type DeadLetter struct {
 	Route  string
 	Reason string // names the route, step and path; never a value
+	Err    error  // what failed, for tools such as route test (a *script.Error's Detail)
 }
 
 // Decision is one route's verdict on a message, with the condition that
@@ -30,6 +38,8 @@ type Plan struct {
 	Copies      []Copy     // in route order; one per destination, from the first route that names it
 	DeadLetters []DeadLetter
 	Unrouted    bool // no route matched (Copies then holds unrouted.to's, if set)
+	// Log is what scripts logged (with explain only: route test).
+	Log []script.LogLine
 }
 
 // Evaluate matches in against every route in order, applies the
@@ -42,30 +52,34 @@ func Evaluate(routes []Route, unroutedTo string, in condition.Input, data []byte
 	if in.Header == nil {
 		in.Header = new(condition.Header) // every route reads MSH-9 and the like once
 	}
+	if explain {
+		in.Log = &o.Log
+	}
 	matched := false
 	for i := range routes {
 		route := &routes[i]
-		ok, why, panicked := route.match(in, explain)
+		ok, why, failed, failure := route.match(in, explain)
 		if explain {
 			o.Decisions = append(o.Decisions, Decision{Route: route.Name, Matched: ok, Why: why})
 		}
-		if panicked {
+		if failed != "" {
 			matched = true // not unrouted: the message goes to the dead-letter queue
-			o.DeadLetters = append(o.DeadLetters, DeadLetter{Route: route.Name, Reason: "the condition of route " + route.Name + " panicked (a bug in hl7broker: please report it)"})
+			o.DeadLetters = append(o.DeadLetters, DeadLetter{Route: route.Name, Reason: "the condition of route " + route.Name + " " + failed, Err: failure})
 			continue
 		}
 		if !ok {
 			continue
 		}
 		matched = true
-		out, err := route.apply(in.Message, data)
+		st := transforms.State{Listener: in.Listener, Log: in.Log}
+		out, err := route.apply(in.Message, data, &st)
 		if err != nil {
-			o.DeadLetters = append(o.DeadLetters, DeadLetter{Route: route.Name, Reason: "transform of route " + route.Name + " failed: " + err.Error()})
+			o.DeadLetters = append(o.DeadLetters, DeadLetter{Route: route.Name, Reason: "transform of route " + route.Name + " failed: " + err.Error(), Err: err})
 			continue
 		}
 		for _, dest := range route.To {
 			if !o.sends(dest) {
-				o.Copies = append(o.Copies, Copy{Route: route.Name, Destination: dest, Data: out})
+				o.Copies = append(o.Copies, Copy{Route: route.Name, Destination: dest, Data: out, Vars: st.Vars})
 			}
 		}
 	}
@@ -87,16 +101,21 @@ func (o *Plan) sends(dest string) bool {
 	return false
 }
 
-// match is Matches (or Explain), with a panic in a condition recovered.
-func (r *Route) match(in condition.Input, explain bool) (ok bool, why string, panicked bool) {
+// match is Matches (or Explain), with a condition that could not decide
+// (a script that failed) or panicked recovered: failed says how.
+func (r *Route) match(in condition.Input, explain bool) (ok bool, why string, failed string, err error) {
 	defer func() {
-		if recover() != nil {
-			ok, why, panicked = false, "the condition panicked", true
+		if p := recover(); p != nil {
+			if f, isFailure := p.(*condition.Failure); isFailure {
+				ok, why, failed, err = false, "the condition failed: "+f.Error(), "failed: "+f.Error(), f
+				return
+			}
+			ok, why, failed = false, "the condition panicked", "panicked (a bug in hl7broker: please report it)"
 		}
 	}()
 	if explain {
 		ok, why = r.Explain(in)
-		return ok, why, false
+		return ok, why, "", nil
 	}
-	return r.Matches(in), "", false
+	return r.Matches(in), "", "", nil
 }

@@ -33,7 +33,8 @@ func (r *Route) Explain(in condition.Input) (bool, string) {
 }
 
 // apply returns the message after the route's transforms: the original
-// bytes, untouched, when there are none. m is data parsed; it is not changed.
-func (r *Route) apply(m *hl7.Message, data []byte) ([]byte, error) {
-	return r.Transform.ApplyParsed(m, data)
+// bytes, untouched, when there are none. m is data parsed; it is not
+// changed. st gathers the variables the steps set.
+func (r *Route) apply(m *hl7.Message, data []byte, st *transforms.State) ([]byte, error) {
+	return r.Transform.ApplyParsed(m, data, st)
 }

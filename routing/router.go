@@ -614,7 +614,14 @@ func (in *input) route() (sent []string, ok bool) {
 		if !sameBytes(c.Data, data) {
 			parsed = nil
 		}
-		stopped, tooBig := in.store(nil, c.Destination, c.Route, c.Data, t.outSubject(c.Destination, c.Data, parsed))
+		extra, err := wire.VarsHeader(c.Vars)
+		if err != nil {
+			if !in.deadLetter(c.Route, "route "+c.Route+": "+err.Error()) {
+				return nil, false
+			}
+			continue
+		}
+		stopped, tooBig := in.store(extra, c.Destination, c.Route, c.Data, t.outSubject(c.Destination, c.Data, parsed))
 		if stopped {
 			return nil, false
 		}

@@ -27,18 +27,28 @@ func (r *runner) nativeMessage() *goja.Object {
 		return r.in.Message
 	}
 	fn := func(name string, f func(goja.FunctionCall) goja.Value) { _ = o.Set(name, f) }
+	// edit is fn for a method that changes the message, which a condition
+	// may not: the message it reads is shared with every other route.
+	edit := func(name string, f func(goja.FunctionCall) goja.Value) {
+		fn(name, func(c goja.FunctionCall) goja.Value {
+			if r.script != nil && r.script.kind == Condition {
+				panic(vm.NewTypeError("msg." + name + ": a condition cannot change the message"))
+			}
+			return f(c)
+		})
+	}
 	fn("get", func(c goja.FunctionCall) goja.Value {
 		return vm.ToValue(string(m().Value(r.path("msg.get", c.Argument(0)))))
 	})
-	fn("set", func(c goja.FunctionCall) goja.Value {
+	edit("set", func(c goja.FunctionCall) goja.Value {
 		r.check("msg.set", m().Set(r.path("msg.set", c.Argument(0)), text(c.Argument(1))))
 		return goja.Undefined()
 	})
-	fn("clear", func(c goja.FunctionCall) goja.Value {
+	edit("clear", func(c goja.FunctionCall) goja.Value {
 		r.check("msg.clear", m().Clear(r.path("msg.clear", c.Argument(0))))
 		return goja.Undefined()
 	})
-	fn("delete", func(c goja.FunctionCall) goja.Value {
+	edit("delete", func(c goja.FunctionCall) goja.Value {
 		r.check("msg.delete", m().Delete(r.path("msg.delete", c.Argument(0))))
 		return goja.Undefined()
 	})
@@ -72,7 +82,7 @@ func (r *runner) nativeMessage() *goja.Object {
 		}
 		return vm.NewArray(out...)
 	})
-	fn("addSegment", func(c goja.FunctionCall) goja.Value {
+	edit("addSegment", func(c goja.FunctionCall) goja.Value {
 		seg := []byte(text(c.Argument(0)))
 		msg := m()
 		at := msg.SegmentCount()
@@ -91,7 +101,7 @@ func (r *runner) nativeMessage() *goja.Object {
 	fn("text", func(goja.FunctionCall) goja.Value {
 		return vm.ToValue(strings.TrimRight(string(m().Bytes()), "\r\n"))
 	})
-	fn("setText", func(c goja.FunctionCall) goja.Value {
+	edit("setText", func(c goja.FunctionCall) goja.Value {
 		data := []byte(text(c.Argument(0)))
 		next, err := hl7.Parse(data)
 		r.check("msg.setText", err)
@@ -216,8 +226,10 @@ func (r *runner) emit(level, line string) {
 	switch {
 	case r.in.Log != nil:
 		*r.in.Log = append(*r.in.Log, l)
-	case r.e.log != nil:
-		r.e.log(l)
+	default:
+		if f := r.e.log.Load(); f != nil {
+			(*f)(l)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/metrics"
+	"sync/atomic"
 	"time"
 
 	"github.com/dop251/goja"
@@ -78,15 +79,26 @@ type Engine struct {
 	libs   []*goja.Program
 	libNms []string
 	tables map[string]map[string]string
-	log    func(LogLine)
+	log    atomic.Pointer[func(LogLine)]
 	pool   chan *runner
+}
+
+// SetLog sends the lines scripts log while the broker runs to f (nil:
+// dropped).
+func (e *Engine) SetLog(f func(LogLine)) {
+	if f == nil {
+		e.log.Store(nil)
+		return
+	}
+	e.log.Store(&f)
 }
 
 // NewEngine makes an engine, compiling its libraries (a syntax error is an
 // *Error in the library).
 func NewEngine(o Options) (*Engine, error) {
-	e := &Engine{limits: o.Limits.withDefaults(), tables: o.Tables, log: o.Log,
+	e := &Engine{limits: o.Limits.withDefaults(), tables: o.Tables,
 		pool: make(chan *runner, 2*runtime.GOMAXPROCS(0))}
+	e.SetLog(o.Log)
 	for _, lib := range o.Libraries {
 		src := lib.Source
 		if lib.Mirth {

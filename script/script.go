@@ -44,6 +44,8 @@ type Script struct {
 	mirth  bool
 	prog   *goja.Program // evaluates to the script's function
 	header int           // columns the wrapper adds before the first line
+	lines  int           // the script's own lines: a position past them is at its end
+	last   int           // columns of its last line
 	engine *Engine
 }
 
@@ -92,7 +94,8 @@ func params(kind Kind, mirth bool) string {
 // errors; source is the script's text. A syntax error is an *Error with
 // its line and column in source.
 func (e *Engine) Compile(name string, kind Kind, source string, mirth bool) (*Script, error) {
-	s := &Script{name: name, kind: kind, mirth: mirth, engine: e}
+	s := &Script{name: name, kind: kind, mirth: mirth, engine: e, lines: strings.Count(source, "\n") + 1}
+	s.last = len(source) - strings.LastIndex(source, "\n") - 1
 	body := source
 	if mirth {
 		var err error
@@ -145,6 +148,9 @@ func (s *Script) syntaxError(err error) error {
 
 // place turns a position in the wrapped source into one in the script.
 func (s *Script) place(line, col int) (int, int) {
+	if s.lines > 0 && line > s.lines { // the wrapper's closing line: the script ended early
+		return s.lines, s.last + 1
+	}
 	if line == 1 {
 		col -= s.header
 		if col < 1 {

@@ -202,3 +202,20 @@ func TestErrorsAreTyped(t *testing.T) {
 	assert.True(t, errors.As(err, &se))
 	assert.True(t, strings.HasPrefix(err.Error(), "script a"))
 }
+
+func TestAConditionCannotChangeTheMessage(t *testing.T) {
+	e := engine(t, Options{})
+	m := parse(t, oru)
+	_, err := run(t, e, Condition, "msg.set('PID-5.1', 'X') || true", false, &Input{Message: m})
+	assert.ErrorContains(t, err, "uncaught TypeError")
+	assert.Equal(t, "SMITH", m.ValueString(hl7.MustParsePath("PID-5.1")))
+}
+
+func TestVelocityFillsPlaceholdersAndLeavesUnknownOnes(t *testing.T) {
+	vars := map[string]string{"mrn": "MRN123", "message.encodedData": "MSH|x"}
+	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+	assert.Equal(t, "<p id=\"MRN123\">MSH|x</p> ${nope}  $5.00", Velocity(`<p id="${mrn}">${message.encodedData}</p> ${nope} $!{nope} $5.00`, lookup))
+	assert.Len(t, Velocity("${UUID}", nil), 36)
+	assert.Equal(t, time.Now().Format("2006"), Velocity("${date.get('yyyy')}", nil))
+	assert.Equal(t, "${unclosed", Velocity("${unclosed", lookup))
+}

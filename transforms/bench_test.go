@@ -41,7 +41,7 @@ func BenchmarkStep(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := p.ApplyParsed(m, data); err != nil {
+				if _, err := p.ApplyParsed(m, data, nil); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 
@@ -75,8 +76,7 @@ func (c *Compiler) compileMap(s *MapOptions) Step {
 	return st
 }
 
-// readCSV adds the rows of a two-column CSV file (from,to) to table. Lines
-// starting with # are comments; a first row "from,to" is a header.
+// readCSV adds the rows of a two-column CSV file to table (CSVTable).
 func (c *Compiler) readCSV(name string, opt Options, table map[string]string) {
 	if opt.ReadFile == nil {
 		c.add("csv", "cannot read %s here", name)
@@ -87,6 +87,16 @@ func (c *Compiler) readCSV(name string, opt Options, table map[string]string) {
 		c.add("csv", "cannot read %s: %v", name, err)
 		return
 	}
+	if err := CSVTable(name, data, table); err != nil {
+		c.add("csv", "%v", err)
+	}
+}
+
+// CSVTable adds the rows of a two-column CSV file (from,to) to table.
+// Lines starting with # are comments; a first row "from,to" is a header;
+// a value mapped twice is an error (naming its line, not the value's
+// translation).
+func CSVTable(name string, data []byte, table map[string]string) error {
 	r := csv.NewReader(bytes.NewReader(data))
 	r.Comment = '#'
 	r.FieldsPerRecord = 2
@@ -94,19 +104,17 @@ func (c *Compiler) readCSV(name string, opt Options, table map[string]string) {
 	for row := 1; ; row++ {
 		rec, err := r.Read()
 		if err == io.EOF {
-			return
+			return nil
 		}
 		if err != nil {
-			c.add("csv", "%s: %v", name, err)
-			return
+			return fmt.Errorf("%s: %w", name, err)
 		}
 		if row == 1 && strings.EqualFold(rec[0], "from") && strings.EqualFold(rec[1], "to") {
 			continue
 		}
 		if _, dup := table[rec[0]]; dup {
 			line, _ := r.FieldPos(0)
-			c.add("csv", "%s line %d: %q is mapped twice", name, line, rec[0])
-			continue
+			return fmt.Errorf("%s line %d: %q is mapped twice", name, line, rec[0])
 		}
 		table[rec[0]] = rec[1]
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/script"
 )
 
 // Spec is one step as the config writes it: exactly one operation key
@@ -21,8 +22,9 @@ import (
 // with an example. From a file, Compile decodes its keys into the
 // operation's options struct; a Spec built in code sets Op and Options.
 type Spec struct {
-	Op      string // the operation
-	Options any    // a pointer to the operation's options struct (SetOptions for set...)
+	Op      string          // the operation
+	Options any             // a pointer to the operation's options struct (SetOptions for set...)
+	When    *condition.When // the step's own condition, if any
 
 	raw map[string]any // the keys as written, until compiled
 }
@@ -60,6 +62,11 @@ type Options struct {
 	// Dir is the config file's folder: a ${file:PATH} secret reference
 	// (redact's key) is relative to it.
 	Dir string
+	// Scripts compiles script steps and scripts in a step's when; nil:
+	// they are a problem.
+	Scripts *script.Engine
+	// Name is the route's, to name inline scripts in errors.
+	Name string
 }
 
 // Compile turns specs into a Pipeline, or returns every problem of every
@@ -68,7 +75,7 @@ func Compile(specs []Spec, opt Options) (Pipeline, []Problem) {
 	var p Pipeline
 	var problems []Problem
 	for i, s := range specs {
-		step, probs := compileOne(s, opt)
+		step, probs := compileOne(s, opt, i)
 		for _, pr := range probs {
 			problems = append(problems, Problem{Key: fmt.Sprintf("[%d].%s", i, pr.Key), Message: pr.Message})
 		}
@@ -86,6 +93,7 @@ func Compile(specs []Spec, opt Options) (Pipeline, []Problem) {
 type Compiler struct {
 	problems []Problem
 	opt      Options
+	index    int // the step's place in its pipeline
 }
 
 // Add adds a problem at key, relative to the step ("set", "pattern").
@@ -122,11 +130,18 @@ func (c *Compiler) field(key, s string, writable bool) hl7.Path {
 	return p
 }
 
-func compileOne(s Spec, opt Options) (Step, []Problem) {
-	c := Compiler{opt: opt}
+func compileOne(s Spec, opt Options, index int) (Step, []Problem) {
+	c := Compiler{opt: opt, index: index}
+	raw := s.raw
+	var when any
+	if w, ok := raw["when"]; ok { // any step may have its own when
+		raw = maps.Clone(raw)
+		delete(raw, "when")
+		when = w
+	}
 	if s.Options == nil {
 		var ok bool
-		if s.Op, s.Options, ok = c.decode(s.raw); !ok {
+		if s.Op, s.Options, ok = c.decode(raw); !ok {
 			return nil, c.problems
 		}
 	}
@@ -136,7 +151,62 @@ func compileOne(s Spec, opt Options) (Step, []Problem) {
 		return nil, c.problems
 	}
 	step := t.compile(s.Options, &c)
+	if s.When != nil {
+		when = s.When
+	}
+	if when != nil && step != nil {
+		step = c.guard(step, when)
+	}
 	return step, c.problems
+}
+
+// guard makes step run only on messages its when holds for (at that step:
+// after the steps before it, with the variables they set).
+func (c *Compiler) guard(step Step, raw any) Step {
+	var w condition.When
+	switch v := raw.(type) {
+	case *condition.When:
+		w = *v
+	default:
+		dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{Result: &w, ErrorUnused: true, WeaklyTypedInput: true,
+			DecodeHook: mapstructure.StringToSliceHookFunc(",")})
+		if err != nil {
+			panic(err)
+		}
+		if err := dec.Decode(v); err != nil {
+			c.add("when", "%s", strings.ReplaceAll(err.Error(), "\n", " "))
+			return nil
+		}
+	}
+	cond, problems := condition.CompileWith(w, condition.Options{Scripts: c.opt.Scripts, ReadFile: c.opt.ReadFile, Name: c.scriptName() + " when"})
+	for _, p := range problems {
+		c.add(strings.TrimSuffix("when."+p.Key, "."), "%s", p.Message)
+	}
+	return &guardedStep{step: step, when: cond}
+}
+
+// guardedStep is a step with its own when.
+type guardedStep struct {
+	step Step
+	when condition.Condition
+}
+
+func (g *guardedStep) String() string { return g.step.String() + " (when)" }
+
+func (g *guardedStep) Apply(m *hl7.Message) error { return g.ApplyState(m, &State{}) }
+
+func (g *guardedStep) ApplyState(m *hl7.Message, st *State) error {
+	ok, err := g.when.MatchErr(condition.Input{Listener: st.Listener, Message: m, Vars: st.Vars, Log: st.Log})
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return nil
+	}
+	if ss, isStateful := g.step.(StatefulStep); isStateful {
+		return ss.ApplyState(m, st)
+	}
+	return g.step.Apply(m)
 }
 
 // decode finds a written step's operation and decodes its keys into the
@@ -202,6 +272,8 @@ func init() {
 	RegisterStep(truncateType)
 	RegisterStep(dateType)
 	RegisterStep(redactType)
+	RegisterStep(scriptType)
+	RegisterStep(scriptFileType)
 }
 
 // SetOptions are the keys of set: a literal value or a template.
@@ -330,7 +402,7 @@ var removeType = StepType[RemoveOptions]{Name: "remove_segments", Compile: func(
 		}
 	}
 	if s.Where != nil {
-		cond, problems := condition.Compile(*s.Where)
+		cond, problems := condition.CompileWith(*s.Where, condition.Options{Scripts: c.opt.Scripts, ReadFile: c.opt.ReadFile, Name: c.scriptName() + " where"})
 		for _, p := range problems {
 			c.add("where."+p.Key, "%s", p.Message)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/script"
 )
 
 // Step is one compiled edit. Apply changes m in place; its error says what
@@ -24,12 +25,32 @@ type Step interface {
 // Pipeline is a route's steps, in order.
 type Pipeline []Step
 
+// State is what one message's steps share besides the message: its
+// variables (set by scripts, seen by later steps, conditions, encoders and
+// templates), the listener it came in on (for a step's when), and where
+// script log lines go when a person is watching (route test).
+type State struct {
+	Listener string
+	Vars     map[string]string
+	Log      *[]script.LogLine
+}
+
+// StatefulStep is a step that reads or sets the message's State: a
+// script, or a step with its own when.
+type StatefulStep interface {
+	Step
+	ApplyState(m *hl7.Message, st *State) error
+}
+
 // StepError is a step that failed on one message.
 type StepError struct {
 	Step   int    // 0-based position in the pipeline
 	What   string // the step, such as "map PV1-3.4"
 	Reason string
+	Err    error // what failed (a *script.Error for a script), if any
 }
+
+func (e *StepError) Unwrap() error { return e.Err }
 
 func (e *StepError) Error() string {
 	return fmt.Sprintf("transform step %d (%s): %s", e.Step+1, e.What, e.Reason)
@@ -46,7 +67,7 @@ func (p Pipeline) Apply(data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, &StepError{Step: 0, What: "parse", Reason: reason(err)}
 	}
-	if err := p.ApplyTo(m); err != nil {
+	if err := p.ApplyTo(m, nil); err != nil {
 		return nil, err
 	}
 	return m.Bytes(), nil
@@ -56,14 +77,14 @@ func (p Pipeline) Apply(data []byte) ([]byte, error) {
 // the steps edit a clone, so m is left as it was for other routes. The
 // clone's index and scratch memory come from a pool; the bytes returned
 // are the caller's to keep.
-func (p Pipeline) ApplyParsed(m *hl7.Message, data []byte) ([]byte, error) {
+func (p Pipeline) ApplyParsed(m *hl7.Message, data []byte, st *State) ([]byte, error) {
 	if len(p) == 0 {
 		return data, nil
 	}
 	c := clones.Get().(*hl7.Message)
 	defer func() { c.Reset(); clones.Put(c) }() // Reset drops c's bytes, never writes them
 	m.CloneInto(c)
-	if err := p.ApplyTo(c); err != nil {
+	if err := p.ApplyTo(c, st); err != nil {
 		return nil, err
 	}
 	return c.Bytes(), nil
@@ -73,11 +94,15 @@ var clones = sync.Pool{New: func() any { return new(hl7.Message) }}
 
 // ApplyTo runs every step on m, stopping at the first that fails. A step
 // that panics fails like any other, with a reason saying so: the message
-// is dead-lettered and the rest flow on.
-func (p Pipeline) ApplyTo(m *hl7.Message) error {
+// is dead-lettered and the rest flow on. st may be nil when no step needs
+// one.
+func (p Pipeline) ApplyTo(m *hl7.Message, st *State) error {
+	if st == nil {
+		st = &State{}
+	}
 	for i, s := range p {
-		if err := applyStep(s, m); err != nil {
-			return &StepError{Step: i, What: s.String(), Reason: reason(err)}
+		if err := applyStep(s, m, st); err != nil {
+			return &StepError{Step: i, What: s.String(), Reason: reason(err), Err: err}
 		}
 	}
 	return nil
@@ -86,12 +111,19 @@ func (p Pipeline) ApplyTo(m *hl7.Message) error {
 // ErrStepPanicked is the reason of a step that panicked.
 var ErrStepPanicked = errors.New("the step panicked (a bug in hl7broker: please report it)")
 
-func applyStep(s Step, m *hl7.Message) (err error) {
+func applyStep(s Step, m *hl7.Message, st *State) (err error) {
 	defer func() {
-		if recover() != nil {
+		if p := recover(); p != nil {
+			if f, ok := p.(*condition.Failure); ok { // a step's when that could not decide
+				err = f
+				return
+			}
 			err = ErrStepPanicked
 		}
 	}()
+	if ss, ok := s.(StatefulStep); ok {
+		return ss.ApplyState(m, st)
+	}
 	return s.Apply(m)
 }
 

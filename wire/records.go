@@ -1,6 +1,8 @@
 package wire
 
 import (
+	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -91,4 +93,39 @@ func Unmark(h nats.Header) {
 	for _, k := range []string{HeaderDLQReason, HeaderDLQAttempts, HeaderDLQTime, HeaderDestination} {
 		h.Del(k)
 	}
+}
+
+// VarsRoom bounds a copy's variables as stored (of HeaderRoom).
+const VarsRoom = 32 << 10
+
+// ErrVarsTooLarge is variables that do not fit VarsRoom.
+var ErrVarsTooLarge = fmt.Errorf("the variables the scripts set exceed %d KiB", VarsRoom>>10)
+
+// VarsHeader is the header carrying a copy's variables (nil when there
+// are none).
+func VarsHeader(vars map[string]string) (nats.Header, error) {
+	if len(vars) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(vars)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > VarsRoom {
+		return nil, ErrVarsTooLarge
+	}
+	return nats.Header{HeaderVars: []string{string(b)}}, nil
+}
+
+// Vars are the variables a copy carries (nil when none or unreadable).
+func Vars(h nats.Header) map[string]string {
+	v := h.Get(HeaderVars)
+	if v == "" {
+		return nil
+	}
+	var vars map[string]string
+	if json.Unmarshal([]byte(v), &vars) != nil {
+		return nil
+	}
+	return vars
 }

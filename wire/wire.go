@@ -113,6 +113,7 @@ const (
 
 	HeaderRoute = "HL7-Route"       // on a copy: the route that sent it
 	HeaderInSeq = "HL7-In-Sequence" // on a copy: its input's HL7_IN sequence
+	HeaderVars  = "HL7-Vars"        // on a copy: the variables its route's scripts set (JSON object of strings)
 
 	HeaderDestination = "HL7-Destination" // on a dead letter
 	HeaderDLQReason   = "HL7-DLQ-Reason"

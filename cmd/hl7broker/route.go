@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"github.com/hl7broker/hl7broker/delivery"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/routing"
+	"github.com/hl7broker/hl7broker/script"
 	"github.com/spf13/cobra"
 )
 
@@ -91,8 +93,12 @@ func runRouteTest(cmd *cobra.Command, args []string, o routeTestOptions) error {
 			}
 			fmt.Fprintf(w, "route %s: %s: %s\n", d.Route, verdict, d.Why)
 		}
+		for _, l := range plan.Log {
+			fmt.Fprintf(w, "log (%s) %s: %s\n", l.Script, l.Level, l.Text)
+		}
 		for _, d := range plan.DeadLetters {
 			fmt.Fprintf(w, "dead letter: %s\n", d.Reason)
+			printThrown(w, d.Err)
 		}
 		if plan.Unrouted {
 			fmt.Fprintf(w, "unrouted: no route matched%s\n", map[bool]string{true: "; sent to " + cfg.Unrouted.To, false: "; kept in history only"}[cfg.Unrouted.To != ""])
@@ -100,10 +106,14 @@ func runRouteTest(cmd *cobra.Command, args []string, o routeTestOptions) error {
 		for _, c := range plan.Copies {
 			sent, ext, err := c.Data, "hl7", error(nil)
 			if d, ok := cfg.Destination(c.Destination); ok {
-				sent, ext, err = delivery.AsSent(d, c.Data)
+				var enc *script.Script
+				if enc, err = cfg.Encoder(d); err == nil {
+					sent, ext, err = delivery.AsSent(d, enc, c.Data, c.Vars)
+				}
 			}
 			if err != nil {
 				fmt.Fprintf(w, "-> %s (route %s): cannot be encoded for it: %v\n", c.Destination, c.Route, err)
+				printThrown(w, err)
 				failures++
 				continue
 			}
@@ -127,13 +137,26 @@ func runRouteTest(cmd *cobra.Command, args []string, o routeTestOptions) error {
 	return nil
 }
 
-// printCopy prints one copy as sent: JSON as it is, ER7 one segment a line.
+// printThrown prints what a script threw (which may quote the message: a
+// person running route test sees the message anyway).
+func printThrown(w io.Writer, err error) {
+	var se *script.Error
+	if errors.As(err, &se) && se.Detail != "" {
+		fmt.Fprintf(w, "   thrown: %s\n", se.Detail)
+	}
+}
+
+// printCopy prints one copy as sent: JSON as it is, ER7 one segment a
+// line; and the variables its route's scripts set.
 func printCopy(w io.Writer, c routing.Copy, sent []byte, ext string, original []byte) {
 	same := ""
 	if bytes.Equal(sent, original) {
 		same = ", unchanged"
 	}
 	fmt.Fprintf(w, "-> %s (route %s, %d bytes%s)\n", c.Destination, c.Route, len(sent), same)
+	for _, k := range slices.Sorted(maps.Keys(c.Vars)) {
+		fmt.Fprintf(w, "   var %s = %q\n", k, c.Vars[k])
+	}
 	if ext == "json" { // indented to be read (a FHIR Bundle is long); --out writes it as sent
 		var out bytes.Buffer
 		if json.Indent(&out, sent, "   ", "  ") != nil {

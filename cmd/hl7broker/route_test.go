@@ -83,3 +83,40 @@ destinations:
 	require.NoError(t, err)
 	assert.Equal(t, "MSH|^~\\&|LAB|F|EHR|H|20260101||ORU^R01|C1|P|2.5\r\nPID|1||P1\r\n", string(er7))
 }
+
+// route test runs scripts: it shows their log lines, the variables each
+// copy carries, what a failing script threw, and writes each encoder's
+// payload as the destination would send it.
+func TestRouteTestRunsScripts(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "hl7broker.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(`listeners: [{name: lab, addr: "127.0.0.1:0"}]
+routes:
+  - name: results
+    transform:
+      - script: |
+          var mrn = msg.get('PID-3.1');
+          if (mrn == 'P2') { throw new Error('no such patient ' + mrn); }
+          vars.mrn = mrn;
+          log.info('mapped', mrn);
+    to: [api]
+destinations:
+  - name: api
+    type: http
+    url: "http://127.0.0.1:9/in"
+    encoder: {script: "return {patient: vars.mrn, control: msg.get('MSH-10')}"}
+`), 0o600))
+	msgFile := filepath.Join(dir, "msgs.hl7")
+	require.NoError(t, os.WriteFile(msgFile, []byte("MSH|^~\\&|LAB|F|EHR|H|20260101||ORU^R01|C1|P|2.5\rPID|1||P1\r\r"+
+		"MSH|^~\\&|LAB|F|EHR|H|20260101||ORU^R01|C2|P|2.5\rPID|1||P2\r"), 0o600))
+	out := t.TempDir()
+	stdout, stderr, code := runCmd(t, "route", "test", "--config", cfg, "--out", out, msgFile)
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "log (route results step 1) info: mapped P1")
+	assert.Contains(t, stdout, `var mrn = "P1"`)
+	assert.Contains(t, stdout, "dead letter: transform of route results failed: transform step 1 (script): script route results step 1 line 2:")
+	assert.Contains(t, stdout, "thrown: Error: no such patient P2", "route test shows what was thrown")
+	js, err := os.ReadFile(filepath.Join(out, "msgs-1-api.json"))
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"patient":"P1","control":"C1"}`, string(js))
+}

@@ -34,7 +34,7 @@ func TestALogDestinationIsOneFile(t *testing.T) {
 	d := cfg.Destinations[0]
 	assert.Equal(t, &Options{Path: ledgerFile, Format: "text"}, d.Options, "decoded into its own struct, default filled")
 
-	dl, err := delivery.New(d)
+	dl, err := delivery.New(d, nil)
 	require.NoError(t, err)
 	res := dl.Deliver(context.Background(), delivery.Message{Data: []byte("MSH|^~\\&|A|B|C|D|20260101||ADT^A01|C-1|P|2.5\r"), ControlID: "C-1", InSeq: 7})
 	require.Equal(t, delivery.Delivered, res.Outcome, res.Reason)
