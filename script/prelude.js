@@ -77,6 +77,23 @@
 		return segment.parent()[name][segment.parent()[name].length() - 1];
 	};
 
+	// validate(mapping, default, replacements): what Mirth's Mapper and
+	// Message Builder steps call: the default when the mapping is empty,
+	// then each [regex, replacement] applied.
+	g.validate = function (mapping, defaultValue, replacements) {
+		var result = mapping;
+		if (result === undefined || result === null || String(result).length === 0) {
+			result = defaultValue === undefined ? "" : defaultValue;
+		}
+		if (typeof result === "string" || result instanceof JString || host.isXML(result)) {
+			result = String(result);
+			(replacements || []).forEach(function (r) {
+				result = result.replace(new RegExp(String(r[0]), "g"), String(r[1]));
+			});
+		}
+		return result;
+	};
+
 	g.UUIDGenerator = { getUUID: function () { return g.uuid(); } };
 
 	function millis(d) { return d instanceof Date ? d.getTime() : Number(d); }

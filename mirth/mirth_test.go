@@ -1,0 +1,127 @@
+package mirth
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func readTestdata(t testing.TB, names ...string) []*Export {
+	t.Helper()
+	var out []*Export
+	for _, n := range names {
+		data, err := os.ReadFile(filepath.Join("testdata", n))
+		require.NoError(t, err)
+		ex, err := Read(data)
+		require.NoError(t, err, n)
+		out = append(out, ex)
+	}
+	return out
+}
+
+func TestReadsChannelsListsAndServerConfigurations(t *testing.T) {
+	ex := readTestdata(t, "adt-feed.xml", "lab-chain.xml", "server-config.xml")
+	require.Len(t, ex[0].Channels, 1)
+	c := ex[0].Channels[0]
+	assert.Equal(t, "ADT Feed", c.Name)
+	assert.Equal(t, "TCP Listener", c.Source.Transport)
+	require.Len(t, c.Source.Filter, 2)
+	assert.Equal(t, []string{"'A01'", "'A04'", "'A08'"}, c.Source.Filter[1].Values)
+	require.Len(t, c.Source.Steps.Steps, 4)
+	assert.Equal(t, "mapper", c.Source.Steps.Steps[1].Kind)
+	assert.Equal(t, [][2]string{{"'[^0-9]'", "''"}}, c.Source.Steps.Steps[1].Replace)
+	assert.Equal(t, `{"mrn": "", "family": "", "given": ""}`, c.Destinations[1].Steps.OutboundTemplate, "base64 templates are decoded")
+	assert.Len(t, ex[1].Channels, 2, "a list of channels")
+	require.Len(t, ex[2].Libraries, 1, "a server configuration's libraries")
+	assert.Equal(t, "FUNCTION", ex[2].Libraries[0].Templates[0].Type)
+}
+
+func TestReadRefusesWhatIsNotAnExport(t *testing.T) {
+	for _, bad := range []string{"", "not xml", "<a><b></a>", "<html><body/></html>", strings.Repeat("<a>", 1000)} {
+		_, err := Read([]byte(bad))
+		assert.Error(t, err, bad)
+	}
+}
+
+func TestTheReportSaysWhatWasTranslatedAndWhatNot(t *testing.T) {
+	tr := translate(readTestdata(t, "adt-feed.xml", "lab-chain.xml", "server-config.xml"))
+	got := map[string]Item{}
+	for _, it := range tr.report.Items {
+		got[it.Channel+" | "+it.Part] = it
+	}
+	for key, want := range map[string]Status{
+		"ADT Feed | source (TCP Listener)":                                Different,
+		"ADT Feed | destination To EMR (TCP Sender)":                      Translated,
+		"ADT Feed | destination Portal JSON (HTTP Sender)":                Different,
+		"ADT Feed | destination Portal JSON: filter rule 1 (only adults)": Translated,
+		"Lab In | destination To Lab Out (Channel Writer)":                Translated,
+		"Lab Out | destination Results DB (Database Writer)":              Different,
+		"Orders (legacy) | preprocessing script":                          NotTranslated,
+		"Orders (legacy) | source: transformer step 2 (legacy lookup)":    NotTranslated,
+		"Orders (legacy) | source: transformer step 3 (xslt)":             NotTranslated,
+		"Orders (legacy) | destination Custom (JavaScript Writer)":        NotTranslated,
+		" | library Formatting: template formatProvider":                  Translated,
+	} {
+		it, ok := got[key]
+		if assert.True(t, ok, "no item %q", key) {
+			assert.Equal(t, want, it.Status, "%s: %s", key, it.Note)
+		}
+	}
+	assert.Contains(t, got["Orders (legacy) | source: transformer step 2 (legacy lookup)"].Note, "XML literal")
+	assert.Contains(t, got["Orders (legacy) | source: transformer step 2 (legacy lookup)"].Note, "database call")
+	assert.Contains(t, got["Lab Out | destination Results DB (Database Writer)"].Note, "hl7broker_message_id")
+	assert.NotContains(t, tr.report.String(), "s3cret", "no secret in the report")
+}
+
+func TestRuleBuilderRulesBecomeConditionsOnlyWhenTheMeaningIsKept(t *testing.T) {
+	rule := func(field, cond string, values ...string) Rule {
+		return Rule{Kind: "rule builder", Field: field, Condition: cond, Values: values}
+	}
+	w, ok := filterWhen([]Rule{rule("msg['MSH']['MSH.9']['MSH.9.1'].toString()", "EQUALS", "'ADT'")})
+	require.True(t, ok)
+	assert.Equal(t, "MSH-9.1", w.Field)
+	w, ok = filterWhen([]Rule{rule("msg['PID']['PID.8']['PID.8.1'].toString()", "NOT_EQUAL", "'M'", "'F'")})
+	require.True(t, ok)
+	assert.Equal(t, []string{"M", "F"}, w.Not.In)
+	w, ok = filterWhen([]Rule{rule("msg['PV1']['PV1.2']['PV1.2.1'].toString()", "CONTAINS", "'I.'"), {Kind: "rule builder", Operator: "OR", Field: "msg['PV1']['PV1.2']['PV1.2.1'].toString()", Condition: "EXISTS"}})
+	require.True(t, ok)
+	require.Len(t, w.Any, 2)
+	assert.Equal(t, `I\.`, *w.Any[0].Matches)
+	for _, r := range []Rule{
+		rule("msg['PID']['PID.8'].toString()", "EQUALS", "'M'"),                 // a whole field: its XML in Mirth
+		rule("msg['OBX']['OBX.11']['OBX.11.1'].toString()", "EQUALS", "'F'"),    // a repeating segment
+		rule("msg['PID']['PID.8']['PID.8.1'].toString()", "EQUALS", "$('sex')"), // not a literal
+		{Kind: "javascript", Script: "return true;"},
+	} {
+		_, ok := filterWhen([]Rule{r})
+		assert.False(t, ok, "%+v", r)
+	}
+}
+
+func TestForEachAndE4XScriptsCompileAfterImport(t *testing.T) {
+	tr := translate(readTestdata(t, "adt-feed.xml", "lab-chain.xml"))
+	for f, src := range tr.files {
+		_, err := mustEngine().Compile(f, 0, src, true)
+		assert.NoError(t, err, f)
+	}
+}
+
+func FuzzRead(f *testing.F) {
+	for _, n := range []string{"adt-feed.xml", "lab-chain.xml", "server-config.xml"} {
+		data, err := os.ReadFile(filepath.Join("testdata", n))
+		require.NoError(f, err)
+		f.Add(data)
+	}
+	f.Add([]byte("<channel><sourceConnector/></channel>"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ex, err := Read(data)
+		if err != nil {
+			return
+		}
+		translate([]*Export{ex}) // no panic on anything that parses
+	})
+}
