@@ -71,14 +71,20 @@ func (r *runner) nativeMessage() *goja.Object {
 		if !goja.IsUndefined(c.Argument(0)) {
 			name = c.Argument(0).String()
 		}
-		var out []any
+		var out []any // of goja.Value
+		if name != "" {
+			occ := 0
+			for range m().SegmentsNamed(name) {
+				occ++
+				out = append(out, r.segment(name, occ))
+			}
+			return vm.NewArray(out...)
+		}
 		occ := map[string]int{}
 		for seg := range m().Segments() {
 			n := seg.Name()
 			occ[n]++
-			if name == "" || n == name {
-				out = append(out, r.segment(n, occ[n]))
-			}
+			out = append(out, r.segment(n, occ[n]))
 		}
 		return vm.NewArray(out...)
 	})
@@ -111,30 +117,76 @@ func (r *runner) nativeMessage() *goja.Object {
 	return o
 }
 
-// segment is one segment for msg.segments: get and set by a path within
-// it ("5.1" or "OBX-5.1").
-func (r *runner) segment(name string, occ int) *goja.Object {
+// segment is one segment for msg.segments: its name, its index among
+// segments of that name, and get and set by a path within it ("5.1" or
+// "OBX-5.1").
+func (r *runner) segment(name string, occ int) goja.Value {
+	return r.vm.NewDynamicObject(&segmentObject{r: r, name: name, occ: occ})
+}
+
+type segmentObject struct {
+	r    *runner
+	name string
+	occ  int
+}
+
+func (s *segmentObject) Get(key string) goja.Value {
+	switch key {
+	case "name":
+		return s.r.vm.ToValue(s.name)
+	case "index":
+		return s.r.vm.ToValue(s.occ)
+	case "get":
+		return s.r.segGet
+	case "set":
+		return s.r.segSet
+	}
+	return nil
+}
+
+func (s *segmentObject) Set(string, goja.Value) bool { return false }
+func (s *segmentObject) Has(key string) bool         { return s.Get(key) != nil }
+func (s *segmentObject) Delete(string) bool          { return false }
+func (s *segmentObject) Keys() []string              { return []string{"name", "index"} }
+
+// segmentMethods makes a segment's get and set, once per runtime.
+func (r *runner) segmentMethods() {
 	vm := r.vm
-	o := vm.NewObject()
-	at := func(where string, v goja.Value) hl7.Path {
-		s := v.String()
-		if !strings.HasPrefix(s, name+"-") {
-			s = name + "-" + s
+	at := func(where string, c goja.FunctionCall) hl7.Path {
+		o, ok := c.This.(*goja.Object)
+		var seg *segmentObject
+		if ok {
+			seg, ok = o.Export().(*segmentObject)
 		}
-		p := r.path(where, vm.ToValue(s))
-		p.Occurrence = occ
+		if !ok {
+			panic(vm.NewTypeError(where + ": not a segment"))
+		}
+		s := c.Argument(0).String()
+		key := [2]string{seg.name, s}
+		p, cached := r.segPaths[key]
+		if !cached {
+			full := s
+			if !strings.HasPrefix(s, seg.name+"-") {
+				full = seg.name + "-" + s
+			}
+			p = r.path(where, vm.ToValue(full))
+			if len(r.segPaths) < 1024 {
+				r.segPaths[key] = p
+			}
+		}
+		p.Occurrence = seg.occ
 		return p
 	}
-	_ = o.Set("name", name)
-	_ = o.Set("index", occ)
-	_ = o.Set("get", func(c goja.FunctionCall) goja.Value {
-		return vm.ToValue(string(r.in.Message.Value(at("segment.get", c.Argument(0)))))
+	r.segGet = vm.ToValue(func(c goja.FunctionCall) goja.Value {
+		return vm.ToValue(string(r.in.Message.Value(at("segment.get", c))))
 	})
-	_ = o.Set("set", func(c goja.FunctionCall) goja.Value {
-		r.check("segment.set", r.in.Message.Set(at("segment.set", c.Argument(0)), text(c.Argument(1))))
+	r.segSet = vm.ToValue(func(c goja.FunctionCall) goja.Value {
+		if r.script != nil && r.script.kind == Condition {
+			panic(vm.NewTypeError("segment.set: a condition cannot change the message"))
+		}
+		r.check("segment.set", r.in.Message.Set(at("segment.set", c), text(c.Argument(1))))
 		return goja.Undefined()
 	})
-	return o
 }
 
 // path parses a script's path argument, throwing a TypeError for a bad one

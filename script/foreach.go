@@ -17,16 +17,20 @@ func (e *PositionError) Error() string {
 }
 
 // RewriteForEach rewrites E4X's `for each (x in list)`, which iterates
-// values and which goja cannot parse, into `for (x of __each(list))`. Every
-// line stays where it was, so that errors point into the script as written.
-// Strings, comments, template literals and regular expressions are left
-// alone.
+// values and which goja cannot parse, into an indexed loop over
+// __each(list): `for (var x, __a1 = __each(list), __i1 = 0; __i1 <
+// __a1.length && ((x = __a1[__i1]) || true); __i1++)` (an indexed loop
+// rather than for...of, whose iterator protocol allocates at every step).
+// Every line stays where it was, so that errors point into the script as
+// written. Strings, comments, template literals and regular expressions are
+// left alone.
 func RewriteForEach(src string) (string, error) {
 	type edit struct {
 		at, n int
 		with  string
 	}
 	var edits []edit
+	loops := 0
 	s := scanner{src: src}
 	for s.i < len(src) {
 		start, word := s.nextWord()
@@ -49,10 +53,24 @@ func RewriteForEach(src string) (string, error) {
 			if in < 0 {
 				return "", s.errorAt(open, "for each (x in list) needs in")
 			}
+			decl := strings.TrimSpace(src[open+1 : in])
+			name := decl
+			prefix := "var "
+			for _, kw := range []string{"var", "let", "const"} {
+				if rest, ok := strings.CutPrefix(decl, kw); ok && rest != "" && (rest[0] == ' ' || rest[0] == '\t' || rest[0] == '\n' || rest[0] == '\r') {
+					name = strings.TrimSpace(rest)
+					prefix = "var " + name + ", " // const too: the loop assigns it
+				}
+			}
+			if !isName(name) {
+				return "", s.errorAt(open+1, "for each (x in list) needs a name before in")
+			}
+			loops++
+			a, i := fmt.Sprintf("__a%d", loops), fmt.Sprintf("__i%d", loops)
+			cut := in + 2 + spaces(src[in+2:])
 			edits = append(edits,
-				edit{at: eachAt, n: open - eachAt, with: strings.Repeat("\n", strings.Count(src[eachAt:open], "\n"))}, // "each " gone, lines kept
-				edit{at: in, n: 2 + spaces(src[in+2:]), with: "of __each("},
-				edit{at: closeAt, n: 0, with: ")"})
+				edit{at: eachAt, n: cut - eachAt, with: "(" + prefix + a + " = __each(" + strings.Repeat("\n", strings.Count(src[eachAt:cut], "\n"))}, // lines kept
+				edit{at: closeAt, n: 0, with: fmt.Sprintf("), %s = 0; %s < %s.length && ((%s = %s[%s]) || true); %s++", i, i, a, name, a, i, i)})
 			s.i = open + 1 // nested loops in the head are found too
 			continue
 		}
@@ -244,4 +262,17 @@ func spaces(s string) int {
 		n++
 	}
 	return n
+}
+
+// isName reports whether s is a plain identifier.
+func isName(s string) bool {
+	if s == "" || (s[0] >= '0' && s[0] <= '9') {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isIdent(s[i]) {
+			return false
+		}
+	}
+	return true
 }

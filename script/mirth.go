@@ -21,6 +21,7 @@ type mirthScope struct {
 	tmp     *xdoc
 	tmpJSON bool // tmp is a JSON template: the result is JSON.stringify(tmp)
 	tmpVal  goja.Value
+	names   nameCache // element names, kept across runs
 	// responseMap and connectorMap live for one run.
 	response, connector map[string]string
 }
@@ -183,7 +184,7 @@ func (r *runner) newMirthScope() *mirthScope {
 func (m *mirthScope) args(in *Input) []goja.Value {
 	var msg goja.Value = goja.Undefined()
 	if in.Message != nil {
-		m.msg = &xdoc{root: fromER7(in.Message)}
+		m.msg = &xdoc{root: fromER7(in.Message, &m.names)}
 		msg = m.list(m.msg, []*xnode{m.msg.root}, nil, "")
 	}
 	m.tmpVal = goja.Undefined()
@@ -204,7 +205,7 @@ func (m *mirthScope) args(in *Input) []goja.Value {
 			}
 		default:
 			if tm, err := hl7.Parse([]byte(t)); err == nil {
-				m.tmp = &xdoc{root: fromER7(tm), dirty: true}
+				m.tmp = &xdoc{root: fromER7(tm, &m.names), dirty: true}
 				m.tmpVal = m.list(m.tmp, []*xnode{m.tmp.root}, nil, "")
 			} else {
 				m.tmpVal = m.r.vm.ToValue(in.Template)

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/dop251/goja"
+
+	"github.com/hl7broker/hl7broker/hl7"
 )
 
 // runner is one sandboxed runtime with the script API installed. A runner
@@ -27,6 +29,8 @@ type runner struct {
 	script *Script
 	// The native API's objects, made once and pointed at the run's input.
 	msg, vars, log *goja.Object
+	segGet, segSet goja.Value             // msg.segments' segments' methods
+	segPaths       map[[2]string]hl7.Path // their paths, parsed once
 	mirth          *mirthScope
 }
 
@@ -38,6 +42,8 @@ func (e *Engine) newRunner() (*runner, error) {
 	}
 	r.installHelpers()
 	r.msg = r.nativeMessage()
+	r.segPaths = map[[2]string]hl7.Path{}
+	r.segmentMethods()
 	r.vars = r.vm.NewDynamicObject(&varsObject{r: r})
 	r.log = r.logger()
 	r.mirth = r.newMirthScope()

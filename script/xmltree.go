@@ -115,54 +115,172 @@ func (n *xnode) insertOrdered(k *xnode) *xnode {
 	return k
 }
 
-// fromER7 is message m as Mirth's XML tree.
-func fromER7(m *hl7.Message) *xnode {
-	root := &xnode{name: "HL7Message"}
+// fromER7 is message m as Mirth's XML tree. Element names come from
+// names (kept across messages: a steady feed allocates none), nodes from
+// a slab, and texts are substrings of one copy of each segment.
+func fromER7(m *hl7.Message, names *nameCache) *xnode {
+	b := treeBuilder{names: names}
+	root := b.node("HL7Message", "")
 	d := m.Delimiters()
+	var segs []*xnode
 	for seg := range m.Segments() {
-		raw := string(seg.Bytes())
-		fields := strings.Split(raw, string(d.Field))
-		name := strings.TrimSpace(fields[0])
-		s := root.child(name, "")
-		first, shift := 1, 0
-		if name == "MSH" || name == "BHS" || name == "FHS" {
-			// MSH-1 is the field separator itself: MSH-n is fields[n-1].
-			s.child(name+".1", string(d.Field))
-			if len(fields) > 1 {
-				s.child(name+".2", fields[1])
-			}
-			first, shift = 2, 1
-		}
-		for i := first; i < len(fields); i++ {
-			addField(s, name+"."+strconv.Itoa(i+shift), fields[i], d)
-		}
+		segs = append(segs, b.segment(string(seg.Bytes()), d))
 	}
+	b.setKids(root, segs)
 	return root
 }
 
-func addField(s *xnode, name, f string, d hl7.Delimiters) {
-	if f == "" {
-		s.child(name, "")
+type treeBuilder struct {
+	names *nameCache
+	slab  []xnode
+	ptrs  []*xnode
+	comps []*xnode // scratch: one field's components
+}
+
+func (b *treeBuilder) node(name, text string) *xnode {
+	if len(b.slab) == cap(b.slab) {
+		b.slab = make([]xnode, 0, 256)
+	}
+	b.slab = append(b.slab, xnode{name: name, text: text})
+	return &b.slab[len(b.slab)-1]
+}
+
+// setKids gives n its children, from a shared backing array whose
+// capacity ends at them (an append later copies).
+func (b *treeBuilder) setKids(n *xnode, kids []*xnode) {
+	if len(kids) == 0 {
 		return
 	}
-	for _, rep := range strings.Split(f, string(d.Repetition)) {
-		if rep == "" {
-			s.child(name, "")
-			continue
-		}
-		fe := s.child(name, "")
-		for ci, comp := range strings.Split(rep, string(d.Component)) {
-			cname := name + "." + strconv.Itoa(ci+1)
-			if d.Subcomponent != 0 && strings.IndexByte(comp, d.Subcomponent) >= 0 {
-				ce := fe.child(cname, "")
-				for si, sub := range strings.Split(comp, string(d.Subcomponent)) {
-					ce.child(cname+"."+strconv.Itoa(si+1), sub)
-				}
-				continue
-			}
-			fe.child(cname, comp)
-		}
+	if cap(b.ptrs)-len(b.ptrs) < len(kids) {
+		b.ptrs = make([]*xnode, 0, max(512, len(kids)))
 	}
+	at := len(b.ptrs)
+	b.ptrs = append(b.ptrs, kids...)
+	n.kids = b.ptrs[at:len(b.ptrs):len(b.ptrs)]
+	for _, k := range kids {
+		k.parent = n
+	}
+}
+
+func (b *treeBuilder) segment(raw string, d hl7.Delimiters) *xnode {
+	name, rest, _ := strings.Cut(raw, string(d.Field))
+	name = strings.TrimSpace(name)
+	s := b.node(name, "")
+	var kids []*xnode
+	n := 1
+	if name == "MSH" || name == "BHS" || name == "FHS" {
+		// MSH-1 is the field separator itself: MSH-2 is the first field.
+		kids = append(kids, b.node(b.names.field(name, 1), string(d.Field)))
+		enc, after, more := strings.Cut(rest, string(d.Field))
+		kids = append(kids, b.node(b.names.field(name, 2), enc))
+		rest, n = after, 3
+		if !more {
+			b.setKids(s, kids)
+			return s
+		}
+	} else if !strings.Contains(raw, string(d.Field)) {
+		return s
+	}
+	for {
+		f, after, more := strings.Cut(rest, string(d.Field))
+		kids = b.field(kids, name, n, f, d)
+		if !more {
+			break
+		}
+		rest, n = after, n+1
+	}
+	b.setKids(s, kids)
+	return s
+}
+
+// field appends field n's elements (one per repetition) to kids.
+func (b *treeBuilder) field(kids []*xnode, seg string, n int, f string, d hl7.Delimiters) []*xnode {
+	fname := b.names.field(seg, n)
+	if f == "" {
+		return append(kids, b.node(fname, ""))
+	}
+	for {
+		rep, after, more := strings.Cut(f, string(d.Repetition))
+		if rep == "" {
+			kids = append(kids, b.node(fname, ""))
+		} else {
+			fe := b.node(fname, "")
+			comps := b.comps[:0]
+			c := 1
+			for {
+				comp, cafter, cmore := strings.Cut(rep, string(d.Component))
+				cname := b.names.component(seg, n, c)
+				if d.Subcomponent != 0 && strings.IndexByte(comp, d.Subcomponent) >= 0 {
+					ce := b.node(cname, "")
+					var subs []*xnode
+					for si := 1; ; si++ {
+						sub, safter, smore := strings.Cut(comp, string(d.Subcomponent))
+						subs = append(subs, b.node(cname+"."+strconv.Itoa(si), sub))
+						if !smore {
+							break
+						}
+						comp = safter
+					}
+					b.setKids(ce, subs)
+					comps = append(comps, ce)
+				} else {
+					comps = append(comps, b.node(cname, comp))
+				}
+				if !cmore {
+					break
+				}
+				rep, c = cafter, c+1
+			}
+			b.setKids(fe, comps)
+			b.comps = comps[:0]
+			kids = append(kids, fe)
+		}
+		if !more {
+			return kids
+		}
+		f = after
+	}
+}
+
+// nameCache keeps element names (PID.5, PID.5.1) once made.
+type nameCache struct {
+	fields map[string][]string   // segment -> field number -> name
+	comps  map[string][][]string // segment -> field -> component -> name
+}
+
+func (c *nameCache) field(seg string, n int) string {
+	if c.fields == nil {
+		c.fields = map[string][]string{}
+	}
+	names := c.fields[seg]
+	if n < len(names) {
+		return names[n]
+	}
+	for len(names) <= n {
+		names = append(names, seg+"."+strconv.Itoa(len(names)))
+	}
+	c.fields[seg] = names
+	return names[n]
+}
+
+func (c *nameCache) component(seg string, n, comp int) string {
+	if c.comps == nil {
+		c.comps = map[string][][]string{}
+	}
+	fields := c.comps[seg]
+	if n < len(fields) && comp < len(fields[n]) {
+		return fields[n][comp]
+	}
+	for len(fields) <= n {
+		fields = append(fields, nil)
+	}
+	names := fields[n]
+	for len(names) <= comp {
+		names = append(names, c.field(seg, n)+"."+strconv.Itoa(len(names)))
+	}
+	fields[n] = names
+	c.comps[seg] = fields
+	return names[comp]
 }
 
 // toER7 serializes a message tree to ER7 (Mirth's XMLEncodedHL7Handler):

@@ -74,6 +74,7 @@ sends to its first listener and deliveries go where the config says.`,
 	f.IntVar(&o.Messages, "messages", 0, "messages to send in all (0: until --duration)")
 	f.DurationVar(&o.Duration, "duration", 0, "how long to send (0: until --messages)")
 	f.Float64Var(&o.Rate, "rate", 0, "messages per second over all connections at most (0: as fast as ACKs come back)")
+	f.StringVar(&o.RouteScript, "route-script", "", "with --compare's built-in config: a script step on its route (JavaScript), to measure what scripts cost")
 	f.StringVar(&o.Template, "template", "adt", "built-in message when no FILE is given: adt or oru")
 	f.IntVar(&o.Patients, "patients", 1000, "distinct patient IDs in built-in messages")
 	f.DurationVar(&o.Timeout, "timeout", 30*time.Second, "how long to wait for each ACK")

@@ -38,11 +38,14 @@ type Options struct {
 	SinkWait    time.Duration
 
 	// Compare only.
-	Config     string // the broker's config file ("": built in)
-	Durability string // fsync or os, with the built-in config
-	NATS       string // external NATS URLs, with the built-in config
-	Replicas   int
-	Rounds     int // the broker with and without history, alternately, this many times each (0: once)
+	Config string // the broker's config file ("": built in)
+	// RouteScript, with the built-in config, is a script step on its
+	// route: what a script costs the broker.
+	RouteScript string
+	Durability  string // fsync or os, with the built-in config
+	NATS        string // external NATS URLs, with the built-in config
+	Replicas    int
+	Rounds      int // the broker with and without history, alternately, this many times each (0: once)
 	// Serve starts the broker on a config file, as a child process
 	// (hl7broker serve --config FILE).
 	Serve func(configFile string) *exec.Cmd

@@ -225,11 +225,15 @@ func compareConfig(o Options, dir string) (file, sinkAddr string, err error) {
 	if o.NATS != "" {
 		nats["url"], nats["replicas"] = o.NATS, o.Replicas
 	}
+	route := map[string]any{"name": "all", "to": []string{"sink"}}
+	if o.RouteScript != "" {
+		route["transform"] = []any{map[string]any{"script": o.RouteScript}}
+	}
 	text, err := yaml.Marshal(map[string]any{
 		"data_dir":  filepath.Join(dir, "broker"),
 		"nats":      nats,
 		"listeners": []any{map[string]any{"name": "bench", "addr": in}},
-		"routes":    []any{map[string]any{"name": "all", "to": []string{"sink"}}},
+		"routes":    []any{route},
 		"destinations": []any{map[string]any{"name": "sink", "type": "mllp", "addr": sinkAddr, "timeout": "5s",
 			"ordering": "key", "partition_by": "PID-3.1", "partitions": 8}},
 	})
