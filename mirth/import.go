@@ -36,7 +36,7 @@ func Import(exports []*Export, dir string) (*Result, error) {
 
 // translate translates exports in memory.
 func translate(exports []*Export) *translator {
-	t := &translator{report: &Report{}, names: map[string]bool{}, byID: map[string]*Channel{},
+	t := &translator{reported: map[string]bool{}, report: &Report{}, names: map[string]bool{}, byID: map[string]*Channel{},
 		chained: map[string][]writer{}, files: map[string]string{}, secrets: map[string]string{}}
 	t.cfg.DataDir = "./data"
 	for _, ex := range exports {
@@ -80,6 +80,7 @@ type translator struct {
 	slugs    map[*Channel]string
 	chained  map[string][]writer // channel ID -> the channel writers that feed it
 	memo     map[*Channel][]input
+	reported map[string]bool   // disabled rules already named
 	dbNote   string            // a database destination's difference, for its report line
 	files    map[string]string // path under dir -> content
 	secrets  map[string]string
@@ -305,31 +306,49 @@ func (t *translator) inputs(c *Channel, seen map[*Channel]bool) []input {
 // one script (file) with Mirth's semantics.
 func (t *translator) filter(c *Channel, part, file string, rules []Rule) []outWhen {
 	var enabled []Rule
+	var at []int // each enabled rule's number in Mirth
 	for i, r := range rules {
-		if r.Disabled {
-			t.report.add(c.Name, fmt.Sprintf("%s: filter rule %d (%s)", part, i+1, r.Name), Different, "disabled in Mirth: not imported")
-			continue
+		if !r.Disabled {
+			enabled, at = append(enabled, r), append(at, i+1)
 		}
-		enabled = append(enabled, r)
 	}
+	label := func(i int) string { return fmt.Sprintf("%s: filter rule %d (%s)", part, i, rules[i-1].Name) }
+	disabled := func(upTo int) { // report the disabled rules before rule upTo, in order
+		for i := 1; i < upTo; i++ {
+			if rules[i-1].Disabled && !t.reported[label(i)+c.Name] {
+				t.reported[label(i)+c.Name] = true
+				t.report.add(c.Name, label(i), Different, "disabled in Mirth: not imported")
+			}
+		}
+	}
+	defer disabled(len(rules) + 1)
 	if len(enabled) == 0 {
 		return nil
 	}
 	if w, ok := filterWhen(enabled); ok {
-		for i, r := range enabled {
-			t.report.add(c.Name, fmt.Sprintf("%s: filter rule %d (%s)", part, i+1, r.Name), Translated, "a when condition")
+		for j := range enabled {
+			disabled(at[j])
+			t.report.add(c.Name, label(at[j]), Translated, "a when condition")
 		}
 		return []outWhen{*w}
 	}
-	for i, r := range enabled {
+	for j, r := range enabled {
+		disabled(at[j])
 		code := r.Script
 		if r.Kind == "rule builder" {
 			code = ruleExpression(r)
 		}
-		t.stepItem(c, fmt.Sprintf("%s: filter rule %d (%s)", part, i+1, r.Name), r.Kind, code)
+		t.stepItem(c, label(at[j]), r.Kind, code)
 	}
 	f := t.scriptFile(c.Name, part+": filter ("+countOf(len(enabled), "rule")+")", file, script.Condition, filterScript(enabled))
 	return []outWhen{{ScriptFile: f, Mirth: true}}
+}
+
+func countOf(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // usableSteps are the steps of a transformer that a script can run, each
@@ -367,13 +386,6 @@ func stepCode(s Step) string {
 		return s.Script
 	}
 	return s.Segment + " " + s.Mapping
-}
-
-func countOf(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // transformer is a transformer as one script step (file), with its

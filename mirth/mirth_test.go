@@ -111,7 +111,7 @@ func TestForEachAndE4XScriptsCompileAfterImport(t *testing.T) {
 }
 
 func FuzzRead(f *testing.F) {
-	for _, n := range []string{"adt-feed.xml", "lab-chain.xml", "server-config.xml"} {
+	for _, n := range []string{"adt-feed.xml", "lab-chain.xml", "server-config.xml", "orders-http.xml"} {
 		data, err := os.ReadFile(filepath.Join("testdata", n))
 		require.NoError(f, err)
 		f.Add(data)

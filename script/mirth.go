@@ -254,8 +254,10 @@ func (m *mirthScope) payload(v goja.Value, in *Input) ([]byte, bool) {
 		return toER7(m.tmp.root), true
 	case m.tmp != nil:
 		return m.serialize(m.tmp, m.tmp.root.kids), true
-	case m.msg != nil:
+	case m.msg != nil && m.msg.dirty:
 		return m.serialize(m.msg, []*xnode{m.msg.root}), true
+	case in.Message != nil: // unchanged: the bytes as they came
+		return append([]byte(nil), in.Message.Bytes()...), true
 	}
 	return nil, false
 }

@@ -74,3 +74,37 @@ func TestMirthImportExitCodes(t *testing.T) {
 	assert.Equal(t, 2, code, "nothing could be read")
 	assert.True(t, strings.Contains(stdout, "not well-formed"), stdout)
 }
+
+// An HTTP Listener to an HTTP Sender whose body is a Velocity text around
+// an HL7 outbound template the destination transformer fills in, and an
+// SFTP File Writer behind Rule Builder rules joined by OR.
+func TestMirthImportHTTPAndSFTPChannel(t *testing.T) {
+	dir := t.TempDir()
+	stdout, _, code := runCmd(t, "mirth", "import", filepath.Join(mirthTestdata, "orders-http.xml"), "--out", dir)
+	require.Equal(t, 0, code, stdout)
+	assert.Contains(t, stdout, "Mirth used PUT; hl7broker POSTs")
+	yaml, err := os.ReadFile(filepath.Join(dir, "hl7broker.yaml"))
+	require.NoError(t, err)
+	assert.Contains(t, string(yaml), "type: sftp")
+	assert.Contains(t, string(yaml), "addr: sftp.lab.example.org:2222")
+	assert.Contains(t, string(yaml), "password: ${file:secrets/orders-http-lab-sftp.password}")
+	assert.NotContains(t, string(yaml), "sftp-pass-from-mirth")
+
+	msg := filepath.Join(t.TempDir(), "orm.hl7")
+	require.NoError(t, os.WriteFile(msg, []byte("MSH|^~\\&|CPOE|MAIN|LAB|MAIN|20260114090000||ORM^O01|ORD1|P|2.5\r"+
+		"PID|1||000123^^^MAIN^MR||Doe^Jane|||||||||||||ACCT9\rPV1|1|I|4W^12^A\rORC|NW|PLACER55\r"), 0o644))
+	test := filepath.Join(t.TempDir(), "test.hl7")
+	require.NoError(t, os.WriteFile(test, []byte("MSH|^~\\&|CPOE|TESTFAC|LAB|MAIN|20260114090000||ORM^O01|ORD2|P|2.5\rPID|1||77\r"), 0o644))
+	out := t.TempDir()
+	stdout, _, code = runCmd(t, "route", "test", "--config", filepath.Join(dir, "hl7broker.yaml"), "--out", out, msg, test)
+	require.Equal(t, 0, code, stdout)
+	body, err := os.ReadFile(filepath.Join(out, "orm-1-orders-http-billing-xml.xml"))
+	require.NoError(t, err)
+	assert.Equal(t, "<visit account=\"ACCT9\" ward=\"4W\">MSH|^~\\&|HUB||BILLING||||ORM^O01|1|P|2.5\rPID|1||123\rORC|NW|PLACER55\r</visit>", string(body),
+		"a connector-scoped mapper with a default, message builders into the template, a replacement, Velocity")
+	sent, err := os.ReadFile(filepath.Join(out, "orm-1-orders-http-lab-sftp.hl7"))
+	require.NoError(t, err)
+	original, _ := os.ReadFile(msg)
+	assert.Equal(t, string(original), string(sent), "MSH-5 is LAB: sent as it came")
+	assert.Contains(t, stdout, "unrouted: no route matched", "a test facility's order is filtered")
+}
