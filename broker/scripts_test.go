@@ -81,5 +81,6 @@ func TestARunawayScriptIsStoppedAndTheBrokerGoesOn(t *testing.T) {
 	require.NoError(t, err)
 	m, err := s.GetLastMsgForSubject(context.Background(), "hl7.dlq._transform")
 	require.NoError(t, err)
+	assert.Contains(t, m.Header.Get("HL7-DLQ-Reason"), "script route adt step 1 line 1:")
 	assert.Contains(t, m.Header.Get("HL7-DLQ-Reason"), "time limit of 300ms exceeded")
 }

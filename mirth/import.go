@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -155,20 +156,15 @@ func (t *translator) library(lib Library) {
 	t.cfg.Scripts.Libraries = append(t.cfg.Scripts.Libraries, file)
 }
 
-var engineOnce struct {
-	e *script.Engine
-}
-
-func mustEngine() *script.Engine {
-	if engineOnce.e == nil {
-		e, err := script.NewEngine(script.Options{})
-		if err != nil {
-			panic(err)
-		}
-		engineOnce.e = e
+// mustEngine compiles what the importer writes, to find what does not
+// compile before check would.
+var mustEngine = sync.OnceValue(func() *script.Engine {
+	e, err := script.NewEngine(script.Options{})
+	if err != nil {
+		panic(err)
 	}
-	return engineOnce.e
-}
+	return e
+})
 
 // scriptFile writes src as a script file for kind, if it compiles; else it
 // is kept beside as .untranslated and a script that stops the message with
