@@ -121,7 +121,10 @@ func (r *runner) nativeMessage() *goja.Object {
 // segments of that name, and get and set by a path within it ("5.1" or
 // "OBX-5.1").
 func (r *runner) segment(name string, occ int) goja.Value {
-	return r.vm.NewDynamicObject(&segmentObject{r: r, name: name, occ: occ})
+	seg := &segmentObject{r: r, name: name, occ: occ}
+	o := r.vm.NewDynamicObject(seg)
+	r.segs[o] = seg // found again by its object: Export allocates
+	return o
 }
 
 type segmentObject struct {
@@ -153,11 +156,8 @@ func (s *segmentObject) Keys() []string              { return []string{"name", "
 func (r *runner) segmentMethods() {
 	vm := r.vm
 	at := func(where string, c goja.FunctionCall) hl7.Path {
-		o, ok := c.This.(*goja.Object)
-		var seg *segmentObject
-		if ok {
-			seg, ok = o.Export().(*segmentObject)
-		}
+		o, _ := c.This.(*goja.Object)
+		seg, ok := r.segs[o]
 		if !ok {
 			panic(vm.NewTypeError(where + ": not a segment"))
 		}

@@ -29,8 +29,9 @@ type runner struct {
 	script *Script
 	// The native API's objects, made once and pointed at the run's input.
 	msg, vars, log *goja.Object
-	segGet, segSet goja.Value             // msg.segments' segments' methods
-	segPaths       map[[2]string]hl7.Path // their paths, parsed once
+	segGet, segSet goja.Value                      // msg.segments' segments' methods
+	segPaths       map[[2]string]hl7.Path          // their paths, parsed once
+	segs           map[*goja.Object]*segmentObject // this run's segments, by object
 	mirth          *mirthScope
 }
 
@@ -43,6 +44,7 @@ func (e *Engine) newRunner() (*runner, error) {
 	r.installHelpers()
 	r.msg = r.nativeMessage()
 	r.segPaths = map[[2]string]hl7.Path{}
+	r.segs = map[*goja.Object]*segmentObject{}
 	r.segmentMethods()
 	r.vars = r.vm.NewDynamicObject(&varsObject{r: r})
 	r.log = r.logger()
@@ -102,6 +104,7 @@ func (r *runner) end() {
 	r.mu.Unlock()
 	r.vm.ClearInterrupt()
 	r.in, r.script = nil, nil
+	clear(r.segs)
 	r.mirth.reset()
 }
 
