@@ -29,6 +29,10 @@ type Config struct {
 	History      HistoryConfig       `mapstructure:"history"`
 	Tracing      TracingConfig       `mapstructure:"tracing"`
 	Limits       LimitsConfig        `mapstructure:"limits"`
+	// MemoryLimit is Go's soft memory limit: a size (512MiB), auto (three
+	// quarters of a container's limit; the default) or off. GOMEMLIMIT in
+	// the environment wins. Read at start.
+	MemoryLimit string `mapstructure:"memory_limit"`
 	Listeners    []ListenerConfig    `mapstructure:"listeners"`
 	Sources      []SourceConfig      `mapstructure:"sources"`
 	Scripts      ScriptsConfig       `mapstructure:"scripts"`

@@ -433,3 +433,14 @@ destinations: [{name: d, type: file, dir: /tmp/d}]
 	assert.EqualValues(t, config.DefaultFramesMemory, c.Limits.FramesMemory)
 	assert.Equal(t, 8, config.SourceOptionsOf[ingest.HTTPOptions](c.Sources[0]).MaxRequests)
 }
+
+func TestMemoryLimitIsASizeAutoOrOff(t *testing.T) {
+	for _, ok := range []string{"auto", "off", "512MiB", "1GiB"} {
+		_, err := config.Load(writeConfig(t, "memory_limit: "+ok+"\nlisteners: [{name: a, addr: '127.0.0.1:0'}]"))
+		assert.NoError(t, err, ok)
+	}
+	_, got := loadProblems(t, writeConfig(t, "memory_limit: lots\nlisteners: [{name: a, addr: '127.0.0.1:0'}]"))
+	assert.Contains(t, got["memory_limit"], "not a size such as 512MiB")
+	_, got = loadProblems(t, writeConfig(t, "memory_limit: 16MiB\nlisteners: [{name: a, addr: '127.0.0.1:0'}]"))
+	assert.Contains(t, got["memory_limit"], "below 64 MiB")
+}

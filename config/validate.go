@@ -17,6 +17,7 @@ import (
 
 	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/internal/memory"
 	"github.com/hl7broker/hl7broker/internal/secret"
 )
 
@@ -66,6 +67,13 @@ func (c *Config) Validate() []Problem {
 	}
 	if c.Limits.FramesMemory < 0 {
 		v.add("limits.frames_memory", "must not be negative")
+	}
+	if m := c.MemoryLimit; m != "" && m != "auto" && m != "off" {
+		if n, err := memory.ParseSize(m); err != nil {
+			v.add("memory_limit", "%v", err)
+		} else if n < memory.MinLimit {
+			v.add("memory_limit", "%s is below %d MiB: the collector would run without pause (what the broker keeps live under load is about 135 MiB)", m, memory.MinLimit>>20)
+		}
 	}
 	c.engine, c.engineTried = nil, false
 	c.validateScripts(&v)

@@ -30,10 +30,10 @@ stops NATS and exits 0. On SIGHUP, and when the file changes (unless
 --watch=false), it validates the whole file again and applies it without a
 restart: routes, transforms and destinations swap between two messages,
 listeners are added or removed without touching the others. An invalid file
-leaves the running configuration in place. In a container (or a systemd
-unit with MemoryMax) it sets Go's soft memory limit to three quarters of
-the container's limit, unless GOMEMLIMIT is set. Logs are JSON unless
---log-format console.`,
+leaves the running configuration in place. It sets Go's soft memory limit
+from the config's memory_limit, or in a container (or a systemd unit with
+MemoryMax) to three quarters of the container's limit, unless GOMEMLIMIT
+is set. Logs are JSON unless --log-format console.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := logger(cmd)
 			if err != nil {
@@ -47,7 +47,7 @@ the container's limit, unless GOMEMLIMIT is set. Logs are JSON unless
 			} else if err != nil {
 				return err
 			}
-			memory.ApplyLimit(log)
+			memory.ApplyLimit(log, cfg.MemoryLimit)
 			b, err := broker.Start(cmd.Context(), cfg, log, broker.Hooks{})
 			if err != nil {
 				log.Error().Err(err).Msg("broker did not start")

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -169,4 +170,19 @@ destinations:
 	require.Eventually(t, func() bool { names, _ := received(t, outDir); return len(names) == 1 }, 10*time.Second, 10*time.Millisecond, "waiting for the delivery; stderr: %s", stderr)
 	assert.Equal(t, 0, stop(), "stderr: %s", stderr.String())
 	assert.NotContains(t, stderr.String(), "webin-token-0123456789")
+}
+
+// memory_limit sets Go's soft limit where no container gives one, and
+// serve says so.
+func TestServeSetsTheMemoryLimitFromTheConfig(t *testing.T) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		t.Skip("GOMEMLIMIT is set: it wins over memory_limit")
+	}
+	before := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+	stop, stderr := startServe(t, fmt.Sprintf("data_dir: %s\nadmin: {addr: \"\"}\nmemory_limit: 3GiB\nlisteners: [{name: a, addr: %q}]\n", t.TempDir(), freePort(t)))
+	assert.Equal(t, int64(3<<30), debug.SetMemoryLimit(-1))
+	assert.Contains(t, stderr.String(), `"soft_limit_mib":3072`)
+	assert.Contains(t, stderr.String(), "memory: soft limit from memory_limit")
+	assert.Equal(t, 0, stop())
 }

@@ -31,20 +31,25 @@ const (
 type Limit struct {
 	Bytes     int64  // the soft limit; 0: none set
 	Container int64  // the container's limit it derives from; 0: none found
-	Source    string // "GOMEMLIMIT", "container" or "" (none)
+	Source    string // "GOMEMLIMIT", "config", "container" or "" (none)
 }
 
-// ApplyLimit gives the Go runtime a soft memory limit of three
-// quarters of what the process's control group allows (a container's
-// memory limit, a systemd unit's MemoryMax), unless GOMEMLIMIT is set,
-// which the runtime has applied already (GOMEMLIMIT=off: no limit). It
-// logs the choice. serve calls it once, before the broker starts.
-func ApplyLimit(log zerolog.Logger) {
+// ApplyLimit gives the Go runtime a soft memory limit. GOMEMLIMIT, when
+// set, wins (the runtime has applied it already; GOMEMLIMIT=off: no
+// limit). Else configured, the config's memory_limit: a size such as
+// 512MiB, "off" (no limit), or "auto" or "" (the default): three quarters
+// of what the process's control group allows (a container's memory limit,
+// a systemd unit's MemoryMax), and none outside one. It logs the choice.
+// serve calls it once, before the broker starts.
+func ApplyLimit(log zerolog.Logger, configured string) {
 	container, err := cgroupLimit("/proc/self/cgroup", "/proc/self/mountinfo")
 	if err != nil {
 		log.Warn().Str("reason", err.Error()).Msg("memory: could not read the container's memory limit")
 	}
-	l := chooseLimit(os.Getenv("GOMEMLIMIT") != "", container)
+	l, err := chooseLimit(os.Getenv("GOMEMLIMIT") != "", configured, container)
+	if err != nil { // config.Validate checks it first
+		log.Warn().Str("reason", err.Error()).Msg("memory: memory_limit ignored")
+	}
 	switch l.Source {
 	case "GOMEMLIMIT":
 		if limit := debug.SetMemoryLimit(-1); limit == math.MaxInt64 {
@@ -52,23 +57,75 @@ func ApplyLimit(log zerolog.Logger) {
 		} else {
 			log.Info().Int64("soft_limit_mib", limit>>20).Msg("memory: soft limit from GOMEMLIMIT")
 		}
+	case "config":
+		if l.Bytes == 0 {
+			debug.SetMemoryLimit(math.MaxInt64)
+			log.Info().Msg("memory: no soft limit (memory_limit: off)")
+			return
+		}
+		debug.SetMemoryLimit(l.Bytes)
+		log.Info().Int64("soft_limit_mib", l.Bytes>>20).Msg("memory: soft limit from memory_limit")
 	case "container":
 		debug.SetMemoryLimit(l.Bytes)
 		log.Info().Int64("soft_limit_mib", l.Bytes>>20).Int64("container_limit_mib", l.Container>>20).
-			Msg("memory: soft limit at three quarters of the container's limit (GOMEMLIMIT overrides it)")
+			Msg("memory: soft limit at three quarters of the container's limit (memory_limit or GOMEMLIMIT override it)")
+	default:
+		log.Info().Msg("memory: no soft limit (no container limit found; set memory_limit to bound the heap)")
 	}
 }
 
-// chooseLimit is ApplyLimit's decision: GOMEMLIMIT wins, then
-// the container's limit (0: none).
-func chooseLimit(envSet bool, container int64) Limit {
-	switch {
-	case envSet:
-		return Limit{Container: container, Source: "GOMEMLIMIT"}
-	case container > 0:
-		return Limit{Bytes: container / softLimitDen * softLimitNum, Container: container, Source: "container"}
+// chooseLimit is ApplyLimit's decision: GOMEMLIMIT wins, then the
+// config's memory_limit, then the container's limit (0: none).
+func chooseLimit(envSet bool, configured string, container int64) (Limit, error) {
+	if envSet {
+		return Limit{Container: container, Source: "GOMEMLIMIT"}, nil
 	}
-	return Limit{}
+	switch configured {
+	case "", "auto":
+	case "off":
+		return Limit{Container: container, Source: "config"}, nil
+	default:
+		n, err := ParseSize(configured)
+		if err != nil {
+			break
+		}
+		return Limit{Bytes: n, Container: container, Source: "config"}, nil
+	}
+	var err error
+	if configured != "" && configured != "auto" {
+		_, err = ParseSize(configured)
+	}
+	if container > 0 {
+		return Limit{Bytes: container / softLimitDen * softLimitNum, Container: container, Source: "container"}, err
+	}
+	return Limit{}, err
+}
+
+// MinLimit is the smallest memory_limit taken: below what the broker
+// keeps live under load the collector would run without pause.
+const MinLimit = 64 << 20
+
+// ParseSize reads a size as GOMEMLIMIT writes it: bytes, or a number
+// with B, KiB, MiB, GiB or TiB (KB, MB, GB as the same powers of 1024).
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && (t[i] >= '0' && t[i] <= '9') {
+		i++
+	}
+	if i == 0 {
+		return 0, fmt.Errorf("%q is not a size such as 512MiB, auto or off", s)
+	}
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a size such as 512MiB, auto or off", s)
+	}
+	unit := map[string]int64{"": 1, "B": 1, "KiB": 1 << 10, "KB": 1 << 10, "MiB": 1 << 20, "MB": 1 << 20, "GiB": 1 << 30, "GB": 1 << 30, "TiB": 1 << 40, "TB": 1 << 40}
+	mul, ok := unit[strings.TrimSpace(t[i:])]
+	if !ok || n > math.MaxInt64/mul {
+		return 0, fmt.Errorf("%q is not a size such as 512MiB, auto or off", s)
+	}
+	return n * mul, nil
 }
 
 // cgroupLimit is the smallest memory limit set on the process's

@@ -135,7 +135,31 @@ func TestCgroupMemoryLimitEscapedMountPoint(t *testing.T) {
 }
 
 func TestChooseMemoryLimit(t *testing.T) {
-	assert.Equal(t, Limit{Bytes: 384 << 20, Container: 512 << 20, Source: "container"}, chooseLimit(false, 512<<20))
-	assert.Equal(t, Limit{Container: 512 << 20, Source: "GOMEMLIMIT"}, chooseLimit(true, 512<<20), "GOMEMLIMIT wins")
-	assert.Equal(t, Limit{}, chooseLimit(false, 0), "no container limit: none")
+	choose := func(env bool, configured string, container int64) Limit {
+		l, err := chooseLimit(env, configured, container)
+		require.NoError(t, err)
+		return l
+	}
+	assert.Equal(t, Limit{Bytes: 384 << 20, Container: 512 << 20, Source: "container"}, choose(false, "", 512<<20))
+	assert.Equal(t, Limit{Bytes: 384 << 20, Container: 512 << 20, Source: "container"}, choose(false, "auto", 512<<20))
+	assert.Equal(t, Limit{Container: 512 << 20, Source: "GOMEMLIMIT"}, choose(true, "300MiB", 512<<20), "GOMEMLIMIT wins")
+	assert.Equal(t, Limit{Bytes: 300 << 20, Container: 512 << 20, Source: "config"}, choose(false, "300MiB", 512<<20), "memory_limit wins over the container")
+	assert.Equal(t, Limit{Bytes: 256 << 20, Source: "config"}, choose(false, "256MiB", 0), "and holds outside one")
+	assert.Equal(t, Limit{Container: 512 << 20, Source: "config"}, choose(false, "off", 512<<20), "off: none")
+	assert.Equal(t, Limit{}, choose(false, "", 0), "no container limit: none")
+	l, err := chooseLimit(false, "lots", 512<<20)
+	assert.Error(t, err)
+	assert.Equal(t, "container", l.Source, "a bad value falls back to auto")
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"512MiB": 512 << 20, "1GiB": 1 << 30, "300MB": 300 << 20, "1048576": 1 << 20, " 2 GiB ": 2 << 30, "64KiB": 64 << 10, "10B": 10} {
+		got, err := ParseSize(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, bad := range []string{"", "MiB", "12XB", "-5MiB", "99999999999999999999", "1.5GiB", "9999999999TiB"} {
+		_, err := ParseSize(bad)
+		assert.Error(t, err, bad)
+	}
 }
