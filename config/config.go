@@ -23,16 +23,16 @@ import (
 // HL7BROKER_* environment overrides (HL7BROKER_NATS_URL for nats.url).
 // docs/configuration.md documents every key.
 type Config struct {
-	DataDir      string              `mapstructure:"data_dir"`
-	NATS         NATSConfig          `mapstructure:"nats"`
-	Admin        AdminConfig         `mapstructure:"admin"`
-	History      HistoryConfig       `mapstructure:"history"`
-	Tracing      TracingConfig       `mapstructure:"tracing"`
-	Limits       LimitsConfig        `mapstructure:"limits"`
+	DataDir string        `mapstructure:"data_dir"`
+	NATS    NATSConfig    `mapstructure:"nats"`
+	Admin   AdminConfig   `mapstructure:"admin"`
+	History HistoryConfig `mapstructure:"history"`
+	Tracing TracingConfig `mapstructure:"tracing"`
+	Limits  LimitsConfig  `mapstructure:"limits"`
 	// MemoryLimit is Go's soft memory limit: a size (512MiB), auto (three
 	// quarters of a container's limit; the default) or off. GOMEMLIMIT in
 	// the environment wins. Read at start.
-	MemoryLimit string `mapstructure:"memory_limit"`
+	MemoryLimit  string              `mapstructure:"memory_limit"`
 	Listeners    []ListenerConfig    `mapstructure:"listeners"`
 	Sources      []SourceConfig      `mapstructure:"sources"`
 	Scripts      ScriptsConfig       `mapstructure:"scripts"`
