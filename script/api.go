@@ -192,9 +192,16 @@ func (r *runner) segmentMethods() {
 // path parses a script's path argument, throwing a TypeError for a bad one
 // (the path is the script's own text, never a value).
 func (r *runner) path(where string, v goja.Value) hl7.Path {
-	p, err := hl7.ParsePath(v.String())
+	s := v.String()
+	if p, ok := r.paths[s]; ok {
+		return p
+	}
+	p, err := hl7.ParsePath(s)
 	if err != nil {
-		panic(r.vm.NewTypeError(fmt.Sprintf("%s: %q is not a path such as PID-5.1: %s", where, v.String(), reason(err))))
+		panic(r.vm.NewTypeError(fmt.Sprintf("%s: %q is not a path such as PID-5.1: %s", where, s, reason(err))))
+	}
+	if len(r.paths) < 4096 { // a script's paths are few; a runaway one does not grow this
+		r.paths[s] = p
 	}
 	return p
 }

@@ -32,6 +32,7 @@ type runner struct {
 	segGet, segSet goja.Value                      // msg.segments' segments' methods
 	segPaths       map[[2]string]hl7.Path          // their paths, parsed once
 	segs           map[*goja.Object]*segmentObject // this run's segments, by object
+	paths          map[string]hl7.Path             // paths scripts name, parsed once
 	mirth          *mirthScope
 }
 
@@ -45,6 +46,7 @@ func (e *Engine) newRunner() (*runner, error) {
 	r.msg = r.nativeMessage()
 	r.segPaths = map[[2]string]hl7.Path{}
 	r.segs = map[*goja.Object]*segmentObject{}
+	r.paths = map[string]hl7.Path{}
 	r.segmentMethods()
 	r.vars = r.vm.NewDynamicObject(&varsObject{r: r})
 	r.log = r.logger()
