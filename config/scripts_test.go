@@ -104,3 +104,14 @@ destinations:
 		}
 	}
 }
+
+func TestCheckWarnsThatScriptLogsMayCarryPatientData(t *testing.T) {
+	c, err := config.Load(writeConfig(t, "listeners: [{name: a, addr: '127.0.0.1:0'}]\nscripts: {log: true, time_limit: 30s}\n"))
+	require.NoError(t, err)
+	keys := map[string]string{}
+	for _, w := range c.Warnings() {
+		keys[w.Key] = w.Message
+	}
+	assert.Contains(t, keys["scripts.log"], "patient data")
+	assert.Contains(t, keys["scripts.time_limit"], "runaway")
+}

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"time"
 )
 
 // Warnings are what a valid config does that an admin should know is
@@ -13,6 +14,12 @@ func (c *Config) Warnings() []Problem {
 	if c.Admin.Addr != "" && c.Admin.TLS.CertFile == "" && !loopbackAddr(c.Admin.Addr) {
 		out = append(out, Problem{Key: "admin.addr", Message: fmt.Sprintf("%s is reachable beyond this machine without TLS: "+
 			"tokens, session cookies and message content cross the network in clear; give admin.tls, or put a TLS proxy in front and bind to 127.0.0.1", c.Admin.Addr)})
+	}
+	if c.Scripts.Log {
+		out = append(out, Problem{Key: "scripts.log", Message: "what scripts log goes to the broker's log: a script that logs a value from a message puts patient data there; keep it for testing"})
+	}
+	if c.Scripts.TimeLimit > 10*time.Second {
+		out = append(out, Problem{Key: "scripts.time_limit", Message: fmt.Sprintf("a runaway script holds its route (and the router) for %s before it is stopped", c.Scripts.TimeLimit)})
 	}
 	for i, s := range c.Sources {
 		if t, ok := LookupSourceType(s.Type); ok && t.Warnings != nil {
