@@ -29,7 +29,14 @@ func (t *translator) sourceOf(c *Channel) (string, bool) {
 			t.report.add(c.Name, part, NotTranslated, "it connects out to the sender (client mode); hl7broker listens")
 			return "", false
 		}
-		addr := net.JoinHostPort(hostOr(p.str("listenerConnectorProperties", "host")), p.str("listenerConnectorProperties", "port"))
+		host, port := hostOr(p.str("listenerConnectorProperties", "host")), p.str("listenerConnectorProperties", "port")
+		if !t.settings(c, part, []string{"host", "port"}, &host, &port) {
+			return "", false
+		}
+		addr := net.JoinHostPort(host, port)
+		if !t.listen(c, part, addr, "channel "+c.Name) {
+			return "", false
+		}
 		t.cfg.Listeners = append(t.cfg.Listeners, outListener{Name: name, Addr: addr})
 		var diffs []string
 		if mode := p.str("transmissionModeProperties", "pluginPointName"); mode != "" && mode != "MLLP" {
@@ -45,8 +52,15 @@ func (t *translator) sourceOf(c *Channel) (string, bool) {
 		}
 		t.report.add(c.Name, part, Different, "listener %s on %s; %s", name, addr, strings.Join(diffs, "; "))
 	case strings.Contains(s.Class, "HttpReceiverProperties"):
-		addr := net.JoinHostPort(hostOr(p.str("listenerConnectorProperties", "host")), p.str("listenerConnectorProperties", "port"))
-		path := p.str("contextPath")
+		host, port := hostOr(p.str("listenerConnectorProperties", "host")), p.str("listenerConnectorProperties", "port")
+		if !t.settings(c, part, []string{"host", "port"}, &host, &port) {
+			return "", false
+		}
+		addr := net.JoinHostPort(host, port)
+		if !t.listen(c, part, addr, "channel "+c.Name) {
+			return "", false
+		}
+		path, _ := t.resolve(p.str("contextPath"))
 		if path == "" {
 			path = "/"
 		} else if !strings.HasPrefix(path, "/") {
@@ -79,13 +93,16 @@ func hostOr(h string) string {
 func (t *translator) fileSource(c *Channel, part, name string) (string, bool) {
 	p := c.Source.Props
 	src := outSource{Name: name, Dir: p.str("host"), Recursive: p.flag("directoryRecursion"), Poll: millis(p.str("pollConnectorProperties", "pollingFrequency"))}
+	if !t.settings(c, part, []string{"folder"}, &src.Dir) {
+		return "", false
+	}
 	var diffs []string
 	switch scheme := strings.ToUpper(p.str("scheme")); scheme {
 	case "", "FILE":
 		src.Type = "file"
 	case "SFTP":
 		src.Type = "sftp"
-		host, dir := splitRemote(p.str("host"), "22")
+		host, dir := splitRemote(src.Dir, "22")
 		src.Addr, src.Dir, src.User = host, dir, p.str("username")
 		if pw := p.str("password"); pw != "" {
 			src.Password = t.secret(name+".password", pw)
@@ -107,6 +124,12 @@ func (t *translator) fileSource(c *Channel, part, name string) (string, bool) {
 		src.OnDone = "delete"
 	case "MOVE":
 		src.OnDone, src.DoneDir = "move", p.str("moveToDirectory")
+		if d, ok := t.resolve(src.DoneDir); ok {
+			src.DoneDir = d
+		} else {
+			src.DoneDir = ""
+			diffs = append(diffs, "files are moved to done/ beside the folder (the move-to folder was not a plain path)")
+		}
 	default:
 		diffs = append(diffs, "Mirth left files where they were; they are moved to done/ beside the folder once read")
 	}
@@ -144,7 +167,11 @@ func (t *translator) destination(c *Channel, d *Connector, dname string) (outDes
 	template := ""
 	switch {
 	case strings.Contains(d.Class, "TcpDispatcherProperties"):
-		out.Type, out.Addr = "mllp", net.JoinHostPort(p.str("remoteAddress"), p.str("remotePort"))
+		host, port := p.str("remoteAddress"), p.str("remotePort")
+		if !t.settings(c, part, []string{"remote address", "remote port"}, &host, &port) {
+			return out, false
+		}
+		out.Type, out.Addr = "mllp", net.JoinHostPort(host, port)
 		out.Timeout = millis(p.str("responseTimeout"))
 		template = p.str("template")
 		if mode := p.str("transmissionModeProperties", "pluginPointName"); mode != "" && mode != "MLLP" {
@@ -155,8 +182,19 @@ func (t *translator) destination(c *Channel, d *Connector, dname string) (outDes
 		}
 	case strings.Contains(d.Class, "HttpDispatcherProperties"):
 		out.Type, out.URL, out.ContentType = "http", p.str("host"), p.str("contentType")
+		if !t.settings(c, part, []string{"URL"}, &out.URL) {
+			return out, false
+		}
 		out.Timeout = millis(p.str("socketTimeout"))
 		out.Headers = headers(p.child("headers"))
+		for k, v := range out.Headers {
+			if r, ok := t.resolve(v); ok {
+				out.Headers[k] = r
+			} else if strings.Contains(v, "${") {
+				delete(out.Headers, k)
+				diffs = append(diffs, fmt.Sprintf("header %s (%q) is left out: its value was filled per message", k, v))
+			}
+		}
 		template = p.str("content")
 		if m := strings.ToUpper(p.str("method")); m != "" && m != "POST" {
 			diffs = append(diffs, "Mirth used "+m+"; hl7broker POSTs")
@@ -166,12 +204,16 @@ func (t *translator) destination(c *Channel, d *Connector, dname string) (outDes
 		}
 	case strings.Contains(d.Class, "FileDispatcherProperties"):
 		template = p.str("template")
+		dir := p.str("host")
+		if !t.settings(c, part, []string{"folder"}, &dir) {
+			return out, false
+		}
 		switch scheme := strings.ToUpper(p.str("scheme")); scheme {
 		case "", "FILE":
-			out.Type, out.Dir = "file", p.str("host")
+			out.Type, out.Dir = "file", dir
 		case "SFTP":
 			out.Type = "sftp"
-			out.Addr, out.Dir = splitRemote(p.str("host"), "22")
+			out.Addr, out.Dir = splitRemote(dir, "22")
 			out.User = p.str("username")
 			if pw := p.str("password"); pw != "" {
 				out.Password = t.secret(dname+".password", pw)
@@ -309,6 +351,9 @@ func (t *translator) database(c *Channel, d *Connector, out *outDest, part strin
 		return false
 	}
 	jdbc := p.str("url")
+	if !t.settings(c, part, []string{"URL"}, &jdbc) {
+		return false
+	}
 	if !strings.HasPrefix(jdbc, "jdbc:postgresql:") {
 		t.report.add(c.Name, part, NotTranslated, "only PostgreSQL databases are written here (MySQL comes with a later connector)")
 		return false

@@ -37,12 +37,15 @@ func Import(exports []*Export, dir string) (*Result, error) {
 
 // translate translates exports in memory.
 func translate(exports []*Export) *translator {
-	t := &translator{reported: map[string]bool{}, report: &Report{}, names: map[string]bool{}, byID: map[string]*Channel{},
+	t := &translator{config: map[string]string{}, addrs: map[string]string{}, reported: map[string]bool{}, report: &Report{}, names: map[string]bool{}, byID: map[string]*Channel{},
 		chained: map[string][]writer{}, files: map[string]string{}, secrets: map[string]string{}}
 	t.cfg.DataDir = "./data"
 	for _, ex := range exports {
 		for _, lib := range ex.Libraries {
 			t.library(lib)
+		}
+		for k, v := range ex.Configuration {
+			t.config[k] = v
 		}
 		for _, c := range ex.Channels {
 			t.channels = append(t.channels, c)
@@ -52,6 +55,13 @@ func translate(exports []*Export) *translator {
 		}
 	}
 	t.slugs = map[*Channel]string{}
+	if len(t.config) > 0 {
+		if t.cfg.Scripts == nil {
+			t.cfg.Scripts = &outScripts{}
+		}
+		t.cfg.Scripts.Configuration = t.config
+		t.report.add("", "configuration map", Translated, "%d values: scripts.configuration ($cfg), and what ${name} stands for in connector settings", len(t.config))
+	}
 	for _, c := range t.channels {
 		t.slugs[c] = t.unique(slug(c.Name, "channel"))
 	}
@@ -82,10 +92,11 @@ type translator struct {
 	chained  map[string][]writer // channel ID -> the channel writers that feed it
 	memo     map[*Channel][]input
 	reported map[string]bool   // disabled rules already named
+	config   map[string]string // Mirth's configuration map: what ${name} stands for
+	addrs    map[string]string // listening addresses taken, by whom
 	dbNote   string            // a database destination's difference, for its report line
 	files    map[string]string // path under dir -> content
 	secrets  map[string]string
-	engine   *script.Engine
 }
 
 // writer is a Channel Writer destination of channel from.
@@ -369,6 +380,10 @@ func (t *translator) usableSteps(c *Channel, part string, all []Step) []Step {
 // stepItem reports one transformer step or filter rule that became part
 // of a script.
 func (t *translator) stepItem(c *Channel, label, kind, code string) {
+	if kind != "javascript" && kind != "rule builder" && kind != "mapper" && kind != "message builder" {
+		t.report.add(c.Name, label, NotTranslated, "a %s: it stands as a rule that dead-letters each message it sees", shortClass(kind))
+		return
+	}
 	if p := problems(code); len(p) > 0 {
 		t.report.add(c.Name, label, NotTranslated, "uses %s", strings.Join(p, ", "))
 		return
@@ -522,4 +537,51 @@ func flatten(ws []outWhen) []outWhen {
 		out = append(out, w)
 	}
 	return out
+}
+
+var mirthVar = regexp.MustCompile(`\$\{([^{}]+)\}`)
+
+// resolve fills ${name} in a connector setting from the configuration map;
+// ok is false when a placeholder has no value (or the setting is empty):
+// a setting Mirth filled per message cannot be one here.
+func (t *translator) resolve(s string) (string, bool) {
+	ok := strings.TrimSpace(s) != ""
+	out := mirthVar.ReplaceAllStringFunc(s, func(m string) string {
+		v, found := t.config[m[2:len(m)-1]]
+		if !found {
+			ok = false
+			return m
+		}
+		return v
+	})
+	return strings.TrimSpace(out), ok
+}
+
+// settings resolves each setting, reporting the connector (part) not
+// translated when one cannot be.
+func (t *translator) settings(c *Channel, part string, names []string, values ...*string) bool {
+	for i, v := range values {
+		r, ok := t.resolve(*v)
+		if !ok {
+			what := "is empty"
+			if strings.TrimSpace(*v) != "" {
+				what = fmt.Sprintf("is %q, a value Mirth filled in (export the configuration map with the channels, or set it here)", *v)
+			}
+			t.report.add(c.Name, part, NotTranslated, "its %s %s", names[i], what)
+			return false
+		}
+		*v = r
+	}
+	return true
+}
+
+// listen claims a listening address for who; false (reported) when an
+// earlier connector has it.
+func (t *translator) listen(c *Channel, part, addr, who string) bool {
+	if other, taken := t.addrs[addr]; taken {
+		t.report.add(c.Name, part, NotTranslated, "%s also listens on %s (one of them must move)", other, addr)
+		return false
+	}
+	t.addrs[addr] = who
+	return true
 }

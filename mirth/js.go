@@ -57,10 +57,13 @@ func filterScript(rules []Rule) string {
 	var expr []string
 	for i, r := range rules {
 		fmt.Fprintf(&b, "// rule %d: %s\nfunction rule%d() {\n", i+1, oneLine(r.Name), i+1)
-		if r.Kind == "rule builder" {
+		switch r.Kind {
+		case "rule builder":
 			fmt.Fprintf(&b, "\treturn %s;\n", ruleExpression(r))
-		} else {
+		case "javascript":
 			b.WriteString(strings.TrimRight(r.Script, " \t\n") + "\n")
+		default: // never a silent "no": the message is dead-lettered with a reason
+			b.WriteString("\tthrow new Error('filter rule not translated from Mirth: see the import report');\n")
 		}
 		b.WriteString("}\n\n")
 		call := fmt.Sprintf("rule%d()", i+1)

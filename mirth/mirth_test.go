@@ -125,3 +125,45 @@ func FuzzRead(f *testing.F) {
 		translate([]*Export{ex}) // no panic on anything that parses
 	})
 }
+
+// tcpChannel is a minimal channel export: a TCP Listener on port, to an
+// MLLP destination, with an optional old-format (Mirth 3.0 to 3.3) filter.
+func tcpChannel(id, name, port, rules string) string {
+	return `<channel version="3.2.0"><id>` + id + `</id><name>` + name + `</name>
+<sourceConnector><name>sourceConnector</name>
+<properties class="com.mirth.connect.connectors.tcp.TcpReceiverProperties"><listenerConnectorProperties><host>0.0.0.0</host><port>` + port + `</port></listenerConnectorProperties></properties>
+<filter>` + rules + `</filter><transportName>TCP Listener</transportName><enabled>true</enabled></sourceConnector>
+<destinationConnectors><connector><name>out</name>
+<properties class="com.mirth.connect.connectors.tcp.TcpDispatcherProperties"><remoteAddress>${EMR_HOST}</remoteAddress><remotePort>6662</remotePort><template>${message.encodedData}</template></properties>
+<transportName>TCP Sender</transportName><enabled>true</enabled></connector></destinationConnectors></channel>`
+}
+
+func TestConfigurationMapFillsSettingsAndWhatItCannotFillIsReported(t *testing.T) {
+	read := func(s string) *Export {
+		ex, err := Read([]byte(s))
+		require.NoError(t, err)
+		return ex
+	}
+	cfgMap := read(`<map><entry><string>ADT_PORT</string><com.mirth.connect.util.ConfigurationProperty><value>6661</value><comment>adt</comment></com.mirth.connect.util.ConfigurationProperty></entry>
+<entry><string>EMR_HOST</string><com.mirth.connect.util.ConfigurationProperty><value>emr.example.org</value></com.mirth.connect.util.ConfigurationProperty></entry></map>`)
+	tr := translate([]*Export{cfgMap,
+		read(tcpChannel("1", "ADT", "${ADT_PORT}", "")),
+		read(tcpChannel("2", "ADT copy", "${ADT_PORT}", "")),
+		read(tcpChannel("3", "Unset", "${NOPE}", "")),
+		read(tcpChannel("4", "Old", "7001", `<rules><rule><sequenceNumber>0</sequenceNumber><name>old rule</name><type>Rule Builder</type><script></script><operator>NONE</operator></rule></rules>`)),
+	})
+	require.Len(t, tr.cfg.Listeners, 2)
+	assert.Equal(t, "0.0.0.0:6661", tr.cfg.Listeners[0].Addr, "${ADT_PORT} from the configuration map")
+	assert.Equal(t, "emr.example.org:6662", tr.cfg.Destinations[0].Addr)
+	assert.Equal(t, map[string]string{"ADT_PORT": "6661", "EMR_HOST": "emr.example.org"}, tr.cfg.Scripts.Configuration, "and $cfg sees it")
+	got := map[string]Item{}
+	for _, it := range tr.report.Items {
+		got[it.Channel+" | "+it.Part] = it
+	}
+	assert.Equal(t, NotTranslated, got["ADT copy | source (TCP Listener)"].Status)
+	assert.Contains(t, got["ADT copy | source (TCP Listener)"].Note, "also listens on 0.0.0.0:6661")
+	assert.Equal(t, NotTranslated, got["Unset | source (TCP Listener)"].Status)
+	assert.Contains(t, got["Unset | source (TCP Listener)"].Note, `"${NOPE}"`)
+	assert.Equal(t, NotTranslated, got["Old | source: filter rule 1 (old rule)"].Status)
+	assert.Contains(t, tr.files["scripts/old/source-filter.js"], "throw new Error", "an untranslated rule dead-letters, never filters silently")
+}

@@ -9,6 +9,9 @@ import (
 type Export struct {
 	Channels  []*Channel
 	Libraries []Library
+	// Configuration is Mirth's configuration map (its own export, a
+	// <map>): the values ${name} stands for in connector settings.
+	Configuration map[string]string
 }
 
 // Library is a code template library: functions every channel may call.
@@ -88,6 +91,12 @@ func Read(data []byte) (*Export, error) {
 		return nil, err
 	}
 	ex := &Export{}
+	if root.name == "map" {
+		ex.Configuration = readConfigurationMap(root)
+		if len(ex.Configuration) > 0 {
+			return ex, nil
+		}
+	}
 	var walk func(n *node)
 	walk = func(n *node) {
 		switch n.name {
@@ -155,8 +164,12 @@ func readRules(f *node) []Rule {
 		}
 		rules = append(rules, r)
 	}
-	for _, e := range f.child("rules").children() {
-		rules = append(rules, Rule{Kind: "javascript", Name: e.str("name"), Operator: e.str("operator"), Script: e.raw("script")})
+	for _, e := range f.child("rules").children() { // Mirth 3.0 to 3.3: the generated script
+		r := Rule{Kind: "javascript", Name: e.str("name"), Operator: e.str("operator"), Script: e.raw("script")}
+		if strings.TrimSpace(r.Script) == "" {
+			r.Kind = "rule of Mirth before 3.4 without its script"
+		}
+		rules = append(rules, r)
 	}
 	return rules
 }
@@ -203,4 +216,23 @@ func readLibrary(n *node) Library {
 		lib.Templates = append(lib.Templates, Template{Name: t.str("name"), Type: typ, Code: code})
 	}
 	return lib
+}
+
+// readConfigurationMap reads Mirth's configuration map export: entries of a
+// key and a ConfigurationProperty (a value and a comment), or a plain
+// string.
+func readConfigurationMap(n *node) map[string]string {
+	out := map[string]string{}
+	for _, e := range n.children() {
+		if e.name != "entry" || len(e.kids) < 2 {
+			continue
+		}
+		key, v := strings.TrimSpace(e.kids[0].text), e.kids[1]
+		if val := v.child("value"); val != nil {
+			out[key] = strings.TrimSpace(val.text)
+		} else {
+			out[key] = strings.TrimSpace(v.text)
+		}
+	}
+	return out
 }

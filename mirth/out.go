@@ -12,7 +12,8 @@ type outConfig struct {
 }
 
 type outScripts struct {
-	Libraries []string `yaml:"libraries,omitempty"`
+	Libraries     []string          `yaml:"libraries,omitempty"`
+	Configuration map[string]string `yaml:"configuration,omitempty"`
 }
 
 type outListener struct {
