@@ -50,6 +50,7 @@ type Broker struct {
 	committer   store.Committer
 	budget      *mllp.Budget // shared by every listener: frames being received, connections
 	reuse       *ingest.ReuseTracker
+	recent      *ingest.Recent // nil where the store is shared
 	router      *routing.Router
 	sup         *supervisor
 	store       *store.Health
@@ -151,6 +152,18 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 	b.runCtx, b.cancel = context.WithCancel(context.Background())
 	b.host = newHost(b.runCtx, b.sup)
 	b.reuse = ingest.NewReuseTracker(cfg.NATS.DuplicateWindow)
+	if !n.Shared() {
+		// Resends within the window are answered from memory; what was
+		// stored in the window before this start is read back first, so
+		// that a crash forgets none of them.
+		b.recent = ingest.NewRecent(cfg.NATS.DuplicateWindow)
+		began := time.Now()
+		read, err := b.recent.Load(ctx, n.JetStream, began.Add(-cfg.NATS.DuplicateWindow-time.Minute))
+		if err != nil {
+			return fail(err)
+		}
+		log.Info().Int("messages", read).Dur("took", time.Since(began)).Msg("recent messages read back: resends within the duplicate window are recognised")
+	}
 	// What runs, in order; one unwind if any part cannot start.
 	unwind := func(err error) (*Broker, error) {
 		_ = b.host.stopAll(context.Background())
@@ -240,6 +253,9 @@ func (b *Broker) startPipeline(cfg *config.Config, table *routing.Table) error {
 	}
 	if n.Server() != nil {
 		parts = append(parts, fixedPart("store", store.NewKeeper(n, cfg, b.store, log).Run))
+	}
+	if b.recent != nil {
+		parts = append(parts, fixedPart("recent", func(ctx context.Context) error { b.recent.ReadBack(ctx, n.JetStream, log); return nil }))
 	}
 	for _, p := range parts {
 		if err := b.host.start(p); err != nil {
@@ -340,7 +356,7 @@ func (b *Broker) listenerPart(l config.ListenerConfig) part {
 			return nil, nil, nil, fmt.Errorf("listener %s: %w", l.Name, err)
 		}
 		in := ingest.New(l, b.committer, b.log)
-		in.Metrics, in.Reuse, in.Events = b.metrics.ingest(), b.reuse, b.events
+		in.Metrics, in.Reuse, in.Events, in.Recent = b.metrics.ingest(), b.reuse, b.events, b.recent
 		if l.Charset != "" {
 			in.Charset = &ingest.CharsetCheck{Configured: l.Charset, Warnings: b.metrics.files.CharsetWarnings}
 		}

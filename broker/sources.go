@@ -32,7 +32,7 @@ func (b *Broker) sourcePart(cfg *config.Config, s config.SourceConfig) part {
 		// One flush per file or per request, acknowledged after it (Sync).
 		committer := b.store.Committer(b.nats.BatchCommitter(cfg.NATS.StoreTimeout))
 		in := ingest.New(s.Listener(), committer, b.log)
-		in.Metrics, in.Reuse, in.Events = b.metrics.ingest(), b.reuse, b.events
+		in.Metrics, in.Reuse, in.Events, in.Recent = b.metrics.ingest(), b.reuse, b.events, b.recent
 		in.Charset = &ingest.CharsetCheck{Configured: s.Charset, Warnings: b.metrics.files.CharsetWarnings}
 		if b.index != nil {
 			in.SearchKeys = b.index.KeyPaths()

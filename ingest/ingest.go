@@ -42,6 +42,10 @@ type Ingest struct {
 	Metrics *Metrics
 	// Reuse, if set, notices control IDs reused for other messages.
 	Reuse *ReuseTracker
+	// Recent, if set, answers resends within the duplicate window
+	// without storing them again (JetStream's own window on HL7_IN is
+	// then three store timeouts).
+	Recent *Recent
 	// Events, if set, records each stored message's receipt in its journey.
 	Events *store.EventLog
 	// SearchKeys are read from each stored message into its received
@@ -367,7 +371,25 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin, out *Outco
 		tracing.Inject(ctx, rec.Header) // the route and delivery spans are its children
 	}
 	sctx, storeSpan := tracing.Start(ctx, tracing.SpanStore)
-	stored, err := in.committer.Commit(sctx, rec)
+	var stored store.Stored
+	var err error
+	var rk recentKey
+	resent := false
+	if in.Recent != nil {
+		rk = KeyOf(rec.MsgID)
+		stored.Sequence, resent = in.Recent.Lookup(rk, received)
+		stored.Duplicate = resent
+	}
+	if !resent {
+		stored, err = in.committer.Commit(sctx, rec)
+		if in.Recent != nil {
+			if err == nil {
+				in.Recent.Add(rk, stored.Sequence, received)
+			} else {
+				in.Recent.Unsure(received) // it may be stored all the same
+			}
+		}
+	}
 	if !storeSpan.IsRecording() {
 		// tracing off, or this message not sampled: no attributes built
 	} else if err != nil {

@@ -48,6 +48,20 @@ func (n *NATS) TCPURL() string { return n.server.ClientURL() }
 // Server is the embedded NATS server, nil with an external cluster.
 func (n *NATS) Server() *server.Server { return n.server }
 
+// InWindow is JetStream's duplicate window on HL7_IN: the configured one
+// where other brokers share the store (each must see every resend). Else
+// the broker's ingest keeps the configured window itself (ingest.Recent),
+// and the server's is three store timeouts: a publish retried within its
+// timeout, or a resend arriving while its original is being stored, is
+// still deduplicated by the server. A longer server window costs some 180
+// bytes of memory a message.
+func (n *NATS) InWindow(c *config.Config) time.Duration {
+	if n.Shared() {
+		return c.NATS.DuplicateWindow
+	}
+	return min(c.NATS.DuplicateWindow, 3*c.NATS.StoreTimeout)
+}
+
 // Shared reports whether other broker instances may use the same streams
 // and consumers: an external NATS, or the embedded server with a TCP port.
 func (n *NATS) Shared() bool { return n.server == nil || n.embed.ListenTCP }
@@ -199,7 +213,7 @@ func (n *NATS) EnsureStreams(ctx context.Context, c *config.Config) error {
 	}
 	streams := []jetstream.StreamConfig{
 		{Name: wire.StreamIn, Subjects: []string{wire.SubjectIn + ".>"}, Retention: jetstream.LimitsPolicy, MaxAge: c.NATS.History,
-			MaxBytes: maxBytes, Duplicates: c.NATS.DuplicateWindow, Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
+			MaxBytes: maxBytes, Duplicates: n.InWindow(c), Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
 		// Limits, not a work queue: delivered copies are purged by the
 		// janitor (janitor.go says why). No age limit: an undelivered copy
 		// waits as long as its destination is down.
