@@ -267,3 +267,6 @@ func TestFenceKeepsOrderWhileThePinMovesUnderLoad(t *testing.T) {
 		})
 	}
 }
+
+// RouterAckWait is routerAckWait, for the external tests.
+const RouterAckWait = routerAckWait

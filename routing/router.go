@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -93,6 +94,12 @@ type Router struct {
 	fencePin string
 	fenced   bool
 	lastOut  uint64 // HL7_OUT's last sequence as this router last saw it
+	// stored are copies already in HL7_OUT of inputs routed again
+	// (recover): by Msg-Id, their HL7_OUT sequence. A copy found here is
+	// not stored again, however long ago it was stored. Kept until the
+	// next recover (at most MaxAckPending inputs' copies): a redelivery of
+	// those inputs after a lost ack matches it too.
+	stored map[string]storedCopy
 
 	// testHookBeforeStore, set by tests, runs before each copy is stored.
 	testHookBeforeStore func(inSeq uint64)
@@ -344,6 +351,9 @@ func (r *Router) recover(ctx context.Context, cons jetstream.Consumer) (next uin
 			return true
 		}
 	}
+	if err := r.findStored(ctx, floor, last); err != nil {
+		return 0, err
+	}
 	n := 0
 	for seq := floor + 1; seq <= last; seq++ {
 		m, err := stream.GetMsg(ctx, seq)
@@ -508,6 +518,10 @@ func (in *input) store(extra nats.Header, dest, route string, data []byte, subje
 	}
 	tracing.Inject(in.tctx, out.Header) // each attempt's span is a child of this route's
 	id := wire.CopyID(in.seq, dest)
+	if c, ok := r.stored[id]; ok { // stored before a crash or a takeover
+		in.outSeq = c.outSeq
+		return false, false
+	}
 	fenced := strings.HasPrefix(subject, wire.SubjectOut+".") // a copy in HL7_OUT, behind the fence (a dead letter is in another stream)
 	for attempt := 1; ; attempt++ {
 		if r.testHookBeforeStore != nil {
@@ -704,4 +718,43 @@ func sameBytes(a, b []byte) bool {
 // table in force: a replayed copy goes where a routed one would.
 func (r *Router) OutSubject(dest string, data []byte) string {
 	return r.Table().outSubject(dest, data, nil)
+}
+
+// storedCopy is a copy found in HL7_OUT for an input routed again.
+type storedCopy struct{ inSeq, outSeq uint64 }
+
+// findStored reads HL7_OUT's tail for the copies of inputs floor+1..last
+// (those an earlier run or another router was given but did not ack), so
+// that routing them again stores none twice, whenever they were stored:
+// HL7_OUT's own duplicate window is only store.RouterHorizon. One router
+// at a time routes in stored order, so their copies are among the last
+// records; replays may sit between them, hence a bound rather than a stop
+// at the first older copy.
+func (r *Router) findStored(ctx context.Context, floor, last uint64) error {
+	r.stored = map[string]storedCopy{}
+	s, err := r.JetStream.Stream(ctx, wire.StreamOut)
+	if err != nil {
+		return fmt.Errorf("read HL7_OUT's tail: %w", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("read HL7_OUT's tail: %w", err)
+	}
+	limit := 1024 + int(last-floor)*64 // 64 copies an input: destinations, dead letters, replays between
+	for seq := info.State.LastSeq; seq >= max(info.State.FirstSeq, 1) && limit > 0; seq-- {
+		limit--
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // purged once delivered
+		} else if err != nil {
+			return fmt.Errorf("read HL7_OUT's tail: %w", err)
+		}
+		in, _ := strconv.ParseUint(m.Header.Get(wire.HeaderInSeq), 10, 64)
+		if in > floor && in <= last {
+			if id := m.Header.Get(nats.MsgIdHdr); id != "" {
+				r.stored[id] = storedCopy{inSeq: in, outSeq: seq}
+			}
+		}
+	}
+	return nil
 }

@@ -329,3 +329,66 @@ func TestRouterAcknowledgesAGroupAtOnce(t *testing.T) {
 	require.Positive(t, sent)
 	require.LessOrEqual(t, sent, total/10, "%d inputs acknowledged in groups, not one by one", total)
 }
+
+// HL7_OUT's own duplicate window is short (store.RouterHorizon): an input
+// a dead router held is routed again by the one taking over long after
+// its copies were stored, and none is stored twice, because the router
+// reads HL7_OUT's tail for them first.
+func TestTakeoverStoresNoCopyTwicePastTheOutWindow(t *testing.T) {
+	c := testkit.Config(t)
+	c.NATS.DuplicateWindow = time.Second // HL7_OUT's window: 1 s here
+	n, err := store.Open(context.Background(), c)
+	require.NoError(t, err)
+	defer n.Close()
+	ctx := context.Background()
+	s, err := n.JetStream.Stream(ctx, wire.StreamOut)
+	require.NoError(t, err)
+	require.Equal(t, time.Second, s.CachedInfo().Config.Duplicates)
+	var stall sync.Map
+	routed := make(chan string, 200)
+	start := func(name string) (stop func()) {
+		sync := func(ctx context.Context) error {
+			if _, ok := stall.Load(name); ok {
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			return n.Sync(ctx)
+		}
+		return startTestRouter(n, name, sync, routed)
+	}
+	stops := map[string]func(){"a": start("a"), "b": start("b")}
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}()
+	publishADTs(t, n, 0, 10)
+	active := activeRouter(t, routed, 10)
+	stall.Store(active, true) // stores its next copies, then never acks them
+	publishADTs(t, n, 10, 20)
+	testkit.WaitFor(t, 20*time.Second, func() error {
+		if got := len(outControlIDs(t, n)); got != 20 {
+			return fmt.Errorf("%d copies stored, want 20 (the stalled router's too)", got)
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second) // past HL7_OUT's 1 s window: JetStream alone would store them again
+	stops[active]()
+	delete(stops, active)
+	publishADTs(t, n, 20, 25)
+	want := make([]string, 25)
+	for i := range want {
+		want[i] = fmt.Sprintf("C%03d", i)
+	}
+	testkit.WaitFor(t, 20*time.Second, func() error {
+		if got := distinct(outControlIDs(t, n)); len(got) != 25 {
+			return fmt.Errorf("every input routed: %d of 25 so far", len(got))
+		}
+		return nil
+	})
+	assert.Equal(t, want, outControlIDs(t, n), "each copy once, in order, across the takeover")
+}
+
+func TestTheOutWindowCoversTheRoutersRedeliveryHorizon(t *testing.T) {
+	assert.GreaterOrEqual(t, store.RouterHorizon, routing.RouterAckWait+routing.SharedPinnedTTL+5*time.Second)
+}

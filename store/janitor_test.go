@@ -87,5 +87,5 @@ func TestOldWorkQueueOutStreamIsKept(t *testing.T) {
 	s, err := n2.JetStream.Stream(ctx, wire.StreamOut)
 	require.NoError(t, err)
 	assert.Equal(t, jetstream.WorkQueuePolicy, s.CachedInfo().Config.Retention)
-	assert.Equal(t, c.NATS.DuplicateWindow, s.CachedInfo().Config.Duplicates, "the rest of the config is applied")
+	assert.Equal(t, min(c.NATS.DuplicateWindow, RouterHorizon), s.CachedInfo().Config.Duplicates, "the rest of the config is applied")
 }

@@ -48,6 +48,16 @@ func (n *NATS) TCPURL() string { return n.server.ClientURL() }
 // Server is the embedded NATS server, nil with an external cluster.
 func (n *NATS) Server() *server.Server { return n.server }
 
+// RouterHorizon is JetStream's duplicate window on HL7_OUT: how long after
+// a copy is stored its input can be routed again by a router that did not
+// crash or lose its pin: the router's ack wait (10 s) and a standby's
+// takeover (the shared pin's 15 s time to live), with room to spare. An
+// input routed again later (after a crash and a restart, say) is matched
+// with the copies HL7_OUT already holds by the router itself
+// (routing.Router's recover reads HL7_OUT's tail), so the window need not
+// cover it. routing's tests check the arithmetic.
+const RouterHorizon = 30 * time.Second
+
 // InWindow is JetStream's duplicate window on HL7_IN: the configured one
 // where other brokers share the store (each must see every resend). Else
 // the broker's ingest keeps the configured window itself (ingest.Recent),
@@ -218,7 +228,7 @@ func (n *NATS) EnsureStreams(ctx context.Context, c *config.Config) error {
 		// janitor (janitor.go says why). No age limit: an undelivered copy
 		// waits as long as its destination is down.
 		{Name: wire.StreamOut, Subjects: []string{wire.SubjectOut + ".>"}, Retention: jetstream.LimitsPolicy,
-			Duplicates: c.NATS.DuplicateWindow, Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
+			Duplicates: min(c.NATS.DuplicateWindow, RouterHorizon), Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
 		{Name: wire.StreamDLQ, Subjects: []string{wire.SubjectDLQ + ".>"}, Retention: jetstream.LimitsPolicy,
 			MaxAge: c.History.DLQMaxAge, Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
 		// Journeys live as long as the messages they describe.
