@@ -81,6 +81,7 @@ type Engine struct {
 	tables map[string]map[string]string
 	log    atomic.Pointer[func(LogLine)]
 	pool   chan *runner
+	made   atomic.Int64 // runtimes made, for tests: a pool that works makes few
 }
 
 // SetLog sends the lines scripts log while the broker runs to f (nil:
@@ -175,6 +176,18 @@ func (s *Script) Run(in *Input) (res Result, err error) {
 	r.begin(in, s)
 	v, err := fn(goja.Undefined(), r.args(s, in)...)
 	if err != nil {
+		// A script that throws leaves its runtime as good as new: keep it
+		// (a script that throws on every message would otherwise make a
+		// runtime a message). One interrupted or out of stack is dropped.
+		var exc *goja.Exception
+		var interrupted *goja.InterruptedError
+		var overflow *goja.StackOverflowError
+		if errors.As(err, &exc) && !errors.As(err, &interrupted) && !errors.As(err, &overflow) {
+			if s.mirth {
+				r.forgetGlobals()
+			}
+			healthy = true
+		}
 		return res, s.runError(err, r)
 	}
 	if s.mirth {

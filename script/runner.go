@@ -37,6 +37,7 @@ type runner struct {
 }
 
 func (e *Engine) newRunner() (*runner, error) {
+	e.made.Add(1)
 	r := &runner{e: e, vm: goja.New(), fns: map[*goja.Program]goja.Callable{}}
 	r.vm.SetMaxCallStackSize(e.limits.Stack)
 	if err := sandbox(r.vm); err != nil {

@@ -219,3 +219,24 @@ func TestVelocityFillsPlaceholdersAndLeavesUnknownOnes(t *testing.T) {
 	assert.Equal(t, time.Now().Format("2006"), Velocity("${date.get('yyyy')}", nil))
 	assert.Equal(t, "${unclosed", Velocity("${unclosed", lookup))
 }
+
+// A script that throws on every message reuses its runtime; one that hits
+// a limit gets a new one.
+func TestAThrowingScriptKeepsItsRuntime(t *testing.T) {
+	e := engine(t, Options{Limits: Limits{Stack: 50}})
+	before := e.made.Load()
+	s, err := e.Compile("throws.js", Step, "throw new Error('no')", false)
+	require.NoError(t, err)
+	for range 50 {
+		_, err := s.Run(&Input{Message: parse(t, oru)})
+		require.Error(t, err)
+	}
+	assert.LessOrEqual(t, e.made.Load()-before, int64(1), "no runtime made a message")
+	deep, err := e.Compile("deep.js", Step, "function f() { return f() + 1 } f()", false)
+	require.NoError(t, err)
+	_, err = deep.Run(&Input{Message: parse(t, oru)})
+	require.Error(t, err)
+	_, err = s.Run(&Input{Message: parse(t, oru)})
+	require.Error(t, err)
+	assert.Greater(t, e.made.Load()-before, int64(0), "the runtime out of stack was dropped")
+}
