@@ -177,18 +177,7 @@ func TestTakeoverRoutesWhatTheDeadRouterHeldFirst(t *testing.T) {
 	require.NoError(t, err)
 	defer n.Close()
 	ctx := context.Background()
-	var stall sync.Map // router name -> true: its Sync blocks until it stops
-	routed := make(chan string, 200)
-	start := func(name string) (stop func()) {
-		sync := func(ctx context.Context) error {
-			if _, ok := stall.Load(name); ok {
-				<-ctx.Done()
-				return ctx.Err()
-			}
-			return n.Sync(ctx)
-		}
-		return startTestRouter(n, name, sync, routed)
-	}
+	start, stall, routed := stallableRouters(n)
 	publish := func(from, to int) { publishADTs(t, n, from, to) }
 	stops := map[string]func(){"a": start("a"), "b": start("b")}
 	defer func() {
@@ -224,6 +213,24 @@ func TestTakeoverRoutesWhatTheDeadRouterHeldFirst(t *testing.T) {
 		return nil
 	})
 	assert.Equal(t, want, distinct(outControlIDs(t, n)), "in stored order across the takeover")
+}
+
+// stallableRouters starts test routers by name; a name stored in stall
+// makes that router's Sync block until it stops (it routes, then holds
+// its inputs unacked). Each router sends its name to routed per input.
+func stallableRouters(n *store.NATS) (start func(name string) (stop func()), stall *sync.Map, routed chan string) {
+	stall, routed = &sync.Map{}, make(chan string, 200)
+	start = func(name string) (stop func()) {
+		sync := func(ctx context.Context) error {
+			if _, ok := stall.Load(name); ok {
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			return n.Sync(ctx)
+		}
+		return startTestRouter(n, name, sync, routed)
+	}
+	return start, stall, routed
 }
 
 // activeRouter waits for n inputs to be routed and returns the router
@@ -344,18 +351,7 @@ func TestTakeoverStoresNoCopyTwicePastTheOutWindow(t *testing.T) {
 	s, err := n.JetStream.Stream(ctx, wire.StreamOut)
 	require.NoError(t, err)
 	require.Equal(t, time.Second, s.CachedInfo().Config.Duplicates)
-	var stall sync.Map
-	routed := make(chan string, 200)
-	start := func(name string) (stop func()) {
-		sync := func(ctx context.Context) error {
-			if _, ok := stall.Load(name); ok {
-				<-ctx.Done()
-				return ctx.Err()
-			}
-			return n.Sync(ctx)
-		}
-		return startTestRouter(n, name, sync, routed)
-	}
+	start, stall, routed := stallableRouters(n)
 	stops := map[string]func(){"a": start("a"), "b": start("b")}
 	defer func() {
 		for _, stop := range stops {

@@ -345,8 +345,8 @@ func (m *mirthScope) e4xMethods() map[string]goja.Value {
 			}
 			return m.list(&xdoc{}, out, nil, "")
 		},
-		"appendChild":  func(c goja.FunctionCall) goja.Value { return self(c).insert(c.Argument(0), nil, false) },
-		"prependChild": func(c goja.FunctionCall) goja.Value { return self(c).insert(c.Argument(0), nil, true) },
+		"appendChild":  func(c goja.FunctionCall) goja.Value { return self(c).insert(c.Argument(0), false) },
+		"prependChild": func(c goja.FunctionCall) goja.Value { return self(c).insert(c.Argument(0), true) },
 		"insertChildAfter": func(c goja.FunctionCall) goja.Value {
 			return self(c).insertRelative(c.Argument(0), c.Argument(1), 1)
 		},
@@ -358,7 +358,7 @@ func (m *mirthScope) e4xMethods() map[string]goja.Value {
 			t := l.resolveOne()
 			t.kids, t.text = nil, ""
 			l.doc.dirty = true
-			return l.insert(c.Argument(0), nil, false)
+			return l.insert(c.Argument(0), false)
 		},
 	}
 	out := make(map[string]goja.Value, len(methods)+1)
@@ -398,7 +398,7 @@ func (l *xlist) nodesOf(v goja.Value) []*xnode {
 	return nil
 }
 
-func (l *xlist) insert(v goja.Value, _ *xnode, front bool) goja.Value {
+func (l *xlist) insert(v goja.Value, front bool) goja.Value {
 	t := l.resolveOne()
 	l.doc.dirty = true
 	nodes := l.nodesOf(v)

@@ -263,14 +263,17 @@ func describeThrown(v goja.Value) (reason, detail string) {
 	detail = v.String()
 	if o, ok := v.(*goja.Object); ok {
 		if n := o.Get("name"); n != nil && !goja.IsUndefined(n) {
-			if stack := o.Get("message"); stack != nil {
-				detail = n.String() + ": " + stack.String()
+			if msg := o.Get("message"); msg != nil {
+				detail = n.String() + ": " + msg.String()
 			}
 			return "uncaught " + n.String(), detail
 		}
 		return "the script threw an object", detail
 	}
-	return "the script threw a " + v.ExportType().Kind().String() + " value", detail
+	if t := v.ExportType(); t != nil {
+		return "the script threw a " + t.Kind().String() + " value", detail
+	}
+	return "the script threw " + detail, detail // null or undefined: nothing of the message
 }
 
 // get takes a runner from the pool, or makes one.

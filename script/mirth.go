@@ -240,7 +240,7 @@ func (m *mirthScope) finish(in *Input) error {
 func (m *mirthScope) payload(v goja.Value, in *Input) ([]byte, bool) {
 	if v != nil && !goja.IsUndefined(v) && !goja.IsNull(v) {
 		if l, ok := asList(v); ok {
-			return m.serialize(l.doc, l.items), true
+			return m.serialize(l.items), true
 		}
 		return nil, false
 	}
@@ -253,16 +253,16 @@ func (m *mirthScope) payload(v goja.Value, in *Input) ([]byte, bool) {
 	case m.tmp != nil && m.tmp.root.name == "HL7Message":
 		return toER7(m.tmp.root), true
 	case m.tmp != nil:
-		return m.serialize(m.tmp, m.tmp.root.kids), true
+		return m.serialize(m.tmp.root.kids), true
 	case m.msg != nil && m.msg.dirty:
-		return m.serialize(m.msg, []*xnode{m.msg.root}), true
+		return m.serialize([]*xnode{m.msg.root}), true
 	case in.Message != nil: // unchanged: the bytes as they came
 		return append([]byte(nil), in.Message.Bytes()...), true
 	}
 	return nil, false
 }
 
-func (m *mirthScope) serialize(doc *xdoc, items []*xnode) []byte {
+func (m *mirthScope) serialize(items []*xnode) []byte {
 	if len(items) == 1 && items[0].name == "HL7Message" {
 		return toER7(items[0])
 	}

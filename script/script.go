@@ -52,9 +52,6 @@ type Script struct {
 // Name is where the script is written: a file name, or the config key.
 func (s *Script) Name() string { return s.name }
 
-// Mirth reports whether the script runs with Mirth compatibility.
-func (s *Script) Mirth() bool { return s.mirth }
-
 // Error is a script that failed to compile or to run. Its Error names the
 // script, line and column and what went wrong, never a value from the
 // message: it is logged and kept with a dead letter. Detail is what the
@@ -82,8 +79,8 @@ var (
 	ErrStackLimit  = errors.New("call stack too deep")
 )
 
-// params are what a script's function is given, by kind and mode.
-func params(kind Kind, mirth bool) string {
+// params are what a script's function is given, by mode.
+func params(mirth bool) string {
 	if mirth {
 		return "msg, tmp, vars, log" // the maps, $ and logger are globals (prelude.js)
 	}
@@ -107,7 +104,7 @@ func (e *Engine) Compile(name string, kind Kind, source string, mirth bool) (*Sc
 			return nil, &Error{Script: name, Reason: "syntax error: " + err.Error()}
 		}
 	}
-	open := "(function(" + params(kind, mirth) + "){"
+	open := "(function(" + params(mirth) + "){"
 	if !mirth {
 		open += `"use strict";`
 	}

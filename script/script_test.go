@@ -1,8 +1,6 @@
 package script
 
 import (
-	"errors"
-	"strings"
 	"testing"
 	"time"
 
@@ -196,13 +194,6 @@ func TestRouteTestCollectsLogLines(t *testing.T) {
 	assert.Equal(t, []LogLine{{Script: "test.js", Level: "warn", Text: "checked 3"}}, lines)
 }
 
-func TestErrorsAreTyped(t *testing.T) {
-	var se *Error
-	err := error(&Error{Script: "a", Reason: "x"})
-	assert.True(t, errors.As(err, &se))
-	assert.True(t, strings.HasPrefix(err.Error(), "script a"))
-}
-
 func TestAConditionCannotChangeTheMessage(t *testing.T) {
 	e := engine(t, Options{})
 	m := parse(t, oru)
@@ -239,4 +230,12 @@ func TestAThrowingScriptKeepsItsRuntime(t *testing.T) {
 	_, err = s.Run(&Input{Message: parse(t, oru)})
 	require.Error(t, err)
 	assert.Greater(t, e.made.Load()-before, int64(0), "the runtime out of stack was dropped")
+}
+
+func TestThrowingNullNamesNothing(t *testing.T) {
+	e := engine(t, Options{})
+	_, err := run(t, e, Step, "throw null", false, &Input{Message: parse(t, oru)})
+	var se *Error
+	require.ErrorAs(t, err, &se)
+	assert.Contains(t, se.Reason, "threw null", "not a host panic")
 }

@@ -40,18 +40,11 @@ func Velocity(text string, lookup func(name string) (string, bool)) string {
 		name := strings.TrimSpace(rest[1:end])
 		if v, ok := builtin(name, lookup); ok {
 			b.WriteString(v)
-		} else if !quiet {
-			b.WriteString(text[i : i+1+len(rest[:end+1])+boolInt(quiet)])
+		} else if !quiet { // left as written: $, then rest up to its }
+			b.WriteString(text[i : i+2+end])
 		}
 		text = rest[end+1:]
 	}
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func builtin(name string, lookup func(string) (string, bool)) (string, bool) {

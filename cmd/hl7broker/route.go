@@ -68,6 +68,11 @@ func runRouteTest(cmd *cobra.Command, args []string, o routeTestOptions) error {
 		return exitError{1}
 	}
 	msgs, failures := readOutgoing(cmd, args)
+	type encoder struct {
+		enc *script.Script
+		err error
+	}
+	encoders := map[string]encoder{}
 	w := cmd.OutOrStdout()
 	for _, msg := range msgs {
 		fmt.Fprintf(w, "== %s #%d\n", msg.file, msg.index)
@@ -106,9 +111,13 @@ func runRouteTest(cmd *cobra.Command, args []string, o routeTestOptions) error {
 		for _, c := range plan.Copies {
 			sent, ext, err := c.Data, "hl7", error(nil)
 			if d, ok := cfg.Destination(c.Destination); ok {
-				var enc *script.Script
-				if enc, err = cfg.Encoder(d); err == nil {
-					sent, ext, err = delivery.AsSent(d, enc, c.Data, c.Vars)
+				e, cached := encoders[d.Name]
+				if !cached {
+					e.enc, e.err = cfg.Encoder(d) // compiled once for every message
+					encoders[d.Name] = e
+				}
+				if err = e.err; err == nil {
+					sent, ext, err = delivery.AsSent(d, e.enc, c.Data, c.Vars)
 				}
 			}
 			if err != nil {
