@@ -248,6 +248,7 @@ func (b *Broker) startPipeline(cfg *config.Config, table *routing.Table) error {
 	parts := []part{
 		fixedPart("memtrim", func(ctx context.Context) error { memory.NewTrimmer().Run(ctx); return nil }),
 		fixedPart("rates", b.sampleRates),
+		fixedPart("windows", func(ctx context.Context) error { ingest.Forget(ctx, b.reuse, b.recent); return nil }),
 		fixedPart("router", b.router.Run),
 		fixedPart("janitor", func(ctx context.Context) error { janitor.Run(ctx); return nil }),
 	}

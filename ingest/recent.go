@@ -19,11 +19,13 @@ import (
 // window, so that a sender's resend is stored once and acknowledged again
 // (docs/reliability.md). JetStream's own window does the same, at some 180
 // bytes of server memory a message: at 7,000 messages a second over two
-// minutes, 150 MB. Recent keeps 16 bytes of a digest of each Msg-Id and
-// its sequence, in maps of a few seconds each that are dropped whole as
-// they age: about 40 bytes a message. JetStream's window on HL7_IN is then
-// only three store timeouts long (store.NATS.InWindow), and it still
-// catches a resend that arrives while its original is being stored.
+// minutes, 150 MB. Recent keeps 96 bits of a digest of each Msg-Id and
+// its sequence, in buckets of a few seconds that are dropped whole as
+// they age (tiers): about 19 bytes a message (the maps it replaced took
+// 50). JetStream's window on
+// HL7_IN is then only three store timeouts long (store.NATS.InWindow),
+// and it still catches a resend that arrives while its original is being
+// stored.
 //
 // Recent is filled as messages are stored, and at start (Load) from
 // HL7_IN's records of the window, so it survives a crash. A message whose
@@ -31,20 +33,16 @@ import (
 // since then read back once the store works again.
 type Recent struct {
 	window time.Duration
-	span   time.Duration // one bucket: window / recentBuckets
 
-	mu      sync.Mutex
-	buckets []recentBucket // oldest first
-	unsure  time.Time      // a store failed since: read back from then (zero: none)
+	mu     sync.Mutex
+	tiers  tiers
+	unsure time.Time // a store failed since: read back from then (zero: none)
 }
 
-type recentBucket struct {
-	start int64 // unix nanoseconds, a multiple of span
-	ids   map[recentKey]uint64
-}
-
-// recentKey is the first 16 bytes of a Msg-Id's SHA-256: two different
-// messages share one with a chance of 2^-128 per pair.
+// recentKey is the first 16 bytes of a Msg-Id's SHA-256, of which Recent
+// keeps 12: two different messages share those with a chance of 2^-96
+// per pair, about 10^-17 for a million messages a window each looked up
+// a million times.
 type recentKey [16]byte
 
 // recentBuckets: an entry is kept between the window and the window plus
@@ -53,7 +51,7 @@ const recentBuckets = 24
 
 // NewRecent makes an empty Recent for window.
 func NewRecent(window time.Duration) *Recent {
-	return &Recent{window: window, span: max(window/recentBuckets, time.Second)}
+	return &Recent{window: window, tiers: newTiers(int64(window), int64(max(window/recentBuckets, time.Second)))}
 }
 
 // KeyOf is the key Recent keeps for a Msg-Id.
@@ -67,63 +65,30 @@ func KeyOf(msgID string) recentKey {
 // Lookup returns the sequence a message with key was stored at, if it was
 // stored within the window before now.
 func (r *Recent) Lookup(k recentKey, now time.Time) (uint64, bool) {
-	oldest := now.UnixNano() - int64(r.window)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for i := len(r.buckets) - 1; i >= 0; i-- {
-		b := &r.buckets[i]
-		if b.start+int64(r.span) <= oldest { // every entry older than the window
-			break
-		}
-		if seq, ok := b.ids[k]; ok {
-			return seq, true
-		}
-	}
-	return 0, false
+	return r.tiers.find(tierKeyOf(k), now.UnixNano()-int64(r.window))
 }
 
 // Add records that the message with key was stored at seq, at time at.
 func (r *Recent) Add(k recentKey, seq uint64, at time.Time) {
-	t := at.UnixNano()
-	start := t - t%int64(r.span)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	// The newest bucket is nearly always the one; a record read back
-	// from the store (Load) may be older.
-	i := len(r.buckets) - 1
-	for i >= 0 && r.buckets[i].start > start {
-		i--
-	}
-	if i < 0 || r.buckets[i].start != start {
-		r.buckets = append(r.buckets, recentBucket{})
-		copy(r.buckets[i+2:], r.buckets[i+1:])
-		r.buckets[i+1] = recentBucket{start: start, ids: map[recentKey]uint64{}}
-		i++
-	}
-	r.buckets[i].ids[k] = seq
-	r.expire(time.Now().UnixNano())
+	r.tiers.add(tierKeyOf(k), seq, at.UnixNano(), time.Now().UnixNano())
 }
 
-// expire drops the buckets the window has passed.
-func (r *Recent) expire(now int64) {
-	n := 0
-	for n < len(r.buckets) && r.buckets[n].start+int64(r.span) <= now-int64(r.window) {
-		n++
-	}
-	if n > 0 {
-		r.buckets = append(r.buckets[:0], r.buckets[n:]...)
-	}
+// forget drops what the window has passed at now.
+func (r *Recent) forget(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tiers.expire(now.UnixNano())
 }
 
 // Len is how many messages Recent holds.
 func (r *Recent) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	n := 0
-	for _, b := range r.buckets {
-		n += len(b.ids)
-	}
-	return n
+	return r.tiers.len()
 }
 
 // Unsure records that a store failed at at: the message may be stored all

@@ -1,9 +1,12 @@
 package ingest
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/stretchr/testify/assert"
 )
 
@@ -47,4 +50,23 @@ func TestRecentUnsureIsTakenOnce(t *testing.T) {
 	r.Unsure(t1.Add(time.Second)) // the earliest counts
 	assert.Equal(t, t1, r.TakeUnsure())
 	assert.True(t, r.TakeUnsure().IsZero())
+}
+
+// Forget empties the windows of a broker that has fallen idle.
+func TestForgetDropsAnIdleWindow(t *testing.T) {
+	reuse, recent := NewReuseTracker(time.Second), NewRecent(time.Second)
+	now := time.Now()
+	reuse.observe([16]byte{1}, [16]byte{2}, now)
+	recent.Add(KeyOf("a"), 1, now)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { Forget(ctx, reuse, recent); close(done) }()
+	testkit.WaitFor(t, 10*time.Second, func() error {
+		if n, m := recent.Len(), func() int { reuse.mu.Lock(); defer reuse.mu.Unlock(); return reuse.tiers.len() }(); n+m > 0 {
+			return fmt.Errorf("recent holds %d, the reuse tracker %d", n, m)
+		}
+		return nil
+	})
+	cancel()
+	<-done
 }
