@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -36,6 +37,28 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, 
 		return nil, false, 0, fmt.Errorf("re-create consumer %s for ack policy %s: %w", cfg.Durable, cfg.AckPolicy, err)
 	}
 	cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = jetstream.DeliverByStartSequencePolicy, info.AckFloor.Stream+1, nil
-	cons, err = js.CreateOrUpdateConsumer(ctx, stream, cfg)
+	cons, err = createAfterDelete(ctx, js, stream, cfg)
 	return cons, err == nil, info.NumAckPending, err
+}
+
+// createAfterDelete makes a consumer again under the name of one just
+// deleted. The deleted consumer's state writer may still be renaming its
+// last o.dat.tmp in the same folder, and the server then fails the create
+// with a 500 ("rename .../o.dat.tmp: no such file or directory"); a few
+// tries a little apart get past it. Any other error returns at once.
+func createAfterDelete(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	wait := 20 * time.Millisecond
+	for try := 1; ; try++ {
+		cons, err := js.CreateOrUpdateConsumer(ctx, stream, cfg)
+		var api *jetstream.APIError
+		if err == nil || try == 5 || !errors.As(err, &api) || api.Code < 500 {
+			return cons, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
 }
