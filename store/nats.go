@@ -212,6 +212,18 @@ func (n *NATS) connectExternal(c *config.Config, extra ...nats.Option) error {
 	return nil
 }
 
+// blocksOf4MB is a per-subject limit no subject reaches. It is there for
+// its side effect: a stream with no limit on bytes or messages gets 8 MB
+// blocks, one with a per-subject limit 4 MB blocks (nats-server's
+// autoTuneFileStorageBlockSize, as for a key-value bucket). The server
+// keeps each stream's newest block in memory while it is written and
+// reads a whole block back for a consumer behind it, so under a
+// sustained load the busy streams hold 32 MB of block buffers instead of
+// 48 MB, at the same rate (docs/benchmarks-log.md, 2026-12-07). With
+// nats.history_max_bytes set, HL7_IN's size limit decides instead.
+// TestBusyStreamsWrite4MBBlocks fails if a server release changes this.
+const blocksOf4MB = 1 << 62
+
 // EnsureStreams creates or updates HL7_IN (history, dedupe window),
 // HL7_OUT (delivered copies purged by the janitor), HL7_DLQ (kept until
 // removed or history.dlq_max_age), HL7_EVENTS and HL7_AUDIT, and the
@@ -223,17 +235,17 @@ func (n *NATS) EnsureStreams(ctx context.Context, c *config.Config) error {
 	}
 	streams := []jetstream.StreamConfig{
 		{Name: wire.StreamIn, Subjects: []string{wire.SubjectIn + ".>"}, Retention: jetstream.LimitsPolicy, MaxAge: c.NATS.History,
-			MaxBytes: maxBytes, Duplicates: n.InWindow(c), Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
+			MaxBytes: maxBytes, MaxMsgsPerSubject: blocksOf4MB, Duplicates: n.InWindow(c), Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
 		// Limits, not a work queue: delivered copies are purged by the
 		// janitor (janitor.go says why). No age limit: an undelivered copy
 		// waits as long as its destination is down.
-		{Name: wire.StreamOut, Subjects: []string{wire.SubjectOut + ".>"}, Retention: jetstream.LimitsPolicy,
+		{Name: wire.StreamOut, Subjects: []string{wire.SubjectOut + ".>"}, Retention: jetstream.LimitsPolicy, MaxMsgsPerSubject: blocksOf4MB,
 			Duplicates: min(c.NATS.DuplicateWindow, RouterHorizon), Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
 		{Name: wire.StreamDLQ, Subjects: []string{wire.SubjectDLQ + ".>"}, Retention: jetstream.LimitsPolicy,
 			MaxAge: c.History.DLQMaxAge, Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
 		// Journeys live as long as the messages they describe.
 		{Name: wire.StreamEvents, Subjects: []string{wire.SubjectEvents, wire.SubjectEvents + ".>"}, Retention: jetstream.LimitsPolicy,
-			MaxAge: c.NATS.History, Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
+			MaxAge: c.NATS.History, MaxMsgsPerSubject: blocksOf4MB, Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
 		{Name: wire.StreamAudit, Subjects: []string{wire.SubjectAudit, wire.SubjectAudit + ".>"}, Retention: jetstream.LimitsPolicy,
 			MaxAge: cmp.Or(c.Admin.AuditAge, config.DefaultAuditAge), Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
 	}

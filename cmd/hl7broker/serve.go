@@ -48,6 +48,7 @@ is set. Logs are JSON unless --log-format console.`,
 				return err
 			}
 			memory.ApplyLimit(log, cfg.MemoryLimit)
+			memory.ApplyGCPercent(log)
 			b, err := broker.Start(cmd.Context(), cfg, log, broker.Hooks{})
 			if err != nil {
 				log.Error().Err(err).Msg("broker did not start")
