@@ -38,6 +38,8 @@ type API struct {
 	SearchKeys []string
 	// MaxBulk bounds how many messages one replay or purge by filter takes.
 	MaxBulk int
+	// Alerts are the alert rules' state and silences; nil: none.
+	Alerts Alerts
 	// Sessions are the console's; a request without a bearer token may
 	// carry a session cookie instead.
 	Sessions Sessions
@@ -72,6 +74,9 @@ func (a *API) routes(mux registrar) {
 	h("POST /api/v1/destinations/{name}/pause", RoleOperator, a.pause(true))
 	h("POST /api/v1/destinations/{name}/resume", RoleOperator, a.pause(false))
 	h("GET /api/v1/audit", RoleOperator, a.audit)
+	h("GET /api/v1/alerts", RoleViewer, a.listAlerts)
+	h("POST /api/v1/alerts/{rule}/silence", RoleOperator, a.silence(false))
+	h("DELETE /api/v1/alerts/{rule}/silence", RoleOperator, a.silence(true))
 	mux.HandleFunc("POST /ui/login", a.login)
 	mux.HandleFunc("POST /ui/logout", a.logout)
 	mux.HandleFunc("GET /ui/session", a.sessionNow)

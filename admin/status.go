@@ -13,9 +13,12 @@ type Status struct {
 	Config       ConfigStatus        `json:"config"`
 }
 
-// ListenerStatus is one listener.
+// ListenerStatus is one listener, or a source of another type (file,
+// http, sftp: Type says which; Addr and Connections are an MLLP
+// listener's).
 type ListenerStatus struct {
 	Name        string  `json:"name"`
+	Type        string  `json:"type"`
 	Addr        string  `json:"addr"`
 	Connections int     `json:"connections"`
 	Received    uint64  `json:"received"`
@@ -35,14 +38,21 @@ type RouteStatus struct {
 
 // DestinationStatus is one destination.
 type DestinationStatus struct {
-	Name       string  `json:"name"`
-	Type       string  `json:"type"`
-	Paused     bool    `json:"paused"`
-	QueueDepth int64   `json:"queue_depth"` // -1 when unknown
-	Delivered  uint64  `json:"delivered"`
-	Failures   uint64  `json:"failures"` // failed attempts
-	DeadLetter uint64  `json:"dead_lettered"`
-	Rate       float64 `json:"rate"` // messages/s delivered
+	Name   string `json:"name"`
+	Type   string `json:"type"`
+	Paused bool   `json:"paused"`
+	// State is running, retrying (the last attempt failed; StateReason
+	// says why), paused, or stopped (its worker is restarting; why).
+	State       string `json:"state"`
+	StateReason string `json:"state_reason,omitempty"`
+	QueueDepth  int64  `json:"queue_depth"` // -1 when unknown
+	// DeadLettersNow is what the dead-letter queue holds for it now
+	// (DeadLetter counts what went there since the start); -1: unknown.
+	DeadLettersNow int64   `json:"dead_letters_now"`
+	Delivered      uint64  `json:"delivered"`
+	Failures       uint64  `json:"failures"` // failed attempts
+	DeadLetter     uint64  `json:"dead_lettered"`
+	Rate           float64 `json:"rate"` // messages/s delivered
 	// RateLastHour is the rate in each minute of the last hour, oldest
 	// first (the console's chart).
 	RateLastHour []float64  `json:"rate_last_hour"`

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"os/exec"
 	"testing"
 
 	"github.com/hl7broker/hl7broker/config"
@@ -26,4 +27,21 @@ func TestDeployConfigs(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 3, c.NATS.Replicas)
 	assert.Contains(t, c.NATS.URL, "nats-3:4222")
+}
+
+// deploy/prometheus/alerts.yml passes promtool's check, and its unit
+// tests (alerts_test.yml: each rule fires when it should, not before)
+// pass.
+func TestPrometheusRulesPassPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool is missing (Debian's prometheus package; .ci/run installs it)")
+	}
+	for _, args := range [][]string{{"check", "rules", "alerts.yml"}, {"test", "rules", "alerts_test.yml"}} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = "../deploy/prometheus"
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "promtool %v:\n%s", args, out)
+		assert.Contains(t, string(out), "SUCCESS")
+	}
 }

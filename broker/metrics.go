@@ -1,6 +1,9 @@
 package broker
 
 import (
+	"context"
+	"time"
+
 	"github.com/hl7broker/hl7broker/ingest"
 	"github.com/hl7broker/hl7broker/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +28,8 @@ type metrics struct {
 	reusedIDs    *prometheus.CounterVec   // listener
 	restarts     *prometheus.CounterVec   // component
 	files        *ingest.FileMetrics      // source (file sources)
+	lastMessage  *prometheus.GaugeVec     // source: Unix time of its last message
+	lastSuccess  *prometheus.GaugeVec     // destination: Unix time of its last delivery
 }
 
 func newMetrics() *metrics {
@@ -62,13 +67,20 @@ func newMetrics() *metrics {
 			Help: "Files a file source read and stored but could not move on (done_dir or error_dir not writable); tried again with a backoff."}, []string{"source"}),
 	}
 	m.reg.MustRegister(m.files.Stuck)
+	gauge := func(name, help string, labels ...string) *prometheus.GaugeVec {
+		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "hl7broker", Name: name, Help: help}, labels)
+		m.reg.MustRegister(g)
+		return g
+	}
+	m.lastMessage = gauge("source_last_message_timestamp_seconds", "When a listener or source last received a message (Unix time; absent until its first since the start).", "source")
+	m.lastSuccess = gauge("destination_last_success_timestamp_seconds", "When a destination last accepted a message (Unix time; absent until its first since the start).", "destination")
 	m.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
 
 // ingest is the series an ingest counts into.
 func (m *metrics) ingest() *ingest.Metrics {
-	return &ingest.Metrics{Received: m.received, Acks: m.acks, StoreSeconds: m.storeSeconds, ReusedIDs: m.reusedIDs}
+	return &ingest.Metrics{Received: m.received, Acks: m.acks, StoreSeconds: m.storeSeconds, ReusedIDs: m.reusedIDs, LastMessage: m.lastMessage}
 }
 
 // watch registers what is read at scrape time: open connections per
@@ -91,6 +103,11 @@ var (
 	queueDepthDesc  = prometheus.NewDesc("hl7broker_queue_depth", "Messages waiting for a destination (HL7_OUT).", []string{"destination"}, nil)
 	pausedDesc      = prometheus.NewDesc("hl7broker_destination_paused", "1 while a destination is paused (it queues and delivers nothing).", []string{"destination"}, nil)
 	eventsDropDesc  = prometheus.NewDesc("hl7broker_journey_events_dropped_total", "Journey events lost: the event queue was full or the store failed.", nil, nil)
+	oldestAgeDesc   = prometheus.NewDesc("hl7broker_destination_oldest_age_seconds", "Age of the oldest message waiting for a destination; 0 when none waits.", []string{"destination"}, nil)
+	certDesc        = prometheus.NewDesc("hl7broker_certificate_expiry_timestamp_seconds", "When a TLS certificate the config names expires (Unix time): kind is listener, destination or admin.", []string{"kind", "name"}, nil)
+	diskFreeDesc    = prometheus.NewDesc("hl7broker_store_disk_free_bytes", "Bytes free on the embedded store's file system (absent with an external NATS).", nil, nil)
+	diskSizeDesc    = prometheus.NewDesc("hl7broker_store_disk_size_bytes", "Size of the embedded store's file system (absent with an external NATS).", nil, nil)
+	alertFiringDesc = prometheus.NewDesc("hl7broker_alert_firing", "Alerts of a rule firing now (one per target).", []string{"rule"}, nil)
 )
 
 // liveCollector reports the listeners and destinations running at scrape time.
@@ -101,6 +118,11 @@ func (c liveCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- queueDepthDesc
 	ch <- pausedDesc
 	ch <- eventsDropDesc
+	ch <- oldestAgeDesc
+	ch <- alertFiringDesc
+	ch <- certDesc
+	ch <- diskFreeDesc
+	ch <- diskSizeDesc
 }
 
 func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
@@ -123,7 +145,30 @@ func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
 	for name, n := range conns {
 		ch <- prometheus.MustNewConstMetric(connectionsDesc, prometheus.GaugeValue, n, name)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	now := time.Now()
 	for _, d := range dests {
 		ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, store.QueueDepth(c.b.nats.JetStream, d), d)
+		var age float64
+		if at, ok := store.OldestWaiting(ctx, c.b.nats.JetStream, d); ok {
+			age = max(0, now.Sub(at).Seconds())
+		}
+		ch <- prometheus.MustNewConstMetric(oldestAgeDesc, prometheus.GaugeValue, age, d)
+	}
+	if free, size := c.b.nats.DiskSpace(); size > 0 {
+		ch <- prometheus.MustNewConstMetric(diskFreeDesc, prometheus.GaugeValue, float64(free))
+		ch <- prometheus.MustNewConstMetric(diskSizeDesc, prometheus.GaugeValue, float64(size))
+	}
+	c.b.mu.Lock()
+	cfg := c.b.cfg
+	c.b.mu.Unlock()
+	for _, cert := range certificates(cfg) {
+		ch <- prometheus.MustNewConstMetric(certDesc, prometheus.GaugeValue, float64(cert.NotAfter.Unix()), cert.Kind, cert.Name)
+	}
+	if c.b.alerts != nil {
+		for rule, n := range c.b.alerts.Firing() {
+			ch <- prometheus.MustNewConstMetric(alertFiringDesc, prometheus.GaugeValue, float64(n), rule)
+		}
 	}
 }

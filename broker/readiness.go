@@ -59,12 +59,33 @@ func (b *Broker) readiness(ctx context.Context) admin.Readiness {
 		sort.Strings(stuck)
 		res.Checks["sources"] = strings.Join(stuck, "; ")
 	}
+	// A destination failing is the downstream's health, not this
+	// broker's: ready, unless the operator asked otherwise.
+	if after := b.notReadyWhenFailing(); after > 0 {
+		var failing []string
+		b.lastErr.Range(func(k, v any) bool {
+			if le := v.(lastError); time.Since(le.since) >= after {
+				failing = append(failing, fmt.Sprintf("destination %s: failing for %s: %s", k, time.Since(le.since).Round(time.Second), le.reason))
+			}
+			return true
+		})
+		if len(failing) > 0 {
+			sort.Strings(failing)
+			fail("destinations", strings.Join(failing, "; "))
+		}
+	}
 	// A reload that failed leaves the previous config running: still
 	// ready, and the detail says what is wrong with the file.
 	if reload.err != "" {
 		res.Checks["config"] = reload.err
 	}
 	return res
+}
+
+func (b *Broker) notReadyWhenFailing() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cfg.Admin.NotReadyWhenFailing
 }
 
 // AdminAddr is the admin server's bound address (nil when off).

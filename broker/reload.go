@@ -77,7 +77,8 @@ func (b *Broker) apply(cfg *config.Config, table *routing.Table) error {
 	}
 	old := b.cfg
 	oldAdmin, newAdmin := old.Admin, cfg.Admin
-	oldAdmin.Tokens, newAdmin.Tokens = nil, nil // tokens change on reload
+	oldAdmin.Tokens, newAdmin.Tokens = nil, nil                       // tokens change on reload
+	oldAdmin.NotReadyWhenFailing, newAdmin.NotReadyWhenFailing = 0, 0 // and this
 	if old.DataDir != cfg.DataDir || !reflect.DeepEqual(old.NATS, cfg.NATS) || !reflect.DeepEqual(oldAdmin, newAdmin) || !reflect.DeepEqual(old.History, cfg.History) || !reflect.DeepEqual(old.Tracing, cfg.Tracing) {
 		b.log.Warn().Msg("config reload: data_dir, nats, history, tracing and admin (but its tokens) change only on restart; those keys keep their running values")
 	}
@@ -107,7 +108,8 @@ func (b *Broker) apply(cfg *config.Config, table *routing.Table) error {
 	if len(removed) > 0 {
 		b.log.Warn().Strs("destinations", removed).Msg("config reload: destinations removed; anything still queued for them stays in HL7_OUT")
 	}
-	errs = append(errs, b.host.sync(ctx, "listener", b.listenerParts(&next)), b.host.sync(ctx, "source", b.sourceParts(&next)))
+	errs = append(errs, b.host.sync(ctx, "listener", b.listenerParts(&next)), b.host.sync(ctx, "source", b.sourceParts(&next)),
+		b.setAlertRules(b.alerts, &next))
 	b.cfg = &next
 	err := errors.Join(errs...)
 	b.reloadedLocked(err, "applied")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/admin"
+	"github.com/hl7broker/hl7broker/alerts"
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/delivery"
 	"github.com/hl7broker/hl7broker/history"
@@ -69,6 +70,7 @@ type Broker struct {
 	tokens       *admin.Tokens
 	lastErr      sync.Map // destination -> lastError
 	rates        rateBook
+	alerts       *alerts.Engine
 
 	mu         sync.Mutex // guards what follows; held for a whole reload
 	cfg        *config.Config
@@ -164,6 +166,9 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 		}
 		log.Info().Int("messages", read).Dur("took", time.Since(began)).Msg("recent messages read back: resends within the duplicate window are recognised")
 	}
+	if b.alerts, err = b.newAlerts(cfg, time.Now()); err != nil {
+		return fail(err)
+	}
 	// What runs, in order; one unwind if any part cannot start.
 	unwind := func(err error) (*Broker, error) {
 		_ = b.host.stopAll(context.Background())
@@ -200,7 +205,8 @@ func (b *Broker) startAdmin(cfg *config.Config) error {
 		return nil
 	}
 	api := &admin.API{Tokens: b.tokens, Ops: b.ops, Status: b.status, Audit: b.audit,
-		AuditReady: func(context.Context) error { return b.nats.AuditRoom() }, SearchKeys: slices.Sorted(maps.Keys(cfg.History.SearchKeys))}
+		AuditReady: func(context.Context) error { return b.nats.AuditRoom() }, SearchKeys: slices.Sorted(maps.Keys(cfg.History.SearchKeys)),
+		Alerts: alertsAPI{b}}
 	b.admin = &admin.Server{Metrics: b.metrics.reg, Ready: b.readiness, Log: b.log, API: api, CertFile: cfg.Admin.TLS.CertFile, KeyFile: cfg.Admin.TLS.KeyFile}
 	if err := b.admin.Start(cfg.Admin.Addr); err != nil {
 		b.admin = nil
@@ -251,6 +257,7 @@ func (b *Broker) startPipeline(cfg *config.Config, table *routing.Table) error {
 		fixedPart("windows", func(ctx context.Context) error { ingest.Forget(ctx, b.reuse, b.recent); return nil }),
 		fixedPart("router", b.router.Run),
 		fixedPart("janitor", func(ctx context.Context) error { janitor.Run(ctx); return nil }),
+		fixedPart("alerts", b.alerts.Run),
 	}
 	if n.Server() != nil {
 		parts = append(parts, fixedPart("store", store.NewKeeper(n, cfg, b.store, log).Run))
@@ -315,6 +322,8 @@ func (b *Broker) workerPart(cfg *config.Config, d config.DestinationConfig, paus
 				OnDone: func(outcome string, h nats.Header) {
 					if outcome == "delivered" {
 						m.delivered.WithLabelValues(name).Inc()
+						m.lastSuccess.WithLabelValues(name).SetToCurrentTime()
+						b.lastErr.Delete(name) // the last error is shown until a delivery succeeds
 					} else {
 						m.deadLettered.WithLabelValues(name).Inc()
 					}
@@ -326,7 +335,12 @@ func (b *Broker) workerPart(cfg *config.Config, d config.DestinationConfig, paus
 					m.attemptSecs.WithLabelValues(name).Observe(took.Seconds())
 					if res.Outcome != delivery.Delivered {
 						m.retried.WithLabelValues(name).Inc()
-						b.lastErr.Store(name, lastError{reason: res.Reason, at: time.Now().UTC()})
+						now := time.Now().UTC()
+						le := lastError{reason: res.Reason, at: now, since: now}
+						if prev, ok := b.lastErr.Load(name); ok {
+							le.since = prev.(lastError).since
+						}
+						b.lastErr.Store(name, le)
 					}
 				}}
 			return w.Run, nil, value, nil

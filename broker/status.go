@@ -13,10 +13,11 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-// lastError is a destination's last failed attempt.
+// lastError is a destination's last failed attempt, and when the
+// failures began (the first failure after a success).
 type lastError struct {
-	reason string
-	at     time.Time
+	reason    string
+	at, since time.Time
 }
 
 // rateBook keeps counters' values over the last minute, sampled every
@@ -137,11 +138,16 @@ func (b *Broker) status(ctx context.Context) admin.Status {
 	var st admin.Status
 	listeners := valuesOf[*listenerRun](b.host, "listener")
 	for _, l := range cfg.Listeners {
-		ls := admin.ListenerStatus{Name: l.Name}
+		ls := admin.ListenerStatus{Name: l.Name, Type: "mllp"}
 		if run, ok := listeners[l.Name]; ok {
 			ls.Addr, ls.Connections = run.addr.String(), int(run.srv.Stats().Active)
 		}
 		st.Listeners = append(st.Listeners, ls)
+	}
+	for _, s := range cfg.Sources {
+		if s.Type != "mllp" { // an mllp source is one of the listeners
+			st.Listeners = append(st.Listeners, admin.ListenerStatus{Name: s.Name, Type: s.Type})
+		}
 	}
 	paused := map[string]bool{}
 	for name, p := range b.paused {
@@ -150,6 +156,7 @@ func (b *Broker) status(ctx context.Context) admin.Status {
 	b.mu.Unlock()
 
 	m := b.metrics
+	inDLQ := store.DeadLettersByDestination(ctx, b.nats.JetStream)
 	for i := range st.Listeners {
 		ls := &st.Listeners[i]
 		ls.Received = uint64(counterValue(m.received.WithLabelValues(ls.Name)))
@@ -169,9 +176,22 @@ func (b *Broker) status(ctx context.Context) admin.Status {
 			DeadLetter: uint64(counterValue(m.deadLettered.WithLabelValues(d.Name)))}
 		ds.Rate = b.rates.rate("d:"+d.Name, now, float64(ds.Delivered))
 		ds.RateLastHour = b.rates.lastHour("d:" + d.Name)
+		ds.State, ds.DeadLettersNow = "running", -1
+		if inDLQ != nil {
+			ds.DeadLettersNow = int64(inDLQ[d.Name])
+		}
 		if v, ok := b.lastErr.Load(d.Name); ok {
 			le := v.(lastError)
 			ds.LastError, ds.LastErrAt = le.reason, &le.at
+			if ds.QueueDepth != 0 { // else what failed went to the dead-letter queue, and nothing waits
+				ds.State, ds.StateReason = "retrying", le.reason
+			}
+		}
+		if why := b.sup.stopped("destination:" + d.Name); why != "" {
+			ds.State, ds.StateReason = "stopped", why
+		}
+		if ds.Paused {
+			ds.State, ds.StateReason = "paused", ""
 		}
 		if at, ok := store.OldestWaiting(ctx, b.nats.JetStream, d.Name); ok {
 			ds.OldestUndeliveredSeconds = now.Sub(at).Seconds()

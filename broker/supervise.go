@@ -126,6 +126,17 @@ func (s *supervisor) unhealthy() []string {
 	return out
 }
 
+// stopped says why part name is not running now; "" while it runs (or
+// is not supervised).
+func (s *supervisor) stopped(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.parts[name]; ok && !st.running {
+		return fmt.Sprintf("restarting after %d failure(s): %s", st.failures, firstLine(st.lastErr))
+	}
+	return ""
+}
+
 // firstLine is an error's text without a panic's stack.
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "; stack:")

@@ -39,6 +39,7 @@ type Config struct {
 	Routes       []RouteConfig       `mapstructure:"routes"`
 	Unrouted     UnroutedConfig      `mapstructure:"unrouted"`
 	Destinations []DestinationConfig `mapstructure:"destinations"`
+	Alerts       AlertsConfig        `mapstructure:"alerts"`
 
 	file        string           // the config file, for problems' positions
 	dir         string           // the config file's folder: files a config names are relative to it
@@ -93,6 +94,11 @@ type AdminConfig struct {
 	TLS      TLSFiles      `mapstructure:"tls"` // cert_file and key_file: serve HTTPS
 	Tokens   []TokenConfig `mapstructure:"tokens"`
 	AuditAge time.Duration `mapstructure:"audit_max_age"` // HL7_AUDIT's max age; at least six years by default
+	// NotReadyWhenFailing makes /readyz answer 503 while a destination's
+	// attempts have failed, without a success, for this long (0: never:
+	// readiness is this broker's own health), for load balancers that
+	// should send to another broker meanwhile.
+	NotReadyWhenFailing time.Duration `mapstructure:"not_ready_when_failing"`
 }
 
 // TokenConfig is one API token: a name (who, in the audit trail), a role,
@@ -599,6 +605,9 @@ func (c *Config) expandSecrets() []Problem {
 			c.expandTagged(fmt.Sprintf("destinations[%d]", i), reflect.ValueOf(d.Options).Elem(), expand, password)
 		}
 	}
+	for i := range c.Alerts.Notifiers {
+		c.expandTagged(fmt.Sprintf("alerts.notifiers[%d]", i), reflect.ValueOf(&c.Alerts.Notifiers[i]).Elem(), expand, password)
+	}
 	return problems
 }
 
@@ -665,6 +674,7 @@ func (c *Config) ApplyDefaults() {
 		}
 		DestinationTypeDefaults(d)
 	}
+	c.defaultAlerts()
 }
 
 // applyEntryDefaults sets each zero field of entry (a struct) that the

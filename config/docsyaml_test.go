@@ -76,8 +76,10 @@ func TestDocsYAMLBlocksMatchTheSchema(t *testing.T) {
 			// entries of a list: valid as one of the config's lists
 			checked++
 			var errs []error
-			for _, under := range []string{"listeners", "sources", "routes", "destinations"} {
-				err := s.Validate(yamlInstance(t, []byte(under+":\n"+b.text)))
+			indented := "    " + strings.ReplaceAll(strings.TrimRight(b.text, "\n"), "\n", "\n    ") + "\n"
+			for _, doc := range []string{"listeners:\n" + b.text, "sources:\n" + b.text, "routes:\n" + b.text, "destinations:\n" + b.text,
+				"alerts:\n  rules:\n" + indented, "alerts:\n  notifiers:\n" + indented} {
+				err := s.Validate(yamlInstance(t, []byte(doc)))
 				if err == nil {
 					errs = nil
 					break

@@ -46,6 +46,7 @@ func (c *Config) Validate() []Problem {
 		v.add("listeners", "at least one listener or source is needed")
 	}
 	origins := c.originSet()
+	c.validateAlerts(&v, origins, destinations)
 	addrs := map[string]string{}
 	for i, l := range c.Listeners {
 		key := fmt.Sprintf("listeners[%d]", i)

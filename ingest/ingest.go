@@ -126,6 +126,7 @@ type Metrics struct {
 	Acks         *prometheus.CounterVec   // source, code
 	StoreSeconds *prometheus.HistogramVec // source
 	ReusedIDs    *prometheus.CounterVec   // source
+	LastMessage  *prometheus.GaugeVec     // source: when the last message arrived (Unix seconds); nil: not kept
 }
 
 // New returns the entry of one listener.
@@ -286,6 +287,9 @@ func (in *Ingest) count(code string) {
 	}
 	in.Metrics.Received.WithLabelValues(in.listener.Name).Inc()
 	in.Metrics.Acks.WithLabelValues(in.listener.Name, code).Inc()
+	if in.Metrics.LastMessage != nil {
+		in.Metrics.LastMessage.WithLabelValues(in.listener.Name).SetToCurrentTime()
+	}
 }
 
 // reply sets the ACK the sender gets, and its MSA-1, read once.

@@ -39,3 +39,17 @@ func (n *NATS) AuditRoom() error {
 	}
 	return nil
 }
+
+// DiskSpace is the embedded store's file system: bytes free for the
+// store and its size; size 0 when not known (an external NATS keeps the
+// data on its own machines).
+func (n *NATS) DiskSpace() (free, size uint64) {
+	if n.server == nil || n.storeDir == "" {
+		return 0, 0
+	}
+	free, size, err := diskSpace(n.storeDir)
+	if err != nil || size == math.MaxUint64 {
+		return 0, 0
+	}
+	return free, size
+}

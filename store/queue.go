@@ -58,3 +58,48 @@ func OldestWaiting(ctx context.Context, js jetstream.JetStream, dest string) (at
 	}
 	return at, ok
 }
+
+// OldestUnrouted is how long the oldest input stored in HL7_IN has waited
+// for the router (handed out but not acknowledged, or not yet handed
+// out); 0 when none waits or it is unknown.
+func OldestUnrouted(ctx context.Context, js jetstream.JetStream) time.Duration {
+	c, err := js.Consumer(ctx, wire.StreamIn, wire.RouterConsumer)
+	if err != nil {
+		return 0
+	}
+	info, err := c.Info(ctx)
+	if err != nil || info.NumPending+uint64(info.NumAckPending) == 0 {
+		return 0
+	}
+	s, err := js.Stream(ctx, wire.StreamIn)
+	if err != nil {
+		return 0
+	}
+	m, err := s.GetMsg(ctx, info.AckFloor.Stream+1)
+	if err != nil {
+		// Purged or deleted (history's age limit): the next one on.
+		if m, err = s.GetMsg(ctx, info.AckFloor.Stream+1, jetstream.WithGetMsgSubject(wire.SubjectIn+".>")); err != nil {
+			return 0
+		}
+	}
+	return max(0, time.Since(m.Time))
+}
+
+// DeadLettersByDestination counts what HL7_DLQ holds now, by destination
+// (transform failures under their own name); nil when unknown.
+func DeadLettersByDestination(ctx context.Context, js jetstream.JetStream) map[string]uint64 {
+	s, err := js.Stream(ctx, wire.StreamDLQ)
+	if err != nil {
+		return nil
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(wire.SubjectDLQ+".>"))
+	if err != nil {
+		return nil
+	}
+	out := map[string]uint64{}
+	for subject, n := range info.State.Subjects {
+		dest, _, _ := strings.Cut(strings.TrimPrefix(subject, wire.SubjectDLQ+"."), ".")
+		out[dest] += n
+	}
+	return out
+}

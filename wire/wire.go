@@ -185,6 +185,17 @@ const (
 // PausedKey is present in StateBucket while destination dest is paused.
 func PausedKey(dest string) string { return "paused." + dest }
 
+// Keys of alerting in StateBucket: the alerts' state (JSON, written by
+// the broker that holds the lease), the lease, and one key per silenced
+// rule.
+const (
+	AlertStateKey = "alerts.state"
+	AlertLeaseKey = "alerts.lease"
+)
+
+// AlertSilenceKey is present in StateBucket while rule is silenced.
+func AlertSilenceKey(rule string) string { return "alerts.silence." + rule }
+
 // DLQClaimKey is present in StateBucket while a replay or purge has
 // claimed dead letter id: whoever creates it first does the work.
 func DLQClaimKey(id uint64) string { return "claim.dlq." + strconv.FormatUint(id, 10) }

@@ -88,7 +88,7 @@ function route() {
   const parts = path.split("/").filter(Boolean);
   const page = {
     dashboard: dashboard, messages: messages, message: () => message(parts[1]),
-    dlq: deadLetters, destinations: destinations, audit: audit, refused: refused,
+    dlq: deadLetters, destinations: destinations, audit: audit, refused: refused, alerts: alertsPage,
   }[parts[0] || "dashboard"] || dashboard;
   page(params).catch((e) => show(errorLine(e)));
 }
@@ -128,28 +128,37 @@ async function dashboard() {
     const problems = [];
     if (!s.storage.ok) problems.push("Storage: " + (s.storage.problem || "not OK"));
     if (s.config.last_reload && s.config.last_reload !== "applied") problems.push("Last config reload: " + s.config.last_reload + (s.config.problem ? " — " + s.config.problem : ""));
+    let alertsNow = { items: [] };
+    try { alertsNow = await api("GET", "/api/v1/alerts"); } catch (_) { /* shown on the Alerts page */ }
+    for (const a of alertsNow.items.filter((a) => a.status === "firing")) {
+      problems.push("Alert " + a.rule + (a.target ? " (" + a.target + ")" : "") + " firing since " + fmtTime(a.since) + ": " + a.detail + (a.silenced ? " [silenced]" : ""));
+    }
     const dests = s.destinations.map((d) => {
-      const stalled = d.oldest_undelivered_seconds > 60 && !d.paused;
+      const state = d.state || (d.paused ? "paused" : "running");
+      const stalled = d.oldest_undelivered_seconds > 60 && state === "running";
+      if (state === "retrying") problems.push("Destination " + d.name + " is retrying: " + (d.state_reason || "its last attempt failed"));
+      if (state === "stopped") problems.push("Destination " + d.name + " is stopped: " + (d.state_reason || ""));
       if (stalled) problems.push("Destination " + d.name + " has not delivered for " + Math.round(d.oldest_undelivered_seconds) + " s");
-      if (d.dead_lettered > 0) problems.push("Destination " + d.name + ": " + d.dead_lettered + " dead-lettered");
-      return h("tr", { class: stalled ? "problem" : d.paused ? "warn" : undefined, "data-destination": d.name },
-        h("td", {}, d.name), h("td", {}, d.type), h("td", {}, d.paused ? "paused" : "running"),
+      if (d.dead_letters_now > 0) problems.push("Destination " + d.name + ": " + d.dead_letters_now + " in the dead-letter queue");
+      return h("tr", { class: state === "retrying" || state === "stopped" || stalled ? "problem" : state === "paused" ? "warn" : undefined, "data-destination": d.name },
+        h("td", {}, d.name), h("td", {}, d.type), h("td", { class: "state", title: d.state_reason || "" }, state),
         h("td", {}, d.queue_depth < 0 ? "?" : d.queue_depth), h("td", {}, d.delivered), h("td", {}, d.rate.toFixed(1), " ", sparkline(series(d.rate_last_hour, d.rate))),
-        h("td", {}, d.failures), h("td", {}, d.dead_lettered), h("td", {}, d.oldest_undelivered_seconds ? Math.round(d.oldest_undelivered_seconds) + " s" : ""),
-        h("td", {}, d.last_error || ""));
+        h("td", {}, d.failures), h("td", { class: "dlq-now" }, d.dead_letters_now > 0 ? h("a", { href: "#/dlq?destination=" + encodeURIComponent(d.name) }, d.dead_letters_now) : (d.dead_letters_now < 0 ? "?" : 0)),
+        h("td", {}, d.oldest_undelivered_seconds ? Math.round(d.oldest_undelivered_seconds) + " s" : ""),
+        h("td", { class: "last-error" }, d.last_error ? d.last_error + " (" + fmtTime(d.last_error_at) + ")" : ""));
     });
     show(
       h("h1", {}, "Dashboard"),
       problems.length ? h("ul", { class: "problems" }, problems.map((p) => h("li", { class: "bad" }, p))) : h("p", { class: "ok" }, "No problems."),
-      h("h2", {}, "Listeners"),
-      h("table", { id: "listeners" }, h("tr", {}, ["Name", "Address", "Connections", "Received", "Rejected", "Messages/s"].map((c) => h("th", {}, c))),
-        s.listeners.map((l) => h("tr", { "data-listener": l.name }, h("td", {}, l.name), h("td", {}, l.addr), h("td", {}, l.connections),
+      h("h2", {}, "Listeners and sources"),
+      h("table", { id: "listeners" }, h("tr", {}, ["Name", "Type", "Address", "Connections", "Received", "Rejected", "Messages/s"].map((c) => h("th", {}, c))),
+        s.listeners.map((l) => h("tr", { "data-listener": l.name }, h("td", {}, l.name), h("td", {}, l.type || "mllp"), h("td", {}, l.addr || ""), h("td", {}, l.type && l.type !== "mllp" ? "" : l.connections),
           h("td", { class: "received" }, l.received), h("td", {}, l.rejected), h("td", {}, l.rate.toFixed(1), " ", sparkline(series(l.rate_last_hour, l.rate)))))),
       h("h2", {}, "Routes"),
       h("table", {}, h("tr", {}, ["Name", "To", "Matches"].map((c) => h("th", {}, c))),
         s.routes.map((r) => h("tr", {}, h("td", {}, r.name), h("td", {}, (r.to || []).join(", ")), h("td", {}, r.matches)))),
       h("h2", {}, "Destinations"),
-      h("table", { id: "destinations" }, h("tr", {}, ["Name", "Type", "State", "Queue", "Delivered", "Delivered/s", "Failures", "Dead letters", "Oldest waiting", "Last error"].map((c) => h("th", {}, c))), dests),
+      h("table", { id: "destinations" }, h("tr", {}, ["Name", "Type", "State", "Queue", "Delivered", "Delivered/s", "Failures", "In dead-letter queue", "Oldest waiting", "Last error"].map((c) => h("th", {}, c))), dests),
       h("h2", {}, "Storage and cluster"),
       h("p", {}, "Durability ", s.storage.durability, "; NATS ", s.cluster.mode, s.cluster.connected ? " (" + s.cluster.connected + ")" : "", ", replicas ", s.cluster.replicas,
         s.cluster.leader ? ", HL7_IN leader " + s.cluster.leader : ""),
@@ -310,6 +319,52 @@ async function destinations() {
             route();
           },
         }, d.paused ? "Resume" : "Pause") : null)))));
+}
+
+// ---- alerts
+
+async function alertsPage() {
+  const draw = async () => {
+    const page = await api("GET", "/api/v1/alerts");
+    const row = (a) => h("tr", { class: a.status === "firing" ? "problem" : a.status === "pending" ? "warn" : undefined, "data-rule": a.rule, "data-target": a.target || "" },
+      h("td", {}, a.rule), h("td", { class: "status" }, a.status, a.silenced ? " (silenced)" : ""), h("td", {}, a.target || "—"), h("td", {}, a.severity),
+      h("td", {}, fmtTime(a.since)), h("td", {}, a.detail || ""));
+    const head = () => h("tr", {}, ["Rule", "Status", "Target", "Severity", "Since", "Detail"].map((c) => h("th", {}, c)));
+    const firing = page.items.filter((a) => a.status === "firing");
+    const resolved = page.items.filter((a) => a.status === "resolved");
+    const silenceForm = (r) => h("form", {
+      class: "filters silence",
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        const f = new FormData(ev.target);
+        try { await api("POST", "/api/v1/alerts/" + encodeURIComponent(r.name) + "/silence", { for: f.get("for"), reason: f.get("reason") }); } catch (e) { alert(e.message); }
+        route();
+      },
+    }, h("label", {}, "For", h("select", { name: "for" }, ["30m", "1h", "2h", "4h", "8h", "24h", "72h"].map((d) => h("option", { value: d }, d)))),
+      h("label", {}, "Reason", h("input", { name: "reason", required: true, placeholder: "why (kept in the audit trail)" })),
+      h("button", { type: "submit" }, "Silence"));
+    const lift = (r) => h("button", {
+      type: "button", class: "unsilence",
+      onclick: async () => {
+        try { await api("DELETE", "/api/v1/alerts/" + encodeURIComponent(r.name) + "/silence"); } catch (e) { alert(e.message); }
+        route();
+      },
+    }, "Lift silence");
+    show(h("h1", {}, "Alerts"),
+      h("h2", {}, "Firing"),
+      firing.length ? h("table", { id: "firing" }, head(), firing.map(row)) : h("p", { class: "ok" }, "Nothing fires."),
+      page.pending.length ? [h("h2", {}, "Pending"), h("p", {}, "The condition holds, not yet for the rule's duration."), h("table", { id: "pending" }, head(), page.pending.map(row))] : null,
+      h("h2", {}, "Resolved in the last day"),
+      resolved.length ? h("table", { id: "resolved" }, head(), resolved.map(row)) : h("p", {}, "None."),
+      h("h2", {}, "Rules"),
+      page.rules.length ? h("table", { id: "rules" }, h("tr", {}, ["Rule", "Kind", "Target", "Severity", "Silenced", ""].map((c) => h("th", {}, c))),
+        page.rules.map((r) => h("tr", { "data-rule": r.name }, h("td", {}, r.name), h("td", {}, r.kind), h("td", {}, r.target || "each"), h("td", {}, r.severity),
+          h("td", { class: "silenced" }, r.silenced ? "until " + fmtTime(r.silenced.until) + " by " + r.silenced.by + ": " + r.silenced.reason : ""),
+          h("td", {}, can("operator") ? (r.silenced ? lift(r) : silenceForm(r)) : null))))
+        : h("p", {}, "No rules: add them under alerts: in the config (docs/alerts.md)."));
+  };
+  await draw();
+  refresh = setInterval(() => { if (!document.activeElement || document.activeElement.tagName !== "INPUT") draw().catch(() => {}); }, 5000);
 }
 
 // ---- audit

@@ -232,6 +232,15 @@ func (b *bidi) until(t *testing.T, tab, url, expr, want string) {
 	t.Fatalf("waited 20 s for %q in %s; it is %q", want, expr, got)
 }
 
+// signIn signs in at base's console with token and waits to be who.
+func (b *bidi) signIn(t *testing.T, tab, base, token, who string) {
+	t.Helper()
+	b.until(t, tab, base+"/ui/", `document.getElementById("token") ? "form" : ""`, "form")
+	_, err := b.eval(tab, fmt.Sprintf(`(document.getElementById("token").value = %s, document.querySelector("#signin button[type=submit]").click(), "")`, js(token)))
+	require.NoError(t, err)
+	b.until(t, tab, "", `document.getElementById("who").textContent`, who)
+}
+
 // The console in Firefox: sign in, find a message by MRN, open it, a
 // hostile message shown as text, a change without the CSRF token refused.
 func TestBrowserConsoleFirefox(t *testing.T) {
@@ -251,12 +260,7 @@ func TestBrowserConsoleFirefox(t *testing.T) {
 	}
 	token, err := os.ReadFile(alice)
 	require.NoError(t, err)
-
-	b.until(t, tab, base+"/ui/", `document.getElementById("token") ? "form" : ""`, "form")
-	_, err = b.eval(tab, fmt.Sprintf(`(document.getElementById("token").value = %s, document.querySelector("#signin button[type=submit]").click(), "")`,
-		js(strings.TrimSpace(string(token)))))
-	require.NoError(t, err)
-	b.until(t, tab, "", `document.getElementById("who").textContent`, "alice (operator)")
+	b.signIn(t, tab, base, strings.TrimSpace(string(token)), "alice (operator)")
 
 	b.until(t, tab, base+"/ui/#/messages?key=mrn&key_value=445566", `document.getElementById("results").textContent`, "A04-778812")
 	b.until(t, tab, base+"/ui/#/messages?control_id=HOSTILE-1", `document.getElementById("results").textContent`, "HOSTILE-1")

@@ -64,7 +64,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&format, "log-format", "auto", "log format: console, json, or auto (json for serve, console for the tools)")
 	root.AddCommand(newServeCmd(), newMirthCmd(), newSendCmd(), newImportCmd(), newListenCmd(), newCheckCmd(), newRouteCmd(), newConvertCmd(), newSchemaCmd(), newBenchCmd(), newVersionCmd(),
-		newMessagesCmd(), newDLQCmd(), newDestinationsCmd(), newAuditCmd(), newStatusCmd())
+		newMessagesCmd(), newDLQCmd(), newDestinationsCmd(), newAuditCmd(), newStatusCmd(), newAlertsCmd())
 	return root
 }
 
