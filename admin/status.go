@@ -25,8 +25,10 @@ type ListenerStatus struct {
 	Rejected    uint64  `json:"rejected"` // negative ACKs
 	Rate        float64 `json:"rate"`     // messages/s received
 	// RateLastHour is the rate in each minute of the last hour, oldest
-	// first (the console's chart).
+	// first (the console's chart); RateLastDay in each 5 minutes of the
+	// last day.
 	RateLastHour []float64 `json:"rate_last_hour"`
+	RateLastDay  []float64 `json:"rate_last_day"`
 }
 
 // RouteStatus is one route.
@@ -55,9 +57,14 @@ type DestinationStatus struct {
 	Rate           float64 `json:"rate"` // messages/s delivered
 	// RateLastHour is the rate in each minute of the last hour, oldest
 	// first (the console's chart).
-	RateLastHour []float64  `json:"rate_last_hour"`
-	LastError    string     `json:"last_error,omitempty"`
-	LastErrAt    *time.Time `json:"last_error_at,omitempty"`
+	RateLastHour []float64 `json:"rate_last_hour"`
+	RateLastDay  []float64 `json:"rate_last_day"`
+	// QueueLastHour and QueueLastDay are the queue's depth a minute and
+	// 5 minutes apart, oldest first.
+	QueueLastHour []float64  `json:"queue_last_hour"`
+	QueueLastDay  []float64  `json:"queue_last_day"`
+	LastError     string     `json:"last_error,omitempty"`
+	LastErrAt     *time.Time `json:"last_error_at,omitempty"`
 	// OldestUndeliveredSeconds is the age of the oldest copy waiting; 0
 	// when none waits.
 	OldestUndeliveredSeconds float64 `json:"oldest_undelivered_seconds"`

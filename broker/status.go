@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/hl7broker/hl7broker/admin"
@@ -18,70 +17,6 @@ import (
 type lastError struct {
 	reason    string
 	at, since time.Time
-}
-
-// rateBook keeps counters' values over the last minute, sampled every
-// 5 s, to tell rates; and one sample a minute over the last hour, for the
-// console's charts.
-type rateBook struct {
-	mu      sync.Mutex
-	samples []rateSample // oldest first, at most rateSamples
-	hour    []rateSample // oldest first, a minute apart, at most hourSamples
-}
-
-type rateSample struct {
-	at     time.Time
-	values map[string]float64
-}
-
-const (
-	rateSamples = 13 // a minute of 5 s steps
-	hourSamples = 61 // an hour of minutes
-)
-
-func (r *rateBook) add(at time.Time, values map[string]float64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.samples = append(r.samples, rateSample{at, values})
-	if len(r.samples) > rateSamples {
-		r.samples = r.samples[1:]
-	}
-	if len(r.hour) == 0 || at.Sub(r.hour[len(r.hour)-1].at) >= time.Minute-time.Second {
-		r.hour = append(r.hour, rateSample{at, values})
-		if len(r.hour) > hourSamples {
-			r.hour = r.hour[1:]
-		}
-	}
-}
-
-// lastHour is key's per-second rate in each minute of the last hour that
-// was sampled, oldest first.
-func (r *rateBook) lastHour(key string) []float64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := []float64{}
-	for i := 1; i < len(r.hour); i++ {
-		a, b := r.hour[i-1], r.hour[i]
-		if dt := b.at.Sub(a.at).Seconds(); dt > 0 {
-			out = append(out, max(0, b.values[key]-a.values[key])/dt)
-		}
-	}
-	return out
-}
-
-// rate is key's per-second rate from the oldest sample to now's value.
-func (r *rateBook) rate(key string, now time.Time, value float64) float64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.samples) == 0 {
-		return 0
-	}
-	s := r.samples[0]
-	dt := now.Sub(s.at).Seconds()
-	if dt < 1 {
-		return 0
-	}
-	return max(0, value-s.values[key]) / dt
 }
 
 func counterValue(c prometheus.Collector) float64 {
@@ -102,13 +37,15 @@ func counterValue(c prometheus.Collector) float64 {
 // counters reads the counters rates are told from.
 func (b *Broker) counters() map[string]float64 {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	origins, dests := b.cfg.Origins(), b.cfg.Destinations
+	b.mu.Unlock()
 	out := map[string]float64{}
-	for _, l := range b.cfg.Listeners {
-		out["l:"+l.Name] = counterValue(b.metrics.received.WithLabelValues(l.Name))
+	for _, name := range origins {
+		out["l:"+name] = counterValue(b.metrics.received.WithLabelValues(name))
 	}
-	for _, d := range b.cfg.Destinations {
+	for _, d := range dests { // the queues' depths are asked of the store: not under b.mu
 		out["d:"+d.Name] = counterValue(b.metrics.delivered.WithLabelValues(d.Name))
+		out["q:"+d.Name] = store.QueueDepth(b.nats.JetStream, d.Name)
 	}
 	return out
 }
@@ -163,7 +100,7 @@ func (b *Broker) status(ctx context.Context) admin.Status {
 		ls.Rejected = uint64(counterValue(m.acks.WithLabelValues(ls.Name, "AR")) + counterValue(m.acks.WithLabelValues(ls.Name, "AE")) +
 			counterValue(m.acks.WithLabelValues(ls.Name, "CR")) + counterValue(m.acks.WithLabelValues(ls.Name, "CE")))
 		ls.Rate = b.rates.rate("l:"+ls.Name, now, float64(ls.Received))
-		ls.RateLastHour = b.rates.lastHour("l:" + ls.Name)
+		ls.RateLastHour, ls.RateLastDay = b.rates.lastHour("l:"+ls.Name), b.rates.lastDay("l:"+ls.Name)
 	}
 	for _, r := range cfg.Routes {
 		st.Routes = append(st.Routes, admin.RouteStatus{Name: r.Name, To: r.To, Matches: uint64(counterValue(m.matched.WithLabelValues(r.Name)))})
@@ -175,7 +112,8 @@ func (b *Broker) status(ctx context.Context) admin.Status {
 			Failures:   uint64(counterValue(m.retried.WithLabelValues(d.Name))),
 			DeadLetter: uint64(counterValue(m.deadLettered.WithLabelValues(d.Name)))}
 		ds.Rate = b.rates.rate("d:"+d.Name, now, float64(ds.Delivered))
-		ds.RateLastHour = b.rates.lastHour("d:" + d.Name)
+		ds.RateLastHour, ds.RateLastDay = b.rates.lastHour("d:"+d.Name), b.rates.lastDay("d:"+d.Name)
+		ds.QueueLastHour, ds.QueueLastDay = b.rates.levels("q:"+d.Name, false), b.rates.levels("q:"+d.Name, true)
 		ds.State, ds.DeadLettersNow = "running", -1
 		if inDLQ != nil {
 			ds.DeadLettersNow = int64(inDLQ[d.Name])

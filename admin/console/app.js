@@ -114,6 +114,69 @@ function sparkline(points) {
   return svg;
 }
 
+// niceMax is the chart scale's top: v rounded up to 1, 2 or 5 × 10^k.
+function niceMax(v) {
+  if (!(v > 0)) return 1;
+  const p = Math.pow(10, Math.floor(Math.log10(v)));
+  for (const m of [1, 2, 5, 10]) if (v <= m * p) return m * p;
+  return 10 * p;
+}
+
+const fmtNum = (v) => (v >= 1000 ? (v / 1000).toFixed(v >= 10000 ? 0 : 1) + "k" : v >= 10 || v === 0 ? v.toFixed(0) : v.toFixed(1));
+
+// chart draws values (oldest first, step minutes apart, the last one
+// now) as an SVG line with a time axis and a value scale.
+function chart(title, values, step) {
+  const W = 340, H = 130, L = 40, R = 10, T = 20, B = 20, NS = "http://www.w3.org/2000/svg";
+  const el = (tag, attrs, text) => {
+    const e = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  };
+  const span = step === 1 ? 60 : 24 * 60; // minutes shown
+  const top = niceMax(Math.max(0, ...values));
+  const x = (ago) => L + (W - L - R) * (1 - ago / span);
+  const y = (v) => T + (H - T - B) * (1 - v / top);
+  const svg = el("svg", { class: "chart", width: W, height: H, viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": title });
+  svg.append(el("text", { x: L, y: 13, class: "chart-title" }, title));
+  for (const v of [0, top / 2, top]) {
+    svg.append(el("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "grid" }));
+    svg.append(el("text", { x: L - 4, y: y(v) + 4, "text-anchor": "end", class: "tick y-tick" }, fmtNum(v)));
+  }
+  const labels = step === 1 ? ["-60m", "-30m", "now"] : ["-24h", "-12h", "now"];
+  [span, span / 2, 0].forEach((ago, i) => {
+    svg.append(el("line", { x1: x(ago), x2: x(ago), y1: H - B, y2: H - B + 4, class: "axis" }));
+    svg.append(el("text", { x: x(ago), y: H - 4, "text-anchor": i === 0 ? "start" : i === 2 ? "end" : "middle", class: "tick x-tick" }, labels[i]));
+  });
+  svg.append(el("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, class: "axis" }));
+  svg.append(el("line", { x1: L, x2: L, y1: T, y2: H - B, class: "axis" }));
+  if (values.length > 1) {
+    svg.append(el("polyline", { class: "series", fill: "none",
+      points: values.map((v, i) => x((values.length - 1 - i) * step).toFixed(1) + "," + y(v).toFixed(1)).join(" ") }));
+  } else {
+    svg.append(el("text", { x: (L + W) / 2, y: (T + H - B) / 2, "text-anchor": "middle", class: "tick" }, "collecting samples…"));
+  }
+  return svg;
+}
+
+let chartSpan = "hour"; // the dashboard's charts: "hour" or "day"
+
+// charts are the dashboard's charts: rates per listener and source, rate
+// and queue depth per destination, over the last hour or day.
+function charts(s) {
+  const day = chartSpan === "day", step = day ? 5 : 1;
+  const pick = (hour, dayValues) => (day ? dayValues : hour) || [];
+  const toggle = h("p", { class: "chart-span" }, "Show: ",
+    ["hour", "day"].map((span) => h("button", { type: "button", class: span === chartSpan ? "active" : undefined, "data-span": span,
+      onclick: () => { chartSpan = span; route(); } }, "Last " + span)));
+  return [h("h2", {}, "Charts"), toggle,
+    h("div", { class: "charts", id: "charts" },
+      s.listeners.map((l) => chart(l.name + ": received per second", pick(l.rate_last_hour, l.rate_last_day), step)),
+      s.destinations.flatMap((d) => [chart(d.name + ": delivered per second", pick(d.rate_last_hour, d.rate_last_day), step),
+        chart(d.name + ": queue depth", pick(d.queue_last_hour, d.queue_last_day), step)]))];
+}
+
 // series is the last hour's per-minute rates (from the broker) and the
 // rate now, as points for a sparkline.
 function series(lastHour, now) {
@@ -159,6 +222,7 @@ async function dashboard() {
         s.routes.map((r) => h("tr", {}, h("td", {}, r.name), h("td", {}, (r.to || []).join(", ")), h("td", {}, r.matches)))),
       h("h2", {}, "Destinations"),
       h("table", { id: "destinations" }, h("tr", {}, ["Name", "Type", "State", "Queue", "Delivered", "Delivered/s", "Failures", "In dead-letter queue", "Oldest waiting", "Last error"].map((c) => h("th", {}, c))), dests),
+      ...charts(s),
       h("h2", {}, "Storage and cluster"),
       h("p", {}, "Durability ", s.storage.durability, "; NATS ", s.cluster.mode, s.cluster.connected ? " (" + s.cluster.connected + ")" : "", ", replicas ", s.cluster.replicas,
         s.cluster.leader ? ", HL7_IN leader " + s.cluster.leader : ""),

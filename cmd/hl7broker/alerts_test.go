@@ -124,8 +124,9 @@ alerts:
 }
 
 // The Alerts page in a real browser: a paused destination's rule shows
-// firing there and on the dashboard; an operator silences it with a
-// reason from the page, and the page says until when and by whom.
+// firing there and on the dashboard (with its charts); an operator
+// silences it with a reason from the page, and the page says until when
+// and by whom.
 func TestBrowserAlertsPage(t *testing.T) {
 	ctx := browser(t)
 	base, token := servePausedWithAlerts(t)
@@ -134,6 +135,16 @@ func TestBrowserAlertsPage(t *testing.T) {
 	waitText(t, ctx, "#who", "alice (operator)")
 	waitText(t, ctx, "ul.problems", "Alert emr-paused (emr) firing since")
 	waitText(t, ctx, `#destinations tr[data-destination="emr"] td.state`, "paused")
+
+	// The charts: one per listener, two per destination, each with a time
+	// axis and a scale; the day's at the press of a button.
+	waitText(t, ctx, "#charts", "emr: queue depth")
+	axes, err := chromedp.Run(ctx, chromedp.Evaluate[string](`[...document.querySelectorAll("#charts svg.chart")].map(c =>
+		c.querySelectorAll(".x-tick").length + "x" + c.querySelectorAll(".y-tick").length + ":" + [...c.querySelectorAll(".x-tick")].map(e => e.textContent).join(",")).join(" ")`))
+	require.NoError(t, err)
+	assert.Equal(t, "3x3:-60m,-30m,now 3x3:-60m,-30m,now 3x3:-60m,-30m,now", axes, "adt's rate, emr's rate and queue, each with 3 time and 3 value ticks")
+	do(t, ctx, chromedp.Click(chromedp.CSS(`.chart-span button[data-span="day"]`)))
+	waitText(t, ctx, "#charts", "-24h")
 
 	openUntil(t, ctx, base+"/ui/#/alerts", "#firing", "emr-paused")
 	waitText(t, ctx, `#firing tr[data-rule="emr-paused"] td.status`, "firing")
@@ -150,12 +161,15 @@ func TestBrowserAlertsPage(t *testing.T) {
 	}, 20*time.Second, 100*time.Millisecond, "waiting for the silence to be lifted on the page; it shows %q", silenced)
 }
 
-// The Alerts page in Firefox: the firing rule shows, and silencing it
-// from the page with a reason works.
+// The dashboard's charts and the Alerts page in Firefox: each chart has
+// its axes, the firing rule shows, and silencing it from the page with a
+// reason works.
 func TestBrowserAlertsPageFirefox(t *testing.T) {
 	b, tab := firefox(t)
 	base, token := servePausedWithAlerts(t)
 	b.signIn(t, tab, base, token, "alice (operator)")
+	b.until(t, tab, "", `[...document.querySelectorAll("#charts svg.chart")].map(c => [...c.querySelectorAll(".x-tick")].map(e => e.textContent).join(",") + "/" + c.querySelectorAll(".y-tick").length).join(" ")`,
+		"-60m,-30m,now/3 -60m,-30m,now/3 -60m,-30m,now/3")
 	b.until(t, tab, base+"/ui/#/alerts", `(document.getElementById("firing") || {}).textContent`, "emr-paused")
 	_, err := b.eval(tab, `(document.querySelector('#rules tr[data-rule="emr-paused"] input[name=reason]').value = "EMR upgrade tonight",
 		document.querySelector('#rules tr[data-rule="emr-paused"] button[type=submit]').click(), "")`)
