@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -205,4 +206,29 @@ func (b *Broker) WatchFile(file string, settle time.Duration) error {
 		}
 	}()
 	return nil
+}
+
+// ServeFile runs until ctx ends, as `serve` does: it reloads file on each
+// value from reload (SIGHUP) and, with watch, when the file changes; then
+// it shuts down, giving messages in flight up to grace.
+func (b *Broker) ServeFile(ctx context.Context, file string, reload <-chan os.Signal, watch bool, grace time.Duration) {
+	if watch {
+		if err := b.WatchFile(file, 300*time.Millisecond); err != nil {
+			b.log.Warn().Err(err).Msg("not watching the config file; SIGHUP still reloads it")
+		}
+	}
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-reload:
+			b.log.Info().Msg("SIGHUP: reloading the config file")
+			_ = b.ReloadFile(file)
+		}
+	}
+	b.log.Info().Dur("grace", grace).Msg("stopping: finishing messages in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := b.Shutdown(sctx); err != nil {
+		b.log.Warn().Err(err).Msg("stopped before every message in flight finished; their senders will resend")
+	}
 }

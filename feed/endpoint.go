@@ -2,8 +2,11 @@ package feed
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -101,4 +104,36 @@ func (h *Endpoint) RejectMLLP(_ context.Context, _ *mllp.ConnInfo, fe *mllp.Fram
 	return hl7.BuildRejectAck(fe.Prefix, hl7.AckOptions{
 		Err:  &hl7.Error{Code: hl7.CodeInternal, Severity: hl7.SeverityError, Location: hl7.Location{Offset: -1}},
 		Text: fmt.Sprintf("message of %d bytes is over the limit", fe.Size)})
+}
+
+// Listen serves h on addr (with TLS when tlsCfg is set) until ctx ends,
+// calling ready once it listens; then it lets the messages in flight
+// finish, for up to 10 s.
+func (h *Endpoint) Listen(ctx context.Context, addr string, tlsCfg *tls.Config, maxFrameBytes int, ready func(net.Addr)) error {
+	if h.Out != "" {
+		if err := os.MkdirAll(h.Out, 0o755); err != nil {
+			return err
+		}
+	}
+	srv := &mllp.Server{Name: "listen", Handler: h, TLSConfig: tlsCfg, MaxFrameBytes: maxFrameBytes, Logger: h.Log}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	ready(l.Addr())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	h.Log.Info().Msg("stopping: finishing messages in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if serveErr := <-served; !errors.Is(serveErr, mllp.ErrServerClosed) {
+		return serveErr
+	}
+	return err
 }

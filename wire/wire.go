@@ -335,3 +335,51 @@ func cut(s string, max int) string {
 	}
 	return s[:n] + tail
 }
+
+// Describe is the event in words, without its time: what the CLI prints
+// for each step of a message's journey. It names listeners, destinations,
+// routes, codes and reasons, never the message's fields.
+func (e Event) Describe() string {
+	s := e.Kind
+	switch e.Kind {
+	case "received":
+		if e.By != "" {
+			s += " as a replay by " + e.By
+		} else {
+			s += fmt.Sprintf(" on %s from %s, answered %s", e.Listener, e.Remote, e.Ack)
+		}
+		if e.Duplicate {
+			s += " (a resend: stored once)"
+		}
+	case "routed":
+		if len(e.Destinations) == 0 {
+			s += " nowhere"
+		} else {
+			s += " to " + strings.Join(e.Destinations, ", ")
+		}
+		if len(e.Routes) > 0 {
+			s += " by " + strings.Join(e.Routes, ", ")
+		}
+		if e.Unrouted {
+			s += " (no route matched)"
+		}
+	case "attempt", "delivered":
+		s += fmt.Sprintf(" %s attempt %d: %s %s (%.1f ms) %s", e.Destination, e.Attempt, e.Outcome, e.Code, e.Millis, e.Reason)
+	case "dead_lettered":
+		s += fmt.Sprintf(" %s after %d attempts: %s (dead letter %d)", e.Destination, e.Attempt, e.Reason, e.DLQ)
+	case "replayed":
+		s += " by " + e.By
+		if e.Destination != "" {
+			s += " to " + e.Destination
+		}
+		if e.As != 0 {
+			s += fmt.Sprintf(" as message %d", e.As)
+		}
+		if e.DLQ != 0 {
+			s += fmt.Sprintf(" from dead letter %d", e.DLQ)
+		}
+	case "purged":
+		s += fmt.Sprintf(" dead letter %d of %s by %s", e.DLQ, e.Destination, e.By)
+	}
+	return strings.TrimSpace(s)
+}

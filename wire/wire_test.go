@@ -39,3 +39,20 @@ func TestAuditEntryBoundedCutsLongFieldsOnCharacterBoundaries(t *testing.T) {
 	assert.LessOrEqual(t, len(b.IDs[1]), AuditMaxID)
 	assert.Len(t, e.IDs[1], 100, "the entry given is not changed")
 }
+
+// Each journey event reads as a sentence naming listeners, destinations,
+// routes, codes and reasons: what `hl7broker messages show` prints.
+func TestEventsDescribeThemselvesInWords(t *testing.T) {
+	for want, e := range map[string]Event{
+		"received on lab from 10.0.0.5:4000, answered AA (a resend: stored once)": {Kind: "received", Listener: "lab", Remote: "10.0.0.5:4000", Ack: "AA", Duplicate: true},
+		"received as a replay by alice":                                           {Kind: "received", By: "alice", Listener: "lab"},
+		"routed to emr, archive by adt":                                           {Kind: "routed", Destinations: []string{"emr", "archive"}, Routes: []string{"adt"}},
+		"routed nowhere (no route matched)":                                       {Kind: "routed", Unrouted: true},
+		"attempt emr attempt 2: retry AE (12.5 ms) timeout":                       {Kind: "attempt", Destination: "emr", Attempt: 2, Outcome: "retry", Code: "AE", Millis: 12.5, Reason: "timeout"},
+		"dead_lettered emr after 5 attempts: refused (dead letter 9)":             {Kind: "dead_lettered", Destination: "emr", Attempt: 5, Reason: "refused", DLQ: 9},
+		"replayed by bob to archive as message 42 from dead letter 9":             {Kind: "replayed", By: "bob", Destination: "archive", As: 42, DLQ: 9},
+		"purged dead letter 9 of emr by carol":                                    {Kind: "purged", DLQ: 9, Destination: "emr", By: "carol"},
+	} {
+		assert.Equal(t, want, e.Describe())
+	}
+}

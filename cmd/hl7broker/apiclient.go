@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -113,15 +110,4 @@ func apiCommand(fn func(cmd *cobra.Command, c *apiClient, args []string) error) 
 		fmt.Fprintln(cmd.ErrOrStderr(), "hl7broker:", err)
 		return exitError{code}
 	}
-}
-
-// printJSON prints raw JSON indented.
-func printJSON(w io.Writer, raw []byte) {
-	var b bytes.Buffer
-	if json.Indent(&b, raw, "", "  ") != nil {
-		w.Write(raw)
-		return
-	}
-	b.WriteByte('\n')
-	w.Write(b.Bytes())
 }

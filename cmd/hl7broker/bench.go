@@ -98,12 +98,12 @@ func runBench(cmd *cobra.Command, args []string, o benchFlags) error {
 		return err
 	}
 	if len(args) > 0 {
-		msgs, failures := readOutgoing(cmd, args)
+		msgs, failures := readMessages(cmd, args)
 		if failures > 0 || len(msgs) == 0 {
 			return errors.New("no messages to send from the files given")
 		}
 		for _, m := range msgs {
-			o.Raw = append(o.Raw, m.raw)
+			o.Raw = append(o.Raw, m.Raw)
 		}
 	}
 	if o.compare {

@@ -5,10 +5,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
 	"time"
 
+	"github.com/hl7broker/hl7broker/feed"
 	"github.com/hl7broker/hl7broker/fhir"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/spf13/cobra"
@@ -69,42 +68,27 @@ func runConvert(cmd *cobra.Command, args []string, o convertOptions) error {
 	out := bufio.NewWriter(cmd.OutOrStdout())
 	defer out.Flush()
 	failures := 0
-	for _, name := range args {
-		data, err := readInput(cmd, name)
-		var b *hl7.Batch
-		if err == nil {
-			b, err = hl7.SplitBatch(data, hl7.Limits{})
-		}
+	msgs := feed.ReadMessages(args, cmd.InOrStdin(), func(name string, err error) {
+		fmt.Fprintf(errw, "%s: %s\n", name, feed.OneLine(err.Error()))
+		failures++
+	}, func(string, string) {})
+	for _, m := range msgs {
+		bundle, err := fhir.ConvertBytes(m.Raw, opts)
 		if err != nil {
-			fmt.Fprintf(errw, "%s: %s\n", name, oneLine(err.Error()))
+			fmt.Fprintf(errw, "%s #%d: not converted: %s\n", m.File, m.Index, feed.OneLine(err.Error()))
 			failures++
 			continue
 		}
-		for i, raw := range b.Messages {
-			bundle, err := fhir.ConvertBytes(raw, opts)
-			if err != nil {
-				fmt.Fprintf(errw, "%s #%d: not converted: %s\n", name, i+1, oneLine(err.Error()))
-				failures++
-				continue
-			}
-			if o.pretty {
-				var ind bytes.Buffer
-				_ = json.Indent(&ind, bundle, "", "  ")
-				bundle = ind.Bytes()
-			}
-			out.Write(bundle)
-			out.WriteByte('\n')
+		if o.pretty {
+			var ind bytes.Buffer
+			_ = json.Indent(&ind, bundle, "", "  ")
+			bundle = ind.Bytes()
 		}
+		out.Write(bundle)
+		out.WriteByte('\n')
 	}
 	if failures > 0 {
 		return exitError{1}
 	}
 	return nil
-}
-
-func readInput(cmd *cobra.Command, name string) ([]byte, error) {
-	if name == "-" {
-		return io.ReadAll(cmd.InOrStdin())
-	}
-	return os.ReadFile(name)
 }

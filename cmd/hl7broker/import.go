@@ -8,12 +8,10 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/broker"
-	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/feed"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/ingest"
-	"github.com/hl7broker/hl7broker/routing"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 )
@@ -77,7 +75,7 @@ func runImport(cmd *cobra.Command, args []string, o importOptions) error {
 	if o.validateOnly == (o.to != "") {
 		return errors.New("give --validate-only or --to HOST:PORT or URL (one of them)")
 	}
-	intake, err := importIntake(o)
+	intake, routed, err := importChecks(o)
 	if err != nil {
 		return err
 	}
@@ -86,9 +84,7 @@ func runImport(cmd *cobra.Command, args []string, o importOptions) error {
 		return err
 	}
 	sv := ingest.NewSurveyor(ingest.New(intake, nil, zerolog.Nop()))
-	if sv.Route, err = importRouting(o, intake.Name); err != nil {
-		return err
-	}
+	sv.Route = routed
 	var snd *feed.Sender
 	if !o.validateOnly {
 		if snd, err = newFeed(o); err != nil {
@@ -141,50 +137,28 @@ func newFeed(o importOptions) (*feed.Sender, error) {
 	return snd, nil
 }
 
-// importIntake is the checks' settings: a listener's or source's of
-// --config, else the defaults.
-func importIntake(o importOptions) (config.ListenerConfig, error) {
+// importChecks are the checks' settings (a listener's or source's of
+// --config, else the defaults) and, with --config, where its routes would
+// send each message.
+func importChecks(o importOptions) (config.ListenerConfig, func(*hl7.Message, []byte) ingest.Routed, error) {
 	if o.config == "" {
 		if o.listener != "" {
-			return config.ListenerConfig{}, errors.New("--listener needs --config")
+			return config.ListenerConfig{}, nil, errors.New("--listener needs --config")
 		}
-		return config.ListenerConfig{Name: "import", MaxMessageBytes: config.DefaultMaxMessageBytes}, nil
+		return config.ListenerConfig{Name: "import", MaxMessageBytes: config.DefaultMaxMessageBytes}, nil, nil
 	}
 	cfg, err := config.Load(o.config)
 	if err != nil {
-		return config.ListenerConfig{}, err
+		return config.ListenerConfig{}, nil, err
+	}
+	trial, err := broker.NewTrial(cfg)
+	if err != nil {
+		return config.ListenerConfig{}, nil, err
 	}
 	for _, l := range cfg.Intakes() {
 		if o.listener == "" || l.Name == o.listener {
-			return l, nil
+			return l, trial.Routed(l.Name), nil
 		}
 	}
-	return config.ListenerConfig{}, fmt.Errorf("%s has no listener or source named %q", o.config, o.listener)
-}
-
-// importRouting is, with --config, what its routes would do with each
-// message arriving at listener (nil without --config).
-func importRouting(o importOptions, listener string) (func(*hl7.Message, []byte) ingest.Routed, error) {
-	if o.config == "" {
-		return nil, nil
-	}
-	cfg, err := config.Load(o.config)
-	if err != nil {
-		return nil, err
-	}
-	routes, err := broker.CompileRoutes(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return func(m *hl7.Message, raw []byte) ingest.Routed {
-		plan := routing.Evaluate(routes, cfg.Unrouted.To, condition.Input{Listener: listener, Message: m}, raw, false)
-		r := ingest.Routed{Unrouted: plan.Unrouted}
-		for _, c := range plan.Copies {
-			r.Destinations = append(r.Destinations, c.Destination)
-		}
-		for _, d := range plan.DeadLetters {
-			r.FailedRoutes = append(r.FailedRoutes, d.Route)
-		}
-		return r
-	}, nil
+	return config.ListenerConfig{}, nil, fmt.Errorf("%s has no listener or source named %q", o.config, o.listener)
 }

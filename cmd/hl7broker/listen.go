@@ -1,11 +1,8 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net"
-	"os"
 	"time"
 
 	"github.com/hl7broker/hl7broker/feed"
@@ -60,31 +57,8 @@ func runListen(cmd *cobra.Command, o listenOptions) error {
 	if err != nil {
 		return err
 	}
-	if o.out != "" {
-		if err := os.MkdirAll(o.out, 0o755); err != nil {
-			return err
-		}
-	}
 	h := &feed.Endpoint{Out: o.out, Outcome: outcome, Mode: mode, Delay: o.delay, Log: log}
-	srv := &mllp.Server{Name: "listen", Handler: h, TLSConfig: tlsCfg, MaxFrameBytes: o.maxMessageBytes, Logger: log}
-	l, err := net.Listen("tcp", o.addr)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(cmd.OutOrStdout(), "listening on %s\n", l.Addr())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	select {
-	case err := <-served:
-		return err
-	case <-cmd.Context().Done():
-	}
-	log.Info().Msg("stopping: finishing messages in flight")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err = srv.Shutdown(ctx)
-	if serveErr := <-served; !errors.Is(serveErr, mllp.ErrServerClosed) {
-		return serveErr
-	}
-	return err
+	return h.Listen(cmd.Context(), o.addr, tlsCfg, o.maxMessageBytes, func(a net.Addr) {
+		fmt.Fprintf(cmd.OutOrStdout(), "listening on %s\n", a)
+	})
 }

@@ -13,10 +13,7 @@ import (
 	"strings"
 
 	"github.com/hl7broker/hl7broker/broker"
-	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/config"
-	"github.com/hl7broker/hl7broker/delivery"
-	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/routing"
 	"github.com/hl7broker/hl7broker/script"
 	"github.com/spf13/cobra"
@@ -58,7 +55,7 @@ func runRouteTest(cmd *cobra.Command, args []string, o routeTestOptions) error {
 		printConfigError(cmd.OutOrStdout(), o.config, err)
 		return exitError{1}
 	}
-	routes, err := broker.CompileRoutes(cfg)
+	trial, err := broker.NewTrial(cfg)
 	if err != nil {
 		fmt.Fprintln(cmd.OutOrStdout(), err)
 		return exitError{1}
@@ -67,70 +64,45 @@ func runRouteTest(cmd *cobra.Command, args []string, o routeTestOptions) error {
 		fmt.Fprintf(cmd.OutOrStdout(), "no listener or source is named %q\n", o.listener)
 		return exitError{1}
 	}
-	msgs, failures := readOutgoing(cmd, args)
-	type encoder struct {
-		enc *script.Script
-		err error
-	}
-	encoders := map[string]encoder{}
+	msgs, failures := readMessages(cmd, args)
 	w := cmd.OutOrStdout()
 	for _, msg := range msgs {
-		fmt.Fprintf(w, "== %s #%d\n", msg.file, msg.index)
-		m, err := hl7.Parse(msg.raw)
-		if err == nil {
-			err = m.CheckHeader() // as the listener checks it: an empty MSH-10 is AR
-		}
-		if err != nil {
-			fmt.Fprintf(w, "not accepted: the listener would reject it (AR): %v\n\n", err)
+		fmt.Fprintf(w, "== %s #%d\n", msg.File, msg.Index)
+		r := trial.Run(o.listener, msg.Raw)
+		switch {
+		case r.Refused != "" && r.Type == "":
+			fmt.Fprintf(w, "not accepted: %s\n\n", r.Refused)
+			continue
+		case r.Refused != "":
+			fmt.Fprintf(w, "%s^%s, control ID %s: not accepted: %s\n\n", r.Type, r.Trigger, r.ControlID, r.Refused)
 			continue
 		}
-		listener, why := cfg.IntakeFor(o.listener, m.Type())
-		if why != "" {
-			fmt.Fprintf(w, "%s^%s, control ID %s: not accepted: %s\n\n", m.Type(), m.Trigger(), m.ControlID(), why)
-			continue
+		fmt.Fprintf(w, "%s^%s, control ID %s, from listener %s\n", r.Type, r.Trigger, r.ControlID, r.Listener)
+		for _, d := range r.Decisions {
+			fmt.Fprintf(w, "route %s: %s: %s\n", d.Route, map[bool]string{true: "match", false: "no match"}[d.Matched], d.Why)
 		}
-		fmt.Fprintf(w, "%s^%s, control ID %s, from listener %s\n", m.Type(), m.Trigger(), m.ControlID(), listener)
-		plan := routing.Evaluate(routes, cfg.Unrouted.To, condition.Input{Listener: listener, Message: m}, msg.raw, true)
-		for _, d := range plan.Decisions {
-			verdict := "no match"
-			if d.Matched {
-				verdict = "match"
-			}
-			fmt.Fprintf(w, "route %s: %s: %s\n", d.Route, verdict, d.Why)
-		}
-		for _, l := range plan.Log {
+		for _, l := range r.Log {
 			fmt.Fprintf(w, "log (%s) %s: %s\n", l.Script, l.Level, l.Text)
 		}
-		for _, d := range plan.DeadLetters {
+		for _, d := range r.DeadLetters {
 			fmt.Fprintf(w, "dead letter: %s\n", d.Reason)
 			printThrown(w, d.Err)
 		}
-		if plan.Unrouted {
+		if r.Unrouted {
 			fmt.Fprintf(w, "unrouted: no route matched%s\n", map[bool]string{true: "; sent to " + cfg.Unrouted.To, false: "; kept in history only"}[cfg.Unrouted.To != ""])
 		}
-		for _, c := range plan.Copies {
-			sent, ext, err := c.Data, "hl7", error(nil)
-			if d, ok := cfg.Destination(c.Destination); ok {
-				e, cached := encoders[d.Name]
-				if !cached {
-					e.enc, e.err = cfg.Encoder(d) // compiled once for every message
-					encoders[d.Name] = e
-				}
-				if err = e.err; err == nil {
-					sent, ext, err = delivery.AsSent(d, e.enc, c.Data, c.Vars)
-				}
-			}
-			if err != nil {
-				fmt.Fprintf(w, "-> %s (route %s): cannot be encoded for it: %v\n", c.Destination, c.Route, err)
-				printThrown(w, err)
+		for _, c := range r.Sent {
+			if c.Err != nil {
+				fmt.Fprintf(w, "-> %s (route %s): cannot be encoded for it: %v\n", c.Destination, c.Route, c.Err)
+				printThrown(w, c.Err)
 				failures++
 				continue
 			}
-			printCopy(w, c, sent, ext, msg.raw)
+			printCopy(w, c.Copy, c.Sent, c.Ext, msg.Raw)
 			if o.out != "" {
-				name := filepath.Join(o.out, fmt.Sprintf("%s-%d-%s.%s", strings.TrimSuffix(filepath.Base(msg.file), filepath.Ext(msg.file)), msg.index, c.Destination, ext))
+				name := filepath.Join(o.out, fmt.Sprintf("%s-%d-%s.%s", strings.TrimSuffix(filepath.Base(msg.File), filepath.Ext(msg.File)), msg.Index, c.Destination, c.Ext))
 				if err := os.MkdirAll(o.out, 0o755); err == nil {
-					err = os.WriteFile(name, sent, 0o644)
+					err = os.WriteFile(name, c.Sent, 0o644)
 				}
 				if err != nil {
 					fmt.Fprintf(w, "   could not write %s: %v\n", name, err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -54,30 +53,10 @@ is set. Logs are JSON unless --log-format console.`,
 				log.Error().Err(err).Msg("broker did not start")
 				return exitError{1}
 			}
-			if watch {
-				if err := b.WatchFile(file, 300*time.Millisecond); err != nil {
-					log.Warn().Err(err).Msg("not watching the config file; SIGHUP still reloads it")
-				}
-			}
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
-		wait:
-			for {
-				select {
-				case <-cmd.Context().Done():
-					break wait
-				case <-hup:
-					log.Info().Msg("SIGHUP: reloading the config file")
-					_ = b.ReloadFile(file)
-				}
-			}
-			log.Info().Dur("grace", grace).Msg("stopping: finishing messages in flight")
-			ctx, cancel := context.WithTimeout(context.Background(), grace)
-			defer cancel()
-			if err := b.Shutdown(ctx); err != nil {
-				log.Warn().Err(err).Msg("stopped before every message in flight finished; their senders will resend")
-			}
+			b.ServeFile(cmd.Context(), file, hup, watch, grace)
 			return nil
 		},
 	}

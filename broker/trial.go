@@ -1,0 +1,102 @@
+package broker
+
+import (
+	"github.com/hl7broker/hl7broker/condition"
+	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/delivery"
+	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/ingest"
+	"github.com/hl7broker/hl7broker/routing"
+	"github.com/hl7broker/hl7broker/script"
+)
+
+// Trial runs messages through a configuration's listeners' checks, routes,
+// steps and encoders as the broker would, with nothing started and
+// nothing sent: what `route test` shows and what `import --config`
+// checks.
+type Trial struct {
+	cfg      *config.Config
+	routes   []routing.Route
+	encoders map[string]trialEncoder // by destination, compiled once
+}
+
+type trialEncoder struct {
+	enc *script.Script
+	err error
+}
+
+// TrialResult is what the broker would do with one message.
+type TrialResult struct {
+	// Refused says why the listener would refuse it (AR, or its
+	// accept_types); then nothing else is set but what could be read.
+	Refused                  string
+	Type, Trigger, ControlID string
+	Listener                 string
+	routing.Plan             // the routes' verdicts, dead letters, log lines
+	Sent                     []TrialCopy
+}
+
+// TrialCopy is one copy as its destination would receive it.
+type TrialCopy struct {
+	routing.Copy
+	Sent []byte // the payload as sent (the encoder's, or the HL7 copy)
+	Ext  string // hl7, json, xml, txt…: what a file of it is named
+	Err  error  // it cannot be encoded for its destination
+}
+
+// NewTrial compiles cfg's routes.
+func NewTrial(cfg *config.Config) (*Trial, error) {
+	routes, err := CompileRoutes(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Trial{cfg: cfg, routes: routes, encoders: map[string]trialEncoder{}}, nil
+}
+
+// Run tries raw as if it came from listener (or, when "", from the first
+// listener that accepts its type).
+func (t *Trial) Run(listener string, raw []byte) TrialResult {
+	m, err := hl7.Parse(raw)
+	if err == nil {
+		err = m.CheckHeader() // as the listener checks it: an empty MSH-10 is AR
+	}
+	if err != nil {
+		return TrialResult{Refused: "the listener would reject it (AR): " + err.Error()}
+	}
+	r := TrialResult{Type: m.Type(), Trigger: m.Trigger(), ControlID: m.ControlID()}
+	if r.Listener, r.Refused = t.cfg.IntakeFor(listener, m.Type()); r.Refused != "" {
+		return r
+	}
+	r.Plan = routing.Evaluate(t.routes, t.cfg.Unrouted.To, condition.Input{Listener: r.Listener, Message: m}, raw, true)
+	for _, c := range r.Copies {
+		tc := TrialCopy{Copy: c, Sent: c.Data, Ext: "hl7"}
+		if d, ok := t.cfg.Destination(c.Destination); ok {
+			e, cached := t.encoders[d.Name]
+			if !cached {
+				e.enc, e.err = t.cfg.Encoder(d)
+				t.encoders[d.Name] = e
+			}
+			if tc.Err = e.err; tc.Err == nil {
+				tc.Sent, tc.Ext, tc.Err = delivery.AsSent(d, e.enc, c.Data, c.Vars)
+			}
+		}
+		r.Sent = append(r.Sent, tc)
+	}
+	return r
+}
+
+// Routed is, for import's survey, where the routes would send each
+// message arriving at listener.
+func (t *Trial) Routed(listener string) func(*hl7.Message, []byte) ingest.Routed {
+	return func(m *hl7.Message, raw []byte) ingest.Routed {
+		plan := routing.Evaluate(t.routes, t.cfg.Unrouted.To, condition.Input{Listener: listener, Message: m}, raw, false)
+		r := ingest.Routed{Unrouted: plan.Unrouted}
+		for _, c := range plan.Copies {
+			r.Destinations = append(r.Destinations, c.Destination)
+		}
+		for _, d := range plan.DeadLetters {
+			r.FailedRoutes = append(r.FailedRoutes, d.Route)
+		}
+		return r
+	}
+}
