@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dop251/goja"
 
@@ -38,7 +39,7 @@ func (r *runner) nativeMessage() *goja.Object {
 		})
 	}
 	fn("get", func(c goja.FunctionCall) goja.Value {
-		return vm.ToValue(string(m().Value(r.path("msg.get", c.Argument(0)))))
+		return r.str(m().Value(r.path("msg.get", c.Argument(0))))
 	})
 	edit("set", func(c goja.FunctionCall) goja.Value {
 		r.check("msg.set", m().Set(r.path("msg.set", c.Argument(0)), text(c.Argument(1))))
@@ -119,18 +120,66 @@ func (r *runner) nativeMessage() *goja.Object {
 
 // segment is one segment for msg.segments: its name, its index among
 // segments of that name, and get and set by a path within it ("5.1" or
-// "OBX-5.1").
+// "OBX-5.1"). Segment objects are pooled: a run hands out fresh ones
+// (none is shared within a run), and the next run reuses them, so a loop
+// over segments allocates nothing once a runtime has served a message.
+// An object kept past its run (in a global, say) reads whatever the pool
+// makes it next, always of the message then running, never an earlier one.
 func (r *runner) segment(name string, occ int) goja.Value {
-	seg := &segmentObject{r: r, name: name, occ: occ}
-	o := r.vm.NewDynamicObject(seg)
-	r.segs[o] = seg // found again by its object: Export allocates
-	return o
+	if r.segUsed == len(r.segPool) {
+		seg := &segmentObject{r: r}
+		seg.get, seg.set = r.segmentMethods(seg)
+		r.segPool = append(r.segPool, seg)
+	}
+	seg := r.segPool[r.segUsed]
+	r.segUsed++
+	seg.name, seg.occ = name, occ
+	if seg.obj == nil {
+		seg.obj = r.vm.NewDynamicObject(seg)
+	}
+	return seg.obj
+}
+
+// maxPooledSegments bounds the segment objects a runtime keeps between
+// runs (a message of many segments makes more, dropped after its run).
+const maxPooledSegments = 256
+
+func (r *runner) endSegments() {
+	clear(r.segPool[min(len(r.segPool), maxPooledSegments):])
+	r.segPool = r.segPool[:min(len(r.segPool), maxPooledSegments)]
+	r.segUsed = 0
+}
+
+// maxInterned is the longest field value str makes once per run.
+const maxInterned = 32
+
+// str is a field's value as a JavaScript string. Short values repeat
+// within a message (flags, units, codes in a loop over OBX), so each is
+// made once per run; the run's end forgets them.
+func (r *runner) str(b []byte) goja.Value {
+	if len(b) <= 1 && (len(b) == 0 || b[0] < utf8.RuneSelf) {
+		return r.short[string(b)] // "" and one ASCII character: made with the runtime
+	}
+	if len(b) > maxInterned {
+		return r.vm.ToValue(string(b))
+	}
+	if v, ok := r.strs[string(b)]; ok {
+		return v
+	}
+	s := string(b)
+	v := r.vm.ToValue(s)
+	if len(r.strs) < 1024 {
+		r.strs[s] = v
+	}
+	return v
 }
 
 type segmentObject struct {
-	r    *runner
-	name string
-	occ  int
+	r        *runner
+	obj      *goja.Object
+	get, set goja.Value // its methods, made with it
+	name     string
+	occ      int
 }
 
 func (s *segmentObject) Get(key string) goja.Value {
@@ -140,9 +189,9 @@ func (s *segmentObject) Get(key string) goja.Value {
 	case "index":
 		return s.r.vm.ToValue(s.occ)
 	case "get":
-		return s.r.segGet
+		return s.get
 	case "set":
-		return s.r.segSet
+		return s.set
 	}
 	return nil
 }
@@ -152,41 +201,41 @@ func (s *segmentObject) Has(key string) bool         { return s.Get(key) != nil 
 func (s *segmentObject) Delete(string) bool          { return false }
 func (s *segmentObject) Keys() []string              { return []string{"name", "index"} }
 
-// segmentMethods makes a segment's get and set, once per runtime.
-func (r *runner) segmentMethods() {
+// segmentMethods makes a segment's get and set, once per pooled segment.
+func (r *runner) segmentMethods(seg *segmentObject) (get, set goja.Value) {
 	vm := r.vm
-	at := func(where string, c goja.FunctionCall) hl7.Path {
-		o, _ := c.This.(*goja.Object)
-		seg, ok := r.segs[o]
-		if !ok {
-			panic(vm.NewTypeError(where + ": not a segment"))
-		}
+	at := func(c goja.FunctionCall) hl7.Path {
 		s := c.Argument(0).String()
-		key := [2]string{seg.name, s}
-		p, cached := r.segPaths[key]
+		byName := r.segPaths[seg.name]
+		p, cached := byName[s]
 		if !cached {
 			full := s
 			if !strings.HasPrefix(s, seg.name+"-") {
 				full = seg.name + "-" + s
 			}
-			p = r.path(where, vm.ToValue(full))
-			if len(r.segPaths) < 1024 {
-				r.segPaths[key] = p
+			p = r.path("segment.get", vm.ToValue(full))
+			if byName == nil {
+				byName = map[string]hl7.Path{}
+				r.segPaths[seg.name] = byName
+			}
+			if len(byName) < 256 && len(r.segPaths) < 256 {
+				byName[s] = p
 			}
 		}
 		p.Occurrence = seg.occ
 		return p
 	}
-	r.segGet = vm.ToValue(func(c goja.FunctionCall) goja.Value {
-		return vm.ToValue(string(r.in.Message.Value(at("segment.get", c))))
+	get = vm.ToValue(func(c goja.FunctionCall) goja.Value {
+		return r.str(r.in.Message.Value(at(c)))
 	})
-	r.segSet = vm.ToValue(func(c goja.FunctionCall) goja.Value {
+	set = vm.ToValue(func(c goja.FunctionCall) goja.Value {
 		if r.script != nil && r.script.kind == Condition {
 			panic(vm.NewTypeError("segment.set: a condition cannot change the message"))
 		}
-		r.check("segment.set", r.in.Message.Set(at("segment.set", c), text(c.Argument(1))))
+		r.check("segment.set", r.in.Message.Set(at(c), text(c.Argument(1))))
 		return goja.Undefined()
 	})
+	return get, set
 }
 
 // path parses a script's path argument, throwing a TypeError for a bad one

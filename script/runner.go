@@ -3,6 +3,7 @@ package script
 import (
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dop251/goja"
 
@@ -29,10 +30,12 @@ type runner struct {
 	script *Script
 	// The native API's objects, made once and pointed at the run's input.
 	msg, vars, log *goja.Object
-	segGet, segSet goja.Value                      // msg.segments' segments' methods
-	segPaths       map[[2]string]hl7.Path          // their paths, parsed once
-	segs           map[*goja.Object]*segmentObject // this run's segments, by object
-	paths          map[string]hl7.Path             // paths scripts name, parsed once
+	segPaths       map[string]map[string]hl7.Path // segments' paths by segment name and argument, parsed once
+	segPool        []*segmentObject               // msg.segments' objects made so far, reused run after run
+	segUsed        int                            // how many of segPool this run has handed out
+	strs           map[string]goja.Value          // this run's short field values, made once each (see str)
+	short          map[string]goja.Value          // "" and each ASCII character, made once per runtime
+	paths          map[string]hl7.Path            // paths scripts name, parsed once
 	mirth          *mirthScope
 }
 
@@ -45,10 +48,13 @@ func (e *Engine) newRunner() (*runner, error) {
 	}
 	r.installHelpers()
 	r.msg = r.nativeMessage()
-	r.segPaths = map[[2]string]hl7.Path{}
-	r.segs = map[*goja.Object]*segmentObject{}
+	r.segPaths = map[string]map[string]hl7.Path{}
+	r.strs = map[string]goja.Value{}
+	r.short = map[string]goja.Value{"": r.vm.ToValue("")}
+	for c := range utf8.RuneSelf {
+		r.short[string(rune(c))] = r.vm.ToValue(string(rune(c)))
+	}
 	r.paths = map[string]hl7.Path{}
-	r.segmentMethods()
 	r.vars = r.vm.NewDynamicObject(&varsObject{r: r})
 	r.log = r.logger()
 	r.mirth = r.newMirthScope()
@@ -107,7 +113,8 @@ func (r *runner) end() {
 	r.mu.Unlock()
 	r.vm.ClearInterrupt()
 	r.in, r.script = nil, nil
-	clear(r.segs)
+	r.endSegments()
+	clear(r.strs) // no value of this message outlives its run
 	r.mirth.reset()
 }
 

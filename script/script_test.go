@@ -1,6 +1,7 @@
 package script
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -238,4 +239,27 @@ func TestThrowingNullNamesNothing(t *testing.T) {
 	var se *Error
 	require.ErrorAs(t, err, &se)
 	assert.Contains(t, se.Reason, "threw null", "not a host panic")
+}
+
+// Segment objects and short values are reused run after run for speed:
+// within a run every segment handed out stays itself, and a run sees
+// only its own message's values.
+func TestSegmentsAndValuesAreNeverSharedWithinARunOrAcrossMessages(t *testing.T) {
+	e := engine(t, Options{})
+	src := `var obx = msg.segments('OBX'); var pid = msg.segments('PID'); var all = msg.segments();
+vars.first = obx[0].get('3.1') + '/' + obx[2].get('3.1') + '/' + pid[0].get('5.1') + '/' + all[0].name + '/' + obx[1].index;
+vars.flag = obx[2].get('11') + obx[0].get('11');`
+	s, err := e.Compile("pool.js", Step, src, false)
+	require.NoError(t, err)
+	for _, c := range []struct{ msg, first, flag string }{
+		{oru, "WBC/PLT/SMITH/MSH/2", "DF"},
+		{strings.NewReplacer("WBC", "NA", "PLT", "K", "SMITH", "JONES", "|D\r", "|C\r").Replace(oru), "NA/K/JONES/MSH/2", "CF"},
+	} {
+		in := &Input{Message: parse(t, c.msg), Vars: map[string]string{}}
+		_, err := s.Run(in)
+		require.NoError(t, err)
+		assert.Equal(t, c.first, in.Vars["first"])
+		assert.Equal(t, c.flag, in.Vars["flag"])
+	}
+	assert.EqualValues(t, 1, e.made.Load(), "one runtime served both messages, so its pool was reused")
 }
