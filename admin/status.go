@@ -49,7 +49,11 @@ type DestinationStatus struct {
 	StateReason string `json:"state_reason,omitempty"`
 	QueueDepth  int64  `json:"queue_depth"` // -1 when unknown
 	// DeadLettersNow is what the dead-letter queue holds for it now
-	// (DeadLetter counts what went there since the start); -1: unknown.
+	// (DeadLetter counts what went there in all); -1: unknown. With
+	// history on, Delivered, Failures and DeadLetter (and a listener's
+	// Received and Rejected) are the history index's totals, which go on
+	// across restarts; with history off they count from this process's
+	// start.
 	DeadLettersNow int64   `json:"dead_letters_now"`
 	Delivered      uint64  `json:"delivered"`
 	Failures       uint64  `json:"failures"` // failed attempts

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/admin"
+	"github.com/hl7broker/hl7broker/history"
 	"github.com/hl7broker/hl7broker/internal/secret"
 	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/wire"
@@ -94,12 +95,16 @@ func (b *Broker) status(ctx context.Context) admin.Status {
 
 	m := b.metrics
 	inDLQ := store.DeadLettersByDestination(ctx, b.nats.JetStream)
+	totals := b.totals(ctx)
 	for i := range st.Listeners {
 		ls := &st.Listeners[i]
 		ls.Received = uint64(counterValue(m.received.WithLabelValues(ls.Name)))
 		ls.Rejected = uint64(counterValue(m.acks.WithLabelValues(ls.Name, "AR")) + counterValue(m.acks.WithLabelValues(ls.Name, "AE")) +
 			counterValue(m.acks.WithLabelValues(ls.Name, "CR")) + counterValue(m.acks.WithLabelValues(ls.Name, "CE")))
 		ls.Rate = b.rates.rate("l:"+ls.Name, now, float64(ls.Received))
+		if totals != nil {
+			ls.Received, ls.Rejected = totals.Get("received", ls.Name), totals.Get("refused", ls.Name)
+		}
 		ls.RateLastHour, ls.RateLastDay = b.rates.lastHour("l:"+ls.Name), b.rates.lastDay("l:"+ls.Name)
 	}
 	for _, r := range cfg.Routes {
@@ -112,6 +117,9 @@ func (b *Broker) status(ctx context.Context) admin.Status {
 			Failures:   uint64(counterValue(m.retried.WithLabelValues(d.Name))),
 			DeadLetter: uint64(counterValue(m.deadLettered.WithLabelValues(d.Name)))}
 		ds.Rate = b.rates.rate("d:"+d.Name, now, float64(ds.Delivered))
+		if totals != nil {
+			ds.Delivered, ds.Failures, ds.DeadLetter = totals.Get("delivered", d.Name), totals.Get("failed", d.Name), totals.Get("dead_lettered", d.Name)
+		}
 		ds.RateLastHour, ds.RateLastDay = b.rates.lastHour("d:"+d.Name), b.rates.lastDay("d:"+d.Name)
 		ds.QueueLastHour, ds.QueueLastDay = b.rates.levels("q:"+d.Name, false), b.rates.levels("q:"+d.Name, true)
 		ds.State, ds.DeadLettersNow = "running", -1
@@ -153,4 +161,19 @@ func (b *Broker) status(ctx context.Context) admin.Status {
 	}
 	st.Config = admin.ConfigStatus{File: cfg.File(), LoadedAt: loadedAt, LastReload: reload.result, Problem: reload.err}
 	return st
+}
+
+// totals are the counts the history index keeps across restarts, or nil
+// (history off, or the index did not answer): then status shows this
+// process's counters.
+func (b *Broker) totals(ctx context.Context) history.Totals {
+	if b.index == nil {
+		return nil
+	}
+	t, err := b.index.Totals(ctx)
+	if err != nil {
+		b.log.Warn().Err(err).Msg("status: the history index's totals could not be read; showing this process's counts")
+		return nil
+	}
+	return t
 }

@@ -192,7 +192,7 @@ func (ix *Index) apply(ctx context.Context, items []Item, now time.Time) error {
 	}
 	for _, r := range b.refused {
 		e := r.e
-		if _, err := a.exec(`INSERT OR REPLACE INTO refused(seq, line, at, listener, remote, ack, code, reason, type, event, control_id, sending_app, sending_fac, size)
+		if _, err := a.exec(`INSERT OR IGNORE INTO refused(seq, line, at, listener, remote, ack, code, reason, type, event, control_id, sending_app, sending_fac, size)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.seq, r.line, e.At.UnixNano(), e.Listener, e.Remote, e.Ack, e.Code, e.Reason,
 			e.Type, e.Trigger, e.ControlID, e.SendingApp, e.SendingFac, e.Size); err != nil {
 			return fmt.Errorf("history index: refused message: %w", err)

@@ -157,6 +157,10 @@ func (ix *Index) open() error {
 		ix.w.Close()
 		return fmt.Errorf("history index %s: %w", ix.path, err)
 	}
+	if err := ix.openTotals(); err != nil {
+		ix.w.Close()
+		return fmt.Errorf("history index %s: totals: %w", ix.path, err)
+	}
 	if ix.r, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)"); err != nil {
 		ix.w.Close()
 		return fmt.Errorf("history index: %w", err)
@@ -223,12 +227,17 @@ func (ix *Index) Positions(ctx context.Context) (Positions, error) {
 
 // Reset empties the index; the Indexer then reads every stream again.
 func (ix *Index) Reset(ctx context.Context) error {
-	for _, t := range []string{"messages", "keys", "dests", "journeys", "dlq", "audit"} {
+	for _, t := range []string{"messages", "keys", "dests", "journeys", "dlq", "audit", "totals"} {
 		if _, err := ix.w.ExecContext(ctx, "DELETE FROM "+t); err != nil {
 			return fmt.Errorf("history index: %w", err)
 		}
 	}
 	ix.forget()
+	// The streams are read again: totals count again from what they keep
+	// (and from the refused messages, which stay).
+	if _, err := ix.w.ExecContext(ctx, `DELETE FROM meta WHERE k = 'totals'`+";"+seedTotals); err != nil {
+		return fmt.Errorf("history index: %w", err)
+	}
 	_, err := ix.w.ExecContext(ctx, `DELETE FROM meta WHERE k = 'positions'`)
 	return err
 }
