@@ -60,12 +60,18 @@ type Store interface {
 	// Lead takes or renews the lease of the broker named id for ttl;
 	// false while another broker holds it.
 	Lead(ctx context.Context, id string, ttl time.Duration) (bool, error)
+	// ShareFacts saves what broker id sees; ClusterFacts is what the
+	// other brokers shared at or after since.
+	ShareFacts(ctx context.Context, id string, f Facts) error
+	ClusterFacts(ctx context.Context, self string, since time.Time) ([]Shared, error)
 }
 
 // Engine evaluates rules on the broker's facts at an interval, keeps each
 // alert's state, and tells notifiers. In a cluster only the broker that
 // holds the store's lease evaluates and notifies; the others show the
-// state it saved.
+// state it saved. Every broker shares its facts each interval (a sender
+// may be connected to any of them, a destination delivered by any), and
+// the leader evaluates the cluster's: see merge.
 type Engine struct {
 	ID       string // this broker, for the lease
 	Interval time.Duration
@@ -79,6 +85,8 @@ type Engine struct {
 	notifiers map[string]Notifier
 	alerts    map[string]*Alert // rule + "\x00" + target
 	seen      counters
+	clusterN  map[string]float64 // a cluster's counters, summed from each broker's increases (see merge)
+	brokerN   map[string]float64 // each broker's counters as last seen: broker + "\x00" + counter
 	leading   bool
 	loaded    bool
 }
@@ -139,10 +147,18 @@ func (e *Engine) Step(ctx context.Context) {
 			return
 		}
 	}
+	facts := e.Facts(ctx)
+	if err := e.Store.ShareFacts(ctx, e.ID, facts); err != nil {
+		e.Log.Warn().Str("reason", secret.Error(err).Error()).Msg("alerts: this broker's facts could not be shared")
+	}
 	if !lead {
 		return
 	}
-	facts := e.Facts(ctx)
+	others, err := e.Store.ClusterFacts(ctx, e.ID, facts.Now.Add(-3*e.Interval))
+	if err != nil {
+		e.Log.Warn().Str("reason", secret.Error(err).Error()).Msg("alerts: the other brokers' facts could not be read; rules see this broker's only")
+	}
+	facts = e.merge(facts, others)
 	silences, err := e.Store.Silences(ctx)
 	if err != nil {
 		e.Log.Warn().Str("reason", secret.Error(err).Error()).Msg("alerts: silences could not be read; notifications wait")

@@ -140,3 +140,62 @@ func ignoreLost(err error) error {
 	}
 	return err
 }
+
+// Shared is one broker's facts as it shared them.
+type Shared struct {
+	ID    string    `json:"id"`
+	At    time.Time `json:"at"`
+	Facts Facts     `json:"facts"`
+}
+
+// ShareFacts saves what broker id sees, for the broker that evaluates.
+func (s KV) ShareFacts(ctx context.Context, id string, f Facts) error {
+	kv, err := s.kv(ctx)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(Shared{ID: id, At: f.Now, Facts: f})
+	if err != nil {
+		return err
+	}
+	_, err = kv.Put(ctx, wire.AlertFactsKey(id), b)
+	return err
+}
+
+// forgetFactsAfter is when a broker's shared facts are deleted (a broker
+// gone for good: each start has an id of its own).
+const forgetFactsAfter = time.Hour
+
+// ClusterFacts are the facts the other brokers shared at or after since.
+// Facts older than forgetFactsAfter are deleted.
+func (s KV) ClusterFacts(ctx context.Context, self string, since time.Time) ([]Shared, error) {
+	kv, err := s.kv(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := kv.ListKeysFiltered(ctx, wire.AlertFactsPrefix+">")
+	if err != nil {
+		return nil, err
+	}
+	var out []Shared
+	for k := range keys.Keys() {
+		if k == wire.AlertFactsKey(self) {
+			continue
+		}
+		e, err := kv.Get(ctx, k)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		var sh Shared
+		if json.Unmarshal(e.Value(), &sh) != nil {
+			continue
+		}
+		switch {
+		case time.Since(sh.At) > forgetFactsAfter:
+			_ = kv.Delete(ctx, k)
+		case !sh.At.Before(since):
+			out = append(out, sh)
+		}
+	}
+	return out, nil
+}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/hl7broker/hl7broker/internal/testpki"
+	"github.com/hl7broker/hl7broker/wire"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -205,4 +207,63 @@ func TestDeployedRulesAndDashboardNameExportedMetrics(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Two brokers on one NATS: the one that holds the lease evaluates the
+// rules on the whole cluster's facts and notifies once. The lab feed goes
+// only to the other broker, so the leader sees the lab's messages only
+// through the facts that broker shares: lab-silent must stay quiet, while
+// emr-down (a destination nobody listens at) fires once, not twice.
+func TestTwoBrokersNotifyOnceAndSeeEachOthersTraffic(t *testing.T) {
+	hook := newHookSink(t)
+	url := testkit.ExternalNATS(t)
+	emrAddr := freeAddr(t)
+	cfgFor := func() *config.Config {
+		cfg := baseConfig(t)
+		cfg.NATS.URL = url
+		cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"emr"}}}
+		cfg.Destinations = []config.DestinationConfig{{Name: "emr", Type: "mllp", Options: &delivery.MLLPOptions{Addr: emrAddr},
+			Retry: config.RetryConfig{Backoff: []time.Duration{50 * time.Millisecond}}}}
+		cfg.Alerts = config.AlertsConfig{Interval: time.Second,
+			Notifiers: []config.NotifierConfig{{Name: "oncall", Type: "webhook", URL: hook.srv.URL}},
+			Rules: []config.AlertRuleConfig{
+				{Name: "emr-down", Kind: "failing", Target: "emr", For: time.Second, Notify: []string{"oncall"}},
+				{Name: "lab-silent", Kind: "silent", Target: "lab", For: 4 * time.Second, Notify: []string{"oncall"}},
+			}}
+		return cfg
+	}
+	p1 := startPipeline(t, cfgFor())
+	p2 := startPipeline(t, cfgFor())
+	kv, err := p1.nats.JetStream.KeyValue(context.Background(), wire.StateBucket)
+	require.NoError(t, err)
+	var leader string
+	testkit.WaitFor(t, 10*time.Second, func() error {
+		e, err := kv.Get(context.Background(), wire.AlertLeaseKey)
+		if err != nil {
+			return fmt.Errorf("waiting for a broker to take the alerts lease: %v", err)
+		}
+		var l struct{ ID string }
+		_ = json.Unmarshal(e.Value(), &l)
+		leader = l.ID
+		return nil
+	})
+	follower := p2
+	if leader == p2.alerts.ID {
+		follower = p1
+	}
+	require.Contains(t, []string{p1.alerts.ID, p2.alerts.ID}, leader)
+
+	for i := range 40 { // 10 s of the lab feed, to the broker that does not lead
+		require.Equal(t, hl7.AA, follower.send(t, "lab", oruMsg(fmt.Sprintf("C-%d", i))))
+		time.Sleep(250 * time.Millisecond) // the feed's pace, not a wait for a result
+	}
+	testkit.WaitFor(t, 10*time.Second, func() error {
+		if s := hook.statuses(); !slices.Contains(s, "emr-down firing") {
+			return fmt.Errorf("waiting for emr-down to fire; posted: %v", s)
+		}
+		return nil
+	})
+	s := hook.statuses()
+	assert.Equal(t, 1, strings.Count(strings.Join(s, ","), "emr-down firing"), "one broker notified: %v", s)
+	assert.NotContains(t, s, "lab-silent firing", "the leader saw the follower's lab traffic")
 }

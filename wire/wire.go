@@ -193,6 +193,23 @@ const (
 	AlertLeaseKey = "alerts.lease"
 )
 
+// AlertFactsKey holds what one broker of a cluster sees (its listeners'
+// last messages, its deliveries' last success and failure, its counters),
+// for the broker that evaluates the alert rules. id is the broker's, made
+// safe for a key.
+func AlertFactsKey(id string) string {
+	b := []byte(id)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	return AlertFactsPrefix + string(b)
+}
+
+// AlertFactsPrefix starts every AlertFactsKey.
+const AlertFactsPrefix = "alerts.facts."
+
 // AlertSilenceKey is present in StateBucket while rule is silenced.
 func AlertSilenceKey(rule string) string { return "alerts.silence." + rule }
 

@@ -13,6 +13,7 @@ import (
 // each is pinned here.
 func TestNamesAndRecipesAreStable(t *testing.T) {
 	assert.Equal(t, "hl7.in.lab.ORU.R01", InSubject("lab", "ORU", "R01"))
+	assert.Equal(t, "alerts.facts.host-1_4242_17", AlertFactsKey("host-1/4242/17"), "a broker's id made safe for a key")
 	assert.Equal(t, "hl7.in.lab._.A_B", InSubject("lab", "", "A.B"), "empty and unsafe values become safe tokens")
 	assert.Equal(t, "hl7.out.emr", OutSubject("emr"))
 	assert.Equal(t, "hl7.out.emr.3", PartitionSubject("emr", 3))
