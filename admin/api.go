@@ -225,6 +225,9 @@ func (a *API) filterFrom(get func(string) string, keys map[string]string) (histo
 		if !slices.Contains(a.SearchKeys, name) {
 			return f, bad("no search key named %q (history.search_keys has: %s)", name, strings.Join(a.SearchKeys, ", "))
 		}
+		if v == "*" || strings.Count(v, "*") > 1 || strings.Contains(strings.TrimSuffix(v, "*"), "*") {
+			return f, bad("key.%s: a * may only end a value, after at least one character (ngu*)", name)
+		}
 		f.Keys[name] = v
 	}
 	if f.Status != "" && !slices.Contains(history.Statuses, f.Status) {

@@ -24,7 +24,8 @@ func (b *Broker) openHistory(cfg *config.Config) error {
 		return nil
 	}
 	b.events = store.NewEventLog(b.nats.JetStream, b.log)
-	ix, err := history.OpenIndex(filepath.Join(cfg.DataDir, IndexFile), cfg.History.SearchKeys)
+	paths, folded := cfg.History.KeyPaths()
+	ix, err := history.OpenIndex(filepath.Join(cfg.DataDir, IndexFile), paths, folded...)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ import (
 func historyConfig(t *testing.T, dataDir string) *config.Config {
 	cfg := testkit.Config(t)
 	cfg.DataDir = dataDir
-	cfg.History = config.HistoryConfig{Enabled: true, SearchKeys: map[string]string{"mrn": "PID-3.1"}}
+	cfg.History = config.HistoryConfig{Enabled: true, SearchKeys: map[string]config.SearchKey{"mrn": {Path: "PID-3.1"}}}
 	cfg.Listeners = []config.ListenerConfig{{Name: "in", Addr: "127.0.0.1:0"}}
 	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"files"}}, {Name: "labs", When: config.WhenConfig{Type: []string{"ORU"}}, To: []string{"down"}}}
 	cfg.Destinations = []config.DestinationConfig{

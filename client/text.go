@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -61,17 +63,33 @@ func WriteOutcome(w io.Writer, out history.Outcome, verb string) {
 	fmt.Fprintf(w, "%s %d, failed %d\n", verb, out.Done, out.Failed)
 }
 
-// WriteMessages writes a page of search results (no content).
+// WriteMessages writes a page of search results: no content but the
+// search keys' values (a column each).
 func WriteMessages(w io.Writer, page history.Page) {
+	names := map[string]bool{}
+	for _, s := range page.Items {
+		for k := range s.Keys {
+			names[k] = true
+		}
+	}
+	keys := slices.Sorted(maps.Keys(names))
 	var rows [][]string
 	for _, s := range page.Items {
 		st := s.Status
 		if s.Destination != nil {
 			st = s.Destination.Status + " (" + s.Destination.Destination + ")"
 		}
-		rows = append(rows, []string{s.ID, When(s.ReceivedAt), s.Listener, s.Type + "^" + s.Event, s.ControlID, st})
+		row := []string{s.ID, When(s.ReceivedAt), s.Listener, s.Type + "^" + s.Event, s.ControlID}
+		for _, k := range keys {
+			row = append(row, cmp.Or(s.Keys[k], "-"))
+		}
+		rows = append(rows, append(row, st, s.LastError))
 	}
-	Table(w, "ID\tRECEIVED\tLISTENER\tTYPE\tCONTROL ID\tSTATUS", rows)
+	header := "ID\tRECEIVED\tLISTENER\tTYPE\tCONTROL ID\t"
+	for _, k := range keys {
+		header += strings.ToUpper(k) + "\t"
+	}
+	Table(w, header+"STATUS\tLAST ERROR", rows)
 	nextCursor(w, page.NextCursor)
 }
 

@@ -143,12 +143,43 @@ type LimitsConfig struct {
 	FramesMemory int64 `mapstructure:"frames_memory"`
 }
 
+// SearchKey is one search key: the HL7 path its values are read at, and
+// whether matching ignores case and accents (names: Nguyễn, NGUYEN and
+// nguyen are one). In YAML a key is its path alone, or {path, fold}.
+type SearchKey struct {
+	Path string `mapstructure:"path"`
+	Fold bool   `mapstructure:"fold"`
+}
+
+// searchKeyHook reads a search key written as its path alone.
+func searchKeyHook(from, to reflect.Type, v any) (any, error) {
+	if to == reflect.TypeFor[SearchKey]() && from.Kind() == reflect.String {
+		return SearchKey{Path: v.(string)}, nil
+	}
+	return v, nil
+}
+
+// KeyPaths are the keys' paths by name; Folded the names of those that
+// fold.
+func (h HistoryConfig) KeyPaths() (paths map[string]string, folded []string) {
+	paths = map[string]string{}
+	for name, k := range h.SearchKeys {
+		paths[name] = k.Path
+		if k.Fold {
+			folded = append(folded, name)
+		}
+	}
+	slices.Sort(folded)
+	return paths, folded
+}
+
 // HistoryConfig is each message's journey and the search index.
 type HistoryConfig struct {
 	Enabled bool `mapstructure:"enabled"` // journey events and the index; default true
 	// SearchKeys are business keys indexed by name, each at an HL7 path
-	// (mrn: PID-3.1): GET /api/v1/messages?key.mrn=...
-	SearchKeys map[string]string `mapstructure:"search_keys"`
+	// (mrn: PID-3.1, or family: {path: PID-5.1, fold: true}):
+	// GET /api/v1/messages?key.mrn=...
+	SearchKeys map[string]SearchKey `mapstructure:"search_keys"`
 	// KeepCopies is how long a delivered copy stays in HL7_OUT, to be
 	// shown and resent as it was sent (at least the duplicate window).
 	KeepCopies time.Duration `mapstructure:"keep_copies"`
@@ -384,7 +415,7 @@ func Load(file string) (*Config, error) {
 // decodeHooks turn YAML's strings into durations and lists, as for every
 // key of the file.
 var decodeHooks = mapstructure.ComposeDecodeHookFunc(
-	mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","), transforms.SpecHook)
+	mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","), transforms.SpecHook, searchKeyHook)
 
 // decodeInto decodes m into out (a pointer to a struct of mapstructure
 // keys) as Load decodes the file, each problem's key under key.

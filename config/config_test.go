@@ -444,3 +444,20 @@ func TestMemoryLimitIsASizeAutoOrOff(t *testing.T) {
 	_, got = loadProblems(t, writeConfig(t, "memory_limit: 16MiB\nlisteners: [{name: a, addr: '127.0.0.1:0'}]"))
 	assert.Contains(t, got["memory_limit"], "below 64 MiB")
 }
+
+// A search key is its path, or {path, fold}; a bad path is named by its
+// key either way, and an unknown key of the object form is refused.
+func TestSearchKeysTakeAPathOrAPathThatFolds(t *testing.T) {
+	c, err := config.Load(writeConfig(t, "listeners: [{name: a, addr: '127.0.0.1:1'}]\nhistory:\n  search_keys:\n    mrn: PID-3.1\n    family: {path: PID-5.1, fold: true}\n"))
+	require.NoError(t, err)
+	assert.Equal(t, config.SearchKey{Path: "PID-3.1"}, c.History.SearchKeys["mrn"])
+	assert.Equal(t, config.SearchKey{Path: "PID-5.1", Fold: true}, c.History.SearchKeys["family"])
+	paths, folded := c.History.KeyPaths()
+	assert.Equal(t, map[string]string{"mrn": "PID-3.1", "family": "PID-5.1"}, paths)
+	assert.Equal(t, []string{"family"}, folded)
+
+	_, got := loadProblems(t, writeConfig(t, "listeners: [{name: a, addr: '127.0.0.1:1'}]\nhistory:\n  search_keys:\n    family: {path: 'PID-5.x', fold: true}\n"))
+	assert.Contains(t, got, "history.search_keys.family")
+	_, got = loadProblems(t, writeConfig(t, "listeners: [{name: a, addr: '127.0.0.1:1'}]\nhistory:\n  search_keys:\n    family: {path: PID-5.1, folds: true}\n"))
+	assert.NotEmpty(t, got, "an unknown key is refused")
+}

@@ -74,6 +74,9 @@ func (g *schemaGen) schema(t reflect.Type, enum string) map[string]any {
 			}
 			return map[string]any{"$ref": "#/$defs/" + name}
 		}
+		if t == reflect.TypeFor[SearchKey]() { // its path alone, or {path, fold}
+			return map[string]any{"anyOf": []any{map[string]any{"type": "string"}, g.object(t)}}
+		}
 		if t == reflect.TypeFor[DestinationConfig]() || t == reflect.TypeFor[SourceConfig]() {
 			if _, done := g.defs[name]; !done {
 				g.defs[name] = g.typed(t)

@@ -451,12 +451,12 @@ func (c *Config) TracingCAFile() string {
 }
 
 func (c *Config) validateHistory(v *validator) {
-	for name, path := range c.History.SearchKeys {
+	for name, k := range c.History.SearchKeys {
 		key := "history.search_keys." + name
 		if !searchKeyRE.MatchString(name) {
 			v.add(key, "a search key's name is lower-case letters, digits and _ (up to 32)")
 		}
-		if _, err := hl7.ParsePath(path); err != nil {
+		if _, err := hl7.ParsePath(k.Path); err != nil {
 			v.add(key, "%s", err.Error())
 		}
 	}

@@ -138,7 +138,7 @@ func (ix *Index) apply(ctx context.Context, items []Item, now time.Time) error {
 	a.newMessages = bulk{a: &a, head: `INSERT INTO messages(id, received_at, listener, sending_app, sending_fac, type, event, control_id, version, remote, size, replay_of, routed, unrouted, status) VALUES `, cols: 15}
 	a.newCopies = bulk{a: &a, head: `INSERT INTO dests(message, destination, status, at, attempts, code, reason, out_seq, changed) VALUES `, cols: 9}
 	a.newJourneys = bulk{a: &a, head: `INSERT INTO journeys(message, body) VALUES `, cols: 2}
-	a.newKeys = bulk{a: &a, head: `INSERT OR IGNORE INTO keys(name, value, message) VALUES `, cols: 3}
+	a.newKeys = bulk{a: &a, head: `INSERT OR IGNORE INTO keys(name, value, message, shown) VALUES `, cols: 4}
 	a.lateMessages = bulk{a: &a, head: `INSERT OR IGNORE INTO messages(id) VALUES `, cols: 1}
 	// As merge: a routed event repeated must not move a delivered copy back to queued.
 	a.lateQueued = bulk{a: &a, head: `INSERT INTO dests(message, destination, status, at, out_seq, changed) VALUES `, cols: 6,

@@ -27,6 +27,7 @@ type Index struct {
 	r     *sql.DB // readers
 	keys  map[string]string
 	paths map[string]hl7.Path // keys, parsed
+	fold  map[string]bool     // keys matched without case and accents
 
 	// The writer's state between batches (one goroutine applies).
 	held *batch    // messages waiting for the rest of their journey
@@ -69,10 +70,21 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_control ON messages(control_id);
 CREATE INDEX IF NOT EXISTS messages_time ON messages(received_at);
-CREATE INDEX IF NOT EXISTS messages_type ON messages(type, received_at);
-CREATE INDEX IF NOT EXISTS messages_status ON messages(status, type, received_at);
+-- Every filter's index ends in the message id (SQLite appends it), so a
+-- page of the newest matches is a walk down one index, however many
+-- messages there are (see Search).
+DROP INDEX IF EXISTS messages_type;   -- before 2026-12-07: (type, received_at)
+DROP INDEX IF EXISTS messages_status; -- before 2026-12-07: (status, type, received_at)
+CREATE INDEX IF NOT EXISTS messages_by_status ON messages(status);
+CREATE INDEX IF NOT EXISTS messages_by_type ON messages(type);
+CREATE INDEX IF NOT EXISTS messages_by_listener ON messages(listener);
+CREATE INDEX IF NOT EXISTS messages_type_event ON messages(type, event);
+CREATE INDEX IF NOT EXISTS messages_status_type ON messages(status, type);
+CREATE INDEX IF NOT EXISTS messages_status_listener ON messages(status, listener);
+CREATE INDEX IF NOT EXISTS messages_listener_type ON messages(listener, type);
 CREATE TABLE IF NOT EXISTS keys (
 	name TEXT NOT NULL, value TEXT NOT NULL, message INTEGER NOT NULL,
+	shown TEXT NOT NULL DEFAULT '', -- a folded key's value as the message has it
 	PRIMARY KEY (name, value, message)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS keys_message ON keys(message);
@@ -84,6 +96,7 @@ CREATE TABLE IF NOT EXISTS dests (
 	PRIMARY KEY (message, destination)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS dests_dest ON dests(destination, status, message);
+CREATE INDEX IF NOT EXISTS dests_dest_message ON dests(destination, message);
 CREATE TABLE IF NOT EXISTS journeys (
 	message INTEGER PRIMARY KEY,     -- HL7_IN sequence
 	body BLOB NOT NULL               -- its events, one JSON object a line, in the order they came
@@ -114,12 +127,18 @@ CREATE INDEX IF NOT EXISTS refused_control ON refused(control_id);
 // OpenIndex opens (or creates) the index at path for the given search
 // keys (name -> HL7 path). An index made by another version or for other
 // keys is deleted and rebuilt: Rebuilt reports it.
-func OpenIndex(path string, searchKeys map[string]string) (*Index, error) {
+//
+// Keys named in fold are matched without case or accents (their values
+// are indexed folded, hl7.FoldKey).
+func OpenIndex(path string, searchKeys map[string]string, fold ...string) (*Index, error) {
 	paths, err := hl7.SearchKeyPaths(searchKeys)
 	if err != nil {
 		return nil, fmt.Errorf("history index: %w", err)
 	}
-	ix := &Index{path: path, keys: searchKeys, paths: paths}
+	ix := &Index{path: path, keys: searchKeys, paths: paths, fold: map[string]bool{}}
+	for _, name := range fold {
+		ix.fold[name] = true
+	}
 	if err := ix.open(); err != nil {
 		return nil, err
 	}
@@ -157,6 +176,10 @@ func (ix *Index) open() error {
 		ix.w.Close()
 		return fmt.Errorf("history index %s: %w", ix.path, err)
 	}
+	if err := ix.addShown(); err != nil {
+		ix.w.Close()
+		return fmt.Errorf("history index %s: %w", ix.path, err)
+	}
 	if err := ix.openTotals(); err != nil {
 		ix.w.Close()
 		return fmt.Errorf("history index %s: totals: %w", ix.path, err)
@@ -179,6 +202,9 @@ func (ix *Index) signature() string {
 	b.WriteString("v" + schemaVersion)
 	for _, k := range slices.Sorted(maps.Keys(ix.keys)) {
 		b.WriteString(";" + k + "=" + ix.keys[k])
+		if ix.fold[k] {
+			b.WriteString(" folded")
+		}
 	}
 	return b.String()
 }
@@ -239,5 +265,16 @@ func (ix *Index) Reset(ctx context.Context) error {
 		return fmt.Errorf("history index: %w", err)
 	}
 	_, err := ix.w.ExecContext(ctx, `DELETE FROM meta WHERE k = 'positions'`)
+	return err
+}
+
+// addShown gives the keys table of an index made before 2026-12-07 its
+// shown column.
+func (ix *Index) addShown() error {
+	var n int
+	if err := ix.w.QueryRow(`SELECT count(*) FROM pragma_table_info('keys') WHERE name = 'shown'`).Scan(&n); err != nil || n > 0 {
+		return err
+	}
+	_, err := ix.w.Exec(`ALTER TABLE keys ADD COLUMN shown TEXT NOT NULL DEFAULT ''`)
 	return err
 }

@@ -2,16 +2,20 @@ package history
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/wire"
 )
 
@@ -27,7 +31,7 @@ type Filter struct {
 	Destination string // messages with a copy for this destination
 	From, To    time.Time
 	Limit       int    // default 50, at most 1000
-	Cursor      string // next_cursor of the previous page
+	Cursor      string // next_cursor of the previous page (the last id it showed)
 }
 
 // Summary is a message in a page of results: names and codes, no content.
@@ -46,6 +50,13 @@ type Summary struct {
 	Size        int       `json:"size"`
 	ReplayOf    string    `json:"replay_of,omitempty"`
 	Destination *Copy     `json:"destination,omitempty"` // with Filter.Destination: that copy
+	// Keys are its search keys' values (the first of each), by name: the
+	// MRN, the name… of the person the message is about. In Search's
+	// results only.
+	Keys map[string]string `json:"keys,omitempty"`
+	// LastError is why a copy's last attempt failed, if one's did (in
+	// Search's results).
+	LastError string `json:"last_error,omitempty"`
 }
 
 // Page is one page of summaries, newest first; NextCursor is "" on the last.
@@ -99,19 +110,62 @@ func (ix *Index) Search(ctx context.Context, f Filter) (Page, error) {
 	if f.ControlID != "" {
 		add("m.control_id = ?", f.ControlID)
 	}
-	for name, v := range f.Keys {
-		add("m.id IN (SELECT message FROM keys WHERE name = ? AND value = ?)", name, v)
+	// The table the query walks, newest first, decides its speed: a
+	// search key's index (a few messages), else a destination's copies,
+	// else the messages by whichever index SQLite finds for the rest.
+	// CROSS JOIN keeps that order (SQLite does not reorder it).
+	from, idCol := "messages m", "m.id"
+	cols := "m." + strings.ReplaceAll(summaryCols, ", ", ", m.")
+	keys, err := ix.searchKeys(ctx, f.Keys)
+	if err != nil {
+		return Page{}, err
+	}
+	// A search key leads when it is the narrowest thing asked for, or the
+	// only thing: its index gives its messages newest first. A key that
+	// many messages share (a common name) beside another filter is only
+	// checked, message by message, while that filter's index leads.
+	others := f.ControlID != "" || f.Type != "" || f.Event != "" || f.Listener != "" || f.Status != "" || f.Destination != "" ||
+		!f.From.IsZero() || !f.To.IsZero()
+	lead := len(keys) > 0 && (keys[0].count < manyKeyed || !others)
+	leadAt, leadValues := -1, []string(nil) // the leading prefix's condition in where, and the values it stands for
+	for i, k := range keys {
+		t := fmt.Sprintf("k%d", i)
+		cond, cargs := t+".name = ? AND "+t+".value = ?", []any{k.name, k.value}
+		if k.prefix { // every value that starts so: no valid UTF-8 has the byte 0xFF
+			cond, cargs = t+".name = ? AND "+t+".value >= ? AND "+t+".value < ?", []any{k.name, k.value, k.value + "\xff"}
+		}
+		switch {
+		case i == 0 && lead:
+			from, idCol = "keys k0 CROSS JOIN messages m", "k0.message"
+			add("m.id = k0.message")
+			if k.prefix && k.values != nil {
+				leadAt, leadValues = len(where), k.values
+			}
+			add(cond, cargs...)
+		case lead:
+			from += " CROSS JOIN keys " + t
+			add(t+".message = k0.message AND "+cond, cargs...)
+		default:
+			add("EXISTS (SELECT 1 FROM keys "+t+" WHERE "+t+".message = m.id AND "+cond+")", cargs...)
+		}
+	}
+	switch {
+	case lead:
+	case f.Destination != "":
+		from, idCol = "dests d CROSS JOIN messages m", "d.message"
+		add("m.id = d.message")
 	}
 	for col, v := range map[string]string{"m.type": f.Type, "m.event": f.Event, "m.listener": f.Listener} {
 		if v != "" {
 			add(col+" = ?", v)
 		}
 	}
-	from := "messages m"
-	cols := "m." + strings.ReplaceAll(summaryCols, ", ", ", m.")
 	if f.Destination != "" {
-		from += " JOIN dests d ON d.message = m.id AND d.destination = ?"
-		args = append([]any{f.Destination}, args...)
+		if lead {
+			from += " CROSS JOIN dests d"
+			add("d.message = k0.message")
+		}
+		add("d.destination = ?", f.Destination)
 		cols += ", d.status, d.attempts, d.code, d.reason, d.at, d.changed"
 		if f.Status != "" {
 			add("d.status = ?", f.Status)
@@ -119,21 +173,35 @@ func (ix *Index) Search(ctx context.Context, f Filter) (Page, error) {
 	} else if f.Status != "" {
 		add("m.status = ?", f.Status)
 	}
-	if !f.From.IsZero() {
-		add("m.received_at >= ?", f.From.UnixNano())
-	}
-	if !f.To.IsZero() {
-		add("m.received_at < ?", f.To.UnixNano())
+	if !f.From.IsZero() || !f.To.IsZero() {
+		// Results are in the order the store took the messages (their
+		// ids), which every index below yields for free; a time range
+		// becomes a range of ids first (see idRange), then is checked
+		// exactly.
+		lo, hi, err := ix.idRange(ctx, f.From, f.To)
+		if err != nil {
+			return Page{}, err
+		}
+		add(idCol+" BETWEEN ? AND ?", lo, hi)
+		if !f.From.IsZero() {
+			add("m.received_at >= ?", f.From.UnixNano())
+		}
+		if !f.To.IsZero() {
+			add("m.received_at < ?", f.To.UnixNano())
+		}
 	}
 	if f.Cursor != "" {
-		at, id, ok := parseCursor(f.Cursor)
-		if !ok {
+		id, err := strconv.ParseUint(f.Cursor, 10, 63)
+		if err != nil {
 			return Page{}, ErrBadCursor
 		}
-		add("(m.received_at < ? OR (m.received_at = ? AND m.id < ?))", at, at, id)
+		add(idCol+" < ?", id)
 	}
 	n := limit(f.Limit)
-	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY m.received_at DESC, m.id DESC LIMIT %d", cols, from, strings.Join(where, " AND "), n+1)
+	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s DESC LIMIT %d", cols, from, strings.Join(where, " AND "), idCol, n+1)
+	if leadAt >= 0 {
+		q, args = unionOfValues(cols, from, where, args, leadAt, leadValues, idCol, n+1)
+	}
 	rows, err := ix.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return Page{}, err
@@ -162,19 +230,191 @@ func (ix *Index) Search(ctx context.Context, f Filter) (Page, error) {
 	if len(page.Items) > n {
 		page.Items = page.Items[:n]
 		last := page.Items[n-1]
-		page.NextCursor = strconv.FormatInt(last.ReceivedAt.UnixNano(), 36) + "." + last.ID
+		page.NextCursor = last.ID
 	}
-	return page, nil
+	return page, ix.pageExtras(ctx, page.Items)
 }
 
-func parseCursor(c string) (at, id int64, ok bool) {
-	a, b, found := strings.Cut(c, ".")
-	if !found {
-		return 0, 0, false
+// manyKeyed is how many messages sharing one key value (a common
+// name) make it too broad to lead a search with other filters.
+const manyKeyed = 5000
+
+// searchKey is one key of a search, as the index holds it.
+type searchKey struct {
+	name, value string
+	prefix      bool
+	values      []string // a prefix's values, when few enough to walk one by one
+	count       int      // messages with it, counted up to manyKeyed
+}
+
+// searchKeys are the search's keys, folded where their key folds, each
+// with how many messages have it, the narrowest first.
+func (ix *Index) searchKeys(ctx context.Context, asked map[string]string) ([]searchKey, error) {
+	var out []searchKey
+	for _, name := range slices.Sorted(maps.Keys(asked)) {
+		k := searchKey{name: name, value: asked[name]}
+		k.prefix = strings.HasSuffix(k.value, "*")
+		k.value = strings.TrimSuffix(k.value, "*")
+		if ix.fold[name] {
+			k.value = hl7.FoldKey(k.value)
+		}
+		var err error
+		if k.prefix {
+			if k.values, err = ix.valuesFrom(ctx, name, k.value); err != nil {
+				return nil, err
+			}
+		}
+		counted := []string{k.value}
+		if k.prefix {
+			counted = k.values
+		}
+		if k.prefix && k.values == nil {
+			k.count = manyKeyed // too many values to count: treat as broad
+		}
+		for _, v := range counted {
+			var n int
+			if err := ix.r.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM keys WHERE name = ? AND value = ? LIMIT ?)`,
+				name, v, manyKeyed).Scan(&n); err != nil {
+				return nil, err
+			}
+			if k.count += n; k.count >= manyKeyed {
+				break
+			}
+		}
+		out = append(out, k)
 	}
-	at, err1 := strconv.ParseInt(a, 36, 64)
-	id, err2 := strconv.ParseInt(b, 10, 64)
-	return at, id, err1 == nil && err2 == nil
+	slices.SortStableFunc(out, func(a, b searchKey) int { return cmp.Compare(a.count, b.count) })
+	return out, nil
+}
+
+// maxPrefixValues is how many values a prefix search walks one by one,
+// newest first each; a prefix with more (a single letter, say) sorts its
+// matches instead, which is slower on a large index.
+const maxPrefixValues = 64
+
+// valuesFrom is key name's values that start with prefix, found by
+// stepping from one to the next in the key's index (two lookups a
+// value, however many messages each has); nil when there are more than
+// maxPrefixValues.
+func (ix *Index) valuesFrom(ctx context.Context, name, prefix string) ([]string, error) {
+	var out []string
+	at := prefix
+	op := ">="
+	for len(out) <= maxPrefixValues {
+		var v sql.NullString
+		err := ix.r.QueryRowContext(ctx, `SELECT min(value) FROM keys WHERE name = ? AND value `+op+` ? AND value < ?`, name, at, prefix+"\xff").Scan(&v)
+		if err != nil {
+			return nil, err
+		}
+		if !v.Valid {
+			return out, nil
+		}
+		out, at, op = append(out, v.String), v.String, ">"
+	}
+	return nil, nil
+}
+
+// unionOfValues is the query of where with its condition at leadAt (a
+// prefix's range) replaced by each of values in turn: each arm walks one
+// value's messages newest first and stops at limit, and the arms' newest
+// are the page.
+func unionOfValues(cols, from string, where []string, args []any, leadAt int, values []string, idCol string, limit int) (string, []any) {
+	// The range's three arguments (name, from, to) sit after those of the
+	// conditions before it.
+	before := 0
+	for _, w := range where[:leadAt] {
+		before += strings.Count(w, "?")
+	}
+	name := args[before]
+	cond := strings.Replace(where[leadAt], ".value >= ? AND ", ".value = ? AND ", 1)
+	cond = cond[:strings.LastIndex(cond, " AND ")]
+	var arms []string
+	var all []any
+	for _, v := range values {
+		w := slices.Clone(where)
+		w[leadAt] = cond
+		arms = append(arms, fmt.Sprintf("SELECT * FROM (SELECT %s FROM %s WHERE %s ORDER BY %s DESC LIMIT %d)", cols, from, strings.Join(w, " AND "), idCol, limit))
+		a := slices.Clone(args[:before])
+		a = append(append(a, name, v), args[before+3:]...)
+		all = append(all, a...)
+	}
+	return strings.Join(arms, " UNION ALL ") + fmt.Sprintf(" ORDER BY 1 DESC LIMIT %d", limit), all
+}
+
+// pageExtras adds each summary's key values and last error: one lookup
+// each for the page, by message id.
+func (ix *Index) pageExtras(ctx context.Context, items []Summary) error {
+	if len(items) == 0 {
+		return nil
+	}
+	at := map[int64]int{}
+	ids := make([]any, len(items))
+	for i, s := range items {
+		id, _ := strconv.ParseInt(s.ID, 10, 64)
+		at[id], ids[i] = i, id
+	}
+	in := "(?" + strings.Repeat(", ?", len(ids)-1) + ")"
+	rows, err := ix.r.QueryContext(ctx, `SELECT message, name, CASE WHEN shown != '' THEN shown ELSE value END FROM keys WHERE message IN `+in+
+		` ORDER BY message, name, value`, ids...)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var id int64
+		var name, v string
+		if err := rows.Scan(&id, &name, &v); err != nil {
+			rows.Close()
+			return err
+		}
+		s := &items[at[id]]
+		if s.Keys == nil {
+			s.Keys = map[string]string{}
+		}
+		if _, have := s.Keys[name]; !have {
+			s.Keys[name] = v
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows, err = ix.r.QueryContext(ctx, `SELECT message, reason FROM dests WHERE message IN `+in+` AND reason != '' AND status IN ('retrying', 'dead_lettered')
+		ORDER BY at`, ids...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var reason string
+		if err := rows.Scan(&id, &reason); err != nil {
+			return err
+		}
+		items[at[id]].LastError = reason
+	}
+	return rows.Err()
+}
+
+// clockSkew is how far apart a cluster's brokers' clocks may be: a
+// message stored after another may say it was received up to this much
+// earlier, and time ranges still find it.
+const clockSkew = time.Minute
+
+// idRange is the ids of messages received in [from, to), widened by
+// clockSkew: ids follow the order the store took messages in, and
+// received times follow it but for the brokers' clocks. Two lookups in
+// the time index, however many messages the range holds.
+func (ix *Index) idRange(ctx context.Context, from, to time.Time) (lo, hi int64, err error) {
+	lo, hi = 0, math.MaxInt64
+	if !from.IsZero() {
+		err = ix.r.QueryRowContext(ctx, `SELECT coalesce((SELECT id FROM messages WHERE received_at >= ? ORDER BY received_at LIMIT 1), ?)`,
+			from.Add(-clockSkew).UnixNano(), math.MaxInt64).Scan(&lo)
+	}
+	if err == nil && !to.IsZero() {
+		err = ix.r.QueryRowContext(ctx, `SELECT coalesce((SELECT id FROM messages WHERE received_at > 0 AND received_at < ? ORDER BY received_at DESC LIMIT 1), 0)`,
+			to.Add(clockSkew).UnixNano()).Scan(&hi)
+	}
+	return lo, hi, err
 }
 
 // Detail is what the index knows of one message: its summary, its

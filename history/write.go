@@ -227,7 +227,11 @@ func (a *applier) keys(c *change) error {
 			continue // made by a broker with other search keys
 		}
 		for _, v := range values {
-			if err := a.newKeys.add(name, v, c.id); err != nil {
+			shown := "" // the value as the message has it, when the index keeps another
+			if a.ix.fold[name] {
+				shown, v = v, hl7.FoldKey(v)
+			}
+			if err := a.newKeys.add(name, v, c.id, shown); err != nil {
 				return err
 			}
 		}

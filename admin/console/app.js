@@ -254,7 +254,7 @@ async function messages(params) {
     },
   }, field("control_id", "Control ID (MSH-10)"),
     me.search_keys.length ? h("label", {}, "Search key", keyName) : null,
-    me.search_keys.length ? field("key_value", "Value") : null,
+    me.search_keys.length ? field("key_value", "Value (end with * for a prefix: ngu*)") : null,
     field("type", "Type", { size: 5 }), field("event", "Event", { size: 5 }), field("listener", "Listener", { size: 10 }),
     h("label", {}, "Status", h("select", { name: "status" }, statuses.map((s) => h("option", { value: s, selected: params.get("status") === s }, s || "any")))),
     field("from", "From", { type: "datetime-local" }), field("to", "To", { type: "datetime-local" }),
@@ -268,11 +268,12 @@ async function messages(params) {
   const next = new URLSearchParams(params);
   next.set("cursor", page.next_cursor);
   show(h("h1", {}, "Messages"), form,
-    h("table", { id: "results" }, h("tr", {}, ["Received", "Control ID", "Type", "Listener", "From", "Status"].map((c) => h("th", {}, c))),
+    h("table", { id: "results" }, h("tr", {}, ["Received", "Control ID", "Type", "Listener", ...me.search_keys, "Status", "Last error"].map((c) => h("th", {}, c))),
       page.items.map((m) => h("tr", {},
         h("td", {}, fmtTime(m.received_at)), h("td", {}, h("a", { href: "#/message/" + encodeURIComponent(m.id) }, m.control_id || "(none)")),
-        h("td", {}, m.type + "^" + m.event), h("td", {}, m.listener), h("td", {}, m.sending_application + " / " + m.sending_facility),
-        h("td", {}, m.status)))),
+        h("td", {}, m.type + "^" + m.event), h("td", { title: m.sending_application + " / " + m.sending_facility }, m.listener),
+        ...me.search_keys.map((k) => h("td", { class: "key" }, (m.keys || {})[k] || "")),
+        h("td", {}, m.status), h("td", { class: "error" }, m.last_error || "")))),
     page.items.length === 0 ? h("p", {}, "No message matches.") : null,
     page.next_cursor ? h("a", { href: "#/messages?" + next.toString() }, "Next page") : null);
 }

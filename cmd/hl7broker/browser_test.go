@@ -143,7 +143,12 @@ func TestBrowserConsole(t *testing.T) {
 	waitText(t, ctx, received, "1")
 	screenshot(t, ctx, "dashboard")
 
-	// Find it by MRN, open it, see its journey: the destination said AR.
+	// Find it by the start of a name in another case, with its key
+	// columns (the name as the message has it) and its last error; then by
+	// MRN, open it, see its journey: the destination said AR.
+	openUntil(t, ctx, base+"/ui/#/messages?key=family&key_value=o%27BR*", "#results", "A04-778812")
+	waitText(t, ctx, "#results td.key", "O'Brien")
+	waitText(t, ctx, "#results", "445566")
 	openUntil(t, ctx, base+"/ui/#/messages?key=mrn&key_value=445566", "#results", "A04-778812")
 	do(t, ctx, chromedp.Click(css("#results a")))
 	waitText(t, ctx, "#journey", "dead-lettered for emr")

@@ -263,6 +263,7 @@ func TestBrowserConsoleFirefox(t *testing.T) {
 	b.signIn(t, tab, base, strings.TrimSpace(string(token)), "alice (operator)")
 
 	b.until(t, tab, base+"/ui/#/messages?key=mrn&key_value=445566", `document.getElementById("results").textContent`, "A04-778812")
+	b.until(t, tab, base+"/ui/#/messages?key=family&key_value=O%27BRIEN", `document.getElementById("results").textContent`, "O'Brien")
 	b.until(t, tab, base+"/ui/#/messages?control_id=HOSTILE-1", `document.getElementById("results").textContent`, "HOSTILE-1")
 	_, err = b.eval(tab, `(document.querySelector("#results a").click(), "")`)
 	require.NoError(t, err)

@@ -78,7 +78,7 @@ admin:
     - {name: alice, role: operator, token_file: %s}
     - {name: victor, role: viewer, token_file: %s}
 history:
-  search_keys: {mrn: PID-3.1}
+  search_keys: {mrn: PID-3.1, family: {path: PID-5.1, fold: true}}
 listeners:
   - {name: adt, addr: "%s"}
 routes:
