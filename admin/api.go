@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -121,8 +122,52 @@ func (a *API) record(r *http.Request, who, action, result string, ids []string, 
 	if ids == nil {
 		ids = []string{}
 	}
+	keys, found := r.Context().Value(auditKeysKey{}).(map[string][]string)
+	if !found {
+		keys = a.keysOf(r.Context(), action, ids)
+	}
 	return a.append(r, wire.AuditEntry{At: time.Now().UTC(), User: who, Action: action, Result: result,
-		IDs: ids, Detail: detail, Remote: r.RemoteAddr})
+		IDs: ids, Detail: detail, Remote: r.RemoteAddr, Keys: keys})
+}
+
+// auditKeysKey holds, in a request's context, the search-key values its
+// audit entry carries, found before the action (a dead letter replayed
+// or purged leaves the index with it).
+type auditKeysKey struct{}
+
+// withAuditKeys is r with the keys of the messages action is about,
+// found now.
+func (a *API) withAuditKeys(r *http.Request, action string, ids []string) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), auditKeysKey{}, a.keysOf(r.Context(), action, ids)))
+}
+
+// keysOf are the search-key values (MRN, name…) of the messages an
+// action on ids is about: message ids for message.*, dead letters' for
+// dlq.*; nil for other actions or without the index. They go in the
+// audit entry, so that the trail answers who viewed or replayed one
+// patient's messages.
+func (a *API) keysOf(ctx context.Context, action string, ids []string) map[string][]string {
+	if a.Ops == nil || a.Ops.Index == nil || len(ids) == 0 {
+		return nil
+	}
+	var nums []uint64
+	for _, s := range ids {
+		if id, err := strconv.ParseUint(s, 10, 64); err == nil {
+			nums = append(nums, id)
+		}
+	}
+	var keys map[string][]string
+	var err error
+	switch {
+	case strings.HasPrefix(action, "message."):
+		keys, err = a.Ops.Index.KeysOf(ctx, nums, nil)
+	case strings.HasPrefix(action, "dlq."):
+		keys, err = a.Ops.Index.KeysOf(ctx, nil, nums)
+	}
+	if err != nil {
+		return nil // the entry keeps its ids
+	}
+	return keys
 }
 
 // append stores e (r, if any, is the request it is about).
@@ -263,8 +308,9 @@ func (a *API) searchMessages(w http.ResponseWriter, r *http.Request, u user) {
 	if err == nil {
 		var page history.Page
 		if page, err = a.Ops.Index.Search(r.Context(), f); err == nil {
-			// A search by a patient's key says who looked for that patient.
-			if len(keys) > 0 && !a.mustRecord(w, r, u.Name, "message.search", page.IDs(), searchDetail(q)) {
+			// Every search is recorded with its criteria and what it found:
+			// results show patients' key values (MRN, name).
+			if !a.mustRecord(w, r, u.Name, "message.search", page.IDs(), searchDetail(q)) {
 				return
 			}
 			writeJSON(w, http.StatusOK, page)
@@ -519,6 +565,7 @@ func (a *API) replayDLQ(w http.ResponseWriter, r *http.Request, u user) {
 		ids, err = a.dlqIDs(r.Context(), req)
 	}
 	if err == nil {
+		r = a.withAuditKeys(r, "dlq.replay", ids.strings())
 		out, err = a.Ops.ReplayDeadLetters(r.Context(), ids, req.To, u.Name)
 	}
 	a.finish(w, r, u, "dlq.replay", ids, strings.Trim(req.Destination+" -> "+req.To, " ->"), out, err)
@@ -537,6 +584,7 @@ func (a *API) purgeDLQ(w http.ResponseWriter, r *http.Request, u user) {
 		ids, err = a.dlqIDs(r.Context(), req)
 	}
 	if err == nil {
+		r = a.withAuditKeys(r, "dlq.purge", ids.strings())
 		out = a.Ops.PurgeDeadLetters(r.Context(), ids, u.Name)
 	}
 	a.finish(w, r, u, "dlq.purge", ids, req.Destination, out, err)
@@ -573,16 +621,30 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request, u user) {
 		return
 	}
 	q := r.URL.Query()
-	f := history.AuditFilter{User: q.Get("user"), Action: q.Get("action"), Cursor: q.Get("cursor")}
+	f := history.AuditFilter{User: q.Get("user"), Action: q.Get("action"), Cursor: q.Get("cursor"), Keys: map[string]string{}}
 	var err error
-	if f.From, err = parseTime("from", q.Get("from")); err == nil {
-		f.To, err = parseTime("to", q.Get("to"))
+	for k, v := range q {
+		if name, ok := strings.CutPrefix(k, "key."); ok && len(v) > 0 {
+			if !slices.Contains(a.SearchKeys, name) {
+				err = bad("no search key named %q (history.search_keys has: %s)", name, strings.Join(a.SearchKeys, ", "))
+			}
+			f.Keys[name] = v[0]
+		}
+	}
+	if err == nil {
+		if f.From, err = parseTime("from", q.Get("from")); err == nil {
+			f.To, err = parseTime("to", q.Get("to"))
+		}
 	}
 	if l := q.Get("limit"); l != "" {
 		f.Limit, _ = strconv.Atoi(l)
 	}
+	csvOut := q.Get("format") == "csv"
+	if f := q.Get("format"); err == nil && f != "" && f != "csv" && f != "json" {
+		err = bad("format %q: json or csv", f)
+	}
 	var p history.AuditPage
-	if err == nil {
+	if err == nil && !csvOut {
 		p, err = a.Ops.Index.Audit(r.Context(), f)
 	}
 	if err != nil {
@@ -592,5 +654,52 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request, u user) {
 	if !a.mustRecord(w, r, u.Name, "audit.read", []string{}, searchDetail(q)) {
 		return
 	}
+	if csvOut {
+		a.auditCSV(w, r, f)
+		return
+	}
 	writeJSON(w, http.StatusOK, p)
+}
+
+// cell is a CSV cell a spreadsheet shows as text: a value from a message
+// (a name) that starts like a formula gets a leading apostrophe.
+func cell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+// maxAuditCSV bounds one CSV export (narrow it by time to get more).
+const maxAuditCSV = 100_000
+
+// auditCSV writes every entry f selects (up to maxAuditCSV), newest
+// first, as CSV: what an auditor takes away.
+func (a *API) auditCSV(w http.ResponseWriter, r *http.Request, f history.AuditFilter) {
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="hl7broker-audit.csv"`)
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"seq", "at", "user", "action", "result", "ids", "keys", "detail", "remote"})
+	f.Limit, f.Cursor = 1000, ""
+	for n := 0; n < maxAuditCSV; {
+		p, err := a.Ops.Index.Audit(r.Context(), f)
+		if err != nil {
+			_ = cw.Write([]string{"", "", "", "", "export stopped: " + err.Error()})
+			break
+		}
+		for _, it := range p.Items {
+			var keys []string
+			for _, name := range slices.Sorted(maps.Keys(it.Keys)) {
+				keys = append(keys, name+"="+strings.Join(it.Keys[name], "|"))
+			}
+			_ = cw.Write([]string{it.Seq, it.At.Format(time.RFC3339), cell(it.User), cell(it.Action), cell(it.Result), cell(strings.Join(it.IDs, " ")),
+				cell(strings.Join(keys, "; ")), cell(it.Detail), cell(it.Remote)})
+		}
+		n += len(p.Items)
+		if p.NextCursor == "" {
+			break
+		}
+		f.Cursor = p.NextCursor
+	}
+	cw.Flush()
 }

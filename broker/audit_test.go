@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -151,4 +152,69 @@ func serveAPI(t *testing.T, api *admin.API) func(method, path, body string) (int
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+}
+
+// An audit by patient: two people view and replay messages of one MRN
+// (and one views another patient's); the trail asked for that MRN lists
+// exactly their actions on it, newest first, and exports them as CSV.
+func TestAuditByPatient(t *testing.T) {
+	cfg := historyConfig(t, t.TempDir())
+	cfg.Admin.Addr = "127.0.0.1:0"
+	p := startPipeline(t, cfg)
+	p.tokens.Set([]admin.Token{admin.NewToken("alice", admin.RoleOperator, "alice-token-0123456789"),
+		admin.NewToken("bob", admin.RoleOperator, "bob-token-0123456789"), admin.NewToken("olga", admin.RoleAdmin, "admin-token-0123456789")})
+	for _, m := range []string{adtMsg("P-1", "MRN1", "A08"), adtMsg("P-2", "MRN1", "A08"), adtMsg("P-3", "MRN2", "A08")} {
+		require.Equal(t, hl7.AA, p.send(t, "in", m))
+	}
+	testkit.WaitFor(t, 20*time.Second, func() error {
+		pg, err := p.ops.Index.Search(context.Background(), history.Filter{})
+		if err != nil || len(pg.Items) != 3 {
+			return fmt.Errorf("waiting for 3 messages in the index: %v %d", err, len(pg.Items))
+		}
+		return nil
+	})
+	call := func(token, method, path, body string) string {
+		t.Helper()
+		req, err := http.NewRequest(method, "http://"+p.AdminAddr().String()+path, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "%s %s: %s", method, path, b)
+		return string(b)
+	}
+	alice, bob := "alice-token-0123456789", "bob-token-0123456789"
+	call(alice, "GET", "/api/v1/messages/1", "")
+	call(bob, "GET", "/api/v1/messages/2", "")
+	call(bob, "GET", "/api/v1/messages/3", "") // the other patient
+	call(alice, "POST", "/api/v1/messages/replay", `{"ids":["2"]}`)
+	call(bob, "GET", "/api/v1/messages?type=ADT&key.mrn=MRN2", "")
+
+	want := []string{"alice message.replay [2]", "bob message.view [2]", "alice message.view [1]"}
+	var got []string
+	testkit.WaitFor(t, 20*time.Second, func() error {
+		var page history.AuditPage
+		require.NoError(t, json.Unmarshal([]byte(call("admin-token-0123456789", "GET", "/api/v1/audit?key.mrn=MRN1", "")), &page))
+		got = nil
+		for _, it := range page.Items {
+			got = append(got, fmt.Sprintf("%s %s %v", it.User, it.Action, it.IDs))
+			assert.Equal(t, []string{"MRN1"}, it.Keys["mrn"])
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			return fmt.Errorf("waiting for the trail of MRN1 to be %v; it is %v", want, got)
+		}
+		return nil
+	})
+	other := call("admin-token-0123456789", "GET", "/api/v1/audit?key.mrn=MRN2", "")
+	assert.Contains(t, other, `"message.search"`, "a search is audited with what it found")
+	assert.Contains(t, other, "type=ADT", "and its criteria")
+
+	csv := call("admin-token-0123456789", "GET", "/api/v1/audit?key.mrn=MRN1&format=csv", "")
+	lines := strings.Split(strings.TrimSpace(csv), "\n")
+	require.Len(t, lines, 4, csv)
+	assert.Equal(t, "seq,at,user,action,result,ids,keys,detail,remote", lines[0])
+	assert.Contains(t, lines[1], ",alice,message.replay,")
+	assert.Contains(t, lines[1], ",mrn=MRN1,")
 }

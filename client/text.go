@@ -158,9 +158,13 @@ func WriteDestinations(w io.Writer, ds []admin.DestinationStatus) {
 func WriteAudit(w io.Writer, page history.AuditPage) {
 	var rows [][]string
 	for _, a := range page.Items {
-		rows = append(rows, []string{When(a.At), a.User, a.Action, a.Result, strings.Join(a.IDs, ","), a.Detail})
+		var keys []string
+		for _, name := range slices.Sorted(maps.Keys(a.Keys)) {
+			keys = append(keys, name+"="+strings.Join(a.Keys[name], "|"))
+		}
+		rows = append(rows, []string{When(a.At), a.User, a.Action, a.Result, strings.Join(a.IDs, ","), cmp.Or(strings.Join(keys, " "), "-"), a.Detail})
 	}
-	Table(w, "AT\tUSER\tACTION\tRESULT\tIDS\tDETAIL", rows)
+	Table(w, "AT\tUSER\tACTION\tRESULT\tIDS\tKEYS\tDETAIL", rows)
 }
 
 // WriteRefused writes a page of messages refused (header and reason).

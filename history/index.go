@@ -110,9 +110,15 @@ CREATE INDEX IF NOT EXISTS dlq_destination ON dlq(destination, id);
 CREATE TABLE IF NOT EXISTS audit (
 	seq INTEGER PRIMARY KEY,         -- HL7_AUDIT sequence
 	at INTEGER NOT NULL, user TEXT NOT NULL, action TEXT NOT NULL, result TEXT NOT NULL,
-	ids TEXT NOT NULL, detail TEXT NOT NULL, remote TEXT NOT NULL
+	ids TEXT NOT NULL, detail TEXT NOT NULL, remote TEXT NOT NULL,
+	keys TEXT NOT NULL DEFAULT '' -- its messages' search-key values, JSON
 );
 CREATE INDEX IF NOT EXISTS audit_time ON audit(at);
+CREATE TABLE IF NOT EXISTS audit_keys ( -- an audit entry's messages' search-key values (folded where the key folds)
+	name TEXT NOT NULL, value TEXT NOT NULL, seq INTEGER NOT NULL,
+	PRIMARY KEY (name, value, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS audit_keys_seq ON audit_keys(seq);
 CREATE TABLE IF NOT EXISTS refused (
 	seq INTEGER NOT NULL, line INTEGER NOT NULL, -- where its event is in HL7_EVENTS
 	at INTEGER NOT NULL, listener TEXT NOT NULL, remote TEXT NOT NULL, ack TEXT NOT NULL,
@@ -176,7 +182,7 @@ func (ix *Index) open() error {
 		ix.w.Close()
 		return fmt.Errorf("history index %s: %w", ix.path, err)
 	}
-	if err := ix.addShown(); err != nil {
+	if err := ix.addColumns(); err != nil {
 		ix.w.Close()
 		return fmt.Errorf("history index %s: %w", ix.path, err)
 	}
@@ -253,7 +259,7 @@ func (ix *Index) Positions(ctx context.Context) (Positions, error) {
 
 // Reset empties the index; the Indexer then reads every stream again.
 func (ix *Index) Reset(ctx context.Context) error {
-	for _, t := range []string{"messages", "keys", "dests", "journeys", "dlq", "audit", "totals"} {
+	for _, t := range []string{"messages", "keys", "dests", "journeys", "dlq", "audit", "audit_keys", "totals"} {
 		if _, err := ix.w.ExecContext(ctx, "DELETE FROM "+t); err != nil {
 			return fmt.Errorf("history index: %w", err)
 		}
@@ -268,13 +274,19 @@ func (ix *Index) Reset(ctx context.Context) error {
 	return err
 }
 
-// addShown gives the keys table of an index made before 2026-12-07 its
-// shown column.
-func (ix *Index) addShown() error {
-	var n int
-	if err := ix.w.QueryRow(`SELECT count(*) FROM pragma_table_info('keys') WHERE name = 'shown'`).Scan(&n); err != nil || n > 0 {
-		return err
+// addColumns gives the tables of an index made before 2026-12-07 the
+// columns added since: keys.shown and audit.keys.
+func (ix *Index) addColumns() error {
+	for _, c := range []struct{ table, column string }{{"keys", "shown"}, {"audit", "keys"}} {
+		var n int
+		if err := ix.w.QueryRow(`SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, c.table, c.column).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := ix.w.Exec(`ALTER TABLE ` + c.table + ` ADD COLUMN ` + c.column + ` TEXT NOT NULL DEFAULT ''`); err != nil {
+				return err
+			}
+		}
 	}
-	_, err := ix.w.Exec(`ALTER TABLE keys ADD COLUMN shown TEXT NOT NULL DEFAULT ''`)
-	return err
+	return nil
 }

@@ -287,6 +287,68 @@ func (ix *Index) searchKeys(ctx context.Context, asked map[string]string) ([]sea
 	return out, nil
 }
 
+// maxAuditKeys bounds the values of each key an audit entry carries (a
+// search's page of 50 messages, a bulk replay).
+const maxAuditKeys = 100
+
+// KeysOf are the search-key values (as the messages have them) of the
+// given messages and of the messages of the given dead letters: what an
+// audit entry about them carries. At most maxAuditKeys values a key.
+func (ix *Index) KeysOf(ctx context.Context, messages, letters []uint64) (map[string][]string, error) {
+	ids := slices.Clone(messages)
+	if len(letters) > 0 {
+		in, args := inList(letters)
+		rows, err := ix.r.QueryContext(ctx, `SELECT message FROM dlq WHERE id IN `+in, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id uint64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	in, args := inList(ids)
+	rows, err := ix.r.QueryContext(ctx, `SELECT DISTINCT name, CASE WHEN shown != '' THEN shown ELSE value END FROM keys WHERE message IN `+in+` ORDER BY 1, 2`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out map[string][]string
+	for rows.Next() {
+		var name, v string
+		if err := rows.Scan(&name, &v); err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = map[string][]string{}
+		}
+		if len(v) > wire.AuditMaxID {
+			v = strings.ToValidUTF8(v[:wire.AuditMaxID], "")
+		}
+		if len(out[name]) < maxAuditKeys && !slices.Contains(out[name], v) {
+			out[name] = append(out[name], v)
+		}
+	}
+	return out, rows.Err()
+}
+
+// inList is "(?, ?, …)" for ids, and ids as arguments.
+func inList(ids []uint64) (string, []any) {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = int64(id)
+	}
+	return "(?" + strings.Repeat(", ?", len(ids)-1) + ")", args
+}
+
 // maxPrefixValues is how many values a prefix search walks one by one,
 // newest first each; a prefix with more (a single letter, say) sorts its
 // matches instead, which is slower on a large index.
@@ -571,8 +633,11 @@ func (ix *Index) DeadLetterByID(ctx context.Context, id uint64) (DeadLetter, err
 type AuditFilter struct {
 	From, To     time.Time
 	User, Action string
-	Limit        int
-	Cursor       string
+	// Keys are search keys' values (key.mrn=…): the entries about
+	// messages that carry them. A folding key matches as in Search.
+	Keys   map[string]string
+	Limit  int
+	Cursor string
 }
 
 // AuditItem is one audit entry as listed.
@@ -585,6 +650,8 @@ type AuditItem struct {
 	IDs    []string  `json:"ids"`
 	Detail string    `json:"detail,omitempty"`
 	Remote string    `json:"remote,omitempty"`
+	// Keys are the search-key values of the messages it showed or changed.
+	Keys map[string][]string `json:"keys,omitempty"`
 }
 
 // AuditPage is one page of the audit trail, newest first.
@@ -599,11 +666,19 @@ func (ix *Index) Audit(ctx context.Context, f AuditFilter) (AuditPage, error) {
 	w.between(f.From, f.To)
 	w.equal("user", f.User)
 	w.equal("action", f.Action)
+	for _, name := range slices.Sorted(maps.Keys(f.Keys)) { // each key's entries, newest first, from its index
+		v := f.Keys[name]
+		if ix.fold[name] {
+			v = hl7.FoldKey(v)
+		}
+		w.where = append(w.where, "seq IN (SELECT seq FROM audit_keys WHERE name = ? AND value = ?)")
+		w.args = append(w.args, name, v)
+	}
 	if err := w.before("seq", f.Cursor); err != nil {
 		return AuditPage{}, err
 	}
 	n := limit(f.Limit)
-	rows, err := ix.r.QueryContext(ctx, fmt.Sprintf("SELECT seq, at, user, action, result, ids, detail, remote FROM audit WHERE %s ORDER BY seq DESC LIMIT %d", w.sql(), n+1), w.args...)
+	rows, err := ix.r.QueryContext(ctx, fmt.Sprintf("SELECT seq, at, user, action, result, ids, detail, remote, keys FROM audit WHERE %s ORDER BY seq DESC LIMIT %d", w.sql(), n+1), w.args...)
 	if err != nil {
 		return AuditPage{}, err
 	}
@@ -612,9 +687,12 @@ func (ix *Index) Audit(ctx context.Context, f AuditFilter) (AuditPage, error) {
 	for rows.Next() {
 		var it AuditItem
 		var seq, at int64
-		var ids string
-		if err := rows.Scan(&seq, &at, &it.User, &it.Action, &it.Result, &ids, &it.Detail, &it.Remote); err != nil {
+		var ids, keys string
+		if err := rows.Scan(&seq, &at, &it.User, &it.Action, &it.Result, &ids, &it.Detail, &it.Remote, &keys); err != nil {
 			return p, err
+		}
+		if keys != "" {
+			_ = json.Unmarshal([]byte(keys), &it.Keys)
 		}
 		it.Seq, it.At = strconv.FormatInt(seq, 10), time.Unix(0, at).UTC()
 		_ = json.Unmarshal([]byte(ids), &it.IDs)
@@ -645,6 +723,7 @@ func (ix *Index) Prune(ctx context.Context, firstIn, firstDLQ, firstAudit uint64
 		{`DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE id < ? LIMIT 10000)`, firstIn},
 		{`DELETE FROM dlq WHERE id IN (SELECT id FROM dlq WHERE id < ? LIMIT 10000)`, firstDLQ},
 		{`DELETE FROM audit WHERE seq IN (SELECT seq FROM audit WHERE seq < ? LIMIT 10000)`, firstAudit},
+		{`DELETE FROM audit_keys WHERE seq IN (SELECT seq FROM audit_keys WHERE seq < ? LIMIT 10000)`, firstAudit},
 	} {
 		for {
 			res, err := ix.w.ExecContext(ctx, q.sql, q.bound)

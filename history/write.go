@@ -256,9 +256,26 @@ func (a *applier) audit(it Item) error {
 		return nil
 	}
 	ids, _ := json.Marshal(e.IDs)
-	_, err := a.exec(`INSERT OR REPLACE INTO audit(seq, at, user, action, result, ids, detail, remote) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		it.Seq, e.At.UnixNano(), e.User, e.Action, e.Result, string(ids), e.Detail, e.Remote)
-	return err
+	keys := []byte{}
+	if len(e.Keys) > 0 {
+		keys, _ = json.Marshal(e.Keys)
+	}
+	_, err := a.exec(`INSERT OR REPLACE INTO audit(seq, at, user, action, result, ids, detail, remote, keys) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		it.Seq, e.At.UnixNano(), e.User, e.Action, e.Result, string(ids), e.Detail, e.Remote, string(keys))
+	if err != nil {
+		return err
+	}
+	for name, values := range e.Keys {
+		for _, v := range values {
+			if a.ix.fold[name] {
+				v = hl7.FoldKey(v)
+			}
+			if _, err := a.exec(`INSERT OR IGNORE INTO audit_keys(name, value, seq) VALUES (?, ?, ?)`, name, v, it.Seq); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // statusCase is a message's status from its copies' statuses, in order

@@ -312,6 +312,11 @@ type AuditEntry struct {
 	IDs    []string  `json:"ids"`
 	Detail string    `json:"detail,omitempty"` // a destination, a filter, a path
 	Remote string    `json:"remote,omitempty"`
+	// Keys are the search keys' values (history.search_keys: MRN, name…)
+	// of the messages the action showed or changed, so that the trail
+	// answers who viewed or replayed one patient's messages. They are
+	// patient data: the trail is read by the admin role only.
+	Keys map[string][]string `json:"keys,omitempty"`
 }
 
 // Bounds of an audit entry's fields: what a client sends (a path, a

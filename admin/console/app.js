@@ -438,19 +438,29 @@ async function audit(params) {
   const q = new URLSearchParams({ limit: "100" });
   for (const k of ["user", "action", "cursor"]) if (params.get(k)) q.set(k, params.get(k));
   for (const k of ["from", "to"]) if (params.get(k)) q.set(k, new Date(params.get(k)).toISOString());
+  if (params.get("key") && params.get("key_value")) q.set("key." + params.get("key"), params.get("key_value"));
   const page = await api("GET", "/api/v1/audit?" + q.toString());
   const next = new URLSearchParams(params);
   next.set("cursor", page.next_cursor);
-  const form = h("form", { class: "filters", onsubmit: (ev) => { ev.preventDefault(); const f = new URLSearchParams(); for (const [k, v] of new FormData(ev.target)) if (v) f.set(k, v); location.hash = "#/audit?" + f; } },
+  const csv = new URLSearchParams(q);
+  csv.delete("limit");
+  csv.delete("cursor");
+  csv.set("format", "csv");
+  const keyName = h("select", { name: "key" }, me.search_keys.map((k) => h("option", { value: k, selected: params.get("key") === k }, k)));
+  const form = h("form", { class: "filters", id: "audit-filters", onsubmit: (ev) => { ev.preventDefault(); const f = new URLSearchParams(); for (const [k, v] of new FormData(ev.target)) if (v) f.set(k, v); if (!f.get("key_value")) f.delete("key"); location.hash = "#/audit?" + f; } },
     h("label", {}, "User", h("input", { name: "user", value: params.get("user") || "" })),
     h("label", {}, "Action", h("input", { name: "action", value: params.get("action") || "" })),
+    me.search_keys.length ? h("label", {}, "Patient key", keyName) : null,
+    me.search_keys.length ? h("label", {}, "Value", h("input", { name: "key_value", value: params.get("key_value") || "" })) : null,
     h("label", {}, "From", h("input", { name: "from", type: "datetime-local", value: params.get("from") || "" })),
     h("label", {}, "To", h("input", { name: "to", type: "datetime-local", value: params.get("to") || "" })),
     h("button", { type: "submit" }, "Search"));
+  const keysText = (k) => Object.keys(k || {}).sort().map((n) => n + ": " + k[n].join(", ")).join("; ");
   show(h("h1", {}, "Audit"), form,
-    h("table", { id: "audit" }, h("tr", {}, ["At", "User", "Action", "Result", "Messages", "Detail"].map((c) => h("th", {}, c))),
+    h("p", {}, h("a", { id: "audit-csv", href: "/api/v1/audit?" + csv.toString(), download: "hl7broker-audit.csv" }, "Export these entries as CSV")),
+    h("table", { id: "audit" }, h("tr", {}, ["At", "User", "Action", "Result", "Messages", "Patients", "Detail"].map((c) => h("th", {}, c))),
       page.items.map((a) => h("tr", {}, h("td", {}, fmtTime(a.at)), h("td", {}, a.user), h("td", {}, a.action), h("td", {}, a.result),
-        h("td", {}, (a.ids || []).join(", ")), h("td", {}, a.detail || "")))),
+        h("td", {}, (a.ids || []).join(", ")), h("td", { class: "keys" }, keysText(a.keys)), h("td", {}, a.detail || "")))),
     page.next_cursor ? h("a", { href: "#/audit?" + next.toString() }, "Next page") : null);
 }
 

@@ -155,6 +155,14 @@ func TestBrowserConsole(t *testing.T) {
 	waitText(t, ctx, "#fields", "Patient Name")
 	screenshot(t, ctx, "message")
 
+	// The audit by patient: who viewed this MRN's messages, and an export.
+	openUntil(t, ctx, base+"/ui/#/audit?key=mrn&key_value=445566", "#audit", "message.view")
+	waitText(t, ctx, "#audit td.keys", "445566")
+	href, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("audit-csv").getAttribute("href")`))
+	require.NoError(t, err)
+	assert.Contains(t, href, "key.mrn=445566")
+	assert.Contains(t, href, "format=csv")
+
 	// Replay the dead letter once the destination accepts.
 	down.accept.Store(true)
 	openUntil(t, ctx, base+"/ui/#/dlq", "#dlq", "A04-778812")

@@ -270,10 +270,29 @@ func newDestinationsCmd() *cobra.Command {
 
 func newAuditCmd() *cobra.Command {
 	var from, to, user, action string
+	var keys []string
 	var limit int
-	cmd := &cobra.Command{Use: "audit", Short: "The audit trail: who viewed or changed what (a running broker's admin API)",
+	var asCSV bool
+	cmd := &cobra.Command{Use: "audit", Short: "The audit trail: who viewed or changed what, and whose messages (a running broker's admin API)",
 		RunE: apiCommand(func(cmd *cobra.Command, c *apiClient, _ []string) error {
 			q := query(map[string]string{"from": from, "to": to, "user": user, "action": action}, limit)
+			for _, kv := range keys {
+				name, v, ok := strings.Cut(kv, "=")
+				if !ok {
+					return usageError("--key takes NAME=VALUE")
+				}
+				q.Set("key."+name, v)
+			}
+			if asCSV {
+				q.Set("format", "csv")
+				q.Del("limit")
+				var raw json.RawMessage
+				if err := c.call(cmd.Context(), "GET", "/api/v1/audit", q, nil, &raw); err != nil {
+					return err
+				}
+				_, err := cmd.OutOrStdout().Write(raw)
+				return err
+			}
 			return show(cmd, c, "/api/v1/audit", q, client.WriteAudit)
 		})}
 	apiFlags(cmd)
@@ -281,6 +300,8 @@ func newAuditCmd() *cobra.Command {
 	cmd.Flags().StringVar(&to, "to", "", "before (RFC 3339 or a date)")
 	cmd.Flags().StringVar(&user, "user", "", "the token's name")
 	cmd.Flags().StringVar(&action, "action", "", "e.g. message.view, dlq.replay, destination.pause")
+	cmd.Flags().StringArrayVar(&keys, "key", nil, "a patient's search key, NAME=VALUE: the entries about messages that carry it, repeatable")
+	cmd.Flags().BoolVar(&asCSV, "csv", false, "every entry selected (up to 100,000), as CSV")
 	cmd.Flags().IntVar(&limit, "limit", 50, "at most this many")
 	return cmd
 }

@@ -229,6 +229,14 @@ func TestOperateDeadLettersEndToEnd(t *testing.T) {
 	assert.Equal(t, "alice", audit.Items[0].User)
 	assert.Equal(t, []string{letter.ID}, audit.Items[0].IDs)
 	assert.Equal(t, "ok", audit.Items[0].Result)
+	// The same replay, found by the patient's MRN, and exported as CSV.
+	_, code = cli(t, server, alice, &audit, "audit", "--action", "dlq.replay", "--key", "mrn=445566")
+	require.Equal(t, 0, code)
+	require.Len(t, audit.Items, 1, "the replay of MRN 445566's dead letter")
+	stdout, _, code := runCmd(t, "audit", "--key", "mrn=445566", "--action", "dlq.replay", "--csv", "--server", server, "--token-file", alice)
+	require.Equal(t, 0, code, stdout)
+	assert.Contains(t, stdout, "seq,at,user,action,result,ids,keys,detail,remote\n")
+	assert.Contains(t, stdout, ",alice,dlq.replay,ok,"+letter.ID+",family=O'Brien; mrn=445566,")
 	require.Eventually(t, func() bool {
 		_, code := cli(t, server, alice, &audit, "audit", "--action", "request.refused")
 		return code == 0 && len(audit.Items) == 2
