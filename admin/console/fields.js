@@ -15,7 +15,13 @@ const FIELDS = {
   PV1: [, "Set ID", "Patient Class", "Assigned Patient Location", "Admission Type", "Preadmit Number", "Prior Patient Location",
     "Attending Doctor", "Referring Doctor", "Consulting Doctor", "Hospital Service", "Temporary Location", "Preadmit Test Indicator",
     "Re-admission Indicator", "Admit Source", "Ambulatory Status", "VIP Indicator", "Admitting Doctor", "Patient Type", "Visit Number",
-    "Financial Class"],
+    "Financial Class", "Charge Price Indicator", "Courtesy Code", "Credit Rating", "Contract Code", "Contract Effective Date",
+    "Contract Amount", "Contract Period", "Interest Code", "Transfer to Bad Debt Code", "Transfer to Bad Debt Date",
+    "Bad Debt Agency Code", "Bad Debt Transfer Amount", "Bad Debt Recovery Amount", "Delete Account Indicator",
+    "Delete Account Date", "Discharge Disposition", "Discharged to Location", "Diet Type", "Servicing Facility", "Bed Status",
+    "Account Status", "Pending Location", "Prior Temporary Location", "Admit Date/Time", "Discharge Date/Time",
+    "Current Patient Balance", "Total Charges", "Total Adjustments", "Total Payments", "Alternate Visit ID", "Visit Indicator",
+    "Other Healthcare Provider"],
   NK1: [, "Set ID", "Name", "Relationship", "Address", "Phone Number", "Business Phone Number", "Contact Role"],
   ORC: [, "Order Control", "Placer Order Number", "Filler Order Number", "Placer Group Number", "Order Status", "Response Flag",
     "Quantity/Timing", "Parent", "Date/Time of Transaction", "Entered By", "Verified By", "Ordering Provider"],
@@ -26,7 +32,8 @@ const FIELDS = {
     "Results Rpt/Status Chng - Date/Time", "Charge to Practice", "Diagnostic Serv Sect ID", "Result Status"],
   OBX: [, "Set ID", "Value Type", "Observation Identifier", "Observation Sub-ID", "Observation Value", "Units", "References Range",
     "Abnormal Flags", "Probability", "Nature of Abnormal Test", "Observation Result Status", "Effective Date of Reference Range",
-    "User Defined Access Checks", "Date/Time of the Observation", "Producer's ID", "Responsible Observer", "Observation Method"],
+    "User Defined Access Checks", "Date/Time of the Observation", "Producer's ID", "Responsible Observer", "Observation Method",
+    "Equipment Instance Identifier", "Date/Time of the Analysis"],
   NTE: [, "Set ID", "Source of Comment", "Comment", "Comment Type"],
   AL1: [, "Set ID", "Allergen Type Code", "Allergen Code/Mnemonic/Description", "Allergy Severity Code", "Allergy Reaction Code", "Identification Date"],
   DG1: [, "Set ID", "Diagnosis Coding Method", "Diagnosis Code", "Diagnosis Description", "Diagnosis Date/Time", "Diagnosis Type"],
@@ -40,9 +47,10 @@ const FIELDS = {
   SCH: [, "Placer Appointment ID", "Filler Appointment ID"],
 };
 
-// fieldName names a path such as "PID-5.1" ("Patient Name"), or "".
+// fieldName names a path such as "PID-5.1" ("Patient Name") or "OBX[7]-3"
+// ("Observation Identifier"), or "".
 function fieldName(path) {
-  const m = /^([A-Z0-9]{3})-(\d+)/.exec(path);
+  const m = /^([A-Z0-9]{3})(?:\[\d+\])?-(\d+)/.exec(path); // PID-5.1, OBX[7]-3: every repetition of a segment
   if (!m) return "";
   const names = FIELDS[m[1]];
   return (names && names[Number(m[2])]) || "";

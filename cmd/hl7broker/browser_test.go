@@ -184,6 +184,16 @@ func TestBrowserConsole(t *testing.T) {
 	do(t, ctx, chromedp.Click(css(button)))
 	waitText(t, ctx, state, "running")
 
+	// Every repetition of a segment has its fields' names: the 7th OBX.
+	_, _, code = runCmd(t, "send", "--addr", adtAddr, filepath.Join(testdata, "oru_r01.hl7"))
+	require.Equal(t, 0, code)
+	openUntil(t, ctx, base+"/ui/#/messages?control_id=CNTRL-3456", "#results", "CNTRL-3456")
+	do(t, ctx, chromedp.Click(css("#results a")))
+	waitText(t, ctx, "#fields", "OBX[7]-3")
+	name, err := chromedp.Run(ctx, chromedp.Evaluate[string](`[...document.querySelectorAll("#fields tr")].find((tr) => tr.cells[0].textContent === "OBX[7]-3").cells[1].textContent`))
+	require.NoError(t, err)
+	assert.Equal(t, "Observation Identifier", name)
+
 	// A hostile message is shown as text: no script ran, no image added.
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "hostile.hl7"), []byte(hostileADT), 0o600))
 	_, _, code = runCmd(t, "send", "--addr", adtAddr, filepath.Join(dir, "hostile.hl7"))
