@@ -1,38 +1,72 @@
 package admin
 
 import (
+	"cmp"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hl7broker/hl7broker/wire"
 )
 
 // The console signs in with an API token once and then carries a session
-// cookie. A session is a random id the broker keeps in memory (a restart
-// signs everyone out), bound to the token's hash: a token removed or
-// changed on reload ends its sessions, and its role is read again on
-// every request. Every request that changes something with a session
-// must carry the session's CSRF token in the X-CSRF-Token header, which
-// only the console's own pages can read (GET /ui/session, same origin).
+// cookie. A session is a random id, bound to the token's hash: a token
+// removed or changed on reload ends its sessions, and its role is read
+// again on every request. Every request that changes something with a
+// session must carry the session's CSRF token in the X-CSRF-Token header,
+// which only the console's own pages can read (GET /ui/session, same
+// origin).
+//
+// With a SessionStore (the broker gives HL7_STATE), sessions are kept in
+// the store too: they survive a restart and are seen by every broker of
+// a cluster, and signing out ends the session on every one of them. The
+// store holds a hash of the session id, never the id.
 
 // SessionCookie is the console's cookie.
 const SessionCookie = "hl7broker_session"
 
-// sessionTTL is how long a session lasts from sign-in: a working shift.
-const sessionTTL = 8 * time.Hour
+// Default session limits: a working shift, and an hour without a request.
+const (
+	DefaultSessionMax  = 8 * time.Hour
+	DefaultSessionIdle = time.Hour
+)
+
+// sessionRecheck is how long a broker trusts a session it holds in memory
+// before asking the store again (a sign-out on another broker).
+const sessionRecheck = 5 * time.Second
 
 type session struct {
 	tokenHash [32]byte
 	csrf      string
-	expires   time.Time
+	created   time.Time
+	lastSeen  time.Time // the last request (in the store: to the minute)
+	saved     time.Time // lastSeen as the store has it
+	checked   time.Time // when the store last said it exists
+}
+
+// SessionStore keeps sessions where every broker of a cluster sees them,
+// across restarts. Keys are hashes of session ids.
+type SessionStore interface {
+	PutSession(ctx context.Context, key string, s wire.Session) error
+	GetSession(ctx context.Context, key string) (wire.Session, bool, error)
+	DeleteSession(ctx context.Context, key string) error
+	// Sessions lists every session kept, for removing the expired.
+	Sessions(ctx context.Context) (map[string]wire.Session, error)
 }
 
 // Sessions are the console's signed-in browsers.
 type Sessions struct {
+	Store SessionStore  // nil: in memory only (a restart signs everyone out)
+	Max   time.Duration // from sign-in; 0: DefaultSessionMax
+	Idle  time.Duration // without a request; 0: DefaultSessionIdle
+
 	mu   sync.Mutex
 	byID map[string]*session
 	now  func() time.Time
@@ -51,39 +85,130 @@ func (s *Sessions) clock() time.Time {
 	return time.Now()
 }
 
-func (s *Sessions) create(hash [32]byte) (id string, sess *session) {
+func (s *Sessions) limits() (max, idle time.Duration) {
+	return cmp.Or(s.Max, DefaultSessionMax), cmp.Or(s.Idle, DefaultSessionIdle)
+}
+
+// storeKey is the store's key of a session id: its hash.
+func storeKey(id string) string {
+	h := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(h[:])
+}
+
+// expired: past the absolute limit or idle too long.
+func (s *Sessions) expired(sess *session, now time.Time) bool {
+	max, idle := s.limits()
+	return now.After(sess.created.Add(max)) || now.After(sess.lastSeen.Add(idle))
+}
+
+// expires is when the session ends at the latest (the cookie's expiry).
+func (s *Sessions) expires(sess *session) time.Time {
+	max, _ := s.limits()
+	return sess.created.Add(max)
+}
+
+func (s *Sessions) create(ctx context.Context, hash [32]byte) (id string, sess *session, err error) {
+	now := s.clock()
+	id = randomID()
+	sess = &session{tokenHash: hash, csrf: randomID(), created: now, lastSeen: now, saved: now, checked: now}
+	if s.Store != nil {
+		if err := s.Store.PutSession(ctx, storeKey(id), wire.Session{TokenHash: hex.EncodeToString(hash[:]), CSRF: sess.csrf,
+			Created: now, LastSeen: now}); err != nil {
+			return "", nil, err
+		}
+		s.forgetExpired(ctx, now)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.byID == nil {
 		s.byID = map[string]*session{}
 	}
-	now := s.clock()
 	for id, old := range s.byID { // forget the expired
-		if now.After(old.expires) {
+		if s.expired(old, now) {
 			delete(s.byID, id)
 		}
 	}
-	id = randomID()
-	sess = &session{tokenHash: hash, csrf: randomID(), expires: now.Add(sessionTTL)}
 	s.byID[id] = sess
-	return id, sess
+	return id, sess, nil
 }
 
-func (s *Sessions) get(id string) (*session, bool) {
+// forgetExpired deletes the store's expired sessions (at each sign-in:
+// they are few, a person's each).
+func (s *Sessions) forgetExpired(ctx context.Context, now time.Time) {
+	all, err := s.Store.Sessions(ctx)
+	if err != nil {
+		return
+	}
+	for key, rec := range all {
+		if s.expired(&session{created: rec.Created, lastSeen: rec.LastSeen}, now) {
+			_ = s.Store.DeleteSession(ctx, key)
+		}
+	}
+}
+
+func (s *Sessions) get(ctx context.Context, id string) (*session, bool) {
+	now := s.clock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	sess, ok := s.byID[id]
-	if !ok || s.clock().After(sess.expires) {
-		delete(s.byID, id)
+	s.mu.Unlock()
+	if s.Store != nil && (!ok || now.Sub(sess.checked) > sessionRecheck) {
+		rec, found, err := s.Store.GetSession(ctx, storeKey(id))
+		switch {
+		case err != nil && ok: // the store does not answer: trust memory a while longer
+		case err != nil || !found:
+			s.forget(id)
+			return nil, false
+		default:
+			var hash [32]byte
+			if b, err := hex.DecodeString(rec.TokenHash); err == nil && len(b) == len(hash) {
+				copy(hash[:], b)
+			}
+			fresh := &session{tokenHash: hash, csrf: rec.CSRF, created: rec.Created, lastSeen: rec.LastSeen, saved: rec.LastSeen, checked: now}
+			if ok && sess.lastSeen.After(fresh.lastSeen) {
+				fresh.lastSeen = sess.lastSeen
+			}
+			sess, ok = fresh, true
+			s.mu.Lock()
+			if s.byID == nil {
+				s.byID = map[string]*session{}
+			}
+			s.byID[id] = sess
+			s.mu.Unlock()
+		}
+	}
+	if !ok {
 		return nil, false
+	}
+	if s.expired(sess, now) {
+		s.remove(ctx, id)
+		return nil, false
+	}
+	s.mu.Lock()
+	sess.lastSeen = now
+	save := s.Store != nil && now.Sub(sess.saved) > time.Minute
+	if save {
+		sess.saved = now
+	}
+	rec := wire.Session{TokenHash: hex.EncodeToString(sess.tokenHash[:]), CSRF: sess.csrf, Created: sess.created, LastSeen: now}
+	s.mu.Unlock()
+	if save { // the idle clock, kept to the minute where every broker sees it
+		_ = s.Store.PutSession(ctx, storeKey(id), rec)
 	}
 	return sess, true
 }
 
-func (s *Sessions) remove(id string) {
+func (s *Sessions) forget(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.byID, id)
+}
+
+// remove ends a session here and in the store (every broker).
+func (s *Sessions) remove(ctx context.Context, id string) {
+	s.forget(id)
+	if s.Store != nil {
+		_ = s.Store.DeleteSession(ctx, storeKey(id))
+	}
 }
 
 // fromCookie returns the request's session and its token, if it has a
@@ -93,13 +218,13 @@ func (a *API) fromCookie(r *http.Request) (*session, Token, bool) {
 	if err != nil || c.Value == "" {
 		return nil, Token{}, false
 	}
-	sess, ok := a.Sessions.get(c.Value)
+	sess, ok := a.Sessions.get(r.Context(), c.Value)
 	if !ok {
 		return nil, Token{}, false
 	}
 	tok, ok := a.Tokens.byHash(sess.tokenHash)
 	if !ok {
-		a.Sessions.remove(c.Value)
+		a.Sessions.remove(r.Context(), c.Value)
 		return nil, Token{}, false
 	}
 	return sess, tok, true
@@ -142,9 +267,13 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		a.refused(w, r, "", http.StatusUnauthorized, "401 sign-in with no valid token", "console sign-in", "this is not a valid API token")
 		return
 	}
-	id, sess := a.Sessions.create(sha256.Sum256([]byte(req.Token)))
+	id, sess, err := a.Sessions.create(r.Context(), sha256.Sum256([]byte(req.Token)))
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "the session could not be kept in the store; try again: "+err.Error())
+		return
+	}
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", HttpOnly: true, Secure: overTLS(r),
-		SameSite: http.SameSiteStrictMode, Expires: sess.expires})
+		SameSite: http.SameSiteStrictMode, Expires: a.Sessions.expires(sess)})
 	a.record(r, tok.Name, "console.sign_in", "ok", nil, "")
 	writeJSON(w, http.StatusOK, a.info(tok, sess))
 }
@@ -157,7 +286,7 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c, err := r.Cookie(SessionCookie); err == nil {
-		a.Sessions.remove(c.Value)
+		a.Sessions.remove(r.Context(), c.Value)
 	}
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: overTLS(r),
 		SameSite: http.SameSiteStrictMode, MaxAge: -1})

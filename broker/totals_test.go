@@ -3,7 +3,11 @@ package broker
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -74,4 +78,64 @@ func TestTheDashboardsCountsSurviveARestart(t *testing.T) {
 	require.NoError(t, err)
 	const after = "received 4 rejected 1 delivered 4 failures 1 dead_lettered 0"
 	waitCounts(b2, after)
+}
+
+// A console session survives a restart of the broker (it is kept in the
+// store), and signing out ends it.
+func TestConsoleSessionSurvivesARestart(t *testing.T) {
+	cfg := baseConfig(t)
+	cfg.Admin.Addr = "127.0.0.1:0"
+	p := startPipeline(t, cfg)
+	tok := admin.NewToken("alice", admin.RoleOperator, "alice-token-0123456789")
+	p.tokens.Set([]admin.Token{tok})
+	post := func(base, path, body, cookie, csrf string) (*http.Response, string) {
+		req, err := http.NewRequest("POST", base+path, strings.NewReader(body))
+		require.NoError(t, err)
+		if cookie != "" {
+			req.Header.Set("Cookie", admin.SessionCookie+"="+cookie)
+			req.Header.Set("X-CSRF-Token", csrf)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	session := func(base, cookie string) (int, string) {
+		req, err := http.NewRequest("GET", base+"/ui/session", nil)
+		require.NoError(t, err)
+		req.Header.Set("Cookie", admin.SessionCookie+"="+cookie)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	resp, body := post("http://"+p.AdminAddr().String(), "/ui/login", `{"token":"alice-token-0123456789"}`, "", "")
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	var cookie string
+	for _, c := range resp.Cookies() {
+		if c.Name == admin.SessionCookie {
+			cookie = c.Value
+		}
+	}
+	require.NotEmpty(t, cookie)
+	var info struct{ User, CSRF string }
+	require.NoError(t, json.Unmarshal([]byte(body), &info))
+	require.NoError(t, p.Shutdown(context.Background()))
+
+	cfg.Listeners[0].Addr, cfg.Listeners[1].Addr = "127.0.0.1:0", "127.0.0.1:0"
+	b2, err := Start(context.Background(), cfg, zerolog.New(p.logs), Hooks{})
+	require.NoError(t, err)
+	defer b2.Shutdown(context.Background())
+	b2.tokens.Set([]admin.Token{tok})
+	base := "http://" + b2.AdminAddr().String()
+	code, body := session(base, cookie)
+	require.Equal(t, http.StatusOK, code, "still signed in after the restart: %s", body)
+	assert.Contains(t, body, `"user":"alice"`)
+
+	resp, body = post(base, "/ui/logout", "", cookie, info.CSRF)
+	require.Equal(t, http.StatusNoContent, resp.StatusCode, body)
+	code, _ = session(base, cookie)
+	assert.Equal(t, http.StatusUnauthorized, code, "signed out")
 }

@@ -99,6 +99,12 @@ type AdminConfig struct {
 	// readiness is this broker's own health), for load balancers that
 	// should send to another broker meanwhile.
 	NotReadyWhenFailing time.Duration `mapstructure:"not_ready_when_failing"`
+	// SessionMax and SessionIdle end a console session that long after
+	// sign-in, and after that long without a request. Sessions are kept in
+	// the store: a restart keeps them, every broker of a cluster knows
+	// them, and signing out ends them on every one.
+	SessionMax  time.Duration `mapstructure:"session_max"`
+	SessionIdle time.Duration `mapstructure:"session_idle"`
 }
 
 // TokenConfig is one API token: a name (who, in the audit trail), a role,
@@ -309,6 +315,8 @@ var defaults = map[string]any{
 	"nats.store_timeout":     "5s",
 	"admin.addr":             "127.0.0.1:8080",
 	"admin.audit_max_age":    DefaultAuditAge,
+	"admin.session_max":      8 * time.Hour,
+	"admin.session_idle":     time.Hour,
 	"history.enabled":        true,
 	"history.keep_copies":    "24h",
 	"history.dlq_max_age":    "720h",

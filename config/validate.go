@@ -359,6 +359,11 @@ const MinTokenLength = 16
 
 func (c *Config) validateAdmin(v *validator) {
 	v.serverTLS("admin.tls", c.Admin.TLS)
+	if c.Admin.SessionMax < 0 || c.Admin.SessionIdle < 0 {
+		v.add("admin", "session_max and session_idle must not be negative")
+	} else if c.Admin.SessionMax > 0 && c.Admin.SessionIdle > c.Admin.SessionMax {
+		v.add("admin.session_idle", "is longer than session_max (%s): a session ends at session_max anyway", c.Admin.SessionMax)
+	}
 	if c.Admin.AuditAge < 0 {
 		v.add("admin.audit_max_age", "must not be negative")
 	}

@@ -210,6 +210,22 @@ func AlertFactsKey(id string) string {
 // AlertFactsPrefix starts every AlertFactsKey.
 const AlertFactsPrefix = "alerts.facts."
 
+// Session is a console session as StateBucket keeps it, under
+// SessionKey(a hash of the session id): the API token's hash, the CSRF
+// token, and when it began and was last used (to the minute).
+type Session struct {
+	TokenHash string    `json:"token_hash"`
+	CSRF      string    `json:"csrf"`
+	Created   time.Time `json:"created"`
+	LastSeen  time.Time `json:"last_seen"`
+}
+
+// SessionPrefix starts every session's key in StateBucket.
+const SessionPrefix = "session."
+
+// SessionKey is the key of the session whose id hashes to hash.
+func SessionKey(hash string) string { return SessionPrefix + hash }
+
 // AlertSilenceKey is present in StateBucket while rule is silenced.
 func AlertSilenceKey(rule string) string { return "alerts.silence." + rule }
 
