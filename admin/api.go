@@ -227,8 +227,72 @@ func errorCode(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
+	case errors.As(err, new(*outOfScope)):
+		return http.StatusForbidden
 	}
 	return http.StatusInternalServerError
+}
+
+// outOfScope: the token is limited to some listeners, sources or
+// destinations (admin.tokens' sources and destinations), and this is not
+// one of them.
+type outOfScope struct{ why string }
+
+func (e *outOfScope) Error() string { return e.why }
+
+func scopeError(format string, args ...any) error {
+	return &outOfScope{"your token may not see or act on " + fmt.Sprintf(format, args...) + " (admin.tokens: sources, destinations)"}
+}
+
+// scoped limits f to what u may see, or refuses a filter naming what u
+// may not.
+func scoped(u user, f history.Filter) (history.Filter, error) {
+	if f.Listener != "" && !u.MaySee(f.Listener) {
+		return f, scopeError("listener %s", f.Listener)
+	}
+	if f.Destination != "" && !u.MayUse(f.Destination) {
+		return f, scopeError("destination %s", f.Destination)
+	}
+	f.Listeners = u.Sources
+	return f, nil
+}
+
+// messagesInScope refuses ids when one of the messages came from a
+// listener u may not see.
+func (a *API) messagesInScope(ctx context.Context, u user, ids IDs) error {
+	if u.Sources == nil {
+		return nil
+	}
+	for _, id := range ids {
+		d, err := a.Ops.Index.Message(ctx, id)
+		if err == nil && !u.MaySee(d.Listener) {
+			return scopeError("message %d (from %s)", id, d.Listener)
+		}
+	}
+	return nil
+}
+
+// lettersInScope refuses ids when a dead letter is of a destination, or
+// of a message from a listener, that u may not see.
+func (a *API) lettersInScope(ctx context.Context, u user, ids IDs) error {
+	if u.Sources == nil && u.Destinations == nil {
+		return nil
+	}
+	for _, id := range ids {
+		d, err := a.Ops.Index.DeadLetterByID(ctx, id)
+		if err != nil {
+			continue // the operation says what became of it
+		}
+		if !u.MayUse(d.Destination) {
+			return scopeError("dead letter %d (for %s)", id, d.Destination)
+		}
+		if mid, err := strconv.ParseUint(d.MessageID, 10, 64); err == nil {
+			if err := a.messagesInScope(ctx, u, IDs{mid}); err != nil {
+				return scopeError("dead letter %d (its message came from a listener or source not yours)", id)
+			}
+		}
+	}
+	return nil
 }
 
 type badRequest struct{ why string }
@@ -306,6 +370,9 @@ func (a *API) searchMessages(w http.ResponseWriter, r *http.Request, u user) {
 	}
 	f, err := a.filterFrom(q.Get, keys)
 	if err == nil {
+		f, err = scoped(u, f)
+	}
+	if err == nil {
 		var page history.Page
 		if page, err = a.Ops.Index.Search(r.Context(), f); err == nil {
 			// Every search is recorded with its criteria and what it found:
@@ -331,15 +398,20 @@ func searchDetail(q url.Values) string {
 
 // listRefused lists the messages ingest did not store (AR/AE to their
 // sender): what could be read of their header and why, no content.
-func (a *API) listRefused(w http.ResponseWriter, r *http.Request, _ user) {
+func (a *API) listRefused(w http.ResponseWriter, r *http.Request, u user) {
 	if a.noHistory(w) {
 		return
 	}
 	q := r.URL.Query()
-	f := history.RefusedFilter{Listener: q.Get("listener"), ControlID: q.Get("control_id"), Cursor: q.Get("cursor")}
+	f := history.RefusedFilter{Listener: q.Get("listener"), ControlID: q.Get("control_id"), Cursor: q.Get("cursor"), Listeners: u.Sources}
 	var err error
-	if f.From, err = parseTime("from", q.Get("from")); err == nil {
-		f.To, err = parseTime("to", q.Get("to"))
+	if f.Listener != "" && !u.MaySee(f.Listener) {
+		err = scopeError("listener %s", f.Listener)
+	}
+	if err == nil {
+		if f.From, err = parseTime("from", q.Get("from")); err == nil {
+			f.To, err = parseTime("to", q.Get("to"))
+		}
 	}
 	if l := q.Get("limit"); l != "" && err == nil {
 		if f.Limit, err = strconv.Atoi(l); err != nil || f.Limit < 1 {
@@ -372,7 +444,10 @@ func (a *API) showMessage(w http.ResponseWriter, r *http.Request, u user) {
 	id, err := pathID(r)
 	if err == nil {
 		var v history.View
-		if v, err = a.Ops.Show(r.Context(), id); err == nil {
+		if v, err = a.Ops.Show(r.Context(), id); err == nil && !u.MaySee(v.Listener) {
+			err = scopeError("messages from %s", v.Listener)
+		}
+		if err == nil {
 			if a.mustRecord(w, r, u.Name, "message.view", []string{r.PathValue("id")}, "") {
 				writeJSON(w, http.StatusOK, v)
 			}
@@ -445,7 +520,10 @@ func (a *API) replayMessages(w http.ResponseWriter, r *http.Request, u user) {
 	var req replayRequest
 	out, ids, err := history.Outcome{}, IDs(nil), decode(r, &req)
 	if err == nil {
-		ids, err = a.selectIDs(r.Context(), req.IDs, req.Filter, req.Limit)
+		ids, err = a.selectIDs(r.Context(), u, req.IDs, req.Filter, req.Limit)
+	}
+	if err == nil && req.Destination != "" && !u.MayUse(req.Destination) {
+		err = scopeError("destination %s", req.Destination)
 	}
 	if err == nil {
 		out, err = a.Ops.ReplayMessages(r.Context(), ids, req.Destination, u.Name)
@@ -454,12 +532,12 @@ func (a *API) replayMessages(w http.ResponseWriter, r *http.Request, u user) {
 }
 
 // selectIDs is ids, or the messages a filter selects.
-func (a *API) selectIDs(ctx context.Context, ids IDs, filter map[string]string, n int) (IDs, error) {
+func (a *API) selectIDs(ctx context.Context, u user, ids IDs, filter map[string]string, n int) (IDs, error) {
 	if len(ids) > 0 || filter == nil {
 		if len(ids) == 0 {
 			return nil, bad(`give "ids" or a "filter"`)
 		}
-		return ids, nil
+		return ids, a.messagesInScope(ctx, u, ids)
 	}
 	keys := map[string]string{}
 	for k, v := range filter {
@@ -468,6 +546,9 @@ func (a *API) selectIDs(ctx context.Context, ids IDs, filter map[string]string, 
 		}
 	}
 	f, err := a.filterFrom(func(k string) string { return filter[k] }, keys)
+	if err == nil {
+		f, err = scoped(u, f)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -489,12 +570,16 @@ func (a *API) finish(w http.ResponseWriter, r *http.Request, u user, action stri
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (a *API) listDLQ(w http.ResponseWriter, r *http.Request, _ user) {
+func (a *API) listDLQ(w http.ResponseWriter, r *http.Request, u user) {
 	if a.noHistory(w) {
 		return
 	}
 	q := r.URL.Query()
-	f := history.DLQFilter{Destination: q.Get("destination"), Cursor: q.Get("cursor")}
+	f := history.DLQFilter{Destination: q.Get("destination"), Cursor: q.Get("cursor"), Destinations: u.Destinations, Listeners: u.Sources}
+	if f.Destination != "" && !u.MayUse(f.Destination) {
+		writeError(w, http.StatusForbidden, scopeError("destination %s", f.Destination).Error())
+		return
+	}
 	if l := q.Get("limit"); l != "" {
 		f.Limit, _ = strconv.Atoi(l)
 	}
@@ -520,6 +605,9 @@ func (a *API) showDLQ(w http.ResponseWriter, r *http.Request, u user) {
 	if err == nil {
 		var d history.DeadLetter
 		if d, err = a.Ops.Index.DeadLetterByID(r.Context(), id); err == nil {
+			err = a.lettersInScope(r.Context(), u, IDs{id})
+		}
+		if err == nil {
 			var data []byte
 			if data, err = a.Ops.DeadLetterContent(r.Context(), id); err == nil {
 				if a.mustRecord(w, r, u.Name, "dlq.view", []string{d.ID}, d.Destination) {
@@ -564,6 +652,12 @@ func (a *API) replayDLQ(w http.ResponseWriter, r *http.Request, u user) {
 	if err == nil {
 		ids, err = a.dlqIDs(r.Context(), req)
 	}
+	if err == nil && req.To != "" && !u.MayUse(req.To) {
+		err = scopeError("destination %s", req.To)
+	}
+	if err == nil {
+		err = a.lettersInScope(r.Context(), u, ids)
+	}
 	if err == nil {
 		r = a.withAuditKeys(r, "dlq.replay", ids.strings())
 		out, err = a.Ops.ReplayDeadLetters(r.Context(), ids, req.To, u.Name)
@@ -582,6 +676,9 @@ func (a *API) purgeDLQ(w http.ResponseWriter, r *http.Request, u user) {
 	}
 	if err == nil {
 		ids, err = a.dlqIDs(r.Context(), req)
+	}
+	if err == nil {
+		err = a.lettersInScope(r.Context(), u, ids)
 	}
 	if err == nil {
 		r = a.withAuditKeys(r, "dlq.purge", ids.strings())
@@ -605,7 +702,12 @@ func (a *API) pause(paused bool) func(http.ResponseWriter, *http.Request, user) 
 			return
 		}
 		name := r.PathValue("name")
-		err := a.Ops.SetPaused(r.Context(), name, paused, u.Name)
+		err := error(nil)
+		if !u.MayUse(name) {
+			err = scopeError("destination %s", name)
+		} else {
+			err = a.Ops.SetPaused(r.Context(), name, paused, u.Name)
+		}
 		if err != nil {
 			a.record(r, u.Name, action, err.Error(), nil, name)
 			writeError(w, errorCode(err), err.Error())

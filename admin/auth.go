@@ -3,6 +3,7 @@ package admin
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"slices"
 	"strings"
 	"sync/atomic"
 )
@@ -20,12 +21,39 @@ var roleRank = map[string]int{RoleViewer: 1, RoleOperator: 2, RoleAdmin: 3}
 type Token struct {
 	Name string
 	Role string
-	hash [32]byte
+	// Sources and Destinations, when set, limit what the token sees and
+	// acts on (admin.tokens' sources and destinations): messages received
+	// on those listeners or sources, those destinations' dead letters and
+	// pauses.
+	Sources, Destinations []string
+	hash                  [32]byte
 }
 
 // NewToken keeps only the hash of secret.
 func NewToken(name, role, secret string) Token {
 	return Token{Name: name, Role: role, hash: sha256.Sum256([]byte(secret))}
+}
+
+// Scoped is t limited to sources and destinations (nil or empty: all).
+func (t Token) Scoped(sources, destinations []string) Token {
+	if len(sources) > 0 {
+		t.Sources = sources
+	}
+	if len(destinations) > 0 {
+		t.Destinations = destinations
+	}
+	return t
+}
+
+// MaySee says whether the token may see messages received on listener.
+func (t Token) MaySee(listener string) bool {
+	return t.Sources == nil || slices.Contains(t.Sources, listener)
+}
+
+// MayUse says whether the token may see and act on destination's letters
+// and pause it.
+func (t Token) MayUse(destination string) bool {
+	return t.Destinations == nil || slices.Contains(t.Destinations, destination)
 }
 
 // Tokens is the set of valid tokens; Set replaces it at once (a reload).

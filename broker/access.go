@@ -29,7 +29,7 @@ func apiTokens(cfg *config.Config) (tokens []admin.Token, missing []string, err 
 		if err != nil {
 			return nil, nil, fmt.Errorf("admin.tokens %s: %w", t.Name, err)
 		}
-		out = append(out, admin.NewToken(t.Name, t.Role, secret))
+		out = append(out, admin.NewToken(t.Name, t.Role, secret).Scoped(t.Sources, t.Destinations))
 	}
 	return out, missing, nil
 }

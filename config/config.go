@@ -120,6 +120,12 @@ type TokenConfig struct {
 	// config shared by machines that do not all have it, such as the
 	// example's.
 	Optional bool `mapstructure:"optional"`
+	// Sources and Destinations limit what the token's holder sees and
+	// acts on: messages received on these listeners or sources, dead
+	// letters of these destinations, pausing these destinations (empty:
+	// all). A lab analyst's token: sources: [lab].
+	Sources      []string `mapstructure:"sources"`
+	Destinations []string `mapstructure:"destinations"`
 }
 
 // TracingConfig is OpenTelemetry tracing: a trace per message, exported

@@ -461,3 +461,13 @@ func TestSearchKeysTakeAPathOrAPathThatFolds(t *testing.T) {
 	_, got = loadProblems(t, writeConfig(t, "listeners: [{name: a, addr: '127.0.0.1:1'}]\nhistory:\n  search_keys:\n    family: {path: PID-5.1, folds: true}\n"))
 	assert.NotEmpty(t, got, "an unknown key is refused")
 }
+
+// A token limited to sources and destinations names ones that exist.
+func TestTokenScopeNamesWhatExists(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "t"), []byte("secret-token-0123456789\n"), 0o600))
+	_, got := loadProblems(t, writeConfig(t, "listeners: [{name: lab, addr: '127.0.0.1:1'}]\nadmin:\n  tokens:\n    - {name: lara, role: operator, token_file: "+filepath.Join(dir, "t")+", sources: [lab, labb], destinations: [emr]}\n"))
+	assert.Contains(t, got["admin.tokens[0].sources[1]"], `"labb"`)
+	assert.Contains(t, got["admin.tokens[0].destinations[0]"], `"emr"`)
+	assert.NotContains(t, got, "admin.tokens[0].sources[0]")
+}

@@ -372,6 +372,16 @@ func (c *Config) validateAdmin(v *validator) {
 		key := fmt.Sprintf("admin.tokens[%d]", i)
 		v.oneOf(key+".role", t.Role, enumOf(t, "Role")...)
 		c.validateToken(v, key, t)
+		for j, s := range t.Sources {
+			if !slices.Contains(c.Origins(), s) {
+				v.add(fmt.Sprintf("%s.sources[%d]", key, j), "no listener or source is named %q", s)
+			}
+		}
+		for j, d := range t.Destinations {
+			if _, ok := c.Destination(d); !ok {
+				v.add(fmt.Sprintf("%s.destinations[%d]", key, j), "no destination is named %q", d)
+			}
+		}
 	}
 }
 

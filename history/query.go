@@ -29,9 +29,12 @@ type Filter struct {
 	Listener    string
 	Status      string // a message's status, or with Destination that destination's copy's
 	Destination string // messages with a copy for this destination
-	From, To    time.Time
-	Limit       int    // default 50, at most 1000
-	Cursor      string // next_cursor of the previous page (the last id it showed)
+	// Listeners, when set, keeps messages received on one of them (a
+	// token limited to some listeners and sources).
+	Listeners []string
+	From, To  time.Time
+	Limit     int    // default 50, at most 1000
+	Cursor    string // next_cursor of the previous page (the last id it showed)
 }
 
 // Summary is a message in a page of results: names and codes, no content.
@@ -159,6 +162,10 @@ func (ix *Index) Search(ctx context.Context, f Filter) (Page, error) {
 		if v != "" {
 			add(col+" = ?", v)
 		}
+	}
+	if f.Listeners != nil {
+		in, a := inStrings(f.Listeners)
+		add("m.listener IN "+in, a...)
 	}
 	if f.Destination != "" {
 		if lead {
@@ -338,6 +345,19 @@ func (ix *Index) KeysOf(ctx context.Context, messages, letters []uint64) (map[st
 		}
 	}
 	return out, rows.Err()
+}
+
+// inStrings is "(?, ?, …)" for names, and the names as arguments; "(”)"
+// for none, which matches nothing that has a name.
+func inStrings(names []string) (string, []any) {
+	if len(names) == 0 {
+		return "('')", nil
+	}
+	args := make([]any, len(names))
+	for i, n := range names {
+		args[i] = n
+	}
+	return "(?" + strings.Repeat(", ?", len(names)-1) + ")", args
 }
 
 // inList is "(?, ?, …)" for ids, and ids as arguments.
@@ -566,8 +586,12 @@ type DeadLetter struct {
 // DLQFilter selects dead letters.
 type DLQFilter struct {
 	Destination string
-	Limit       int
-	Cursor      string // an id: letters older than it
+	// Destinations and Listeners, when set, keep the letters of those
+	// destinations and of messages received on those listeners (a token
+	// limited to them).
+	Destinations, Listeners []string
+	Limit                   int
+	Cursor                  string // an id: letters older than it
 }
 
 // DLQPage is one page of dead letters, newest first.
@@ -591,6 +615,14 @@ func (ix *Index) DeadLetters(ctx context.Context, f DLQFilter) (DLQPage, error) 
 	where, args := []string{"1"}, []any{}
 	if f.Destination != "" {
 		where, args = append(where, "destination = ?"), append(args, f.Destination)
+	}
+	if f.Destinations != nil {
+		in, a := inStrings(f.Destinations)
+		where, args = append(where, "destination IN "+in), append(args, a...)
+	}
+	if f.Listeners != nil {
+		in, a := inStrings(f.Listeners)
+		where, args = append(where, "EXISTS (SELECT 1 FROM messages WHERE id = dlq.message AND listener IN "+in+")"), append(args, a...)
 	}
 	if f.Cursor != "" {
 		c, err := strconv.ParseInt(f.Cursor, 10, 64)
@@ -754,6 +786,7 @@ func (p Page) IDs() []string {
 type RefusedFilter struct {
 	From, To            time.Time
 	Listener, ControlID string
+	Listeners           []string // when set: refused on one of these
 	Limit               int
 	Cursor              string
 }
@@ -789,6 +822,10 @@ func (ix *Index) RefusedMessages(ctx context.Context, f RefusedFilter) (RefusedP
 	w.between(f.From, f.To)
 	w.equal("listener", f.Listener)
 	w.equal("control_id", f.ControlID)
+	if f.Listeners != nil {
+		in, a := inStrings(f.Listeners)
+		w.where, w.args = append(w.where, "listener IN "+in), append(w.args, a...)
+	}
 	if err := w.before("rowid", f.Cursor); err != nil {
 		return RefusedPage{}, err
 	}
