@@ -256,11 +256,12 @@ async function messages(params) {
     me.search_keys.length ? h("label", {}, "Search key", keyName) : null,
     me.search_keys.length ? field("key_value", "Value (end with * for a prefix: ngu*)") : null,
     field("type", "Type", { size: 5 }), field("event", "Event", { size: 5 }), field("listener", "Listener", { size: 10 }),
+    field("destination", "Destination", { size: 10 }),
     h("label", {}, "Status", h("select", { name: "status" }, statuses.map((s) => h("option", { value: s, selected: params.get("status") === s }, s || "any")))),
     field("from", "From", { type: "datetime-local" }), field("to", "To", { type: "datetime-local" }),
     h("button", { type: "submit" }, "Search"));
   const q = new URLSearchParams();
-  for (const k of ["control_id", "type", "event", "listener", "status", "cursor"]) if (params.get(k)) q.set(k, params.get(k));
+  for (const k of ["control_id", "type", "event", "listener", "destination", "status", "cursor"]) if (params.get(k)) q.set(k, params.get(k));
   for (const k of ["from", "to"]) if (params.get(k)) q.set(k, new Date(params.get(k)).toISOString());
   if (params.get("key") && params.get("key_value")) q.set("key." + params.get("key"), params.get("key_value"));
   q.set("limit", "50");
@@ -273,7 +274,7 @@ async function messages(params) {
         h("td", {}, fmtTime(m.received_at)), h("td", {}, h("a", { href: "#/message/" + encodeURIComponent(m.id) }, m.control_id || "(none)")),
         h("td", {}, m.type + "^" + m.event), h("td", { title: m.sending_application + " / " + m.sending_facility }, m.listener),
         ...me.search_keys.map((k) => h("td", { class: "key" }, (m.keys || {})[k] || "")),
-        h("td", {}, m.status), h("td", { class: "error" }, m.last_error || "")))),
+        h("td", {}, m.destination ? m.destination.status + " (" + m.destination.destination + ")" : m.status), h("td", { class: "error" }, m.last_error || "")))),
     page.items.length === 0 ? h("p", {}, "No message matches.") : null,
     page.next_cursor ? h("a", { href: "#/messages?" + next.toString() }, "Next page") : null);
 }

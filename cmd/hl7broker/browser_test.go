@@ -150,6 +150,7 @@ func TestBrowserConsole(t *testing.T) {
 	waitText(t, ctx, "#results td.key", "O'Brien")
 	waitText(t, ctx, "#results", "445566")
 	openUntil(t, ctx, base+"/ui/#/messages?key=mrn&key_value=445566", "#results", "A04-778812")
+	openUntil(t, ctx, base+"/ui/#/messages?destination=emr&status=dead_lettered", "#results", "dead_lettered (emr)")
 	do(t, ctx, chromedp.Click(css("#results a")))
 	waitText(t, ctx, "#journey", "dead-lettered for emr")
 	waitText(t, ctx, "#fields", "Patient Name")
