@@ -250,7 +250,11 @@ type sessionInfo struct {
 }
 
 func (a *API) info(tok Token, sess *session) sessionInfo {
-	return sessionInfo{User: tok.Name, Role: tok.Role, CSRF: sess.csrf, SearchKeys: a.SearchKeys, History: a.Ops != nil}
+	keys := a.SearchKeys
+	if keys == nil {
+		keys = []string{} // the console lists them: never null
+	}
+	return sessionInfo{User: tok.Name, Role: tok.Role, CSRF: sess.csrf, SearchKeys: keys, History: a.Ops != nil}
 }
 
 // login takes {"token": "..."} and sets the session cookie.

@@ -242,7 +242,7 @@ const statuses = ["", "received", "queued", "retrying", "delivered", "dead_lette
 
 async function messages(params) {
   const field = (name, label, attrs) => h("label", {}, label, h("input", { name, value: params.get(name) || "", ...attrs }));
-  const keyName = h("select", { name: "key" }, me.search_keys.map((k) => h("option", { value: k, selected: params.get("key") === k }, k)));
+  const keyName = h("select", { name: "key" }, (me.search_keys || []).map((k) => h("option", { value: k, selected: params.get("key") === k }, k)));
   const form = h("form", {
     class: "filters", id: "search",
     onsubmit: (ev) => {
@@ -253,8 +253,8 @@ async function messages(params) {
       location.hash = "#/messages?" + q.toString();
     },
   }, field("control_id", "Control ID (MSH-10)"),
-    me.search_keys.length ? h("label", {}, "Search key", keyName) : null,
-    me.search_keys.length ? field("key_value", "Value (end with * for a prefix: ngu*)") : null,
+    (me.search_keys || []).length ? h("label", {}, "Search key", keyName) : null,
+    (me.search_keys || []).length ? field("key_value", "Value (end with * for a prefix: ngu*)") : null,
     field("type", "Type", { size: 5 }), field("event", "Event", { size: 5 }), field("listener", "Listener", { size: 10 }),
     field("destination", "Destination", { size: 10 }),
     h("label", {}, "Status", h("select", { name: "status" }, statuses.map((s) => h("option", { value: s, selected: params.get("status") === s }, s || "any")))),
@@ -269,11 +269,11 @@ async function messages(params) {
   const next = new URLSearchParams(params);
   next.set("cursor", page.next_cursor);
   show(h("h1", {}, "Messages"), form,
-    h("table", { id: "results" }, h("tr", {}, ["Received", "Control ID", "Type", "Listener", ...me.search_keys, "Status", "Last error"].map((c) => h("th", {}, c))),
+    h("table", { id: "results" }, h("tr", {}, ["Received", "Control ID", "Type", "Listener", ...(me.search_keys || []), "Status", "Last error"].map((c) => h("th", {}, c))),
       page.items.map((m) => h("tr", {},
         h("td", {}, fmtTime(m.received_at)), h("td", {}, h("a", { href: "#/message/" + encodeURIComponent(m.id) }, m.control_id || "(none)")),
         h("td", {}, m.type + "^" + m.event), h("td", { title: m.sending_application + " / " + m.sending_facility }, m.listener),
-        ...me.search_keys.map((k) => h("td", { class: "key" }, (m.keys || {})[k] || "")),
+        ...(me.search_keys || []).map((k) => h("td", { class: "key" }, (m.keys || {})[k] || "")),
         h("td", {}, m.destination ? m.destination.status + " (" + m.destination.destination + ")" : m.status), h("td", { class: "error" }, m.last_error || "")))),
     page.items.length === 0 ? h("p", {}, "No message matches.") : null,
     page.next_cursor ? h("a", { href: "#/messages?" + next.toString() }, "Next page") : null);
@@ -304,7 +304,8 @@ async function message(id) {
   try {
     m = await api("GET", "/api/v1/messages/" + encodeURIComponent(id));
   } catch (e) {
-    if (e.status === 403) return show(h("h1", {}, "Message " + id), h("p", { class: "error" }, "Your role (" + me.role + ") does not show message content."));
+    if (e.status === 403) return show(h("h1", {}, "Message " + id), h("p", { class: "error" },
+      me.role === "viewer" ? "Your role (" + me.role + ") does not show message content." : e.message));
     throw e;
   }
   const replay = can("operator") ? h("button", {
@@ -447,12 +448,12 @@ async function audit(params) {
   csv.delete("limit");
   csv.delete("cursor");
   csv.set("format", "csv");
-  const keyName = h("select", { name: "key" }, me.search_keys.map((k) => h("option", { value: k, selected: params.get("key") === k }, k)));
+  const keyName = h("select", { name: "key" }, (me.search_keys || []).map((k) => h("option", { value: k, selected: params.get("key") === k }, k)));
   const form = h("form", { class: "filters", id: "audit-filters", onsubmit: (ev) => { ev.preventDefault(); const f = new URLSearchParams(); for (const [k, v] of new FormData(ev.target)) if (v) f.set(k, v); if (!f.get("key_value")) f.delete("key"); location.hash = "#/audit?" + f; } },
     h("label", {}, "User", h("input", { name: "user", value: params.get("user") || "" })),
     h("label", {}, "Action", h("input", { name: "action", value: params.get("action") || "" })),
-    me.search_keys.length ? h("label", {}, "Patient key", keyName) : null,
-    me.search_keys.length ? h("label", {}, "Value", h("input", { name: "key_value", value: params.get("key_value") || "" })) : null,
+    (me.search_keys || []).length ? h("label", {}, "Patient key", keyName) : null,
+    (me.search_keys || []).length ? h("label", {}, "Value", h("input", { name: "key_value", value: params.get("key_value") || "" })) : null,
     h("label", {}, "From", h("input", { name: "from", type: "datetime-local", value: params.get("from") || "" })),
     h("label", {}, "To", h("input", { name: "to", type: "datetime-local", value: params.get("to") || "" })),
     h("button", { type: "submit" }, "Search"));

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -91,4 +92,19 @@ destinations:
 	assert.Equal(t, 3, code, out)
 	_, code = cli(t, server, alice, nil, "messages", "show", ids["adt"])
 	assert.Equal(t, 0, code, "alice sees every source")
+
+	// The console says the same: lara's search lists the lab message
+	// only, and the ADT message's page says why it is not shown.
+	ctx := browser(t)
+	tok, _ := os.ReadFile(lara)
+	do(t, ctx, chromedp.Navigate(server+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SendKeys(chromedp.CSS("#token"), strings.TrimSpace(string(tok))), chromedp.Click(chromedp.CSS("#signin button[type=submit]")))
+	waitText(t, ctx, "#who", "lara (operator)")
+	do(t, ctx, chromedp.Navigate(server+"/ui/#/messages"))
+	waitText(t, ctx, "main", "CNTRL-3456")
+	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("results").textContent`))
+	require.NoError(t, err)
+	assert.NotContains(t, text, "A04-778812", "the ADT message is not listed")
+	do(t, ctx, chromedp.Navigate(server+"/ui/#/message/"+ids["adt"]))
+	waitText(t, ctx, "main", "may not see or act on messages from adt")
 }
