@@ -159,6 +159,7 @@ func TestBrowserConsole(t *testing.T) {
 	// The audit by patient: who viewed this MRN's messages, and an export.
 	openUntil(t, ctx, base+"/ui/#/audit?key=mrn&key_value=445566", "#audit", "message.view")
 	waitText(t, ctx, "#audit td.keys", "445566")
+	screenshot(t, ctx, "audit")
 	href, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("audit-csv").getAttribute("href")`))
 	require.NoError(t, err)
 	assert.Contains(t, href, "key.mrn=445566")
