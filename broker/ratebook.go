@@ -55,13 +55,19 @@ func (r *rateBook) lastHour(key string) []float64 { return r.perSecond(key, fals
 // day that was sampled, oldest first.
 func (r *rateBook) lastDay(key string) []float64 { return r.perSecond(key, true) }
 
+// window is the last hour's samples (a minute apart) or day's (5 minutes
+// apart); r.mu is held.
+func (r *rateBook) window(day bool) []rateSample {
+	if day {
+		return r.day
+	}
+	return r.hour
+}
+
 func (r *rateBook) perSecond(key string, day bool) []float64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	samples := r.hour
-	if day {
-		samples = r.day
-	}
+	samples := r.window(day)
 	out := []float64{}
 	for i := 1; i < len(samples); i++ {
 		a, b := samples[i-1], samples[i]
@@ -77,10 +83,7 @@ func (r *rateBook) perSecond(key string, day bool) []float64 {
 func (r *rateBook) levels(key string, day bool) []float64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	samples := r.hour
-	if day {
-		samples = r.day
-	}
+	samples := r.window(day)
 	out := make([]float64, 0, len(samples))
 	for _, s := range samples {
 		out = append(out, max(0, s.values[key]))

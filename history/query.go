@@ -396,31 +396,25 @@ func (ix *Index) valuesFrom(ctx context.Context, name, prefix string) ([]string,
 	return nil, nil
 }
 
-// unionOfValues is the query of where with its condition at leadAt (a
-// prefix's range) replaced by each of values in turn: each arm walks one
-// value's messages newest first and stops at limit, and the arms' newest
-// are the page.
+// unionOfValues is the query of where with its condition at leadAt (the
+// leading key's prefix range, "k0.name = ? AND k0.value >= ? AND
+// k0.value < ?") made one value, once for each of values: each arm walks
+// one value's messages newest first and stops at limit, and the arms'
+// newest are the page.
 func unionOfValues(cols, from string, where []string, args []any, leadAt int, values []string, idCol string, limit int) (string, []any) {
-	// The range's three arguments (name, from, to) sit after those of the
-	// conditions before it.
-	before := 0
+	before := 0 // the range's three arguments (name, from, to) follow those of the conditions before it
 	for _, w := range where[:leadAt] {
 		before += strings.Count(w, "?")
 	}
 	name := args[before]
-	cond := strings.Replace(where[leadAt], ".value >= ? AND ", ".value = ? AND ", 1)
-	cond = cond[:strings.LastIndex(cond, " AND ")]
-	var arms []string
+	w := slices.Clone(where)
+	w[leadAt] = "k0.name = ? AND k0.value = ?"
+	arm := fmt.Sprintf("SELECT * FROM (SELECT %s FROM %s WHERE %s ORDER BY %s DESC LIMIT %d)", cols, from, strings.Join(w, " AND "), idCol, limit)
 	var all []any
 	for _, v := range values {
-		w := slices.Clone(where)
-		w[leadAt] = cond
-		arms = append(arms, fmt.Sprintf("SELECT * FROM (SELECT %s FROM %s WHERE %s ORDER BY %s DESC LIMIT %d)", cols, from, strings.Join(w, " AND "), idCol, limit))
-		a := slices.Clone(args[:before])
-		a = append(append(a, name, v), args[before+3:]...)
-		all = append(all, a...)
+		all = append(append(append(all, args[:before]...), name, v), args[before+3:]...)
 	}
-	return strings.Join(arms, " UNION ALL ") + fmt.Sprintf(" ORDER BY 1 DESC LIMIT %d", limit), all
+	return strings.Repeat(arm+" UNION ALL ", len(values)-1) + arm + fmt.Sprintf(" ORDER BY 1 DESC LIMIT %d", limit), all
 }
 
 // pageExtras adds each summary's key values and last error: one lookup
