@@ -101,7 +101,7 @@ func nextCursor(w io.Writer, cursor string) {
 
 // segmentLines is an HL7 message one segment a line.
 func segmentLines(msg string) string {
-	return strings.ReplaceAll(strings.TrimRight(msg, "\r\n"), "\r", "\n")
+	return strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(strings.TrimRight(msg, "\r\n"))
 }
 
 // WriteMessage writes a message as received, its copies and its journey.
@@ -117,12 +117,45 @@ func WriteMessage(w io.Writer, v history.View) {
 		rows = append(rows, []string{cp.Destination, cp.Status, strconv.Itoa(cp.Attempts), cp.Code, cp.Reason})
 	}
 	Table(w, "DESTINATION\tSTATUS\tATTEMPTS\tLAST ANSWER\tREASON", rows)
+	for _, cp := range v.Copies {
+		writeSent(w, cp, v.Message)
+	}
 	fmt.Fprintln(w, "\njourney:")
 	for _, raw := range v.Journey {
 		var e wire.Event
 		_ = json.Unmarshal(raw, &e)
 		fmt.Fprintf(w, "  %s  %s\n", When(e.At), e.Describe())
 	}
+}
+
+// writeSent writes what a copy's latest attempt sent, when it is not the
+// message as received, and what the downstream answered.
+func writeSent(w io.Writer, cp history.CopyContent, message string) {
+	if cp.SentName != "" {
+		fmt.Fprintf(w, "\n%s: written to %s\n", cp.Destination, cp.SentName)
+	}
+	block := func(what, text, encoding string) {
+		if text == "" {
+			return
+		}
+		if encoding != "" {
+			what += " (" + encoding + ")"
+		}
+		fmt.Fprintf(w, "\n%s %s:\n%s\n", cp.Destination, what, indent(segmentLines(text)))
+	}
+	if cp.Sent != message {
+		what := "sent"
+		if cp.SentSize > 0 {
+			what = fmt.Sprintf("sent (the first %d of %d bytes)", len(cp.Sent), cp.SentSize)
+		}
+		block(what, cp.Sent, cp.SentEncoding)
+	}
+	block("answered", cp.Response, cp.ResponseEncoding)
+}
+
+// indent puts two spaces before each line of s.
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ")
 }
 
 // WriteDeadLetters writes a page of dead letters with their reasons.

@@ -22,6 +22,15 @@ type Result struct {
 	// Code is what the endpoint answered, when it answered: an ACK's
 	// MSA-1 (AA, AE, AR...) or an HTTP status (200, 503...).
 	Code string
+
+	// What was sent and answered, for the message's page: content, kept
+	// in the history index only (never logged, never in a reason). Sent
+	// is nil when it was Message.Data as given; SentName names the file
+	// written; Response is the ACK, or the HTTP status line and the start
+	// of the body.
+	Sent     []byte
+	SentName string
+	Response []byte
 }
 
 // String names an outcome as journeys and the API do.

@@ -83,7 +83,11 @@ func (e *encodedDeliverer) Deliver(ctx context.Context, msg Message) Result {
 		return Result{Outcome: Rejected, Reason: "cannot encode the message for this destination: " + err.Error()}
 	}
 	msg.Data = out
-	return e.Deliverer.Deliver(ctx, msg)
+	res := e.Deliverer.Deliver(ctx, msg)
+	if res.Sent == nil {
+		res.Sent = out
+	}
+	return res
 }
 
 // AsSent is a copy (data, with the variables its route's scripts set)

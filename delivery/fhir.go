@@ -98,6 +98,13 @@ func (d *FHIRDeliverer) Deliver(ctx context.Context, msg Message) Result {
 	if failed != nil {
 		return *failed
 	}
+	res := d.answered(resp, body)
+	res.Response = httpResponse(resp, body)
+	return res
+}
+
+// answered is what the FHIR server's response says.
+func (d *FHIRDeliverer) answered(resp *http.Response, body []byte) Result {
 	code := strconv.Itoa(resp.StatusCode)
 	switch s := resp.StatusCode; {
 	case s >= 200 && s < 300:

@@ -77,7 +77,7 @@ func (d *FileDeliverer) Deliver(_ context.Context, msg Message) Result {
 	if err := fsutil.WriteAtomic(name, data); err != nil {
 		return Result{Outcome: Retry, Reason: err.Error()}
 	}
-	return Result{Outcome: Delivered, Reason: ""}
+	return Result{Outcome: Delivered, SentName: name}
 }
 
 // Close does nothing.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/internal/secret"
+	"github.com/hl7broker/hl7broker/wire"
 )
 
 // HTTPOptions are the keys of type http.
@@ -64,19 +65,25 @@ func NewHTTPDeliverer(url, contentType string, headers map[string]string, timeou
 
 // Deliver posts data.
 func (d *HTTPDeliverer) Deliver(ctx context.Context, msg Message) Result {
-	resp, _, failed := post(ctx, d.Client, d.URL, msg, map[string]string{"Content-Type": d.ContentType}, d.Headers, "", 0)
+	resp, body, failed := post(ctx, d.Client, d.URL, msg, map[string]string{"Content-Type": d.ContentType}, d.Headers, "", wire.ResponseKept)
 	if failed != nil {
 		return *failed
 	}
-	code := strconv.Itoa(resp.StatusCode)
+	res := Result{Outcome: Rejected, Reason: "HTTP " + resp.Status, Code: strconv.Itoa(resp.StatusCode), Response: httpResponse(resp, body)}
 	switch s := resp.StatusCode; {
 	case s >= 200 && s < 300:
-		return Result{Outcome: Delivered, Code: code}
+		res.Outcome, res.Reason = Delivered, ""
 	case retryableStatus(s):
-		return Result{Outcome: Retry, Reason: "HTTP " + resp.Status, Code: code}
-	default:
-		return Result{Outcome: Rejected, Reason: "HTTP " + resp.Status, Code: code}
+		res.Outcome = Retry
 	}
+	return res
+}
+
+// httpResponse is what the message's page shows of a response: its
+// status line and the start of its body.
+func httpResponse(resp *http.Response, body []byte) []byte {
+	out := append([]byte("HTTP "+resp.Status+"\n"), "Content-Type: "+resp.Header.Get("Content-Type")+"\n\n"...)
+	return append(out, body[:min(len(body), wire.ResponseKept)]...)
 }
 
 // post POSTs msg.Data to url with the given headers, the message's

@@ -1,12 +1,14 @@
 package delivery
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
+	"github.com/hl7broker/hl7broker/wire"
 )
 
 // MLLPOptions are the keys of type mllp.
@@ -40,6 +42,13 @@ func (d *MLLPDeliverer) Deliver(ctx context.Context, msg Message) Result {
 	if err != nil {
 		return Result{Outcome: Retry, Reason: err.Error()}
 	}
+	res := d.answered(data, reply)
+	res.Response = bytes.Clone(reply[:min(len(reply), wire.ResponseKept)])
+	return res
+}
+
+// answered is what reply, the receiver's answer to data, says.
+func (d *MLLPDeliverer) answered(data, reply []byte) Result {
 	ack, err := hl7.ParseAck(reply)
 	if err != nil {
 		return Result{Outcome: Retry, Reason: "reply is not an ACK: " + err.Error()}

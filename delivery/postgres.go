@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -229,10 +230,36 @@ func (p *PostgresDeliverer) Deliver(ctx context.Context, msg Message) Result {
 	for _, r := range rows {
 		b.Queue(p.insert, r...).Exec(func(tag pgconn.CommandTag) error { inserted += tag.RowsAffected(); return nil })
 	}
+	var res Result
 	if err := p.pool.SendBatch(ctx, b).Close(); err != nil {
-		return p.failed(err)
+		res = p.failed(err)
+	} else {
+		res = Result{Outcome: Delivered, Code: "INSERT " + strconv.FormatInt(inserted, 10)}
+		res.Response = []byte(res.Code)
 	}
-	return Result{Outcome: Delivered, Code: "INSERT " + strconv.FormatInt(inserted, 10)}
+	res.Sent = p.rowValues(rows)
+	return res
+}
+
+// rowValues is what an insert sent, for the message's page: the table
+// and each row's values by column, as JSON.
+func (p *PostgresDeliverer) rowValues(rows [][]any) []byte {
+	out := struct {
+		Table string           `json:"table"`
+		Rows  []map[string]any `json:"rows"`
+	}{Table: p.table}
+	for _, r := range rows {
+		row := make(map[string]any, len(r))
+		for i, c := range p.columns {
+			row[c.name] = r[i]
+		}
+		out.Rows = append(out.Rows, row)
+	}
+	b, err := json.Marshal(out)
+	if err != nil { // a value JSON cannot hold: say so rather than show less
+		return []byte(`{"table":` + strconv.Quote(p.table) + `,"error":"the row values cannot be shown as JSON"}`)
+	}
+	return b
 }
 
 // columnTypes are the type OIDs of the insert's parameters, as the

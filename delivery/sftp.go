@@ -90,7 +90,7 @@ func (d *SFTPDeliverer) Deliver(ctx context.Context, msg Message) Result {
 		}
 		return Result{Outcome: Retry, Reason: "sftp: " + reason}
 	}
-	return Result{Outcome: Delivered, Code: "written"}
+	return Result{Outcome: Delivered, Code: "written", SentName: name}
 }
 
 func (d *SFTPDeliverer) write(c *sftpconn.Conn, name string, data []byte) error {

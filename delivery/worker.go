@@ -236,6 +236,7 @@ func (w *Worker) deliver(ctx context.Context, d Deliverer, msg queued, holdLine 
 		if res.Outcome == Delivered {
 			ev.Kind = wire.EventDelivered
 		}
+		keepSent(&ev, res)
 		w.Events.Record(ev)
 		switch {
 		case res.Outcome == Delivered:
@@ -259,6 +260,16 @@ func (w *Worker) deliver(ctx context.Context, d Deliverer, msg queued, holdLine 
 			return false
 		}
 	}
+}
+
+// keepSent puts in ev what res says was sent and answered, each bounded
+// (wire.SentKept, wire.ResponseKept).
+func keepSent(ev *wire.Event, res Result) {
+	ev.SentName = res.SentName
+	if ev.Sent = res.Sent; len(ev.Sent) > wire.SentKept {
+		ev.Sent, ev.SentSize = ev.Sent[:wire.SentKept], len(ev.Sent)
+	}
+	ev.Response = res.Response[:min(len(res.Response), wire.ResponseKept)]
 }
 
 // endAttempt ends an attempt's span with its outcome (codes only).

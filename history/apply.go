@@ -1,6 +1,7 @@
 package history
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -173,6 +174,18 @@ func (ix *Index) apply(ctx context.Context, items []Item, now time.Time) error {
 	}
 	if err := a.refreshLate(); err != nil {
 		return fmt.Errorf("history index: %w", err)
+	}
+	// What the latest attempt of each copy sent and got back.
+	sent := bulk{a: &a, head: `INSERT INTO sent(message, destination, at, attempt, payload, name, size, response) VALUES `, cols: 8,
+		tail: ` ON CONFLICT(message, destination) DO UPDATE SET at=excluded.at, attempt=excluded.attempt, payload=excluded.payload,
+			name=excluded.name, size=excluded.size, response=excluded.response WHERE excluded.at >= sent.at`}
+	for _, e := range b.sent {
+		if err := sent.add(e.Message, e.Destination, e.At.UnixNano(), e.Attempt, e.Sent, e.SentName, cmp.Or(e.SentSize, len(e.Sent)), e.Response); err != nil {
+			return fmt.Errorf("history index: what was sent: %w", err)
+		}
+	}
+	if err := sent.flush(); err != nil {
+		return fmt.Errorf("history index: what was sent: %w", err)
 	}
 	for _, it := range b.dlq {
 		if err := a.deadLetter(it); err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -101,6 +102,34 @@ func TestApplyMessageAndJourneyInOneBatch(t *testing.T) {
 	page, err := ix.Search(ctx, Filter{Keys: map[string]string{"mrn": "MRN0000000"}})
 	require.NoError(t, err)
 	require.Len(t, page.Items, 1, "found by its search key")
+}
+
+// The index keeps, per copy, what its latest attempt sent and got back,
+// whatever order the attempts' events come in and however often; the
+// journey it shows holds none of it.
+func TestApplyKeepsWhatTheLatestAttemptSentAndGotBack(t *testing.T) {
+	ix := openTestIndex(t)
+	ctx := context.Background()
+	first := attempt(1, t0.Add(2*time.Millisecond), "web", 1)
+	first.Sent, first.Response = []byte(`{"try":1}`), []byte("HTTP 503 Service Unavailable\n\nbusy")
+	second := delivered(1, t0.Add(3*time.Millisecond), "web")
+	second.Attempt, second.Sent, second.Response = 2, []byte(`{"try":2}`), []byte("HTTP 201 Created\n\n{}")
+	big := delivered(1, t0.Add(2*time.Millisecond), "files")
+	big.Sent, big.SentSize, big.SentName = []byte("MSH|start"), 400000, "/out/1.hl7"
+	items := []Item{record(1, t0), eventsRecord(t, 1, received(1, t0), routed(1, t0.Add(time.Millisecond), "web", "files")),
+		eventsRecord(t, 2, second, big), eventsRecord(t, 3, first)} // the later attempt's event first
+	require.NoError(t, ix.Apply(ctx, items))
+	require.NoError(t, ix.Apply(ctx, items[2:]), "applied again")
+	sent, err := ix.sent(ctx, 1)
+	require.NoError(t, err)
+	assert.Equal(t, `{"try":2}`, string(sent["web"].payload))
+	assert.Equal(t, "HTTP 201 Created\n\n{}", string(sent["web"].response))
+	assert.Equal(t, sentRow{payload: []byte("MSH|start"), name: "/out/1.hl7", size: 400000}, sent["files"])
+	d := detail(t, ix, 1)
+	journey, _ := json.Marshal(d.Journey)
+	assert.NotContains(t, string(journey), `"sent":`)
+	assert.NotContains(t, string(journey), `"response":`)
+	assert.Contains(t, string(journey), `"sent_name":"/out/1.hl7"`)
 }
 
 func TestApplyEventsBeforeTheirMessage(t *testing.T) {
@@ -336,7 +365,9 @@ func TestPruneFollowsTheStreams(t *testing.T) {
 	ctx := context.Background()
 	var items []Item
 	for id := 1; id <= 10; id++ {
-		items = append(items, record(id, t0), eventsRecord(t, uint64(id), received(uint64(id), t0), routed(uint64(id), t0, "emr")))
+		d := delivered(uint64(id), t0.Add(time.Millisecond), "emr")
+		d.Response = []byte("MSA|AA")
+		items = append(items, record(id, t0), eventsRecord(t, uint64(id), received(uint64(id), t0), routed(uint64(id), t0, "emr"), d))
 	}
 	require.NoError(t, ix.Apply(ctx, items))
 	require.NoError(t, ix.Prune(ctx, 6, 1, 1))
@@ -349,10 +380,12 @@ func TestPruneFollowsTheStreams(t *testing.T) {
 		}
 	}
 	var n int
-	for _, table := range []string{"keys", "dests", "journeys"} {
+	for _, table := range []string{"keys", "dests", "journeys", "sent"} {
 		require.NoError(t, ix.r.QueryRow("SELECT count(*) FROM "+table+" WHERE message < 6").Scan(&n))
 		require.Zero(t, n, "%s of pruned messages", table)
 	}
+	require.NoError(t, ix.r.QueryRow("SELECT count(*) FROM sent").Scan(&n))
+	require.Equal(t, 5, n, "what the kept messages' copies sent stays")
 	page, err := ix.Search(ctx, Filter{Keys: map[string]string{"mrn": "MRN0000000"}})
 	require.NoError(t, err)
 	require.Empty(t, page.Items)

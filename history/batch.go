@@ -19,6 +19,7 @@ type batch struct {
 	audit   []Item
 	gone    []uint64 // dead letters replayed or purged
 	refused []refusedRow
+	sent    []wire.Event // attempts with what was sent and answered
 }
 
 // refusedRow is a message ingest did not store: where its event stands
@@ -117,6 +118,12 @@ func (b *batch) events(it Item) {
 				if l, err := wire.AppendEvent(nil, e); err == nil {
 					line = l
 				}
+			}
+		}
+		if e.HasContent() { // content for the message's page, not for the journey
+			b.sent = append(b.sent, e)
+			if l, err := wire.AppendEvent(nil, e.ForJourney()); err == nil {
+				line = l
 			}
 		}
 		c.journey = append(append(c.journey, line...), '\n')

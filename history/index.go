@@ -97,6 +97,12 @@ CREATE TABLE IF NOT EXISTS dests (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS dests_dest ON dests(destination, status, message);
 CREATE INDEX IF NOT EXISTS dests_dest_message ON dests(destination, message);
+CREATE TABLE IF NOT EXISTS sent ( -- what the latest attempt of a copy sent and got back (content)
+	message INTEGER NOT NULL, destination TEXT NOT NULL,
+	at INTEGER NOT NULL, attempt INTEGER NOT NULL,
+	payload BLOB, name TEXT NOT NULL, size INTEGER NOT NULL, response BLOB,
+	PRIMARY KEY (message, destination)
+) WITHOUT ROWID; -- one b-tree: most rows are an ACK (a larger payload overflows to its own pages)
 CREATE TABLE IF NOT EXISTS journeys (
 	message INTEGER PRIMARY KEY,     -- HL7_IN sequence
 	body BLOB NOT NULL               -- its events, one JSON object a line, in the order they came
@@ -259,7 +265,7 @@ func (ix *Index) Positions(ctx context.Context) (Positions, error) {
 
 // Reset empties the index; the Indexer then reads every stream again.
 func (ix *Index) Reset(ctx context.Context) error {
-	for _, t := range []string{"messages", "keys", "dests", "journeys", "dlq", "audit", "audit_keys", "totals"} {
+	for _, t := range []string{"messages", "keys", "dests", "sent", "journeys", "dlq", "audit", "audit_keys", "totals"} {
 		if _, err := ix.w.ExecContext(ctx, "DELETE FROM "+t); err != nil {
 			return fmt.Errorf("history index: %w", err)
 		}

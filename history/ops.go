@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/store"
@@ -57,6 +59,48 @@ type CopyContent struct {
 	// "" when it is no longer kept (Note says why).
 	Source string `json:"source"`
 	Note   string `json:"note,omitempty"`
+	// Sent is the payload as the latest attempt sent it (the JSON, FHIR
+	// Bundle, SQL row values or ER7 the destination made of Data), as
+	// text, or base64 with SentEncoding "base64" when it is not UTF-8;
+	// SentSize is its whole size when only its start (wire.SentKept) is
+	// kept. SentName is the file it was written to.
+	Sent         string `json:"sent,omitempty"`
+	SentEncoding string `json:"sent_encoding,omitempty"`
+	SentSize     int    `json:"sent_size,omitempty"`
+	SentName     string `json:"sent_name,omitempty"`
+	// Response is what the downstream answered the latest attempt: the
+	// ACK, or the HTTP status line, content type and the start of the
+	// body; base64 with ResponseEncoding "base64" when not UTF-8.
+	Response         string `json:"response,omitempty"`
+	ResponseEncoding string `json:"response_encoding,omitempty"`
+}
+
+// setSent fills in what was sent and answered, as the index kept it;
+// with nothing kept of the payload, a copy sent as queued was sent as
+// its Data.
+func (cc *CopyContent) setSent(r sentRow, ok bool) {
+	if ok {
+		cc.SentName = r.name
+		cc.Sent, cc.SentEncoding = asText(r.payload)
+		cc.Response, cc.ResponseEncoding = asText(r.response)
+		if r.size > len(r.payload) {
+			cc.SentSize = r.size
+		}
+	}
+	switch {
+	case r.size == wire.SentUnkept:
+		cc.Note = "what was sent is not kept: too many payloads waited to be recorded at the time"
+	case r.payload == nil && cc.Attempts > 0:
+		cc.Sent = cc.Data
+	}
+}
+
+// asText is b as a JSON string holds it: itself when UTF-8, else base64.
+func asText(b []byte) (string, string) {
+	if utf8.Valid(b) {
+		return string(b), ""
+	}
+	return base64.StdEncoding.EncodeToString(b), "base64"
 }
 
 // View is one message with its content: what GET /api/v1/messages/{id}
@@ -81,6 +125,10 @@ func (o *Ops) Show(ctx context.Context, id uint64) (View, error) {
 		return View{}, err
 	}
 	v := View{Detail: d, Message: string(in.Data), Segments: segments(in.Data), Copies: []CopyContent{}}
+	sent, err := o.Index.sent(ctx, id)
+	if err != nil {
+		return View{}, err
+	}
 	for _, c := range d.Copies {
 		cc := CopyContent{Copy: c}
 		if c.OutSeq > 0 {
@@ -94,6 +142,8 @@ func (o *Ops) Show(ctx context.Context, id uint64) (View, error) {
 		if cc.Source == "" {
 			cc.Note = "the copy as sent is no longer kept (history.keep_copies)"
 		}
+		r, ok := sent[c.Destination]
+		cc.setSent(r, ok)
 		v.Copies = append(v.Copies, cc)
 	}
 	return v, nil

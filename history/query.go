@@ -80,6 +80,33 @@ type Copy struct {
 	Changed     bool      `json:"changed"` // a transform changed it
 }
 
+// sentRow is what the latest attempt of a copy sent and got back.
+type sentRow struct {
+	payload, response []byte
+	name              string
+	size              int
+}
+
+// sent is what the latest attempt of each of message id's copies sent
+// and got back, by destination.
+func (ix *Index) sent(ctx context.Context, id uint64) (map[string]sentRow, error) {
+	rows, err := ix.r.QueryContext(ctx, `SELECT destination, payload, name, size, response FROM sent WHERE message = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]sentRow{}
+	for rows.Next() {
+		var dest string
+		var r sentRow
+		if err := rows.Scan(&dest, &r.payload, &r.name, &r.size, &r.response); err != nil {
+			return nil, err
+		}
+		out[dest] = r
+	}
+	return out, rows.Err()
+}
+
 // ErrBadCursor: a cursor this index did not make.
 var ErrBadCursor = errors.New("bad cursor")
 
@@ -735,7 +762,7 @@ func (ix *Index) Audit(ctx context.Context, f AuditFilter) (AuditPage, error) {
 }
 
 // Prune removes what the streams no longer hold: messages (with their
-// keys, copies and journeys) before firstIn, dead letters before
+// keys, copies, what was sent and journeys) before firstIn, dead letters before
 // firstDLQ, audit entries before firstAudit. In chunks, so that a large
 // prune does not hold the writer long.
 func (ix *Index) Prune(ctx context.Context, firstIn, firstDLQ, firstAudit uint64) error {
@@ -746,6 +773,7 @@ func (ix *Index) Prune(ctx context.Context, firstIn, firstDLQ, firstAudit uint64
 		{`DELETE FROM keys WHERE message IN (SELECT message FROM keys WHERE message < ? LIMIT 10000)`, firstIn},
 		{`DELETE FROM dests WHERE message IN (SELECT message FROM dests WHERE message < ? LIMIT 10000)`, firstIn},
 		{`DELETE FROM journeys WHERE message IN (SELECT message FROM journeys WHERE message < ? LIMIT 10000)`, firstIn},
+		{`DELETE FROM sent WHERE message IN (SELECT message FROM sent WHERE message < ? LIMIT 10000)`, firstIn},
 		{`DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE id < ? LIMIT 10000)`, firstIn},
 		{`DELETE FROM dlq WHERE id IN (SELECT id FROM dlq WHERE id < ? LIMIT 10000)`, firstDLQ},
 		{`DELETE FROM audit WHERE seq IN (SELECT seq FROM audit WHERE seq < ? LIMIT 10000)`, firstAudit},

@@ -47,7 +47,9 @@ func journeyBatch(seq uint64, from, to int) Item {
 		b = append(append(b, rc...), '\n')
 		r, _ := json.Marshal(wire.Event{Kind: wire.EventRouted, At: at.Add(time.Millisecond), Message: id, Routes: []string{"all"},
 			Destinations: []string{"emr"}, OutSeqs: map[string]uint64{"emr": id}})
-		d := wire.Event{Kind: wire.EventDelivered, At: at.Add(2 * time.Millisecond), Message: id, Destination: "emr", Attempt: 1, Outcome: "delivered", Code: "AA"}
+		ctl := fmt.Sprintf("CTL%08d", i)
+		d := wire.Event{Kind: wire.EventDelivered, At: at.Add(2 * time.Millisecond), Message: id, Destination: "emr", Attempt: 1, Outcome: "delivered", Code: "AA",
+			Response: []byte("MSH|^~\\&|EMR|HOSP|LAB|HOSP|20261101000001||ACK^A08^ACK|A" + ctl + "|P|2.5\rMSA|AA|" + ctl + "\r")} // the EMR's ACK, as MLLP keeps it
 		if i%100 == 0 {
 			d = wire.Event{Kind: wire.EventDeadLettered, At: at.Add(2 * time.Millisecond), Message: id, Destination: "emr", Attempt: 1, Reason: "rejected: AR"}
 		}

@@ -32,16 +32,25 @@ type EventLog struct {
 	first   chan struct{} // a batch's first event came
 	full    chan struct{} // a batch is full
 
+	content int // bytes of payloads and responses pending (Event.Sent, Response)
+
 	dropped atomic.Uint64
+	unkept  atomic.Uint64
 	batches atomic.Uint64
 }
 
 // eventQueue is how many events wait at most; eventBatch how many go in
 // one record; eventLinger how long the first of a batch waits for more.
+// eventContentQueued bounds the payloads and responses they hold
+// (past it, events go without them); eventBatchBytes closes a batch
+// early, well under the smallest max_payload (1 MB) even after an event
+// of the largest kept payload (wire.SentKept, in base64).
 const (
-	eventQueue  = 1 << 16
-	eventBatch  = 1024
-	eventLinger = 50 * time.Millisecond
+	eventQueue         = 1 << 16
+	eventBatch         = 1024
+	eventLinger        = 50 * time.Millisecond
+	eventContentQueued = 16 << 20
+	eventBatchBytes    = 512 << 10
 )
 
 // NewEventLog returns an EventLog publishing on js once Run runs.
@@ -60,6 +69,13 @@ func (l *EventLog) Record(e wire.Event) {
 	l.mu.Lock()
 	n := len(l.pending)
 	if n < eventQueue {
+		if e.HasContent() {
+			if l.content+len(e.Sent)+len(e.Response) > eventContentQueued {
+				e = e.WithoutContent() // the journey matters more than the payload shown beside it
+				l.unkept.Add(1)
+			}
+			l.content += len(e.Sent) + len(e.Response)
+		}
 		l.pending = append(l.pending, e)
 	}
 	l.mu.Unlock()
@@ -87,6 +103,15 @@ func (l *EventLog) Dropped() uint64 {
 	return l.dropped.Load()
 }
 
+// Unkept counts events that went without their payload as sent and
+// response because too many bytes of them were waiting.
+func (l *EventLog) Unkept() uint64 {
+	if l == nil {
+		return 0
+	}
+	return l.unkept.Load()
+}
+
 // Batches counts the records published.
 func (l *EventLog) Batches() uint64 { return l.batches.Load() }
 
@@ -98,13 +123,18 @@ func (l *EventLog) Run(ctx context.Context) error {
 		l.mu.Lock()
 		all := l.pending
 		l.pending = spare[:0] // the list of the batch before: done with
+		l.content = 0
 		l.mu.Unlock()
 		events := all
 		for len(events) > 0 {
 			n := min(len(events), eventBatch)
 			buf = buf[:0]
 			kept := 0
-			for _, e := range events[:n] {
+			for i, e := range events[:n] {
+				if len(buf) >= eventBatchBytes {
+					n = i
+					break
+				}
 				line, err := wire.AppendEvent(buf, e)
 				if err != nil { // a time or number JSON cannot hold: never made here
 					l.dropped.Add(1)
@@ -118,6 +148,7 @@ func (l *EventLog) Run(ctx context.Context) error {
 			}
 			events = events[n:]
 		}
+		clear(all) // no payload outlives its batch in the spare list
 		spare = all
 	}
 	linger := time.NewTimer(eventLinger)

@@ -47,3 +47,46 @@ func TestEventLogStoresEveryEventInBatches(t *testing.T) {
 	}
 	require.Zero(t, l.Dropped())
 }
+
+// Payloads as sent travel with their events, bounded: a batch closes
+// early when its bytes would strain max_payload, and past
+// eventContentQueued waiting bytes an event goes without its payload
+// (saying so), never without its journey.
+func TestEventLogBoundsThePayloadsItCarries(t *testing.T) {
+	n := openTestStore(t)
+	l := NewEventLog(n.JetStream, zerolog.Nop())
+	payload := make([]byte, wire.SentKept)
+	for i := range payload {
+		payload[i] = byte('A' + i%26)
+	}
+	const total = 200 // 200 × 128 KiB waiting: more than eventContentQueued
+	for i := 1; i <= total; i++ {
+		l.Record(wire.Event{Kind: wire.EventDelivered, Message: uint64(i), Destination: "web", Attempt: 1, Sent: payload, Response: []byte("HTTP 200 OK")})
+	}
+	kept := eventContentQueued / (wire.SentKept + len("HTTP 200 OK"))
+	require.Equal(t, uint64(total-kept), l.Unkept(), "events past the bound go without their payload")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	testkit.WaitFor(t, 10*time.Second, func() error {
+		if got := len(readEvents(t, n)); got != total {
+			return fmt.Errorf("%d of %d events stored", got, total)
+		}
+		return nil
+	})
+	cancel()
+	require.NoError(t, <-done)
+	events := readEvents(t, n)
+	for i, e := range events {
+		require.Equal(t, uint64(i+1), e.Message, "every event, in order")
+		if i < kept {
+			require.Equal(t, payload, e.Sent, "event %d kept its payload", i+1)
+		} else {
+			require.Empty(t, e.Sent, "event %d", i+1)
+			require.Equal(t, wire.SentUnkept, e.SentSize, "event %d says its payload was not kept", i+1)
+		}
+	}
+	require.GreaterOrEqual(t, l.Batches(), uint64(kept*wire.SentKept*4/3/eventBatchBytes), "batches closed by their bytes")
+	require.Zero(t, l.Dropped())
+}

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"math"
@@ -132,6 +133,18 @@ func AppendEvent(b []byte, e Event) ([]byte, error) {
 	uintField("dlq", e.DLQ)
 	strField("by", e.By)
 	uintField("as", e.As)
+	bytesField := func(key string, v []byte) {
+		if len(v) > 0 { // omitempty: encoding/json leaves out an empty slice
+			b = append(append(append(b, ',', '"'), key...), '"', ':', '"')
+			b = append(base64.StdEncoding.AppendEncode(b, v), '"')
+		}
+	}
+	bytesField("sent", e.Sent)
+	strField("sent_name", e.SentName)
+	if e.SentSize != 0 {
+		b = strconv.AppendInt(append(b, `,"sent_size":`...), int64(e.SentSize), 10)
+	}
+	bytesField("response", e.Response)
 	b = append(b, '}')
 	if ok {
 		return b, nil
@@ -268,6 +281,19 @@ func parseEventFast(line []byte, e *Event) error {
 			e.By, err = p.text()
 		case "as":
 			e.As, err = p.uint()
+		case "sent":
+			e.Sent, err = p.base64()
+		case "sent_name":
+			e.SentName, err = p.text()
+		case "sent_size":
+			var n uint64
+			n, err = p.uint()
+			if n > math.MaxInt32 {
+				err = errSlowPath
+			}
+			e.SentSize = int(n)
+		case "response":
+			e.Response, err = p.base64()
 		default:
 			return errSlowPath
 		}
@@ -338,6 +364,19 @@ func (p *eventParser) text() (string, error) {
 		return "", errSlowPath
 	}
 	return string(s), nil
+}
+
+// base64 reads a []byte as encoding/json writes it.
+func (p *eventParser) base64() ([]byte, error) {
+	s, ok := p.str()
+	if !ok {
+		return nil, errSlowPath
+	}
+	out, err := base64.StdEncoding.AppendDecode(make([]byte, 0, base64.StdEncoding.DecodedLen(len(s))), s)
+	if err != nil {
+		return nil, errSlowPath
+	}
+	return out, nil
 }
 
 // number is the bytes of a JSON number.

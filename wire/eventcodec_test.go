@@ -29,6 +29,9 @@ var sampleEvents = []Event{
 	{Kind: EventRouted, At: time.Date(2026, 12, 1, 8, 0, 1, 0, time.UTC), Message: 44, Unrouted: true},
 	{Kind: EventAttempt, At: time.Date(2026, 12, 1, 8, 0, 2, 0, time.UTC), Message: 42, Destination: "emr", Attempt: 3, Millis: 12.625,
 		Outcome: "retry", Code: "AE", Reason: `rejected: AE "segment PID" <x> & \ é`},
+	{Kind: EventDelivered, At: time.Date(2026, 12, 1, 8, 0, 3, 0, time.UTC), Message: 42, Destination: "fhir", Attempt: 1, Code: "200",
+		Sent: []byte("{\"resourceType\":\"Bundle\"}\xff"), SentName: "/out/MSG0001.json", SentSize: 300000, Response: []byte("HTTP 200 OK\n\n{}")},
+	{Kind: EventDelivered, At: time.Date(2026, 12, 1, 8, 0, 3, 0, time.UTC), Message: 42, Destination: "emr", Sent: []byte{}, SentSize: -1, Response: []byte("MSH|^~\\&\rMSA|AA|1\r")},
 	{Kind: EventPurged, At: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC), Message: 42, Destination: "emr", DLQ: 7, By: "ops"},
 	{Kind: EventReplayed, At: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC), Message: 42, By: "ops", As: 100, Routes: []string{}},
 }

@@ -305,6 +305,54 @@ type Event struct {
 
 	By string `json:"by,omitempty"` // replayed, purged: the token's name
 	As uint64 `json:"as,omitempty"` // replayed: the new message's HL7_IN sequence
+
+	// attempt, delivered: what was sent and what the downstream answered
+	// (content, like Keys: the index keeps them for the message's page
+	// and out of the journey it shows). Sent is set only when it is not
+	// the copy's bytes as queued (an encoding, an encoder, SQL row
+	// values); SentName names the file written; SentSize is the payload's
+	// whole size when Sent holds only its start (SentKept), or SentUnkept;
+	// Response is
+	// the ACK, or the HTTP status line and the start of the body.
+	Sent     []byte `json:"sent,omitempty"`
+	SentName string `json:"sent_name,omitempty"`
+	SentSize int    `json:"sent_size,omitempty"`
+	Response []byte `json:"response,omitempty"`
+}
+
+// SentKept and ResponseKept bound what an event keeps of a payload as
+// sent and of a response: an event travels in a batch of events, and a
+// journey must not cost what the message does.
+const (
+	SentKept     = 128 << 10
+	ResponseKept = 8 << 10
+)
+
+// HasContent: e carries a payload as sent or a response.
+func (e *Event) HasContent() bool {
+	return len(e.Sent) > 0 || len(e.Response) > 0 || e.SentName != "" || e.SentSize != 0
+}
+
+// ForJourney is e without what it says of the payload and response, as
+// its journey shows it (names only: the file name stays).
+func (e Event) ForJourney() Event {
+	e.Sent, e.SentSize, e.Response = nil, 0, nil
+	return e
+}
+
+// SentUnkept, as an event's SentSize, says its payload as sent was not
+// kept (Sent is empty though the payload was not the copy as queued).
+const SentUnkept = -1
+
+// WithoutContent is e without its payload and response, saying so
+// (SentUnkept) when it had a payload.
+func (e Event) WithoutContent() Event {
+	had := len(e.Sent) > 0
+	e = e.ForJourney()
+	if had {
+		e.SentSize = SentUnkept
+	}
+	return e
 }
 
 // Head fills e's summary of a stored message from the headers it was

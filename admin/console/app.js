@@ -325,9 +325,38 @@ async function message(id) {
     h("table", { id: "fields" }, h("tr", {}, ["Field", "Name", "Value"].map((c) => h("th", {}, c))),
       (m.segments || []).flatMap((s) => s.fields.map((f) => h("tr", {}, h("td", {}, f.path), h("td", {}, fieldName(f.path)), h("td", {}, f.value))))),
     h("h2", {}, "Each destination's copy"),
-    h("div", { class: "copies" }, (m.copies || []).map((c) => h("div", {},
+    h("div", { class: "copies" }, (m.copies || []).map((c) => h("div", { class: "copy", "data-destination": c.destination },
       h("h3", {}, c.destination, ": ", c.status, c.changed ? " (changed by a transform: highlighted)" : ""),
-      c.data ? copyLines(c.data, m.message) : h("p", {}, c.note || "not kept")))));
+      c.data ? copyLines(c.data, m.message) : h("p", {}, c.note || "not kept"),
+      sentParts(c)))));
+}
+
+// sentParts: what a copy's latest attempt sent, when the destination made
+// something else of the copy (JSON, a FHIR Bundle, SQL row values, ER7
+// with other line ends), the file it wrote, and what came back.
+function sentParts(c) {
+  const parts = [];
+  if (c.sent_name) parts.push(h("p", { class: "sent-name" }, "Written to ", h("code", {}, c.sent_name)));
+  if (c.sent && c.sent !== c.data) {
+    parts.push(h("h4", {}, "Sent", c.sent_size ? " (the first " + c.sent.length + " of " + c.sent_size + " bytes)" : "", c.sent_encoding ? " (" + c.sent_encoding + ", not UTF-8)" : ""),
+      h("pre", { class: "payload sent" }, readable(c.sent)));
+  } else if (c.sent) {
+    parts.push(h("p", { class: "sent-same" }, "Sent as shown above."));
+  }
+  if (c.response) {
+    parts.push(h("h4", {}, "Response", c.response_encoding ? " (" + c.response_encoding + ", not UTF-8)" : ""),
+      h("pre", { class: "payload response" }, readable(c.response)));
+  }
+  return parts;
+}
+
+// readable: JSON indented, HL7 one segment a line, anything else as is.
+function readable(text) {
+  const t = text.trim();
+  if (t.startsWith("{") || t.startsWith("[")) {
+    try { return JSON.stringify(JSON.parse(t), null, 2); } catch (_) { /* shown as it came */ }
+  }
+  return text.replace(/\r\n?/g, "\n");
 }
 
 // ---- dead letters

@@ -154,6 +154,7 @@ func TestBrowserConsole(t *testing.T) {
 	do(t, ctx, chromedp.Click(css("#results a")))
 	waitText(t, ctx, "#journey", "dead-lettered for emr")
 	waitText(t, ctx, "#fields", "Patient Name")
+	waitText(t, ctx, `.copy[data-destination="emr"] pre.response`, "MSA|AR|A04-778812") // what the EMR answered, whole
 	screenshot(t, ctx, "message")
 
 	// The audit by patient: who viewed this MRN's messages, and an export.

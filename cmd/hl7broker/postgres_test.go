@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -40,10 +41,11 @@ func TestServePostgresEndToEnd(t *testing.T) {
 	pwFile := filepath.Join(t.TempDir(), "pg-password")
 	require.NoError(t, os.WriteFile(pwFile, []byte(testpg.Password+"\n"), 0o600))
 	in, admin := freePort(t), freePort(t)
-	viewer := writeToken(t, t.TempDir(), "vera")
+	tokens := t.TempDir()
+	viewer, operator := writeToken(t, tokens, "vera"), writeToken(t, tokens, "olga")
 	cfg := fmt.Sprintf(`
 data_dir: %s
-admin: {addr: "%s", tokens: [{name: vera, role: viewer, token_file: %s}]}
+admin: {addr: "%s", tokens: [{name: vera, role: viewer, token_file: %s}, {name: olga, role: operator, token_file: %s}]}
 listeners: [{name: lab, addr: "%s"}]
 routes: [{name: results, to: [warehouse]}]
 destinations:
@@ -56,7 +58,8 @@ destinations:
     columns: {message_id: $message_id, obx: $row, mrn: PID-3.1, value: OBX-5, observed_at: OBX-14}
     timeout: 3s
     retry: {max_attempts: 1000, backoff: [100ms]}
-`, t.TempDir(), admin, viewer, in, pg.URL(""), pwFile)
+history: {enabled: true}
+`, t.TempDir(), admin, viewer, operator, in, pg.URL(""), pwFile)
 	stop, stderr := startServe(t, cfg)
 	send := func(msg string) {
 		t.Helper()
@@ -70,6 +73,31 @@ destinations:
 	send(labORU("R1", "7.25", 3))
 	require.Eventually(t, func() bool { return rows() == 3 }, 20*time.Second, 20*time.Millisecond, "waiting for 3 rows; stderr: %s", stderr)
 	assert.Equal(t, 3, pg.Count("SELECT count(*) FROM results WHERE mrn = 'MRN-R1' AND observed_at = '2026-01-14 13:15:30+00'"))
+
+	// The message's page shows the row values as inserted and the
+	// database's answer, to a role that may see content.
+	var found struct{ Items []struct{ ID string } }
+	require.Eventually(t, func() bool {
+		_, code := cli(t, "http://"+admin, operator, &found, "messages", "search", "--control-id", "R1")
+		return code == 0 && len(found.Items) == 1
+	}, 10*time.Second, 50*time.Millisecond, "waiting for R1 in the history")
+	var page struct {
+		Copies []struct{ Destination, Status, Sent, Response string }
+	}
+	require.Eventually(t, func() bool {
+		_, code := cli(t, "http://"+admin, operator, &page, "messages", "show", found.Items[0].ID)
+		return code == 0 && len(page.Copies) == 1 && page.Copies[0].Response != ""
+	}, 10*time.Second, 50*time.Millisecond, "waiting for R1's copy to be recorded as sent: %+v", &page)
+	assert.Equal(t, "INSERT 3", page.Copies[0].Response)
+	var sent struct {
+		Table string
+		Rows  []map[string]any
+	}
+	require.NoError(t, json.Unmarshal([]byte(page.Copies[0].Sent), &sent), page.Copies[0].Sent)
+	assert.Equal(t, `"results"`, sent.Table)
+	require.Len(t, sent.Rows, 3)
+	assert.Equal(t, "MRN-R1", sent.Rows[0]["mrn"])
+	assert.EqualValues(t, 2, sent.Rows[1]["obx"])
 
 	// The database goes down: the message is acknowledged (it is stored),
 	// retried, and inserted once the database is back.
