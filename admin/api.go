@@ -44,6 +44,8 @@ type API struct {
 	// Sessions are the console's; a request without a bearer token may
 	// carry a session cookie instead.
 	Sessions Sessions
+	// People are the ways people sign in as themselves (OIDC, LDAP).
+	People *Ways
 
 	refusals refusals
 }
@@ -81,6 +83,9 @@ func (a *API) routes(mux registrar) {
 	mux.HandleFunc("POST /ui/login", a.login)
 	mux.HandleFunc("POST /ui/logout", a.logout)
 	mux.HandleFunc("GET /ui/session", a.sessionNow)
+	mux.HandleFunc("GET /ui/sign-in", a.methods)
+	mux.HandleFunc("GET /ui/oidc/login", a.oidcLogin)
+	mux.HandleFunc("GET /ui/oidc/callback", a.oidcCallback)
 	mux.Handle("GET /ui/", console())
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.Handle("/api/", a.authorized(RoleViewer, func(w http.ResponseWriter, r *http.Request, _ user) {

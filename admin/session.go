@@ -43,7 +43,8 @@ const (
 const sessionRecheck = 5 * time.Second
 
 type session struct {
-	tokenHash [32]byte
+	tokenHash [32]byte // a token's session
+	person    Person   // a person's (person.Via set)
 	csrf      string
 	created   time.Time
 	lastSeen  time.Time // the last request (in the store: to the minute)
@@ -107,13 +108,13 @@ func (s *Sessions) expires(sess *session) time.Time {
 	return sess.created.Add(max)
 }
 
-func (s *Sessions) create(ctx context.Context, hash [32]byte) (id string, sess *session, err error) {
+// create starts a session of a token (hash) or of a person (p.Via set).
+func (s *Sessions) create(ctx context.Context, hash [32]byte, p Person) (id string, sess *session, err error) {
 	now := s.clock()
 	id = randomID()
-	sess = &session{tokenHash: hash, csrf: randomID(), created: now, lastSeen: now, saved: now, checked: now}
+	sess = &session{tokenHash: hash, person: p, csrf: randomID(), created: now, lastSeen: now, saved: now, checked: now}
 	if s.Store != nil {
-		if err := s.Store.PutSession(ctx, storeKey(id), wire.Session{TokenHash: hex.EncodeToString(hash[:]), CSRF: sess.csrf,
-			Created: now, LastSeen: now}); err != nil {
+		if err := s.Store.PutSession(ctx, storeKey(id), sess.record(now)); err != nil {
 			return "", nil, err
 		}
 		s.forgetExpired(ctx, now)
@@ -163,7 +164,8 @@ func (s *Sessions) get(ctx context.Context, id string) (*session, bool) {
 			if b, err := hex.DecodeString(rec.TokenHash); err == nil && len(b) == len(hash) {
 				copy(hash[:], b)
 			}
-			fresh := &session{tokenHash: hash, csrf: rec.CSRF, created: rec.Created, lastSeen: rec.LastSeen, saved: rec.LastSeen, checked: now}
+			fresh := &session{tokenHash: hash, person: Person{Name: rec.User, Via: rec.Via, Groups: rec.Groups},
+				csrf: rec.CSRF, created: rec.Created, lastSeen: rec.LastSeen, saved: rec.LastSeen, checked: now}
 			if ok && sess.lastSeen.After(fresh.lastSeen) {
 				fresh.lastSeen = sess.lastSeen
 			}
@@ -189,12 +191,23 @@ func (s *Sessions) get(ctx context.Context, id string) (*session, bool) {
 	if save {
 		sess.saved = now
 	}
-	rec := wire.Session{TokenHash: hex.EncodeToString(sess.tokenHash[:]), CSRF: sess.csrf, Created: sess.created, LastSeen: now}
+	rec := sess.record(now)
 	s.mu.Unlock()
 	if save { // the idle clock, kept to the minute where every broker sees it
 		_ = s.Store.PutSession(ctx, storeKey(id), rec)
 	}
 	return sess, true
+}
+
+// record is the session as the store keeps it, last seen at lastSeen.
+func (sess *session) record(lastSeen time.Time) wire.Session {
+	rec := wire.Session{CSRF: sess.csrf, Created: sess.created, LastSeen: lastSeen}
+	if sess.person.Via != "" {
+		rec.User, rec.Via, rec.Groups = sess.person.Name, sess.person.Via, sess.person.Groups
+	} else {
+		rec.TokenHash = hex.EncodeToString(sess.tokenHash[:])
+	}
+	return rec
 }
 
 func (s *Sessions) forget(id string) {
@@ -211,8 +224,9 @@ func (s *Sessions) remove(ctx context.Context, id string) {
 	}
 }
 
-// fromCookie returns the request's session and its token, if it has a
-// live one whose token still exists.
+// fromCookie returns the request's session and who it is, if it has a
+// live one whose token still exists, or whose person's groups still map
+// to a role.
 func (a *API) fromCookie(r *http.Request) (*session, Token, bool) {
 	c, err := r.Cookie(SessionCookie)
 	if err != nil || c.Value == "" {
@@ -222,7 +236,12 @@ func (a *API) fromCookie(r *http.Request) (*session, Token, bool) {
 	if !ok {
 		return nil, Token{}, false
 	}
-	tok, ok := a.Tokens.byHash(sess.tokenHash)
+	var tok Token
+	if sess.person.Via != "" {
+		tok, ok = a.People.token(sess.person)
+	} else {
+		tok, ok = a.Tokens.byHash(sess.tokenHash)
+	}
 	if !ok {
 		a.Sessions.remove(r.Context(), c.Value)
 		return nil, Token{}, false
@@ -257,13 +276,20 @@ func (a *API) info(tok Token, sess *session) sessionInfo {
 	return sessionInfo{User: tok.Name, Role: tok.Role, CSRF: sess.csrf, SearchKeys: keys, History: a.Ops != nil}
 }
 
-// login takes {"token": "..."} and sets the session cookie.
+// login takes {"token": "..."}, or {"username", "password"} for the
+// directory (admin.ldap), and sets the session cookie.
 func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		Token string `json:"token"`
+		Token    string `json:"token"`
+		Username string `json:"username"`
+		Password string `json:"password"`
 	}
 	if err := decode(r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if req.Token == "" && req.Username != "" {
+		a.ldapLogin(w, r, req.Username, req.Password)
 		return
 	}
 	tok, ok := a.Tokens.lookup("Bearer " + req.Token)
@@ -271,15 +297,25 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		a.refused(w, r, "", http.StatusUnauthorized, "401 sign-in with no valid token", "console sign-in", "this is not a valid API token")
 		return
 	}
-	id, sess, err := a.Sessions.create(r.Context(), sha256.Sum256([]byte(req.Token)))
+	sess, ok := a.startSession(w, r, tok, sha256.Sum256([]byte(req.Token)), Person{})
+	if ok {
+		writeJSON(w, http.StatusOK, a.info(tok, sess))
+	}
+}
+
+// startSession starts the session of a token (hash) or person (p.Via
+// set) signed in as tok, sets its cookie and audits the sign-in; it
+// answers 503 itself when the store cannot keep the session.
+func (a *API) startSession(w http.ResponseWriter, r *http.Request, tok Token, hash [32]byte, p Person) (*session, bool) {
+	id, sess, err := a.Sessions.create(r.Context(), hash, p)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "the session could not be kept in the store; try again: "+err.Error())
-		return
+		return nil, false
 	}
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", HttpOnly: true, Secure: overTLS(r),
 		SameSite: http.SameSiteStrictMode, Expires: a.Sessions.expires(sess)})
-	a.record(r, tok.Name, "console.sign_in", "ok", nil, "")
-	writeJSON(w, http.StatusOK, a.info(tok, sess))
+	a.record(r, tok.Name, "console.sign_in", "ok", nil, cmp.Or(p.Via, "token"))
+	return sess, true
 }
 
 // logout ends the session (CSRF-checked like every change).

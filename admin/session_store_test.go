@@ -43,7 +43,7 @@ func TestSessionsLiveInTheStore(t *testing.T) {
 	a := &Sessions{Store: kv, Max: 8 * time.Hour, Idle: time.Hour, now: clock}
 	b := &Sessions{Store: kv, Max: 8 * time.Hour, Idle: time.Hour, now: clock} // another broker, or a after a restart
 
-	id, sess, err := a.create(ctx, sha256.Sum256([]byte("alice-token")))
+	id, sess, err := a.create(ctx, sha256.Sum256([]byte("alice-token")), Person{})
 	require.NoError(t, err)
 	got, ok := b.get(ctx, id)
 	require.True(t, ok, "the other broker knows the session from the store")
@@ -70,7 +70,7 @@ func TestSessionsLiveInTheStore(t *testing.T) {
 	assert.Empty(t, all, "and it is gone from the store")
 
 	// An hour without a request ends it; the idle clock is shared.
-	id, _, err = a.create(ctx, sha256.Sum256([]byte("alice-token")))
+	id, _, err = a.create(ctx, sha256.Sum256([]byte("alice-token")), Person{})
 	require.NoError(t, err)
 	advance(50 * time.Minute)
 	_, ok = b.get(ctx, id) // a request on the other broker counts
@@ -83,7 +83,7 @@ func TestSessionsLiveInTheStore(t *testing.T) {
 	assert.False(t, ok, "61 minutes without a request")
 
 	// Signing out on one broker ends the session on the other.
-	id, _, err = a.create(ctx, sha256.Sum256([]byte("alice-token")))
+	id, _, err = a.create(ctx, sha256.Sum256([]byte("alice-token")), Person{})
 	require.NoError(t, err)
 	_, ok = b.get(ctx, id)
 	require.True(t, ok)

@@ -5,8 +5,12 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -61,4 +65,43 @@ func (b *Broker) auditReload(result string, err error) {
 		e.Result = result + ": " + strings.ReplaceAll(err.Error(), "\n", "; ")
 	}
 	go func() { _ = b.audit(context.Background(), e) }()
+}
+
+// signInWays are the ways people sign in as themselves (admin.oidc,
+// admin.ldap), nil where not configured.
+func signInWays(cfg *config.Config) (*admin.OIDC, *admin.LDAP, error) {
+	var o *admin.OIDC
+	var l *admin.LDAP
+	if c := cfg.Admin.OIDC; c.Issuer != "" {
+		o = &admin.OIDC{Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: c.ClientSecret, RedirectURL: c.RedirectURL,
+			GroupsClaim: c.GroupsClaim, UserClaim: c.UserClaim, Scopes: c.Scopes, Roles: c.Roles}
+	}
+	if c := cfg.Admin.LDAP; c.URL != "" {
+		l = &admin.LDAP{URL: c.URL, StartTLS: c.StartTLS, BindDN: c.BindDN, BindPassword: c.BindPassword, UserBase: c.UserBase,
+			UserFilter: c.UserFilter, GroupAttribute: c.GroupAttribute, Roles: c.Roles, Timeout: c.Timeout}
+		if c.CAFile != "" {
+			tlsCfg, err := trusting("admin.ldap.ca_file", cfg.LDAPCAFile())
+			if err != nil {
+				return nil, nil, err
+			}
+			if u, err := url.Parse(c.URL); err == nil {
+				tlsCfg.ServerName = u.Hostname()
+			}
+			l.TLS = tlsCfg
+		}
+	}
+	return o, l, nil
+}
+
+// trusting is a TLS client config that trusts the CAs in file (at key).
+func trusting(key, file string) (*tls.Config, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificate in it", key)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }

@@ -78,10 +78,12 @@ func (b *Broker) apply(cfg *config.Config, table *routing.Table) error {
 	}
 	old := b.cfg
 	oldAdmin, newAdmin := old.Admin, cfg.Admin
-	oldAdmin.Tokens, newAdmin.Tokens = nil, nil                       // tokens change on reload
+	oldAdmin.Tokens, newAdmin.Tokens = nil, nil                             // tokens change on reload
+	oldAdmin.OIDC, newAdmin.OIDC = config.OIDCConfig{}, config.OIDCConfig{} // and the ways people sign in
+	oldAdmin.LDAP, newAdmin.LDAP = config.LDAPConfig{}, config.LDAPConfig{}
 	oldAdmin.NotReadyWhenFailing, newAdmin.NotReadyWhenFailing = 0, 0 // and this
 	if old.DataDir != cfg.DataDir || !reflect.DeepEqual(old.NATS, cfg.NATS) || !reflect.DeepEqual(oldAdmin, newAdmin) || !reflect.DeepEqual(old.History, cfg.History) || !reflect.DeepEqual(old.Tracing, cfg.Tracing) {
-		b.log.Warn().Msg("config reload: data_dir, nats, history, tracing and admin (but its tokens) change only on restart; those keys keep their running values")
+		b.log.Warn().Msg("config reload: data_dir, nats, history, tracing and admin (but its tokens, oidc and ldap) change only on restart; those keys keep their running values")
 	}
 	next := *cfg
 	next.DataDir, next.NATS, next.History, next.Tracing = old.DataDir, old.NATS, old.History, old.Tracing
@@ -92,6 +94,12 @@ func (b *Broker) apply(cfg *config.Config, table *routing.Table) error {
 	} else {
 		b.tokens.Set(tokens)
 		b.warnMissingTokens(missing)
+	}
+	if oidc, ldap, err := signInWays(&next); err != nil {
+		b.log.Error().Str("reason", err.Error()).Msg("config reload: admin.oidc and admin.ldap not changed")
+		next.Admin.OIDC, next.Admin.LDAP = old.Admin.OIDC, old.Admin.LDAP
+	} else {
+		b.people.Set(oidc, ldap)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

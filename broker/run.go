@@ -68,7 +68,8 @@ type Broker struct {
 	indexer      *history.Indexer // nil: history off
 	ops          *history.Ops
 	tokens       *admin.Tokens
-	lastErr      sync.Map // destination -> lastError
+	people       *admin.Ways // how people sign in (admin.oidc, admin.ldap)
+	lastErr      sync.Map    // destination -> lastError
 	rates        rateBook
 	alerts       *alerts.Engine
 
@@ -124,7 +125,7 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 		return nil, err
 	}
 	b := &Broker{cfg: cfg, log: log, nats: n, hooks: hooks, metrics: newMetrics(), loadedAt: time.Now(),
-		tokens: &admin.Tokens{}, stopTracing: stopTracing}
+		tokens: &admin.Tokens{}, people: &admin.Ways{}, stopTracing: stopTracing}
 	fail := func(err error) (*Broker, error) {
 		if b.index != nil {
 			b.index.Close()
@@ -139,6 +140,11 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks Ho
 	}
 	b.tokens.Set(tokens)
 	b.warnMissingTokens(missing)
+	oidc, ldap, err := signInWays(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	b.people.Set(oidc, ldap)
 	if err := b.openHistory(cfg); err != nil {
 		return fail(err)
 	}
@@ -206,7 +212,8 @@ func (b *Broker) startAdmin(cfg *config.Config) error {
 	}
 	api := &admin.API{Tokens: b.tokens, Ops: b.ops, Status: b.status, Audit: b.audit,
 		AuditReady: func(context.Context) error { return b.nats.AuditRoom() }, SearchKeys: slices.Sorted(maps.Keys(cfg.History.SearchKeys)),
-		Alerts: alertsAPI{b}, Sessions: admin.Sessions{Store: store.SessionKV{JetStream: b.nats.JetStream}, Max: cfg.Admin.SessionMax, Idle: cfg.Admin.SessionIdle}}
+		Alerts: alertsAPI{b}, Sessions: admin.Sessions{Store: store.SessionKV{JetStream: b.nats.JetStream}, Max: cfg.Admin.SessionMax, Idle: cfg.Admin.SessionIdle},
+		People: b.people}
 	b.admin = &admin.Server{Metrics: b.metrics.reg, Ready: b.readiness, Log: b.log, API: api, CertFile: cfg.Admin.TLS.CertFile, KeyFile: cfg.Admin.TLS.KeyFile}
 	if err := b.admin.Start(cfg.Admin.Addr); err != nil {
 		b.admin = nil

@@ -2,11 +2,7 @@ package broker
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/hl7broker/hl7broker/config"
@@ -36,15 +32,11 @@ func startTracing(cfg *config.Config, log zerolog.Logger) (stop func(context.Con
 		opts = append(opts, otlptracehttp.WithHeaders(t.Headers))
 	}
 	if t.CAFile != "" {
-		pem, err := os.ReadFile(cfg.TracingCAFile())
+		tlsCfg, err := trusting("tracing.ca_file", cfg.TracingCAFile())
 		if err != nil {
-			return nil, fmt.Errorf("tracing.ca_file: %w", err)
+			return nil, err
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, errors.New("tracing.ca_file: no PEM certificate in it")
-		}
-		opts = append(opts, otlptracehttp.WithTLSClientConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
+		opts = append(opts, otlptracehttp.WithTLSClientConfig(tlsCfg))
 	}
 	exp, err := otlptracehttp.New(context.Background(), opts...)
 	if err != nil {

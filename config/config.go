@@ -105,6 +105,53 @@ type AdminConfig struct {
 	// them, and signing out ends them on every one.
 	SessionMax  time.Duration `mapstructure:"session_max"`
 	SessionIdle time.Duration `mapstructure:"session_idle"`
+	// OIDC and LDAP let people sign in to the console as themselves,
+	// their role from their groups; API tokens stay for machines.
+	OIDC OIDCConfig `mapstructure:"oidc"`
+	LDAP LDAPConfig `mapstructure:"ldap"`
+}
+
+// OIDCConfig is single sign-on with an OpenID Connect provider
+// (authorization code flow with PKCE). Off while issuer is empty.
+type OIDCConfig struct {
+	Issuer       string `mapstructure:"issuer"` // the provider's issuer URL (its /.well-known/openid-configuration)
+	ClientID     string `mapstructure:"client_id"`
+	ClientSecret string `mapstructure:"client_secret" secret:"ref"` // by reference only
+	// RedirectURL is this console's callback as registered at the
+	// provider: https://HOST:PORT/ui/oidc/callback.
+	RedirectURL string `mapstructure:"redirect_url"`
+	// GroupsClaim names the ID token's claim listing the person's groups
+	// (default groups); Roles maps a group to a role. A person in no
+	// mapped group is refused; in several, the highest role applies.
+	GroupsClaim string            `mapstructure:"groups_claim"`
+	Roles       map[string]string `mapstructure:"roles"`
+	// UserClaim names the claim the audit trail names the person by
+	// (default preferred_username, then email, then sub).
+	UserClaim string `mapstructure:"user_claim"`
+	// Scopes asked for besides openid (default profile, email, groups).
+	Scopes []string `mapstructure:"scopes"`
+}
+
+// LDAPConfig is sign-in with a directory's password (LDAP or Active
+// Directory): a bind as the service account finds the person, a bind as
+// the person checks the password. Off while url is empty.
+type LDAPConfig struct {
+	URL          string `mapstructure:"url"` // ldaps://dc1.example.org:636, or ldap:// with start_tls
+	StartTLS     bool   `mapstructure:"start_tls"`
+	CAFile       string `mapstructure:"ca_file"` // a CA to trust for the directory's certificate
+	BindDN       string `mapstructure:"bind_dn"`
+	BindPassword string `mapstructure:"bind_password" secret:"ref"` // by reference only
+	UserBase     string `mapstructure:"user_base"`
+	// UserFilter finds the person; {username} stands for the name typed,
+	// escaped (default (uid={username}); Active Directory:
+	// (sAMAccountName={username})).
+	UserFilter string `mapstructure:"user_filter"`
+	// GroupAttribute is the person's attribute listing their groups
+	// (default memberOf); Roles maps a group, by its DN or its first
+	// RDN's value (CN), to a role.
+	GroupAttribute string            `mapstructure:"group_attribute"`
+	Roles          map[string]string `mapstructure:"roles"`
+	Timeout        time.Duration     `mapstructure:"timeout"` // each directory call (default 10s)
 }
 
 // TokenConfig is one API token: a name (who, in the audit trail), a role,
@@ -650,6 +697,8 @@ func (c *Config) expandSecrets() []Problem {
 			c.expandTagged(fmt.Sprintf("destinations[%d]", i), reflect.ValueOf(d.Options).Elem(), expand, password)
 		}
 	}
+	c.expandTagged("admin.oidc", reflect.ValueOf(&c.Admin.OIDC).Elem(), expand, password)
+	c.expandTagged("admin.ldap", reflect.ValueOf(&c.Admin.LDAP).Elem(), expand, password)
 	for i := range c.Alerts.Notifiers {
 		c.expandTagged(fmt.Sprintf("alerts.notifiers[%d]", i), reflect.ValueOf(&c.Alerts.Notifiers[i]).Elem(), expand, password)
 	}

@@ -471,3 +471,46 @@ func TestTokenScopeNamesWhatExists(t *testing.T) {
 	assert.Contains(t, got["admin.tokens[0].destinations[0]"], `"emr"`)
 	assert.NotContains(t, got, "admin.tokens[0].sources[0]")
 }
+
+// Sign-in by OIDC and LDAP: secrets by reference, the callback's path,
+// roles that exist, URLs of the right scheme; each problem at its key.
+func TestSignInConfigProblems(t *testing.T) {
+	_, got := loadProblems(t, writeConfig(t, `listeners: [{name: a, addr: '127.0.0.1:1'}]
+admin:
+  oidc:
+    issuer: login.example.org
+    client_id: hl7broker
+    client_secret: written-in-clear
+    redirect_url: https://broker.example.org/callback
+    roles: {analysts: superuser}
+  ldap:
+    url: https://dc1.example.org
+    user_filter: (uid=alice)
+    bind_dn: cn=svc
+`))
+	for key, want := range map[string]string{
+		"admin.oidc.issuer":         "not an http or https URL",
+		"admin.oidc.client_secret":  "by reference",
+		"admin.oidc.redirect_url":   "/ui/oidc/callback",
+		"admin.oidc.roles.analysts": "superuser",
+		"admin.ldap.url":            "ldaps://",
+		"admin.ldap.user_base":      "subtree",
+		"admin.ldap.user_filter":    "{username}",
+		"admin.ldap":                "together",
+		"admin.ldap.roles":          "at least one group",
+	} {
+		assert.Contains(t, got[key], want, key)
+	}
+	c, err := config.Load(writeConfig(t, `listeners: [{name: a, addr: '127.0.0.1:1'}]
+admin:
+  ldap: {url: "ldap://dc1.example.org", user_base: "ou=people,dc=example,dc=org", roles: {lab: viewer}}
+`))
+	require.NoError(t, err)
+	var warned string
+	for _, w := range c.Warnings() {
+		if w.Key == "admin.ldap.url" {
+			warned = w.Message
+		}
+	}
+	assert.Contains(t, warned, "in clear", "plain ldap:// to another machine is valid, with a warning")
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -367,6 +368,7 @@ func (c *Config) validateAdmin(v *validator) {
 	if c.Admin.AuditAge < 0 {
 		v.add("admin.audit_max_age", "must not be negative")
 	}
+	c.validateSignIn(v)
 	v.names("admin.tokens", len(c.Admin.Tokens), func(i int) string { return c.Admin.Tokens[i].Name })
 	for i, t := range c.Admin.Tokens {
 		key := fmt.Sprintf("admin.tokens[%d]", i)
@@ -382,6 +384,52 @@ func (c *Config) validateAdmin(v *validator) {
 				v.add(fmt.Sprintf("%s.destinations[%d]", key, j), "no destination is named %q", d)
 			}
 		}
+	}
+}
+
+// validateSignIn checks admin.oidc and admin.ldap, when set.
+func (c *Config) validateSignIn(v *validator) {
+	roles := func(key string, m map[string]string) {
+		if len(m) == 0 {
+			v.add(key, "map at least one group to a role (viewer, operator or admin): nobody could sign in")
+		}
+		for _, g := range slices.Sorted(maps.Keys(m)) {
+			v.oneOf(key+"."+g, m[g], "viewer", "operator", "admin")
+		}
+	}
+	if o := c.Admin.OIDC; o.Issuer != "" || o.ClientID != "" {
+		for _, k := range []struct{ key, value string }{{"issuer", o.Issuer}, {"client_id", o.ClientID}, {"redirect_url", o.RedirectURL}} {
+			if k.value == "" {
+				v.add("admin.oidc."+k.key, "single sign-on needs it")
+			}
+		}
+		for _, k := range []struct{ key, value string }{{"issuer", o.Issuer}, {"redirect_url", o.RedirectURL}} {
+			if u, err := url.Parse(k.value); k.value != "" && (err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "") {
+				v.add("admin.oidc."+k.key, "%s is not an http or https URL", secret.URL(k.value))
+			}
+		}
+		if u, err := url.Parse(o.RedirectURL); err == nil && o.RedirectURL != "" && u.Path != "/ui/oidc/callback" {
+			v.add("admin.oidc.redirect_url", "the console's callback is the path /ui/oidc/callback, not %q", u.Path)
+		}
+		roles("admin.oidc.roles", o.Roles)
+	}
+	if l := c.Admin.LDAP; l.URL != "" {
+		if u, err := url.Parse(l.URL); err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Host == "" {
+			v.add("admin.ldap.url", "%s is not an ldap:// or ldaps:// URL", secret.URL(l.URL))
+		}
+		if l.UserBase == "" {
+			v.add("admin.ldap.user_base", "give the subtree where people are found")
+		}
+		if l.UserFilter != "" && !strings.Contains(l.UserFilter, "{username}") {
+			v.add("admin.ldap.user_filter", "must contain {username}, where the name typed goes")
+		}
+		if (l.BindDN == "") != (l.BindPassword == "") {
+			v.add("admin.ldap", "give bind_dn and bind_password together (or neither, for a directory that lets anyone search)")
+		}
+		if l.CAFile != "" {
+			v.fileExists("admin.ldap.ca_file", c.LDAPCAFile())
+		}
+		roles("admin.ldap.roles", l.Roles)
 	}
 }
 
@@ -456,6 +504,9 @@ func (c *Config) validateTracing(v *validator) {
 		v.fileExists("tracing.ca_file", c.TracingCAFile())
 	}
 }
+
+// LDAPCAFile is admin.ldap.ca_file, relative to the config file's folder.
+func (c *Config) LDAPCAFile() string { return c.path(c.Admin.LDAP.CAFile) }
 
 // TracingCAFile is tracing.ca_file, relative to the config file's folder.
 func (c *Config) TracingCAFile() string {

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"time"
 )
 
@@ -20,6 +21,10 @@ func (c *Config) Warnings() []Problem {
 	}
 	if c.Scripts.TimeLimit > 10*time.Second {
 		out = append(out, Problem{Key: "scripts.time_limit", Message: fmt.Sprintf("a runaway script holds its route (and the router) for %s before it is stopped", c.Scripts.TimeLimit)})
+	}
+	if u, err := url.Parse(c.Admin.LDAP.URL); c.Admin.LDAP.URL != "" && err == nil && u.Scheme == "ldap" && !c.Admin.LDAP.StartTLS &&
+		!loopbackAddr(net.JoinHostPort(u.Hostname(), "0")) {
+		out = append(out, Problem{Key: "admin.ldap.url", Message: "people's passwords would cross the network in clear: use ldaps:// or start_tls: true"})
 	}
 	for i, s := range c.Sources {
 		if t, ok := LookupSourceType(s.Type); ok && t.Warnings != nil {

@@ -211,10 +211,15 @@ func AlertFactsKey(id string) string {
 const AlertFactsPrefix = "alerts.facts."
 
 // Session is a console session as StateBucket keeps it, under
-// SessionKey(a hash of the session id): the API token's hash, the CSRF
-// token, and when it began and was last used (to the minute).
+// SessionKey(a hash of the session id): whose it is (an API token's hash,
+// or a person signed in through Via, oidc or ldap, with their groups:
+// the role is read from them at each request), the CSRF token, and when
+// it began and was last used (to the minute).
 type Session struct {
-	TokenHash string    `json:"token_hash"`
+	TokenHash string    `json:"token_hash,omitempty"`
+	User      string    `json:"user,omitempty"`
+	Via       string    `json:"via,omitempty"`
+	Groups    []string  `json:"groups,omitempty"`
 	CSRF      string    `json:"csrf"`
 	Created   time.Time `json:"created"`
 	LastSeen  time.Time `json:"last_seen"`

@@ -50,24 +50,46 @@ const can = (role) => me && ({ viewer: 1, operator: 2, admin: 3 })[me.role] >= (
 const fmtTime = (s) => (s ? new Date(s).toLocaleString() : "");
 const errorLine = (e) => h("p", { class: "error", role: "alert" }, e.message || String(e));
 
-function signIn(why) {
+// signIn shows the ways to sign in this broker offers (GET /ui/sign-in):
+// single sign-on (admin.oidc), a directory's user name and password
+// (admin.ldap), an API token; and why the last attempt failed, when the
+// provider's round trip ended at #/signin?error=….
+async function signIn(why) {
   document.getElementById("nav").hidden = true;
   document.getElementById("signout").hidden = true;
   document.getElementById("who").textContent = "";
+  const [path, query] = location.hash.replace(/^#/, "").split("?");
+  if (!why && path === "/signin") why = new URLSearchParams(query || "").get("error") || undefined;
+  let ways = ["token"];
+  try { ways = (await api("GET", "/ui/sign-in")).ways; } catch (_) { /* a broker before 2026-12: tokens only */ }
+  const out = h("div", { id: "signin-error" });
+  const signedIn = (s) => { me = s; if (location.hash.startsWith("#/signin")) location.hash = "#/dashboard"; started(); };
+  const forms = [];
+  if (ways.includes("oidc")) {
+    forms.push(h("p", {}, h("a", { class: "button", id: "sso", href: "/ui/oidc/login" }, "Sign in with single sign-on")));
+  }
+  if (ways.includes("ldap")) {
+    const user = h("input", { id: "username", autocomplete: "username", required: true });
+    const pass = h("input", { id: "password", type: "password", autocomplete: "current-password", required: true });
+    forms.push(h("form", {
+      class: "signin", id: "signin-ldap",
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        try { signedIn(await api("POST", "/ui/login", { username: user.value, password: pass.value })); } catch (e) { pass.value = ""; out.replaceChildren(errorLine(e)); }
+      },
+    }, h("label", { for: "username" }, "User name"), user, h("label", { for: "password" }, "Password"), pass,
+      h("button", { type: "submit" }, "Sign in")));
+  }
   const input = h("input", { type: "password", id: "token", autocomplete: "off", required: true });
-  const out = h("div");
-  const form = h("form", {
+  forms.push(h("form", {
     class: "signin", id: "signin",
     onsubmit: async (ev) => {
       ev.preventDefault();
-      try {
-        me = await api("POST", "/ui/login", { token: input.value });
-        started();
-      } catch (e) { out.replaceChildren(errorLine(e)); }
+      try { signedIn(await api("POST", "/ui/login", { token: input.value })); } catch (e) { out.replaceChildren(errorLine(e)); }
     },
-  }, h("h2", {}, "Sign in"), h("label", { for: "token" }, "API token (admin.tokens)"), input,
-    h("button", { type: "submit" }, "Sign in"), out);
-  show(...(why ? [errorLine(why)] : []), form);
+  }, h("label", { for: "token" }, forms.length ? "Or an API token (admin.tokens)" : "API token (admin.tokens)"), input,
+    h("button", { type: "submit" }, "Sign in")));
+  show(h("h2", {}, "Sign in"), ...(why ? [errorLine(why)] : []), ...forms, out);
 }
 
 function started() {
