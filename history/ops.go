@@ -1,6 +1,7 @@
 package history
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/hl7/spec"
 	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go"
@@ -38,10 +40,26 @@ type Ops struct {
 // ErrUnknownDestination: a replay named a destination not configured.
 var ErrUnknownDestination = errors.New("no such destination")
 
-// Field is one field of a segment, by its HL7 path (PID-5), raw.
+// Field is one field of a segment, by its HL7 path (PID-5), raw; with
+// its name and data type from the HL7 v2 definitions of the message's
+// version (package spec), and, when it has several components or
+// repetitions, each component (and subcomponent) with its name.
 type Field struct {
-	Path  string `json:"path"`
-	Value string `json:"value"`
+	Path       string      `json:"path"`
+	Name       string      `json:"name,omitempty"`
+	Type       string      `json:"type,omitempty"`
+	Value      string      `json:"value"`
+	Components []Component `json:"components,omitempty"`
+}
+
+// Component is a component or subcomponent of a field's repetition, by
+// its path (PID-5.1, PID-3[2].4.1), its value unescaped.
+type Component struct {
+	Path          string      `json:"path"`
+	Name          string      `json:"name,omitempty"`
+	Type          string      `json:"type,omitempty"`
+	Value         string      `json:"value"`
+	Subcomponents []Component `json:"subcomponents,omitempty"`
 }
 
 // Segment is one segment and its non-empty fields.
@@ -164,6 +182,8 @@ func segments(data []byte) []Segment {
 	if err != nil {
 		return out
 	}
+	defs, _ := spec.Lookup(m.ValueString(hl7.Path{Segment: "MSH", Field: 12, Component: 1}))
+	d := m.Delimiters()
 	count := map[string]int{}
 	for seg := range m.Segments() {
 		name := seg.Name()
@@ -178,9 +198,61 @@ func segments(data []byte) []Segment {
 			if count[name] > 1 {
 				path = fmt.Sprintf("%s[%d]-%d", name, count[name], n)
 			}
-			s.Fields = append(s.Fields, Field{Path: path, Value: string(raw)})
+			f := Field{Path: path, Value: string(raw)}
+			if def := defs.Field(name, n); def != nil {
+				f.Name, f.Type = def.Name, def.Type
+			}
+			if f.Type == "varies" || f.Type == "VARIES" { // OBX-5: the type OBX-2 gives
+				if vt, ok := seg.Field(2); ok && defs.Types[string(vt)] != nil {
+					f.Type = string(vt)
+				}
+			}
+			if !(name == "MSH" && n <= 2) { // the separators themselves
+				f.Components = components(defs, d, f.Type, path, raw)
+			}
+			s.Fields = append(s.Fields, f)
 		}
 		out = append(out, s)
+	}
+	return out
+}
+
+// components splits a field's raw value into its repetitions'
+// components and subcomponents, named by its data type typ; none when
+// the value is one plain value.
+func components(defs *spec.Version, d hl7.Delimiters, typ, path string, raw []byte) []Component {
+	if !bytes.ContainsAny(raw, string([]byte{d.Component, d.Repetition, d.Subcomponent})) {
+		return nil
+	}
+	var out []Component
+	reps := bytes.Split(raw, []byte{d.Repetition})
+	for r, rep := range reps {
+		base := path
+		if len(reps) > 1 {
+			base = fmt.Sprintf("%s[%d]", path, r+1)
+		}
+		for c, comp := range bytes.Split(rep, []byte{d.Component}) {
+			if len(comp) == 0 {
+				continue
+			}
+			cp := Component{Path: base + "." + strconv.Itoa(c+1), Value: string(d.Unescape(comp))}
+			if def := defs.Component(typ, c+1); def != nil {
+				cp.Name, cp.Type = def.Name, def.Type
+			}
+			if subs := bytes.Split(comp, []byte{d.Subcomponent}); len(subs) > 1 {
+				for sIdx, sub := range subs {
+					if len(sub) == 0 {
+						continue
+					}
+					sc := Component{Path: cp.Path + "." + strconv.Itoa(sIdx+1), Value: string(d.Unescape(sub))}
+					if def := defs.Component(cp.Type, sIdx+1); def != nil {
+						sc.Name, sc.Type = def.Name, def.Type
+					}
+					cp.Subcomponents = append(cp.Subcomponents, sc)
+				}
+			}
+			out = append(out, cp)
+		}
 	}
 	return out
 }

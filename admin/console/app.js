@@ -321,6 +321,22 @@ function copyLines(text, base) {
     h("div", { class: baseLines.has(l) ? undefined : "changed" }, l)));
 }
 
+// fieldRow is a field with its name and data type (from the HL7 v2
+// definitions of the message's version); a field with components or
+// repetitions opens into them, each with its name, subcomponents below.
+function fieldRow(f) {
+  const named = (x) => [x.name || "", x.type ? h("span", { class: "type" }, " " + x.type) : null];
+  let value = f.value;
+  if (f.components && f.components.length) {
+    value = h("details", { class: "components" }, h("summary", {}, f.value),
+      h("table", {}, f.components.flatMap((c) => [
+        h("tr", { "data-path": c.path }, h("td", {}, c.path), h("td", {}, ...named(c)), h("td", {}, c.value)),
+        ...(c.subcomponents || []).map((sc) => h("tr", { class: "sub", "data-path": sc.path }, h("td", {}, sc.path), h("td", {}, ...named(sc)), h("td", {}, sc.value))),
+      ])));
+  }
+  return h("tr", { "data-path": f.path }, h("td", {}, f.path), h("td", {}, ...named(f)), h("td", {}, value));
+}
+
 async function message(id) {
   let m;
   try {
@@ -345,7 +361,7 @@ async function message(id) {
     h("h2", {}, "As received"), copyLines(m.message, m.message),
     h("h2", {}, "Segments and fields"),
     h("table", { id: "fields" }, h("tr", {}, ["Field", "Name", "Value"].map((c) => h("th", {}, c))),
-      (m.segments || []).flatMap((s) => s.fields.map((f) => h("tr", {}, h("td", {}, f.path), h("td", {}, fieldName(f.path)), h("td", {}, f.value))))),
+      (m.segments || []).flatMap((s) => s.fields.map(fieldRow))),
     h("h2", {}, "Each destination's copy"),
     h("div", { class: "copies" }, (m.copies || []).map((c) => h("div", { class: "copy", "data-destination": c.destination },
       h("h3", {}, c.destination, ": ", c.status, c.changed ? " (changed by a transform: highlighted)" : ""),

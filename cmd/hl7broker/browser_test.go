@@ -195,7 +195,13 @@ func TestBrowserConsole(t *testing.T) {
 	waitText(t, ctx, "#fields", "OBX[7]-3")
 	name, err := chromedp.Run(ctx, chromedp.Evaluate[string](`[...document.querySelectorAll("#fields tr")].find((tr) => tr.cells[0].textContent === "OBX[7]-3").cells[1].textContent`))
 	require.NoError(t, err)
-	assert.Equal(t, "Observation Identifier", name)
+	assert.Equal(t, "Observation Identifier CE", name, "the field's name and data type, from the definitions of 2.5.1")
+	// The component view: OBX[7]-3 opens into its components, named.
+	do(t, ctx, chromedp.Click(css(`#fields tr[data-path="OBX[7]-3"] summary`)))
+	waitText(t, ctx, `#fields tr[data-path="OBX[7]-3.2"]`, "Text")
+	waitText(t, ctx, `#fields tr[data-path="OBX[7]-3.2"]`, "Service comment")
+	waitText(t, ctx, `#fields tr[data-path="OBX[7]-3.3"]`, "Name of Coding System")
+	waitText(t, ctx, `#fields tr[data-path="PV1-44"]`, "Admit Date/Time") // a field the old hand-kept table did not name
 
 	// A hostile message is shown as text: no script ran, no image added.
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "hostile.hl7"), []byte(hostileADT), 0o600))
