@@ -46,6 +46,8 @@ type API struct {
 	Sessions Sessions
 	// People are the ways people sign in as themselves (OIDC, LDAP).
 	People *Ways
+	// Searches keeps each person's saved searches; nil: none.
+	Searches SearchStore
 
 	refusals refusals
 }
@@ -80,6 +82,9 @@ func (a *API) routes(mux registrar) {
 	h("GET /api/v1/alerts", RoleViewer, a.listAlerts)
 	h("POST /api/v1/alerts/{rule}/silence", RoleOperator, a.silence(false))
 	h("DELETE /api/v1/alerts/{rule}/silence", RoleOperator, a.silence(true))
+	h("GET /api/v1/searches", RoleViewer, a.listSearches)
+	h("PUT /api/v1/searches/{name}", RoleViewer, a.saveSearch)
+	h("DELETE /api/v1/searches/{name}", RoleViewer, a.deleteSearch)
 	mux.HandleFunc("POST /ui/login", a.login)
 	mux.HandleFunc("POST /ui/logout", a.logout)
 	mux.HandleFunc("GET /ui/session", a.sessionNow)

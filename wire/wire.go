@@ -5,6 +5,7 @@
 package wire
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"slices"
@@ -223,6 +224,22 @@ type Session struct {
 	CSRF      string    `json:"csrf"`
 	Created   time.Time `json:"created"`
 	LastSeen  time.Time `json:"last_seen"`
+}
+
+// SavedSearch is one of a person's saved searches as StateBucket keeps
+// them (a list per person, under SearchesKey): a name and the query of
+// GET /api/v1/messages it stands for.
+type SavedSearch struct {
+	Name    string    `json:"name"`
+	Query   string    `json:"query"`
+	SavedAt time.Time `json:"saved_at"`
+}
+
+// SearchesKey is the key of user's saved searches: a hash of the name
+// (names may hold characters a key may not).
+func SearchesKey(user string) string {
+	h := sha256.Sum256([]byte(user))
+	return "searches." + hex.EncodeToString(h[:16])
 }
 
 // SessionPrefix starts every session's key in StateBucket.

@@ -287,10 +287,22 @@ async function messages(params) {
   for (const k of ["from", "to"]) if (params.get(k)) q.set(k, new Date(params.get(k)).toISOString());
   if (params.get("key") && params.get("key_value")) q.set("key." + params.get("key"), params.get("key_value"));
   q.set("limit", "50");
-  const page = await api("GET", "/api/v1/messages?" + q.toString());
+  const [page, saved] = await Promise.all([api("GET", "/api/v1/messages?" + q.toString()),
+    api("GET", "/api/v1/searches").catch(() => ({ items: [] }))]);
   const next = new URLSearchParams(params);
   next.set("cursor", page.next_cursor);
-  show(h("h1", {}, "Messages"), form,
+  const save = h("button", {
+    type: "button", id: "save-search",
+    onclick: async () => {
+      const name = prompt("Save this search as (only you see it):");
+      if (!name) return;
+      const query = new URLSearchParams(q);
+      query.delete("cursor");
+      query.delete("limit");
+      try { await api("PUT", "/api/v1/searches/" + encodeURIComponent(name), { query: query.toString() }); route(); } catch (e) { alert(e.message); }
+    },
+  }, "Save this search");
+  show(h("h1", {}, "Messages"), savedSearches(saved.items), form, save,
     h("table", { id: "results" }, h("tr", {}, ["Received", "Control ID", "Type", "Listener", ...(me.search_keys || []), "Status", "Last error"].map((c) => h("th", {}, c))),
       page.items.map((m) => h("tr", {},
         h("td", {}, fmtTime(m.received_at)), h("td", {}, h("a", { href: "#/message/" + encodeURIComponent(m.id) }, m.control_id || "(none)")),
@@ -299,6 +311,28 @@ async function messages(params) {
         h("td", {}, m.destination ? m.destination.status + " (" + m.destination.destination + ")" : m.status), h("td", { class: "error" }, m.last_error || "")))),
     page.items.length === 0 ? h("p", {}, "No message matches.") : null,
     page.next_cursor ? h("a", { href: "#/messages?" + next.toString() }, "Next page") : null);
+}
+
+// savedSearches lists the person's saved searches: each opens the
+// messages page with its filters; × deletes it.
+function savedSearches(items) {
+  if (!items.length) return null;
+  const asPage = (query) => { // the API's filters as this page's
+    const out = new URLSearchParams();
+    for (const [k, v] of new URLSearchParams(query)) {
+      if (k.startsWith("key.")) { out.set("key", k.slice(4)); out.set("key_value", v); } else out.set(k, v);
+    }
+    return out.toString();
+  };
+  return h("p", { id: "saved-searches", class: "saved" }, "Saved searches: ", items.map((s) => h("span", { class: "saved-search", "data-name": s.name },
+    h("a", { href: "#/messages?" + asPage(s.query) }, s.name),
+    h("button", {
+      type: "button", class: "remove", title: "Delete the saved search " + s.name,
+      onclick: async () => {
+        if (!confirm("Delete the saved search " + s.name + "?")) return;
+        try { await api("DELETE", "/api/v1/searches/" + encodeURIComponent(s.name)); route(); } catch (e) { alert(e.message); }
+      },
+    }, "×"), " ")));
 }
 
 function journeyItem(e) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -16,6 +17,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hl7broker/hl7broker/internal/testkit"
 )
 
 // hostileADT is an ADT whose fields hold markup: the console must show
@@ -150,6 +153,24 @@ func TestBrowserConsole(t *testing.T) {
 	waitText(t, ctx, "#results td.key", "O'Brien")
 	waitText(t, ctx, "#results", "445566")
 	openUntil(t, ctx, base+"/ui/#/messages?key=mrn&key_value=445566", "#results", "A04-778812")
+
+	// Saved searches: save this one, open it again from the list on
+	// another visit, delete it.
+	_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.prompt = () => "MRN 445566"; true`))
+	require.NoError(t, err)
+	do(t, ctx, chromedp.Click(css("#save-search")))
+	waitText(t, ctx, "#saved-searches", "MRN 445566")
+	do(t, ctx, chromedp.Navigate(base+"/ui/#/messages?type=ZZZ"))
+	waitText(t, ctx, "main", "No message matches.")
+	do(t, ctx, chromedp.Click(css(`#saved-searches .saved-search[data-name="MRN 445566"] a`)))
+	waitText(t, ctx, "#results", "A04-778812")
+	do(t, ctx, chromedp.Click(css(`#saved-searches .saved-search[data-name="MRN 445566"] button.remove`)))
+	testkit.WaitFor(t, 20*time.Second, func() error {
+		if gone, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`!document.getElementById("saved-searches")`)); !gone {
+			return errors.New("the deleted saved search is still listed")
+		}
+		return nil
+	})
 	openUntil(t, ctx, base+"/ui/#/messages?destination=emr&status=dead_lettered", "#results", "dead_lettered (emr)")
 	do(t, ctx, chromedp.Click(css("#results a")))
 	waitText(t, ctx, "#journey", "dead-lettered for emr")
