@@ -37,6 +37,8 @@ type API struct {
 	AuditReady func(ctx context.Context) error
 	// SearchKeys are the configured search keys' names.
 	SearchKeys []string
+	// ContentSearch: searches by text are on (history.content_search).
+	ContentSearch bool
 	// MaxBulk bounds how many messages one replay or purge by filter takes.
 	MaxBulk int
 	// Alerts are the alert rules' state and silences; nil: none.
@@ -233,7 +235,8 @@ func errorCode(err error) int {
 	switch {
 	case errors.Is(err, history.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, history.ErrBadCursor), errors.Is(err, history.ErrUnknownDestination), errors.As(err, new(*badRequest)):
+	case errors.Is(err, history.ErrBadCursor), errors.Is(err, history.ErrUnknownDestination), errors.As(err, new(*badRequest)),
+		errors.As(err, new(*history.QueryError)):
 		return http.StatusBadRequest
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
@@ -339,7 +342,7 @@ func parseTime(key, s string) (time.Time, error) {
 // filterFrom reads a message filter from query-style values.
 func (a *API) filterFrom(get func(string) string, keys map[string]string) (history.Filter, error) {
 	f := history.Filter{ControlID: get("control_id"), Type: get("type"), Event: get("event"), Listener: get("listener"),
-		Status: get("status"), Destination: get("destination"), Cursor: get("cursor"), Keys: map[string]string{}}
+		Status: get("status"), Destination: get("destination"), Text: get("text"), Cursor: get("cursor"), Keys: map[string]string{}}
 	for name, v := range keys {
 		if !slices.Contains(a.SearchKeys, name) {
 			return f, bad("no search key named %q (history.search_keys has: %s)", name, strings.Join(a.SearchKeys, ", "))

@@ -29,7 +29,8 @@ type LDAP struct {
 	UserFilter     string // with {username}; default (uid={username})
 	GroupAttribute string // default memberOf
 	Roles          map[string]string
-	Timeout        time.Duration // each call; default 10s
+	Limits         map[string]Limits // group -> what its people are limited to
+	Timeout        time.Duration     // each call; default 10s
 }
 
 // errBadCredentials: the name or the password is wrong (one message for

@@ -32,6 +32,7 @@ type OIDC struct {
 	UserClaim    string            // default preferred_username, then email, then sub
 	Scopes       []string          // besides openid; default profile, email, groups
 	Roles        map[string]string // group -> role
+	Limits       map[string]Limits // group -> what its people are limited to
 	TLS          *tls.Config       // to trust the provider's certificate (nil: the system's)
 
 	mu       sync.Mutex

@@ -206,3 +206,31 @@ func TestRoleOfGroups(t *testing.T) {
 		assert.Equal(t, c.want != "", ok)
 	}
 }
+
+// A group's limits narrow what its people see, as a token's sources and
+// destinations do; a person also in a group without limits is not
+// limited; sources and destinations are limited apart.
+func TestLimitsOfGroups(t *testing.T) {
+	roles := map[string]string{"lab-analysts": RoleOperator, "radiology": RoleViewer, "integration": RoleAdmin, "emr-watchers": RoleViewer}
+	limits := map[string]Limits{"lab-analysts": {Sources: []string{"lab"}}, "radiology": {Sources: []string{"rad"}, Destinations: []string{"ris"}},
+		"emr-watchers": {Destinations: []string{"emr"}}}
+	for _, c := range []struct {
+		groups []string
+		want   Limits
+	}{
+		{[]string{"lab-analysts"}, Limits{Sources: []string{"lab"}}},
+		{[]string{"lab-analysts", "radiology"}, Limits{Sources: []string{"lab", "rad"}}},
+		{[]string{"radiology", "emr-watchers"}, Limits{Sources: nil, Destinations: []string{"emr", "ris"}}},
+		{[]string{"lab-analysts", "integration"}, Limits{}},
+		{[]string{"CN=lab-analysts,OU=Groups,DC=example,DC=org", "staff"}, Limits{Sources: []string{"lab"}}},
+	} {
+		assert.Equal(t, c.want, LimitsOf(c.groups, roles, limits), "%v", c.groups)
+	}
+	w := &Ways{}
+	w.Set(&OIDC{Roles: roles, Limits: limits}, nil)
+	tok, ok := w.token(Person{Name: "lara", Via: "oidc", Groups: []string{"lab-analysts"}})
+	require.True(t, ok)
+	assert.True(t, tok.MaySee("lab"))
+	assert.False(t, tok.MaySee("adt"), "a lab analyst signed in by single sign-on sees lab messages only")
+	assert.True(t, tok.MayUse("emr"))
+}

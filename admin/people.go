@@ -48,16 +48,21 @@ func (w *Ways) OIDC() *OIDC { return w.get().oidc }
 // LDAP is the directory way, or nil.
 func (w *Ways) LDAP() *LDAP { return w.get().ldap }
 
+// Limits are the listeners and sources, and the destinations, a group's
+// people are limited to (nil: all), as a token's Scoped.
+type Limits struct{ Sources, Destinations []string }
+
 // token is what person may do now: a Token named after them with the
-// highest role their groups map to; false when the way they came is off
-// or no group maps to a role any more.
+// highest role their groups map to, limited as their groups are; false
+// when the way they came is off or no group maps to a role any more.
 func (w *Ways) token(p Person) (Token, bool) {
 	var roles map[string]string
+	var limits map[string]Limits
 	switch g := w.get(); {
 	case p.Via == "oidc" && g.oidc != nil:
-		roles = g.oidc.Roles
+		roles, limits = g.oidc.Roles, g.oidc.Limits
 	case p.Via == "ldap" && g.ldap != nil:
-		roles = g.ldap.Roles
+		roles, limits = g.ldap.Roles, g.ldap.Limits
 	default:
 		return Token{}, false
 	}
@@ -65,7 +70,38 @@ func (w *Ways) token(p Person) (Token, bool) {
 	if !ok {
 		return Token{}, false
 	}
-	return Token{Name: p.Name, Role: role}, true
+	l := LimitsOf(p.Groups, roles, limits)
+	return Token{Name: p.Name, Role: role}.Scoped(l.Sources, l.Destinations), true
+}
+
+// LimitsOf is what a person in groups is limited to: nothing when any of
+// their groups with a role has no limits (that group sees all), else
+// every source and destination their limited groups allow, together.
+// Sources and Destinations are limited apart: a group limited to sources
+// only sees every destination.
+func LimitsOf(groups []string, roles map[string]string, limits map[string]Limits) Limits {
+	var out Limits
+	srcAll, dstAll := false, false
+	for _, g := range groups {
+		for key := range roles {
+			if !groupMatches(g, key) {
+				continue
+			}
+			l, ok := limits[key]
+			srcAll = srcAll || !ok || len(l.Sources) == 0
+			dstAll = dstAll || !ok || len(l.Destinations) == 0
+			out.Sources = append(out.Sources, l.Sources...)
+			out.Destinations = append(out.Destinations, l.Destinations...)
+		}
+	}
+	if srcAll {
+		out.Sources = nil
+	}
+	if dstAll {
+		out.Destinations = nil
+	}
+	out.Sources, out.Destinations = sortedGroups(out.Sources), sortedGroups(out.Destinations)
+	return out
 }
 
 // RoleOf is the highest role that groups map to in roles. A group

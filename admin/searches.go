@@ -25,7 +25,7 @@ const maxSavedSearches = 50
 
 // searchParams are what a saved search may hold: the filters of GET
 // /api/v1/messages (and key.<name>).
-var searchParams = []string{"control_id", "type", "event", "listener", "status", "destination", "from", "to", "limit"}
+var searchParams = []string{"control_id", "text", "type", "event", "listener", "status", "destination", "from", "to", "limit"}
 
 // checkSavedQuery says why query is not a search of messages, or "".
 func checkSavedQuery(query string) string {

@@ -266,6 +266,8 @@ type sessionInfo struct {
 	CSRF       string   `json:"csrf"`
 	SearchKeys []string `json:"search_keys"`
 	History    bool     `json:"history"`
+	// ContentSearch: the messages page offers a search by text.
+	ContentSearch bool `json:"content_search"`
 }
 
 func (a *API) info(tok Token, sess *session) sessionInfo {
@@ -273,7 +275,7 @@ func (a *API) info(tok Token, sess *session) sessionInfo {
 	if keys == nil {
 		keys = []string{} // the console lists them: never null
 	}
-	return sessionInfo{User: tok.Name, Role: tok.Role, CSRF: sess.csrf, SearchKeys: keys, History: a.Ops != nil}
+	return sessionInfo{User: tok.Name, Role: tok.Role, CSRF: sess.csrf, SearchKeys: keys, History: a.Ops != nil, ContentSearch: a.ContentSearch}
 }
 
 // login takes {"token": "..."}, or {"username", "password"} for the

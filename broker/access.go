@@ -74,11 +74,11 @@ func signInWays(cfg *config.Config) (*admin.OIDC, *admin.LDAP, error) {
 	var l *admin.LDAP
 	if c := cfg.Admin.OIDC; c.Issuer != "" {
 		o = &admin.OIDC{Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: c.ClientSecret, RedirectURL: c.RedirectURL,
-			GroupsClaim: c.GroupsClaim, UserClaim: c.UserClaim, Scopes: c.Scopes, Roles: c.Roles}
+			GroupsClaim: c.GroupsClaim, UserClaim: c.UserClaim, Scopes: c.Scopes, Roles: c.Roles, Limits: groupLimits(c.Limits)}
 	}
 	if c := cfg.Admin.LDAP; c.URL != "" {
 		l = &admin.LDAP{URL: c.URL, StartTLS: c.StartTLS, BindDN: c.BindDN, BindPassword: c.BindPassword, UserBase: c.UserBase,
-			UserFilter: c.UserFilter, GroupAttribute: c.GroupAttribute, Roles: c.Roles, Timeout: c.Timeout}
+			UserFilter: c.UserFilter, GroupAttribute: c.GroupAttribute, Roles: c.Roles, Limits: groupLimits(c.Limits), Timeout: c.Timeout}
 		if c.CAFile != "" {
 			tlsCfg, err := trusting("admin.ldap.ca_file", cfg.LDAPCAFile())
 			if err != nil {
@@ -91,6 +91,15 @@ func signInWays(cfg *config.Config) (*admin.OIDC, *admin.LDAP, error) {
 		}
 	}
 	return o, l, nil
+}
+
+// groupLimits are the config's limits of groups, as admin keeps them.
+func groupLimits(c map[string]config.GroupLimits) map[string]admin.Limits {
+	out := map[string]admin.Limits{}
+	for g, l := range c {
+		out[g] = admin.Limits{Sources: l.Sources, Destinations: l.Destinations}
+	}
+	return out
 }
 
 // trusting is a TLS client config that trusts the CAs in file (at key).

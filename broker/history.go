@@ -25,7 +25,7 @@ func (b *Broker) openHistory(cfg *config.Config) error {
 	}
 	b.events = store.NewEventLog(b.nats.JetStream, b.log)
 	paths, folded := cfg.History.KeyPaths()
-	ix, err := history.OpenIndex(filepath.Join(cfg.DataDir, IndexFile), paths, folded...)
+	ix, err := history.Open(filepath.Join(cfg.DataDir, IndexFile), paths, history.IndexOptions{Fold: folded, Content: cfg.History.ContentSearch})
 	if err != nil {
 		return err
 	}

@@ -95,3 +95,37 @@ func TestHistoryIndexIsRebuiltFromTheStreams(t *testing.T) {
 	assert.JSONEq(t, dlq, dlq2, "the same dead letters")
 	assert.JSONEq(t, journey, journey2, "the same journey")
 }
+
+// With history.content_search, the indexer reads every message's words
+// from HL7_IN as it is stored: a search by a word of any field finds it,
+// without regard to case or accents; a search by words with it off is
+// refused with why.
+func TestContentSearchFindsMessagesByTheirWords(t *testing.T) {
+	cfg := historyConfig(t, t.TempDir())
+	cfg.History.ContentSearch = true
+	p := startPipeline(t, cfg)
+	require.Equal(t, hl7.AA, p.send(t, "in", adtMsg("W-1", "MRN1", "A08")))
+	require.Equal(t, hl7.AA, p.send(t, "in", oruMsg("W-2")))
+	ix := p.ops.Index
+	found := func(text string) []string {
+		page, err := ix.Search(context.Background(), history.Filter{Text: text})
+		require.NoError(t, err)
+		var ids []string
+		for _, s := range page.Items {
+			ids = append(ids, s.ControlID)
+		}
+		return ids
+	}
+	testkit.WaitFor(t, 20*time.Second, func() error {
+		if got := found("muller"); len(got) != 1 || got[0] != "W-1" {
+			return fmt.Errorf("a search for muller finds %v, not W-1", got)
+		}
+		return nil
+	})
+	assert.Equal(t, []string{"W-2"}, found("hemoglobin g/dL"))
+	assert.Empty(t, found("müller hemoglobin"), "every word must be in the message")
+
+	off := startPipeline(t, historyConfig(t, t.TempDir()))
+	_, err := off.ops.Index.Search(context.Background(), history.Filter{Text: "muller"})
+	assert.ErrorIs(t, err, history.ErrNoContentSearch)
+}

@@ -212,7 +212,8 @@ func (b *Broker) startAdmin(cfg *config.Config) error {
 	}
 	api := &admin.API{Tokens: b.tokens, Ops: b.ops, Status: b.status, Audit: b.audit,
 		AuditReady: func(context.Context) error { return b.nats.AuditRoom() }, SearchKeys: slices.Sorted(maps.Keys(cfg.History.SearchKeys)),
-		Alerts: alertsAPI{b}, Sessions: admin.Sessions{Store: store.SessionKV{JetStream: b.nats.JetStream}, Max: cfg.Admin.SessionMax, Idle: cfg.Admin.SessionIdle},
+		ContentSearch: cfg.History.Enabled && cfg.History.ContentSearch,
+		Alerts:        alertsAPI{b}, Sessions: admin.Sessions{Store: store.SessionKV{JetStream: b.nats.JetStream}, Max: cfg.Admin.SessionMax, Idle: cfg.Admin.SessionIdle},
 		People: b.people, Searches: store.SearchesKV{JetStream: b.nats.JetStream}}
 	b.admin = &admin.Server{Metrics: b.metrics.reg, Ready: b.readiness, Log: b.log, API: api, CertFile: cfg.Admin.TLS.CertFile, KeyFile: cfg.Admin.TLS.KeyFile}
 	if err := b.admin.Start(cfg.Admin.Addr); err != nil {

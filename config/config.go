@@ -125,11 +125,22 @@ type OIDCConfig struct {
 	// mapped group is refused; in several, the highest role applies.
 	GroupsClaim string            `mapstructure:"groups_claim"`
 	Roles       map[string]string `mapstructure:"roles"`
+	// Limits narrow what a group's people see and act on, as a token's
+	// sources and destinations do (a lab analysts' group: sources:
+	// [lab]). A person in any mapped group without limits is not limited.
+	Limits map[string]GroupLimits `mapstructure:"limits"`
 	// UserClaim names the claim the audit trail names the person by
 	// (default preferred_username, then email, then sub).
 	UserClaim string `mapstructure:"user_claim"`
 	// Scopes asked for besides openid (default profile, email, groups).
 	Scopes []string `mapstructure:"scopes"`
+}
+
+// GroupLimits are the listeners and sources, and the destinations, a
+// group's people are limited to (empty: all).
+type GroupLimits struct {
+	Sources      []string `mapstructure:"sources"`
+	Destinations []string `mapstructure:"destinations"`
 }
 
 // LDAPConfig is sign-in with a directory's password (LDAP or Active
@@ -149,9 +160,10 @@ type LDAPConfig struct {
 	// GroupAttribute is the person's attribute listing their groups
 	// (default memberOf); Roles maps a group, by its DN or its first
 	// RDN's value (CN), to a role.
-	GroupAttribute string            `mapstructure:"group_attribute"`
-	Roles          map[string]string `mapstructure:"roles"`
-	Timeout        time.Duration     `mapstructure:"timeout"` // each directory call (default 10s)
+	GroupAttribute string                 `mapstructure:"group_attribute"`
+	Roles          map[string]string      `mapstructure:"roles"`
+	Limits         map[string]GroupLimits `mapstructure:"limits"`  // as admin.oidc.limits
+	Timeout        time.Duration          `mapstructure:"timeout"` // each directory call (default 10s)
 }
 
 // TokenConfig is one API token: a name (who, in the audit trail), a role,
@@ -243,6 +255,9 @@ type HistoryConfig struct {
 	// shown and resent as it was sent (at least the duplicate window).
 	KeepCopies time.Duration `mapstructure:"keep_copies"`
 	DLQMaxAge  time.Duration `mapstructure:"dlq_max_age"` // HL7_DLQ's max age
+	// ContentSearch indexes every message's words (SQLite FTS5) for
+	// GET /api/v1/messages?text=...: a PHI index, off by default.
+	ContentSearch bool `mapstructure:"content_search"`
 }
 
 // ListenerConfig is one MLLP listener.

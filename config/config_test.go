@@ -483,21 +483,24 @@ admin:
     client_secret: written-in-clear
     redirect_url: https://broker.example.org/callback
     roles: {analysts: superuser}
+    limits: {nobody: {sources: [nowhere]}}
   ldap:
     url: https://dc1.example.org
     user_filter: (uid=alice)
     bind_dn: cn=svc
 `))
 	for key, want := range map[string]string{
-		"admin.oidc.issuer":         "not an http or https URL",
-		"admin.oidc.client_secret":  "by reference",
-		"admin.oidc.redirect_url":   "/ui/oidc/callback",
-		"admin.oidc.roles.analysts": "superuser",
-		"admin.ldap.url":            "ldaps://",
-		"admin.ldap.user_base":      "subtree",
-		"admin.ldap.user_filter":    "{username}",
-		"admin.ldap":                "together",
-		"admin.ldap.roles":          "at least one group",
+		"admin.oidc.issuer":                   "not an http or https URL",
+		"admin.oidc.client_secret":            "by reference",
+		"admin.oidc.redirect_url":             "/ui/oidc/callback",
+		"admin.oidc.roles.analysts":           "superuser",
+		"admin.ldap.url":                      "ldaps://",
+		"admin.ldap.user_base":                "subtree",
+		"admin.ldap.user_filter":              "{username}",
+		"admin.ldap":                          "together",
+		"admin.ldap.roles":                    "at least one group",
+		"admin.oidc.limits.nobody":            "no role",
+		"admin.oidc.limits.nobody.sources[0]": `"nowhere"`,
 	} {
 		assert.Contains(t, got[key], want, key)
 	}

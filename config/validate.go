@@ -397,6 +397,23 @@ func (c *Config) validateSignIn(v *validator) {
 			v.oneOf(key+"."+g, m[g], "viewer", "operator", "admin")
 		}
 	}
+	limits := func(key string, m map[string]GroupLimits, roles map[string]string) {
+		for _, g := range slices.Sorted(maps.Keys(m)) {
+			if _, ok := roles[g]; !ok {
+				v.add(key+"."+g, "%q has no role in roles: limits are for groups that have one", g)
+			}
+			for j, s := range m[g].Sources {
+				if !slices.Contains(c.Origins(), s) {
+					v.add(fmt.Sprintf("%s.%s.sources[%d]", key, g, j), "no listener or source is named %q", s)
+				}
+			}
+			for j, d := range m[g].Destinations {
+				if _, ok := c.Destination(d); !ok {
+					v.add(fmt.Sprintf("%s.%s.destinations[%d]", key, g, j), "no destination is named %q", d)
+				}
+			}
+		}
+	}
 	if o := c.Admin.OIDC; o.Issuer != "" || o.ClientID != "" {
 		for _, k := range []struct{ key, value string }{{"issuer", o.Issuer}, {"client_id", o.ClientID}, {"redirect_url", o.RedirectURL}} {
 			if k.value == "" {
@@ -412,6 +429,7 @@ func (c *Config) validateSignIn(v *validator) {
 			v.add("admin.oidc.redirect_url", "the console's callback is the path /ui/oidc/callback, not %q", u.Path)
 		}
 		roles("admin.oidc.roles", o.Roles)
+		limits("admin.oidc.limits", o.Limits, o.Roles)
 	}
 	if l := c.Admin.LDAP; l.URL != "" {
 		if u, err := url.Parse(l.URL); err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Host == "" {
@@ -430,6 +448,7 @@ func (c *Config) validateSignIn(v *validator) {
 			v.fileExists("admin.ldap.ca_file", c.LDAPCAFile())
 		}
 		roles("admin.ldap.roles", l.Roles)
+		limits("admin.ldap.limits", l.Limits, l.Roles)
 	}
 }
 

@@ -94,6 +94,8 @@ func (ix *Index) apply(ctx context.Context, items []Item, now time.Time) error {
 		switch it.Stream {
 		case wire.StreamIn:
 			b.of(it.Seq).setHead(headOfRecord(it))
+		case StreamTexts:
+			b.texts = append(b.texts, it)
 		case wire.StreamEvents:
 			b.events(it)
 		case wire.StreamDLQ:
@@ -174,6 +176,16 @@ func (ix *Index) apply(ctx context.Context, items []Item, now time.Time) error {
 	}
 	if err := a.refreshLate(); err != nil {
 		return fmt.Errorf("history index: %w", err)
+	}
+	// Each message's words (applied twice, the same again).
+	texts := bulk{a: &a, head: `INSERT OR REPLACE INTO texts(rowid, body) VALUES `, cols: 2}
+	for _, it := range b.texts {
+		if err := texts.add(it.Seq, textOf(it.Data)); err != nil {
+			return fmt.Errorf("history index: content: %w", err)
+		}
+	}
+	if err := texts.flush(); err != nil {
+		return fmt.Errorf("history index: content: %w", err)
 	}
 	// What the latest attempt of each copy sent and got back.
 	sent := bulk{a: &a, head: `INSERT INTO sent(message, destination, at, attempt, payload, name, size, response) VALUES `, cols: 8,

@@ -20,6 +20,7 @@ type batch struct {
 	gone    []uint64 // dead letters replayed or purged
 	refused []refusedRow
 	sent    []wire.Event // attempts with what was sent and answered
+	texts   []Item       // messages from HL7_IN for content search
 }
 
 // refusedRow is a message ingest did not store: where its event stands

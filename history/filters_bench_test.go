@@ -88,7 +88,13 @@ func variedJourneys(seq uint64, from, to, n int) Item {
 
 // buildVaried indexes n varied messages, as the Indexer would.
 func buildVaried(tb testing.TB, path string, n int, keys map[string]string, fold ...string) *Index {
-	ix, err := OpenIndex(path, keys, fold...)
+	return buildVariedWith(tb, path, n, keys, IndexOptions{Fold: fold})
+}
+
+// buildVariedWith is buildVaried with options; with Content, each
+// message's words too.
+func buildVariedWith(tb testing.TB, path string, n int, keys map[string]string, o IndexOptions) *Index {
+	ix, err := Open(path, keys, o)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -100,6 +106,11 @@ func buildVaried(tb testing.TB, path string, n int, keys map[string]string, fold
 		for i := from; i < to; i++ {
 			it, _, _ := varied(i)
 			items = append(items, it)
+			if o.Content {
+				text := it
+				text.Stream = StreamTexts
+				items = append(items, text)
+			}
 		}
 		evSeq++
 		if err := ix.Apply(ctx, append(items, variedJourneys(evSeq, from, to, n))); err != nil {
@@ -179,4 +190,73 @@ func BenchmarkFilters(b *testing.B) {
 		}
 	}
 	b.ReportMetric(rate, "indexed_msgs/s")
+}
+
+// BenchmarkContentSearch times the first page (50) of searches by words
+// (history.content_search) over n varied messages, alone and with other
+// filters, and reports what the words cost: the index's rate and size
+// beside the same messages without them.
+//
+//	HL7BROKER_INDEX_BENCH_N=2000000 go test ./history -run '^$' -bench ContentSearch -benchtime 1x -timeout 60m
+func BenchmarkContentSearch(b *testing.B) {
+	n := 2_000_000
+	if v := benchN(); os.Getenv("HL7BROKER_INDEX_BENCH_N") != "" {
+		n = v
+	}
+	keys := map[string]string{"mrn": "PID-3.1", "accession": "OBR-3.1", "family": "PID-5.1"}
+	size := func(path string) float64 {
+		var total int64
+		for _, suffix := range []string{"", "-wal"} {
+			if st, err := os.Stat(path + suffix); err == nil {
+				total += st.Size()
+			}
+		}
+		return float64(total) / (1 << 20)
+	}
+	plainPath := filepath.Join(b.TempDir(), "plain.db")
+	start := time.Now()
+	buildVariedWith(b, plainPath, n, keys, IndexOptions{Fold: []string{"family"}}).Close()
+	plainRate := float64(n) / time.Since(start).Seconds()
+	path := filepath.Join(b.TempDir(), "history.db")
+	start = time.Now()
+	ix := buildVariedWith(b, path, n, keys, IndexOptions{Fold: []string{"family"}, Content: true})
+	defer ix.Close()
+	rate := float64(n) / time.Since(start).Seconds()
+	ctx := context.Background()
+	last := SyntheticStart.Add(time.Duration(n) * 300 * time.Millisecond)
+	d1f, d1t := last.Add(-36*time.Hour), last.Add(-12*time.Hour)
+	searches := []struct {
+		name string
+		f    Filter
+	}{
+		{"word_mrn_10_messages", Filter{Text: "MRN0123456"}},
+		{"word_accession_1_message", Filter{Text: fmt.Sprintf("ACC%08d", n/3)}},
+		{"word_name_5pct", Filter{Text: "rossi"}},
+		{"word_in_every_message", Filter{Text: "anna"}},
+		{"words_name_and_mrn", Filter{Text: "rossi MRN0000100"}},
+		{"phrase", Filter{Text: `"rossi anna"`}},
+		{"prefix_100_words", Filter{Text: "ACC0012*"}},
+		{"word_name_status_dead", Filter{Text: "rossi", Status: StatusDeadLettered}},
+		{"word_every_status_dead", Filter{Text: "anna", Status: StatusDeadLettered}},
+		{"word_name_type_ORM", Filter{Text: "rossi", Type: "ORM"}},
+		{"word_name_day", Filter{Text: "rossi", From: d1f, To: d1t}},
+		{"word_name_destination_ris", Filter{Text: "rossi", Destination: "ris"}},
+		{"word_with_key_mrn", Filter{Text: "anna", Keys: map[string]string{"mrn": "MRN0123456"}}},
+		{"word_none", Filter{Text: "nosuchword"}},
+	}
+	b.ResetTimer()
+	for range b.N {
+		for _, q := range searches {
+			q.f.Limit = 50
+			t0 := time.Now()
+			if _, err := ix.Search(ctx, q.f); err != nil {
+				b.Fatalf("%s: %v", q.name, err)
+			}
+			b.ReportMetric(float64(time.Since(t0).Microseconds())/1000, q.name+"_ms")
+		}
+	}
+	b.ReportMetric(rate, "indexed_msgs/s")
+	b.ReportMetric(plainRate, "indexed_without_words_msgs/s")
+	b.ReportMetric(size(path), "index_MB")
+	b.ReportMetric(size(plainPath), "index_without_words_MB")
 }

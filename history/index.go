@@ -28,6 +28,10 @@ type Index struct {
 	keys  map[string]string
 	paths map[string]hl7.Path // keys, parsed
 	fold  map[string]bool     // keys matched without case and accents
+	// content: messages' words are indexed (history.content_search);
+	// pruneTexts is the statement that prunes them ("" without).
+	content    bool
+	pruneTexts string
 
 	// The writer's state between batches (one goroutine applies).
 	held *batch    // messages waiting for the rest of their journey
@@ -143,13 +147,29 @@ CREATE INDEX IF NOT EXISTS refused_control ON refused(control_id);
 // Keys named in fold are matched without case or accents (their values
 // are indexed folded, hl7.FoldKey).
 func OpenIndex(path string, searchKeys map[string]string, fold ...string) (*Index, error) {
+	return Open(path, searchKeys, IndexOptions{Fold: fold})
+}
+
+// IndexOptions are how an index is made beyond its search keys.
+type IndexOptions struct {
+	Fold []string // keys matched without case or accents
+	// Content indexes every message's words for Filter.Text
+	// (history.content_search); turned on or off, the index is rebuilt.
+	Content bool
+}
+
+// Open is OpenIndex with options.
+func Open(path string, searchKeys map[string]string, o IndexOptions) (*Index, error) {
 	paths, err := hl7.SearchKeyPaths(searchKeys)
 	if err != nil {
 		return nil, fmt.Errorf("history index: %w", err)
 	}
-	ix := &Index{path: path, keys: searchKeys, paths: paths, fold: map[string]bool{}}
-	for _, name := range fold {
+	ix := &Index{path: path, keys: searchKeys, paths: paths, fold: map[string]bool{}, content: o.Content}
+	for _, name := range o.Fold {
 		ix.fold[name] = true
+	}
+	if ix.content {
+		ix.pruneTexts = `DELETE FROM texts WHERE rowid IN (SELECT rowid FROM texts WHERE rowid < ? LIMIT 10000)`
 	}
 	if err := ix.open(); err != nil {
 		return nil, err
@@ -188,6 +208,12 @@ func (ix *Index) open() error {
 		ix.w.Close()
 		return fmt.Errorf("history index %s: %w", ix.path, err)
 	}
+	if ix.content {
+		if _, err := ix.w.Exec(textsSchema); err != nil {
+			ix.w.Close()
+			return fmt.Errorf("history index %s: content search: %w", ix.path, err)
+		}
+	}
 	if err := ix.addColumns(); err != nil {
 		ix.w.Close()
 		return fmt.Errorf("history index %s: %w", ix.path, err)
@@ -217,6 +243,9 @@ func (ix *Index) signature() string {
 		if ix.fold[k] {
 			b.WriteString(" folded")
 		}
+	}
+	if ix.content {
+		b.WriteString(";content")
 	}
 	return b.String()
 }
@@ -265,7 +294,11 @@ func (ix *Index) Positions(ctx context.Context) (Positions, error) {
 
 // Reset empties the index; the Indexer then reads every stream again.
 func (ix *Index) Reset(ctx context.Context) error {
-	for _, t := range []string{"messages", "keys", "dests", "sent", "journeys", "dlq", "audit", "audit_keys", "totals"} {
+	tables := []string{"messages", "keys", "dests", "sent", "journeys", "dlq", "audit", "audit_keys", "totals"}
+	if ix.content {
+		tables = append(tables, "texts")
+	}
+	for _, t := range tables {
 		if _, err := ix.w.ExecContext(ctx, "DELETE FROM "+t); err != nil {
 			return fmt.Errorf("history index: %w", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hl7broker/hl7broker/wire"
@@ -64,12 +65,20 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	inbox := make(chan Item, indexBatch)
-	for _, name := range consumedStreams {
+	consumed := consumedStreams
+	if ix.Index.content { // every message's words, from HL7_IN, under a position of their own
+		consumed = append(slices.Clip(consumed), StreamTexts)
+	}
+	for _, name := range consumed {
+		stream := name
+		if name == StreamTexts {
+			stream = wire.StreamIn
+		}
 		cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
 		if p := pos[name]; p > 0 {
 			cfg = jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: p + 1}
 		}
-		cons, err := ix.JetStream.OrderedConsumer(ctx, name, cfg)
+		cons, err := ix.JetStream.OrderedConsumer(ctx, stream, cfg)
 		if err != nil {
 			return fmt.Errorf("history index: %s: %w", name, err)
 		}

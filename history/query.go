@@ -33,8 +33,12 @@ type Filter struct {
 	// token limited to some listeners and sources).
 	Listeners []string
 	From, To  time.Time
-	Limit     int    // default 50, at most 1000
-	Cursor    string // next_cursor of the previous page (the last id it showed)
+	// Text, with history.content_search, keeps messages holding every
+	// word of it (a word ending in * a prefix, "a phrase" in quotes), in
+	// any field, without regard to case or accents.
+	Text   string
+	Limit  int    // default 50, at most 1000
+	Cursor string // next_cursor of the previous page (the last id it showed)
 }
 
 // Summary is a message in a page of results: names and codes, no content.
@@ -155,8 +159,21 @@ func (ix *Index) Search(ctx context.Context, f Filter) (Page, error) {
 	// many messages share (a common name) beside another filter is only
 	// checked, message by message, while that filter's index leads.
 	others := f.ControlID != "" || f.Type != "" || f.Event != "" || f.Listener != "" || f.Status != "" || f.Destination != "" ||
-		!f.From.IsZero() || !f.To.IsZero()
+		!f.From.IsZero() || !f.To.IsZero() || f.Text != ""
 	lead := len(keys) > 0 && (keys[0].count < manyKeyed || !others)
+	// Words lead unless a search key does: FTS5 yields their messages
+	// newest first (ORDER BY rowid DESC), the rest is checked message by
+	// message.
+	text := ""
+	if f.Text != "" {
+		if !ix.content {
+			return Page{}, ErrNoContentSearch
+		}
+		if text, err = ftsQuery(f.Text); err != nil {
+			return Page{}, err
+		}
+	}
+	textLeads := text != "" && !lead
 	leadAt, leadValues := -1, []string(nil) // the leading prefix's condition in where, and the values it stands for
 	for i, k := range keys {
 		t := fmt.Sprintf("k%d", i)
@@ -181,6 +198,13 @@ func (ix *Index) Search(ctx context.Context, f Filter) (Page, error) {
 	}
 	switch {
 	case lead:
+		if text != "" { // checked for each of the key's few messages, not listed whole
+			add("EXISTS (SELECT 1 FROM texts WHERE texts MATCH ? AND rowid = m.id)", text)
+		}
+	case textLeads:
+		from, idCol = "texts t CROSS JOIN messages m", "t.rowid"
+		add("t.texts MATCH ?", text)
+		add("m.id = t.rowid")
 	case f.Destination != "":
 		from, idCol = "dests d CROSS JOIN messages m", "d.message"
 		add("m.id = d.message")
@@ -195,9 +219,9 @@ func (ix *Index) Search(ctx context.Context, f Filter) (Page, error) {
 		add("m.listener IN "+in, a...)
 	}
 	if f.Destination != "" {
-		if lead {
+		if lead || textLeads {
 			from += " CROSS JOIN dests d"
-			add("d.message = k0.message")
+			add("d.message = " + idCol)
 		}
 		add("d.destination = ?", f.Destination)
 		cols += ", d.status, d.attempts, d.code, d.reason, d.at, d.changed"
@@ -778,7 +802,11 @@ func (ix *Index) Prune(ctx context.Context, firstIn, firstDLQ, firstAudit uint64
 		{`DELETE FROM dlq WHERE id IN (SELECT id FROM dlq WHERE id < ? LIMIT 10000)`, firstDLQ},
 		{`DELETE FROM audit WHERE seq IN (SELECT seq FROM audit WHERE seq < ? LIMIT 10000)`, firstAudit},
 		{`DELETE FROM audit_keys WHERE seq IN (SELECT seq FROM audit_keys WHERE seq < ? LIMIT 10000)`, firstAudit},
+		{ix.pruneTexts, firstIn},
 	} {
+		if q.sql == "" {
+			continue
+		}
 		for {
 			res, err := ix.w.ExecContext(ctx, q.sql, q.bound)
 			if err != nil {

@@ -275,6 +275,7 @@ async function messages(params) {
       location.hash = "#/messages?" + q.toString();
     },
   }, field("control_id", "Control ID (MSH-10)"),
+    me.content_search ? field("text", "Words in the message (all of them; end a word with * for a prefix)", { size: 30, id: "text" }) : null,
     (me.search_keys || []).length ? h("label", {}, "Search key", keyName) : null,
     (me.search_keys || []).length ? field("key_value", "Value (end with * for a prefix: ngu*)") : null,
     field("type", "Type", { size: 5 }), field("event", "Event", { size: 5 }), field("listener", "Listener", { size: 10 }),
@@ -283,7 +284,7 @@ async function messages(params) {
     field("from", "From", { type: "datetime-local" }), field("to", "To", { type: "datetime-local" }),
     h("button", { type: "submit" }, "Search"));
   const q = new URLSearchParams();
-  for (const k of ["control_id", "type", "event", "listener", "destination", "status", "cursor"]) if (params.get(k)) q.set(k, params.get(k));
+  for (const k of ["control_id", "text", "type", "event", "listener", "destination", "status", "cursor"]) if (params.get(k)) q.set(k, params.get(k));
   for (const k of ["from", "to"]) if (params.get(k)) q.set(k, new Date(params.get(k)).toISOString());
   if (params.get("key") && params.get("key_value")) q.set("key." + params.get("key"), params.get("key_value"));
   q.set("limit", "50");

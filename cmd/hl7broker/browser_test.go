@@ -154,8 +154,14 @@ func TestBrowserConsole(t *testing.T) {
 	waitText(t, ctx, "#results", "445566")
 	openUntil(t, ctx, base+"/ui/#/messages?key=mrn&key_value=445566", "#results", "A04-778812")
 
-	// Saved searches: save this one, open it again from the list on
-	// another visit, delete it.
+	// Words of the message, any field (history.content_search).
+	openUntil(t, ctx, base+"/ui/#/messages?text=o%27brien", "#results", "A04-778812")
+	do(t, ctx, chromedp.Navigate(base+"/ui/#/messages?text=o%27brien+nosuchword"))
+	waitText(t, ctx, "main", "No message matches.")
+
+	// Saved searches: save the search by MRN, open it again from the
+	// list on another visit, delete it.
+	openUntil(t, ctx, base+"/ui/#/messages?key=mrn&key_value=445566", "#results", "A04-778812")
 	_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.prompt = () => "MRN 445566"; true`))
 	require.NoError(t, err)
 	do(t, ctx, chromedp.Click(css("#save-search")))

@@ -241,8 +241,10 @@ func (b *bidi) signIn(t *testing.T, tab, base, token, who string) {
 	b.until(t, tab, "", `document.getElementById("who").textContent`, who)
 }
 
-// The console in Firefox: sign in, find a message by MRN, open it, a
-// hostile message shown as text, a change without the CSRF token refused.
+// The console in Firefox: sign in, find a message by MRN, by a name's
+// prefix and by its words, open it (named components, the downstream's
+// ACK), a hostile message shown as text, a change without the CSRF token
+// refused.
 func TestBrowserConsoleFirefox(t *testing.T) {
 	b, tab := firefox(t)
 	down := startDownstream(t)
@@ -264,6 +266,13 @@ func TestBrowserConsoleFirefox(t *testing.T) {
 
 	b.until(t, tab, base+"/ui/#/messages?key=mrn&key_value=445566", `document.getElementById("results").textContent`, "A04-778812")
 	b.until(t, tab, base+"/ui/#/messages?key=family&key_value=O%27BRIEN", `document.getElementById("results").textContent`, "O'Brien")
+	// Words of the message; its fields opened into named components;
+	// what the EMR answered.
+	b.until(t, tab, base+"/ui/#/messages?text=o%27brien", `document.getElementById("results").textContent`, "A04-778812")
+	_, err = b.eval(tab, `(document.querySelector("#results a").click(), "")`)
+	require.NoError(t, err)
+	b.until(t, tab, "", `(document.querySelector('#fields tr[data-path="PID-5.1"]') || {}).textContent || ""`, "Family Name")
+	b.until(t, tab, "", `(document.querySelector('.copy[data-destination="emr"] pre.response') || {}).textContent || ""`, "MSA|AA|A04-778812")
 	b.until(t, tab, base+"/ui/#/messages?control_id=HOSTILE-1", `document.getElementById("results").textContent`, "HOSTILE-1")
 	_, err = b.eval(tab, `(document.querySelector("#results a").click(), "")`)
 	require.NoError(t, err)

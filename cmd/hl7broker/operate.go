@@ -113,7 +113,7 @@ func newMessagesCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "messages", Short: "Search, show and replay stored messages (a running broker's admin API)"}
 	apiFlags(cmd)
 	f := map[string]*string{} // query parameter → its flag's value, shared by search and replay
-	for _, k := range []string{"control_id", "type", "event", "listener", "status", "from", "to", "destination", "cursor"} {
+	for _, k := range []string{"control_id", "text", "type", "event", "listener", "status", "from", "to", "destination", "cursor"} {
 		f[k] = new(string)
 	}
 	var keys []string
@@ -122,7 +122,8 @@ func newMessagesCmd() *cobra.Command {
 		for _, fl := range [][3]string{{"control-id", "control_id", "MSH-10"}, {"type", "type", "message type (MSH-9.1), e.g. ADT"},
 			{"event", "event", "trigger event (MSH-9.2), e.g. A01"}, {"listener", "listener", "listener name"},
 			{"status", "status", "status: " + strings.Join(history.Statuses, ", ")},
-			{"from", "from", "received at or after (RFC 3339 or a date)"}, {"to", "to", "received before (RFC 3339 or a date)"}} {
+			{"from", "from", "received at or after (RFC 3339 or a date)"}, {"to", "to", "received before (RFC 3339 or a date)"},
+			{"text", "text", "words in the message, all of them (history.content_search; ngu* a prefix, \"a phrase\")"}} {
 			c.Flags().StringVar(f[fl[1]], fl[0], "", fl[2])
 		}
 		if withDest {

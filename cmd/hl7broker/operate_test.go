@@ -79,6 +79,7 @@ admin:
     - {name: victor, role: viewer, token_file: %s}
 history:
   search_keys: {mrn: PID-3.1, family: {path: PID-5.1, fold: true}}
+  content_search: true
 listeners:
   - {name: adt, addr: "%s"}
 routes:
@@ -156,6 +157,11 @@ func TestOperateDeadLettersEndToEnd(t *testing.T) {
 	_, code = cli(t, server, victor, &page, "messages", "search", "--key", "mrn=445566")
 	require.Equal(t, 0, code)
 	require.Len(t, page.Items, 1, "found by MRN (PID-3.1)")
+	assert.Equal(t, letter.MessageID, page.Items[0].ID)
+	require.Eventually(t, func() bool { // the words are indexed as the message is read from the store
+		_, code = cli(t, server, victor, &page, "messages", "search", "--text", "o'brien")
+		return code == 0 && len(page.Items) == 1
+	}, 10*time.Second, 50*time.Millisecond, "waiting for the message, by a word of its content")
 	assert.Equal(t, letter.MessageID, page.Items[0].ID)
 
 	// Pause, fix the downstream, resume, replay.
