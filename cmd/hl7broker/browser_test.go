@@ -182,6 +182,8 @@ func TestBrowserConsole(t *testing.T) {
 	waitText(t, ctx, "#journey", "dead-lettered for emr")
 	waitText(t, ctx, "#fields", "Patient Name")
 	waitText(t, ctx, `.copy[data-destination="emr"] pre.response`, "MSA|AR|A04-778812") // what the EMR answered, whole
+	do(t, ctx, chromedp.Click(css(`#fields tr[data-path="PID-5"] summary`)))
+	waitText(t, ctx, `#fields tr[data-path="PID-5.2"]`, "Given Name")
 	screenshot(t, ctx, "message")
 
 	// The audit by patient: who viewed this MRN's messages, and an export.
