@@ -26,6 +26,7 @@ type metrics struct {
 	attemptSecs  *prometheus.HistogramVec // destination
 	reloads      *prometheus.CounterVec   // result: applied | partly_applied | invalid
 	reusedIDs    *prometheus.CounterVec   // listener
+	problems     *prometheus.CounterVec   // listener, code
 	restarts     *prometheus.CounterVec   // component
 	files        *ingest.FileMetrics      // source (file sources)
 	lastMessage  *prometheus.GaugeVec     // source: Unix time of its last message
@@ -58,6 +59,7 @@ func newMetrics() *metrics {
 	m.attemptSecs = histogram("delivery_seconds", "Time of one delivery attempt.", "destination")
 	m.reloads = counter("config_reloads_total", "Config reloads: applied, partly_applied (a listener could not bind) or invalid (the running config stayed).", "result")
 	m.reusedIDs = counter("control_ids_reused_total", "Messages stored whose listener, MSH-3, MSH-4 and MSH-10 equal those of a different message stored within the duplicate window.", "listener")
+	m.problems = counter("validation_problems_total", "Problems validation found in messages received (HL7 table 0357 code: 100 segment sequence, 101 required field missing, 102 data type, 103 table value), whether the message was stored (validation: record) or refused (reject).", "listener", "code")
 	m.restarts = counter("component_restarts_total", "Times a supervised part (router, janitor, destination:NAME, listener:NAME) stopped or panicked and was restarted.", "component")
 	m.files = &ingest.FileMetrics{
 		Files:           counter("source_files_total", "Files a file source finished: done (every message stored) or error (moved to error_dir with a report).", "source", "outcome"),
@@ -80,7 +82,8 @@ func newMetrics() *metrics {
 
 // ingest is the series an ingest counts into.
 func (m *metrics) ingest() *ingest.Metrics {
-	return &ingest.Metrics{Received: m.received, Acks: m.acks, StoreSeconds: m.storeSeconds, ReusedIDs: m.reusedIDs, LastMessage: m.lastMessage}
+	return &ingest.Metrics{Received: m.received, Acks: m.acks, StoreSeconds: m.storeSeconds, ReusedIDs: m.reusedIDs, LastMessage: m.lastMessage,
+		Problems: m.problems}
 }
 
 // watch registers what is read at scrape time: open connections per

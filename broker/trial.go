@@ -1,10 +1,12 @@
 package broker
 
 import (
+	"fmt"
 	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/delivery"
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/hl7/spec"
 	"github.com/hl7broker/hl7broker/ingest"
 	"github.com/hl7broker/hl7broker/routing"
 	"github.com/hl7broker/hl7broker/script"
@@ -32,8 +34,11 @@ type TrialResult struct {
 	Refused                  string
 	Type, Trigger, ControlID string
 	Listener                 string
-	routing.Plan             // the routes' verdicts, dead letters, log lines
-	Sent                     []TrialCopy
+	// Problems are what the listener's validation finds (none when it
+	// is off); with validation: reject, Refused says so too.
+	Problems     []spec.Problem
+	routing.Plan // the routes' verdicts, dead letters, log lines
+	Sent         []TrialCopy
 }
 
 // TrialCopy is one copy as its destination would receive it.
@@ -66,6 +71,12 @@ func (t *Trial) Run(listener string, raw []byte) TrialResult {
 	r := TrialResult{Type: m.Type(), Trigger: m.Trigger(), ControlID: m.ControlID()}
 	if r.Listener, r.Refused = t.cfg.IntakeFor(listener, m.Type()); r.Refused != "" {
 		return r
+	}
+	if in, ok := t.cfg.Intake(r.Listener); ok && in.Validation != "off" {
+		if r.Problems = spec.Validate(m); len(r.Problems) > 0 && in.Validation == "reject" {
+			r.Refused = fmt.Sprintf("listener %s validates (reject) and finds %d problems (AR)", r.Listener, len(r.Problems))
+			return r
+		}
 	}
 	r.Plan = routing.Evaluate(t.routes, t.cfg.Unrouted.To, condition.Input{Listener: r.Listener, Message: m}, raw, true)
 	for _, c := range r.Copies {

@@ -16,6 +16,7 @@ import (
 	"github.com/hl7broker/hl7broker/admin"
 	"github.com/hl7broker/hl7broker/alerts"
 	"github.com/hl7broker/hl7broker/history"
+	"github.com/hl7broker/hl7broker/hl7/spec"
 	"github.com/hl7broker/hl7broker/wire"
 )
 
@@ -125,6 +126,13 @@ func WriteMessage(w io.Writer, v history.View) {
 		var e wire.Event
 		_ = json.Unmarshal(raw, &e)
 		fmt.Fprintf(w, "  %s  %s\n", When(e.At), e.Describe())
+	}
+}
+
+// WriteProblems writes what validation found, a line each.
+func WriteProblems(w io.Writer, problems []spec.Problem) {
+	for _, p := range problems {
+		fmt.Fprintf(w, "invalid: %s (HL7 0357 code %d): %s\n", p.Location, p.Code, p.Reason)
 	}
 }
 

@@ -274,6 +274,10 @@ type ListenerConfig struct {
 	// Charset names the messages' character set (HL7 table 0211 or an
 	// alias), as a source's charset; empty: MSH-18.
 	Charset string `mapstructure:"charset"`
+	// Validation checks each message against its version's HL7
+	// definitions: off; record (the default: stored, problems in its
+	// journey); reject (AR with an ERR per problem, nothing stored).
+	Validation string `mapstructure:"validation" enum:"off,record,reject"`
 
 	maxBytesDefaulted bool // max_message_bytes left out: it may shrink to fit NATS's max_payload
 }
@@ -398,6 +402,8 @@ var defaults = map[string]any{
 	"limits.frames_memory":   DefaultFramesMemory,
 
 	"listeners[].ack_mode":          "auto",
+	"listeners[].validation":        "record",
+	"sources[].validation":          "record",
 	"listeners[].max_message_bytes": DefaultMaxMessageBytes,
 	"listeners[].max_connections":   DefaultMaxConnections,
 	"listeners[].idle_timeout":      DefaultIdleTimeout,

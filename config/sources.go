@@ -23,6 +23,8 @@ type SourceConfig struct {
 	// alias); empty: MSH-18 when it names one. Bytes are stored as they
 	// are; a mismatch is logged (where, never what) and counted.
 	Charset string `mapstructure:"charset"`
+	// Validation is as a listener's: off, record (default) or reject.
+	Validation string `mapstructure:"validation" enum:"off,record,reject"`
 
 	// Options are the keys of the source's type, as a pointer to the
 	// struct its registration names (SourceType.Options), decoded from the
@@ -122,7 +124,8 @@ func (c *Config) mllpSourcesAsListeners() {
 			continue
 		}
 		l := ListenerConfig{Name: s.Name, Addr: o.Addr, AckMode: o.AckMode, MaxMessageBytes: s.MaxMessageBytes, AcceptTypes: s.AcceptTypes,
-			MaxConnections: o.MaxConnections, IdleTimeout: o.IdleTimeout, ReadTimeout: o.ReadTimeout, TLS: o.TLS, Charset: s.Charset}
+			MaxConnections: o.MaxConnections, IdleTimeout: o.IdleTimeout, ReadTimeout: o.ReadTimeout, TLS: o.TLS, Charset: s.Charset,
+			Validation: s.Validation}
 		if _, zero := s.zeros["idle_timeout"]; zero {
 			l.IdleTimeout = NoTimeout // idle_timeout: 0 written out: none
 		}
@@ -189,7 +192,7 @@ func (c *Config) SourceToken(t SourceTokenConfig) (string, error) {
 // Listener is the ingest settings of a source, in a listener's shape:
 // ingest treats both alike.
 func (s SourceConfig) Listener() ListenerConfig {
-	return ListenerConfig{Name: s.Name, MaxMessageBytes: s.MaxMessageBytes, AcceptTypes: s.AcceptTypes, AckMode: "original"}
+	return ListenerConfig{Name: s.Name, MaxMessageBytes: s.MaxMessageBytes, AcceptTypes: s.AcceptTypes, AckMode: "original", Validation: s.Validation}
 }
 
 // Intakes are every listener and source, a source in a listener's shape
@@ -271,6 +274,17 @@ func (c *Config) IntakeFor(want, typ string) (name, why string) {
 		}
 	}
 	return "", fmt.Sprintf("no listener accepts %s (AR)", typ)
+}
+
+// Intake returns the listener or source named name, in a listener's
+// shape.
+func (c *Config) Intake(name string) (ListenerConfig, bool) {
+	for _, l := range c.Intakes() {
+		if l.Name == name {
+			return l, true
+		}
+	}
+	return ListenerConfig{}, false
 }
 
 // Destination returns the destination named name.

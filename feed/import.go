@@ -145,6 +145,12 @@ func PrintSurvey(w io.Writer, s ingest.Survey, snd *Sender) {
 		fmt.Fprintf(w, "invalid by code: %s\n", strings.Join(parts, ", "))
 	}
 	fmt.Fprintf(w, "duplicates by content: %d\ncontrol IDs reused for other content: %d\n", s.DuplicateContent, s.ReusedControlIDs)
+	fmt.Fprintf(w, "validation against each message's HL7 version: %d messages with problems", s.WithProblems)
+	if len(s.ByProblem) > 0 {
+		fmt.Fprintf(w, " (by code and place: %s)", countList(s.ByProblem))
+	}
+	fmt.Fprintf(w, "\npatients whose demographics conflict (one identifier, another name, birth date or sex): %d\n", s.DemographicConflicts)
+	fmt.Fprintf(w, "types: %s\nversions: %s\nsenders: %s\n", countList(s.Types), countList(s.Versions), countList(s.Senders))
 	if s.ByDestination != nil {
 		fmt.Fprintf(w, "routing (per --config): copies by destination: %s; no route: %d; transform failed: %s\n",
 			countList(s.ByDestination), s.Unrouted, countList(s.TransformFailed))

@@ -128,6 +128,9 @@ type View struct {
 	Message  string        `json:"message"` // as received, segments ended by \r
 	Segments []Segment     `json:"segments"`
 	Copies   []CopyContent `json:"copies"`
+	// Validation is what validation found when it was received (where and
+	// the HL7 table 0357 code; [] for none, or when it was not checked).
+	Validation []wire.Problem `json:"validation"`
 }
 
 // Show returns message id with its content, copies and journey.
@@ -142,7 +145,13 @@ func (o *Ops) Show(ctx context.Context, id uint64) (View, error) {
 	} else if err != nil {
 		return View{}, err
 	}
-	v := View{Detail: d, Message: string(in.Data), Segments: segments(in.Data), Copies: []CopyContent{}}
+	v := View{Detail: d, Message: string(in.Data), Segments: segments(in.Data), Copies: []CopyContent{}, Validation: []wire.Problem{}}
+	for _, raw := range d.Journey {
+		var e wire.Event
+		if wire.ParseEvent(raw, &e) == nil && e.Kind == wire.EventReceived && len(e.Problems) > 0 {
+			v.Validation = e.Problems
+		}
+	}
 	sent, err := o.Index.sent(ctx, id)
 	if err != nil {
 		return View{}, err

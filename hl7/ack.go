@@ -67,6 +67,10 @@ type AckOptions struct {
 	// Err fills the ERR segment (code, severity, location). An AE/AR
 	// without Err gets code 207, application internal error.
 	Err *Error
+	// More are further errors, an ERR segment each after Err's (a
+	// validation's problems), each with its own Reason as its user
+	// message.
+	More []*Error
 	// ControlID is the ACK's own MSH-10; empty generates a unique one.
 	ControlID string
 	// Time is MSH-7; zero means now.
@@ -264,7 +268,10 @@ func writeAck(h ackHeader, o AckOptions) []byte {
 	}
 	b.WriteByte('\r')
 	if o.Outcome != Accepted || o.Err != nil {
-		writeERR(&b, d, versionID, o)
+		writeERR(&b, d, versionID, o.Err, o.Text)
+	}
+	for _, e := range o.More {
+		writeERR(&b, d, versionID, e, e.Reason)
 	}
 	return b.Bytes()
 }
@@ -272,8 +279,7 @@ func writeAck(h ackHeader, o AckOptions) []byte {
 // writeERR writes the ERR segment for version: ERR-1 (ELD) before v2.5,
 // ERR-2 (location), ERR-3 (code), ERR-4 (severity) and ERR-8 (user
 // message) from v2.5.
-func writeERR(b *bytes.Buffer, d Delimiters, version []byte, o AckOptions) {
-	e := o.Err
+func writeERR(b *bytes.Buffer, d Delimiters, version []byte, e *Error, text string) {
 	if e == nil {
 		e = &Error{Code: CodeInternal, Severity: SeverityError, Location: Location{Offset: -1}}
 	}
@@ -336,9 +342,9 @@ func writeERR(b *bytes.Buffer, d Delimiters, version []byte, o AckOptions) {
 	b.WriteString("HL70357")
 	b.WriteByte(d.Field) // ERR-4
 	b.WriteByte(byte(sev))
-	if o.Text != "" {
+	if text != "" {
 		b.Write([]byte{d.Field, d.Field, d.Field, d.Field}) // ERR-5..7 empty
-		b.WriteString(d.EscapeString(o.Text))
+		b.WriteString(d.EscapeString(text))
 	}
 	b.WriteByte('\r')
 }

@@ -15,6 +15,7 @@ const (
 	CodeRequiredFieldMissing ErrorCode = 101
 	CodeDataType             ErrorCode = 102
 	CodeTableValueNotFound   ErrorCode = 103
+	CodeValueTooLong         ErrorCode = 104 // from v2.7
 	CodeUnsupportedType      ErrorCode = 200
 	CodeUnsupportedEvent     ErrorCode = 201
 	CodeUnsupportedProcID    ErrorCode = 202
@@ -31,6 +32,7 @@ var codeText = map[ErrorCode]string{
 	CodeRequiredFieldMissing: "Required field missing",
 	CodeDataType:             "Data type error",
 	CodeTableValueNotFound:   "Table value not found",
+	CodeValueTooLong:         "Value too long",
 	CodeUnsupportedType:      "Unsupported message type",
 	CodeUnsupportedEvent:     "Unsupported event code",
 	CodeUnsupportedProcID:    "Unsupported processing id",

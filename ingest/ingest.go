@@ -13,6 +13,7 @@ import (
 
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/hl7/spec"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/hl7broker/hl7broker/store"
 	"github.com/hl7broker/hl7broker/tracing"
@@ -29,6 +30,7 @@ const (
 	textTooLargeToStore = "message of %d bytes with its headers exceeds the store's max_payload: it cannot be stored as it is"
 	textUnparseable     = "message could not be parsed: %s"
 	textMissingHeader   = "required header field missing: %s"
+	textInvalid         = "message not valid for its HL7 version (%d problems; the first: %s)"
 )
 
 // Ingest is the entry of one source (an MLLP listener today): Accept
@@ -127,6 +129,7 @@ type Metrics struct {
 	StoreSeconds *prometheus.HistogramVec // source
 	ReusedIDs    *prometheus.CounterVec   // source
 	LastMessage  *prometheus.GaugeVec     // source: when the last message arrived (Unix seconds); nil: not kept
+	Problems     *prometheus.CounterVec   // source, code: validation's problems; nil: not counted
 }
 
 // New returns the entry of one listener.
@@ -368,6 +371,19 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin, out *Outco
 	if in.Charset != nil {
 		in.checkCharset(&m, frame, o)
 	}
+	problems := in.validate(&m)
+	if len(problems) > 0 && in.listener.Validation == "reject" {
+		ev(in.log.Warn()).Int("problems", len(problems)).Str("first", problems[0].Location).Int("code", problems[0].Code).
+			Msg("message rejected: not valid for its HL7 version")
+		errs := make([]*hl7.Error, len(problems))
+		for i, p := range problems {
+			errs[i] = problemError(p)
+		}
+		out.Err = errs[0]
+		out.reply(hl7.BuildAck(&m, hl7.AckOptions{Outcome: hl7.Rejected, Mode: in.mode, Err: errs[0], More: errs[1:],
+			Text: fmt.Sprintf(textInvalid, len(problems), problems[0].Reason)}))
+		return
+	}
 	id := identify(in.listener.Name, &m)
 	rec := in.received(&m, frame, o, received, id)
 	if tracing.On() {
@@ -434,9 +450,34 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin, out *Outco
 		if !stored.Duplicate {
 			e.Head(rec.Header, len(frame))
 			e.Keys = hl7.SearchKeyValues(&m, in.SearchKeys)
+			for _, p := range problems {
+				e.Problems = append(e.Problems, wire.Problem{Location: p.Location, Code: p.Code, Reason: p.Reason})
+			}
 		}
 		out.received = e
 	}
+}
+
+// validate checks m against its version's HL7 definitions, unless the
+// listener's validation is off, and counts what it finds.
+func (in *Ingest) validate(m *hl7.Message) []spec.Problem {
+	if in.listener.Validation == "off" || in.listener.Validation == "" {
+		return nil
+	}
+	problems := spec.Validate(m)
+	if in.Metrics != nil && in.Metrics.Problems != nil {
+		for _, p := range problems {
+			in.Metrics.Problems.WithLabelValues(in.listener.Name, strconv.Itoa(p.Code)).Inc()
+		}
+	}
+	return problems
+}
+
+// problemError is a validation problem as an ACK's ERR says it: its
+// place (ERR-2), code (ERR-3) and why (ERR-8), never the value.
+func problemError(p spec.Problem) *hl7.Error {
+	return &hl7.Error{Code: hl7.ErrorCode(p.Code), Severity: hl7.SeverityError, Reason: p.Reason, Location: hl7.Location{
+		Segment: p.Segment, Sequence: p.SegmentRep, Field: p.Field, Repetition: p.FieldRep, Component: p.Component, Offset: -1}}
 }
 
 // RejectMLLP answers a frame over max_message_bytes.

@@ -2,6 +2,9 @@ package ingest
 
 import (
 	"errors"
+	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/hl7broker/hl7broker/hl7"
 )
@@ -30,6 +33,21 @@ type Survey struct {
 	Unrouted        int             `json:"unrouted,omitempty"`
 	TransformFailed map[string]int  `json:"transform_failed_by_route,omitempty"`
 	Problems        []SurveyProblem `json:"problems"`
+
+	// Validation against each message's HL7 version (the intake's
+	// validation: record counts them among the valid, reject among the
+	// invalid): messages with problems, and problems by code and place
+	// ("101 PID-3"; repetitions folded together).
+	WithProblems int            `json:"messages_with_validation_problems"`
+	ByProblem    map[string]int `json:"validation_problems"`
+	// DemographicConflicts: patient identifiers (PID-3.1 with its
+	// assigning authority) seen with a different name, birth date or sex
+	// in another message; each listed in Problems (code 0, no value).
+	DemographicConflicts int `json:"demographic_conflicts"`
+	// The mix: messages by type^event, version and sender (MSH-3/MSH-4).
+	Types    map[string]int `json:"types"`
+	Versions map[string]int `json:"versions"`
+	Senders  map[string]int `json:"senders"`
 }
 
 // Routed is what routing would do with one message (Surveyor.Route).
@@ -56,12 +74,21 @@ type Surveyor struct {
 	in     *Ingest
 	bodies map[[16]byte]struct{} // content digests seen
 	ids    map[[16]byte][16]byte // identity (MSH-3, 4, 10) -> content digest
+	people map[string]person     // patient identifier -> first demographics seen
+}
+
+// person is the demographics first seen for an identifier, and where.
+type person struct {
+	name, birth, sex string
+	where            string
+	conflicted       bool
 }
 
 // NewSurveyor returns a Surveyor using in's checks.
 func NewSurveyor(in *Ingest) *Surveyor {
-	return &Surveyor{in: in, Survey: Survey{ByCode: map[int]int{}},
-		bodies: map[[16]byte]struct{}{}, ids: map[[16]byte][16]byte{}}
+	return &Surveyor{in: in, Survey: Survey{ByCode: map[int]int{}, ByProblem: map[string]int{}, Types: map[string]int{},
+		Versions: map[string]int{}, Senders: map[string]int{}},
+		bodies: map[[16]byte]struct{}{}, ids: map[[16]byte][16]byte{}, people: map[string]person{}}
 }
 
 // File surveys one file's content and returns its messages and whether
@@ -99,7 +126,24 @@ func (s *Surveyor) Message(name string, index int, raw []byte) bool {
 		s.Survey.Problems = append(s.Survey.Problems, SurveyProblem{File: name, ReportMessage: reportMessage(index, id, refused)})
 		return false
 	}
+	s.Survey.Types[m.Type()+"^"+m.Trigger()]++
+	s.Survey.Versions[m.Version()]++
+	s.Survey.Senders[m.SendingApplication()+"/"+m.SendingFacility()]++
+	if problems := s.in.validate(&m); len(problems) > 0 {
+		s.Survey.WithProblems++
+		for _, p := range problems {
+			s.Survey.ByProblem[strconv.Itoa(p.Code)+" "+foldRepetitions(p.Location)]++
+			s.Survey.Problems = append(s.Survey.Problems, SurveyProblem{File: name,
+				ReportMessage: ReportMessage{Index: index, ControlID: id, Code: p.Code, Location: p.Location, Reason: "validation: " + p.Reason}})
+		}
+		if s.in.listener.Validation == "reject" {
+			s.Survey.Invalid++
+			s.Survey.ByCode[problems[0].Code]++
+			return false
+		}
+	}
 	s.Survey.Valid++
+	s.demographics(name, index, id, &m)
 	// The identity ingest stores a message under (wire.IngestID): its
 	// sender's MSH-3, MSH-4 and MSH-10, and a digest of its bytes.
 	mid := identify(s.in.listener.Name, &m)
@@ -117,6 +161,66 @@ func (s *Surveyor) Message(name string, index int, raw []byte) bool {
 	}
 	return true
 }
+
+// foldRepetitions drops repetition numbers from a place: OBX[2]-5 is
+// OBX-5, PID-3[2].4 is PID-3.4.
+func foldRepetitions(loc string) string {
+	var b strings.Builder
+	skip := false
+	for _, r := range loc {
+		switch {
+		case r == '[':
+			skip = true
+		case r == ']':
+			skip = false
+		case !skip:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// demographics notes the patient's name, birth date and sex by their
+// identifier, and a conflict when an earlier message had others.
+func (s *Surveyor) demographics(file string, index int, id string, m *hl7.Message) {
+	mrn := m.ValueString(pathPID31)
+	if mrn == "" {
+		return
+	}
+	key := mrn + "^" + m.ValueString(pathPID34)
+	now := person{name: strings.ToUpper(m.ValueString(pathPID5)), birth: m.ValueString(pathPID7), sex: m.ValueString(pathPID8),
+		where: fmt.Sprintf("%s #%d", file, index)}
+	first, seen := s.people[key]
+	if !seen {
+		s.people[key] = now
+		return
+	}
+	var differ []string
+	for _, d := range []struct{ what, a, b string }{{"name (PID-5)", first.name, now.name}, {"birth date (PID-7)", first.birth, now.birth},
+		{"sex (PID-8)", first.sex, now.sex}} {
+		if d.a != "" && d.b != "" && d.a != d.b {
+			differ = append(differ, d.what)
+		}
+	}
+	if len(differ) == 0 {
+		return
+	}
+	if !first.conflicted {
+		s.Survey.DemographicConflicts++
+		first.conflicted = true
+		s.people[key] = first
+	}
+	s.Survey.Problems = append(s.Survey.Problems, SurveyProblem{File: file, ReportMessage: ReportMessage{Index: index, ControlID: id,
+		Location: "PID", Reason: "demographics conflict: the same patient identifier as " + first.where + " with another " + strings.Join(differ, ", ")}})
+}
+
+var (
+	pathPID31 = hl7.MustParsePath("PID-3.1")
+	pathPID34 = hl7.MustParsePath("PID-3.4")
+	pathPID5  = hl7.MustParsePath("PID-5")
+	pathPID7  = hl7.MustParsePath("PID-7.1")
+	pathPID8  = hl7.MustParsePath("PID-8")
+)
 
 func (s *Surveyor) countRouted(r Routed) {
 	if s.Survey.ByDestination == nil {

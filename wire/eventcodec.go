@@ -77,6 +77,9 @@ func AppendEvent(b []byte, e Event) ([]byte, error) {
 		b = strconv.AppendInt(append(b, `,"size":`...), int64(e.Size), 10)
 	}
 	strField("replay_of", e.ReplayOf)
+	if len(e.Problems) > 0 {
+		ok = false // rare: encoding/json writes them (and the keys after them)
+	}
 	if len(e.Keys) > 0 {
 		b = append(b, `,"keys":{`...)
 		for i, k := range sortedKeys(e.Keys) {

@@ -23,6 +23,8 @@ var sampleEvents = []Event{
 		Type: "ADT", Trigger: "A01", ControlID: "MSG0001", SendingApp: "REG", SendingFac: "HOSP", Version: "2.5.1", Size: 1234,
 		Keys: map[string][]string{"mrn": {"123", "456"}, "visit": {"V1"}, "none": {}}},
 	{Kind: EventReceived, At: time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC), Message: 45, ReplayOf: "message 42", By: "ops", Size: 9, Keys: map[string][]string{"x": nil}},
+	{Kind: EventReceived, At: time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC), Message: 46, Size: 9, Keys: map[string][]string{"mrn": {"1"}},
+		Problems: []Problem{{Location: "PID-3", Code: 101, Reason: "required field PID-3 (Patient Identifier List) is empty"}, {Location: "PID-7.1", Code: 102, Reason: "<date>"}}},
 	{Kind: EventReceived, At: time.Date(2026, 12, 1, 8, 0, 0, 0, time.FixedZone("", 3600)), Message: 43, Duplicate: true, Ack: "CA"},
 	{Kind: EventRouted, At: time.Date(2026, 12, 1, 8, 0, 1, 5, time.UTC), Message: 42, Routes: []string{"adt", "all"},
 		Destinations: []string{"emr", "lis"}, Changed: []string{"lis"}, OutSeqs: map[string]uint64{"lis": 9, "emr": 8}},

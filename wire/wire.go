@@ -310,6 +310,9 @@ type Event struct {
 	Size       int                 `json:"size,omitempty"`
 	ReplayOf   string              `json:"replay_of,omitempty"`
 	Keys       map[string][]string `json:"keys,omitempty"`
+	// Problems are what validation found in it (listeners' and sources'
+	// validation: record): places and HL7 table 0357 codes, never values.
+	Problems []Problem `json:"problems,omitempty"`
 
 	Routes       []string          `json:"routes,omitempty"`       // routed: the routes that matched
 	Destinations []string          `json:"destinations,omitempty"` // routed: a copy each
@@ -375,6 +378,15 @@ func (e Event) WithoutContent() Event {
 		e.SentSize = SentUnkept
 	}
 	return e
+}
+
+// Problem is one way a message departs from its version's HL7
+// definitions: where (PID-3, OBX[2]-5.1) and HL7 table 0357's code,
+// with why in words that hold no value.
+type Problem struct {
+	Location string `json:"location"`
+	Code     int    `json:"code"`
+	Reason   string `json:"reason"`
 }
 
 // Head fills e's summary of a stored message from the headers it was
@@ -458,6 +470,9 @@ func (e Event) Describe() string {
 		}
 		if e.Duplicate {
 			s += " (a resend: stored once)"
+		}
+		for _, p := range e.Problems {
+			s += fmt.Sprintf("; invalid: %s (%d) %s", p.Location, p.Code, p.Reason)
 		}
 	case "routed":
 		if len(e.Destinations) == 0 {

@@ -339,7 +339,7 @@ function savedSearches(items) {
 function journeyItem(e) {
   let what = e.kind;
   switch (e.kind) {
-    case "received": what = (e.duplicate ? "received again (a resend)" : "received") + (e.listener ? " on " + e.listener : "") + (e.remote ? " from " + e.remote : "") + (e.ack ? ", ACK sent: " + e.ack : "") + (e.by ? ", replayed by " + e.by : ""); break;
+    case "received": what = (e.duplicate ? "received again (a resend)" : "received") + (e.listener ? " on " + e.listener : "") + (e.remote ? " from " + e.remote : "") + (e.ack ? ", ACK sent: " + e.ack : "") + (e.by ? ", replayed by " + e.by : "") + (e.problems ? ", " + e.problems.length + " validation problem" + (e.problems.length > 1 ? "s" : "") : ""); break;
     case "routed": what = e.unrouted ? "no route matched" : "routed by " + (e.routes || []).join(", ") + " to " + ((e.destinations || []).join(", ") || "no destination (filtered)"); break;
     case "attempt": what = "attempt " + e.attempt + " to " + e.destination + " failed (" + (e.outcome || "") + ")" + (e.code ? ", downstream answered " + e.code : "") + (e.reason ? ": " + e.reason : ""); break;
     case "delivered": what = "delivered to " + e.destination + " (attempt " + e.attempt + (e.code ? ", downstream ACK " + e.code : "") + ")"; break;
@@ -393,6 +393,10 @@ async function message(id) {
   show(h("h1", {}, "Message ", m.control_id, " (", m.type, "^", m.event, ")"),
     h("p", {}, "Received ", fmtTime(m.received_at), " on ", m.listener, " from ", m.sending_application, " / ", m.sending_facility, "; status ", h("strong", {}, m.status)), replay,
     h("h2", {}, "Journey"), h("ol", { class: "timeline", id: "journey" }, (m.journey || []).map(journeyItem)),
+    (m.validation || []).length ? h("div", { id: "validation" }, h("h2", {}, "Validation"),
+      h("p", {}, "Stored as received; against the HL7 definitions of its version it has " + m.validation.length + " problem" + (m.validation.length > 1 ? "s" : "") + ":"),
+      h("table", {}, h("tr", {}, ["Where", "Code", "Why"].map((c) => h("th", {}, c))),
+        m.validation.map((p) => h("tr", {}, h("td", {}, p.location), h("td", {}, String(p.code)), h("td", {}, p.reason))))) : null,
     h("h2", {}, "As received"), copyLines(m.message, m.message),
     h("h2", {}, "Segments and fields"),
     h("table", { id: "fields" }, h("tr", {}, ["Field", "Name", "Value"].map((c) => h("th", {}, c))),

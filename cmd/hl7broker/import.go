@@ -145,7 +145,7 @@ func importChecks(o importOptions) (config.ListenerConfig, func(*hl7.Message, []
 		if o.listener != "" {
 			return config.ListenerConfig{}, nil, errors.New("--listener needs --config")
 		}
-		return config.ListenerConfig{Name: "import", MaxMessageBytes: config.DefaultMaxMessageBytes}, nil, nil
+		return config.ListenerConfig{Name: "import", MaxMessageBytes: config.DefaultMaxMessageBytes, Validation: "record"}, nil, nil
 	}
 	cfg, err := config.Load(o.config)
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 
 // importMsg is an ADT with control ID id; the patient name is PHI-like on purpose.
 func importMsg(id, extra string) string {
-	return "MSH|^~\\&|OLDEMR|HOSP|NEWEMR|HOSP|20190301120000||ADT^A08^ADT_A01|" + id + "|P|2.5.1\rPID|1||MRN" + id + "^^^H^MR||Qwertyson^Ina" + extra + "\r"
+	return "MSH|^~\\&|OLDEMR|HOSP|NEWEMR|HOSP|20190301120000||ADT^A08^ADT_A01|" + id + "|P|2.5.1\rEVN|A08|20190301120000\rPID|1||MRN" + id + "^^^H^MR||Qwertyson^Ina" + extra + "\rPV1|1|I\r"
 }
 
 // importFolder writes a migration folder: a batch with a refused message,
@@ -47,10 +47,14 @@ func TestImportValidateOnlyReportsWhatACleanupMustFix(t *testing.T) {
 	assert.Contains(t, stdout, "duplicates by content: 1")
 	assert.Contains(t, stdout, "control IDs reused for other content: 1")
 
+	assert.Contains(t, stdout, "patients whose demographics conflict (one identifier, another name, birth date or sex): 1")
+	assert.Contains(t, stdout, "types: ADT^A08 5")
+
 	raw, err := os.ReadFile(csvReport)
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
-	require.Len(t, lines, 3, string(raw))
+	require.Len(t, lines, 4, string(raw))
+	assert.Contains(t, string(raw), filepath.Join(dir, "a.hl7")+",4,M2,0,PID,demographics conflict: the same patient identifier as "+filepath.Join(dir, "a.hl7")+" #1 with another name (PID-5)")
 	assert.Equal(t, "file,index,control_id,code,location,reason", lines[0])
 	assert.Contains(t, string(raw), filepath.Join(dir, "a.hl7")+",2,M3,101,MSH-9.1,")
 	assert.Contains(t, string(raw), filepath.Join(dir, "notes.txt")+",-1,")
@@ -187,4 +191,39 @@ destinations:
 	require.NoError(t, err)
 	assert.Contains(t, string(b), `"copies_by_destination": {`)
 	assert.NotContains(t, string(b), "Qwertyson")
+}
+
+// The cleanup report finds what a migration must fix before it starts:
+// a date that does not exist, a sex outside HL7 table 0001, a missing
+// segment, and one patient's conflicting demographics, each where it is
+// and never with the value.
+func TestImportValidateOnlyFindsPlantedProblems(t *testing.T) {
+	dir := t.TempDir()
+	msg := func(id, mrn, name, birth, sex string) string {
+		return "MSH|^~\\&|OLDEMR|HOSP|NEWEMR|HOSP|20190301120000||ADT^A08^ADT_A01|" + id + "|P|2.5.1\rEVN|A08|20190301120000\r" +
+			"PID|1||" + mrn + "^^^H^MR||" + name + "||" + birth + "|" + sex + "\rPV1|1|I\r"
+	}
+	content := msg("C1", "P1", "Zyxwer^Ola", "19700101", "F") + msg("C2", "P2", "Vbnmer^Kai", "20190230", "M") +
+		msg("C3", "P3", "Poiuyt^Lee", "19800101", "X") + msg("C4", "P1", "Zyxwer^Ola", "19700102", "F") +
+		"MSH|^~\\&|OLDEMR|HOSP|NEWEMR|HOSP|20190301120000||ADT^A08^ADT_A01|C5|P|2.5.1\rPID|1||P5^^^H^MR||Lkjhgf^Uma\r"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "old.hl7"), []byte(content), 0o644))
+	report := filepath.Join(t.TempDir(), "cleanup.csv")
+	stdout, stderr, code := runCmd(t, "import", dir, "--validate-only", "--report", report, "--progress", "0")
+	assert.Equal(t, 0, code, "validation: record stores them all; stderr: %s", stderr)
+	assert.Contains(t, stdout, "validation against each message's HL7 version: 3 messages with problems")
+	assert.Contains(t, stdout, "102 PID-7.1 1")
+	assert.Contains(t, stdout, "103 PID-8 1")
+	assert.Contains(t, stdout, "100 EVN 1")
+	assert.Contains(t, stdout, "patients whose demographics conflict (one identifier, another name, birth date or sex): 1")
+	raw, err := os.ReadFile(report)
+	require.NoError(t, err)
+	for _, want := range []string{",1,C2,102,PID-7.1,validation: ", ",2,C3,103,PID-8,validation: ", ",4,C5,100,EVN,validation: required segment EVN is missing",
+		",3,C4,0,PID,demographics conflict: the same patient identifier as " + filepath.Join(dir, "old.hl7") + " #0 with another birth date (PID-7)"} {
+		assert.Contains(t, string(raw), want)
+	}
+	for _, out := range []string{string(raw), stdout, stderr} {
+		for _, value := range []string{"Zyxwer", "Vbnmer", "20190230", "19700102"} {
+			assert.NotContains(t, out, value, "no values in the report")
+		}
+	}
 }

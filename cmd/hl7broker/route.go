@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/hl7broker/hl7broker/broker"
+	"github.com/hl7broker/hl7broker/client"
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/routing"
 	"github.com/hl7broker/hl7broker/script"
@@ -74,10 +75,13 @@ func runRouteTest(cmd *cobra.Command, args []string, o routeTestOptions) error {
 			fmt.Fprintf(w, "not accepted: %s\n\n", r.Refused)
 			continue
 		case r.Refused != "":
-			fmt.Fprintf(w, "%s^%s, control ID %s: not accepted: %s\n\n", r.Type, r.Trigger, r.ControlID, r.Refused)
+			fmt.Fprintf(w, "%s^%s, control ID %s: not accepted: %s\n", r.Type, r.Trigger, r.ControlID, r.Refused)
+			client.WriteProblems(w, r.Problems)
+			fmt.Fprintln(w)
 			continue
 		}
 		fmt.Fprintf(w, "%s^%s, control ID %s, from listener %s\n", r.Type, r.Trigger, r.ControlID, r.Listener)
+		client.WriteProblems(w, r.Problems)
 		for _, d := range r.Decisions {
 			fmt.Fprintf(w, "route %s: %s: %s\n", d.Route, map[bool]string{true: "match", false: "no match"}[d.Matched], d.Why)
 		}

@@ -21,6 +21,8 @@ type Field struct {
 type Segment struct {
 	ID, Name string
 	Fields   []Field // Fields[0] is field 1 (PID-1)
+
+	types []*DataType // each field's data type, resolved once (nil: not defined)
 }
 
 // DataType is a data type's definition; a primitive (ST, NM) has no
@@ -28,6 +30,11 @@ type Segment struct {
 type DataType struct {
 	ID, Name   string
 	Components []Field
+
+	types []*DataType // each component's data type, resolved once
+	// checked: a value of this type has something to check (a format, a
+	// table), itself or in a component.
+	checked bool
 }
 
 // Structure is a message structure (ADT_A01, ORU_R01): its segments and
@@ -91,6 +98,7 @@ func Lookup(version string) (v *Version, exact bool) {
 	defer mu.Unlock()
 	if v = built[id]; v == nil {
 		v = versions[id]()
+		v.resolve()
 		built[id] = v
 	}
 	return v, id == version
@@ -140,6 +148,34 @@ func part(p []string, i int) int {
 		n = n*10 + int(c-'0')
 	}
 	return n
+}
+
+// resolve links each field and component to its data type's definition.
+func (v *Version) resolve() {
+	for _, s := range v.Segments {
+		s.types = make([]*DataType, len(s.Fields))
+		for i, f := range s.Fields {
+			s.types[i] = v.Types[f.Type]
+		}
+	}
+	for _, t := range v.Types {
+		t.types = make([]*DataType, len(t.Components))
+		t.checked = checkedType(t.ID)
+		for i, c := range t.Components {
+			t.types[i] = v.Types[c.Type]
+			t.checked = t.checked || checkedType(c.Type) && (c.Type != "ID" && c.Type != "IS" || checkedTables[c.Table])
+		}
+	}
+}
+
+// checkedType: values of primitive type typ are checked (a format, or a
+// table's codes).
+func checkedType(typ string) bool {
+	switch typ {
+	case "DT", "DTM", "TS", "NM", "SI", "ID", "IS":
+		return true
+	}
+	return false
 }
 
 // Segment returns segment id's definition, nil if the version has none.

@@ -1,0 +1,57 @@
+package spec
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hl7broker/hl7broker/hl7"
+)
+
+// corpusDir holds third-party HL7 files beside the repository; tests read
+// them in place and never copy them (they carry their own licenses).
+const corpusDir = "../../../shared/corpus"
+
+// corpusMessages are the corpus's messages that parse, by file.
+func corpusMessages(t *testing.T) map[string][]*hl7.Message {
+	if _, err := os.Stat(corpusDir); err != nil {
+		t.Skip("no corpus at " + corpusDir)
+	}
+	out := map[string][]*hl7.Message{}
+	_ = filepath.WalkDir(corpusDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasSuffix(p, ".md") {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil
+		}
+		rel, _ := filepath.Rel(corpusDir, p)
+		b, err := hl7.SplitBatch(data, hl7.Limits{})
+		if err != nil {
+			return nil
+		}
+		for _, raw := range b.Messages {
+			if m, err := hl7.Parse(raw); err == nil && m.CheckHeader() == nil {
+				out[rel] = append(out[rel], m)
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+func TestCorpusSurvey(t *testing.T) {
+	if os.Getenv("SURVEY") == "" {
+		t.Skip()
+	}
+	for file, msgs := range corpusMessages(t) {
+		for i, m := range msgs {
+			for _, p := range Validate(m) {
+				t.Logf("%s #%d (%s %s): %s %d %s", file, i+1, m.Version(), m.Structure(), p.Location, p.Code, p.Reason)
+			}
+		}
+	}
+}
