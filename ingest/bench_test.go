@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -70,6 +71,40 @@ func BenchmarkAcceptTracing(b *testing.B) {
 				i++
 				msg := strings.Replace(base, "|CTRL|", "|C"+strconv.Itoa(i)+"|", 1)
 				if ack := in.Accept(context.Background(), []byte(msg), Origin{}); ackCode(ack) != "AA" {
+					b.Fatalf("ACK %s", ackCode(ack))
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAcceptValidation is Accept (parse, check, store in an embedded
+// JetStream with durability os, ACK) with validation off and record (the
+// default): what checking a message against its HL7 version costs it.
+//
+//	go test ./ingest -run '^$' -bench AcceptValidation -count 6
+func BenchmarkAcceptValidation(b *testing.B) {
+	for _, mode := range []string{"record", "off", "record", "off"} {
+		b.Run(mode, func(b *testing.B) {
+			c := testkit.Config(b)
+			c.NATS.Durability = "os"
+			n, err := store.Open(context.Background(), c)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer n.Close()
+			in := New(config.ListenerConfig{Name: "lab", MaxMessageBytes: config.DefaultMaxMessageBytes, Validation: mode}, n.Committer(5*time.Second), zerolog.Nop())
+			oru, err := os.ReadFile("../hl7/testdata/oru_r01.hl7") // 1.5 KB, valid for 2.5.1
+			if err != nil {
+				b.Fatal(err)
+			}
+			base := strings.Replace(string(oru), "|CNTRL-3456|", "|CTRL|", 1)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				msg := strings.Replace(base, "|CTRL|", "|C"+strconv.Itoa(i)+"|", 1)
+				if ack := in.Accept(context.Background(), []byte(msg), Origin{}); ackCode(ack) != "CA" { // MSH-15 asks enhanced mode
 					b.Fatalf("ACK %s", ackCode(ack))
 				}
 			}
