@@ -331,6 +331,7 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin, out *Outco
 		}
 	}
 	parsed := false
+	joinValidation := func() {} // waits for a validation running beside the store
 	defer func() {
 		if out.Err != nil && out.refused.Kind == "" {
 			mm := &m
@@ -371,8 +372,29 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin, out *Outco
 	if in.Charset != nil {
 		in.checkCharset(&m, frame, o)
 	}
-	problems := in.validate(&m)
-	if len(problems) > 0 && in.listener.Validation == "reject" {
+	// Validation: before the store when it may refuse the message;
+	// otherwise beside the store's round trip, joined before the event
+	// that records what it found (and before returning: m reads the
+	// sender's buffer).
+	var problems []spec.Problem
+	if in.listener.Validation == "record" {
+		validated := make(chan struct{})
+		go func() {
+			defer close(validated)
+			defer func() {
+				if r := recover(); r != nil { // a bug in the validator never costs the message
+					problems = nil
+					in.log.Error().Str("control_id", m.ControlID()).Msg("validation panicked (a bug in hl7broker: please report it); the message is stored unchecked")
+				}
+			}()
+			problems = in.validate(&m)
+		}()
+		defer func() { <-validated }()
+		joinValidation = func() { <-validated }
+	} else {
+		problems = in.validate(&m)
+	}
+	if in.listener.Validation == "reject" && len(problems) > 0 { // (record: problems is the goroutine's until joined)
 		ev(in.log.Warn()).Int("problems", len(problems)).Str("first", problems[0].Location).Int("code", problems[0].Code).
 			Msg("message rejected: not valid for its HL7 version")
 		errs := make([]*hl7.Error, len(problems))
@@ -450,6 +472,7 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin, out *Outco
 		if !stored.Duplicate {
 			e.Head(rec.Header, len(frame))
 			e.Keys = hl7.SearchKeyValues(&m, in.SearchKeys)
+			joinValidation()
 			for _, p := range problems {
 				e.Problems = append(e.Problems, wire.Problem{Location: p.Location, Code: p.Code, Reason: p.Reason})
 			}
