@@ -365,14 +365,14 @@ func (b *Broker) stopWorker(name string) {
 func (b *Broker) listenerParts(cfg *config.Config) []part {
 	var parts []part
 	for _, l := range cfg.Listeners {
-		parts = append(parts, b.listenerPart(l))
+		parts = append(parts, b.listenerPart(cfg, l))
 	}
 	return parts
 }
 
 // listenerPart binds listener l when it starts; a shutdown lets the
 // messages in flight finish.
-func (b *Broker) listenerPart(l config.ListenerConfig) part {
+func (b *Broker) listenerPart(cfg *config.Config, l config.ListenerConfig) part {
 	return part{name: "listener:" + l.Name, config: l, start: func() (func(context.Context) error, func(context.Context) error, any, error) {
 		tc, err := serverTLS(l.TLS)
 		if err != nil {
@@ -380,6 +380,9 @@ func (b *Broker) listenerPart(l config.ListenerConfig) part {
 		}
 		in := ingest.New(l, b.committer, b.log)
 		in.Metrics, in.Reuse, in.Events, in.Recent = b.metrics.ingest(), b.reuse, b.events, b.recent
+		if in.Profile, err = cfg.LoadProfile(l.Profile); err != nil {
+			return nil, nil, nil, fmt.Errorf("listener %s: profile: %w", l.Name, err)
+		}
 		if l.Charset != "" {
 			in.Charset = &ingest.CharsetCheck{Configured: l.Charset, Warnings: b.metrics.files.CharsetWarnings}
 		}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/ingest"
@@ -33,6 +34,10 @@ func (b *Broker) sourcePart(cfg *config.Config, s config.SourceConfig) part {
 		committer := b.store.Committer(b.nats.BatchCommitter(cfg.NATS.StoreTimeout))
 		in := ingest.New(s.Listener(), committer, b.log)
 		in.Metrics, in.Reuse, in.Events, in.Recent = b.metrics.ingest(), b.reuse, b.events, b.recent
+		var err error
+		if in.Profile, err = cfg.LoadProfile(s.Profile); err != nil {
+			return nil, nil, nil, fmt.Errorf("source %s: profile: %w", s.Name, err)
+		}
 		in.Charset = &ingest.CharsetCheck{Configured: s.Charset, Warnings: b.metrics.files.CharsetWarnings}
 		if b.index != nil {
 			in.SearchKeys = b.index.KeyPaths()

@@ -73,7 +73,11 @@ func (t *Trial) Run(listener string, raw []byte) TrialResult {
 		return r
 	}
 	if in, ok := t.cfg.Intake(r.Listener); ok && in.Validation != "off" {
-		if r.Problems = spec.Validate(m); len(r.Problems) > 0 && in.Validation == "reject" {
+		r.Problems = spec.Validate(m)
+		if p, err := t.cfg.LoadProfile(in.Profile); err == nil && p != nil && p.Applies(m) {
+			r.Problems = append(r.Problems, p.Check(m)...)
+		}
+		if len(r.Problems) > 0 && in.Validation == "reject" {
 			r.Refused = fmt.Sprintf("listener %s validates (reject) and finds %d problems (AR)", r.Listener, len(r.Problems))
 			return r
 		}

@@ -73,3 +73,25 @@ func TestValidationRejectsOrRecordsProblems(t *testing.T) {
 	assert.Equal(t, 2.0, testutil.ToFloat64(p.metrics.problems.WithLabelValues("strict", "102"))+testutil.ToFloat64(p.metrics.problems.WithLabelValues("strict", "103")))
 	assert.Equal(t, 1.0, testutil.ToFloat64(p.metrics.problems.WithLabelValues("lax", "103")))
 }
+
+// A listener's conformance profile is checked with its validation: a
+// message the standard allows but the profile does not (PID-2 is X in
+// it) is refused with the profile's problem at its place.
+func TestListenerProfileIsEnforced(t *testing.T) {
+	cfg := testkit.Config(t)
+	cfg.DataDir = t.TempDir()
+	cfg.Listeners = []config.ListenerConfig{{Name: "site", Addr: "127.0.0.1:0", Validation: "reject", Profile: "../hl7/spec/testdata/adt_a01_profile.xml"}}
+	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"files"}}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "files", Type: "file", Options: &delivery.FileOptions{Dir: t.TempDir()}}}
+	p := startPipeline(t, cfg)
+	good := "MSH|^~\\&|REG|HOSP|EMR|HOSP|20261201083000||ADT^A01^ADT_A01|P-1|P|2.5.1\rEVN|A01|20261201083000\r" +
+		"PID|1||M1^^^HOSP^MR||Nguyen^Anh||19700101|F\rPV1|1|I\r"
+	require.Equal(t, hl7.AA, p.send(t, "site", good))
+	c := &mllp.Client{Addr: p.Addr("site").String()}
+	defer c.Close()
+	reply, err := c.Send(context.Background(), []byte(strings.Replace(strings.Replace(good, "P-1", "P-2", 1), "PID|1||", "PID|1|OLD7|", 1)))
+	require.NoError(t, err)
+	assert.Contains(t, string(reply), "MSA|AR|P-2|")
+	assert.Contains(t, string(reply), "ERR||PID^1^2|100^Segment sequence error^HL70357|E")
+	assert.NotContains(t, string(reply), "OLD7")
+}

@@ -278,6 +278,11 @@ type ListenerConfig struct {
 	// definitions: off; record (the default: stored, problems in its
 	// journey); reject (AR with an ERR per problem, nothing stored).
 	Validation string `mapstructure:"validation" enum:"off,record,reject"`
+	// Profile is a conformance profile in the standard XML
+	// (HL7v2xConformanceProfile), relative to the config's folder: its
+	// usage, cardinality, lengths and tables are checked as validation
+	// checks the standard, for the messages of its type and event.
+	Profile string `mapstructure:"profile"`
 
 	maxBytesDefaulted bool // max_message_bytes left out: it may shrink to fit NATS's max_payload
 }

@@ -517,3 +517,13 @@ admin:
 	}
 	assert.Contains(t, warned, "in clear", "plain ldap:// to another machine is valid, with a warning")
 }
+
+// A listener's conformance profile must read: a missing file or one that
+// is not a profile is a problem at its key.
+func TestListenerProfileMustRead(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "bad.xml"), []byte("<HL7v2xConformanceProfile/>"), 0o644))
+	_, got := loadProblems(t, writeConfig(t, "listeners:\n  - {name: a, addr: '127.0.0.1:1', profile: "+filepath.Join(dir, "none.xml")+"}\n  - {name: b, addr: '127.0.0.1:2', profile: "+filepath.Join(dir, "bad.xml")+"}\n"))
+	assert.Contains(t, got["listeners[0].profile"], "no such file")
+	assert.Contains(t, got["listeners[1].profile"], "no HL7v2xStaticDef")
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/hl7/spec"
 	"github.com/hl7broker/hl7broker/internal/memory"
 	"github.com/hl7broker/hl7broker/internal/secret"
 )
@@ -59,6 +60,7 @@ func (c *Config) Validate() []Problem {
 		}
 		v.oneOf(key+".ack_mode", l.AckMode, enumOf(l, "AckMode")...)
 		v.intake(key, l.MaxMessageBytes, l.AcceptTypes)
+		c.checkProfile(&v, key, l.Profile)
 		if _, err := hl7.LookupCharset(l.Charset); err != nil {
 			v.add(key+".charset", "%s", strings.TrimPrefix(err.Error(), "hl7: "))
 		}
@@ -522,6 +524,31 @@ func (c *Config) validateTracing(v *validator) {
 	if t.CAFile != "" {
 		v.fileExists("tracing.ca_file", c.TracingCAFile())
 	}
+}
+
+// checkProfile checks that a listener's or source's profile (at key)
+// can be read and parsed.
+func (c *Config) checkProfile(v *validator, key, file string) {
+	if file == "" {
+		return
+	}
+	if _, err := c.LoadProfile(file); err != nil {
+		v.add(key+".profile", "%s", err.Error())
+	}
+}
+
+// LoadProfile reads a conformance profile named by a listener's or
+// source's profile key, relative to the config's folder; nil for "".
+func (c *Config) LoadProfile(file string) (*spec.Profile, error) {
+	if file == "" {
+		return nil, nil
+	}
+	f, err := os.Open(c.path(file))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return spec.ParseProfile(f)
 }
 
 // LDAPCAFile is admin.ldap.ca_file, relative to the config file's folder.

@@ -56,6 +56,9 @@ type Ingest struct {
 	// Charset, if set, checks each message's bytes against its character
 	// set (a source's charset key, else MSH-18) before it is stored.
 	Charset *CharsetCheck
+	// Profile, if set, is the listener's conformance profile, checked
+	// with validation for the messages of its type and event.
+	Profile *spec.Profile
 
 	listener  config.ListenerConfig
 	committer store.Committer
@@ -488,6 +491,9 @@ func (in *Ingest) validate(m *hl7.Message) []spec.Problem {
 		return nil
 	}
 	problems := spec.Validate(m)
+	if in.Profile != nil && in.Profile.Applies(m) {
+		problems = append(problems, in.Profile.Check(m)...)
+	}
 	if in.Metrics != nil && in.Metrics.Problems != nil {
 		for _, p := range problems {
 			in.Metrics.Problems.WithLabelValues(in.listener.Name, strconv.Itoa(p.Code)).Inc()

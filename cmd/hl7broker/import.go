@@ -11,6 +11,7 @@ import (
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/feed"
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/hl7/spec"
 	"github.com/hl7broker/hl7broker/ingest"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -75,7 +76,7 @@ func runImport(cmd *cobra.Command, args []string, o importOptions) error {
 	if o.validateOnly == (o.to != "") {
 		return errors.New("give --validate-only or --to HOST:PORT or URL (one of them)")
 	}
-	intake, routed, err := importChecks(o)
+	intake, routed, profile, err := importChecks(o)
 	if err != nil {
 		return err
 	}
@@ -83,7 +84,9 @@ func runImport(cmd *cobra.Command, args []string, o importOptions) error {
 	if err != nil {
 		return err
 	}
-	sv := ingest.NewSurveyor(ingest.New(intake, nil, zerolog.Nop()))
+	in := ingest.New(intake, nil, zerolog.Nop())
+	in.Profile = profile
+	sv := ingest.NewSurveyor(in)
 	sv.Route = routed
 	var snd *feed.Sender
 	if !o.validateOnly {
@@ -140,25 +143,26 @@ func newFeed(o importOptions) (*feed.Sender, error) {
 // importChecks are the checks' settings (a listener's or source's of
 // --config, else the defaults) and, with --config, where its routes would
 // send each message.
-func importChecks(o importOptions) (config.ListenerConfig, func(*hl7.Message, []byte) ingest.Routed, error) {
+func importChecks(o importOptions) (config.ListenerConfig, func(*hl7.Message, []byte) ingest.Routed, *spec.Profile, error) {
 	if o.config == "" {
 		if o.listener != "" {
-			return config.ListenerConfig{}, nil, errors.New("--listener needs --config")
+			return config.ListenerConfig{}, nil, nil, errors.New("--listener needs --config")
 		}
-		return config.ListenerConfig{Name: "import", MaxMessageBytes: config.DefaultMaxMessageBytes, Validation: "record"}, nil, nil
+		return config.ListenerConfig{Name: "import", MaxMessageBytes: config.DefaultMaxMessageBytes, Validation: "record"}, nil, nil, nil
 	}
 	cfg, err := config.Load(o.config)
 	if err != nil {
-		return config.ListenerConfig{}, nil, err
+		return config.ListenerConfig{}, nil, nil, err
 	}
 	trial, err := broker.NewTrial(cfg)
 	if err != nil {
-		return config.ListenerConfig{}, nil, err
+		return config.ListenerConfig{}, nil, nil, err
 	}
 	for _, l := range cfg.Intakes() {
 		if o.listener == "" || l.Name == o.listener {
-			return l, trial.Routed(l.Name), nil
+			profile, err := cfg.LoadProfile(l.Profile)
+			return l, trial.Routed(l.Name), profile, err
 		}
 	}
-	return config.ListenerConfig{}, nil, fmt.Errorf("%s has no listener or source named %q", o.config, o.listener)
+	return config.ListenerConfig{}, nil, nil, fmt.Errorf("%s has no listener or source named %q", o.config, o.listener)
 }
