@@ -383,6 +383,7 @@ func (b *Broker) listenerPart(cfg *config.Config, l config.ListenerConfig) part 
 		if in.Profile, err = cfg.LoadProfile(l.Profile); err != nil {
 			return nil, nil, nil, fmt.Errorf("listener %s: profile: %w", l.Name, err)
 		}
+		in.Rules = cfg.SiteRules(l.Name)
 		if l.Charset != "" {
 			in.Charset = &ingest.CharsetCheck{Configured: l.Charset, Warnings: b.metrics.files.CharsetWarnings}
 		}

@@ -38,6 +38,7 @@ func (b *Broker) sourcePart(cfg *config.Config, s config.SourceConfig) part {
 		if in.Profile, err = cfg.LoadProfile(s.Profile); err != nil {
 			return nil, nil, nil, fmt.Errorf("source %s: profile: %w", s.Name, err)
 		}
+		in.Rules = cfg.SiteRules(s.Name)
 		in.Charset = &ingest.CharsetCheck{Configured: s.Charset, Warnings: b.metrics.files.CharsetWarnings}
 		if b.index != nil {
 			in.SearchKeys = b.index.KeyPaths()

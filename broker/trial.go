@@ -77,6 +77,7 @@ func (t *Trial) Run(listener string, raw []byte) TrialResult {
 		if p, err := t.cfg.LoadProfile(in.Profile); err == nil && p != nil && p.Applies(m) {
 			r.Problems = append(r.Problems, p.Check(m)...)
 		}
+		r.Problems = append(r.Problems, t.cfg.SiteRules(r.Listener).Check(r.Listener, m)...)
 		if len(r.Problems) > 0 && in.Validation == "reject" {
 			r.Refused = fmt.Sprintf("listener %s validates (reject) and finds %d problems (AR)", r.Listener, len(r.Problems))
 			return r

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/delivery"
 	"github.com/hl7broker/hl7broker/history"
@@ -94,4 +95,53 @@ func TestListenerProfileIsEnforced(t *testing.T) {
 	assert.Contains(t, string(reply), "MSA|AR|P-2|")
 	assert.Contains(t, string(reply), "ERR||PID^1^2|100^Segment sequence error^HL70357|E")
 	assert.NotContains(t, string(reply), "OLD7")
+}
+
+// A site's own rules: a field required, a value from one of
+// scripts.tables, and a rule tied to another field by a condition.
+func TestSiteRules(t *testing.T) {
+	cfg := testkit.Config(t)
+	cfg.DataDir = t.TempDir()
+	cfg.History = config.HistoryConfig{Enabled: true}
+	cfg.Scripts.Tables = map[string]config.TableConfig{"classes": {Table: map[string]string{"I": "inpatient", "O": "outpatient"}}}
+	inpatient := "I"
+	cfg.Listeners = []config.ListenerConfig{{Name: "adt", Addr: "127.0.0.1:0", Rules: []config.SiteRule{
+		{Field: "PID-3.4", Required: true},
+		{Field: "PV1-2", Table: "classes"},
+		{Field: "PV1-3", Required: true, When: &condition.When{Field: "PV1-2", Equals: &inpatient}},
+	}}}
+	cfg.Routes = []config.RouteConfig{{Name: "all", To: []string{"files"}}}
+	cfg.Destinations = []config.DestinationConfig{{Name: "files", Type: "file", Options: &delivery.FileOptions{Dir: t.TempDir()}}}
+	p := startPipeline(t, cfg)
+	msg := func(id, pid3, pv1 string) string {
+		return "MSH|^~\\&|REG|HOSP|EMR|HOSP|20261201083000||ADT^A01^ADT_A01|" + id + "|P|2.5.1\rEVN|A01|20261201083000\r" +
+			"PID|1||" + pid3 + "||Nguyen^Anh||19700101|F\r" + pv1 + "\r"
+	}
+	require.Equal(t, hl7.AA, p.send(t, "adt", msg("S-OK", "M1^^^HOSP^MR", "PV1|1|I|W1^1")))
+	require.Equal(t, hl7.AA, p.send(t, "adt", msg("S-BAD", "M2", "PV1|1|I")))
+	require.Equal(t, hl7.AA, p.send(t, "adt", msg("S-CLASS", "M3^^^HOSP^MR", "PV1|1|Z")))
+	problems := func(ctl string) []string {
+		var out []string
+		testkit.WaitFor(t, 20*time.Second, func() error {
+			page, err := p.ops.Index.Search(context.Background(), history.Filter{ControlID: ctl})
+			if err != nil || len(page.Items) != 1 {
+				return fmt.Errorf("%s not indexed yet", ctl)
+			}
+			var id uint64
+			fmt.Sscan(page.Items[0].ID, &id)
+			v, err := p.ops.Show(context.Background(), id)
+			if err != nil {
+				return err
+			}
+			out = nil
+			for _, pr := range v.Validation {
+				out = append(out, fmt.Sprintf("%s %d %s", pr.Location, pr.Code, pr.Reason))
+			}
+			return nil
+		})
+		return out
+	}
+	assert.Empty(t, problems("S-OK"))
+	assert.Equal(t, []string{"PID-3.4 101 site rule: PID-3.4 is required", "PV1-3 101 site rule: PV1-3 is required"}, problems("S-BAD"))
+	assert.Equal(t, []string{"PV1-2 103 site rule: PV1-2 is not a value of table classes"}, problems("S-CLASS"))
 }

@@ -41,10 +41,11 @@ type Config struct {
 	Destinations []DestinationConfig `mapstructure:"destinations"`
 	Alerts       AlertsConfig        `mapstructure:"alerts"`
 
-	file        string           // the config file, for problems' positions
-	dir         string           // the config file's folder: files a config names are relative to it
-	compiled    []*CompiledRoute // by Validate: each route whose condition and steps compiled
-	engine      *script.Engine   // by Validate: runs the config's scripts
+	file        string               // the config file, for problems' positions
+	dir         string               // the config file's folder: files a config names are relative to it
+	compiled    []*CompiledRoute     // by Validate: each route whose condition and steps compiled
+	engine      *script.Engine       // by Validate: runs the config's scripts
+	siteRules   map[string]SiteRules // by Validate: each listener's and source's rules, compiled
 	engineTried bool
 	// keyAt is where an entry was written, when that differs from where
 	// it is ("listeners[2]" written as "sources[0]", type mllp).
@@ -283,6 +284,8 @@ type ListenerConfig struct {
 	// usage, cardinality, lengths and tables are checked as validation
 	// checks the standard, for the messages of its type and event.
 	Profile string `mapstructure:"profile"`
+	// Rules are the site's own rules, checked with validation.
+	Rules []SiteRule `mapstructure:"rules"`
 
 	maxBytesDefaulted bool // max_message_bytes left out: it may shrink to fit NATS's max_payload
 }

@@ -527,3 +527,31 @@ func TestListenerProfileMustRead(t *testing.T) {
 	assert.Contains(t, got["listeners[0].profile"], "no such file")
 	assert.Contains(t, got["listeners[1].profile"], "no HL7v2xStaticDef")
 }
+
+// Site rules name a field, say what they require, name a table that
+// exists and a condition that compiles; each problem at its key.
+func TestSiteRulesProblems(t *testing.T) {
+	_, got := loadProblems(t, writeConfig(t, `scripts: {tables: {sex: {table: {F: female, M: male}}}}
+listeners:
+  - name: a
+    addr: '127.0.0.1:1'
+    rules:
+      - {field: PID-x, required: true}
+      - {field: PID-8}
+      - {field: PID-8, table: sexes}
+      - {field: PV1-3, required: true, when: {field: PV1-2, equlas: I}}
+      - {field: PID-8, table: sex}
+`))
+	assert.Contains(t, got, "listeners[0].rules[0].field")
+	assert.Contains(t, got["listeners[0].rules[1]"], "required: true, or a table")
+	assert.Contains(t, got["listeners[0].rules[2].table"], `no table "sexes"`)
+	assert.NotContains(t, got, "listeners[0].rules[4]")
+	assert.NotContains(t, got, "listeners[0].rules[4].table")
+	found := false
+	for k := range got {
+		if strings.Contains(k, "equlas") || strings.HasPrefix(k, "listeners[0].rules[3]") {
+			found = true
+		}
+	}
+	assert.True(t, found, "the misspelt key of a rule's when is refused: %v", got)
+}

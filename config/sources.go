@@ -24,8 +24,9 @@ type SourceConfig struct {
 	// are; a mismatch is logged (where, never what) and counted.
 	Charset string `mapstructure:"charset"`
 	// Validation is as a listener's: off, record (default) or reject.
-	Validation string `mapstructure:"validation" enum:"off,record,reject"`
-	Profile    string `mapstructure:"profile"` // as a listener's
+	Validation string     `mapstructure:"validation" enum:"off,record,reject"`
+	Profile    string     `mapstructure:"profile"` // as a listener's
+	Rules      []SiteRule `mapstructure:"rules"`   // as a listener's
 
 	// Options are the keys of the source's type, as a pointer to the
 	// struct its registration names (SourceType.Options), decoded from the
@@ -126,7 +127,7 @@ func (c *Config) mllpSourcesAsListeners() {
 		}
 		l := ListenerConfig{Name: s.Name, Addr: o.Addr, AckMode: o.AckMode, MaxMessageBytes: s.MaxMessageBytes, AcceptTypes: s.AcceptTypes,
 			MaxConnections: o.MaxConnections, IdleTimeout: o.IdleTimeout, ReadTimeout: o.ReadTimeout, TLS: o.TLS, Charset: s.Charset,
-			Validation: s.Validation, Profile: s.Profile}
+			Validation: s.Validation, Profile: s.Profile, Rules: s.Rules}
 		if _, zero := s.zeros["idle_timeout"]; zero {
 			l.IdleTimeout = NoTimeout // idle_timeout: 0 written out: none
 		}
@@ -193,7 +194,7 @@ func (c *Config) SourceToken(t SourceTokenConfig) (string, error) {
 // Listener is the ingest settings of a source, in a listener's shape:
 // ingest treats both alike.
 func (s SourceConfig) Listener() ListenerConfig {
-	return ListenerConfig{Name: s.Name, MaxMessageBytes: s.MaxMessageBytes, AcceptTypes: s.AcceptTypes, AckMode: "original", Validation: s.Validation, Profile: s.Profile}
+	return ListenerConfig{Name: s.Name, MaxMessageBytes: s.MaxMessageBytes, AcceptTypes: s.AcceptTypes, AckMode: "original", Validation: s.Validation, Profile: s.Profile, Rules: s.Rules}
 }
 
 // Intakes are every listener and source, a source in a listener's shape
@@ -225,6 +226,7 @@ func (c *Config) validateSources(v *validator, listeners map[string]bool) map[st
 		}
 		v.intake(key, s.MaxMessageBytes, s.AcceptTypes)
 		c.checkProfile(v, key, s.Profile)
+		c.setSiteRules(s.Name, c.compileSiteRules(v, key, s.Rules))
 		if _, err := hl7.LookupCharset(s.Charset); err != nil {
 			v.add(key+".charset", "%s", strings.TrimPrefix(err.Error(), "hl7: "))
 		}

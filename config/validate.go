@@ -61,6 +61,7 @@ func (c *Config) Validate() []Problem {
 		v.oneOf(key+".ack_mode", l.AckMode, enumOf(l, "AckMode")...)
 		v.intake(key, l.MaxMessageBytes, l.AcceptTypes)
 		c.checkProfile(&v, key, l.Profile)
+		c.setSiteRules(l.Name, c.compileSiteRules(&v, key, l.Rules))
 		if _, err := hl7.LookupCharset(l.Charset); err != nil {
 			v.add(key+".charset", "%s", strings.TrimPrefix(err.Error(), "hl7: "))
 		}

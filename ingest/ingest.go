@@ -59,6 +59,9 @@ type Ingest struct {
 	// Profile, if set, is the listener's conformance profile, checked
 	// with validation for the messages of its type and event.
 	Profile *spec.Profile
+	// Rules are the listener's site rules (config's rules), checked with
+	// validation.
+	Rules config.SiteRules
 
 	listener  config.ListenerConfig
 	committer store.Committer
@@ -494,6 +497,7 @@ func (in *Ingest) validate(m *hl7.Message) []spec.Problem {
 	if in.Profile != nil && in.Profile.Applies(m) {
 		problems = append(problems, in.Profile.Check(m)...)
 	}
+	problems = append(problems, in.Rules.Check(in.listener.Name, m)...)
 	if in.Metrics != nil && in.Metrics.Problems != nil {
 		for _, p := range problems {
 			in.Metrics.Problems.WithLabelValues(in.listener.Name, strconv.Itoa(p.Code)).Inc()

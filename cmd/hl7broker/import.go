@@ -76,7 +76,7 @@ func runImport(cmd *cobra.Command, args []string, o importOptions) error {
 	if o.validateOnly == (o.to != "") {
 		return errors.New("give --validate-only or --to HOST:PORT or URL (one of them)")
 	}
-	intake, routed, profile, err := importChecks(o)
+	intake, routed, profile, rules, err := importChecks(o)
 	if err != nil {
 		return err
 	}
@@ -85,7 +85,7 @@ func runImport(cmd *cobra.Command, args []string, o importOptions) error {
 		return err
 	}
 	in := ingest.New(intake, nil, zerolog.Nop())
-	in.Profile = profile
+	in.Profile, in.Rules = profile, rules
 	sv := ingest.NewSurveyor(in)
 	sv.Route = routed
 	var snd *feed.Sender
@@ -143,26 +143,26 @@ func newFeed(o importOptions) (*feed.Sender, error) {
 // importChecks are the checks' settings (a listener's or source's of
 // --config, else the defaults) and, with --config, where its routes would
 // send each message.
-func importChecks(o importOptions) (config.ListenerConfig, func(*hl7.Message, []byte) ingest.Routed, *spec.Profile, error) {
+func importChecks(o importOptions) (config.ListenerConfig, func(*hl7.Message, []byte) ingest.Routed, *spec.Profile, config.SiteRules, error) {
 	if o.config == "" {
 		if o.listener != "" {
-			return config.ListenerConfig{}, nil, nil, errors.New("--listener needs --config")
+			return config.ListenerConfig{}, nil, nil, nil, errors.New("--listener needs --config")
 		}
-		return config.ListenerConfig{Name: "import", MaxMessageBytes: config.DefaultMaxMessageBytes, Validation: "record"}, nil, nil, nil
+		return config.ListenerConfig{Name: "import", MaxMessageBytes: config.DefaultMaxMessageBytes, Validation: "record"}, nil, nil, nil, nil
 	}
 	cfg, err := config.Load(o.config)
 	if err != nil {
-		return config.ListenerConfig{}, nil, nil, err
+		return config.ListenerConfig{}, nil, nil, nil, err
 	}
 	trial, err := broker.NewTrial(cfg)
 	if err != nil {
-		return config.ListenerConfig{}, nil, nil, err
+		return config.ListenerConfig{}, nil, nil, nil, err
 	}
 	for _, l := range cfg.Intakes() {
 		if o.listener == "" || l.Name == o.listener {
 			profile, err := cfg.LoadProfile(l.Profile)
-			return l, trial.Routed(l.Name), profile, err
+			return l, trial.Routed(l.Name), profile, cfg.SiteRules(l.Name), err
 		}
 	}
-	return config.ListenerConfig{}, nil, nil, fmt.Errorf("%s has no listener or source named %q", o.config, o.listener)
+	return config.ListenerConfig{}, nil, nil, nil, fmt.Errorf("%s has no listener or source named %q", o.config, o.listener)
 }

@@ -144,6 +144,12 @@ func (c *checker) add(p Problem) {
 	}
 }
 
+// Place is a problem's location in path form: PID-3, OBX[2]-5.1,
+// PID-3[2].4 (a repetition in brackets when it is not the first).
+func Place(seg string, segRep, field, fieldRep, comp int) string {
+	return location(seg, segRep, field, fieldRep, comp)
+}
+
 // location is a problem's path form.
 func location(seg string, segRep, field, fieldRep, comp int) string {
 	var b strings.Builder
