@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"sync"
@@ -33,6 +34,9 @@ type EventLog struct {
 	full    chan struct{} // a batch is full
 
 	content int // bytes of payloads and responses pending (Event.Sent, Response)
+	// contentBudget bounds content (0: eventContentQueued); a test
+	// lowers it.
+	contentBudget int
 
 	dropped atomic.Uint64
 	unkept  atomic.Uint64
@@ -70,7 +74,7 @@ func (l *EventLog) Record(e wire.Event) {
 	n := len(l.pending)
 	if n < eventQueue {
 		if e.HasContent() {
-			if l.content+len(e.Sent)+len(e.Response) > eventContentQueued {
+			if l.content+len(e.Sent)+len(e.Response) > cmp.Or(l.contentBudget, eventContentQueued) {
 				e = e.WithoutContent() // the journey matters more than the payload shown beside it
 				l.unkept.Add(1)
 			}

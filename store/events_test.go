@@ -55,21 +55,22 @@ func TestEventLogStoresEveryEventInBatches(t *testing.T) {
 func TestEventLogBoundsThePayloadsItCarries(t *testing.T) {
 	n := openTestStore(t)
 	l := NewEventLog(n.JetStream, zerolog.Nop())
+	l.contentBudget = 2 << 20 // 16 payloads: light enough for the race detector
 	payload := make([]byte, wire.SentKept)
 	for i := range payload {
 		payload[i] = byte('A' + i%26)
 	}
-	const total = 200 // 200 × 128 KiB waiting: more than eventContentQueued
+	const total = 200 // 200 × 128 KiB waiting: more than the budget
 	for i := 1; i <= total; i++ {
 		l.Record(wire.Event{Kind: wire.EventDelivered, Message: uint64(i), Destination: "web", Attempt: 1, Sent: payload, Response: []byte("HTTP 200 OK")})
 	}
-	kept := eventContentQueued / (wire.SentKept + len("HTTP 200 OK"))
+	kept := l.contentBudget / (wire.SentKept + len("HTTP 200 OK"))
 	require.Equal(t, uint64(total-kept), l.Unkept(), "events past the bound go without their payload")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.Run(ctx) }()
-	testkit.WaitFor(t, 10*time.Second, func() error {
+	testkit.WaitFor(t, 30*time.Second, func() error {
 		if got := len(readEvents(t, n)); got != total {
 			return fmt.Errorf("%d of %d events stored", got, total)
 		}
