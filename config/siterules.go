@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -52,7 +53,7 @@ func (c *Config) compileSiteRules(v *validator, key string, rules []SiteRule) Si
 		if r.Table != "" {
 			t, ok := c.Scripts.Tables[r.Table]
 			if !ok {
-				v.add(k+".table", "no table %q in scripts.tables (it has: %s)", r.Table, strings.Join(sortedKeysOf(c.Scripts.Tables), ", "))
+				v.add(k+".table", "no table %q in scripts.tables (it has: %s)", r.Table, strings.Join(slices.Sorted(maps.Keys(c.Scripts.Tables)), ", "))
 			}
 			sr.table = map[string]string{}
 			for from, to := range t.Table {
@@ -71,15 +72,6 @@ func (c *Config) compileSiteRules(v *validator, key string, rules []SiteRule) Si
 		}
 		out = append(out, sr)
 	}
-	return out
-}
-
-func sortedKeysOf[V any](m map[string]V) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
 	return out
 }
 

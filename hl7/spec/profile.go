@@ -190,13 +190,13 @@ func (p *Profile) checkSegment(c *checker, seg hl7.Segment, def *profileSegment,
 			continue
 		}
 		raw, _ := seg.Field(n)
-		where := location(name, 0, n, 0, 0)
+		where := func() string { return location(name, 0, n, 0, 0) } // for a problem only: this runs for every field
 		switch {
 		case len(raw) == 0 && f.usage == "R":
-			c.problem(CodeRequiredMissing, name, rep, n, 0, 0, where+" ("+f.name+") is required by the profile")
+			c.problem(CodeRequiredMissing, name, rep, n, 0, 0, where()+" ("+f.name+") is required by the profile")
 			continue
 		case len(raw) > 0 && f.usage == "X":
-			c.problem(CodeSegmentSequence, name, rep, n, 0, 0, where+" ("+f.name+") is not supported by the profile")
+			c.problem(CodeSegmentSequence, name, rep, n, 0, 0, where()+" ("+f.name+") is not supported by the profile")
 			continue
 		case len(raw) == 0:
 			continue
@@ -207,7 +207,7 @@ func (p *Profile) checkSegment(c *checker, seg hl7.Segment, def *profileSegment,
 			r, rest = cut(rest, c.d.Repetition)
 			reps++
 			if f.max >= 0 && reps > f.max {
-				c.problem(CodeDataType, name, rep, n, reps, 0, fmt.Sprintf("%s (%s) repeats more than the profile's %d", where, f.name, f.max))
+				c.problem(CodeDataType, name, rep, n, reps, 0, fmt.Sprintf("%s (%s) repeats more than the profile's %d", where(), f.name, f.max))
 				break
 			}
 			p.checkValue(c, name, rep, n, reps, 0, f, r)
@@ -231,16 +231,16 @@ func (p *Profile) checkSegment(c *checker, seg hl7.Segment, def *profileSegment,
 // checkValue checks one repetition (comp 0) or component against its
 // usage, length and table.
 func (p *Profile) checkValue(c *checker, seg string, segRep, field, fieldRep, comp int, f profileField, raw []byte) {
-	where := location(seg, 0, field, 0, comp)
+	where := func() string { return location(seg, 0, field, 0, comp) } // for a problem only
 	switch {
 	case comp > 0 && len(raw) == 0 && f.usage == "R":
-		c.problem(CodeRequiredMissing, seg, segRep, field, fieldRep, comp, where+" ("+f.name+") is required by the profile")
+		c.problem(CodeRequiredMissing, seg, segRep, field, fieldRep, comp, where()+" ("+f.name+") is required by the profile")
 	case comp > 0 && len(raw) > 0 && f.usage == "X":
-		c.problem(CodeSegmentSequence, seg, segRep, field, fieldRep, comp, where+" ("+f.name+") is not supported by the profile")
+		c.problem(CodeSegmentSequence, seg, segRep, field, fieldRep, comp, where()+" ("+f.name+") is not supported by the profile")
 	case f.length > 0 && len(raw) > f.length && (comp > 0 || len(f.components) == 0):
-		c.problem(CodeTooLong, seg, segRep, field, fieldRep, comp, fmt.Sprintf("%s (%s) is longer than the profile's %d", where, f.name, f.length))
+		c.problem(CodeTooLong, seg, segRep, field, fieldRep, comp, fmt.Sprintf("%s (%s) is longer than the profile's %d", where(), f.name, f.length))
 	case f.table > 0 && len(raw) > 0 && (comp > 0 || len(f.components) == 0) && !tableHas(f.table, raw):
-		c.problem(CodeTableValue, seg, segRep, field, fieldRep, comp, where+" ("+f.name+") is not a value of HL7 table "+pad4(f.table))
+		c.problem(CodeTableValue, seg, segRep, field, fieldRep, comp, where()+" ("+f.name+") is not a value of HL7 table "+pad4(f.table))
 	}
 }
 

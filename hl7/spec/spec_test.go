@@ -60,3 +60,16 @@ func TestLookupTakesTheNearestEarlierVersion(t *testing.T) {
 		assert.False(t, exact && asked != want, asked)
 	}
 }
+
+// Versions named in messages are remembered up to a bound: a sender
+// writing a new MSH-12 each time fills no memory.
+func TestVersionNamesRememberedAreBounded(t *testing.T) {
+	for i := range 500 {
+		v := lookupBytes([]byte("2.5.1-" + strings.Repeat("x", i)))
+		assert.Equal(t, "2.5.1", v.ID)
+	}
+	mu.Lock()
+	n := len(built)
+	mu.Unlock()
+	assert.LessOrEqual(t, n, maxRemembered)
+}

@@ -77,13 +77,16 @@ func lookupBytes(b []byte) *Version {
 		return v
 	}
 	v, exact := Lookup(string(b))
-	if !exact { // remembered under the name asked for, too
-		mu.Lock()
-		built[string(b)] = v
-		mu.Unlock()
+	mu.Lock()
+	if !exact && len(built) < maxRemembered { // remembered under the name asked for, too; a sender
+		built[string(b)] = v // that writes a new MSH-12 each time fills no memory
 	}
+	mu.Unlock()
 	return v
 }
+
+// maxRemembered bounds the version names lookupBytes remembers.
+const maxRemembered = 64
 
 // segName is a segment's name as bytes (its first three).
 func segName(seg hl7.Segment) []byte {
