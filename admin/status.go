@@ -5,6 +5,7 @@ import "time"
 // Status is GET /api/v1/status: what runs and how it goes. Rates are per
 // second over about the last minute.
 type Status struct {
+	Version      string              `json:"version"` // the build: "VERSION (commit HASH, GOVERSION)"
 	Listeners    []ListenerStatus    `json:"listeners"`
 	Routes       []RouteStatus       `json:"routes"`
 	Destinations []DestinationStatus `json:"destinations"`

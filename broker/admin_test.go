@@ -47,6 +47,7 @@ func TestAdminMetricsHealthAndReadiness(t *testing.T) {
 		`hl7broker_delivery_seconds_count{destination="emr"} 1`,
 		`hl7broker_queue_depth{destination="emr"} 0`,
 		`hl7broker_connections_open{listener="adt"}`,
+		`hl7broker_build_info{commit="`,
 	} {
 		assert.Contains(t, body, series)
 	}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"github.com/hl7broker/hl7broker/internal/buildinfo"
 	"time"
 
 	"github.com/hl7broker/hl7broker/ingest"
@@ -76,6 +77,9 @@ func newMetrics() *metrics {
 	}
 	m.lastMessage = gauge("source_last_message_timestamp_seconds", "When a listener or source last received a message (Unix time; absent until its first since the start).", "source")
 	m.lastSuccess = gauge("destination_last_success_timestamp_seconds", "When a destination last accepted a message (Unix time; absent until its first since the start).", "destination")
+	bi := buildinfo.Read()
+	build := gauge("build_info", "Always 1: which hl7broker this is (version, commit, Go).", "version", "commit", "goversion")
+	build.WithLabelValues(bi.Version, bi.Commit, bi.Go).Set(1)
 	m.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"github.com/hl7broker/hl7broker/internal/buildinfo"
 	"time"
 
 	"github.com/hl7broker/hl7broker/admin"
@@ -73,7 +74,7 @@ func (b *Broker) status(ctx context.Context) admin.Status {
 	defer cancel()
 	b.mu.Lock()
 	cfg, reload, loadedAt := b.cfg, b.lastReload, b.loadedAt
-	var st admin.Status
+	st := admin.Status{Version: buildinfo.Read().String()}
 	listeners := valuesOf[*listenerRun](b.host, "listener")
 	for _, l := range cfg.Listeners {
 		ls := admin.ListenerStatus{Name: l.Name, Type: "mllp"}

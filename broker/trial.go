@@ -2,6 +2,9 @@ package broker
 
 import (
 	"fmt"
+
+	"github.com/rs/zerolog"
+
 	"github.com/hl7broker/hl7broker/condition"
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/delivery"
@@ -115,4 +118,31 @@ func (t *Trial) Routed(listener string) func(*hl7.Message, []byte) ingest.Routed
 		}
 		return r
 	}
+}
+
+// Surveyor is import's survey with the checks of listener (a listener or
+// source of cfg; "" the first) and, for each message, where cfg's routes
+// would send it. cfg nil: the default checks and no routes.
+func Surveyor(cfg *config.Config, listener string) (*ingest.Surveyor, error) {
+	if cfg == nil {
+		in := config.ListenerConfig{Name: "import", MaxMessageBytes: config.DefaultMaxMessageBytes, Validation: "record"}
+		return ingest.NewSurveyor(ingest.New(in, nil, zerolog.Nop())), nil
+	}
+	trial, err := NewTrial(cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range cfg.Intakes() {
+		if listener == "" || l.Name == listener {
+			in := ingest.New(l, nil, zerolog.Nop())
+			if in.Profile, err = cfg.LoadProfile(l.Profile); err != nil {
+				return nil, err
+			}
+			in.Rules = cfg.SiteRules(l.Name)
+			sv := ingest.NewSurveyor(in)
+			sv.Route = trial.Routed(l.Name)
+			return sv, nil
+		}
+	}
+	return nil, fmt.Errorf("no listener or source is named %q", listener)
 }

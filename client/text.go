@@ -242,6 +242,9 @@ func WriteStatus(w io.Writer, st admin.Status) {
 		storage = st.Storage.Problem
 	}
 	fmt.Fprintf(w, "\nstorage: %s (durability %s); NATS %s, replicas %d\n", storage, st.Storage.Durability, st.Cluster.Mode, st.Cluster.Replicas)
+	if st.Version != "" {
+		fmt.Fprintf(w, "hl7broker %s\n", st.Version)
+	}
 }
 
 // Alerts is GET /api/v1/alerts's answer.

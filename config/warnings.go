@@ -61,3 +61,13 @@ func loopbackAddr(addr string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+// Summary counts what the config holds, as check prints it: "N
+// listeners, [N sources, ]N routes, N destinations".
+func (c *Config) Summary() string {
+	sources := ""
+	if len(c.Sources) > 0 {
+		sources = fmt.Sprintf("%d sources, ", len(c.Sources))
+	}
+	return fmt.Sprintf("%d listeners, %s%d routes, %d destinations", len(c.Listeners), sources, len(c.Routes), len(c.Destinations))
+}

@@ -34,6 +34,7 @@ type Options struct {
 	To        string
 	TLS       *tls.Config   // nil: plain TCP or HTTP
 	Token     string        // the HTTP source's bearer token (required for a URL)
+	TokenFile string        // or a file holding it
 	Batch     int           // messages per HTTP request (at least 1)
 	Rate      float64       // messages a second at most; 0: as fast as ACKs come back
 	Timeout   time.Duration // for each ACK, and for retrying a 503
@@ -76,8 +77,15 @@ func IsHTTP(to string) bool {
 func NewSender(o Options) (*Sender, error) {
 	s := &Sender{o: o, state: map[string]int{}}
 	if IsHTTP(o.To) {
+		if o.Token == "" && o.TokenFile != "" {
+			tok, err := os.ReadFile(o.TokenFile)
+			if err != nil {
+				return nil, fmt.Errorf("token file: %w", err)
+			}
+			o.Token = strings.TrimSpace(string(tok))
+		}
 		if o.Token == "" {
-			return nil, errors.New("an HTTP source needs its bearer token")
+			return nil, errors.New("an HTTP source needs its bearer token: --token-file")
 		}
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = o.TLS

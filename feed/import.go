@@ -27,11 +27,31 @@ type Import struct {
 	Survey   *ingest.Surveyor
 	Sender   *Sender   // nil: check only (--validate-only)
 	Progress *Progress // nil: none
+	Out      io.Writer // the summary, at the end (nil: none)
+	Report   string    // a file for the problems (FILE.csv) or the survey (FILE.json); "": none
 }
 
-// Run reads each file in turn. A file that cannot be read is counted as
-// refused whole; a sender that cannot go on ends the run with its error.
-func (imp *Import) Run(ctx context.Context, files []string) error {
+// Run reads each file in turn, then writes the summary to Out (also when
+// the run stopped short) and the report. A file that cannot be read is
+// counted as refused whole; a sender that cannot go on ends the run with
+// its error. ok says every message was valid and, when sending,
+// acknowledged AA or CA.
+func (imp *Import) Run(ctx context.Context, files []string) (ok bool, err error) {
+	err = imp.run(ctx, files)
+	if imp.Progress != nil {
+		imp.Progress.Stop()
+	}
+	if imp.Out != nil {
+		PrintSurvey(imp.Out, imp.Survey.Survey, imp.Sender)
+	}
+	if err == nil && imp.Report != "" {
+		err = WriteReport(imp.Report, imp.Survey.Survey)
+	}
+	s := imp.Survey.Survey
+	return err == nil && s.Invalid+s.FilesRefused == 0 && (imp.Sender == nil || imp.Sender.Refused == 0), err
+}
+
+func (imp *Import) run(ctx context.Context, files []string) error {
 	sv := imp.Survey
 	for _, file := range files {
 		data, err := os.ReadFile(file)

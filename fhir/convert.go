@@ -26,6 +26,29 @@ type Options struct {
 	Charset string
 }
 
+// NewOptions checks options given as text (a command line's): bundle
+// "transaction" or "collection", an IANA time zone name ("" this
+// machine's), a charset name ("" MSH-18's).
+func NewOptions(bundle, timeZone, charset string) (Options, error) {
+	o := Options{Bundle: bundle, Charset: charset}
+	if bundle != "transaction" && bundle != "collection" {
+		return o, fmt.Errorf("bundle %q: transaction or collection", bundle)
+	}
+	if timeZone != "" {
+		loc, err := time.LoadLocation(timeZone)
+		if err != nil {
+			return o, fmt.Errorf("time zone %q: %v", timeZone, err)
+		}
+		o.TimeZone = loc
+	}
+	if charset != "" {
+		if _, err := hl7.LookupCharset(charset); err != nil {
+			return o, fmt.Errorf("charset: %v", err)
+		}
+	}
+	return o, nil
+}
+
 // Supported message codes (MSH-9.1) and what each converts by. A message
 // of another code is refused with an UnsupportedError: no mapping is better
 // than an invented one.

@@ -2,6 +2,9 @@ package mirth
 
 import (
 	"errors"
+	"fmt"
+	"io"
+	"os"
 	"strings"
 )
 
@@ -82,6 +85,33 @@ type Transformer struct {
 	OutboundType     string
 	InboundTemplate  string
 	OutboundTemplate string
+}
+
+// ReadFiles reads export files, naming on w each that cannot be read and
+// why.
+func ReadFiles(w io.Writer, names []string) []*Export {
+	var exports []*Export
+	for _, f := range names {
+		data, err := os.ReadFile(f)
+		if err == nil {
+			var ex *Export
+			if ex, err = Read(data); err == nil {
+				exports = append(exports, ex)
+				continue
+			}
+		}
+		fmt.Fprintf(w, "%s: %v\n", f, err)
+	}
+	return exports
+}
+
+// Written says what Import wrote, a line for w.
+func (r *Result) Written(w io.Writer) {
+	fmt.Fprintf(w, "\nwrote %s, %d script file(s) and report.txt", r.Config, len(r.Files))
+	if len(r.Secrets) > 0 {
+		fmt.Fprintf(w, "; secrets (mode 0600, keep them out of git) in %d file(s) under secrets/", len(r.Secrets))
+	}
+	fmt.Fprintln(w)
 }
 
 // Read reads one export file's channels and libraries.

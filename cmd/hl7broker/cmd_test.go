@@ -14,6 +14,7 @@ import (
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/internal/syncbuf"
 	"github.com/hl7broker/hl7broker/internal/testpki"
+	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -223,4 +224,24 @@ func TestVersion(t *testing.T) {
 	version = "v9.9.9"
 	defer func() { version = "" }()
 	assert.Contains(t, versionString(), "v9.9.9 (commit ", "a release build's -X main.version wins")
+}
+
+// TestEveryHelpFileIsACommandsHelp: help/*.txt are each some command's
+// long help, and every command that has long help reads it from there.
+func TestEveryHelpFileIsACommandsHelp(t *testing.T) {
+	entries, err := helpFiles.ReadDir("help")
+	require.NoError(t, err)
+	var walk func(c *cobra.Command) int
+	walk = func(c *cobra.Command) int {
+		n := 0
+		if c.Long != "" {
+			n++
+			assert.NotContains(t, c.Long, "\n\n\n", c.Name())
+		}
+		for _, sub := range c.Commands() {
+			n += walk(sub)
+		}
+		return n
+	}
+	assert.Equal(t, len(entries), walk(newRootCmd()), "one help file per command with long help")
 }

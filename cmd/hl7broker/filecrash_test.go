@@ -63,6 +63,7 @@ destinations: [{name: disk, type: file, dir: "%s", ordering: parallel, concurren
 	out2, code := cli(t, "http://"+adminAddr, viewer, &st, "status")
 	require.Equal(t, 0, code, out2)
 	assert.EqualValues(t, n, st.Storage.Streams["HL7_IN"].Messages, "every message stored once")
+	assert.Regexp(t, `^\S+ \(commit \S+.*, go1\.`, st.Version, "the status says which build answers")
 
 	ids := map[string]int{}
 	assert.Eventually(t, func() bool {

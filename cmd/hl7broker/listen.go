@@ -16,7 +16,7 @@ type listenOptions struct {
 	ack             string
 	delay           time.Duration
 	maxMessageBytes int
-	tls             serverTLSFlags
+	tls             feed.ServerTLS
 }
 
 func newListenCmd() *cobra.Command {
@@ -24,15 +24,8 @@ func newListenCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "listen --addr HOST:PORT [--out DIR] [--ack CODE] [--delay D]",
 		Short: "Run a test MLLP endpoint that acknowledges every message",
-		Long: `Listen is a downstream system for trying destinations and for tests. It answers
-each message with the chosen ACK (auto: AA, or CA when the message asks for
-enhanced mode; AA, AE or AR force original mode; CA, CE or CR enhanced). Bytes
-that are not a message get a reject ACK. With --out it writes each message to
-DIR as NNNNNN-<control ID>.hl7 (arrival order), exactly as received.
-
-It prints "listening on ADDR" once ready, logs one line per message (never its
-content) and stops cleanly on SIGINT or SIGTERM.`,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runListen(cmd, o) },
+		Long:  help("listen"),
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runListen(cmd, o) },
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.addr, "addr", "127.0.0.1:2575", "HOST:PORT to listen on (port 0: any free port)")
@@ -40,7 +33,7 @@ content) and stops cleanly on SIGINT or SIGTERM.`,
 	f.StringVar(&o.ack, "ack", "auto", "ACK code: auto, AA, AE, AR, CA, CE or CR")
 	f.DurationVar(&o.delay, "delay", 0, "wait this long before each ACK")
 	f.IntVar(&o.maxMessageBytes, "max-message-bytes", mllp.DefaultMaxFrameBytes, "largest message accepted")
-	o.tls.register(f)
+	o.tls.Register(f)
 	return cmd
 }
 
@@ -53,7 +46,7 @@ func runListen(cmd *cobra.Command, o listenOptions) error {
 	if err != nil {
 		return err
 	}
-	tlsCfg, err := o.tls.config()
+	tlsCfg, err := o.tls.Config()
 	if err != nil {
 		return err
 	}

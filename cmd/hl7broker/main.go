@@ -3,15 +3,17 @@ package main
 
 import (
 	"context"
+	"embed"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
-	"time"
 
+	"github.com/hl7broker/hl7broker/internal/logging"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 )
@@ -73,25 +75,19 @@ func newRootCmd() *cobra.Command {
 func logger(cmd *cobra.Command) (zerolog.Logger, error) {
 	level, _ := cmd.Flags().GetString("log-level")
 	format, _ := cmd.Flags().GetString("log-format")
-	lvl, err := zerolog.ParseLevel(level)
+	return logging.New(cmd.ErrOrStderr(), level, format, cmd.Name() == "serve")
+}
+
+// helpFiles hold each command's long help, prose kept out of the code.
+//
+//go:embed help
+var helpFiles embed.FS
+
+// help is the long help of a command (help/NAME.txt).
+func help(name string) string {
+	b, err := helpFiles.ReadFile("help/" + name + ".txt")
 	if err != nil {
-		return zerolog.Logger{}, fmt.Errorf("--log-level: %w", err)
+		panic("no help/" + name + ".txt") // a test runs every command's help
 	}
-	// Connections log from their own goroutines: serialise the writes.
-	var w io.Writer = zerolog.SyncWriter(cmd.ErrOrStderr())
-	if format == "auto" {
-		format = "console"
-		if cmd.Name() == "serve" {
-			format = "json"
-		}
-	}
-	switch format {
-	case "console":
-		w = zerolog.ConsoleWriter{Out: w, NoColor: true, TimeFormat: "15:04:05.000"}
-	case "json":
-	default:
-		return zerolog.Logger{}, fmt.Errorf("--log-format must be console, json or auto")
-	}
-	zerolog.TimeFieldFormat = time.RFC3339Nano
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+	return strings.TrimSuffix(string(b), "\n")
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hl7broker/hl7broker/client"
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
 	"github.com/stretchr/testify/assert"
@@ -214,7 +215,7 @@ func TestOperateDeadLettersEndToEnd(t *testing.T) {
 
 	// The audit trail names alice's replay; the viewer is refused content.
 	out, code = cli(t, server, victor, nil, "messages", "show", letter.MessageID)
-	assert.Equal(t, exitUnauthorized, code, out)
+	assert.Equal(t, client.ExitUnauthorized, code, out)
 	assert.Contains(t, out, "403")
 	req, _ := http.NewRequest("GET", server+"/api/v1/messages", nil)
 	resp, err := http.DefaultClient.Do(req)

@@ -12,7 +12,7 @@ import (
 
 type sendOptions struct {
 	addr   string
-	tls    clientTLSFlags
+	tls    feed.ClientTLS
 	send   feed.SendOptions
 	repeat int
 	rate   float64
@@ -25,19 +25,12 @@ func newSendCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "send --addr HOST:PORT [flags] [FILE...]",
 		Short: "Send HL7 messages over MLLP and check each ACK",
-		Long: `Send reads HL7 files (standard input when none is given), splits batches and
-back-to-back messages, strips byte-order marks, ends every segment with CR
-(unless --keep-terminators), sends each message over one MLLP connection and
-waits for its ACK. It prints one line per message, tab-separated:
-
-  FILE  INDEX  CONTROL-ID  ACK-CODE  ERROR-TEXT
-
-and exits 0 only if every ACK was AA or CA with MSA-2 equal to the MSH-10 sent.`,
-		RunE: func(cmd *cobra.Command, args []string) error { return runSend(cmd, args, o) },
+		Long:  help("send"),
+		RunE:  func(cmd *cobra.Command, args []string) error { return runSend(cmd, args, o) },
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.addr, "addr", "", "receiver's HOST:PORT (required)")
-	o.tls.register(f)
+	o.tls.Register(f)
 	f.BoolVar(&o.send.KeepTerminators, "keep-terminators", false, "send segments with the file's own terminators")
 	f.BoolVar(&o.send.FreshControlID, "fresh-control-id", false, "give each message sent a new MSH-10")
 	f.IntVar(&o.repeat, "repeat", 1, "send the files this many times")
@@ -51,7 +44,7 @@ func runSend(cmd *cobra.Command, args []string, o sendOptions) error {
 	if o.repeat < 1 {
 		return errors.New("--repeat must be at least 1")
 	}
-	tlsCfg, err := o.tls.config()
+	tlsCfg, err := o.tls.Config()
 	if err != nil {
 		return err
 	}

@@ -21,18 +21,7 @@ func newServeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve --config FILE",
 		Short: "Run the broker",
-		Long: `Serve runs everything the configuration describes: NATS (embedded, or an
-external cluster), the MLLP listeners, the router and the delivery workers.
-On SIGINT or SIGTERM it stops accepting, lets messages in flight be stored
-and acknowledged, stops delivery (a message being retried stays queued),
-stops NATS and exits 0. On SIGHUP, and when the file changes (unless
---watch=false), it validates the whole file again and applies it without a
-restart: routes, transforms and destinations swap between two messages,
-listeners are added or removed without touching the others. An invalid file
-leaves the running configuration in place. It sets Go's soft memory limit
-from the config's memory_limit, or in a container (or a systemd unit with
-MemoryMax) to three quarters of the container's limit, unless GOMEMLIMIT
-is set. Logs are JSON unless --log-format console.`,
+		Long:  help("serve"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := logger(cmd)
 			if err != nil {

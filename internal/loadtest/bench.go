@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/hl7broker/hl7broker/hl7"
 	"github.com/hl7broker/hl7broker/mllp"
+	"github.com/spf13/pflag"
 )
 
 // Options say what to send, how, and where.
@@ -46,9 +48,44 @@ type Options struct {
 	NATS        string // external NATS URLs, with the built-in config
 	Replicas    int
 	Rounds      int // the broker with and without history, alternately, this many times each (0: once)
-	// Serve starts the broker on a config file, as a child process
-	// (hl7broker serve --config FILE).
+	// Serve starts the broker on a config file, as a child process;
+	// nil: this executable's "serve --config FILE" (hl7broker bench).
 	Serve func(configFile string) *exec.Cmd
+}
+
+// Flags registers bench's flags for o, with their defaults (the CLI's
+// hl7broker bench).
+func (o *Options) Flags(f *pflag.FlagSet) {
+	f.StringVar(&o.Addr, "addr", "", "receiver's HOST:PORT, or a comma-separated list to spread over and fail over to (required without --compare)")
+	f.IntVar(&o.Connections, "connections", 1, "connections, each sending lock-step")
+	f.IntVar(&o.Messages, "messages", 0, "messages to send in all (0: until --duration)")
+	f.DurationVar(&o.Duration, "duration", 0, "how long to send (0: until --messages)")
+	f.Float64Var(&o.Rate, "rate", 0, "messages per second over all connections at most (0: as fast as ACKs come back)")
+	f.StringVar(&o.RouteScript, "route-script", "", "with --compare's built-in config: a script step on its route (JavaScript), to measure what scripts cost")
+	f.StringVar(&o.Template, "template", "adt", "built-in message when no FILE is given: adt or oru")
+	f.IntVar(&o.Patients, "patients", 1000, "distinct patient IDs in built-in messages")
+	f.DurationVar(&o.Timeout, "timeout", 30*time.Second, "how long to wait for each ACK")
+	f.DurationVar(&o.Progress, "progress", time.Second, "how often to print a progress line (0: never)")
+	f.StringVar(&o.Sink, "sink", "", "run an MLLP endpoint on HOST:PORT for the broker's deliveries and check them")
+	f.DurationVar(&o.SinkWait, "sink-wait", time.Minute, "how long to wait, after sending, for every acked message to be delivered")
+	f.StringVar(&o.Config, "config", "", "with --compare: the broker's config (default: a built-in one, see above)")
+	f.StringVar(&o.Durability, "durability", "fsync", "with --compare and the built-in config: fsync or os")
+	f.StringVar(&o.NATS, "nats", "", "with --compare and the built-in config: external NATS URLs (default: embedded)")
+	f.IntVar(&o.Replicas, "replicas", 1, "with --compare, --nats and the built-in config: stream replicas")
+	f.DurationVar(&o.Hold, "hold", 0, "keep every connection open, idle, this long after the last message (to measure the receiver's memory per connection)")
+	f.IntVar(&o.Rounds, "rounds", 1, "with --compare: run the broker with and without history this many times each, alternately, and report medians")
+}
+
+// serve is Options.Serve, or this executable's serve command.
+func (o *Options) serve(file string) *exec.Cmd {
+	if o.Serve != nil {
+		return o.Serve(file)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		exe = os.Args[0]
+	}
+	return exec.Command(exe, "serve", "--config", file)
 }
 
 // Result is what bench prints at the end (--json: as is).

@@ -318,7 +318,7 @@ func compareBroker(ctx context.Context, o Options, logw io.Writer, file string, 
 		return run, err
 	}
 	var stderr syncbuf.Buffer
-	serve := o.Serve(file)
+	serve := o.serve(file)
 	serve.Env = append(append(os.Environ(), "HL7BROKER_DATA_DIR="+dataDir, "HL7BROKER_ADMIN_ADDR="+admin), env...)
 	serve.Stderr = &stderr
 	if err := serve.Start(); err != nil {

@@ -1,4 +1,4 @@
-package main
+package feed
 
 import (
 	"crypto/tls"
@@ -7,13 +7,16 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// clientTLSFlags are the TLS flags of commands that connect.
-type clientTLSFlags struct {
+// ClientTLS are the TLS flags of the commands that connect (send,
+// import, bench).
+type ClientTLS struct {
 	enabled                   bool
 	ca, cert, key, serverName string
 }
 
-func (f *clientTLSFlags) register(fs *pflag.FlagSet) {
+// Register adds --tls, --tls-ca, --tls-cert, --tls-key and
+// --tls-server-name to fs.
+func (f *ClientTLS) Register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.enabled, "tls", false, "connect with TLS (implied by the other --tls-* flags)")
 	fs.StringVar(&f.ca, "tls-ca", "", "PEM file of CAs to trust (default: the system's)")
 	fs.StringVar(&f.cert, "tls-cert", "", "PEM client certificate, for mutual TLS")
@@ -21,23 +24,26 @@ func (f *clientTLSFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.serverName, "tls-server-name", "", "name to verify in the server's certificate (default: the host of --addr)")
 }
 
-func (f *clientTLSFlags) config() (*tls.Config, error) {
+// Config is the TLS the flags ask for; nil: none (plain TCP).
+func (f *ClientTLS) Config() (*tls.Config, error) {
 	if !f.enabled && f.ca == "" && f.cert == "" && f.key == "" && f.serverName == "" {
 		return nil, nil
 	}
 	return mllp.ClientTLSConfig(f.ca, f.cert, f.key, f.serverName)
 }
 
-// serverTLSFlags are the TLS flags of commands that listen.
-type serverTLSFlags struct{ cert, key, clientCA string }
+// ServerTLS are the TLS flags of the commands that listen (listen).
+type ServerTLS struct{ cert, key, clientCA string }
 
-func (f *serverTLSFlags) register(fs *pflag.FlagSet) {
+// Register adds --tls-cert, --tls-key and --tls-client-ca to fs.
+func (f *ServerTLS) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.cert, "tls-cert", "", "PEM server certificate: serve TLS")
 	fs.StringVar(&f.key, "tls-key", "", "PEM key of the server certificate")
 	fs.StringVar(&f.clientCA, "tls-client-ca", "", "PEM CAs a client certificate must chain to: require mutual TLS")
 }
 
-func (f *serverTLSFlags) config() (*tls.Config, error) {
+// Config is the TLS the flags ask for; nil: none (plain TCP).
+func (f *ServerTLS) Config() (*tls.Config, error) {
 	if f.cert == "" && f.key == "" && f.clientCA == "" {
 		return nil, nil
 	}
