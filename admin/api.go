@@ -72,6 +72,7 @@ func (a *API) routes(mux registrar) {
 	h("GET /api/v1/messages", RoleViewer, a.searchMessages)
 	h("GET /api/v1/messages/{id}", RoleOperator, a.showMessage)
 	h("GET /api/v1/refused", RoleViewer, a.listRefused)
+	h("POST /api/v1/reconcile", RoleViewer, a.reconcile)
 	h("POST /api/v1/messages/replay", RoleOperator, a.replayMessages)
 	h("GET /api/v1/dlq", RoleViewer, a.listDLQ)
 	h("GET /api/v1/dlq/{id}", RoleOperator, a.showDLQ)

@@ -2,6 +2,8 @@ package delivery
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strconv"
@@ -235,6 +237,7 @@ func (w *Worker) deliver(ctx context.Context, d Deliverer, msg queued, holdLine 
 			Millis: float64(took.Microseconds()) / 1000, Outcome: res.Outcome.String(), Code: res.Code, Reason: res.Reason}
 		if res.Outcome == Delivered {
 			ev.Kind = wire.EventDelivered
+			ev.SHA256 = sentSum(res.Sent, dm.Data)
 		}
 		keepSent(&ev, res)
 		w.Events.Record(ev)
@@ -260,6 +263,16 @@ func (w *Worker) deliver(ctx context.Context, d Deliverer, msg queued, holdLine 
 			return false
 		}
 	}
+}
+
+// sentSum is the SHA-256 (hex) of what a destination received: the
+// payload as sent, or the copy as queued when it was sent as it is.
+func sentSum(sent, data []byte) string {
+	if sent == nil {
+		sent = data
+	}
+	sum := sha256.Sum256(sent)
+	return hex.EncodeToString(sum[:])
 }
 
 // keepSent puts in ev what res says was sent and answered, each bounded

@@ -49,6 +49,9 @@ type Sender struct {
 	// Sent, Skipped (sent by an earlier run) and Refused (a negative or
 	// missing ACK) count the messages so far.
 	Sent, Skipped, Refused int
+	// Acked, if set, hears each message's ACK code ("" when none came),
+	// by its file and index there.
+	Acked func(file string, index int, code string)
 
 	to       transport
 	o        Options
@@ -122,21 +125,29 @@ func (s *Sender) save() error {
 	return os.Rename(tmp, s.o.StatePath)
 }
 
-// File surveys one file (sv counts it) and sends its valid messages in
-// order, after those an earlier run had sent, a batch at a time. An error
-// ends the feed: the same run started again resumes.
-func (s *Sender) File(ctx context.Context, sv *ingest.Surveyor, name string, data []byte) error {
+// File sends one file's valid messages (msgs, as the survey split them,
+// and valid, its verdicts) in order, after those an earlier run had sent,
+// a batch at a time. data is the file's content: its digest keys the
+// progress kept. An error ends the feed: the same run started again
+// resumes.
+func (s *Sender) File(ctx context.Context, name string, data []byte, msgs [][]byte, valid []bool) error {
 	sum := sha256.Sum256(data)
 	digest := hex.EncodeToString(sum[:])
-	msgs, valid := sv.File(name, data)
 	done := s.state[digest]
 	var pending [][]byte
+	var at []int                    // each pending message's index in msgs
 	flush := func(upTo int) error { // messages before index upTo are done
 		if len(pending) > 0 {
-			if err := s.send(ctx, pending); err != nil {
+			codes, err := s.send(ctx, pending)
+			if err != nil {
 				return err
 			}
-			pending = pending[:0]
+			if s.Acked != nil {
+				for j, c := range codes {
+					s.Acked(name, at[j], c)
+				}
+			}
+			pending, at = pending[:0], at[:0]
 		}
 		s.state[digest] = upTo
 		if time.Since(s.saved) >= time.Second {
@@ -153,7 +164,7 @@ func (s *Sender) File(ctx context.Context, sv *ingest.Surveyor, name string, dat
 			continue
 		}
 		if valid[i] {
-			pending = append(pending, msgs[i])
+			pending, at = append(pending, msgs[i]), append(at, i)
 		}
 		if len(pending) >= s.to.batch() || i == len(msgs)-1 {
 			if err := flush(i + 1); err != nil {
@@ -166,7 +177,7 @@ func (s *Sender) File(ctx context.Context, sv *ingest.Surveyor, name string, dat
 
 // send sends messages and checks their ACKs; a negative or missing one is
 // counted.
-func (s *Sender) send(ctx context.Context, msgs [][]byte) error {
+func (s *Sender) send(ctx context.Context, msgs [][]byte) ([]string, error) {
 	if s.interval > 0 {
 		if wait := time.Until(s.last.Add(s.interval * time.Duration(len(msgs)))); wait > 0 {
 			time.Sleep(wait)
@@ -175,7 +186,7 @@ func (s *Sender) send(ctx context.Context, msgs [][]byte) error {
 	}
 	codes, err := s.to.send(ctx, msgs)
 	if err != nil {
-		return fmt.Errorf("sending to %s: %w (run the same command again to resume)", secret.URL(s.o.To), err)
+		return nil, fmt.Errorf("sending to %s: %w (run the same command again to resume)", secret.URL(s.o.To), err)
 	}
 	s.Sent += len(msgs)
 	for _, c := range codes {
@@ -183,7 +194,7 @@ func (s *Sender) send(ctx context.Context, msgs [][]byte) error {
 			s.Refused++
 		}
 	}
-	return nil
+	return codes, nil
 }
 
 // mllpTransport sends one message at a time over MLLP.

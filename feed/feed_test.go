@@ -48,7 +48,8 @@ func TestSenderFeedsInOrderAndResumes(t *testing.T) {
 		s, err := NewSender(Options{To: l.Addr().String(), Timeout: 5 * time.Second, StatePath: state})
 		require.NoError(t, err)
 		sv := ingest.NewSurveyor(ingest.New(config.ListenerConfig{Name: "import", MaxMessageBytes: config.DefaultMaxMessageBytes}, nil, zerolog.Nop()))
-		require.NoError(t, s.File(context.Background(), sv, "batch.hl7", []byte(file)))
+		msgs, valid := sv.File("batch.hl7", []byte(file))
+		require.NoError(t, s.File(context.Background(), "batch.hl7", []byte(file), msgs, valid))
 		s.Close()
 		return s
 	}

@@ -29,6 +29,14 @@ type Import struct {
 	Progress *Progress // nil: none
 	Out      io.Writer // the summary, at the end (nil: none)
 	Report   string    // a file for the problems (FILE.csv) or the survey (FILE.json); "": none
+	// Reconcile, when set, accounts for every message read against the
+	// broker's history once the run has sent them (or at once, without
+	// a Sender): the totals go to Out, and a row per message and
+	// destination to the CSV file Reconciliation names ("": none).
+	Reconcile      *Reconciler
+	Reconciliation string
+
+	entries []Entry
 }
 
 // Run reads each file in turn, then writes the summary to Out (also when
@@ -48,7 +56,21 @@ func (imp *Import) Run(ctx context.Context, files []string) (ok bool, err error)
 		err = WriteReport(imp.Report, imp.Survey.Survey)
 	}
 	s := imp.Survey.Survey
-	return err == nil && s.Invalid+s.FilesRefused == 0 && (imp.Sender == nil || imp.Sender.Refused == 0), err
+	ok = err == nil && s.Invalid+s.FilesRefused == 0 && (imp.Sender == nil || imp.Sender.Refused == 0)
+	if err == nil && imp.Reconcile != nil {
+		var acc []Account
+		if acc, err = imp.Reconcile.Run(ctx, imp.entries); err == nil {
+			t := Total(acc)
+			if imp.Out != nil {
+				t.Print(imp.Out)
+			}
+			ok = ok && t.OK()
+			if imp.Reconciliation != "" {
+				err = WriteReconciliation(imp.Reconciliation, acc)
+			}
+		}
+	}
+	return ok && err == nil, err
 }
 
 func (imp *Import) run(ctx context.Context, files []string) error {
@@ -62,16 +84,36 @@ func (imp *Import) run(ctx context.Context, files []string) error {
 				ReportMessage: ingest.ReportMessage{Index: -1, Location: "file", Reason: err.Error()}})
 			continue
 		}
-		if imp.Sender == nil {
-			sv.File(file, data)
-		} else if err := imp.Sender.File(ctx, sv, file, data); err != nil {
-			return err
+		mark, base := len(sv.Survey.Problems), len(imp.entries)
+		msgs, valid := sv.File(file, data)
+		if imp.Reconcile != nil {
+			imp.entries = append(imp.entries, entries(file, msgs, valid, firstProblems(sv.Survey.Problems[mark:], len(msgs)))...)
+		}
+		if imp.Sender != nil {
+			if imp.Reconcile != nil {
+				imp.Sender.Acked = func(_ string, i int, code string) { imp.entries[base+i].Ack = code }
+			}
+			if err := imp.Sender.File(ctx, file, data, msgs, valid); err != nil {
+				return err
+			}
 		}
 		if imp.Progress != nil {
 			imp.Progress.Add(int64(len(data)), sv.Survey)
 		}
 	}
 	return nil
+}
+
+// firstProblems is each message's first problem (by index), as "code
+// place: reason".
+func firstProblems(ps []ingest.SurveyProblem, n int) []string {
+	out := make([]string, n)
+	for _, p := range ps {
+		if p.Index >= 0 && p.Index < n && out[p.Index] == "" {
+			out[p.Index] = fmt.Sprintf("%d %s: %s", p.Code, p.Location, p.Reason)
+		}
+	}
+	return out
 }
 
 // Files expands folders into their files (recursively, leaving out

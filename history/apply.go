@@ -138,7 +138,7 @@ func (ix *Index) apply(ctx context.Context, items []Item, now time.Time) error {
 	if !now.IsZero() {
 		held = b.hold(known, ix.lastHead, now)
 	}
-	a.newMessages = bulk{a: &a, head: `INSERT INTO messages(id, received_at, listener, sending_app, sending_fac, type, event, control_id, version, remote, size, replay_of, routed, unrouted, status) VALUES `, cols: 15}
+	a.newMessages = bulk{a: &a, head: `INSERT INTO messages(id, received_at, listener, sending_app, sending_fac, type, event, control_id, version, remote, size, replay_of, routed, unrouted, status, digest) VALUES `, cols: 16}
 	a.newCopies = bulk{a: &a, head: `INSERT INTO dests(message, destination, status, at, attempts, code, reason, out_seq, changed) VALUES `, cols: 9}
 	a.newJourneys = bulk{a: &a, head: `INSERT INTO journeys(message, body) VALUES `, cols: 2}
 	a.newKeys = bulk{a: &a, head: `INSERT OR IGNORE INTO keys(name, value, message, shown) VALUES `, cols: 4}
@@ -188,11 +188,11 @@ func (ix *Index) apply(ctx context.Context, items []Item, now time.Time) error {
 		return fmt.Errorf("history index: content: %w", err)
 	}
 	// What the latest attempt of each copy sent and got back.
-	sent := bulk{a: &a, head: `INSERT INTO sent(message, destination, at, attempt, payload, name, size, response) VALUES `, cols: 8,
+	sent := bulk{a: &a, head: `INSERT INTO sent(message, destination, at, attempt, payload, name, size, response, sha256) VALUES `, cols: 9,
 		tail: ` ON CONFLICT(message, destination) DO UPDATE SET at=excluded.at, attempt=excluded.attempt, payload=excluded.payload,
-			name=excluded.name, size=excluded.size, response=excluded.response WHERE excluded.at >= sent.at`}
+			name=excluded.name, size=excluded.size, response=excluded.response, sha256=excluded.sha256 WHERE excluded.at >= sent.at`}
 	for _, e := range b.sent {
-		if err := sent.add(e.Message, e.Destination, e.At.UnixNano(), e.Attempt, e.Sent, e.SentName, cmp.Or(e.SentSize, len(e.Sent)), e.Response); err != nil {
+		if err := sent.add(e.Message, e.Destination, e.At.UnixNano(), e.Attempt, e.Sent, e.SentName, cmp.Or(e.SentSize, len(e.Sent)), e.Response, sumBytes(e.SHA256)); err != nil {
 			return fmt.Errorf("history index: what was sent: %w", err)
 		}
 	}

@@ -5,6 +5,9 @@ package history
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"slices"
 	"time"
 
@@ -114,14 +117,15 @@ func (b *batch) events(it Item) {
 		}
 		if e.HasHead() {
 			c.setHead(headOfEvent(e))
-			if e.Keys != nil { // values for the index, not for the journey
-				e.Keys = nil
-				if l, err := wire.AppendEvent(nil, e); err == nil {
+			if e.Keys != nil || e.SHA256 != "" { // for the index, not for the journey
+				j := e
+				j.Keys, j.SHA256 = nil, ""
+				if l, err := wire.AppendEvent(nil, j); err == nil {
 					line = l
 				}
 			}
 		}
-		if e.HasContent() { // content for the message's page, not for the journey
+		if e.HasContent() || e.SHA256 != "" && e.Kind == wire.EventDelivered { // content for the message's page, not for the journey
 			b.sent = append(b.sent, e)
 			if l, err := wire.AppendEvent(nil, e.ForJourney()); err == nil {
 				line = l
@@ -183,6 +187,7 @@ type head struct {
 	controlID, version, remote, replayOf         string
 	size                                         int
 	keys                                         map[string][]string // from its received event
+	digest                                       int64               // the start of the SHA-256 of its bytes (0: not known)
 }
 
 func headOfRecord(it Item) *head {
@@ -190,12 +195,40 @@ func headOfRecord(it Item) *head {
 	return &head{inSeq: it.Seq, data: it.Data, at: headerTime(h, wire.HeaderReceivedAt, it.Time), listener: h.Get(wire.HeaderListener),
 		sendingApp: h.Get(wire.HeaderSendingApp), sendingFac: h.Get(wire.HeaderSendingFac), typ: h.Get(wire.HeaderType),
 		event: h.Get(wire.HeaderEvent), controlID: h.Get(wire.HeaderControlID), version: h.Get(wire.HeaderVersion),
-		remote: h.Get(wire.HeaderRemoteAddr), replayOf: h.Get(wire.HeaderReplayOf), size: len(it.Data)}
+		remote: h.Get(wire.HeaderRemoteAddr), replayOf: h.Get(wire.HeaderReplayOf), size: len(it.Data), digest: Digest(sha256.Sum256(it.Data))}
 }
 
 func headOfEvent(e wire.Event) *head {
 	return &head{at: e.At, listener: e.Listener, sendingApp: e.SendingApp, sendingFac: e.SendingFac, typ: e.Type, event: e.Trigger,
-		controlID: e.ControlID, version: e.Version, remote: e.Remote, replayOf: e.ReplayOf, size: e.Size, keys: e.Keys}
+		controlID: e.ControlID, version: e.Version, remote: e.Remote, replayOf: e.ReplayOf, size: e.Size, keys: e.Keys,
+		digest: digestOfHex(e.SHA256)}
+}
+
+// Digest is what the index keeps of a message's SHA-256: its first 8
+// bytes as a number (never 0, which says "not known"). A reconciliation
+// finds a message by its control ID and this.
+func Digest(sum [32]byte) int64 {
+	return max(int64(binary.BigEndian.Uint64(sum[:8])&(1<<63-1)), 1)
+}
+
+// digestOfHex is Digest of a SHA-256 written in hex; 0 when it is not one.
+func digestOfHex(s string) int64 {
+	var sum [32]byte
+	if b := sumBytes(s); b != nil {
+		copy(sum[:], b)
+		return Digest(sum)
+	}
+	return 0
+}
+
+// sumBytes is a SHA-256 written in hex as its 32 bytes; nil when it is
+// not one.
+func sumBytes(s string) []byte {
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != sha256.Size {
+		return nil
+	}
+	return b
 }
 
 // setHead keeps h; a record's head wins over an event's (its search keys

@@ -70,7 +70,8 @@ CREATE TABLE IF NOT EXISTS messages (
 	replay_of TEXT NOT NULL DEFAULT '',
 	routed INTEGER NOT NULL DEFAULT 0,
 	unrouted INTEGER NOT NULL DEFAULT 0,
-	status TEXT NOT NULL DEFAULT 'received'
+	status TEXT NOT NULL DEFAULT 'received',
+	digest INTEGER NOT NULL DEFAULT 0 -- the start of the SHA-256 of its bytes as received (0: not known)
 );
 CREATE INDEX IF NOT EXISTS messages_control ON messages(control_id);
 CREATE INDEX IF NOT EXISTS messages_time ON messages(received_at);
@@ -105,6 +106,7 @@ CREATE TABLE IF NOT EXISTS sent ( -- what the latest attempt of a copy sent and 
 	message INTEGER NOT NULL, destination TEXT NOT NULL,
 	at INTEGER NOT NULL, attempt INTEGER NOT NULL,
 	payload BLOB, name TEXT NOT NULL, size INTEGER NOT NULL, response BLOB,
+	sha256 BLOB, -- of what the destination received, when delivered
 	PRIMARY KEY (message, destination)
 ) WITHOUT ROWID; -- one b-tree: most rows are an ACK (a larger payload overflows to its own pages)
 CREATE TABLE IF NOT EXISTS journeys (
@@ -313,16 +315,19 @@ func (ix *Index) Reset(ctx context.Context) error {
 	return err
 }
 
-// addColumns gives the tables of an index made before 2026-12-07 the
-// columns added since: keys.shown and audit.keys.
+// addColumns gives the tables of an index made before the columns added
+// since: keys.shown and audit.keys (2026-12-07), messages.digest and
+// sent.sha256 (2026-12-08; a message indexed before has no digest until
+// the index is rebuilt, and a reconciliation does not find it).
 func (ix *Index) addColumns() error {
-	for _, c := range []struct{ table, column string }{{"keys", "shown"}, {"audit", "keys"}} {
+	for _, c := range []struct{ table, column, decl string }{{"keys", "shown", "TEXT NOT NULL DEFAULT ''"}, {"audit", "keys", "TEXT NOT NULL DEFAULT ''"},
+		{"messages", "digest", "INTEGER NOT NULL DEFAULT 0"}, {"sent", "sha256", "BLOB"}} {
 		var n int
 		if err := ix.w.QueryRow(`SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, c.table, c.column).Scan(&n); err != nil {
 			return err
 		}
 		if n == 0 {
-			if _, err := ix.w.Exec(`ALTER TABLE ` + c.table + ` ADD COLUMN ` + c.column + ` TEXT NOT NULL DEFAULT ''`); err != nil {
+			if _, err := ix.w.Exec(`ALTER TABLE ` + c.table + ` ADD COLUMN ` + c.column + ` ` + c.decl); err != nil {
 				return err
 			}
 		}

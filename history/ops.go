@@ -3,7 +3,9 @@ package history
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -364,7 +366,8 @@ func (o *Ops) reprocess(ctx context.Context, subject string, h nats.Header, data
 	if err != nil {
 		return 0, fmt.Errorf("storing the replay failed: %w", err)
 	}
-	e := wire.Event{Kind: wire.EventReceived, At: at, Message: ack.Sequence, Listener: h.Get(wire.HeaderListener), By: by}
+	sum := sha256.Sum256(data)
+	e := wire.Event{Kind: wire.EventReceived, At: at, Message: ack.Sequence, Listener: h.Get(wire.HeaderListener), By: by, SHA256: hex.EncodeToString(sum[:])}
 	e.Head(h, len(data))
 	var m hl7.Message
 	if o.Index != nil && m.ParseWith(data, indexLimits) == nil {

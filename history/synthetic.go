@@ -43,12 +43,14 @@ func journeyBatch(seq uint64, from, to int) Item {
 	for i := from; i < to; i++ {
 		at := SyntheticStart.Add(time.Duration(i) * 10 * time.Millisecond)
 		id := uint64(i + 1)
-		rc, _ := json.Marshal(wire.Event{Kind: wire.EventReceived, At: at, Message: id, Listener: "lab", Ack: "AA", Remote: "127.0.0.1:40000"})
+		rc, _ := json.Marshal(wire.Event{Kind: wire.EventReceived, At: at, Message: id, Listener: "lab", Ack: "AA", Remote: "127.0.0.1:40000",
+			SHA256: fmt.Sprintf("%064x", i+1)})
 		b = append(append(b, rc...), '\n')
 		r, _ := json.Marshal(wire.Event{Kind: wire.EventRouted, At: at.Add(time.Millisecond), Message: id, Routes: []string{"all"},
 			Destinations: []string{"emr"}, OutSeqs: map[string]uint64{"emr": id}})
 		ctl := fmt.Sprintf("CTL%08d", i)
 		d := wire.Event{Kind: wire.EventDelivered, At: at.Add(2 * time.Millisecond), Message: id, Destination: "emr", Attempt: 1, Outcome: "delivered", Code: "AA",
+			SHA256:   fmt.Sprintf("%064x", i),                                                                                    // what the EMR received
 			Response: []byte("MSH|^~\\&|EMR|HOSP|LAB|HOSP|20261101000001||ACK^A08^ACK|A" + ctl + "|P|2.5\rMSA|AA|" + ctl + "\r")} // the EMR's ACK, as MLLP keeps it
 		if i%100 == 0 {
 			d = wire.Event{Kind: wire.EventDeadLettered, At: at.Add(2 * time.Millisecond), Message: id, Destination: "emr", Attempt: 1, Reason: "rejected: AR"}

@@ -70,7 +70,7 @@ func (a *applier) insert(c *change) error {
 	h := c.head
 	unrouted := c.unrouted != nil && *c.unrouted
 	if err := a.newMessages.add(c.id, h.at.UnixNano(), h.listener, h.sendingApp, h.sendingFac, h.typ, h.event, h.controlID, h.version,
-		h.remote, h.size, h.replayOf, c.routed, unrouted, c.status()); err != nil {
+		h.remote, h.size, h.replayOf, c.routed, unrouted, c.status(), h.digest); err != nil {
 		return err
 	}
 	for _, d := range c.copies {
@@ -159,13 +159,14 @@ func (a *applier) merge(c *change) error {
 	if h == nil {
 		return a.mergeLate(c)
 	}
-	_, err := a.exec(`INSERT INTO messages(id, received_at, listener, sending_app, sending_fac, type, event, control_id, version, remote, size, replay_of)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	_, err := a.exec(`INSERT INTO messages(id, received_at, listener, sending_app, sending_fac, type, event, control_id, version, remote, size, replay_of, digest)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(id) DO UPDATE SET received_at=excluded.received_at, listener=excluded.listener, sending_app=excluded.sending_app,
 		sending_fac=excluded.sending_fac, type=excluded.type, event=excluded.event, control_id=excluded.control_id,
-		version=excluded.version, remote=excluded.remote, size=excluded.size, replay_of=excluded.replay_of`,
+		version=excluded.version, remote=excluded.remote, size=excluded.size, replay_of=excluded.replay_of,
+		digest=CASE WHEN excluded.digest != 0 THEN excluded.digest ELSE messages.digest END`,
 		c.id, h.at.UnixNano(), h.listener, h.sendingApp, h.sendingFac, h.typ, h.event, h.controlID, h.version,
-		h.remote, h.size, h.replayOf)
+		h.remote, h.size, h.replayOf, h.digest)
 	if err != nil {
 		return err
 	}

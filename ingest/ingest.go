@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -477,6 +478,7 @@ func (in *Ingest) answer(ctx context.Context, frame []byte, o Origin, out *Outco
 			Remote: o.RemoteAddr, Duplicate: stored.Duplicate} // Ack: in recordReceived
 		if !stored.Duplicate {
 			e.Head(rec.Header, len(frame))
+			e.SHA256 = hex.EncodeToString(id.sum[:])
 			e.Keys = hl7.SearchKeyValues(&m, in.SearchKeys)
 			joinValidation()
 			for _, p := range problems {
@@ -556,6 +558,7 @@ func (in *Ingest) received(m *hl7.Message, frame []byte, o Origin, at time.Time,
 // nothing but the listener is readable in the Msg-Id.
 type messageID struct {
 	key, digest [16]byte
+	sum         [32]byte // the bytes' whole SHA-256 (digest is its start)
 }
 
 func identify(listener string, m *hl7.Message) messageID {
@@ -573,7 +576,7 @@ func identify(listener string, m *hl7.Message) messageID {
 		put(raw)
 	}
 	copy(id.key[:], h.Sum(nil))
-	d := sha256.Sum256(m.Bytes()) // the bytes as received, less a BOM: m is unedited
-	copy(id.digest[:], d[:])
+	id.sum = sha256.Sum256(m.Bytes()) // the bytes as received, less a BOM: m is unedited
+	copy(id.digest[:], id.sum[:])
 	return id
 }

@@ -148,6 +148,7 @@ func AppendEvent(b []byte, e Event) ([]byte, error) {
 		b = strconv.AppendInt(append(b, `,"sent_size":`...), int64(e.SentSize), 10)
 	}
 	bytesField("response", e.Response)
+	strField("sha256", e.SHA256)
 	b = append(b, '}')
 	if ok {
 		return b, nil
@@ -297,6 +298,8 @@ func parseEventFast(line []byte, e *Event) error {
 			e.SentSize = int(n)
 		case "response":
 			e.Response, err = p.base64()
+		case "sha256":
+			e.SHA256, err = p.text()
 		default:
 			return errSlowPath
 		}

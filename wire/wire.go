@@ -343,6 +343,12 @@ type Event struct {
 	SentName string `json:"sent_name,omitempty"`
 	SentSize int    `json:"sent_size,omitempty"`
 	Response []byte `json:"response,omitempty"`
+
+	// SHA256 (hex) is, in a received event, that of the message's bytes
+	// as received (a replay's too: the same bytes); in a delivered event,
+	// that of the payload the destination received, whole. A digest, not
+	// content: a migration's reconciliation matches its files by it.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // SentKept and ResponseKept bound what an event keeps of a payload as
@@ -358,10 +364,11 @@ func (e *Event) HasContent() bool {
 	return len(e.Sent) > 0 || len(e.Response) > 0 || e.SentName != "" || e.SentSize != 0
 }
 
-// ForJourney is e without what it says of the payload and response, as
-// its journey shows it (names only: the file name stays).
+// ForJourney is e without what it says of the payload and response (and
+// its digest, which the index keeps apart), as its journey shows it
+// (names only: the file name stays).
 func (e Event) ForJourney() Event {
-	e.Sent, e.SentSize, e.Response = nil, 0, nil
+	e.Sent, e.SentSize, e.Response, e.SHA256 = nil, 0, nil, ""
 	return e
 }
 
@@ -370,10 +377,11 @@ func (e Event) ForJourney() Event {
 const SentUnkept = -1
 
 // WithoutContent is e without its payload and response, saying so
-// (SentUnkept) when it had a payload.
+// (SentUnkept) when it had a payload. Its digest stays: it is no content.
 func (e Event) WithoutContent() Event {
-	had := len(e.Sent) > 0
+	had, sum := len(e.Sent) > 0, e.SHA256
 	e = e.ForJourney()
+	e.SHA256 = sum
 	if had {
 		e.SentSize = SentUnkept
 	}

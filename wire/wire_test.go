@@ -57,3 +57,16 @@ func TestEventsDescribeThemselvesInWords(t *testing.T) {
 		assert.Equal(t, want, e.Describe())
 	}
 }
+
+// A digest is no content: an event that must shed its payload keeps it,
+// and the journey shows neither.
+func TestDigestOutlivesContentButNotTheJourney(t *testing.T) {
+	e := Event{Kind: EventDelivered, Message: 1, Destination: "emr", Sent: []byte("{}"), Response: []byte("MSA|AA"), SHA256: "ab"}
+	lean := e.WithoutContent()
+	if lean.SHA256 != "ab" || lean.Sent != nil || lean.Response != nil || lean.SentSize != SentUnkept {
+		t.Fatalf("WithoutContent: %+v", lean)
+	}
+	if j := e.ForJourney(); j.SHA256 != "" || j.Sent != nil {
+		t.Fatalf("ForJourney: %+v", j)
+	}
+}

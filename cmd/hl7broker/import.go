@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hl7broker/hl7broker/broker"
@@ -24,6 +25,7 @@ type importOptions struct {
 	progress     time.Duration
 	batch        int
 	tokenFile    string
+	reconcile    feed.ReconcileFlags
 }
 
 func newImportCmd() *cobra.Command {
@@ -48,21 +50,20 @@ func newImportCmd() *cobra.Command {
 	f.StringVar(&o.state, "state", "hl7broker-import.state", "where progress is kept, to resume an interrupted import")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long to wait for each ACK")
 	f.DurationVar(&o.progress, "progress", time.Second, "a progress line this often on stderr (0: none)")
+	o.reconcile.Register(f)
 	return cmd
 }
 
 func runImport(cmd *cobra.Command, args []string, o importOptions) error {
-	if o.validateOnly == (o.to != "") {
-		return errors.New("give --validate-only or --to HOST:PORT or URL (one of them)")
+	if n := len(slices.DeleteFunc([]bool{o.validateOnly, o.to != "", o.reconcile.Only}, func(b bool) bool { return !b })); n != 1 {
+		return errors.New("give --validate-only, --to HOST:PORT or URL, or --reconcile (one of them)")
 	}
 	var cfg *config.Config
+	var err error
 	if o.config == "" && o.listener != "" {
 		return errors.New("--listener needs --config")
-	} else if o.config != "" {
-		var err error
-		if cfg, err = config.Load(o.config); err != nil {
-			return err
-		}
+	} else if o.config != "" && func() error { cfg, err = config.Load(o.config); return err }() != nil {
+		return err
 	}
 	sv, err := broker.Surveyor(cfg, o.listener)
 	if err != nil {
@@ -73,18 +74,21 @@ func runImport(cmd *cobra.Command, args []string, o importOptions) error {
 		return err
 	}
 	var snd *feed.Sender
-	if !o.validateOnly {
+	if o.to != "" {
 		if snd, err = newFeed(o); err != nil {
 			return err
 		}
 		defer snd.Close()
 	}
-	imp := &feed.Import{Survey: sv, Sender: snd, Progress: feed.NewProgress(cmd.ErrOrStderr(), o.progress, total), Out: cmd.OutOrStdout(), Report: o.report}
-	ok, err := imp.Run(cmd.Context(), files)
-	if err != nil {
-		fmt.Fprintln(cmd.ErrOrStderr(), "hl7broker import:", err)
+	imp := &feed.Import{Survey: sv, Sender: snd, Progress: feed.NewProgress(cmd.ErrOrStderr(), o.progress, total), Out: cmd.OutOrStdout(),
+		Report: o.report, Reconciliation: o.reconcile.File}
+	if imp.Reconcile, err = o.reconcile.Reconciler(cmd.ErrOrStderr()); err != nil {
+		return err
 	}
-	if !ok {
+	if ok, err := imp.Run(cmd.Context(), files); !ok {
+		if err != nil {
+			fmt.Fprintln(cmd.ErrOrStderr(), "hl7broker import:", err)
+		}
 		return exitError{1}
 	}
 	return nil

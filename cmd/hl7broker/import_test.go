@@ -118,17 +118,18 @@ func fileDigest(t *testing.T, name string) string {
 func TestImportFeedsAnHTTPSource(t *testing.T) {
 	outDir := t.TempDir()
 	downstream := startListen(t, "--out", outDir)
-	addr := freePort(t)
+	addr, adminAddr := freePort(t), freePort(t)
 	tokenFile := filepath.Join(t.TempDir(), "webin.token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte("import-token-0123456789\n"), 0o600))
+	victor := writeToken(t, t.TempDir(), "victor")
 	cfg := fmt.Sprintf(`
 data_dir: %s
-admin: {addr: ""}
+admin: {addr: "%s", tokens: [{name: victor, role: viewer, token_file: %s}]}
 sources:
   - {name: webin, type: http, addr: "%s", path: /hl7, accept_types: [ADT], tokens: [{name: migration, token_file: %s}]}
 routes: [{name: all, to: [emr]}]
 destinations: [{name: emr, type: mllp, addr: "%s"}]
-`, t.TempDir(), addr, tokenFile, downstream)
+`, t.TempDir(), adminAddr, victor, addr, tokenFile, downstream)
 	stop, stderr := startServe(t, cfg)
 	defer stop()
 	var all strings.Builder
@@ -161,6 +162,13 @@ destinations: [{name: emr, type: mllp, addr: "%s"}]
 	stdout, _, code = runCmd(t, "import", file, "--to", url, "--token-file", tokenFile, "--state", state, "--progress", "0")
 	assert.Equal(t, 0, code, stdout)
 	assert.Contains(t, stdout, "sent 0 (not AA/CA: 0), already sent by an earlier run: 7")
+
+	// Each message the HTTP source split from a batch is found by the
+	// SHA-256 of the bytes import sent.
+	stdout, _, code = runCmd(t, "import", file, "--reconcile", "--server", "http://"+adminAddr, "--api-token-file", victor, "--settle", "30s", "--progress", "0")
+	assert.Equal(t, 1, code, "one refused: %s", stdout)
+	assert.Contains(t, stdout, "reconciliation: in 7 = stored 6 + not stored 1 (invalid, not sent 0; refused by the broker 1; not found 0)")
+	assert.Contains(t, stdout, "destination emr: copies 6 = delivered 6 + dead-lettered 0")
 
 	_, errOut, code = runCmd(t, "import", file, "--to", url, "--state", filepath.Join(t.TempDir(), "s"), "--progress", "0")
 	assert.Equal(t, 2, code)
