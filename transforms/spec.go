@@ -271,6 +271,8 @@ func init() {
 	RegisterStep(addType)
 	RegisterStep(truncateType)
 	RegisterStep(dateType)
+	RegisterStep(caseType)
+	RegisterStep(phoneType)
 	RegisterStep(redactType)
 	RegisterStep(scriptType)
 	RegisterStep(scriptFileType)

@@ -200,3 +200,45 @@ func TestRemoveSegmentsWhere(t *testing.T) {
 	assert.True(t, keys["[0].where.field"], "%v", problems)
 	assert.True(t, keys["[1].where"], "where belongs to remove_segments")
 }
+
+// Normalising steps for what a cleanup report finds: names in one case,
+// component by component (escapes and separators untouched), in every
+// repetition and every segment of the name; phone numbers in one pattern
+// with a country code dropped and an extension kept; what does not fit is
+// kept, cleared, or fails the step, as asked.
+func TestNormalisingNamesAndPhones(t *testing.T) {
+	msg := "MSH|^~\\&|A|B|C|D|20260114081530||ADT^A08|M1|P|2.5.1\r" +
+		"PID|1||MRN1||o'BRIEN-smith^ÉLODIE^\\T\\j~ALIAS^ann&mari||19610615|F|||||+1 (555) 555.1234~555-1212 ext. 42\r" +
+		"NK1|1|MCDONALD^ROSE\rNK1|2|van der BERG^jan\r"
+	p := compile(t,
+		Spec{Op: "name_case", Options: &CaseOptions{NameCase: "PID-5", To: "title"}},
+		Spec{Op: "name_case", Options: &CaseOptions{NameCase: "NK1-2.1", To: "upper"}},
+		Spec{Op: "format_phone", Options: &PhoneOptions{FormatPhone: "PID-13", Country: "1"}})
+	m := apply(t, p, msg)
+	assert.Equal(t, "O'Brien-Smith", get(t, m, "PID-5.1"))
+	assert.Equal(t, "Élodie", get(t, m, "PID-5.2"))
+	assert.Equal(t, "&j", get(t, m, "PID-5.3"), "decoded, cased, written back")
+	assert.Contains(t, string(m.Bytes()), "^\\T\\j~", "the & escaped again, not a subcomponent")
+	assert.Equal(t, "Alias", get(t, m, "PID-5[2].1"), "every repetition")
+	assert.Equal(t, "Ann", get(t, m, "PID-5[2].2.1"), "subcomponent by subcomponent")
+	assert.Equal(t, "Mari", get(t, m, "PID-5[2].2.2"))
+	assert.Equal(t, "VAN DER BERG", get(t, m, "NK1[2]-2.1"), "every segment of the name")
+	assert.Equal(t, "jan", get(t, m, "NK1[2]-2.2"), "only the component named")
+	assert.Equal(t, "(555)555-1234", get(t, m, "PID-13[1]"), "country code dropped")
+	assert.Equal(t, "555-1212 ext. 42", get(t, m, "PID-13[2]"), "7 digits do not fit: kept as it was")
+
+	cleared := apply(t, compile(t, Spec{Op: "format_phone", Options: &PhoneOptions{FormatPhone: "PID-13", Pattern: "###.###.####", OnMismatch: "clear"}}),
+		strings.Replace(msg, "555-1212 ext. 42", "555 555 1212 x42", 1))
+	assert.Equal(t, "", get(t, cleared, "PID-13[1]"), "11 digits, no country given: cleared")
+	assert.Equal(t, "555.555.1212X42", get(t, cleared, "PID-13[2]"), "the extension kept, as HL7 writes it")
+	_, err := compile(t, Spec{Op: "format_phone", Options: &PhoneOptions{FormatPhone: "PID-13", OnMismatch: "fail"}}).Apply([]byte(msg))
+	assert.ErrorIs(t, err, errNotAPhone)
+	assert.NotContains(t, err.Error(), "555", "no value in the error")
+	_, problems := Compile([]Spec{{Op: "name_case", Options: &CaseOptions{NameCase: "PID-5", To: "proper"}},
+		{Op: "format_phone", Options: &PhoneOptions{FormatPhone: "PID-13", Pattern: "phone", Country: "+1", OnMismatch: "drop"}}}, Options{})
+	keys := map[string]bool{}
+	for _, p := range problems {
+		keys[p.Key] = true
+	}
+	assert.Equal(t, map[string]bool{"[0].to": true, "[1].pattern": true, "[1].country": true, "[1].on_mismatch": true}, keys)
+}
