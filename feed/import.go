@@ -29,6 +29,9 @@ type Import struct {
 	Progress *Progress // nil: none
 	Out      io.Writer // the summary, at the end (nil: none)
 	Report   string    // a file for the problems (FILE.csv) or the survey (FILE.json); "": none
+	// Demographics, when set, is a CSV file for the demographics
+	// conflicts with their values: patient data, written only when asked.
+	Demographics string
 	// Reconcile, when set, accounts for every message read against the
 	// broker's history once the run has sent them (or at once, without
 	// a Sender): the totals go to Out, and a row per message and
@@ -54,6 +57,9 @@ func (imp *Import) Run(ctx context.Context, files []string) (ok bool, err error)
 	}
 	if err == nil && imp.Report != "" {
 		err = WriteReport(imp.Report, imp.Survey.Survey)
+	}
+	if err == nil && imp.Demographics != "" {
+		err = WriteConflicts(imp.Demographics, imp.Survey.Survey.Conflicts)
 	}
 	s := imp.Survey.Survey
 	ok = err == nil && s.Invalid+s.FilesRefused == 0 && (imp.Sender == nil || imp.Sender.Refused == 0)
@@ -212,6 +218,15 @@ func PrintSurvey(w io.Writer, s ingest.Survey, snd *Sender) {
 		fmt.Fprintf(w, " (by code and place: %s)", countList(s.ByProblem))
 	}
 	fmt.Fprintf(w, "\npatients whose demographics conflict (one identifier, another name, birth date or sex): %d\n", s.DemographicConflicts)
+	n := 0
+	for _, c := range s.DatesOutOfRange {
+		n += c
+	}
+	fmt.Fprintf(w, "dates out of range (before 1900, over two years ahead, or a birth after today): %d", n)
+	if n > 0 {
+		fmt.Fprintf(w, " (by place: %s)", countList(s.DatesOutOfRange))
+	}
+	fmt.Fprintf(w, "\ncharset problems (bytes that contradict MSH-18, or a character set not known): %d messages\n", s.CharsetProblems)
 	fmt.Fprintf(w, "types: %s\nversions: %s\nsenders: %s\n", countList(s.Types), countList(s.Versions), countList(s.Senders))
 	if s.ByDestination != nil {
 		fmt.Fprintf(w, "routing (per --config): copies by destination: %s; no route: %d; transform failed: %s\n",
@@ -220,6 +235,32 @@ func PrintSurvey(w io.Writer, s ingest.Survey, snd *Sender) {
 	if snd != nil {
 		fmt.Fprintf(w, "sent %d (not AA/CA: %d), already sent by an earlier run: %d\n", snd.Sent, snd.Refused, snd.Skipped)
 	}
+}
+
+// WriteConflicts writes the demographics conflicts, each with the earlier
+// message it disagrees with, as CSV: patient data (identifiers, names,
+// birth dates, sexes), made mode 0600.
+func WriteConflicts(name string, cs []ingest.Conflict) error {
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("--demographics: %w", err)
+	}
+	defer f.Close()
+	cw := csv.NewWriter(f)
+	_ = cw.Write([]string{"identifier", "differs", "file", "line", "position", "control_id", "name", "birth_date", "sex",
+		"first_file", "first_line", "first_position", "first_control_id", "first_name", "first_birth_date", "first_sex"})
+	for _, c := range cs {
+		row := []string{c.Identifier, c.Differs}
+		for _, d := range []ingest.Demographics{c.This, c.First} {
+			row = append(row, d.File, strconv.Itoa(d.Line), strconv.Itoa(d.Position), d.ControlID, d.Name, d.BirthDate, d.Sex)
+		}
+		_ = cw.Write(row)
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // countList prints counts by name, in name order ("none" when empty).

@@ -1,12 +1,16 @@
 package ingest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/hl7/spec"
 )
 
 // Survey is what a migration's files hold, as a broker would see them:
@@ -44,10 +48,40 @@ type Survey struct {
 	// assigning authority) seen with a different name, birth date or sex
 	// in another message; each listed in Problems (code 0, no value).
 	DemographicConflicts int `json:"demographic_conflicts"`
+	// Conflicts are those messages with the values that differ: patient
+	// data, never in the JSON report or a log (feed writes them to a CSV
+	// of their own only when asked).
+	Conflicts []Conflict `json:"-"`
+	// DatesOutOfRange: dates and times well formed but out of range
+	// (Surveyor.Earliest to Latest; a birth date after the day of the
+	// survey), by place (repetitions folded): each listed in Problems
+	// (code 102, no value).
+	DatesOutOfRange map[string]int `json:"dates_out_of_range"`
+	// CharsetProblems: messages whose bytes contradict their character
+	// set (MSH-18, or the intake's charset), or that name one not known;
+	// each listed in Problems (location MSH-18, no text).
+	CharsetProblems int `json:"charset_problems"`
 	// The mix: messages by type^event, version and sender (MSH-3/MSH-4).
 	Types    map[string]int `json:"types"`
 	Versions map[string]int `json:"versions"`
 	Senders  map[string]int `json:"senders"`
+}
+
+// Conflict is a message whose patient identifier came earlier with
+// another name, birth date or sex: where each is (file, line of its MSH,
+// position from 1) and the values. Patient data.
+type Conflict struct {
+	Identifier  string // PID-3.1^PID-3.4
+	Differs     string // which: name (PID-5), birth date (PID-7), sex (PID-8)
+	This, First Demographics
+}
+
+// Demographics is one message's patient as a conflict shows it.
+type Demographics struct {
+	File                 string
+	Line, Position       int
+	ControlID            string
+	Name, BirthDate, Sex string
 }
 
 // Routed is what routing would do with one message (Surveyor.Route).
@@ -70,24 +104,32 @@ type Surveyor struct {
 	Survey Survey
 	// Route, if set, says what routing would do with a message that
 	// would be stored; the survey counts it.
-	Route  func(m *hl7.Message, raw []byte) Routed
-	in     *Ingest
-	bodies map[[16]byte]struct{} // content digests seen
-	ids    map[[16]byte][16]byte // identity (MSH-3, 4, 10) -> content digest
-	people map[string]person     // patient identifier -> first demographics seen
+	Route func(m *hl7.Message, raw []byte) Routed
+	// Earliest and Latest bound the dates the survey takes as plausible
+	// (NewSurveyor: 1900-01-01 and two years from now).
+	Earliest, Latest time.Time
+	in               *Ingest
+	bodies           map[[16]byte]struct{} // content digests seen
+	ids              map[[16]byte][16]byte // identity (MSH-3, 4, 10) -> content digest
+	people           map[string]person     // patient identifier -> first demographics seen
+	today            string                // YYYYMMDD: no one is born after it
+	lines            []int                 // the file being surveyed: each message's line
 }
 
 // person is the demographics first seen for an identifier, and where.
 type person struct {
 	name, birth, sex string
 	where            string
+	seen             Demographics
 	conflicted       bool
 }
 
 // NewSurveyor returns a Surveyor using in's checks.
 func NewSurveyor(in *Ingest) *Surveyor {
+	now := time.Now()
 	return &Surveyor{in: in, Survey: Survey{ByCode: map[int]int{}, ByProblem: map[string]int{}, Types: map[string]int{},
-		Versions: map[string]int{}, Senders: map[string]int{}},
+		Versions: map[string]int{}, Senders: map[string]int{}, DatesOutOfRange: map[string]int{}},
+		Earliest: time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), Latest: now.AddDate(2, 0, 0), today: now.Format("20060102"),
 		bodies: map[[16]byte]struct{}{}, ids: map[[16]byte][16]byte{}, people: map[string]person{}}
 }
 
@@ -108,10 +150,35 @@ func (s *Surveyor) File(name string, data []byte) (msgs [][]byte, valid []bool) 
 		return nil, nil
 	}
 	valid = make([]bool, len(batch.Messages))
+	s.lines = lineNumbers(data, batch.Messages, s.lines[:0])
 	for i, raw := range batch.Messages {
 		valid[i] = s.Message(name, i, raw)
 	}
+	s.lines = s.lines[:0]
 	return batch.Messages, valid
+}
+
+// lineNumbers is the line each message starts on in data (1 for the
+// first; 0 when it cannot be found there), counting CR, LF and CRLF as
+// one line end each.
+func lineNumbers(data []byte, msgs [][]byte, out []int) []int {
+	at, scan, line := 0, 0, 1
+	for _, m := range msgs {
+		i := bytes.Index(data[at:], m)
+		if i < 0 || len(m) == 0 {
+			out = append(out, 0)
+			continue
+		}
+		start := at + i
+		for j := scan; j < start; j++ {
+			if data[j] == '\n' || data[j] == '\r' && (j+1 >= len(data) || data[j+1] != '\n') {
+				line++
+			}
+		}
+		scan, at = start, start+len(m)
+		out = append(out, line)
+	}
+	return out
 }
 
 // Message surveys one message, the index-th of file name. It reports
@@ -143,6 +210,8 @@ func (s *Surveyor) Message(name string, index int, raw []byte) bool {
 		}
 	}
 	s.Survey.Valid++
+	s.dates(name, index, id, &m)
+	s.charset(name, index, id, &m, raw)
 	s.demographics(name, index, id, &m)
 	// The identity ingest stores a message under (wire.IngestID): its
 	// sender's MSH-3, MSH-4 and MSH-10, and a digest of its bytes.
@@ -160,6 +229,47 @@ func (s *Surveyor) Message(name string, index int, raw []byte) bool {
 		s.countRouted(s.Route(&m, raw))
 	}
 	return true
+}
+
+// dates notes the message's dates out of range, and a birth date after
+// today.
+func (s *Surveyor) dates(file string, index int, id string, m *hl7.Message) {
+	problems := spec.DatesOutOfRange(m, s.Earliest, s.Latest)
+	if born := m.Value(pathPID7); len(born) >= 8 && string(born[:8]) > s.today && !slices.ContainsFunc(problems, func(p spec.Problem) bool {
+		return p.Segment == "PID" && p.Field == 7
+	}) {
+		problems = append(problems, spec.Problem{Location: "PID-7.1", Code: spec.CodeDataType, Reason: "PID-7.1 (Date/Time of Birth) is after the day of the survey"})
+	}
+	for _, p := range problems {
+		s.Survey.DatesOutOfRange[foldRepetitions(p.Location)]++
+		s.Survey.Problems = append(s.Survey.Problems, SurveyProblem{File: file,
+			ReportMessage: ReportMessage{Index: index, ControlID: id, Code: p.Code, Location: p.Location, Reason: p.Reason}})
+	}
+}
+
+// charset notes bytes that contradict the message's character set.
+func (s *Surveyor) charset(file string, index int, id string, m *hl7.Message, raw []byte) {
+	var reasons []string
+	configured := ""
+	if s.in.Charset != nil {
+		configured = s.in.Charset.Configured
+	}
+	cs, err := m.ResolveCharset(configured, true)
+	if err != nil {
+		reasons = append(reasons, strings.TrimPrefix(err.Error(), "hl7: "))
+	} else {
+		for _, w := range cs.Check(raw) {
+			reasons = append(reasons, "bytes do not match "+cs.Name+": "+w.String())
+		}
+	}
+	if len(reasons) == 0 {
+		return
+	}
+	s.Survey.CharsetProblems++
+	for _, r := range reasons {
+		s.Survey.Problems = append(s.Survey.Problems, SurveyProblem{File: file,
+			ReportMessage: ReportMessage{Index: index, ControlID: id, Location: "MSH-18", Reason: "charset: " + r}})
+	}
 }
 
 // foldRepetitions drops repetition numbers from a place: OBX[2]-5 is
@@ -190,6 +300,11 @@ func (s *Surveyor) demographics(file string, index int, id string, m *hl7.Messag
 	key := mrn + "^" + m.ValueString(pathPID34)
 	now := person{name: strings.ToUpper(m.ValueString(pathPID5)), birth: m.ValueString(pathPID7), sex: m.ValueString(pathPID8),
 		where: fmt.Sprintf("%s #%d", file, index)}
+	now.seen = Demographics{File: file, Position: index + 1, ControlID: id, Name: m.ValueString(pathPID5), BirthDate: now.birth, Sex: now.sex}
+	if index < len(s.lines) {
+		now.seen.Line = s.lines[index]
+		now.where = fmt.Sprintf("%s:%d", file, now.seen.Line)
+	}
 	first, seen := s.people[key]
 	if !seen {
 		s.people[key] = now
@@ -210,6 +325,7 @@ func (s *Surveyor) demographics(file string, index int, id string, m *hl7.Messag
 		first.conflicted = true
 		s.people[key] = first
 	}
+	s.Survey.Conflicts = append(s.Survey.Conflicts, Conflict{Identifier: key, Differs: strings.Join(differ, ", "), This: now.seen, First: first.seen})
 	s.Survey.Problems = append(s.Survey.Problems, SurveyProblem{File: file, ReportMessage: ReportMessage{Index: index, ControlID: id,
 		Location: "PID", Reason: "demographics conflict: the same patient identifier as " + first.where + " with another " + strings.Join(differ, ", ")}})
 }

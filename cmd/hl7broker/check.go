@@ -34,3 +34,16 @@ func newCheckCmd() *cobra.Command {
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }
+
+func newSchemaCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "schema",
+		Short: "Print the JSON Schema of the configuration file",
+		Long:  help("schema"),
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := cmd.OutOrStdout().Write(config.Schema())
+			return err
+		},
+	}
+}

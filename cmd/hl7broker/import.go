@@ -18,6 +18,7 @@ type importOptions struct {
 	tls          feed.ClientTLS
 	rate         float64
 	report       string
+	demographics string
 	config       string
 	listener     string
 	state        string
@@ -45,6 +46,7 @@ func newImportCmd() *cobra.Command {
 	o.tls.Register(f)
 	f.Float64Var(&o.rate, "rate", 0, "messages per second at most (0: as fast as ACKs come back)")
 	f.StringVar(&o.report, "report", "", "write the problems to FILE.csv or FILE.json")
+	f.StringVar(&o.demographics, "demographics", "", "write the demographics conflicts with their values (patient data) to FILE.csv")
 	f.StringVar(&o.config, "config", "", "a broker config whose listener or source sets the checks")
 	f.StringVar(&o.listener, "listener", "", "the listener or source (of --config) the messages will arrive at")
 	f.StringVar(&o.state, "state", "hl7broker-import.state", "where progress is kept, to resume an interrupted import")
@@ -81,7 +83,7 @@ func runImport(cmd *cobra.Command, args []string, o importOptions) error {
 		defer snd.Close()
 	}
 	imp := &feed.Import{Survey: sv, Sender: snd, Progress: feed.NewProgress(cmd.ErrOrStderr(), o.progress, total), Out: cmd.OutOrStdout(),
-		Report: o.report, Reconciliation: o.reconcile.File}
+		Report: o.report, Demographics: o.demographics, Reconciliation: o.reconcile.File}
 	if imp.Reconcile, err = o.reconcile.Reconciler(cmd.ErrOrStderr()); err != nil {
 		return err
 	}

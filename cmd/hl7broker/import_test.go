@@ -54,7 +54,7 @@ func TestImportValidateOnlyReportsWhatACleanupMustFix(t *testing.T) {
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
 	require.Len(t, lines, 4, string(raw))
-	assert.Contains(t, string(raw), filepath.Join(dir, "a.hl7")+",4,M2,0,PID,demographics conflict: the same patient identifier as "+filepath.Join(dir, "a.hl7")+" #1 with another name (PID-5)")
+	assert.Contains(t, string(raw), filepath.Join(dir, "a.hl7")+",4,M2,0,PID,demographics conflict: the same patient identifier as "+filepath.Join(dir, "a.hl7")+":7 with another name (PID-5)")
 	assert.Equal(t, "file,index,control_id,code,location,reason", lines[0])
 	assert.Contains(t, string(raw), filepath.Join(dir, "a.hl7")+",2,M3,101,MSH-9.1,")
 	assert.Contains(t, string(raw), filepath.Join(dir, "notes.txt")+",-1,")
@@ -211,26 +211,44 @@ func TestImportValidateOnlyFindsPlantedProblems(t *testing.T) {
 		return "MSH|^~\\&|OLDEMR|HOSP|NEWEMR|HOSP|20190301120000||ADT^A08^ADT_A01|" + id + "|P|2.5.1\rEVN|A08|20190301120000\r" +
 			"PID|1||" + mrn + "^^^H^MR||" + name + "||" + birth + "|" + sex + "\rPV1|1|I\r"
 	}
+	soon := time.Now().AddDate(0, 1, 0).Format("20060102")
 	content := msg("C1", "P1", "Zyxwer^Ola", "19700101", "F") + msg("C2", "P2", "Vbnmer^Kai", "20190230", "M") +
 		msg("C3", "P3", "Poiuyt^Lee", "19800101", "X") + msg("C4", "P1", "Zyxwer^Ola", "19700102", "F") +
-		"MSH|^~\\&|OLDEMR|HOSP|NEWEMR|HOSP|20190301120000||ADT^A08^ADT_A01|C5|P|2.5.1\rPID|1||P5^^^H^MR||Lkjhgf^Uma\r"
+		"MSH|^~\\&|OLDEMR|HOSP|NEWEMR|HOSP|20190301120000||ADT^A08^ADT_A01|C5|P|2.5.1\rPID|1||P5^^^H^MR||Lkjhgf^Uma\r" +
+		msg("C6", "P6", "Qazwsx^Ed", "18500101", "M") + msg("C7", "P7", "Edcrfv^Flo", soon, "F") +
+		strings.Replace(msg("C8", "P8", "Tgbyhn^Zo\xeb", "19900101", "F"), "|P|2.5.1", "|P|2.5.1||||||UNICODE UTF-8", 1) +
+		strings.Replace(msg("C9", "P9", "Ujmik^Al", "19910101", "M"), "PV1|1|I", "PV1|1|I"+strings.Repeat("|", 42)+"20990101", 1)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "old.hl7"), []byte(content), 0o644))
 	report := filepath.Join(t.TempDir(), "cleanup.csv")
-	stdout, stderr, code := runCmd(t, "import", dir, "--validate-only", "--report", report, "--progress", "0")
+	people := filepath.Join(t.TempDir(), "demographics.csv")
+	stdout, stderr, code := runCmd(t, "import", dir, "--validate-only", "--report", report, "--demographics", people, "--progress", "0")
 	assert.Equal(t, 0, code, "validation: record stores them all; stderr: %s", stderr)
 	assert.Contains(t, stdout, "validation against each message's HL7 version: 3 messages with problems")
 	assert.Contains(t, stdout, "102 PID-7.1 1")
 	assert.Contains(t, stdout, "103 PID-8 1")
 	assert.Contains(t, stdout, "100 EVN 1")
 	assert.Contains(t, stdout, "patients whose demographics conflict (one identifier, another name, birth date or sex): 1")
+	assert.Contains(t, stdout, "dates out of range (before 1900, over two years ahead, or a birth after today): 3 (by place: PID-7.1 2, PV1-44.1 1)")
+	assert.Contains(t, stdout, "charset problems (bytes that contradict MSH-18, or a character set not known): 1 messages")
 	raw, err := os.ReadFile(report)
 	require.NoError(t, err)
+	rows := strings.Count(string(raw), "\n")
+	assert.Equal(t, 1+4+1+3+1, rows, "the header, four validation problems, one conflict, three dates, one charset: exactly the plants\n%s", raw)
 	for _, want := range []string{",1,C2,102,PID-7.1,validation: ", ",2,C3,103,PID-8,validation: ", ",4,C5,100,EVN,validation: required segment EVN is missing",
-		",3,C4,0,PID,demographics conflict: the same patient identifier as " + filepath.Join(dir, "old.hl7") + " #0 with another birth date (PID-7)"} {
+		",3,C4,0,PID,demographics conflict: the same patient identifier as " + filepath.Join(dir, "old.hl7") + ":1 with another birth date (PID-7)",
+		",5,C6,102,PID-7.1,PID-7.1 (Time) is a date out of range (before 1900 or after ", ",6,C7,102,PID-7.1,PID-7.1 (Date/Time of Birth) is after the day of the survey",
+		",8,C9,102,PV1-44.1,PV1-44.1 (Time) is a date out of range", ",7,C8,0,MSH-18,\"charset: bytes do not match UNICODE UTF-8: invalid UTF-8 in text declared UNICODE UTF-8 (first at byte 145, 1 in all)\""} {
 		assert.Contains(t, string(raw), want)
 	}
+	info, err := os.Stat(people)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "patient data: the owner's only")
+	conflicts := readCSV(t, people)
+	require.Len(t, conflicts, 2)
+	assert.Equal(t, []string{"P1^H", "birth date (PID-7)", filepath.Join(dir, "old.hl7"), "13", "4", "C4", "Zyxwer^Ola", "19700102", "F",
+		filepath.Join(dir, "old.hl7"), "1", "1", "C1", "Zyxwer^Ola", "19700101", "F"}, conflicts[1], "the values, only here")
 	for _, out := range []string{string(raw), stdout, stderr} {
-		for _, value := range []string{"Zyxwer", "Vbnmer", "20190230", "19700102"} {
+		for _, value := range []string{"Zyxwer", "Vbnmer", "20190230", "19700102", "18500101", soon, "20990101", "Tgbyhn"} {
 			assert.NotContains(t, out, value, "no values in the report")
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hl7broker/hl7broker/hl7"
 )
@@ -103,6 +104,14 @@ func (v *Version) Validate(m *hl7.Message) []Problem {
 		seen = append(seen, v.Segments[string(segName(seg))])
 	}
 	c.structure(m, seen)
+	c.segments(m, seen)
+	return c.problems
+}
+
+// segments checks each segment's fields (seen holds each one's
+// definition, in order; nil: none), knowing which repetition of its kind
+// each is.
+func (c *checker) segments(m *hl7.Message, seen []*Segment) {
 	var counts [24]struct {
 		def *Segment
 		n   int
@@ -132,13 +141,49 @@ func (v *Version) Validate(m *hl7.Message) []Problem {
 		}
 		c.segment(seg, def, rep)
 	}
-	return c.problems
 }
 
 type checker struct {
 	v        *Version
 	d        hl7.Delimiters
 	problems []Problem
+	// dates, when set, makes the checker look only for dates and times
+	// that are well formed but out of its range (DatesOutOfRange).
+	dates *dateRange
+}
+
+// dateRange is the earliest and latest dates a DatesOutOfRange accepts,
+// as YYYYMMDDHHMMSS.
+type dateRange struct{ lo, hi string }
+
+// DatesOutOfRange finds m's dates and times (its version's DT, DTM and TS
+// fields and components) that are well formed but before earliest or
+// after latest: a birth date in 1066, an admission in 2099. The dates
+// Validate refuses (2026-02-30) are not among them. Each problem has code
+// 102, its place, and no value.
+func DatesOutOfRange(m *hl7.Message, earliest, latest time.Time) []Problem {
+	v := lookupBytes(m.Value(hl7.PathMSH12))
+	c := checker{v: v, d: m.Delimiters(), dates: &dateRange{lo: earliest.Format("20060102150405"), hi: latest.Format("20060102150405")}}
+	var seen []*Segment
+	for seg := range m.Segments() {
+		seen = append(seen, v.Segments[string(segName(seg))])
+	}
+	c.segments(m, seen)
+	return c.problems
+}
+
+// outOfRange says whether a well-formed date or time (YYYY[MM[DD[HH...]]])
+// falls outside r, compared at its own precision.
+func (r *dateRange) outOfRange(raw []byte) bool {
+	n := 0
+	for n < len(raw) && n < 14 && raw[n] >= '0' && raw[n] <= '9' {
+		n++
+	}
+	if n < 4 {
+		return false
+	}
+	d := string(raw[:n])
+	return d < r.lo[:n] || d > r.hi[:n]
 }
 
 func (c *checker) add(p Problem) {
@@ -195,7 +240,7 @@ func (c *checker) segment(seg hl7.Segment, def *Segment, rep int) {
 			continue
 		}
 		if len(raw) == 0 || (len(raw) == 2 && raw[0] == '"' && raw[1] == '"') {
-			if f.Required && len(raw) == 0 {
+			if f.Required && len(raw) == 0 && c.dates == nil {
 				c.problem(CodeRequiredMissing, name, rep, n, 0, 0, "required field "+location(name, 0, n, 0, 0)+" ("+f.Name+") is empty")
 			}
 			continue
@@ -209,7 +254,7 @@ func (c *checker) segment(seg hl7.Segment, def *Segment, rep int) {
 			var r []byte
 			r, rest = cut(rest, c.d.Repetition)
 			reps++
-			if f.Repeats > 0 && reps > f.Repeats && !strings.EqualFold(f.Type, "varies") { // a varies field's shape is the query's
+			if f.Repeats > 0 && reps > f.Repeats && !strings.EqualFold(f.Type, "varies") && c.dates == nil { // a varies field's shape is the query's
 				c.problem(CodeDataType, name, rep, n, reps, 0, location(name, 0, n, 0, 0)+" ("+f.Name+") repeats more than "+strconv.Itoa(f.Repeats)+" times")
 				break
 			}
@@ -252,6 +297,12 @@ func (c *checker) value(seg string, segRep, field, fieldRep, comp int, t *DataTy
 		raw, _ = cut(raw, c.d.Component)
 	}
 	where := func() string { return location(seg, 0, field, 0, comp) } // for a problem only
+	if c.dates != nil {
+		if (typ == "DT" && validDate(raw) || (typ == "DTM" || typ == "TS") && validDateTime(raw)) && c.dates.outOfRange(raw) {
+			c.problem(CodeDataType, seg, segRep, field, fieldRep, comp, where()+" ("+name+") is a date out of range (before "+c.dates.lo[:4]+" or after "+c.dates.hi[:8]+")")
+		}
+		return
+	}
 	switch typ {
 	case "DT":
 		if !validDate(raw) {

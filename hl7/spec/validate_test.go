@@ -3,7 +3,10 @@ package spec
 import (
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -144,5 +147,27 @@ func BenchmarkValidate(b *testing.B) {
 		if ps := Validate(m); len(ps) != 0 {
 			b.Fatal(ps)
 		}
+	}
+}
+
+// Dates well formed but out of range are found where they are, at their
+// own precision; a date Validate refuses is not among them, nor one in
+// range.
+func TestDatesOutOfRange(t *testing.T) {
+	m, err := hl7.Parse([]byte("MSH|^~\\&|A|B|C|D|20261207101500||ADT^A01^ADT_A01|1|P|2.5.1\r" +
+		"EVN|A01|20990101\rPID|1||M1^^^H^MR||Doe^Jo||1850|F\rPV1|1|I|||||||||||||||||||||||||||||||||||||||||20260230\rNK1|1|Doe^Al|||||||19800101\r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo, hi := time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 12, 7, 0, 0, 0, 0, time.UTC)
+	var got []string
+	for _, p := range DatesOutOfRange(m, lo, hi) {
+		got = append(got, p.Location)
+		if p.Code != CodeDataType || strings.Contains(p.Reason, "1850") || strings.Contains(p.Reason, "2099") {
+			t.Errorf("%+v: code 102, and no value in the reason", p)
+		}
+	}
+	if want := []string{"EVN-2.1", "PID-7.1"}; !slices.Equal(got, want) {
+		t.Errorf("out of range: %v, want %v", got, want)
 	}
 }
