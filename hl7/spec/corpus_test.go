@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -53,5 +54,47 @@ func TestCorpusSurvey(t *testing.T) {
 				t.Logf("%s #%d (%s %s): %s %d %s", file, i+1, m.Version(), m.Structure(), p.Location, p.Code, p.Reason)
 			}
 		}
+	}
+}
+
+// TestCorpusProblemsAreExplained: every problem Validate finds in the
+// corpus is in testdata/corpus_problems.txt with why it is right, and
+// every one there is still found. A new problem on a well-formed message
+// is a false one until someone reads the message and explains it.
+func TestCorpusProblemsAreExplained(t *testing.T) {
+	data, err := os.ReadFile("testdata/corpus_problems.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	explained := map[string]bool{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Split(line, "\t")
+		if len(f) != 5 || strings.TrimSpace(f[4]) == "" {
+			t.Fatalf("want file, #n, place, code, why: %q", line)
+		}
+		explained[strings.Join(f[:4], "\t")] = true
+	}
+	found := map[string]bool{}
+	for file, msgs := range corpusMessages(t) {
+		for i, m := range msgs {
+			for _, p := range Validate(m) {
+				k := strings.Join([]string{file, "#" + strconv.Itoa(i+1), p.Location, strconv.Itoa(p.Code)}, "\t")
+				found[k] = true
+				if !explained[k] {
+					t.Errorf("not explained (a false problem?): %s: %s", k, p.Reason)
+				}
+			}
+		}
+	}
+	for k := range explained {
+		if !found[k] {
+			t.Errorf("explained but no longer found: %s", k)
+		}
+	}
+	if len(found) == 0 {
+		t.Fatal("no problem found in the corpus at all: is the corpus there?")
 	}
 }
