@@ -315,6 +315,9 @@ type DestinationConfig struct {
 	Type       string `mapstructure:"type" enum:"(registered destination types)"` // see DestinationType
 	Encoding   string `mapstructure:"encoding" enum:"er7,json,fhir"`              // what is sent; default er7 (fhir for type fhir)
 	Terminator string `mapstructure:"segment_terminator" enum:"cr,lf,crlf"`       // er7: default as received
+	// JSONNames, with encoding json, adds a "names" object naming each
+	// key used (PID.5: Patient Name) from the message's HL7 version.
+	JSONNames bool `mapstructure:"json_names"`
 	// FHIRBundle is the kind of Bundle encoding fhir makes: transaction
 	// (default) or collection.
 	FHIRBundle string `mapstructure:"fhir_bundle" enum:"transaction,collection"`

@@ -76,6 +76,7 @@ destinations:
   - {name: web, type: http, url: "ftp://x"}
   - {name: keyed, type: file, dir: /tmp/x, ordering: key, partition_by: "", partitions: 1}
   - {name: odd, type: carrier-pigeon, on_reject: ignore}
+  - {name: plain, type: file, dir: /tmp/y, json_names: true}
 `)
 	ce, got := loadProblems(t, f)
 	for _, key := range []string{
@@ -86,10 +87,11 @@ destinations:
 		"routes[1].to", "unrouted.to",
 		"destinations[0].addr", "destinations[0].retry.backoff[0]", "destinations[1].url",
 		"destinations[2].partition_by", "destinations[2].partitions", "destinations[3].type", "destinations[3].on_reject",
+		"destinations[4].json_names",
 	} {
 		assert.Contains(t, got, key, "no problem reported at %s", key)
 	}
-	assert.Len(t, ce.Problems, 22, "one problem per mistake:\n%s", ce.Error())
+	assert.Len(t, ce.Problems, 23, "one problem per mistake:\n%s", ce.Error())
 	assert.Contains(t, got["routes[0].to[1]"], `no destination is named "missing"`)
 	assert.Contains(t, got["listeners[1].name"], "used twice")
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -209,6 +210,9 @@ func (c *Config) validateDestination(v *validator, key string, d DestinationConf
 	}
 	if (d.Encoding == "json" || d.Encoding == "fhir") && d.Terminator != "" {
 		v.add(key+".segment_terminator", "applies to er7, not %s", d.Encoding)
+	}
+	if d.JSONNames && d.Encoding != "json" {
+		v.add(key+".json_names", "applies to encoding json, not %s", cmp.Or(d.Encoding, "er7"))
 	}
 	if d.FHIRBundle != "" {
 		v.oneOf(key+".fhir_bundle", d.FHIRBundle, enumOf(d, "FHIRBundle")...)

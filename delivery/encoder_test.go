@@ -43,3 +43,20 @@ func TestEncoderMakesThePayloadAndAFailureRejectsWithoutValues(t *testing.T) {
 	assert.Contains(t, res.Reason, "script destination web encoder line 1:")
 	assert.NotContains(t, res.Reason, "BAD")
 }
+
+// encoding: json with json_names names the keys from the message's
+// version; without it the document is the segments alone.
+func TestJSONEncodingWithNames(t *testing.T) {
+	msg := Message{Data: []byte("MSH|^~\\&|A|B|C|D|20260101||ADT^A08|1|P|2.5.1\rPID|1||M1||Doe^Jo\r")}
+	named, err := NewEncoding(config.DestinationConfig{Name: "web", Encoding: "json", JSONNames: true}, nil)
+	require.NoError(t, err)
+	out, err := named(msg)
+	require.NoError(t, err)
+	assert.Contains(t, string(out), `"names":{"MSH":"Message Header"`)
+	assert.Contains(t, string(out), `"PID.5.1":"Family Name"`)
+	plain, err := NewEncoding(config.DestinationConfig{Name: "web", Encoding: "json"}, nil)
+	require.NoError(t, err)
+	out, err = plain(msg)
+	require.NoError(t, err)
+	assert.NotContains(t, string(out), `"names"`)
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/fhir"
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/hl7/spec"
 	"github.com/hl7broker/hl7broker/script"
 )
 
@@ -36,10 +37,14 @@ func NewEncoding(d config.DestinationConfig, enc *script.Script) (Encoding, erro
 		return func(m Message) ([]byte, error) { return fhir.ConvertBytes(m.Data, opts) }, nil
 	}
 	if encoding == "json" {
+		named := d.JSONNames
 		return func(msg Message) ([]byte, error) {
 			m, err := hl7.Parse(msg.Data)
 			if err != nil {
 				return nil, err
+			}
+			if named {
+				return hl7.EncodeJSONNamed(m, spec.Namer(m))
 			}
 			return hl7.EncodeJSON(m)
 		}, nil

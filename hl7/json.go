@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"strings"
 )
 
 // EncodeJSON writes m as JSON in the mapping docs/routing.md documents:
@@ -16,7 +17,18 @@ import (
 // object keyed SEG.FIELD.COMPONENT.SUB when it has subcomponents. Values
 // are decoded (escape sequences resolved); empty fields are left out.
 // MSH-1 and MSH-2 are the delimiters as written.
-func EncodeJSON(m *Message) ([]byte, error) {
+func EncodeJSON(m *Message) ([]byte, error) { return EncodeJSONNamed(m, nil) }
+
+// Namer names the place a JSON key stands for (segment id, and field,
+// component and subcomponent numbers, 0 when absent), "" when it has no
+// name: hl7/spec names them from the message's version.
+type Namer func(segment string, field, component, sub int) string
+
+// EncodeJSONNamed is EncodeJSON with, when name is not nil, a "names"
+// object after "segments": each key the segments use (PID, PID.5,
+// PID.5.1), in the order first used, with its name ("Patient Name",
+// "Family Name"); keys without a name are left out.
+func EncodeJSONNamed(m *Message, name Namer) ([]byte, error) {
 	type object = []keyValue
 	var segments []object
 	d := m.delims
@@ -41,7 +53,55 @@ func EncodeJSON(m *Message) ([]byte, error) {
 		}
 		segments = append(segments, obj)
 	}
-	return marshalObject([]keyValue{{"segments", segments}})
+	doc := []keyValue{{"segments", segments}}
+	if name != nil {
+		doc = append(doc, keyValue{"names", names(segments, name)})
+	}
+	return marshalObject(doc)
+}
+
+// names are the names of the keys segments use, each once.
+func names(segments [][]keyValue, name Namer) []keyValue {
+	out := []keyValue{}
+	seen := map[string]bool{}
+	add := func(key string) {
+		if seen[key] {
+			return
+		}
+		seen[key] = true
+		parts := strings.Split(key, ".")
+		var n [3]int
+		for i := 1; i < len(parts) && i <= 3; i++ {
+			n[i-1], _ = strconv.Atoi(parts[i])
+		}
+		if v := name(parts[0], n[0], n[1], n[2]); v != "" {
+			out = append(out, keyValue{key, v})
+		}
+	}
+	var walk func(o []keyValue)
+	walk = func(o []keyValue) {
+		for _, kv := range o {
+			if kv.key == "id" {
+				if id, ok := kv.value.(string); ok {
+					add(id)
+				}
+				continue
+			}
+			add(kv.key)
+			switch v := kv.value.(type) {
+			case []keyValue:
+				walk(v)
+			case [][]keyValue:
+				for _, item := range v {
+					walk(item)
+				}
+			}
+		}
+	}
+	for _, seg := range segments {
+		walk(seg)
+	}
+	return out
 }
 
 // components is one repetition as an object of its non-empty components.

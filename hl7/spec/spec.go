@@ -3,6 +3,8 @@ package spec
 import (
 	"strings"
 	"sync"
+
+	"github.com/hl7broker/hl7broker/hl7"
 )
 
 // Field is a segment's field or a data type's component.
@@ -208,4 +210,39 @@ var (
 func HL7Table(id int) *Table {
 	tablesOnce.Do(func() { tables = hl7Tables() })
 	return tables[id]
+}
+
+// Namer names the places of m's version (its MSH-12, the nearest earlier
+// one defined) as hl7.EncodeJSONNamed asks: a segment's name, a field's,
+// a component's by the field's data type, a subcomponent's by the
+// component's.
+func Namer(m *hl7.Message) hl7.Namer {
+	v := lookupBytes(m.Value(hl7.PathMSH12))
+	return func(segment string, field, component, sub int) string {
+		s := v.Segment(segment)
+		if s == nil {
+			return ""
+		}
+		if field == 0 {
+			return s.Name
+		}
+		f := v.Field(segment, field)
+		switch {
+		case f == nil:
+			return ""
+		case component == 0:
+			return f.Name
+		}
+		c := v.Component(f.Type, component)
+		switch {
+		case c == nil:
+			return ""
+		case sub == 0:
+			return c.Name
+		}
+		if sc := v.Component(c.Type, sub); sc != nil {
+			return sc.Name
+		}
+		return ""
+	}
 }

@@ -1,11 +1,15 @@
 package spec
 
 import (
+	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hl7broker/hl7broker/hl7"
 )
 
 // Every version is defined, with the segments, data types, structures
@@ -72,4 +76,38 @@ func TestVersionNamesRememberedAreBounded(t *testing.T) {
 	n := len(built)
 	mu.Unlock()
 	assert.LessOrEqual(t, n, maxRemembered)
+}
+
+// The JSON encoding's names come from the definitions of the message's
+// version: a segment's, a field's, a component's by the field's type, a
+// subcomponent's by the component's; a Z segment has none.
+func TestJSONNamesFromTheDefinitions(t *testing.T) {
+	m, err := hl7.Parse([]byte("MSH|^~\\&|A|B|C|D|20260101||ADT^A01^ADT_A01|1|P|2.5.1\rPID|1||M1^^^H&1.2.3&ISO^MR||Doe^Jo\rZPI|x\r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := hl7.EncodeJSONNamed(m, Namer(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Segments []map[string]any
+		Names    map[string]string
+	}
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{"PID": "Patient Identification", "PID.5": "Patient Name", "PID.5.1": "Family Name",
+		"PID.3.4": "Assigning Authority", "PID.3.4.2": "Universal ID", "MSH.9.1": "Message Code"} {
+		if got := doc.Names[key]; got != want {
+			t.Errorf("names[%s] = %q, want %q", key, got, want)
+		}
+	}
+	if _, ok := doc.Names["ZPI"]; ok || len(doc.Segments) != 3 {
+		t.Errorf("a Z segment has no name; the segments are as EncodeJSON makes them: %s", out)
+	}
+	plain, _ := hl7.EncodeJSON(m)
+	if !bytes.HasPrefix(out, plain[:len(plain)-1]) {
+		t.Errorf("names come after the segments, which stay as they were")
+	}
 }
