@@ -2,81 +2,25 @@ package alerts_test
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"net"
 	"net/mail"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hl7broker/hl7broker/alerts"
 	"github.com/hl7broker/hl7broker/config"
 	"github.com/hl7broker/hl7broker/internal/testpki"
-	"github.com/hl7broker/hl7broker/internal/testproc"
+	"github.com/hl7broker/hl7broker/internal/testsmtp"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// debianPython is the interpreter Debian's python3-aiosmtpd installs for.
-const debianPython = "/usr/bin/python3"
-
-// smtpServer starts Debian's aiosmtpd on 127.0.0.1, keeping what it is
-// sent in a Maildir, with STARTTLS offered and required when pki is set.
-func smtpServer(t *testing.T, pki *testpki.PKI) (port int, maildir string) {
-	t.Helper()
-	if err := exec.Command(debianPython, "-c", "import aiosmtpd").Run(); err != nil {
-		t.Skip("aiosmtpd is missing (Debian's python3-aiosmtpd; .ci/run installs it)")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port = l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
-	maildir = filepath.Join(t.TempDir(), "mail")
-	args := []string{"-m", "aiosmtpd", "-n", "-l", fmt.Sprintf("127.0.0.1:%d", port)}
-	if pki != nil {
-		args = append(args, "--tlscert", pki.ServerCert, "--tlskey", pki.ServerKey)
-	}
-	args = append(args, "-c", "aiosmtpd.handlers.Mailbox", maildir)
-	cmd := exec.Command(debianPython, args...)
-	cmd.Stderr = os.Stderr
-	p, err := testproc.Start(cmd)
-	require.NoError(t, err)
-	t.Cleanup(func() { p.Stop(syscall.SIGTERM, 5*time.Second) })
-	require.NoError(t, p.WaitReady(20*time.Second, "aiosmtpd to accept connections", func() error {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			c.Close()
-		}
-		return err
-	}))
-	return port, maildir
-}
-
-// mails are the messages in a Maildir's new folder.
-func mails(t *testing.T, maildir string) []*mail.Message {
-	entries, _ := os.ReadDir(filepath.Join(maildir, "new"))
-	var out []*mail.Message
-	for _, e := range entries {
-		f, err := os.Open(filepath.Join(maildir, "new", e.Name()))
-		require.NoError(t, err)
-		m, err := mail.ReadMessage(f)
-		require.NoError(t, err)
-		out = append(out, m)
-		t.Cleanup(func() { f.Close() })
-	}
-	return out
-}
-
 // A rule's email arrives at a real SMTP server with the subject naming
 // the rule, its status and target; it repeats while firing and says when
 // it resolves; nothing in it is a value from a message.
 func TestEmailFiresRepeatsAndResolvesThroughARealSMTPServer(t *testing.T) {
-	port, maildir := smtpServer(t, nil)
+	port, maildir := testsmtp.Start(t, nil)
 	nt, err := alerts.NewNotifier(config.NotifierConfig{Name: "mail", Type: "email", From: "hl7broker@example.org",
 		To: []string{"oncall@example.org"}, SMTP: config.SMTPConfig{Host: "127.0.0.1", Port: port, TLS: "none"}}, "")
 	require.NoError(t, err)
@@ -94,7 +38,7 @@ func TestEmailFiresRepeatsAndResolvesThroughARealSMTPServer(t *testing.T) {
 	w.set(func(f *alerts.Facts) { f.Destinations["emr"] = alerts.DestinationFacts{} })
 	e.Step(ctx)
 
-	got := mails(t, maildir)
+	got := testsmtp.Mails(t, maildir)
 	require.Len(t, got, 3, "fired, repeated, resolved")
 	var subjects []string
 	for _, m := range got {
@@ -117,13 +61,13 @@ func TestEmailFiresRepeatsAndResolvesThroughARealSMTPServer(t *testing.T) {
 // whose certificate the configured CA signed.
 func TestEmailUsesStartTLSWithThePrivateCA(t *testing.T) {
 	pki := testpki.New(t)
-	port, maildir := smtpServer(t, &pki)
+	port, maildir := testsmtp.Start(t, &pki)
 	nt, err := alerts.NewNotifier(config.NotifierConfig{Name: "mail", Type: "email", From: "hl7broker@example.org",
 		To: []string{"oncall@example.org"}, SMTP: config.SMTPConfig{Host: "127.0.0.1", Port: port, TLS: "starttls"}}, pki.CAFile)
 	require.NoError(t, err)
 	n := alerts.Notification{Rule: "store", Kind: "storage", Severity: "critical", Status: alerts.Firing, Since: monday, FiredAt: monday, Detail: "the disk is full"}
 	require.NoError(t, nt.Notify(context.Background(), n))
-	require.Len(t, mails(t, maildir), 1)
+	require.Len(t, testsmtp.Mails(t, maildir), 1)
 
 	untrusted, err := alerts.NewNotifier(config.NotifierConfig{Name: "mail", Type: "email", From: "hl7broker@example.org",
 		To: []string{"oncall@example.org"}, SMTP: config.SMTPConfig{Host: "127.0.0.1", Port: port, TLS: "starttls"}}, "")

@@ -172,17 +172,10 @@ func (rc *Reconciler) Run(ctx context.Context, es []Entry) ([]Account, error) {
 		select {
 		case <-ctx.Done():
 			return acc, ctx.Err()
-		case <-time.After(cmpOr(rc.Poll, 2*time.Second)):
+		case <-time.After(cmp.Or(rc.Poll, 2*time.Second)):
 		}
 		ask = open
 	}
-}
-
-func cmpOr(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
 }
 
 // settled: nothing more will happen to a without someone acting: it is

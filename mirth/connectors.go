@@ -1,6 +1,7 @@
 package mirth
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"net/url"
@@ -232,6 +233,10 @@ func (t *translator) destination(c *Channel, d *Connector, dname string) (outDes
 		if !t.database(c, d, &out, part) {
 			return out, false
 		}
+	case strings.Contains(d.Class, "SmtpDispatcherProperties"):
+		if !t.smtp(c, d, &out, part, &diffs) {
+			return out, false
+		}
 	default:
 		t.report.add(c.Name, part, NotTranslated, "no hl7broker destination does what a %s does", d.Transport)
 		return out, false
@@ -240,7 +245,10 @@ func (t *translator) destination(c *Channel, d *Connector, dname string) (outDes
 		diffs, t.dbNote = append(diffs, t.dbNote), ""
 	}
 	diffs = append(diffs, t.queue(p.child("destinationConnectorProperties"), &out)...)
-	if out.Type != "postgres" {
+	switch {
+	case out.Type == "email" && len(d.Steps.Steps) > 0:
+		diffs = append(diffs, "its transformer is not run: an email attaches the message as routed")
+	case out.Type != "postgres" && out.Type != "email":
 		out.Encoder = t.encoder(c, d, template)
 	}
 	if len(d.Response.Steps) > 0 {
@@ -252,6 +260,64 @@ func (t *translator) destination(c *Channel, d *Connector, dname string) (outDes
 	}
 	t.report.add(c.Name, part, status, "%s destination %s%s", out.Type, dname, prefixed("; ", strings.Join(diffs, "; ")))
 	return out, true
+}
+
+// smtp translates an SMTP Sender into an email destination: its server,
+// login, sender and recipients (fixed ones; a recipient Mirth filled per
+// message is left out and named), subject and body with Mirth's
+// ${message...} variables left as text (named), and the message attached
+// as received.
+func (t *translator) smtp(c *Channel, d *Connector, out *outDest, part string, diffs *[]string) bool {
+	p := d.Props
+	host, port := p.str("smtpHost"), p.str("smtpPort")
+	if !t.settings(c, part, []string{"SMTP host", "SMTP port"}, &host, &port) {
+		return false
+	}
+	out.Type = "email"
+	out.SMTP = &outSMTP{Addr: net.JoinHostPort(host, cmp.Or(port, "25"))}
+	switch strings.ToLower(p.str("encryption")) {
+	case "tls":
+	case "ssl":
+		*diffs = append(*diffs, "Mirth used implicit TLS (SSL); hl7broker requires STARTTLS: point smtp.addr at the server's submission port")
+	default:
+		no := false
+		out.SMTP.StartTLS = &no
+		*diffs = append(*diffs, "Mirth mailed without encryption; so does this (starttls: false, which check warns about)")
+	}
+	if p.flag("authentication") {
+		out.SMTP.Username = p.str("username")
+		if pw := p.str("password"); pw != "" {
+			out.SMTP.Password = t.secret(out.Name+".smtp.password", pw)
+		}
+	}
+	out.From = p.str("from")
+	for a := range strings.SplitSeq(p.str("to"), ",") {
+		switch a = strings.TrimSpace(a); {
+		case a == "":
+		case strings.Contains(a, "${"):
+			*diffs = append(*diffs, fmt.Sprintf("recipient %q was filled per message: add it with to_field and to_table", a))
+		default:
+			out.To = append(out.To, a)
+		}
+	}
+	if len(out.To) == 0 {
+		t.report.add(c.Name, part, NotTranslated, "no fixed recipient: add to (or to_field with to_table) and import again")
+		return false
+	}
+	for _, f := range []struct{ name, v string }{{"subject", p.str("subject")}, {"body", p.str("body")}} {
+		if strings.Contains(f.v, "${") {
+			*diffs = append(*diffs, fmt.Sprintf("the %s's ${…} variables are kept as text: write {{PATH}} placeholders (PID-5.1) in their place", f.name))
+		}
+	}
+	out.Subject, out.Body, out.Attach = p.str("subject"), p.str("body"), "er7"
+	if p.str("cc") != "" || p.str("bcc") != "" {
+		*diffs = append(*diffs, "cc and bcc become nothing: put them in to")
+	}
+	if p.flag("html") {
+		*diffs = append(*diffs, "Mirth sent HTML; hl7broker sends plain text")
+	}
+	*diffs = append(*diffs, "the message is attached as received (attach: er7), whatever Mirth attached")
+	return true
 }
 
 // headers reads an HTTP Sender's headers (Mirth 3.7 and later: a list of

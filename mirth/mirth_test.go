@@ -1,6 +1,8 @@
 package mirth
 
 import (
+	"github.com/hl7broker/hl7broker/config"
+	_ "github.com/hl7broker/hl7broker/delivery" // the destination types a config names
 	"os"
 	"path/filepath"
 	"strings"
@@ -166,4 +168,45 @@ func TestConfigurationMapFillsSettingsAndWhatItCannotFillIsReported(t *testing.T
 	assert.Contains(t, got["Unset | source (TCP Listener)"].Note, `"${NOPE}"`)
 	assert.Equal(t, NotTranslated, got["Old | source: filter rule 1 (old rule)"].Status)
 	assert.Contains(t, tr.files["scripts/old/source-filter.js"], "throw new Error", "an untranslated rule dead-letters, never filters silently")
+}
+
+// An SMTP Sender becomes an email destination: server, login (its password
+// a secret file), sender and fixed recipients; a recipient Mirth filled
+// per message and Mirth's ${…} in the subject are named in the report;
+// the config passes check.
+func TestSMTPSenderBecomesAnEmailDestination(t *testing.T) {
+	ex, err := Read([]byte(`<channel version="4.5.0"><id>9</id><name>Results by mail</name>
+<sourceConnector><name>sourceConnector</name>
+<properties class="com.mirth.connect.connectors.tcp.TcpReceiverProperties"><listenerConnectorProperties><host>0.0.0.0</host><port>6670</port></listenerConnectorProperties></properties>
+<transportName>TCP Listener</transportName><enabled>true</enabled></sourceConnector>
+<destinationConnectors><connector><name>mail practice</name>
+<properties class="com.mirth.connect.connectors.smtp.SmtpDispatcherProperties"><smtpHost>smtp.example.org</smtpHost><smtpPort>587</smtpPort>
+<encryption>TLS</encryption><authentication>true</authentication><username>mirth</username><password>s3cret</password>
+<to>results@example.org, ${practiceEmail}</to><from>mirth@example.org</from><subject>Result ${message.messageId}</subject><body>See attached.</body><html>false</html></properties>
+<transportName>SMTP Sender</transportName><enabled>true</enabled></connector></destinationConnectors></channel>`))
+	require.NoError(t, err)
+	tr := translate([]*Export{ex})
+	require.Len(t, tr.cfg.Destinations, 1)
+	d := tr.cfg.Destinations[0]
+	assert.Equal(t, "email", d.Type)
+	require.NotNil(t, d.SMTP)
+	assert.Equal(t, "smtp.example.org:587", d.SMTP.Addr)
+	assert.Nil(t, d.SMTP.StartTLS, "STARTTLS, the default")
+	assert.Equal(t, "mirth", d.SMTP.Username)
+	assert.NotContains(t, d.SMTP.Password, "s3cret", "the password goes to a secret file")
+	assert.Equal(t, []string{"results@example.org"}, d.To)
+	var note string
+	for _, it := range tr.report.Items {
+		if strings.Contains(it.Part, "mail practice") {
+			note = it.Note
+			assert.Equal(t, Different, it.Status)
+		}
+	}
+	assert.Contains(t, note, `recipient "${practiceEmail}" was filled per message`)
+	assert.Contains(t, note, "the subject's ${…} variables are kept as text")
+
+	res, err := Import([]*Export{ex}, t.TempDir())
+	require.NoError(t, err)
+	_, err = config.Load(res.Config)
+	assert.NoError(t, err, "the written config passes check")
 }

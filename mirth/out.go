@@ -83,6 +83,14 @@ type outEncoder struct {
 	Velocity   string `yaml:"velocity,omitempty"`
 }
 
+// outSMTP is an email destination's mail server.
+type outSMTP struct {
+	Addr     string `yaml:"addr"`
+	Username string `yaml:"username,omitempty"`
+	Password string `yaml:"password,omitempty"`
+	StartTLS *bool  `yaml:"starttls,omitempty"`
+}
+
 type outDest struct {
 	Name        string            `yaml:"name"`
 	Type        string            `yaml:"type"`
@@ -95,6 +103,12 @@ type outDest struct {
 	Dir         string            `yaml:"dir,omitempty"`
 	Table       string            `yaml:"table,omitempty"`
 	Columns     map[string]string `yaml:"columns,omitempty"`
+	SMTP        *outSMTP          `yaml:"smtp,omitempty"`
+	From        string            `yaml:"from,omitempty"`
+	To          []string          `yaml:"to,omitempty"`
+	Subject     string            `yaml:"subject,omitempty"`
+	Body        string            `yaml:"body,omitempty"`
+	Attach      string            `yaml:"attach,omitempty"`
 	Timeout     string            `yaml:"timeout,omitempty"`
 	Ordering    string            `yaml:"ordering,omitempty"`
 	Concurrency int               `yaml:"concurrency,omitempty"`
