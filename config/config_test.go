@@ -280,7 +280,7 @@ destinations:
 	assert.Equal(t, "is not a key of type http destinations", got["destinations[1].addr"])
 	assert.Equal(t, "is not a key of type file destinations", got["destinations[2].headers"])
 	assert.Equal(t, "is not a key of type file destinations", got["destinations[2].content_type"])
-	assert.Equal(t, `"pigeon" is not one of email, fhir, file, http, mllp, postgres, sftp`, got["destinations[3].type"])
+	assert.Equal(t, `"pigeon" is not one of email, fhir, file, http, mllp, mysql, postgres, sftp`, got["destinations[3].type"])
 	assert.Len(t, ce.Problems, 6)
 }
 

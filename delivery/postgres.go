@@ -72,11 +72,17 @@ func checkPostgres(o *PostgresOptions, _ config.DestinationConfig, key string, c
 	} else if _, has := u.User.Password(); has {
 		c.Add(key+".url", "holds a password: give it as password: ${env:NAME} or ${file:PATH} instead")
 	}
+	checkTableColumns(o, "postgres", key, c)
+}
+
+// checkTableColumns checks what a database destination's rows are made
+// of: its table, columns and row_per (postgres and mysql alike).
+func checkTableColumns(o *PostgresOptions, typ, key string, c *config.Checker) {
 	if !pgTable.MatchString(o.Table) {
 		c.Add(key+".table", "%q is not a table name (table or schema.table, letters, digits and _)", o.Table)
 	}
 	if len(o.Columns) == 0 {
-		c.Add(key+".columns", "a postgres destination needs columns: {column: field path or $message...}")
+		c.Add(key+".columns", "a %s destination needs columns: {column: field path or $message...}", typ)
 	}
 	var ids, rows int
 	for _, name := range slices.Sorted(maps.Keys(o.Columns)) {
@@ -107,6 +113,68 @@ func checkPostgres(o *PostgresOptions, _ config.DestinationConfig, key string, c
 			c.Add(key+".columns", "with row_per, map exactly one column to $row, and make ($message_id, $row) the unique index")
 		}
 	}
+}
+
+// tableColumns parses a database destination's columns, in name order.
+func tableColumns(columns map[string]string) ([]pgColumn, error) {
+	var out []pgColumn
+	for _, name := range slices.Sorted(maps.Keys(columns)) {
+		v := strings.TrimSpace(columns[name])
+		col := pgColumn{name: name}
+		if strings.HasPrefix(v, "$") {
+			col.special = v
+		} else {
+			var err error
+			if col.path, err = hl7.ParsePath(v); err != nil {
+				return nil, fmt.Errorf("columns.%s: %w", name, err)
+			}
+		}
+		out = append(out, col)
+	}
+	return out, nil
+}
+
+// rawValue is column c's value in row i (from 1) of m: text, or (for
+// $received_at) a time; ok false for NULL.
+func (c pgColumn) rawValue(m *hl7.Message, msg Message, rowPer string, i int) (text string, at time.Time, err error) {
+	switch c.special {
+	case "":
+		path := c.path
+		if rowPer != "" && path.Segment == rowPer && path.Occurrence == 0 {
+			path.Occurrence = i
+		}
+		text = m.ValueString(path)
+		if text == `""` { // HL7's explicit null
+			text = ""
+		}
+	case ColMessage:
+		text = string(msg.Data)
+	case ColJSON:
+		b, err := hl7.EncodeJSON(m)
+		if err != nil {
+			return "", at, fmt.Errorf("column %s: the message cannot be encoded as JSON: %w", c.name, err)
+		}
+		text = string(b)
+	case ColMessageID:
+		text = MessageID(msg)
+	case ColRow:
+		text = strconv.Itoa(i)
+	case ColControlID:
+		text = msg.ControlID
+	case ColInSeq:
+		text = strconv.FormatUint(msg.InSeq, 10)
+	case ColReceivedAt:
+		at = msg.ReceivedAt
+	}
+	return text, at, nil
+}
+
+// what names a column's source in a reason: its path or special.
+func (c pgColumn) what() string {
+	if c.special == "" {
+		return c.path.String()
+	}
+	return c.special
 }
 
 // pgColumn is one mapped column: a field path, or one of the specials.
@@ -166,19 +234,14 @@ func NewPostgresDeliverer(o *PostgresOptions, d config.DestinationConfig, env En
 	}
 	p := &PostgresDeliverer{table: pgx.Identifier(strings.Split(o.Table, ".")).Sanitize(), rowPer: o.RowPer, loc: loc, timeout: d.Timeout}
 	var names, params, key []string
-	for _, name := range slices.Sorted(maps.Keys(o.Columns)) {
-		v := strings.TrimSpace(o.Columns[name])
-		col := pgColumn{name: name}
-		if strings.HasPrefix(v, "$") {
-			col.special = v
-		} else if col.path, err = hl7.ParsePath(v); err != nil {
-			return nil, fmt.Errorf("destination %s: columns.%s: %w", d.Name, name, err)
-		}
-		p.columns = append(p.columns, col)
-		q := pgx.Identifier{name}.Sanitize()
+	if p.columns, err = tableColumns(o.Columns); err != nil {
+		return nil, fmt.Errorf("destination %s: %w", d.Name, err)
+	}
+	for _, col := range p.columns {
+		q := pgx.Identifier{col.name}.Sanitize()
 		names = append(names, q)
 		params = append(params, "$"+strconv.Itoa(len(names)))
-		if v == ColMessageID || v == ColRow && o.RowPer != "" {
+		if col.special == ColMessageID || col.special == ColRow && o.RowPer != "" {
 			key = append(key, q)
 		}
 	}
@@ -243,21 +306,24 @@ func (p *PostgresDeliverer) Deliver(ctx context.Context, msg Message) Result {
 
 // rowValues is what an insert sent, for the message's page: the table
 // and each row's values by column, as JSON.
-func (p *PostgresDeliverer) rowValues(rows [][]any) []byte {
+func (p *PostgresDeliverer) rowValues(rows [][]any) []byte { return rowsJSON(p.table, p.columns, rows) }
+
+// rowsJSON is the rows an insert sent to table, each by column, as JSON.
+func rowsJSON(table string, columns []pgColumn, rows [][]any) []byte {
 	out := struct {
 		Table string           `json:"table"`
 		Rows  []map[string]any `json:"rows"`
-	}{Table: p.table}
+	}{Table: table}
 	for _, r := range rows {
 		row := make(map[string]any, len(r))
-		for i, c := range p.columns {
+		for i, c := range columns {
 			row[c.name] = r[i]
 		}
 		out.Rows = append(out.Rows, row)
 	}
 	b, err := json.Marshal(out)
 	if err != nil { // a value JSON cannot hold: say so rather than show less
-		return []byte(`{"table":` + strconv.Quote(p.table) + `,"error":"the row values cannot be shown as JSON"}`)
+		return []byte(`{"table":` + strconv.Quote(table) + `,"error":"the row values cannot be shown as JSON"}`)
 	}
 	return b
 }
@@ -291,48 +357,19 @@ func (p *PostgresDeliverer) row(m *hl7.Message, msg Message, i int, types []uint
 		if j < len(types) {
 			oid = types[j]
 		}
-		var v string
-		switch c.special {
-		case "":
-			path := c.path
-			if p.rowPer != "" && path.Segment == p.rowPer && path.Occurrence == 0 {
-				path.Occurrence = i
+		v, at, err := c.rawValue(m, msg, p.rowPer, i)
+		if err != nil {
+			return nil, err
+		}
+		if c.special == ColReceivedAt {
+			if !at.IsZero() {
+				out[j] = at
 			}
-			v = m.ValueString(path)
-			if v == `""` { // HL7's explicit null
-				v = ""
-			}
-		case ColMessage:
-			v = string(msg.Data)
-		case ColJSON:
-			b, err := hl7.EncodeJSON(m)
-			if err != nil {
-				return nil, fmt.Errorf("column %s: the message cannot be encoded as JSON: %w", c.name, err)
-			}
-			v = string(b)
-		case ColMessageID:
-			v = MessageID(msg)
-		case ColRow:
-			v = strconv.Itoa(i)
-		case ColControlID:
-			v = msg.ControlID
-		case ColInSeq:
-			v = strconv.FormatUint(msg.InSeq, 10)
-		case ColReceivedAt:
-			if msg.ReceivedAt.IsZero() {
-				out[j] = nil
-				continue
-			}
-			out[j] = msg.ReceivedAt
 			continue
 		}
 		val, err := p.typed(v, oid)
 		if err != nil {
-			what := c.special
-			if what == "" {
-				what = c.path.String()
-			}
-			return nil, fmt.Errorf("column %s: %s %s", c.name, what, err.Error())
+			return nil, fmt.Errorf("column %s: %s %s", c.name, c.what(), err.Error())
 		}
 		out[j] = val
 	}

@@ -19,7 +19,7 @@ const oru = "MSH|^~\\&|LAB|F|EHR|H|20260101||ORU^R01|C1|P|2.5\rPID|1||P1\r"
 // Every type is registered with the config and has a maker: one
 // registration does both.
 func TestTypesAreRegistered(t *testing.T) {
-	assert.Equal(t, []string{"email", "fhir", "file", "http", "mllp", "postgres", "sftp"}, config.DestinationTypes())
+	assert.Equal(t, []string{"email", "fhir", "file", "http", "mllp", "mysql", "postgres", "sftp"}, config.DestinationTypes())
 	for _, name := range config.DestinationTypes() {
 		assert.NotNil(t, makers[name], name)
 	}

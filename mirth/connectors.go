@@ -406,22 +406,24 @@ func (t *translator) encoder(c *Channel, d *Connector, template string) *outEnco
 
 var placeholder = regexp.MustCompile(`'?\$\{([A-Za-z_][\w.]*)\}'?`)
 
-var insertRE = regexp.MustCompile(`(?is)^\s*INSERT\s+INTO\s+([\w."]+)\s*\(([^)]*)\)\s*VALUES\s*\(([^)]*)\)\s*;?\s*$`)
+var insertRE = regexp.MustCompile(`(?is)^\s*INSERT\s+INTO\s+([\w."` + "`" + `]+)\s*\(([^)]*)\)\s*VALUES\s*\(([^)]*)\)\s*;?\s*$`)
 
-// database translates a Database Writer to PostgreSQL whose query is an
-// INSERT of variables that Mapper steps read from single components.
+// database translates a Database Writer to PostgreSQL, MySQL or MariaDB
+// whose query is an INSERT of variables that Mapper steps read from single
+// components.
 func (t *translator) database(c *Channel, d *Connector, out *outDest, part string) bool {
 	p := d.Props
 	if p.flag("useScript") {
-		t.report.add(c.Name, part, NotTranslated, "it runs a JavaScript with database calls: rewrite it as a postgres destination's table and columns")
+		t.report.add(c.Name, part, NotTranslated, "it runs a JavaScript with database calls: rewrite it as a postgres or mysql destination's table and columns")
 		return false
 	}
 	jdbc := p.str("url")
 	if !t.settings(c, part, []string{"URL"}, &jdbc) {
 		return false
 	}
-	if !strings.HasPrefix(jdbc, "jdbc:postgresql:") {
-		t.report.add(c.Name, part, NotTranslated, "only PostgreSQL databases are written here (MySQL comes with a later connector)")
+	typ := map[bool]string{true: "postgres", false: "mysql"}[strings.HasPrefix(jdbc, "jdbc:postgresql:")]
+	if !strings.HasPrefix(jdbc, "jdbc:postgresql:") && !strings.HasPrefix(jdbc, "jdbc:mysql:") && !strings.HasPrefix(jdbc, "jdbc:mariadb:") {
+		t.report.add(c.Name, part, NotTranslated, "only PostgreSQL, MySQL and MariaDB databases are written here")
 		return false
 	}
 	m := insertRE.FindStringSubmatch(p.str("query"))
@@ -429,7 +431,7 @@ func (t *translator) database(c *Channel, d *Connector, out *outDest, part strin
 		t.report.add(c.Name, part, NotTranslated, "its statement is not a plain INSERT INTO t (…) VALUES (…)")
 		return false
 	}
-	cols, vals := splitList(m[2]), splitList(m[3])
+	cols, vals := splitList(strings.ReplaceAll(m[2], "`", "")), splitList(m[3])
 	if len(cols) != len(vals) {
 		t.report.add(c.Name, part, NotTranslated, "its INSERT has %d columns and %d values", len(cols), len(vals))
 		return false
@@ -456,14 +458,14 @@ func (t *translator) database(c *Channel, d *Connector, out *outDest, part strin
 			return false
 		}
 	}
-	u, err := url.Parse(strings.TrimPrefix(jdbc, "jdbc:"))
+	u, err := url.Parse(strings.Replace(strings.TrimPrefix(jdbc, "jdbc:"), "mariadb://", "mysql://", 1))
 	if err != nil {
 		t.report.add(c.Name, part, NotTranslated, "its URL does not parse")
 		return false
 	}
 	u.User = url.User(p.str("username"))
 	u.RawQuery = ""
-	out.Type, out.URL, out.Table = "postgres", u.String(), strings.Trim(m[1], `"`)
+	out.Type, out.URL, out.Table = typ, u.String(), strings.Trim(m[1], "\"`")
 	if pw := p.str("password"); pw != "" {
 		out.Password = t.secret(out.Name+".password", pw)
 	}

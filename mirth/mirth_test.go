@@ -3,6 +3,7 @@ package mirth
 import (
 	"github.com/hl7broker/hl7broker/config"
 	_ "github.com/hl7broker/hl7broker/delivery" // the destination types a config names
+	_ "github.com/hl7broker/hl7broker/ingest"   // and the source types
 	"os"
 	"path/filepath"
 	"strings"
@@ -205,6 +206,33 @@ func TestSMTPSenderBecomesAnEmailDestination(t *testing.T) {
 	assert.Contains(t, note, `recipient "${practiceEmail}" was filled per message`)
 	assert.Contains(t, note, "the subject's ${…} variables are kept as text")
 
+	res, err := Import([]*Export{ex}, t.TempDir())
+	require.NoError(t, err)
+	_, err = config.Load(res.Config)
+	assert.NoError(t, err, "the written config passes check")
+}
+
+// A Database Writer to MySQL (or MariaDB) becomes a mysql destination, as
+// one to PostgreSQL becomes a postgres one; backquoted names are read.
+func TestDatabaseWriterToMySQLBecomesAMySQLDestination(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "lab-chain.xml"))
+	require.NoError(t, err)
+	s := strings.Replace(string(data), "jdbc:postgresql://db.example.org:5432/results", "jdbc:mysql://db.example.org:3306/results", 1)
+	s = strings.Replace(s, "INSERT INTO lab_results (mrn, order_number, message)", "INSERT INTO `lab_results` (`mrn`, `order_number`, `message`)", 1)
+	ex, err := Read([]byte(s))
+	require.NoError(t, err)
+	tr := translate([]*Export{ex})
+	var found bool
+	for _, d := range tr.cfg.Destinations {
+		if d.Table == "lab_results" {
+			found = true
+			assert.Equal(t, "mysql", d.Type)
+			assert.Equal(t, "mysql://mirth@db.example.org:3306/results", d.URL)
+			assert.Contains(t, d.Columns, "order_number")
+			assert.Equal(t, "$message_id", d.Columns["hl7broker_message_id"])
+		}
+	}
+	assert.True(t, found, "the Database Writer is translated")
 	res, err := Import([]*Export{ex}, t.TempDir())
 	require.NoError(t, err)
 	_, err = config.Load(res.Config)
