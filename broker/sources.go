@@ -43,9 +43,17 @@ func (b *Broker) sourcePart(cfg *config.Config, s config.SourceConfig) part {
 		if b.index != nil {
 			in.SearchKeys = b.index.KeyPaths()
 		}
+		var builder *ingest.Builder
+		if s.Format == "json" || s.Format == "xml" {
+			sc, err := cfg.SourceBuilder(s)
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("source %s: script: %w", s.Name, err)
+			}
+			builder = &ingest.Builder{Format: s.Format, Script: sc}
+		}
 		src, err := ingest.NewSource(s, ingest.SourceEnv{Ingest: in, Log: b.log, Sync: b.nats.Sync, Files: b.metrics.files,
 			LastPlace: func(ctx context.Context) (store.FilePlace, bool, error) { return b.nats.LastFilePlace(ctx, s.Name) },
-			Token:     cfg.SourceToken})
+			Token:     cfg.SourceToken, Builder: builder})
 		if err != nil {
 			return nil, nil, nil, err
 		}

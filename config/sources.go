@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hl7broker/hl7broker/hl7"
+	"github.com/hl7broker/hl7broker/script"
 )
 
 // SourceConfig is one source of messages other than an MLLP listener
@@ -27,6 +29,12 @@ type SourceConfig struct {
 	Validation string     `mapstructure:"validation" enum:"off,record,reject"`
 	Profile    string     `mapstructure:"profile"` // as a listener's
 	Rules      []SiteRule `mapstructure:"rules"`   // as a listener's
+	// Format is what the source receives: HL7 v2 (hl7, the default), or
+	// JSON or XML documents that Script (or ScriptFile) turns into HL7 v2
+	// messages (http, file and sftp sources).
+	Format     string `mapstructure:"format" enum:"hl7,json,xml"`
+	Script     string `mapstructure:"script"`
+	ScriptFile string `mapstructure:"script_file"`
 
 	// Options are the keys of the source's type, as a pointer to the
 	// struct its registration names (SourceType.Options), decoded from the
@@ -55,6 +63,9 @@ type SourceType struct {
 	Defaults func(s *SourceConfig)
 	// Warnings, if set, are what a valid s does that is risky.
 	Warnings func(s SourceConfig, key string) []Problem
+	// Documents: it takes format json and xml (with a script), besides
+	// HL7 v2.
+	Documents bool
 }
 
 var sourceTypes = registry[SourceType]{kind: "source"}
@@ -230,6 +241,7 @@ func (c *Config) validateSources(v *validator, listeners map[string]bool) map[st
 		if _, err := hl7.LookupCharset(s.Charset); err != nil {
 			v.add(key+".charset", "%s", strings.TrimPrefix(err.Error(), "hl7: "))
 		}
+		c.validateBuilder(v, key, s)
 		t, ok := LookupSourceType(s.Type)
 		if !ok {
 			v.add(key+".type", "%s", unknownType(s.Type, SourceTypes(), "source", "ingest"))
@@ -315,4 +327,59 @@ func (s SourceConfig) acceptsAny(types []string) bool {
 		return true
 	}
 	return slices.ContainsFunc(types, func(t string) bool { return slices.Contains(s.AcceptTypes, t) })
+}
+
+// validateBuilder checks a source's format and the script that turns its
+// documents into HL7 v2.
+func (c *Config) validateBuilder(v *validator, key string, s SourceConfig) {
+	if s.Format == "" || s.Format == "hl7" {
+		if s.Script != "" || s.ScriptFile != "" {
+			v.add(key+".format", "a script builds messages from json or xml documents: give format: json or xml")
+		}
+		return
+	}
+	if t, ok := LookupSourceType(s.Type); ok && !t.Documents {
+		v.add(key+".format", "a %s source takes HL7 v2 only", s.Type)
+		return
+	}
+	if s.Script == "" && s.ScriptFile == "" {
+		v.add(key+".script", "format %s needs script or script_file: it builds the HL7 v2 message from each document", s.Format)
+		return
+	}
+	if _, err := c.SourceBuilder(s); err != nil {
+		var se *script.Error
+		at := key + ".script"
+		if s.ScriptFile != "" {
+			at = key + ".script_file"
+		}
+		if errors.As(err, &se) && se.Line > 0 {
+			v.add(at, "line %d:%d: %s", se.Line, se.Column, se.Reason)
+			return
+		}
+		v.add(at, "%v", err)
+	}
+}
+
+// SourceBuilder compiles source s's script that builds HL7 v2 messages
+// from its documents (nil for a source of HL7 v2).
+func (c *Config) SourceBuilder(s SourceConfig) (*script.Script, error) {
+	if s.Script == "" && s.ScriptFile == "" {
+		return nil, nil
+	}
+	e := c.ScriptEngine()
+	if e == nil {
+		return nil, errors.New("the scripts section has problems")
+	}
+	src, name := s.Script, "source "+s.Name+" script"
+	switch {
+	case s.Script != "" && s.ScriptFile != "":
+		return nil, errors.New("a source takes script or script_file, not both")
+	case s.ScriptFile != "":
+		data, err := c.ReadFile(s.ScriptFile)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read %s: %w", s.ScriptFile, err)
+		}
+		src, name = string(data), s.ScriptFile
+	}
+	return e.Compile(name, script.Builder, src, false)
 }

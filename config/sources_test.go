@@ -133,3 +133,19 @@ routes: [{name: r, to: [d]}]
 	assert.Contains(t, got["sources[0].ack_mode"], `"sometimes" is not one of`)
 	assert.Contains(t, got["sources[1].dir"], "needs the folder", "the file source keeps its place")
 }
+
+// format json or xml needs a script, which compiles, with its line and
+// column when it does not; a script without a format is a mistake.
+func TestSourceFormatNeedsAScript(t *testing.T) {
+	_, got := loadProblems(t, writeConfig(t, `
+sources:
+  - {name: a, type: http, addr: "127.0.0.1:1", tokens: [{name: t, token_file: /dev/null}], format: json}
+  - {name: b, type: file, dir: /tmp/in, format: xml, script: "return 'MSH|' +;"}
+  - {name: c, type: file, dir: /tmp/in2, script: "return 'x';"}
+routes: [{name: r, to: [d]}]
+destinations: [{name: d, type: file, dir: /tmp/out}]
+`))
+	assert.Contains(t, got["sources[0].script"], "format json needs script or script_file")
+	assert.Contains(t, got["sources[1].script"], "line 1:")
+	assert.Contains(t, got["sources[2].format"], "give format: json or xml")
+}

@@ -22,7 +22,8 @@ import (
 // type file: the files that appear in a folder of this machine.
 func init() {
 	RegisterSource(SourceType[FolderOptions]{
-		Name: "file",
+		Name:      "file",
+		Documents: true,
 		Check: func(o *FolderOptions, _ config.SourceConfig, key string, c *config.Checker) {
 			Folder{FolderOptions: *o}.check("a file", key, c)
 		},
@@ -33,9 +34,34 @@ func init() {
 	})
 }
 
+// split is a file's messages: HL7 v2 split as batches or back to back,
+// or (format json or xml) each document's message as the source's script
+// builds it, with the error of each document it could not (built[i]
+// non-nil: messages[i] is empty).
+func (s *FileSource) split(data []byte) (batch *hl7.Batch, built []error, err error) {
+	if s.Builder == nil {
+		b, err := hl7.SplitBatch(data, hl7.Limits{MaxMessageBytes: maxFileBytes}) // each message is held to the source's limits as it is stored
+		if err != nil {
+			return nil, nil, errors.New(splitReason(err))
+		}
+		return b, nil, nil
+	}
+	docs, err := s.Builder.Build(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	batch = &hl7.Batch{}
+	built = make([]error, len(docs))
+	for i, d := range docs {
+		batch.Messages = append(batch.Messages, d.Raw)
+		built[i] = d.Err
+	}
+	return batch, built, nil
+}
+
 // newFileSource makes a file or sftp source.
 func newFileSource(s config.SourceConfig, env SourceEnv) *FileSource {
-	return &FileSource{Config: s, Ingest: env.Ingest, Metrics: env.Files, Log: env.Log, Sync: env.Sync, LastPlace: env.LastPlace}
+	return &FileSource{Config: s, Ingest: env.Ingest, Metrics: env.Files, Log: env.Log, Sync: env.Sync, LastPlace: env.LastPlace, Builder: env.Builder}
 }
 
 // FileSource reads the files that appear in a folder and stores each of
@@ -64,6 +90,8 @@ type FileSource struct {
 	Sync    func(ctx context.Context) error
 	Metrics *FileMetrics
 	Log     zerolog.Logger
+	// Builder, for format json or xml, makes each document's message.
+	Builder *Builder
 
 	seen   map[string]fileState // candidate files by path: how they looked last time
 	now    func() time.Time     // the clock; tests set it
@@ -382,9 +410,9 @@ func (s *FileSource) readFile(ctx context.Context, f listed) error {
 	log := s.Log.With().Str("source", s.Config.Name).Str("file", name).Logger()
 	report := &Report{File: name, Digest: digest, At: time.Now().UTC()}
 
-	batch, err := hl7.SplitBatch(data, hl7.Limits{MaxMessageBytes: maxFileBytes}) // each message is held to the source's limits as it is stored
+	batch, built, err := s.split(data)
 	if err != nil {
-		report.Error = splitReason(err)
+		report.Error = err.Error()
 		log.Warn().Int("size", len(data)).Str("reason", report.Error).Msg("file refused: it could not be split into messages")
 		return s.finish(ctx, f, data, report, log)
 	}
@@ -399,6 +427,10 @@ func (s *FileSource) readFile(ctx context.Context, f listed) error {
 	for i, raw := range batch.Messages {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if i < len(built) && built[i] != nil { // a document whose script failed: refused, nothing to store
+			report.Refused = append(report.Refused, ReportMessage{Index: i, Code: int(hl7.CodeInternal), Location: "document", Reason: built[i].Error()})
+			continue
 		}
 		if i < from { // stored before: only its verdict is wanted, for the report
 			if id, refused := s.Ingest.Check(raw); refused != nil {

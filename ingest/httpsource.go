@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,7 +48,8 @@ const (
 // type http: messages POSTed to a path.
 func init() {
 	RegisterSource(SourceType[HTTPOptions]{
-		Name: "http",
+		Name:      "http",
+		Documents: true,
 		Check: func(o *HTTPOptions, s config.SourceConfig, key string, c *config.Checker) {
 			c.Addr(key+".addr", o.Addr)
 			if !strings.HasPrefix(o.Path, "/") {
@@ -91,7 +94,7 @@ func init() {
 				}
 				tokens[t.Name] = tok
 			}
-			return &HTTPSource{Config: s, Ingest: env.Ingest, Tokens: tokens, TLSConfig: tc, Log: env.Log, Sync: env.Sync}, nil
+			return &HTTPSource{Config: s, Ingest: env.Ingest, Tokens: tokens, TLSConfig: tc, Log: env.Log, Sync: env.Sync, Builder: env.Builder}, nil
 		},
 	})
 }
@@ -116,6 +119,9 @@ type HTTPSource struct {
 	// without waiting for the disk (store.NATS.BatchCommitter): the
 	// messages of a request share one flush, and are acknowledged after it.
 	Sync func(ctx context.Context) error
+	// Builder, for format json or xml, makes each document's message; the
+	// response is then JSON (see serveDocuments).
+	Builder *Builder
 
 	opts     *HTTPOptions        // Config's own keys
 	hashes   map[[32]byte]string // token hash -> name
@@ -187,8 +193,9 @@ func (s *HTTPSource) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusUnauthorized, "a valid bearer token is required")
 		return
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || (mt != ContentTypeER7 && mt != "text/plain") {
-		httpError(w, http.StatusUnsupportedMediaType, "Content-Type must be "+ContentTypeER7+" or text/plain")
+	want := map[bool][]string{true: {ContentTypeER7, "text/plain"}, false: {"application/" + s.Config.Format, "text/" + s.Config.Format}}[s.Builder == nil]
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || !slices.Contains(want, mt) {
+		httpError(w, http.StatusUnsupportedMediaType, "Content-Type must be "+strings.Join(want, " or "))
 		return
 	}
 	// Requests at once are bounded, so bodies held at once are too: one
@@ -210,6 +217,10 @@ func (s *HTTPSource) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	} else if err != nil {
 		httpError(w, http.StatusBadRequest, "the body could not be read")
+		return
+	}
+	if s.Builder != nil {
+		s.serveDocuments(w, r, body, log)
 		return
 	}
 	batch, err := hl7.SplitBatch(body, hl7.Limits{MaxMessageBytes: s.opts.MaxBodyBytes})
@@ -250,6 +261,72 @@ func (s *HTTPSource) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", ContentTypeER7)
 	w.WriteHeader(status)
 	_, _ = w.Write(acks)
+}
+
+// DocumentResult is what became of one document of a request to a source
+// of format json or xml: its place in the request, and the ACK of the
+// message its script built (code, control ID, and the reason of a
+// refusal), or why no message was built. Never a value of the document.
+type DocumentResult struct {
+	Index     int    `json:"index"`
+	Ack       string `json:"ack,omitempty"`
+	ControlID string `json:"control_id,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+// serveDocuments builds each document's message, receives those built,
+// and answers JSON: {"results": [...]} in the request's order, with the
+// status an HL7 request would get (200 all stored, 503 resend, 400 some
+// refused or not built).
+func (s *HTTPSource) serveDocuments(w http.ResponseWriter, r *http.Request, body []byte, log zerolog.Logger) {
+	docs, err := s.Builder.Build(body)
+	if err != nil {
+		log.Warn().Int("size", len(body)).Str("reason", err.Error()).Msg("request refused")
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	results := make([]DocumentResult, len(docs))
+	var raws [][]byte
+	var at []int
+	for i, d := range docs {
+		results[i].Index = i
+		if d.Err != nil {
+			results[i].Error = d.Err.Error()
+			log.Warn().Int("document", i).Str("reason", d.Err.Error()).Msg("document refused: its script made no message")
+			continue
+		}
+		raws, at = append(raws, d.Raw), append(at, i)
+	}
+	var outs []Outcome
+	if s.Sync != nil {
+		outs = s.Ingest.ReceiveAll(r.Context(), raws, Origin{RemoteAddr: r.RemoteAddr}, s.Sync)
+	} else {
+		for _, raw := range raws {
+			outs = append(outs, s.Ingest.Receive(r.Context(), raw, Origin{RemoteAddr: r.RemoteAddr}))
+		}
+	}
+	status := http.StatusOK
+	for j, out := range outs {
+		res := &results[at[j]]
+		res.Ack, res.ControlID = out.Code, out.ControlID
+		if out.Err != nil {
+			res.Error = out.Err.Reason
+		}
+	}
+	for _, res := range results {
+		switch {
+		case res.Ack == "AE" || res.Ack == "CE":
+			status = http.StatusServiceUnavailable
+		case res.Ack != "AA" && res.Ack != "CA" && status == http.StatusOK:
+			status = http.StatusBadRequest
+		}
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"results": results})
 }
 
 // readBody reads a request's body into one buffer sized by its

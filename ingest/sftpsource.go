@@ -35,7 +35,8 @@ type SFTPOptions struct {
 // type sftp: the files that appear in a folder of an SFTP server.
 func init() {
 	RegisterSource(SourceType[SFTPOptions]{
-		Name: "sftp",
+		Name:      "sftp",
+		Documents: true,
 		Check: func(o *SFTPOptions, _ config.SourceConfig, key string, c *config.Checker) {
 			c.SSH(key, o.SSHLogin)
 			switch {

@@ -40,6 +40,9 @@ type SourceType[T any] struct {
 	Warnings func(o *T, key string) []config.Problem
 	// New makes the source s, already validated.
 	New func(o *T, s config.SourceConfig, env SourceEnv) (Source, error)
+	// Documents: it takes format json and xml, building each document's
+	// message with env.Builder.
+	Documents bool
 }
 
 // SourceEnv is what a SourceType's New gets from the broker besides the
@@ -57,6 +60,9 @@ type SourceEnv struct {
 	LastPlace func(ctx context.Context) (store.FilePlace, bool, error)
 	// Token reads a token the config names (never printed).
 	Token func(config.SourceTokenConfig) (string, error)
+	// Builder, for a source of format json or xml, makes each document's
+	// HL7 v2 message; nil for a source of HL7 v2.
+	Builder *Builder
 }
 
 var (
@@ -68,7 +74,7 @@ var (
 // checks, defaults and warnings) and to NewSource. It panics if the name
 // is taken.
 func RegisterSource[T any](t SourceType[T]) {
-	reg := config.SourceType{Name: t.Name, Options: reflect.TypeFor[T]()}
+	reg := config.SourceType{Name: t.Name, Options: reflect.TypeFor[T](), Documents: t.Documents}
 	if t.Check != nil {
 		reg.Check = func(s config.SourceConfig, key string, c *config.Checker) {
 			t.Check(config.SourceOptionsOf[T](s), s, key, c)

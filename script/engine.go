@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/metrics"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -142,6 +143,9 @@ type Input struct {
 	Log *[]LogLine
 	// Template is the encoder's outbound template (Mirth's tmp), if any.
 	Template string
+	// Document is what a builder is given as msg: a JSON value or an
+	// XML document as a tree (maps, slices, strings, numbers, booleans).
+	Document any
 }
 
 // Result is what a run returned.
@@ -205,6 +209,12 @@ func (s *Script) Run(in *Input) (res Result, err error) {
 		res.Matched = truthy(v)
 	case Encoder:
 		res.Payload, err = r.payload(s, v, in)
+	case Builder:
+		str, ok := v.Export().(string)
+		if !ok || strings.TrimSpace(str) == "" {
+			return res, &Error{Script: s.name, Reason: "the script returned no message: return the HL7 v2 message's text"}
+		}
+		res.Payload = []byte(str)
 	}
 	return res, err
 }

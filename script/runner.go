@@ -131,6 +131,9 @@ func (r *runner) slow() {
 
 // args are the values a script's parameters (params) receive.
 func (r *runner) args(s *Script, in *Input) []goja.Value {
+	if s.kind == Builder {
+		return []goja.Value{r.vm.ToValue(in.Document), r.vars, r.log}
+	}
 	if !s.mirth {
 		return []goja.Value{r.msg, r.vars, r.log}
 	}

@@ -30,10 +30,14 @@ const (
 	Condition
 	// Encoder returns the payload a destination sends.
 	Encoder
+	// Builder makes an HL7 v2 message of a document a source received
+	// (JSON or XML): it is given the document as msg, and returns the
+	// message's text.
+	Builder
 )
 
 func (k Kind) String() string {
-	return [...]string{"step", "condition", "encoder"}[k]
+	return [...]string{"step", "condition", "encoder", "builder"}[k]
 }
 
 // Script is a compiled script, safe for concurrent use: each run takes a
@@ -91,6 +95,9 @@ func params(mirth bool) string {
 // errors; source is the script's text. A syntax error is an *Error with
 // its line and column in source.
 func (e *Engine) Compile(name string, kind Kind, source string, mirth bool) (*Script, error) {
+	if kind == Builder && mirth {
+		return nil, &Error{Script: name, Reason: "a script that builds messages from documents is written without mirth: true (it is given the document as msg)"}
+	}
 	s := &Script{name: name, kind: kind, mirth: mirth, engine: e, lines: strings.Count(source, "\n") + 1}
 	s.last = len(source) - strings.LastIndex(source, "\n") - 1
 	body := source
