@@ -44,7 +44,7 @@ func (b *Broker) sourcePart(cfg *config.Config, s config.SourceConfig) part {
 			in.SearchKeys = b.index.KeyPaths()
 		}
 		var builder *ingest.Builder
-		if s.Format == "json" || s.Format == "xml" {
+		if s.Script != "" || s.ScriptFile != "" {
 			sc, err := cfg.SourceBuilder(s)
 			if err != nil {
 				return nil, nil, nil, fmt.Errorf("source %s: script: %w", s.Name, err)
@@ -53,7 +53,7 @@ func (b *Broker) sourcePart(cfg *config.Config, s config.SourceConfig) part {
 		}
 		src, err := ingest.NewSource(s, ingest.SourceEnv{Ingest: in, Log: b.log, Sync: b.nats.Sync, Files: b.metrics.files,
 			LastPlace: func(ctx context.Context) (store.FilePlace, bool, error) { return b.nats.LastFilePlace(ctx, s.Name) },
-			Token:     cfg.SourceToken, Builder: builder})
+			Token:     cfg.SourceToken, Builder: builder, Rows: b.nats})
 		if err != nil {
 			return nil, nil, nil, err
 		}

@@ -66,6 +66,9 @@ type SourceType struct {
 	// Documents: it takes format json and xml (with a script), besides
 	// HL7 v2.
 	Documents bool
+	// Rows: it builds a message of each row it reads with its script,
+	// which it needs.
+	Rows bool
 }
 
 var sourceTypes = registry[SourceType]{kind: "source"}
@@ -332,18 +335,28 @@ func (s SourceConfig) acceptsAny(types []string) bool {
 // validateBuilder checks a source's format and the script that turns its
 // documents into HL7 v2.
 func (c *Config) validateBuilder(v *validator, key string, s SourceConfig) {
-	if s.Format == "" || s.Format == "hl7" {
+	t, known := LookupSourceType(s.Type)
+	rows := known && t.Rows
+	if rows && s.Format != "" {
+		v.add(key+".format", "a %s source builds a message of each row with its script: it takes no format", s.Type)
+		return
+	}
+	if (s.Format == "" || s.Format == "hl7") && !rows {
 		if s.Script != "" || s.ScriptFile != "" {
 			v.add(key+".format", "a script builds messages from json or xml documents: give format: json or xml")
 		}
 		return
 	}
-	if t, ok := LookupSourceType(s.Type); ok && !t.Documents {
+	if known && !t.Documents && !rows {
 		v.add(key+".format", "a %s source takes HL7 v2 only", s.Type)
 		return
 	}
 	if s.Script == "" && s.ScriptFile == "" {
-		v.add(key+".script", "format %s needs script or script_file: it builds the HL7 v2 message from each document", s.Format)
+		what := "format " + s.Format
+		if rows {
+			what = "a " + s.Type + " source"
+		}
+		v.add(key+".script", "%s needs script or script_file: it builds the HL7 v2 message from each %s", what, map[bool]string{true: "row", false: "document"}[rows])
 		return
 	}
 	if _, err := c.SourceBuilder(s); err != nil {

@@ -47,7 +47,7 @@ routes: [{name: r, from: [nosuch], to: [d]}]
 	assert.Contains(t, got["sources[2].done_dir"], "inside the watched folder")
 	assert.Contains(t, got["sources[2].on_done"], `"keep" is not one of move, delete`)
 	assert.Contains(t, got["sources[2].charset"], "klingon")
-	assert.Contains(t, got["sources[3].type"], `"carrier-pigeon" is not one of mllp, file, http, sftp`)
+	assert.Contains(t, got["sources[3].type"], `"carrier-pigeon" is not one of mllp, database, file, http, sftp`)
 	assert.Contains(t, got["routes[0].from[0]"], `no listener or source is named "nosuch"`)
 }
 

@@ -64,14 +64,18 @@ func (b *Builder) Build(data []byte) ([]Built, error) {
 	}
 	out := make([]Built, len(docs))
 	for i, d := range docs {
-		res, err := b.Script.Run(&script.Input{Document: d})
-		if err != nil {
-			out[i].Err = err
-			continue
-		}
-		out[i].Raw = normalizeTerminators(res.Payload)
+		out[i] = b.One(d)
 	}
 	return out, nil
+}
+
+// One builds the message of one document (a row of a database source).
+func (b *Builder) One(doc any) Built {
+	res, err := b.Script.Run(&script.Input{Document: doc})
+	if err != nil {
+		return Built{Err: err}
+	}
+	return Built{Raw: normalizeTerminators(res.Payload)}
 }
 
 // jsonReason is why JSON did not decode, with its place and no value.

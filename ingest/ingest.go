@@ -112,6 +112,10 @@ type Origin struct {
 	File       string
 	FileDigest string
 	FileIndex  int
+	// Row, from a database source, is the row's place: the message is
+	// identified by it (wire.RowMessageID), so a row read again stores
+	// nothing twice.
+	Row string
 }
 
 // Outcome is what became of one message, for sources that report on
@@ -538,10 +542,13 @@ func (in *Ingest) reject(conn *mllp.ConnInfo, fe *mllp.FrameError) []byte {
 func (in *Ingest) received(m *hl7.Message, frame []byte, o Origin, at time.Time, id messageID) *store.Received {
 	h := wire.InRecord{ControlID: m.ControlID(), SendingApp: m.SendingApplication(), SendingFac: m.SendingFacility(),
 		Type: m.Type(), Event: m.Trigger(), Version: m.Version(), Listener: in.listener.Name, RemoteAddr: o.RemoteAddr,
-		ReceivedAt: at, File: o.File, FileDigest: o.FileDigest, FileIndex: o.FileIndex}.Header()
+		ReceivedAt: at, File: o.File, FileDigest: o.FileDigest, FileIndex: o.FileIndex, Row: o.Row}.Header()
 	msgID := wire.IngestID(in.listener.Name, id.key, id.digest)
-	if o.FileDigest != "" {
+	switch {
+	case o.FileDigest != "":
 		msgID = wire.FileMessageID(in.listener.Name, o.FileDigest, o.FileIndex)
+	case o.Row != "":
+		msgID = wire.RowMessageID(in.listener.Name, o.Row)
 	}
 	return &store.Received{
 		Subject: wire.InSubject(in.listener.Name, m.Type(), m.Trigger()),

@@ -43,6 +43,9 @@ type SourceType[T any] struct {
 	// Documents: it takes format json and xml, building each document's
 	// message with env.Builder.
 	Documents bool
+	// Rows: it builds a message of each row it reads with its script
+	// (env.Builder), which it needs.
+	Rows bool
 }
 
 // SourceEnv is what a SourceType's New gets from the broker besides the
@@ -63,6 +66,14 @@ type SourceEnv struct {
 	// Builder, for a source of format json or xml, makes each document's
 	// HL7 v2 message; nil for a source of HL7 v2.
 	Builder *Builder
+	// Rows keeps where a database source stopped.
+	Rows RowStore
+}
+
+// RowStore keeps where a database source stopped (store.NATS).
+type RowStore interface {
+	RowPlace(ctx context.Context, source string) (string, error)
+	KeepRow(ctx context.Context, source, place string) error
 }
 
 var (
@@ -74,7 +85,7 @@ var (
 // checks, defaults and warnings) and to NewSource. It panics if the name
 // is taken.
 func RegisterSource[T any](t SourceType[T]) {
-	reg := config.SourceType{Name: t.Name, Options: reflect.TypeFor[T](), Documents: t.Documents}
+	reg := config.SourceType{Name: t.Name, Options: reflect.TypeFor[T](), Documents: t.Documents, Rows: t.Rows}
 	if t.Check != nil {
 		reg.Check = func(s config.SourceConfig, key string, c *config.Checker) {
 			t.Check(config.SourceOptionsOf[T](s), s, key, c)

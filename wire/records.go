@@ -26,6 +26,9 @@ type InRecord struct {
 	// message's place in it.
 	File, FileDigest string
 	FileIndex        int
+	// A message a database source built from a row: the row's place
+	// (RowPlace: what the source resumes after, and marks done).
+	Row string
 }
 
 // Header is the record's headers.
@@ -52,6 +55,7 @@ func (r InRecord) Header() nats.Header {
 		h.Set(HeaderFileDigest, r.FileDigest)
 		h.Set(HeaderFileIndex, strconv.Itoa(r.FileIndex))
 	}
+	set(HeaderRow, r.Row)
 	return h
 }
 

@@ -111,6 +111,7 @@ const (
 	HeaderFile       = "HL7-File"        // from a file source: the file's name (base name)
 	HeaderFileDigest = "HL7-File-Digest" // the file's SHA-256, hex
 	HeaderFileIndex  = "HL7-File-Index"  // the message's place in the file, from 0
+	HeaderRow        = "HL7-Row"         // from a database source: the row's place (JSON: its high-water value or the values its mark takes)
 
 	HeaderRoute = "HL7-Route"       // on a copy: the route that sent it
 	HeaderInSeq = "HL7-In-Sequence" // on a copy: its input's HL7_IN sequence
@@ -144,6 +145,14 @@ func IngestID(listener string, key, digest [16]byte) string {
 // messages twice, whatever their control IDs.
 func FileMessageID(source, fileDigest string, index int) string {
 	return source + ":file:" + fileDigest + ":" + strconv.Itoa(index)
+}
+
+// RowMessageID identifies the message a database source built from a row
+// (by its place: a hash, so that no value is readable in the Msg-Id): a
+// row read again stores nothing twice.
+func RowMessageID(source, row string) string {
+	sum := sha256.Sum256([]byte(row))
+	return source + ":row:" + hex.EncodeToString(sum[:16])
 }
 
 // CopyID identifies input inSeq's copy for dest: an input routed again
