@@ -29,6 +29,11 @@ func (m *Message) SetRaw(p Path, raw []byte) error {
 	if !ok {
 		return &PathError{Path: p.text, Reason: "no such segment in the message; add it first"}
 	}
+	if a, b, ok := m.spanIn(i, p); ok && !slowEdits && !m.hasSeparator(raw) {
+		m.segBytes = append(m.segBytes[:0], raw...) // raw may lie in m.buf
+		m.replaceInPlace(i, a, b, m.segBytes)       // the piece is there and raw adds no structure
+		return nil
+	}
 	seg := m.segmentCopy(i)
 	seg, a, b := m.locateForWrite(seg, i, p)
 	seg = slices.Replace(seg, a, b, raw...) // raw is read here, before m.buf changes
@@ -98,6 +103,49 @@ func (m *Message) Delete(p Path) error {
 	seg = slices.Delete(seg, a, b)
 	m.segBytes = seg
 	return m.replaceSegment(i, seg)
+}
+
+// slowEdits, in tests, makes every edit take the general path, to check
+// that the quick one writes the same.
+var slowEdits = false
+
+// hasSeparator says whether raw holds a field, repetition, component or
+// subcomponent separator (which would become structure).
+func (m *Message) hasSeparator(raw []byte) bool {
+	d := m.delims
+	for _, c := range raw {
+		if c == d.Field || c == d.Repetition || c == d.Component || c == d.Subcomponent {
+			return true
+		}
+	}
+	return false
+}
+
+// replaceInPlace puts raw (no separator in it) in place of m.buf[a:b],
+// which lies in segment i: the segment's field separators after b, and
+// the segments after it, move by the difference; nothing is indexed
+// again.
+func (m *Message) replaceInPlace(i, a, b int, raw []byte) {
+	delta := len(raw) - (b - a)
+	m.own(delta)
+	m.buf = slices.Replace(m.buf, a, b, raw...) // raw is read here, before m.buf changes
+	if delta == 0 {
+		return
+	}
+	s := &m.segs[i]
+	for k := s.sep0; k < s.sep1; k++ {
+		if int(s.start)+int(m.seps[k]) >= b {
+			m.seps[k] += int32(delta)
+		}
+	}
+	s.end += int32(delta)
+	s.next += int32(delta)
+	for j := i + 1; j < len(m.segs); j++ {
+		t := &m.segs[j]
+		t.start += int32(delta)
+		t.end += int32(delta)
+		t.next += int32(delta)
+	}
 }
 
 // checkEditable refuses paths that cannot be written.

@@ -91,6 +91,10 @@ func FuzzEditEncode(f *testing.F) {
 			return
 		}
 		before := string(m.Bytes())
+		slow, _ := Parse(data)
+		slowEdits = true
+		slowErr := slow.Set(p, value)
+		slowEdits = false
 		if err := m.Set(p, value); err != nil {
 			var pe *PathError
 			if !errors.As(err, &pe) && !errors.Is(err, ErrTooLarge) {
@@ -101,12 +105,18 @@ func FuzzEditEncode(f *testing.F) {
 			}
 			return
 		}
+		if slowErr != nil || !bytes.Equal(slow.Bytes(), m.Bytes()) {
+			t.Fatalf("the quick edit wrote %q, the general one %q (%v)", m.Bytes(), slow.Bytes(), slowErr)
+		}
 		again, err := Parse(m.Bytes())
 		if err != nil {
 			t.Fatalf("edited message does not reparse: %v", err)
 		}
 		if !bytes.Equal(again.Bytes(), m.Bytes()) || again.SegmentCount() != m.SegmentCount() {
 			t.Fatal("reparse differs from the edited message")
+		}
+		if got, want := fieldsOf(m), fieldsOf(again); got != want {
+			t.Fatalf("the edited message's index reads %q, a fresh parse %q", got, want)
 		}
 		if !strings.ContainsAny(value, "\r\n") {
 			if got := again.ValueString(p); got != value {
@@ -181,4 +191,18 @@ func FuzzAck(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fieldsOf is every field of m as its index reads it, one a line.
+func fieldsOf(m *Message) string {
+	var b strings.Builder
+	for seg := range m.Segments() {
+		for n := 1; n <= seg.FieldCount(); n++ {
+			f, _ := seg.Field(n)
+			b.Write(f)
+			b.WriteByte('|')
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
 }

@@ -201,25 +201,25 @@ func (s *segmentObject) Has(key string) bool         { return s.Get(key) != nil 
 func (s *segmentObject) Delete(string) bool          { return false }
 func (s *segmentObject) Keys() []string              { return []string{"name", "index"} }
 
+// segPathKey is a path a segment's get or set was given, by the
+// segment's name ("5.1" of OBX).
+type segPathKey struct{ seg, arg string }
+
 // segmentMethods makes a segment's get and set, once per pooled segment.
 func (r *runner) segmentMethods(seg *segmentObject) (get, set goja.Value) {
 	vm := r.vm
 	at := func(c goja.FunctionCall) hl7.Path {
 		s := c.Argument(0).String()
-		byName := r.segPaths[seg.name]
-		p, cached := byName[s]
+		k := segPathKey{seg.name, s}
+		p, cached := r.segPaths[k]
 		if !cached {
 			full := s
 			if !strings.HasPrefix(s, seg.name+"-") {
 				full = seg.name + "-" + s
 			}
 			p = r.path("segment.get", vm.ToValue(full))
-			if byName == nil {
-				byName = map[string]hl7.Path{}
-				r.segPaths[seg.name] = byName
-			}
-			if len(byName) < 256 && len(r.segPaths) < 256 {
-				byName[s] = p
+			if len(r.segPaths) < 4096 {
+				r.segPaths[k] = p
 			}
 		}
 		p.Occurrence = seg.occ

@@ -30,12 +30,12 @@ type runner struct {
 	script *Script
 	// The native API's objects, made once and pointed at the run's input.
 	msg, vars, log *goja.Object
-	segPaths       map[string]map[string]hl7.Path // segments' paths by segment name and argument, parsed once
-	segPool        []*segmentObject               // msg.segments' objects made so far, reused run after run
-	segUsed        int                            // how many of segPool this run has handed out
-	strs           map[string]goja.Value          // this run's short field values, made once each (see str)
-	short          map[string]goja.Value          // "" and each ASCII character, made once per runtime
-	paths          map[string]hl7.Path            // paths scripts name, parsed once
+	segPaths       map[segPathKey]hl7.Path // segments' paths by segment name and argument, parsed once
+	segPool        []*segmentObject        // msg.segments' objects made so far, reused run after run
+	segUsed        int                     // how many of segPool this run has handed out
+	strs           map[string]goja.Value   // this run's short field values, made once each (see str)
+	short          map[string]goja.Value   // "" and each ASCII character, made once per runtime
+	paths          map[string]hl7.Path     // paths scripts name, parsed once
 	mirth          *mirthScope
 }
 
@@ -48,7 +48,7 @@ func (e *Engine) newRunner() (*runner, error) {
 	}
 	r.installHelpers()
 	r.msg = r.nativeMessage()
-	r.segPaths = map[string]map[string]hl7.Path{}
+	r.segPaths = map[segPathKey]hl7.Path{}
 	r.strs = map[string]goja.Value{}
 	r.short = map[string]goja.Value{"": r.vm.ToValue("")}
 	for c := range utf8.RuneSelf {
