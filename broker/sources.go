@@ -29,7 +29,7 @@ func (b *Broker) sourceParts(cfg *config.Config) []part {
 // being read where it is, read again (after what was stored) on the next
 // start.
 func (b *Broker) sourcePart(cfg *config.Config, s config.SourceConfig) part {
-	return part{name: "source:" + s.Name, config: s, start: func() (func(context.Context) error, func(context.Context) error, any, error) {
+	return part{name: "source:" + s.Name, config: sourceConfig{s, cfg.SourceScriptDigest(s)}, start: func() (func(context.Context) error, func(context.Context) error, any, error) {
 		// One flush per file or per request, acknowledged after it (Sync).
 		committer := b.store.Committer(b.nats.BatchCommitter(cfg.NATS.StoreTimeout))
 		in := ingest.New(s.Listener(), committer, b.log)
@@ -63,4 +63,11 @@ func (b *Broker) sourcePart(cfg *config.Config, s config.SourceConfig) part {
 		}
 		return src.Run, nil, run, nil
 	}}
+}
+
+// sourceConfig is what a source runs with: its config, and the digest of
+// what its script runs with (a script file edited restarts it).
+type sourceConfig struct {
+	s      config.SourceConfig
+	script string
 }

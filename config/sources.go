@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"reflect"
@@ -371,6 +373,22 @@ func (c *Config) validateBuilder(v *validator, key string, s SourceConfig) {
 		}
 		v.add(at, "%v", err)
 	}
+}
+
+// SourceScriptDigest changes when what source s's script runs with
+// changes: the script, its file's content, the scripts section. "" for a
+// source without one. A reload restarts a source whose digest changed.
+func (c *Config) SourceScriptDigest(s SourceConfig) string {
+	if s.Script == "" && s.ScriptFile == "" {
+		return ""
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n%#v\n", s.Script, s.ScriptFile, c.Scripts)
+	if s.ScriptFile != "" {
+		data, _ := c.ReadFile(s.ScriptFile)
+		h.Write(data)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // SourceBuilder compiles source s's script that builds HL7 v2 messages

@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -148,4 +149,25 @@ destinations: [{name: d, type: file, dir: /tmp/out}]
 	assert.Contains(t, got["sources[0].script"], "format json needs script or script_file")
 	assert.Contains(t, got["sources[1].script"], "line 1:")
 	assert.Contains(t, got["sources[2].format"], "give format: json or xml")
+}
+
+// A source's script digest changes with its file's content, so that a
+// reload restarts the source with the script as edited.
+func TestSourceScriptDigestFollowsTheFile(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "row.js")
+	require.NoError(t, os.WriteFile(script, []byte("return 'MSH|^~\\\\&|A';"), 0o644))
+	file := filepath.Join(dir, "hl7broker.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(`
+sources:
+  - {name: drop, type: file, dir: `+filepath.Join(dir, "in")+`, format: json, script_file: row.js}
+routes: [{name: r, to: [d]}]
+destinations: [{name: d, type: file, dir: `+filepath.Join(dir, "out")+`}]
+`), 0o644))
+	c, err := config.Load(file)
+	require.NoError(t, err)
+	before := c.SourceScriptDigest(c.Sources[0])
+	require.NotEmpty(t, before)
+	require.NoError(t, os.WriteFile(script, []byte("return 'MSH|^~\\\\&|B';"), 0o644))
+	assert.NotEqual(t, before, c.SourceScriptDigest(c.Sources[0]), "the file was edited")
 }
