@@ -100,7 +100,9 @@ destinations:
 	do(t, ctx, chromedp.Navigate(server+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#token")),
 		chromedp.SendKeys(chromedp.CSS("#token"), strings.TrimSpace(string(tok))), chromedp.Click(chromedp.CSS("#signin button[type=submit]")))
 	waitText(t, ctx, "#who", "lara (operator)")
-	do(t, ctx, chromedp.Navigate(server+"/ui/#/messages"))
+	// A page load of its own (the session cookie signs it in), not a hash
+	// change that the dashboard, still rendering after sign-in, can undo.
+	do(t, ctx, chromedp.Navigate(server+"/ui/?view=messages#/messages"))
 	waitText(t, ctx, "main", "CNTRL-3456")
 	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("results").textContent`))
 	require.NoError(t, err)
