@@ -188,7 +188,8 @@ func (e *emailDeliverer) Deliver(ctx context.Context, msg Message) Result {
 	if err := mm.To(to...); err != nil {
 		return Result{Outcome: Rejected, Reason: "to: an address from to_table is not an email address"}
 	}
-	mm.Subject(e.subject.render(m))
+	subject := e.subject.render(m)
+	mm.Subject(subject)
 	mm.SetDate()
 	mm.SetMessageID()
 	body := e.body.render(m)
@@ -218,7 +219,7 @@ func (e *emailDeliverer) Deliver(ctx context.Context, msg Message) Result {
 	if err != nil {
 		return Result{Outcome: Rejected, Reason: "smtp: " + err.Error()}
 	}
-	sent := []byte("To: " + strings.Join(to, ", ") + "\nSubject: " + e.subject.render(m) + "\n\n" + body)
+	sent := []byte("To: " + strings.Join(to, ", ") + "\nSubject: " + subject + "\n\n" + body)
 	if err := c.DialAndSendWithContext(ctx, mm); err != nil {
 		var se *mail.SendError
 		if errors.As(err, &se) && !se.IsTemp() && slices.Contains([]mail.SendErrReason{mail.ErrSMTPMailFrom, mail.ErrSMTPRcptTo, mail.ErrSMTPData, mail.ErrSMTPDataClose}, se.Reason) {

@@ -150,16 +150,9 @@ func (p *MySQLDeliverer) Close() error { return p.db.Close() }
 
 // Deliver inserts msg's rows.
 func (p *MySQLDeliverer) Deliver(ctx context.Context, msg Message) Result {
-	m, err := hl7.Parse(msg.Data)
-	if err != nil {
-		return Result{Outcome: Rejected, Reason: "the message does not parse: " + err.Error()}
-	}
-	n := 1
-	if p.rowPer != "" {
-		n = m.Count(hl7.Path{Segment: p.rowPer})
-	}
-	if n == 0 {
-		return Result{Outcome: Delivered, Code: "INSERT 0", Reason: "no " + p.rowPer + " segment: no row"}
+	m, n, done := rowsOf(msg, p.rowPer)
+	if done != nil {
+		return *done
 	}
 	if p.timeout > 0 {
 		var cancel context.CancelFunc

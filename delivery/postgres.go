@@ -258,16 +258,9 @@ func (p *PostgresDeliverer) Close() error { p.pool.Close(); return nil }
 
 // Deliver inserts msg's rows.
 func (p *PostgresDeliverer) Deliver(ctx context.Context, msg Message) Result {
-	m, err := hl7.Parse(msg.Data)
-	if err != nil {
-		return Result{Outcome: Rejected, Reason: "the message does not parse: " + err.Error()}
-	}
-	n := 1
-	if p.rowPer != "" {
-		n = m.Count(hl7.Path{Segment: p.rowPer})
-	}
-	if n == 0 {
-		return Result{Outcome: Delivered, Code: "INSERT 0", Reason: "no " + p.rowPer + " segment: no row"}
+	m, n, done := rowsOf(msg, p.rowPer)
+	if done != nil {
+		return *done
 	}
 	if p.timeout > 0 {
 		var cancel context.CancelFunc
@@ -307,6 +300,24 @@ func (p *PostgresDeliverer) Deliver(ctx context.Context, msg Message) Result {
 // rowValues is what an insert sent, for the message's page: the table
 // and each row's values by column, as JSON.
 func (p *PostgresDeliverer) rowValues(rows [][]any) []byte { return rowsJSON(p.table, p.columns, rows) }
+
+// rowsOf parses a database destination's message and counts its rows:
+// one, or one per rowPer segment. done is the Result when there is
+// nothing to insert (a message that does not parse, no such segment).
+func rowsOf(msg Message, rowPer string) (m *hl7.Message, n int, done *Result) {
+	m, err := hl7.Parse(msg.Data)
+	if err != nil {
+		return nil, 0, &Result{Outcome: Rejected, Reason: "the message does not parse: " + err.Error()}
+	}
+	n = 1
+	if rowPer != "" {
+		n = m.Count(hl7.Path{Segment: rowPer})
+	}
+	if n == 0 {
+		return nil, 0, &Result{Outcome: Delivered, Code: "INSERT 0", Reason: "no " + rowPer + " segment: no row"}
+	}
+	return m, n, nil
+}
 
 // rowsJSON is the rows an insert sent to table, each by column, as JSON.
 func rowsJSON(table string, columns []pgColumn, rows [][]any) []byte {

@@ -276,7 +276,7 @@ func (d *DatabaseSource) poll(ctx context.Context, log zerolog.Logger) (more boo
 		return false, errors.New(dbReason(err))
 	}
 	var batch []map[string]any
-	for rows.Next() && len(batch) < d.o.Batch {
+	for len(batch) < d.o.Batch && rows.Next() {
 		vals := make([]any, len(cols))
 		ptrs := make([]any, len(cols))
 		for i := range vals {
@@ -371,15 +371,20 @@ func (d *DatabaseSource) done(ctx context.Context, where string, p place) error 
 	return nil
 }
 
-// refused logs a row that made no message. With a high-water column the
-// source passes it (it would block every row after it); with a mark it is
-// left unmarked for a person, and not read again until the source
-// restarts.
+// refused logs a row that made no message (why, never the row's values:
+// its place may hold an identifier). With a high-water column the source
+// passes it (it would block every row after it); with a mark it is left
+// unmarked for a person, and not read again until the source restarts.
 func (d *DatabaseSource) refused(ctx context.Context, where string, p place, why string, log zerolog.Logger) error {
-	log.Warn().Str("row", where).Str("reason", why).Msg("database source: a row made no message")
 	if d.o.HighWater != "" {
-		return d.Rows.KeepRow(ctx, d.Config.Name, where) // and pass it
+		log.Warn().Str("reason", why).Msg("database source: a row made no message; passed")
+		if err := d.Rows.KeepRow(ctx, d.Config.Name, where); err != nil {
+			return fmt.Errorf("keeping where it is: %w", err)
+		}
+		d.hw = decodeValue(p.HW)
+		return nil
 	}
+	log.Warn().Str("reason", why).Msg("database source: a row made no message; left unmarked")
 	d.skipped[where] = true
 	return nil
 }

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hl7broker/hl7broker/config"
+	"github.com/hl7broker/hl7broker/internal/syncbuf"
 	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/hl7broker/hl7broker/internal/testmysql"
 	"github.com/hl7broker/hl7broker/internal/testpg"
@@ -18,7 +20,8 @@ import (
 )
 
 // rowScript builds an ORU of a result row.
-const rowScript = `return 'MSH|^~\\&|LEGACY|LAB|BROKER|HOSP|20260114081530||ORU^R01^ORU_R01|R' + msg.id + '|P|2.5.1\r' +
+const rowScript = `if (msg.value === 'bad') { throw new Error('bad value'); }
+return 'MSH|^~\\&|LEGACY|LAB|BROKER|HOSP|20260114081530||ORU^R01^ORU_R01|R' + msg.id + '|P|2.5.1\r' +
   'PID|1||' + msg.mrn + '^^^HOSP^MR\rOBR|1||' + msg.id + '\rOBX|1|NM|GLU^Glucose||' + msg.value + '|mmol/L|||||F';`
 
 // dbSource is a database source over n, polling every 20 ms.
@@ -68,16 +71,23 @@ func TestDatabaseSourceHighWaterOnPostgres(t *testing.T) {
 	o := DatabaseOptions{Driver: "postgres", URL: srv.URL(""), Password: testpg.Password, HighWater: "id",
 		Query: "SELECT id, mrn, value FROM results WHERE id > $1 ORDER BY id"}
 	srv.Exec("INSERT INTO results (mrn, value) VALUES ('M1', '5.4'), ('M2', '6.1'), ('M3', '4.9')")
-	stop := run(t, dbSource(t, n, o))
+	first := dbSource(t, n, o)
+	var logged syncbuf.Buffer
+	first.Log = zerolog.New(&logged)
+	stop := run(t, first)
 	waitStored(t, n, 3, "the rows there at the start")
-	srv.Exec("INSERT INTO results (mrn, value) VALUES ('M4', '5.0'), ('M5', '5.2')")
+	srv.Exec("INSERT INTO results (mrn, value) VALUES ('M4', '5.0'), ('M5', '5.2'), ('MX', 'bad')")
 	waitStored(t, n, 5, "rows inserted while it runs")
+	srv.Exec("INSERT INTO results (mrn, value) VALUES ('M5b', '5.3')")
+	waitStored(t, n, 6, "past the row its script throws on")
+	require.Equal(t, 1, strings.Count(logged.String(), "a row made no message"), "that row passed once, not tried at every poll: %s", logged.String())
+	require.NotContains(t, logged.String(), `"row"`, "no value of the row (its place) in the log")
 	stop()
 
 	srv.Exec("INSERT INTO results (mrn, value) VALUES ('M6', '7.0')")
 	src := dbSource(t, n, o)
 	run(t, src)
-	waitStored(t, n, 6, "started again: only the new row")
+	waitStored(t, n, 7, "started again: only the new row")
 
 	srv.Stop()
 	testkit.WaitFor(t, 20*time.Second, func() error {
@@ -88,7 +98,7 @@ func TestDatabaseSourceHighWaterOnPostgres(t *testing.T) {
 	})
 	srv.Restart()
 	srv.Exec("INSERT INTO results (mrn, value) VALUES ('M7', '7.1'), ('M8', '7.2')")
-	waitStored(t, n, 8, "caught up once the database is back")
+	waitStored(t, n, 9, "caught up once the database is back")
 	testkit.WaitFor(t, 10*time.Second, func() error {
 		if p := src.Problem(); p != "" {
 			return fmt.Errorf("the source still says %q", p)
