@@ -243,7 +243,12 @@ func (s *orderedSlot) run(ctx context.Context) error {
 		Durable: s.durable, FilterSubject: s.subject, AckPolicy: jetstream.AckAllPolicy,
 		MaxAckPending: ahead, AckWait: w.Dest.ackWait(), MaxDeliver: -1,
 	}
-	pull := []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(ahead)}
+	// Pull one more than MaxAckPending, as a parallel worker does: a pull
+	// request then stays open on the server while the slot works through
+	// what it holds, so nats.go's skipped pull (see store.PullOptions)
+	// cannot leave the slot with none open. With exactly ahead, a fifo
+	// destination once went 2.9 s without a delivery under load in CI.
+	pull := []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(ahead + 1)}
 	if w.Shared {
 		// One slot delivers a queue across broker instances, in order.
 		cc.PriorityPolicy, cc.PriorityGroups, cc.PinnedTTL = jetstream.PriorityPolicyPinned, []string{wire.DeliveryGroup}, orderedPinnedTTL
