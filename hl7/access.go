@@ -10,7 +10,7 @@ import (
 // A path that names a segment alone (OBX[2]) returns the segment's bytes
 // without its terminator.
 func (m *Message) Raw(p Path) ([]byte, bool) {
-	a, b, ok := m.span(p)
+	a, b, ok := m.span(&p)
 	if !ok {
 		return nil, false
 	}
@@ -21,10 +21,16 @@ func (m *Message) Raw(p Path) ([]byte, bool) {
 // allocates only when the value holds an escape sequence; otherwise it
 // returns the message's own bytes, which the caller must not modify.
 func (m *Message) Value(p Path) []byte {
-	raw, ok := m.Raw(p)
+	a, b, ok := m.span(&p)
 	if !ok {
 		return nil
 	}
+	return m.decoded(&p, a, b)
+}
+
+// decoded is m.buf[a:b], the bytes at p, with escape sequences decoded.
+func (m *Message) decoded(p *Path, a, b int) []byte {
+	raw := m.buf[a:b]
 	if p.Segment == "MSH" && (p.Field == 1 || p.Field == 2) {
 		return raw
 	}
@@ -47,12 +53,12 @@ func (m *Message) Get(path string) (string, error) {
 // Has reports whether p is present (an empty value counts as absent when
 // it has no place in the bytes).
 func (m *Message) Has(p Path) bool {
-	_, _, ok := m.span(p)
+	_, _, ok := m.span(&p)
 	return ok
 }
 
 // span locates p in m.buf.
-func (m *Message) span(p Path) (int, int, bool) {
+func (m *Message) span(p *Path) (int, int, bool) {
 	i, ok := m.findSegment(p.Segment, p.occurrence())
 	if !ok {
 		return 0, 0, false
@@ -61,7 +67,7 @@ func (m *Message) span(p Path) (int, int, bool) {
 }
 
 // spanIn locates p's field, repetition and component in segment i.
-func (m *Message) spanIn(i int, p Path) (int, int, bool) {
+func (m *Message) spanIn(i int, p *Path) (int, int, bool) {
 	if p.Field == 0 {
 		s := m.segs[i]
 		return int(s.start), int(s.end), true
@@ -78,7 +84,7 @@ func (m *Message) spanIn(i int, p Path) (int, int, bool) {
 
 // within narrows the field bytes [a,b) to p's repetition, component and
 // subcomponent.
-func (m *Message) within(a, b int, p Path) (int, int, bool) {
+func (m *Message) within(a, b int, p *Path) (int, int, bool) {
 	a, b, ok := nth(m.buf, a, b, m.delims.Repetition, p.rep())
 	if !ok || p.Component == 0 {
 		return a, b, ok
@@ -151,6 +157,17 @@ func (s Segment) Field(n int) ([]byte, bool) {
 	return s.m.buf[a:b], true
 }
 
+// Value is Message.Value of p within this segment: p's segment name and
+// occurrence are not looked at, so a caller that holds the segment finds
+// the value without searching the message for it.
+func (s Segment) Value(p Path) []byte {
+	a, b, ok := s.m.spanIn(s.i, &p)
+	if !ok {
+		return nil
+	}
+	return s.m.decoded(&p, a, b)
+}
+
 // FieldCount is the number of the last field present.
 func (s Segment) FieldCount() int { return s.m.fieldCount(s.i) }
 
@@ -207,7 +224,7 @@ func (m *Message) Repetitions(p Path) iter.Seq2[int, []byte] {
 	return func(yield func(int, []byte) bool) {
 		whole := p
 		whole.Repetition, whole.Component, whole.Subcomponent = 0, 0, 0
-		a, b, ok := m.span(whole)
+		a, b, ok := m.span(&whole)
 		if !ok {
 			return
 		}
@@ -265,7 +282,7 @@ func (m *Message) yieldValues(i int, q Path, raw bool, yield func(Path, []byte) 
 		return m.delims.Unescape(m.buf[a:b])
 	}
 	if q.Repetition != 0 {
-		a, b, ok := m.spanIn(i, q)
+		a, b, ok := m.spanIn(i, &q)
 		return !ok || yield(q, value(a, b))
 	}
 	fa, fb, ok := m.fieldSpan(i, q.Field)

@@ -22,14 +22,14 @@ func (m *Message) SetRaw(p Path, raw []byte) error {
 	if err := m.checkEditable(p); err != nil {
 		return err
 	}
-	if bytes.ContainsAny(raw, "\r\n") {
+	if hasLineBreak(raw) {
 		return &PathError{Path: p.text, Reason: "a raw value must not contain CR or LF"}
 	}
 	i, ok := m.findSegment(p.Segment, p.occurrence())
 	if !ok {
 		return &PathError{Path: p.text, Reason: "no such segment in the message; add it first"}
 	}
-	if a, b, ok := m.spanIn(i, p); ok && !slowEdits && !m.hasSeparator(raw) {
+	if a, b, ok := m.spanIn(i, &p); ok && !slowEdits && !m.hasSeparator(raw) {
 		m.segBytes = append(m.segBytes[:0], raw...) // raw may lie in m.buf
 		m.replaceInPlace(i, a, b, m.segBytes)       // the piece is there and raw adds no structure
 		return nil
@@ -75,7 +75,7 @@ func (m *Message) Delete(p Path) error {
 	}
 	seg := m.segmentCopy(i)
 	base := int(m.segs[i].start)
-	a, b, _ := m.span(p)
+	a, b, _ := m.span(&p)
 	a, b = a-base, b-base
 	// The separator that introduces this piece, and whether it is the last.
 	var sep byte
@@ -115,6 +115,17 @@ func (m *Message) hasSeparator(raw []byte) bool {
 	d := m.delims
 	for _, c := range raw {
 		if c == d.Field || c == d.Repetition || c == d.Component || c == d.Subcomponent {
+			return true
+		}
+	}
+	return false
+}
+
+// hasLineBreak reports whether raw holds CR or LF. (Values are short: a
+// loop costs less than bytes.ContainsAny's set.)
+func hasLineBreak(raw []byte) bool {
+	for _, c := range raw {
+		if c == '\r' || c == '\n' {
 			return true
 		}
 	}

@@ -247,15 +247,13 @@ func (m *Message) name(i int) []byte {
 // isHeaderName reports MSH, BHS and FHS, whose field 1 is the separator
 // and field 2 the encoding characters.
 func isHeaderName(name []byte) bool {
-	s := string(name) // compared without allocating
-	return s == "MSH" || s == "BHS" || s == "FHS"
+	return string(name) == "MSH" || string(name) == "BHS" || string(name) == "FHS" // compared in place, not converted
 }
 
 // isEnvelopeName reports MSH and the batch segments FHS, BHS, BTS, FTS,
 // which may not stand inside a message.
 func isEnvelopeName(name []byte) bool {
-	s := string(name)
-	return isHeaderName(name) || s == "BTS" || s == "FTS"
+	return isHeaderName(name) || string(name) == "BTS" || string(name) == "FTS"
 }
 
 // fieldSpan returns the byte range of field n (HL7 numbering) of segment

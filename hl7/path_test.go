@@ -1,8 +1,10 @@
 package hl7
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
@@ -181,19 +183,7 @@ func TestValuesWalksOccurrencesAndRepetitions(t *testing.T) {
 func TestValuesAgreesWithValue(t *testing.T) {
 	paths := []string{"MSH-1", "MSH-2", "MSH-9", "MSH-9.2", "PID-3", "PID-3.1", "PID-3.4.1", "PID-5.1", "PID-11.3",
 		"PID-3[2].1", "OBX-5", "OBX-3.1", "OBX[2]-5", "OBX-11", "NTE-3", "EVN-2", "ZZZ-1", "PV1-7.2.1"}
-	files, err := filepath.Glob("testdata/*.hl7")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no testdata: %v", err)
-	}
-	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := Parse(data)
-		if err != nil {
-			continue // batch files and the like: not one message
-		}
+	for file, m := range testMessages(t) {
 		for _, path := range paths {
 			p := MustParsePath(path)
 			var got, want []string
@@ -220,6 +210,57 @@ func TestValuesAgreesWithValue(t *testing.T) {
 			}
 			if !slices.Equal(got, want) {
 				t.Errorf("%s: Values(%s) = %q, want %q", file, path, got, want)
+			}
+		}
+	}
+}
+
+// A segment's Value is the message's Value of the same path at that
+// segment's occurrence, for every field, repetition and component.
+func TestSegmentValueAgreesWithValue(t *testing.T) {
+	checked := 0
+	for file, m := range testMessages(t) {
+		occ := map[string]int{}
+		for seg := range m.Segments() {
+			name := seg.Name()
+			occ[name]++
+			for f := 1; f <= seg.FieldCount()+1; f++ {
+				for _, rest := range []string{"", ".1", ".2", ".3.1", "[2]", "[2].1"} {
+					p, err := ParsePath(fmt.Sprintf("%s-%d%s", name, f, rest))
+					if err != nil {
+						continue // MSH-1.1 and the like
+					}
+					q := p
+					q.Occurrence = occ[name]
+					if got, want := seg.Value(p), m.Value(q); !bytes.Equal(got, want) {
+						t.Errorf("%s: %s[%d]-%d%s: segment's %q, message's %q", file, name, occ[name], f, rest, got, want)
+					}
+					checked++
+				}
+			}
+		}
+	}
+	if checked < 1000 {
+		t.Fatalf("only %d values checked", checked)
+	}
+}
+
+// testMessages are the messages of testdata/*.hl7 by file (batch files
+// and the like, not one message, left out).
+func testMessages(t *testing.T) iter.Seq2[string, *Message] {
+	t.Helper()
+	files, err := filepath.Glob("testdata/*.hl7")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata: %v", err)
+	}
+	return func(yield func(string, *Message) bool) {
+		for _, file := range files {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m, err := Parse(data); err == nil && !yield(file, m) {
+				return
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/dop251/goja"
 
@@ -50,6 +51,7 @@ func (r *runner) nativeMessage() *goja.Object {
 		return goja.Undefined()
 	})
 	edit("delete", func(c goja.FunctionCall) goja.Value {
+		r.shape++ // a segment path removes the segment
 		r.check("msg.delete", m().Delete(r.path("msg.delete", c.Argument(0))))
 		return goja.Undefined()
 	})
@@ -72,12 +74,13 @@ func (r *runner) nativeMessage() *goja.Object {
 		if !goja.IsUndefined(c.Argument(0)) {
 			name = c.Argument(0).String()
 		}
-		var out []any // of goja.Value
+		out := r.segList[:0] // of goja.Value; NewArray copies it
+		defer func() { clear(out); r.segList = out[:0] }()
 		if name != "" {
 			occ := 0
-			for range m().SegmentsNamed(name) {
+			for seg := range m().SegmentsNamed(name) {
 				occ++
-				out = append(out, r.segment(name, occ))
+				out = append(out, r.segment(seg, name, occ))
 			}
 			return vm.NewArray(out...)
 		}
@@ -85,11 +88,12 @@ func (r *runner) nativeMessage() *goja.Object {
 		for seg := range m().Segments() {
 			n := seg.Name()
 			occ[n]++
-			out = append(out, r.segment(n, occ[n]))
+			out = append(out, r.segment(seg, n, occ[n]))
 		}
 		return vm.NewArray(out...)
 	})
 	edit("addSegment", func(c goja.FunctionCall) goja.Value {
+		r.shape++
 		seg := []byte(text(c.Argument(0)))
 		msg := m()
 		at := msg.SegmentCount()
@@ -109,6 +113,7 @@ func (r *runner) nativeMessage() *goja.Object {
 		return vm.ToValue(strings.TrimRight(string(m().Bytes()), "\r\n"))
 	})
 	edit("setText", func(c goja.FunctionCall) goja.Value {
+		r.shape++
 		data := []byte(text(c.Argument(0)))
 		next, err := hl7.Parse(data)
 		r.check("msg.setText", err)
@@ -125,7 +130,7 @@ func (r *runner) nativeMessage() *goja.Object {
 // over segments allocates nothing once a runtime has served a message.
 // An object kept past its run (in a global, say) reads whatever the pool
 // makes it next, always of the message then running, never an earlier one.
-func (r *runner) segment(name string, occ int) goja.Value {
+func (r *runner) segment(at hl7.Segment, name string, occ int) goja.Value {
 	if r.segUsed == len(r.segPool) {
 		seg := &segmentObject{r: r}
 		seg.get, seg.set = r.segmentMethods(seg)
@@ -134,6 +139,7 @@ func (r *runner) segment(name string, occ int) goja.Value {
 	seg := r.segPool[r.segUsed]
 	r.segUsed++
 	seg.name, seg.occ = name, occ
+	seg.at, seg.shape = at, r.shape
 	if seg.obj == nil {
 		seg.obj = r.vm.NewDynamicObject(seg)
 	}
@@ -153,24 +159,49 @@ func (r *runner) endSegments() {
 // maxInterned is the longest field value str makes once per run.
 const maxInterned = 32
 
-// str is a field's value as a JavaScript string. Short values repeat
-// within a message (flags, units, codes in a loop over OBX), so each is
-// made once per run; the run's end forgets them.
+// textChunk is how many bytes of field values str copies into one
+// allocation.
+const textChunk = 256
+
+// recentValues is how many of the run's latest field values str keeps.
+const recentValues = 8
+
+// recentValue is a field value str made lately in this run.
+type recentValue struct {
+	s string
+	v goja.Value
+}
+
+// str is a field's value as a JavaScript string. Values repeat within a
+// message (flags, units, codes in a loop over OBX): one equal to one of
+// the run's latest few is that one again, found by comparing, not
+// hashing. The bytes of those str makes are copied into chunks of the
+// run's own (r.text), not one allocation each: a chunk is written once
+// and never changed, so the strings may share it. The run's end forgets
+// them all.
 func (r *runner) str(b []byte) goja.Value {
-	if len(b) <= 1 && (len(b) == 0 || b[0] < utf8.RuneSelf) {
-		return r.short[string(b)] // "" and one ASCII character: made with the runtime
-	}
-	if len(b) > maxInterned {
+	switch {
+	case len(b) == 0:
+		return r.short[utf8.RuneSelf]
+	case len(b) == 1 && b[0] < utf8.RuneSelf:
+		return r.short[b[0]] // made with the runtime
+	case len(b) > maxInterned:
 		return r.vm.ToValue(string(b))
 	}
-	if v, ok := r.strs[string(b)]; ok {
-		return v
+	for i := range r.values {
+		if e := &r.values[i]; len(e.s) == len(b) && e.s == string(b) {
+			return e.v
+		}
 	}
-	s := string(b)
+	if cap(r.text)-len(r.text) < len(b) {
+		r.text = make([]byte, 0, textChunk)
+	}
+	at := len(r.text)
+	r.text = append(r.text, b...)
+	s := unsafe.String(&r.text[at], len(b))
 	v := r.vm.ToValue(s)
-	if len(r.strs) < 1024 {
-		r.strs[s] = v
-	}
+	r.values[r.nextValue] = recentValue{s, v}
+	r.nextValue = (r.nextValue + 1) % recentValues
 	return v
 }
 
@@ -180,7 +211,21 @@ type segmentObject struct {
 	get, set goja.Value // its methods, made with it
 	name     string
 	occ      int
+	paths    []segPath   // the paths its get and set were given, kept run after run (see segmentMethods)
+	at       hl7.Segment // the segment itself, while the message's segments are as they were (shape)
+	shape    uint64      // runner.shape when at was taken
 }
+
+// segPath is a path a segment's get or set was given (arg), parsed for a
+// segment named seg.
+type segPath struct {
+	seg, arg string
+	p        hl7.Path
+}
+
+// maxSegPaths bounds a segment object's own paths; more go to the
+// runner's map.
+const maxSegPaths = 8
 
 func (s *segmentObject) Get(key string) goja.Value {
 	switch key {
@@ -210,6 +255,16 @@ func (r *runner) segmentMethods(seg *segmentObject) (get, set goja.Value) {
 	vm := r.vm
 	at := func(c goja.FunctionCall) hl7.Path {
 		s := c.Argument(0).String()
+		// A loop asks the same few paths of the segment each pooled
+		// object stands for, run after run: compared in place, they cost
+		// less than a lookup in the map.
+		for i := range seg.paths {
+			if sp := &seg.paths[i]; sp.arg == s && sp.seg == seg.name {
+				p := sp.p
+				p.Occurrence = seg.occ
+				return p
+			}
+		}
 		k := segPathKey{seg.name, s}
 		p, cached := r.segPaths[k]
 		if !cached {
@@ -222,10 +277,16 @@ func (r *runner) segmentMethods(seg *segmentObject) (get, set goja.Value) {
 				r.segPaths[k] = p
 			}
 		}
+		if len(seg.paths) < maxSegPaths {
+			seg.paths = append(seg.paths, segPath{seg.name, s, p})
+		}
 		p.Occurrence = seg.occ
 		return p
 	}
 	get = vm.ToValue(func(c goja.FunctionCall) goja.Value {
+		if seg.shape == r.shape { // no segment added or removed since: read it in place
+			return r.str(seg.at.Value(at(c)))
+		}
 		return r.str(r.in.Message.Value(at(c)))
 	})
 	set = vm.ToValue(func(c goja.FunctionCall) goja.Value {
@@ -242,18 +303,40 @@ func (r *runner) segmentMethods(seg *segmentObject) (get, set goja.Value) {
 // (the path is the script's own text, never a value).
 func (r *runner) path(where string, v goja.Value) hl7.Path {
 	s := v.String()
-	if p, ok := r.paths[s]; ok {
-		return p
+	slot := &r.recent[recentSlot(s)]
+	if len(s) > 0 && len(s) == len(slot.s) && unsafe.StringData(s) == unsafe.StringData(slot.s) {
+		return slot.p
 	}
-	p, err := hl7.ParsePath(s)
-	if err != nil {
-		panic(r.vm.NewTypeError(fmt.Sprintf("%s: %q is not a path such as PID-5.1: %s", where, s, reason(err))))
+	p, ok := r.paths[s]
+	if !ok {
+		var err error
+		if p, err = hl7.ParsePath(s); err != nil {
+			panic(r.vm.NewTypeError(fmt.Sprintf("%s: %q is not a path such as PID-5.1: %s", where, s, reason(err))))
+		}
+		if len(r.paths) < 4096 { // a script's paths are few; a runaway one does not grow this
+			r.paths[s] = p
+		}
 	}
-	if len(r.paths) < 4096 { // a script's paths are few; a runaway one does not grow this
-		r.paths[s] = p
-	}
+	*slot = recentPath{s, p}
 	return p
 }
+
+// recentPath is a path a script named lately, by its very string.
+type recentPath struct {
+	s string
+	p hl7.Path
+}
+
+// recentSlot is where s stands in runner.recent: by where its bytes are.
+// A path a script writes as a literal is the same string, at the same
+// place, at every call, so a slot that holds it (and, holding it, keeps
+// its bytes where they are) answers without hashing it.
+func recentSlot(s string) int {
+	return int((uintptr(unsafe.Pointer(unsafe.StringData(s)))>>3 ^ uintptr(len(s))) % recentPaths)
+}
+
+// recentPaths is how many slots runner.recent has.
+const recentPaths = 64
 
 // check throws err (from an edit) as a TypeError.
 func (r *runner) check(where string, err error) {
@@ -290,7 +373,7 @@ func (v *varsObject) Get(key string) goja.Value {
 func (v *varsObject) Set(key string, val goja.Value) bool {
 	in := v.r.in
 	if in.Vars == nil {
-		in.Vars = map[string]string{}
+		in.Vars = make(map[string]string, 8)
 	}
 	in.Vars[key] = text(val)
 	return true

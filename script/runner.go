@@ -30,12 +30,18 @@ type runner struct {
 	script *Script
 	// The native API's objects, made once and pointed at the run's input.
 	msg, vars, log *goja.Object
-	segPaths       map[segPathKey]hl7.Path // segments' paths by segment name and argument, parsed once
-	segPool        []*segmentObject        // msg.segments' objects made so far, reused run after run
-	segUsed        int                     // how many of segPool this run has handed out
-	strs           map[string]goja.Value   // this run's short field values, made once each (see str)
-	short          map[string]goja.Value   // "" and each ASCII character, made once per runtime
-	paths          map[string]hl7.Path     // paths scripts name, parsed once
+	segPaths       map[segPathKey]hl7.Path       // segments' paths by segment name and argument, parsed once
+	segPool        []*segmentObject              // msg.segments' objects made so far, reused run after run
+	segUsed        int                           // how many of segPool this run has handed out
+	segList        []any                         // msg.segments' list before it is an array, reused
+	shape          uint64                        // changes when a run starts and when a script adds or removes segments (see segmentObject.at)
+	values         [recentValues]recentValue     // this run's latest field values (see str)
+	nextValue      int                           // where in values str keeps the next
+	text           []byte                        // this run's field values' bytes, which their strings share (see str)
+	short          [utf8.RuneSelf + 1]goja.Value // each ASCII character, and "" last: made once per runtime
+	argv           [3]goja.Value                 // a script's arguments, but a Mirth script's
+	paths          map[string]hl7.Path           // paths scripts name, parsed once
+	recent         [recentPaths]recentPath       // the paths named lately, found without hashing (see path)
 	mirth          *mirthScope
 }
 
@@ -49,11 +55,10 @@ func (e *Engine) newRunner() (*runner, error) {
 	r.installHelpers()
 	r.msg = r.nativeMessage()
 	r.segPaths = map[segPathKey]hl7.Path{}
-	r.strs = map[string]goja.Value{}
-	r.short = map[string]goja.Value{"": r.vm.ToValue("")}
 	for c := range utf8.RuneSelf {
-		r.short[string(rune(c))] = r.vm.ToValue(string(rune(c)))
+		r.short[c] = r.vm.ToValue(string(rune(c)))
 	}
+	r.short[utf8.RuneSelf] = r.vm.ToValue("")
 	r.paths = map[string]hl7.Path{}
 	r.vars = r.vm.NewDynamicObject(&varsObject{r: r})
 	r.log = r.logger()
@@ -96,6 +101,7 @@ func (r *runner) function(s *Script) (goja.Callable, error) {
 // begin marks a run of s on in as in progress and arms its watch.
 func (r *runner) begin(in *Input, s *Script) {
 	r.in, r.script = in, s
+	r.shape++ // no segment object of an earlier run reads in place
 	r.mu.Lock()
 	r.gen++
 	r.began = time.Now()
@@ -114,7 +120,7 @@ func (r *runner) end() {
 	r.vm.ClearInterrupt()
 	r.in, r.script = nil, nil
 	r.endSegments()
-	clear(r.strs) // no value of this message outlives its run
+	r.values, r.nextValue, r.text = [recentValues]recentValue{}, 0, nil // no value of this message outlives its run
 	r.mirth.reset()
 }
 
@@ -132,10 +138,12 @@ func (r *runner) slow() {
 // args are the values a script's parameters (params) receive.
 func (r *runner) args(s *Script, in *Input) []goja.Value {
 	if s.kind == Builder {
-		return []goja.Value{r.vm.ToValue(in.Document), r.vars, r.log}
+		r.argv = [3]goja.Value{r.vm.ToValue(in.Document), r.vars, r.log}
+		return r.argv[:]
 	}
 	if !s.mirth {
-		return []goja.Value{r.msg, r.vars, r.log}
+		r.argv = [3]goja.Value{r.msg, r.vars, r.log}
+		return r.argv[:]
 	}
 	return r.mirth.args(in)
 }

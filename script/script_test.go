@@ -1,6 +1,7 @@
 package script
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -262,4 +263,72 @@ vars.flag = obx[2].get('11') + obx[0].get('11');`
 		assert.Equal(t, c.flag, in.Vars["flag"])
 	}
 	assert.EqualValues(t, 1, e.made.Load(), "one runtime served both messages, so its pool was reused")
+}
+
+// A segment object reads its segment in place only while no segment has
+// been added or removed: after that it is the n-th segment of its name
+// again, as it always was.
+func TestASegmentObjectFollowsTheMessageAfterSegmentsAreAddedOrRemoved(t *testing.T) {
+	e := engine(t, Options{})
+	in := &Input{Message: parse(t, oru)}
+	_, err := run(t, e, Step, `
+var obx = msg.segments('OBX');
+vars.before = obx[0].get('3.1') + '/' + obx[1].get('3.1');
+msg.delete('OBX[1]');
+vars.afterDelete = obx[0].get('3.1') + '/' + obx[1].get('3.1') + '/' + obx[2].get('3.1');
+msg.addSegment('OBX|0|ST|NEW^New', 'OBR');
+vars.afterAdd = obx[0].get('3.1') + '/' + obx[1].get('3.1');
+msg.setText(msg.text().replace('NEW^New', 'TXT^Text'));
+vars.afterText = obx[0].get('3.1');
+obx[1].set('3.1', 'SET');
+`, false, in)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{
+		"before": "WBC/HGB", "afterDelete": "HGB/PLT/", "afterAdd": "NEW/HGB", "afterText": "TXT",
+	}, in.Vars)
+	assert.Equal(t, "SET", in.Message.ValueString(hl7.MustParsePath("OBX[2]-3.1")))
+}
+
+// A segment object a script keeps in a global reads the message running
+// now, never the one it was made for.
+func TestASegmentObjectKeptPastItsRunReadsTheMessageRunningNow(t *testing.T) {
+	e := engine(t, Options{})
+	s, err := e.Compile("keep.js", Step, `
+if (globalThis.kept === undefined) { globalThis.kept = msg.segments('OBX')[0]; }
+vars.seen = globalThis.kept.get('3.1');`, false)
+	require.NoError(t, err)
+	in := &Input{Message: parse(t, oru)}
+	_, err = s.Run(in)
+	require.NoError(t, err)
+	require.Equal(t, "WBC", in.Vars["seen"])
+	in = &Input{Message: parse(t, strings.Replace(oru, "WBC^White", "NA^Sodium", 1))}
+	_, err = s.Run(in)
+	require.NoError(t, err)
+	assert.Equal(t, "NA", in.Vars["seen"])
+}
+
+// Field values share the run's chunks of bytes: many of them, long and
+// short, repeated and not, each reads as its own value to the end.
+func TestManyFieldValuesInARunKeepTheirOwnText(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("MSH|^~\\&|LAB|LABFAC|EHR|HOSP|20260114120000||ORU^R01|C1|P|2.5.1\r")
+	var want []string
+	for i := range 120 {
+		v := strings.Repeat(string(rune('a'+i%26)), 1+i%40) + "-" + string(rune('0'+i%10))
+		if i%7 == 0 {
+			v = "NM" // repeated
+		}
+		want = append(want, v)
+		b.WriteString("OBX|" + string(rune('0'+i%10)) + "|" + v + "\r")
+	}
+	e := engine(t, Options{})
+	for range 2 { // and again on the same runtime
+		in := &Input{Message: parse(t, b.String())}
+		_, err := run(t, e, Step, `var got = [];
+msg.segments('OBX').forEach(function (obx) { got.push(obx.get('2')); });
+for (var i = 1, n = got.length; i <= n; i++) { got.push(msg.get('OBX[' + i + ']-2')); }
+vars.got = got.join(',');`, false, in)
+		require.NoError(t, err)
+		assert.Equal(t, strings.Join(append(slices.Clone(want), want...), ","), in.Vars["got"])
+	}
 }
