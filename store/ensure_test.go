@@ -2,13 +2,16 @@ package store
 
 import (
 	"context"
+	"github.com/nats-io/nats.go"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hl7broker/hl7broker/internal/testkit"
 	"github.com/hl7broker/hl7broker/wire"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -90,4 +93,39 @@ func TestEnsureConsumerChangesTheAckPolicyFromTheAckFloor(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, jetstream.AckExplicitPolicy, info.Config.AckPolicy)
 	require.Zero(t, info.NumPending+uint64(info.NumAckPending), "every message was acknowledged before the change")
+}
+
+// A broker that starts beside others, or again, updates no stream whose
+// config it would not change (another broker's update while a consumer
+// is made is a data race inside nats-server), and still updates one whose
+// config changed. The server announces each update on the advisory
+// subject, in order: the first announcement after the unchanged call is
+// the changed call's.
+func TestEnsureStreamsUpdatesOnlyWhatChanged(t *testing.T) {
+	c := testkit.Config(t)
+	n, err := Open(context.Background(), c)
+	require.NoError(t, err)
+	t.Cleanup(n.Close)
+	ctx := context.Background()
+	updated := make(chan string, 16)
+	sub, err := n.Conn.Subscribe("$JS.EVENT.ADVISORY.STREAM.UPDATED.>", func(m *nats.Msg) {
+		updated <- m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+	})
+	require.NoError(t, err)
+	defer sub.Unsubscribe()
+	require.NoError(t, n.Conn.Flush())
+
+	require.NoError(t, n.EnsureStreams(ctx, c), "again, unchanged")
+	c.History.DLQMaxAge = 90 * 24 * time.Hour
+	require.NoError(t, n.EnsureStreams(ctx, c), "with the dead-letter queue's age changed")
+	select {
+	case name := <-updated:
+		assert.Equal(t, wire.StreamDLQ, name, "the first stream updated is the one whose config changed")
+	case <-time.After(10 * time.Second):
+		t.Fatal("no stream update was announced for the changed dead-letter queue")
+	}
+	s, err := n.JetStream.Stream(ctx, wire.StreamDLQ)
+	require.NoError(t, err)
+	assert.Equal(t, 90*24*time.Hour, s.CachedInfo().Config.MaxAge)
+	assert.Empty(t, updated, "no other stream was updated")
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -250,22 +251,46 @@ func (n *NATS) EnsureStreams(ctx context.Context, c *config.Config) error {
 			MaxAge: cmp.Or(c.Admin.AuditAge, config.DefaultAuditAge), Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas},
 	}
 	for _, sc := range streams {
-		if sc.Name == wire.StreamOut {
+		have, err := n.JetStream.Stream(ctx, sc.Name)
+		if err == nil && sc.Name == wire.StreamOut && have.CachedInfo().Config.Retention == jetstream.WorkQueuePolicy {
 			// A stream's retention cannot change: an HL7_OUT made by an
 			// earlier version stays a work queue, and works as before.
-			if s, err := n.JetStream.Stream(ctx, wire.StreamOut); err == nil && s.CachedInfo().Config.Retention == jetstream.WorkQueuePolicy {
-				sc.Retention = jetstream.WorkQueuePolicy
-			}
+			sc.Retention = jetstream.WorkQueuePolicy
+		}
+		if err == nil && sameStream(have.CachedInfo().Config, sc) {
+			continue
 		}
 		if _, err := n.JetStream.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("stream %s: %w", sc.Name, err)
 		}
 	}
-	if _, err := n.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: wire.StateBucket,
-		Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas, History: 1}); err != nil {
+	kv := jetstream.KeyValueConfig{Bucket: wire.StateBucket, Storage: jetstream.FileStorage, Replicas: c.NATS.Replicas, History: 1}
+	if have, err := n.JetStream.Stream(ctx, "KV_"+kv.Bucket); err == nil {
+		if hc := have.CachedInfo().Config; hc.Storage == kv.Storage && hc.Replicas == max(kv.Replicas, 1) && hc.MaxMsgsPerSubject == int64(kv.History) {
+			return nil
+		}
+	}
+	if _, err := n.JetStream.CreateOrUpdateKeyValue(ctx, kv); err != nil {
 		return fmt.Errorf("bucket %s: %w", wire.StateBucket, err)
 	}
 	return nil
+}
+
+// sameStream reports whether a stream's config already has every setting
+// EnsureStreams gives it, so that a broker starting beside others (or
+// again) leaves it alone. An update it did not need is not free: besides
+// the work, nats-server (2.15) reads a stream's config without its lock
+// while it makes a consumer, and another broker's update of that stream
+// at that moment is a data race in the server.
+func sameStream(have, want jetstream.StreamConfig) bool {
+	maxBytes := want.MaxBytes
+	if maxBytes == 0 {
+		maxBytes = -1
+	}
+	return slices.Equal(have.Subjects, want.Subjects) && have.Retention == want.Retention && have.MaxAge == want.MaxAge &&
+		have.MaxBytes == maxBytes && have.MaxMsgsPerSubject == cmp.Or(want.MaxMsgsPerSubject, -1) &&
+		(want.Duplicates == 0 || have.Duplicates == want.Duplicates) && // 0: the server's default, whatever it made of it
+		have.Storage == want.Storage && have.Replicas == max(want.Replicas, 1)
 }
 
 func (n *NATS) onClosed() nats.Option {
