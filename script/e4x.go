@@ -25,10 +25,21 @@ type xlist struct {
 	items []*xnode
 	base  *xlist
 	name  string
+	one   [1]*xnode // items, when it is one element (see only)
 }
 
 func (m *mirthScope) list(doc *xdoc, items []*xnode, base *xlist, name string) goja.Value {
 	return m.r.vm.NewDynamicObject(&xlist{m: m, doc: doc, items: items, base: base, name: name})
+}
+
+// only is list of the one element n, held in the list itself: most lists
+// a script makes are one field of one segment, and need no slice of their
+// own. (Capped at one: an append to items copies.)
+func (m *mirthScope) only(doc *xdoc, n *xnode, base *xlist, name string) goja.Value {
+	l := &xlist{m: m, doc: doc, base: base, name: name}
+	l.one[0] = n
+	l.items = l.one[:1:1]
+	return m.r.vm.NewDynamicObject(l)
 }
 
 func index(key string) (int, bool) {
@@ -42,20 +53,30 @@ func index(key string) (int, bool) {
 func (l *xlist) Get(key string) goja.Value {
 	if i, ok := index(key); ok {
 		if i < len(l.items) {
-			return l.m.list(l.doc, l.items[i:i+1], nil, "")
+			return l.m.only(l.doc, l.items[i], nil, "")
 		}
 		return l.m.list(l.doc, nil, l.base, l.name)
 	}
 	if f, ok := l.m.methods[key]; ok {
 		return f
 	}
-	var kids []*xnode
+	var first *xnode
+	var kids []*xnode // when more than one
 	for _, it := range l.items {
 		for _, k := range it.kids {
-			if key == "*" || k.name == key {
+			switch {
+			case key != "*" && k.name != key:
+			case first == nil:
+				first = k
+			case kids == nil:
+				kids = []*xnode{first, k}
+			default:
 				kids = append(kids, k)
 			}
 		}
+	}
+	if first != nil && kids == nil {
+		return l.m.only(l.doc, first, l, key)
 	}
 	return l.m.list(l.doc, kids, l, key)
 }

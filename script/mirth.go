@@ -150,7 +150,7 @@ func (r *runner) newMirthScope() *mirthScope {
 		if l, ok := asList(v); ok {
 			out := make([]any, len(l.items))
 			for i := range l.items {
-				out[i] = m.list(l.doc, l.items[i:i+1], nil, "")
+				out[i] = m.only(l.doc, l.items[i], nil, "")
 			}
 			return vm.NewArray(out...)
 		}

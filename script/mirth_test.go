@@ -133,3 +133,24 @@ func TestMirthToStringOfAFieldWithComponentsIsItsXML(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "<PID.8>\n  <PID.8.1>M</PID.8.1>\n</PID.8>", string(res.Payload), "as in Mirth: a field's text is in its .1")
 }
+
+// A list a script holds keeps its elements when their parent changes
+// around them: a field read before a sibling is deleted, an element of a
+// `for each` before an element is added, each still reads what it read.
+func TestMirthAListKeepsItsElementsWhenTheirParentChanges(t *testing.T) {
+	e := engine(t, Options{})
+	res, err := run(t, e, Encoder, `
+var name = msg['PID']['PID.5'];
+var second = msg['OBX'][1];
+delete msg['PID']['PID.3'];
+msg['PID']['PID.2']['PID.2.1'] = 'X';
+var out = [name['PID.5.1'].toString(), second['OBX.3']['OBX.3.1'].toString()];
+for each (obx in msg['OBX']) {
+  if (obx['OBX.1'].toString() == '1') { msg['OBX'][3] = 'OBX|4'; }
+  out.push(obx['OBX.3']['OBX.3.1'].toString());
+}
+return out.join('|');
+`, true, &Input{Message: parse(t, oru)})
+	require.NoError(t, err)
+	assert.Equal(t, "SMITH|HGB|WBC|HGB|PLT", string(res.Payload))
+}
