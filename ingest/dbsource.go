@@ -248,13 +248,20 @@ func (d *DatabaseSource) resume(ctx context.Context) error {
 		return nil
 	}
 	if len(p.Mark) > 0 {
-		args := make([]any, len(p.Mark))
-		for i, v := range p.Mark {
-			args[i] = decodeValue(v)
-		}
-		if _, err := d.db.ExecContext(ctx, d.markSQL, args...); err != nil {
-			return fmt.Errorf("marking the row stored last: %s", dbReason(err))
-		}
+		return d.mark(ctx, p.Mark, "the row stored last")
+	}
+	return nil
+}
+
+// mark runs the mark statement with a row's values (what names the row
+// in an error, never by value).
+func (d *DatabaseSource) mark(ctx context.Context, values []string, what string) error {
+	args := make([]any, len(values))
+	for i, v := range values {
+		args[i] = decodeValue(v)
+	}
+	if _, err := d.db.ExecContext(ctx, d.markSQL, args...); err != nil {
+		return fmt.Errorf("marking %s: %s", what, dbReason(err))
 	}
 	return nil
 }
@@ -361,14 +368,7 @@ func (d *DatabaseSource) done(ctx context.Context, where string, p place) error 
 		d.hw = decodeValue(p.HW)
 		return nil
 	}
-	args := make([]any, len(p.Mark))
-	for i, v := range p.Mark {
-		args[i] = decodeValue(v)
-	}
-	if _, err := d.db.ExecContext(ctx, d.markSQL, args...); err != nil {
-		return fmt.Errorf("marking a row done: %s", dbReason(err))
-	}
-	return nil
+	return d.mark(ctx, p.Mark, "a row done")
 }
 
 // refused logs a row that made no message (why, never the row's values:

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -43,14 +42,7 @@ routes: [{name: all, to: [emr]}]
 destinations: [{name: emr, type: mllp, addr: "%s"}]
 `, t.TempDir(), addr, tokenFile, downstream))
 	defer stop()
-	require.Eventually(t, func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	},
-		10*time.Second, 10*time.Millisecond, "waiting for the HTTP source to listen")
+	waitListening(t, addr, "the HTTP source")
 	req, err := http.NewRequest("POST", "http://"+addr+"/registrations", strings.NewReader(
 		`[{"id": "W1", "patient": {"mrn": "M1", "family": "Quimby", "given": "Ann"}}, {"id": "W2", "patient": {}}]`))
 	require.NoError(t, err)

@@ -144,14 +144,7 @@ destinations: [{name: emr, type: mllp, addr: "%s"}]
 	require.NoError(t, os.WriteFile(file, []byte(all.String()), 0o644))
 	state := filepath.Join(t.TempDir(), "import.state")
 	url := "http://" + addr + "/hl7"
-	require.Eventually(t, func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	},
-		10*time.Second, 10*time.Millisecond, "waiting for the HTTP source to listen")
+	waitListening(t, addr, "the HTTP source")
 
 	stdout, errOut, code := runCmd(t, "import", file, "--to", url, "--batch", "3", "--token-file", tokenFile, "--state", state, "--progress", "0")
 	assert.Equal(t, 1, code, "one message refused: exit 1; %s %s", stdout, errOut)
@@ -252,4 +245,16 @@ func TestImportValidateOnlyFindsPlantedProblems(t *testing.T) {
 			assert.NotContains(t, out, value, "no values in the report")
 		}
 	}
+}
+
+// waitListening waits until something accepts connections at addr.
+func waitListening(t *testing.T, addr, what string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, 10*time.Second, 10*time.Millisecond, "waiting for %s to listen at %s", what, addr)
 }
